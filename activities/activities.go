@@ -1,0 +1,175 @@
+// Package activities adapts the rotation steps to Temporal: it resolves a secret ID to its
+// rotator and store, runs one step, heartbeats while the step works, and maps errors to
+// the types the workflow's retry policies know. Inputs and results are references only;
+// material is read from and written to the store inside the activity and never returned.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// Binding is what a secret ID resolves to on this worker.
+type Binding struct {
+	Kind  string
+	Grace time.Duration
+	Steps rotation.Steps
+}
+
+// Resolver finds the rotator and store of a secret, typically from the worker's inventory.
+// It returns an error wrapping ErrUnknownSecret for an ID it does not manage.
+type Resolver interface {
+	Resolve(ctx context.Context, id secret.ID) (Binding, error)
+}
+
+// Activities are the rotation steps as Temporal activities.
+type Activities struct {
+	resolver Resolver
+	// heartbeatEvery is how often a running step tells the server it is alive, so a worker
+	// killed mid-step is noticed within the heartbeat timeout instead of the step timeout.
+	heartbeatEvery time.Duration
+}
+
+// NewActivities builds the activities over a resolver.
+func NewActivities(r Resolver) *Activities {
+	return &Activities{resolver: r, heartbeatEvery: 2 * time.Second}
+}
+
+// PlanInput names the secret to rotate.
+type PlanInput struct {
+	SecretID secret.ID `json:"secretId"`
+}
+
+// PlanResult is what the workflow needs to know before it starts changing things.
+type PlanResult struct {
+	Kind  string        `json:"kind"`
+	Grace time.Duration `json:"grace"`
+	// Current is the version consumers use now, nil when the secret has none yet.
+	Current *secret.Version `json:"current,omitempty"`
+}
+
+// StepInput names a secret and one of its versions.
+type StepInput struct {
+	SecretID secret.ID           `json:"secretId"`
+	Token    secret.VersionToken `json:"token"`
+}
+
+// RevokeInput names the version to revoke and the one that must keep working.
+type RevokeInput struct {
+	SecretID secret.ID       `json:"secretId"`
+	Version  secret.Version  `json:"version"`
+	Keep     *secret.Version `json:"keep,omitempty"`
+}
+
+// RollbackInput names the failed version and the one to restore.
+type RollbackInput struct {
+	SecretID secret.ID           `json:"secretId"`
+	Token    secret.VersionToken `json:"token"`
+	Restore  *secret.Version     `json:"restore,omitempty"`
+}
+
+// Plan resolves the secret and reads its current version.
+func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
+	b, err := a.resolve(ctx, in.SecretID)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	current, err := b.Steps.Current(ctx)
+	if err != nil {
+		return PlanResult{}, classify(err)
+	}
+	return PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current}, nil
+}
+
+// Create makes (or finds, on a retry) the pending version for the token.
+func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateResult, error) {
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (rotation.CreateResult, error) {
+		return s.Create(ctx, in.Token)
+	})
+}
+
+// Test proves the version works against the target.
+func (a *Activities) Test(ctx context.Context, in StepInput) error {
+	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (struct{}, error) {
+		return struct{}{}, s.Test(ctx, in.Token)
+	})
+	return err
+}
+
+// Promote makes the version current.
+func (a *Activities) Promote(ctx context.Context, in StepInput) (rotation.PromoteResult, error) {
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (rotation.PromoteResult, error) {
+		return s.Promote(ctx, in.Token)
+	})
+}
+
+// Revoke disables the old version on the target.
+func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
+	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (struct{}, error) {
+		return struct{}{}, s.Revoke(ctx, in.Version, in.Keep)
+	})
+	return err
+}
+
+// Rollback undoes a failed or aborted rotation from observed state.
+func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.RollbackResult, error) {
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (rotation.RollbackResult, error) {
+		return s.Rollback(ctx, in.Token, in.Restore)
+	})
+}
+
+func (a *Activities) resolve(ctx context.Context, id secret.ID) (Binding, error) {
+	if err := id.Validate(); err != nil {
+		return Binding{}, classify(fmt.Errorf("%w: %w", ErrUnknownSecret, err))
+	}
+	b, err := a.resolver.Resolve(ctx, id)
+	if err != nil {
+		return Binding{}, classify(err)
+	}
+	return b, nil
+}
+
+// run resolves the secret and runs one step while heartbeating, so a worker that dies
+// mid-step is detected by the heartbeat timeout and the step retried elsewhere.
+func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(context.Context, rotation.Steps) (T, error)) (T, error) {
+	var zero T
+	b, err := a.resolve(ctx, id)
+	if err != nil {
+		return zero, err
+	}
+	stop := a.heartbeat(ctx)
+	defer stop()
+	out, err := step(ctx, b.Steps)
+	if err != nil {
+		return zero, classify(err)
+	}
+	return out, nil
+}
+
+func (a *Activities) heartbeat(ctx context.Context) func() {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(a.heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}

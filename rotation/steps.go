@@ -1,0 +1,142 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+)
+
+// Steps binds one secret to its rotator and its store.
+type Steps struct {
+	SecretID secret.ID
+	Rotator  rotators.Rotator
+	Store    stores.Store
+}
+
+// CreateResult reports the pending version a Create made or found.
+type CreateResult struct {
+	Version secret.Version
+	// Reused is true when the version already existed under the token (a retried step).
+	Reused bool
+}
+
+// Current returns the version consumers read now, or nil when the secret has none yet.
+func (s Steps) Current(ctx context.Context) (*secret.Version, error) {
+	v, _, err := s.Store.Read(ctx, s.SecretID, secret.StageCurrent)
+	if errors.Is(err, stores.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read current version: %w", err)
+	}
+	return &v, nil
+}
+
+// Create makes the version for token: generate material, stage it as pending, then apply
+// it to the target. If the token already has a version, its recorded material is applied
+// again (the target may have missed it when the previous attempt crashed) and reused.
+func (s Steps) Create(ctx context.Context, token secret.VersionToken) (CreateResult, error) {
+	existing, material, err := s.Store.ReadVersion(ctx, s.SecretID, token)
+	switch {
+	case err == nil:
+		if !existing.Has(secret.StagePending) {
+			// Promoted already: a late retry of Create must not touch the target again.
+			return CreateResult{Version: existing, Reused: true}, nil
+		}
+		if err := s.Rotator.Apply(ctx, rotators.ApplyRequest{Version: existing, Material: material}); err != nil {
+			return CreateResult{}, fmt.Errorf("apply recorded pending version: %w", err)
+		}
+		return CreateResult{Version: existing, Reused: true}, nil
+	case !errors.Is(err, stores.ErrNotFound):
+		return CreateResult{}, fmt.Errorf("look up version: %w", err)
+	}
+
+	current, err := s.Current(ctx)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	gen, err := s.Rotator.Generate(ctx, rotators.GenerateRequest{SecretID: s.SecretID, Token: token, Current: current})
+	if err != nil {
+		return CreateResult{}, fmt.Errorf("generate: %w", err)
+	}
+	staged, err := s.Store.StagePending(ctx, stores.StageRequest{
+		SecretID: s.SecretID, Token: token, Material: gen.Material, Metadata: gen.Metadata,
+	})
+	if err != nil {
+		return CreateResult{}, fmt.Errorf("stage pending version: %w", err)
+	}
+	// Read back what the store holds: if a concurrent attempt staged first, its material
+	// won and is the one the target must get.
+	staged, material, err = s.Store.ReadVersion(ctx, s.SecretID, staged.Token)
+	if err != nil {
+		return CreateResult{}, fmt.Errorf("read back pending version: %w", err)
+	}
+	if err := s.Rotator.Apply(ctx, rotators.ApplyRequest{Version: staged, Material: material}); err != nil {
+		return CreateResult{}, fmt.Errorf("apply pending version: %w", err)
+	}
+	return CreateResult{Version: staged}, nil
+}
+
+// Test proves the version works against the real target, reading its material from the
+// store (never from the caller).
+func (s Steps) Test(ctx context.Context, token secret.VersionToken) error {
+	v, material, err := s.Store.ReadVersion(ctx, s.SecretID, token)
+	if err != nil {
+		return fmt.Errorf("read version to test: %w", err)
+	}
+	if err := s.Rotator.Test(ctx, rotators.TestRequest{Version: v, Material: material}); err != nil {
+		return fmt.Errorf("test version %d: %w", v.Number, err)
+	}
+	return nil
+}
+
+// PromoteResult reports the promotion.
+type PromoteResult struct {
+	Current secret.Version
+	// Previous is the version that was current before, nil on a secret's first rotation.
+	Previous *secret.Version
+}
+
+// Promote makes token's version current. Promoting it again reports the same result.
+func (s Steps) Promote(ctx context.Context, token secret.VersionToken) (PromoteResult, error) {
+	target, _, err := s.Store.ReadVersion(ctx, s.SecretID, token)
+	if err != nil {
+		return PromoteResult{}, fmt.Errorf("read version to promote: %w", err)
+	}
+	if target.Has(secret.StageCurrent) {
+		return s.promoted(ctx, target)
+	}
+	if err := s.Store.Promote(ctx, s.SecretID, token); err != nil {
+		return PromoteResult{}, fmt.Errorf("promote: %w", err)
+	}
+	target, _, err = s.Store.ReadVersion(ctx, s.SecretID, token)
+	if err != nil {
+		return PromoteResult{}, fmt.Errorf("read promoted version: %w", err)
+	}
+	return s.promoted(ctx, target)
+}
+
+func (s Steps) promoted(ctx context.Context, current secret.Version) (PromoteResult, error) {
+	res := PromoteResult{Current: current}
+	prev, _, err := s.Store.Read(ctx, s.SecretID, secret.StagePrevious)
+	switch {
+	case err == nil:
+		res.Previous = &prev
+	case !errors.Is(err, stores.ErrNotFound):
+		return PromoteResult{}, fmt.Errorf("read previous version: %w", err)
+	}
+	return res, nil
+}
+
+// Revoke disables old on the target while keep goes on working. Revoking what is already
+// revoked is success.
+func (s Steps) Revoke(ctx context.Context, old secret.Version, keep *secret.Version) error {
+	if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: old, Keep: keep}); err != nil {
+		return fmt.Errorf("revoke version %d: %w", old.Number, err)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+// Package workflows holds Keyturn's Temporal workflows: orchestration only. They are
+// deterministic, do no I/O and never see secret material: inputs, results, signals,
+// queries and search attributes carry references (secret IDs, version tokens, non-secret
+// handles) and the activities move material between targets and stores.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// Error types of a Rotate workflow that did not rotate, matched by callers with
+// temporal.ApplicationError.Type(). Each failure carries the RotateResult as details.
+const (
+	ErrTypeInvalidInput = "KeyturnInvalidInput"
+	ErrTypeRolledBack   = "KeyturnRolledBack"
+	ErrTypeRevokeFailed = "KeyturnRevokeFailed"
+	ErrTypeFailed       = "KeyturnRotationFailed"
+)
+
+// The activities are called by method reference on a nil pointer: the SDK needs only the
+// method's name and signature.
+var acts *activities.Activities
+
+// Rotate rotates one secret: create a new version, test it, promote it, wait out the grace
+// period, revoke the previous version. A failure before the grace period rolls back from
+// observed state so the credential in use keeps working.
+func Rotate(ctx workflow.Context, in RotateInput) (RotateResult, error) {
+	r := &rotateRun{in: in}
+	r.status.SecretID = in.SecretID
+	r.status.StartedAt = workflow.Now(ctx)
+	r.status.Step = StepPlan
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RotateStatus, error) { return r.status, nil }); err != nil {
+		return RotateResult{}, err
+	}
+	return r.run(ctx)
+}
+
+type rotateRun struct {
+	in     RotateInput
+	status RotateStatus
+	token  secret.VersionToken
+	plan   activities.PlanResult
+}
+
+func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
+	// Step 0. Reject input no retry can fix.
+	if err := r.in.Validate(); err != nil {
+		r.status.Outcome = OutcomeFailed
+		r.status.Error = err.Error()
+		return r.status.RotateResult, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ErrTypeInvalidInput, nil)
+	}
+	info := workflow.GetInfo(ctx)
+	r.token = secret.VersionToken(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID)
+
+	// Step 1. Plan: resolve the secret on the worker and read the version in use.
+	if err := r.step(ctx, StepPlan, planOptions, acts.Plan, activities.PlanInput{SecretID: r.in.SecretID}, &r.plan); err != nil {
+		return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
+	}
+	r.status.Kind = r.plan.Kind
+	r.status.PreviousVersion = r.plan.Current
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrKind.ValueSet(r.plan.Kind))
+	grace := r.plan.Grace
+	if r.in.Grace != nil {
+		grace = *r.in.Grace
+	}
+
+	// Step 2. Create. From here on any failure rolls back, because Create may have staged
+	// a version or changed the target before it failed.
+	var created rotation.CreateResult
+	if err := r.step(ctx, StepCreate, createOptions, acts.Create, r.stepInput(), &created); err != nil {
+		return r.rollback(ctx, err, OutcomeRolledBack)
+	}
+	r.status.NewVersion = &created.Version
+
+	// Step 3. Test the new version against the real target.
+	if err := r.step(ctx, StepTest, testOptions, acts.Test, r.stepInput(), nil); err != nil {
+		return r.rollback(ctx, err, OutcomeRolledBack)
+	}
+
+	// Step 4. Promote: consumers now read the new version.
+	var promoted rotation.PromoteResult
+	if err := r.step(ctx, StepPromote, promoteOptions, acts.Promote, r.stepInput(), &promoted); err != nil {
+		return r.rollback(ctx, err, OutcomeRolledBack)
+	}
+	r.status.NewVersion = &promoted.Current
+	if promoted.Previous != nil {
+		r.status.PreviousVersion = promoted.Previous
+	}
+
+	// Step 5. Grace: consumers with cached credentials refresh before the old one dies.
+	if aborted, err := r.grace(ctx, grace); err != nil || aborted {
+		if err == nil {
+			err = errors.New("aborted by signal during the grace period")
+		}
+		return r.rollback(ctx, err, OutcomeAborted)
+	}
+
+	// Step 6. Revoke the previous version, keeping the new one.
+	if r.status.PreviousVersion != nil {
+		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion}
+		if err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil); err != nil {
+			return r.fail(ctx, err, ErrTypeRevokeFailed, OutcomeRevokeFailed)
+		}
+	}
+	r.status.Outcome = OutcomeRotated
+	r.setStep(ctx, StepDone)
+	return r.status.RotateResult, nil
+}
+
+func (r *rotateRun) stepInput() activities.StepInput {
+	return activities.StepInput{SecretID: r.in.SecretID, Token: r.token}
+}
+
+// step runs one activity, keeping the status, the search attribute and the timings current.
+func (r *rotateRun) step(ctx workflow.Context, name string, opts workflow.ActivityOptions, activity, input, result any) error {
+	r.setStep(ctx, name)
+	started := workflow.Now(ctx)
+	f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activity, input)
+	err := f.Get(ctx, result)
+	timing := StepTiming{Step: name, Started: started, Duration: workflow.Now(ctx).Sub(started)}
+	if err != nil {
+		timing.Error = errorMessage(err)
+		r.status.LastError = timing.Error
+	}
+	r.status.Steps = append(r.status.Steps, timing)
+	return err
+}
+
+func (r *rotateRun) setStep(ctx workflow.Context, name string) {
+	r.status.Step = name
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrStep.ValueSet(name))
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s**: %s", r.in.SecretID, name))
+}
+
+// grace waits for the grace period, a skip-grace signal, an abort signal or cancellation.
+// It reports aborted=true for an abort signal and returns the cancellation error if the
+// workflow was cancelled.
+func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, err error) {
+	abortCh := workflow.GetSignalChannel(ctx, SignalAbort)
+	skipCh := workflow.GetSignalChannel(ctx, SignalSkipGrace)
+	if d <= 0 {
+		// No grace, but an abort sent while the earlier steps ran still counts.
+		return abortCh.ReceiveAsync(nil), nil
+	}
+	r.setStep(ctx, StepGrace)
+	started := workflow.Now(ctx)
+	r.status.GraceUntil = started.Add(d)
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timer := workflow.NewTimer(timerCtx, d)
+
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(timer, func(f workflow.Future) { err = f.Get(ctx, nil) })
+	sel.AddReceive(skipCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+	sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); aborted = true })
+	sel.Select(ctx)
+	r.status.Steps = append(r.status.Steps, StepTiming{Step: StepGrace, Started: started, Duration: workflow.Now(ctx).Sub(started)})
+	if ctx.Err() != nil {
+		return false, temporal.NewCanceledError()
+	}
+	return aborted, err
+}
+
+// rollback runs the compensation on a disconnected context, so it still runs when the
+// workflow was cancelled, and decides what to undo from what the activity observes.
+func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) (RotateResult, error) {
+	cancelled := temporal.IsCanceledError(cause) || ctx.Err() != nil
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	r.status.Error = errorMessage(cause)
+	if cancelled {
+		outcome = OutcomeAborted
+		r.status.Error = "cancelled"
+	}
+
+	var rb rotation.RollbackResult
+	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Restore: r.plan.Current}
+	if err := r.step(dctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb); err != nil {
+		r.status.Outcome = OutcomeFailed
+		r.status.Error = fmt.Sprintf("%s; rollback failed too: %s", r.status.Error, errorMessage(err))
+		r.setStep(dctx, OutcomeFailed)
+		return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
+			"rotation of "+string(r.in.SecretID)+" failed and its rollback failed: "+r.status.Error+
+				" (the version in the store may not work; check the target now)", ErrTypeFailed, nil, r.status.RotateResult)
+	}
+	r.status.Rollback = &rb
+	r.status.Outcome = outcome
+	r.setStep(dctx, outcome)
+	if cancelled {
+		return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
+	}
+	if outcome == OutcomeAborted {
+		return r.status.RotateResult, nil
+	}
+	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
+		"rotation of "+string(r.in.SecretID)+" rolled back: "+r.status.Error+"; "+keptMessage(rb), ErrTypeRolledBack, nil, r.status.RotateResult)
+}
+
+// fail ends the workflow without a rollback: nothing was changed (plan failed) or the new
+// version is already current and working (revoke failed).
+func (r *rotateRun) fail(ctx workflow.Context, cause error, errType, outcome string) (RotateResult, error) {
+	r.status.Outcome = outcome
+	r.status.Error = errorMessage(cause)
+	r.setStep(ctx, outcome)
+	msg := "rotation of " + string(r.in.SecretID) + " failed: " + r.status.Error
+	if outcome == OutcomeRevokeFailed {
+		msg = "rotation of " + string(r.in.SecretID) + ": new version is current and works, but revoking the previous version failed, so it still works on the target: " + r.status.Error
+	}
+	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(msg, errType, nil, r.status.RotateResult)
+}
+
+func keptMessage(rb rotation.RollbackResult) string {
+	if rb.Restored == nil {
+		return "the secret had no current version; nothing to restore"
+	}
+	return fmt.Sprintf("version %d is current and was verified to work", rb.Restored.Number)
+}
+
+// errorMessage flattens an activity failure to its innermost message, which the
+// activities built from material-free errors.
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Error()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out: " + timeoutErr.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,296 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/worker"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// These tests run the Rotate workflow with mocked activities: they check the
+// orchestration (order, retries, rollback, signals, cancel), not the steps themselves.
+
+type rotateSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+	a   *activities.Activities
+}
+
+func TestRotate(t *testing.T) { suite.Run(t, new(rotateSuite)) }
+
+const id = secret.ID("prod/orders-db/app")
+
+var (
+	v1 = secret.Version{SecretID: id, Token: "v1", Number: 1, Stages: []secret.Stage{secret.StageCurrent}, Metadata: map[string]string{"role": "app_a"}}
+	v2 = secret.Version{SecretID: id, Token: "rotate/prod/orders-db/app/run", Number: 2, Stages: []secret.Stage{secret.StagePending}, Metadata: map[string]string{"role": "app_b"}}
+)
+
+func (s *rotateSuite) SetupTest() {
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s.env = s.NewTestWorkflowEnvironment()
+	s.a = activities.NewActivities(nil)
+	worker.Register(s.env, s.a)
+	s.env.SetStartWorkflowOptions(clientOptions())
+}
+
+func (s *rotateSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+
+func (s *rotateSuite) plan(grace time.Duration) {
+	s.env.OnActivity(s.a.Plan, mock.Anything, activities.PlanInput{SecretID: id}).
+		Return(activities.PlanResult{Kind: "postgres", Grace: grace, Current: &v1}, nil).Once()
+}
+
+func (s *rotateSuite) createOK() {
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).Return(rotation.CreateResult{Version: v2}, nil).Once()
+}
+
+func (s *rotateSuite) promoteOK() {
+	cur := v2
+	cur.Stages = []secret.Stage{secret.StageCurrent}
+	prev := v1
+	prev.Stages = []secret.Stage{secret.StagePrevious}
+	s.env.OnActivity(s.a.Promote, mock.Anything, mock.Anything).Return(rotation.PromoteResult{Current: cur, Previous: &prev}, nil).Once()
+}
+
+func (s *rotateSuite) run(in workflows.RotateInput) (workflows.RotateResult, error) {
+	s.env.ExecuteWorkflow(workflows.RotateWorkflowName, in)
+	s.True(s.env.IsWorkflowCompleted())
+	var res workflows.RotateResult
+	err := s.env.GetWorkflowError()
+	if err == nil {
+		s.NoError(s.env.GetWorkflowResult(&res))
+	}
+	return res, err
+}
+
+func (s *rotateSuite) TestHappyPath() {
+	s.plan(time.Hour)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool {
+		return in.Version.Token == v1.Token && in.Keep != nil && in.Keep.Token == v2.Token
+	})).Return(nil).Once()
+
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+	s.Equal(v2.Token, res.NewVersion.Token)
+	s.Equal(v1.Token, res.PreviousVersion.Token)
+	var steps []string
+	for _, st := range res.Steps {
+		steps = append(steps, st.Step)
+	}
+	s.Equal([]string{"plan", "create", "test", "promote", "grace", "revoke"}, steps)
+	s.Equal(time.Hour, res.Steps[4].Duration, "the grace timer runs its full length")
+}
+
+func (s *rotateSuite) TestVersionTokenIsWorkflowAndRunID() {
+	s.plan(0)
+	var token secret.VersionToken
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StepInput) (rotation.CreateResult, error) {
+		token = in.Token
+		return rotation.CreateResult{Version: v2}, nil
+	}).Once()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Regexp(`^rotate/prod/orders-db/app/.+`, string(token))
+}
+
+func (s *rotateSuite) TestCreateRetryableFailureIsRetriedThenSucceeds() {
+	s.plan(0)
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).
+		Return(rotation.CreateResult{}, temporal.NewApplicationError("connection refused", "KeyturnStepFailed")).Twice()
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+}
+
+// Every step's failure, retryable (exhausting the bounded retries) and not, ends in a
+// rollback with the previous version restored.
+func (s *rotateSuite) TestStepFailuresRollBack() {
+	for _, tc := range []struct {
+		name      string
+		step      string
+		err       error
+		wantCalls int
+	}{
+		{"create non-retryable", "create", temporal.NewNonRetryableApplicationError("no CREATEROLE", activities.ErrTypePermissionDenied, nil), 1},
+		{"create retryable exhausts retries", "create", temporal.NewApplicationError("connection refused", "KeyturnStepFailed"), 5},
+		{"test rejected exhausts retries", "test", temporal.NewApplicationError("credential rejected", activities.ErrTypeCredentialRejected), 6},
+		{"test invalid config", "test", temporal.NewNonRetryableApplicationError("bad check query", activities.ErrTypeInvalidConfig, nil), 1},
+		{"promote retryable exhausts retries", "promote", temporal.NewApplicationError("store down", "KeyturnStepFailed"), 6},
+	} {
+		s.Run(tc.name, func() {
+			s.SetupTest()
+			s.plan(0)
+			switch tc.step {
+			case "create":
+				s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).Return(rotation.CreateResult{}, tc.err).Times(tc.wantCalls)
+			case "test":
+				s.createOK()
+				s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(tc.err).Times(tc.wantCalls)
+			case "promote":
+				s.createOK()
+				s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+				s.env.OnActivity(s.a.Promote, mock.Anything, mock.Anything).Return(rotation.PromoteResult{}, tc.err).Times(tc.wantCalls)
+			}
+			s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool {
+				return in.Restore != nil && in.Restore.Token == v1.Token
+			})).Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Discarded: true}, nil).Once()
+
+			_, err := s.run(workflows.RotateInput{SecretID: id})
+			var appErr *temporal.ApplicationError
+			s.Require().True(errors.As(err, &appErr), "workflow error %v", err)
+			s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
+			s.Contains(appErr.Error(), "version 1 is current and was verified to work")
+			var res workflows.RotateResult
+			s.Require().NoError(appErr.Details(&res))
+			s.Equal(workflows.OutcomeRolledBack, res.Outcome)
+			s.True(res.Rollback.RestoredVerified)
+			s.env.AssertExpectations(s.T())
+		})
+	}
+}
+
+func (s *rotateSuite) TestRollbackFailureEndsFailed() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("bad", activities.ErrTypeInvalidConfig, nil)).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{}, temporal.NewNonRetryableApplicationError("restore failed", activities.ErrTypeInvalidConfig, nil)).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeFailed, appErr.Type())
+	s.Contains(appErr.Error(), "rollback failed too")
+}
+
+func (s *rotateSuite) TestRevokeFailureKeepsNewVersion() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("no privilege", activities.ErrTypePermissionDenied, nil)).Once()
+	// No Rollback: the new version is current and works; undoing it would not help.
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRevokeFailed, appErr.Type())
+	s.Contains(appErr.Error(), "still works on the target")
+}
+
+func (s *rotateSuite) TestPlanUnknownSecretFailsWithoutRollback() {
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.Anything).
+		Return(activities.PlanResult{}, temporal.NewNonRetryableApplicationError("unknown secret", activities.ErrTypeUnknownSecret, nil)).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeFailed, appErr.Type())
+}
+
+func (s *rotateSuite) TestInvalidInputRejected() {
+	_, err := s.run(workflows.RotateInput{SecretID: "Not A Path"})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeInvalidInput, appErr.Type())
+	s.True(appErr.NonRetryable())
+}
+
+func (s *rotateSuite) TestSkipGraceSignal() {
+	s.plan(24 * time.Hour)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalSkipGrace, nil) }, time.Minute)
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+	s.Less(res.Steps[4].Duration, 2*time.Minute)
+}
+
+func (s *rotateSuite) TestAbortDuringGraceRepromotesPrevious() {
+	s.plan(time.Hour)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool {
+		return in.Restore != nil && in.Restore.Token == v1.Token && in.Token != ""
+	})).Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Repromoted: true}, nil).Once()
+	s.env.RegisterDelayedCallback(func() {
+		var st workflows.RotateStatus
+		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&st))
+		s.Equal(workflows.StepGrace, st.Step)
+		s.env.SignalWorkflow(workflows.SignalAbort, nil)
+	}, 10*time.Minute)
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeAborted, res.Outcome)
+	s.True(res.Rollback.Repromoted)
+}
+
+func (s *rotateSuite) TestCancelDuringGraceRunsCompensation() {
+	s.plan(time.Hour)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Repromoted: true}, nil).Once()
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 10*time.Minute)
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().Error(err)
+	var canceled *temporal.CanceledError
+	s.True(errors.As(err, &canceled), "want a cancelled workflow, got %v", err)
+}
+
+func (s *rotateSuite) TestStatusQueryCarriesReferencesOnly() {
+	s.plan(time.Hour)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
+		s.Require().NoError(err)
+		var st workflows.RotateStatus
+		s.Require().NoError(v.Get(&st))
+		s.Equal(workflows.StepGrace, st.Step)
+		s.Equal(v2.Token, st.NewVersion.Token)
+		s.Equal(v1.Token, st.PreviousVersion.Token)
+		s.False(st.GraceUntil.IsZero())
+	}, 30*time.Minute)
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+}
+
+func TestRotateWorkflowID(t *testing.T) {
+	require.Equal(t, "rotate/prod/orders-db/app", workflows.RotateWorkflowID(id))
+}

@@ -1,0 +1,110 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// RotateWorkflowName is the registered name of the rotation workflow; schedules, the CLI
+// and the incident playbook start it by this name.
+const RotateWorkflowName = "Rotate"
+
+// Signal and query names of the Rotate workflow.
+const (
+	// SignalSkipGrace ends the grace period now and revokes the previous version.
+	SignalSkipGrace = "skip-grace"
+	// SignalAbort, during the grace period, makes the previous version current again and
+	// revokes the new one.
+	SignalAbort = "abort"
+	// QueryStatus returns a RotateStatus.
+	QueryStatus = "status"
+)
+
+// RotateWorkflowID is the workflow ID of a secret's rotation. One ID per secret means two
+// rotations of one secret never overlap, whoever starts them.
+func RotateWorkflowID(id secret.ID) string { return "rotate/" + string(id) }
+
+// Step names, as shown in the KeyturnStep search attribute and the status query.
+const (
+	StepPlan     = "plan"
+	StepCreate   = "create"
+	StepTest     = "test"
+	StepPromote  = "promote"
+	StepGrace    = "grace"
+	StepRevoke   = "revoke"
+	StepRollback = "rollback"
+	StepDone     = "done"
+)
+
+// Outcomes of a rotation.
+const (
+	OutcomeRotated = "rotated"
+	// OutcomeAborted: an operator aborted (or cancelled) during the grace period; the
+	// previous version is current again.
+	OutcomeAborted = "aborted"
+	// OutcomeRolledBack: a step failed and the rotation was undone; the version that was
+	// current before is current and was verified to work.
+	OutcomeRolledBack = "rolled_back"
+	// OutcomeRevokeFailed: the new version is current and works, but the old one could not
+	// be revoked and still works on the target.
+	OutcomeRevokeFailed = "revoke_failed"
+	// OutcomeFailed: the rotation failed and so did its rollback. Needs a human.
+	OutcomeFailed = "failed"
+)
+
+// RotateInput starts a rotation. References only: the workflow never sees material.
+type RotateInput struct {
+	SecretID secret.ID `json:"secretId"`
+	// Grace overrides the inventory's grace period when set (zero in an incident).
+	Grace *time.Duration `json:"grace,omitempty"`
+	// Reason and RequestedBy are recorded for the audit trail.
+	Reason      string `json:"reason,omitempty"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+}
+
+// Validate rejects input no retry can fix.
+func (in RotateInput) Validate() error {
+	if err := in.SecretID.Validate(); err != nil {
+		return err
+	}
+	if in.Grace != nil && (*in.Grace < 0 || *in.Grace > 7*24*time.Hour) {
+		return fmt.Errorf("grace %s is outside 0s..168h", *in.Grace)
+	}
+	return nil
+}
+
+// StepTiming is how long one step took.
+type StepTiming struct {
+	Step     string        `json:"step"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// RotateResult is what a rotation did. The workflow returns it on success and attaches it
+// to its failure on any other outcome.
+type RotateResult struct {
+	SecretID secret.ID `json:"secretId"`
+	Kind     string    `json:"kind"`
+	Outcome  string    `json:"outcome"`
+	// NewVersion is the version this rotation created, if it got that far.
+	NewVersion *secret.Version `json:"newVersion,omitempty"`
+	// PreviousVersion was current when the rotation began.
+	PreviousVersion *secret.Version          `json:"previousVersion,omitempty"`
+	Rollback        *rotation.RollbackResult `json:"rollback,omitempty"`
+	Steps           []StepTiming             `json:"steps"`
+	// Error is the failure that ended the rotation, without material.
+	Error string `json:"error,omitempty"`
+}
+
+// RotateStatus is the answer to the status query: where the rotation stands now.
+type RotateStatus struct {
+	RotateResult
+	Step       string    `json:"step"`
+	StartedAt  time.Time `json:"startedAt"`
+	GraceUntil time.Time `json:"graceUntil,omitzero"`
+	LastError  string    `json:"lastError,omitempty"`
+}
