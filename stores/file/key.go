@@ -1,0 +1,112 @@
+package file
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const (
+	keyFileName = "store.key"
+	keySize     = 32 // AES-256
+	// keyFileLimit bounds how much of a key file is read: a valid one is 65 bytes.
+	keyFileLimit = 1024
+)
+
+// ErrInsecureKey is returned by Open when store.key can be read or written by anyone but
+// its owner. Whoever can read the key can read every secret in the store.
+var ErrInsecureKey = errors.New("store key file is accessible to other users")
+
+// loadOrCreateKey returns the store key from dir/store.key, creating it first if the
+// store is new.
+func loadOrCreateKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, keyFileName)
+	key, err := readKey(path)
+	if err == nil {
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	// Another process opening a new store at the same moment may win the race: then
+	// createKey reports ErrExist and we read the key it wrote.
+	if err := createKey(dir, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return readKey(path)
+}
+
+// readKey reads a hex key, refusing a file that others may read: the check runs on the
+// opened file so it cannot be swapped between the check and the read.
+func readKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read store key: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read store key: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("read store key: %s is not a regular file", path)
+	}
+	if perm := info.Mode().Perm(); perm&^0o600 != 0 {
+		return nil, fmt.Errorf("read store key: %s has mode %#o: %w; run `chmod 600 %s`", path, perm, ErrInsecureKey, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, keyFileLimit))
+	if err != nil {
+		return nil, fmt.Errorf("read store key: %w", err)
+	}
+	// The decode error is dropped on purpose: hex.InvalidByteError quotes the key's bytes.
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) != keySize {
+		return nil, fmt.Errorf("read store key: %s does not hold a %d-byte key in hex", path, keySize)
+	}
+	return key, nil
+}
+
+// createKey writes a fresh random key to a temporary file and links it into place, so
+// the key file appears complete or not at all, and never replaces an existing key (that
+// would make every secret already written unreadable).
+func createKey(dir, path string) error {
+	key := make([]byte, keySize)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("create store key: %w", err)
+	}
+	// os.CreateTemp makes the file with mode 0600.
+	tmp, err := os.CreateTemp(dir, "."+keyFileName+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("create store key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(hex.EncodeToString(key) + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("create store key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return fmt.Errorf("create store key: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// keyID names a key without revealing it: the first 8 hex digits of its SHA-256. Each
+// blob records the ID of the key that sealed it, so opening with another key says so
+// instead of failing as if the file were corrupt.
+func keyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
+}

@@ -1,0 +1,156 @@
+package file
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyturn/keyturn/secret"
+)
+
+func TestOpenCreatesPrivateKeyAndDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	openTest(t, dir)
+
+	info, err := os.Stat(filepath.Join(dir, keyFileName))
+	if err != nil {
+		t.Fatalf("stat key: %v", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("key file mode is %#o, want 0600", perm)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, secretsDirName)} {
+		info, err := os.Stat(d)
+		if err != nil {
+			t.Fatalf("stat %s: %v", d, err)
+		}
+		if perm := info.Mode().Perm(); perm != 0o700 {
+			t.Fatalf("%s mode is %#o, want 0700", d, perm)
+		}
+	}
+	if _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
+		t.Fatalf("created key does not read back: %v", err)
+	}
+}
+
+func TestOpenRefusesAKeyOthersCanRead(t *testing.T) {
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o700} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			openTest(t, dir)
+			keyPath := filepath.Join(dir, keyFileName)
+			if err := os.Chmod(keyPath, mode); err != nil {
+				t.Fatalf("chmod: %v", err)
+			}
+			_, err := Open(dir)
+			if !errors.Is(err, ErrInsecureKey) {
+				t.Fatalf("Open with a %#o key: %v, want ErrInsecureKey", mode, err)
+			}
+			if !strings.Contains(err.Error(), "chmod 600 "+keyPath) {
+				t.Fatalf("error does not tell the user to chmod 600: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpenAcceptsAReadOnlyKey(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir)
+	if err := os.Chmod(filepath.Join(dir, keyFileName), 0o400); err != nil {
+		t.Fatalf("chmod: %v", err)
+	}
+	openTest(t, dir)
+}
+
+func TestOpenRefusesAMalformedKeyWithoutQuotingIt(t *testing.T) {
+	dir := t.TempDir()
+	const junk = "zz-not-hex-but-secret-looking"
+	if err := os.WriteFile(filepath.Join(dir, keyFileName), []byte(junk), 0o600); err != nil {
+		t.Fatalf("write key: %v", err)
+	}
+	_, err := Open(dir)
+	if err == nil {
+		t.Fatal("Open accepted a malformed key")
+	}
+	if strings.Contains(err.Error(), "zz") {
+		t.Fatalf("error quotes the key file: %v", err)
+	}
+}
+
+func TestReopenReadsPreviousData(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if _, err := s.Put(t.Context(), "dev/app", pw("kept"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, keyFileName))
+
+	again := openTest(t, dir)
+	_, m, err := again.Read(t.Context(), "dev/app", secret.StageCurrent)
+	if err != nil {
+		t.Fatalf("Read after reopen: %v", err)
+	}
+	if m.Get("password").Reveal() != "kept" {
+		t.Fatal("reopened store reads different material")
+	}
+	if keyAgain, _ := os.ReadFile(filepath.Join(dir, keyFileName)); !bytes.Equal(key, keyAgain) {
+		t.Fatal("reopening replaced the key")
+	}
+}
+
+func TestAnotherKeySaysSo(t *testing.T) {
+	dir, otherDir := t.TempDir(), t.TempDir()
+	s := openTest(t, dir)
+	if _, err := s.Put(t.Context(), "dev/app", pw("p1"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	openTest(t, otherDir)
+	otherKey, err := os.ReadFile(filepath.Join(otherDir, keyFileName))
+	if err != nil {
+		t.Fatalf("read other key: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, keyFileName), otherKey, 0o600); err != nil {
+		t.Fatalf("replace key: %v", err)
+	}
+
+	wrong := openTest(t, dir)
+	_, _, err = wrong.Read(t.Context(), "dev/app", secret.StageCurrent)
+	if !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("Read with another key: %v, want ErrKeyMismatch", err)
+	}
+	if !strings.Contains(err.Error(), "store key does not match the one that wrote this secret") {
+		t.Fatalf("error is not clear: %v", err)
+	}
+	// Listing decrypts nothing, so an operator can still see what is there.
+	if _, err := wrong.ListVersions(t.Context(), "dev/app"); err != nil {
+		t.Fatalf("ListVersions with another key: %v", err)
+	}
+}
+
+func TestConcurrentOpensOfANewStoreShareOneKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	const n = 8
+	storesOpened := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { storesOpened[i], errs[i] = Open(dir) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open #%d: %v", i, err)
+		}
+		if storesOpened[i].sealer.keyID != storesOpened[0].sealer.keyID {
+			t.Fatalf("Open #%d got key %s, #0 got %s", i, storesOpened[i].sealer.keyID, storesOpened[0].sealer.keyID)
+		}
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+	if len(leftovers) != 0 {
+		t.Fatalf("temporary key files left behind: %v", leftovers)
+	}
+}

@@ -1,0 +1,49 @@
+//go:build linux || darwin || freebsd || openbsd || netbsd || dragonfly
+
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// maxLockWait caps the pause between attempts to take a busy lock.
+const maxLockWait = 20 * time.Millisecond
+
+// lockFile takes an exclusive flock on path, creating the file if needed, and returns
+// the function that releases it. flock locks belong to an open file description, so two
+// Stores in one process exclude each other just as a worker and a CLI process do. The
+// lock is polled rather than awaited so a cancelled context stops the wait.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	fd := int(f.Fd())
+	wait := time.Millisecond
+	for {
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				// Closing the file releases the lock too; unlocking first states intent.
+				_ = syscall.Flock(fd, syscall.LOCK_UN)
+				_ = f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("lock store: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, fmt.Errorf("lock store: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxLockWait)
+	}
+}
