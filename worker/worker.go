@@ -13,8 +13,8 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// TaskQueue is the task queue Keyturn's workflows and activities run on.
-const TaskQueue = "keyturn"
+// TaskQueue is the task queue Keyturn runs on (see workflows.TaskQueue).
+const TaskQueue = workflows.TaskQueue
 
 // New builds a worker for Keyturn's workflows and activities on TaskQueue. Start it with
 // Start or Run.
@@ -24,14 +24,26 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options) 
 	return w
 }
 
-// Register registers Keyturn's workflows and the given activities on any registry (a
-// worker, a replayer or a test environment), under their stable names.
-func Register(r interface {
+// WorkflowRegistry is anything workflows can be registered on: a worker, a replayer, a
+// test environment.
+type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
+}
+
+// Registry is anything workflows and activities can be registered on.
+type Registry interface {
+	WorkflowRegistry
 	RegisterActivityWithOptions(any, activity.RegisterOptions)
-}, acts *activities.Activities) {
+}
+
+// RegisterWorkflows registers Keyturn's workflows under their stable names. Replay tests
+// use it alone; the names are part of every recorded history.
+func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Rotate, workflow.RegisterOptions{Name: workflows.RotateWorkflowName})
-	if acts != nil {
-		r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
-	}
+}
+
+// Register registers Keyturn's workflows and the given activities.
+func Register(r Registry, acts *activities.Activities) {
+	RegisterWorkflows(r)
+	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }

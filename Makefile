@@ -1,0 +1,34 @@
+# Keyturn's developer entry points. `make test` is what CI runs (.ci/run).
+GO       ?= go
+export GOTOOLCHAIN := local
+export GOFLAGS     := -buildvcs=false
+
+.PHONY: build test test-short vet bench record-histories clean
+
+build: ## the keyturn binary in ./bin
+	$(GO) build -o bin/keyturn ./cmd/keyturn
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+# Every test, against real servers: an embedded Temporal server and throwaway PostgreSQL
+# clusters with scram-sha-256 started from the installed binaries. Under CI=true a missing
+# dependency fails the run instead of skipping.
+test: vet
+	$(GO) test -count=1 -timeout 45m -p 2 ./...
+
+# Unit tests only (no servers).
+test-short:
+	$(GO) test -count=1 -short ./...
+
+# Benchmarks: a no-op 4-activity workflow against a real Postgres rotation in one process.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 40x -timeout 20m ./tests/bench/
+
+# Re-record the workflow histories that the replay tests check determinism against.
+record-histories:
+	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run TestRecordHistories ./tests/
+
+clean:
+	rm -rf bin .keyturn

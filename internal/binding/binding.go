@@ -1,0 +1,129 @@
+// Package binding turns the inventory into working parts: for a secret ID it builds the
+// rotator for its target and picks its store, resolving the admin credential reference at
+// use time. It is the worker's activities.Resolver.
+package binding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/rotators/postgres"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+)
+
+// Resolver resolves secret IDs of one inventory.
+type Resolver struct {
+	inv       *config.Inventory
+	fileStore stores.Store
+	env       func(string) (string, bool)
+}
+
+var _ activities.Resolver = (*Resolver)(nil)
+
+// New builds a resolver over a validated inventory and the dev file store.
+func New(inv *config.Inventory, fileStore stores.Store) *Resolver {
+	return &Resolver{inv: inv, fileStore: fileStore, env: os.LookupEnv}
+}
+
+// Resolve builds the rotator and store of one secret.
+func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Binding, error) {
+	s, ok := r.inv.Lookup(id)
+	if !ok {
+		return activities.Binding{}, fmt.Errorf("%w: %s is not in the worker's inventory %s", activities.ErrUnknownSecret, id, r.inv.Path)
+	}
+	store, err := r.store(s.Store)
+	if err != nil {
+		return activities.Binding{}, err
+	}
+	rot, err := r.rotator(ctx, s)
+	if err != nil {
+		return activities.Binding{}, err
+	}
+	return activities.Binding{
+		Kind:  s.Kind,
+		Grace: s.Grace,
+		Steps: rotation.Steps{SecretID: id, Rotator: rot, Store: store},
+	}, nil
+}
+
+func (r *Resolver) store(ref config.StoreRef) (stores.Store, error) {
+	switch ref.Type {
+	case config.StoreFile:
+		if r.fileStore == nil {
+			return nil, fmt.Errorf("%w: store type file: this worker has no file store", rotators.ErrInvalidConfig)
+		}
+		return r.fileStore, nil
+	}
+	return nil, fmt.Errorf("%w: store type %q is not supported by this worker", rotators.ErrInvalidConfig, ref.Type)
+}
+
+func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+	switch s.Kind {
+	case config.KindPostgres:
+		p := s.Postgres
+		if p == nil {
+			return nil, fmt.Errorf("%w: %s has no postgres block", rotators.ErrInvalidConfig, s.ID)
+		}
+		password, err := r.Reveal(ctx, p.Admin.Password)
+		if err != nil {
+			return nil, fmt.Errorf("admin password of %s: %w", s.ID, err)
+		}
+		cfg := postgres.Config{
+			Host: p.Host, Port: p.Port, Database: p.Database,
+			SSLMode: p.SSLMode, SSLRootCert: p.SSLRootCert,
+			Role: p.Role, Strategy: p.Strategy,
+			AdminUser: p.Admin.Username, AdminPassword: password,
+			CheckQuery: p.CheckQuery, TerminateSessions: p.TerminateSessions,
+			ConnectTimeout: p.ConnectTimeout,
+		}
+		if len(p.Twins) == 2 {
+			cfg.Twins = [2]string{p.Twins[0], p.Twins[1]}
+		}
+		return postgres.New(cfg)
+	}
+	return nil, fmt.Errorf("%w: kind %q is not supported by this worker", rotators.ErrInvalidConfig, s.Kind)
+}
+
+// ErrRefUnresolved means a reference points at nothing. The message says what to seed.
+var ErrRefUnresolved = errors.New("reference does not resolve")
+
+// Reveal reads the material a reference points at. The reference itself is safe to show;
+// the material is returned as Sensitive and never logged.
+func (r *Resolver) Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive, error) {
+	parts, err := ref.Parse()
+	if err != nil {
+		return secret.Sensitive{}, fmt.Errorf("%w: %w", rotators.ErrInvalidConfig, err)
+	}
+	switch parts.Scheme {
+	case config.RefEnv:
+		v, ok := r.env(parts.Path)
+		if !ok || v == "" {
+			return secret.Sensitive{}, fmt.Errorf("%w: %s: environment variable %s is not set in the worker's environment", ErrRefUnresolved, ref, parts.Path)
+		}
+		return secret.NewSensitive(v), nil
+	case config.RefFile:
+		if r.fileStore == nil {
+			return secret.Sensitive{}, fmt.Errorf("%w: %s: this worker has no file store", ErrRefUnresolved, ref)
+		}
+		_, m, err := r.fileStore.Read(ctx, secret.ID(parts.Path), secret.StageCurrent)
+		if errors.Is(err, stores.ErrNotFound) {
+			return secret.Sensitive{}, fmt.Errorf("%w: %s: the file store has no current version of %s; seed it with `keyturn put %s --field %s` (reads the value from stdin)", ErrRefUnresolved, ref, parts.Path, parts.Path, parts.Field)
+		}
+		if err != nil {
+			return secret.Sensitive{}, fmt.Errorf("read %s: %w", ref, err)
+		}
+		v := m.Get(parts.Field)
+		if v.IsZero() {
+			return secret.Sensitive{}, fmt.Errorf("%w: %s: the current version of %s has no field %q", ErrRefUnresolved, ref, parts.Path, parts.Field)
+		}
+		return v, nil
+	}
+	return secret.Sensitive{}, fmt.Errorf("%w: %w: %s references cannot be resolved by this release", rotators.ErrInvalidConfig, config.ErrRefUnsupported, parts.Scheme)
+}

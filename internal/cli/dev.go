@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+
+	"github.com/keyturn/keyturn/devserver"
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+func newDevCmd(g *globals) *cobra.Command {
+	var (
+		stateDir string
+		port     int
+		uiPort   int
+		noUI     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything on this machine: embedded Temporal server and Web UI, worker, file store",
+		Long: "Starts an embedded Temporal server (SQLite in --state-dir) with its Web UI, the dev file store\n" +
+			"and a worker. With -f it serves that inventory; without, it starts a throwaway PostgreSQL\n" +
+			"cluster (scram-sha-256) with a demo role so `keyturn rotate demo/app --wait` works at once.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			logger := g.logger(cmd.ErrOrStderr())
+			// The store lives with the rest of the state unless the user put it elsewhere.
+			if !cmd.Flags().Changed("store-dir") && os.Getenv("KEYTURN_STORE_DIR") == "" {
+				g.storeDir = filepath.Join(stateDir, "store")
+			}
+			store, err := file.Open(g.storeDir)
+			if err != nil {
+				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
+			}
+
+			opts := devserver.Options{
+				StateDir:         filepath.Join(stateDir, "temporal"),
+				FrontendAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+				UIAddr:           net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)),
+				DisableUI:        noUI,
+				SearchAttributes: workflows.SearchAttributes(),
+				Logger:           logger,
+			}
+			if g.namespace != "" {
+				opts.Namespace = g.namespace
+			}
+			srv, err := devserver.Start(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = srv.Stop() }()
+
+			inventory := g.inventory
+			if inventory == "" {
+				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger})
+				if err != nil {
+					return fmt.Errorf("start the demo (pass -f INVENTORY to use your own targets instead): %w", err)
+				}
+				defer env.Stop()
+				inventory = env.InventoryPath
+			}
+			inv, err := config.Load(inventory)
+			if err != nil {
+				return err
+			}
+
+			c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)})
+			if err != nil {
+				return fmt.Errorf("connect to the embedded server: %w", err)
+			}
+			defer c.Close()
+
+			fmt.Fprintf(out, "Keyturn dev is running.\n  Temporal:  %s (namespace %s)\n", srv.FrontendAddr(), srv.Namespace())
+			if u := srv.UIURL(); u != "" {
+				fmt.Fprintf(out, "  Web UI:    %s/namespaces/%s/workflows\n", u, srv.Namespace())
+			}
+			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n", inventory, len(inv.Secrets), g.storeDir)
+			if len(inv.Secrets) > 0 {
+				id := inv.Secrets[0].ID
+				fmt.Fprintf(out, "Try, in another terminal:\n  keyturn rotate %s --wait\n  keyturn status\n  keyturn get %s --store-dir %s\n", id, id, g.storeDir)
+			}
+			fmt.Fprintln(out, "Press Ctrl-C to stop.")
+			return runWorker(cmd, c, inv, store, logger)
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", ".keyturn", "where the embedded server's database, the file store and the demo live")
+	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")
+	cmd.Flags().IntVar(&uiPort, "ui-port", 8233, "port of the Web UI on 127.0.0.1")
+	cmd.Flags().BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
+	return cmd
+}

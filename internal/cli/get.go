@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/stores/file"
+)
+
+func newGetCmd(g *globals) *cobra.Command {
+	var (
+		reveal bool
+		stage  string
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "get <secret-id>",
+		Short: "Show a secret's versions in the dev file store; the value only with --reveal",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := secret.ID(args[0])
+			if err := id.Validate(); err != nil {
+				return err
+			}
+			st := secret.Stage(stage)
+			if !st.Valid() {
+				return fmt.Errorf("--stage %q: use current, previous or pending", stage)
+			}
+			store, err := file.Open(g.storeDir)
+			if err != nil {
+				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
+			}
+			v, material, err := store.Read(cmd.Context(), id, st)
+			if errors.Is(err, stores.ErrNotFound) {
+				return fmt.Errorf("%s has no %s version in the file store %s (has it been rotated yet? `keyturn status %s`)", id, st, g.storeDir, id)
+			}
+			if err != nil {
+				return err
+			}
+			all, err := store.ListVersions(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				view := map[string]any{"version": v, "versions": all}
+				if reveal {
+					view["value"] = revealAll(material)
+				}
+				return writeJSON(out, view)
+			}
+			printVersion(out, v, all)
+			if reveal {
+				for _, k := range sortedKeys(material) {
+					fmt.Fprintf(out, "%s: %s\n", k, material[k].Reveal())
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "also print the secret value (it will be on your screen and in your terminal's scrollback)")
+	cmd.Flags().StringVar(&stage, "stage", string(secret.StageCurrent), "which stage to show: current, previous or pending")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printVersion(w io.Writer, v secret.Version, all []secret.Version) {
+	fmt.Fprintf(w, "secret:  %s\nversion: %d\ntoken:   %s\ncreated: %s\n", v.SecretID, v.Number, v.Token, v.CreatedAt.Local().Format(time.DateTime))
+	for _, k := range slices.Sorted(mapKeys(v.Metadata)) {
+		fmt.Fprintf(w, "%s: %s\n", k, v.Metadata[k])
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nVERSION\tSTAGES\tCREATED")
+	for _, x := range all {
+		var stages []string
+		for _, s := range x.Stages {
+			stages = append(stages, string(s))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", x.Number, strings.Join(stages, ","), x.CreatedAt.Local().Format(time.DateTime))
+	}
+	_ = tw.Flush()
+}
+
+func revealAll(m secret.Material) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v.Reveal()
+	}
+	return out
+}
+
+func sortedKeys(m secret.Material) []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+}
+
+func mapKeys(m map[string]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func newPutCmd(g *globals) *cobra.Command {
+	var field string
+	cmd := &cobra.Command{
+		Use:   "put <secret-id>",
+		Short: "Write a value read from stdin as the current version of a secret in the file store (e.g. an admin password)",
+		Long: "Reads one line from standard input and stores it, encrypted, as the current version of the secret.\n" +
+			"Use it to seed credentials the inventory references, e.g.:\n  keyturn put admin/orders-db --field password < password.txt",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := secret.ID(args[0])
+			if err := id.Validate(); err != nil {
+				return err
+			}
+			line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read value from stdin: %w", err)
+			}
+			value := strings.TrimRight(line, "\r\n")
+			if value == "" {
+				return fmt.Errorf("no value on stdin: pipe it in, e.g. `keyturn put %s < file`", id)
+			}
+			store, err := file.Open(g.storeDir)
+			if err != nil {
+				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
+			}
+			v, err := store.Put(cmd.Context(), id, secret.Material{field: secret.NewSensitive(value)}, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d (field %s) in %s\n", id, v.Number, field, g.storeDir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&field, "field", "password", "field name to store the value under")
+	return cmd
+}

@@ -1,0 +1,83 @@
+// Package cli holds the keyturn command line: one cobra command per file. The binary in
+// cmd/keyturn only calls Execute, so tests drive the very same commands in process.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	address   string
+	namespace string
+	inventory string
+	storeDir  string
+	logLevel  string
+}
+
+// NewRoot builds the keyturn command tree.
+func NewRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "keyturn",
+		Short:         "Rotate credentials with durable Temporal workflows",
+		Long:          "Keyturn rotates Postgres credentials (and, later, API keys and certificates) in four steps, create, test, promote, revoke, as Temporal workflows you can watch in the Web UI.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.address, "address", "", "Temporal frontend host:port (default: TEMPORAL_ADDRESS, the Temporal config profile, or 127.0.0.1:7233)")
+	pf.StringVar(&g.namespace, "namespace", "", "Temporal namespace (default: TEMPORAL_NAMESPACE, the profile, or \"default\")")
+	pf.StringVarP(&g.inventory, "inventory", "f", envOr("KEYTURN_INVENTORY", ""), "inventory file (default: KEYTURN_INVENTORY)")
+	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ".keyturn/store"), "directory of the dev file store (KEYTURN_STORE_DIR)")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	root.AddCommand(
+		newDevCmd(g),
+		newWorkerCmd(g),
+		newRotateCmd(g),
+		newSignalCmd(g, "abort"),
+		newSignalCmd(g, "skip-grace"),
+		newStatusCmd(g),
+		newGetCmd(g),
+		newPutCmd(g),
+		newConfigCmd(g),
+	)
+	return root
+}
+
+// Execute runs the command line and returns the process exit code: 0 on success, 1 on
+// any failure, with the error on stderr.
+func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "keyturn:", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func (g *globals) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/worker"
+)
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run a Keyturn worker against a Temporal cluster (TEMPORAL_* variables, profiles, TLS)",
+		Long: "Runs the rotation workflows and activities for the secrets in the inventory.\n" +
+			"Temporal is reached the standard way: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,\n" +
+			"TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH / TEMPORAL_TLS_SERVER_CA_CERT_PATH,\n" +
+			"or a profile in the Temporal config file (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := g.logger(cmd.ErrOrStderr())
+			inv, store, err := g.loadInventoryAndStore()
+			if err != nil {
+				return err
+			}
+			c, err := g.dial(logger)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return runWorker(cmd, c, inv, store, logger)
+		},
+	}
+}
+
+func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error) {
+	if g.inventory == "" {
+		return nil, nil, fmt.Errorf("no inventory: pass -f FILE or set KEYTURN_INVENTORY")
+	}
+	inv, err := config.Load(g.inventory)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := file.Open(g.storeDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open file store %s: %w", g.storeDir, err)
+	}
+	return inv, store, nil
+}
+
+// runWorker runs a worker until the command's context ends (SIGINT or SIGTERM in the
+// binary), then stops it, letting running activities finish within the worker's
+// stop timeout.
+func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger) error {
+	w := worker.New(c, binding.New(inv, store), sdkworker.Options{Identity: workerIdentity()})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path)
+	<-cmd.Context().Done()
+	w.Stop()
+	logger.Info("worker stopped")
+	return nil
+}

@@ -1,0 +1,197 @@
+// Package demo prepares a Postgres target for `keyturn dev` and for the end-to-end tests:
+// a throwaway cluster with scram-sha-256 auth, a group role holding the privileges, a
+// least-privilege admin whose password lives in the file store, and an inventory naming
+// them. It shows on a fresh machine what adopting a real database takes.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/rotators/postgres"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores/file"
+)
+
+// Options configure the demo.
+type Options struct {
+	// StateDir is where the inventory is written.
+	StateDir string
+	// Store receives the admin password.
+	Store  *file.Store
+	Logger *slog.Logger
+}
+
+// Env is a running demo.
+type Env struct {
+	// InventoryPath is the generated inventory.
+	InventoryPath string
+	Cluster       *pgtest.Cluster
+}
+
+// Stop stops the demo cluster.
+func (e *Env) Stop() { _ = e.Cluster.Stop() }
+
+// Start starts a throwaway cluster, prepares the demo target and writes its inventory.
+func Start(ctx context.Context, opts Options) (*Env, error) {
+	c, err := pgtest.Start(pgtest.Options{})
+	if err != nil {
+		return nil, err
+	}
+	t := Target{Host: c.Host, Port: c.Port, Database: "demo", Role: "app", Admin: "keyturn_admin", AdminRef: "demo/admin"}
+	if err := Prepare(ctx, c, opts.Store, t); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	path := filepath.Join(opts.StateDir, "demo-inventory.yaml")
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	yaml := Inventory([]Secret{{ID: "demo/app", Target: t, Strategy: "alternating", Grace: "10s", CheckQuery: "SELECT count(*) FROM orders"}})
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	if opts.Logger != nil {
+		opts.Logger.Info("demo PostgreSQL started", "addr", fmt.Sprintf("%s:%d", c.Host, c.Port), "role", t.Role, "admin", t.Admin)
+	}
+	return &Env{InventoryPath: path, Cluster: c}, nil
+}
+
+// Target describes a prepared Postgres target.
+type Target struct {
+	Host     string
+	Port     int
+	Database string
+	// Role is the group role that owns the privileges; Keyturn rotates logins into it.
+	Role string
+	// Admin is the least-privilege role Keyturn logs in as.
+	Admin string
+	// AdminRef is where the admin password is kept in the file store.
+	AdminRef secret.ID
+}
+
+// Prepare creates, as the cluster's superuser, what an operator creates once when adopting
+// a database: the group role, a table it owns, and the admin role with exactly the
+// privileges the Postgres rotator documents (LOGIN CREATEROLE, ADMIN OPTION on the group
+// role, pg_signal_backend to end sessions). The admin's random password is set as a SCRAM
+// verifier and stored in the file store. Running it again is harmless.
+func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target) error {
+	conn, err := connectSuper(ctx, c, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+
+	password, err := randomPassword()
+	if err != nil {
+		return err
+	}
+	verifier, err := postgres.SCRAMVerifier(password)
+	if err != nil {
+		return err
+	}
+	role, admin := pgx.Identifier{t.Role}.Sanitize(), pgx.Identifier{t.Admin}.Sanitize()
+	stmts := []string{
+		fmt.Sprintf(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s NOLOGIN; END IF; END $$`, quote(t.Role), role),
+		fmt.Sprintf(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s LOGIN CREATEROLE; END IF; END $$`, quote(t.Admin), admin),
+		fmt.Sprintf(`ALTER ROLE %s WITH LOGIN CREATEROLE PASSWORD %s`, admin, quote(verifier)),
+		fmt.Sprintf(`GRANT %s TO %s WITH ADMIN OPTION`, role, admin),
+		fmt.Sprintf(`GRANT pg_signal_backend TO %s`, admin),
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("prepare target roles: %w", err)
+		}
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.Database).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, pgx.Identifier{t.Database}.Sanitize(), role)); err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+	}
+	db, err := connectSuper(ctx, c, t.Database)
+	if err != nil {
+		return err
+	}
+	defer db.Close(ctx)
+	for _, s := range []string{
+		`CREATE TABLE IF NOT EXISTS orders (id bigserial PRIMARY KEY, item text NOT NULL)`,
+		fmt.Sprintf(`ALTER TABLE orders OWNER TO %s`, role),
+		`INSERT INTO orders (item) SELECT 'first order' WHERE NOT EXISTS (SELECT 1 FROM orders)`,
+	} {
+		if _, err := db.Exec(ctx, s); err != nil {
+			return fmt.Errorf("prepare demo table: %w", err)
+		}
+	}
+	if _, err := store.Put(ctx, t.AdminRef, secret.Material{"password": password}, map[string]string{"username": t.Admin}); err != nil {
+		return fmt.Errorf("store admin password: %w", err)
+	}
+	return nil
+}
+
+func connectSuper(ctx context.Context, c *pgtest.Cluster, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.Host, c.Port, c.SuperUser, db))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = c.SuperPassword.Reveal()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect as superuser to %s: %w", db, err)
+	}
+	return conn, nil
+}
+
+func randomPassword() (secret.Sensitive, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return secret.Sensitive{}, err
+	}
+	return secret.NewSensitive(base64.RawURLEncoding.EncodeToString(b)), nil
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Secret is one entry of a generated inventory.
+type Secret struct {
+	ID         secret.ID
+	Target     Target
+	Strategy   string
+	Grace      string
+	CheckQuery string
+	// TerminateSessions ends revoked roles' sessions.
+	TerminateSessions bool
+}
+
+// Inventory renders an inventory file for the secrets.
+func Inventory(secrets []Secret) string {
+	var b strings.Builder
+	b.WriteString("# Generated by keyturn: a demo inventory.\nversion: 1\nsecrets:\n")
+	for _, s := range secrets {
+		fmt.Fprintf(&b, "  - id: %s\n    kind: postgres\n    grace: %s\n    tags: [demo]\n    postgres:\n", s.ID, s.Grace)
+		fmt.Fprintf(&b, "      host: %s\n      port: %d\n      database: %s\n      sslmode: disable\n", s.Target.Host, s.Target.Port, s.Target.Database)
+		fmt.Fprintf(&b, "      role: %s\n      strategy: %s\n", s.Target.Role, s.Strategy)
+		fmt.Fprintf(&b, "      admin:\n        username: %s\n        password: file:%s\n", s.Target.Admin, s.Target.AdminRef)
+		if s.CheckQuery != "" {
+			fmt.Fprintf(&b, "      check_query: %q\n", s.CheckQuery)
+		}
+		if s.TerminateSessions {
+			b.WriteString("      terminate_sessions: true\n")
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,149 @@
+// Package testenv starts the real servers the end-to-end tests and benchmarks need, in the
+// test process: an embedded Temporal server (SQLite in memory), a throwaway PostgreSQL
+// cluster with scram-sha-256 auth, a prepared target and the file store, plus a worker.
+// Under CI=true a server that cannot start fails the test; it never becomes a skip.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/keyturn/keyturn/devserver"
+	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/worker"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// Temporal starts an in-memory embedded Temporal server on a free port, with Keyturn's
+// search attributes, and stops it when the test ends.
+func Temporal(t testing.TB, logger *slog.Logger) *devserver.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		FrontendAddr:     "127.0.0.1:0",
+		DisableUI:        true,
+		SearchAttributes: workflows.SearchAttributes(),
+		Logger:           logger,
+	})
+	if err != nil {
+		t.Fatalf("start embedded Temporal server: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv
+}
+
+// Client dials the server.
+func Client(t testing.TB, srv *devserver.Server, logger *slog.Logger) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)})
+	if err != nil {
+		t.Fatalf("dial Temporal: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Env is a complete Keyturn installation for a test.
+type Env struct {
+	Server    *devserver.Server
+	Client    client.Client
+	Cluster   *pgtest.Cluster
+	Store     *file.Store
+	StoreDir  string
+	Inventory *config.Inventory
+	// InventoryPath is the inventory file, for CLI commands.
+	InventoryPath string
+	Logger        *slog.Logger
+	// Logs holds everything the worker and the server logged, for leak scans.
+	Logs *SyncBuffer
+}
+
+// Options adjust New.
+type Options struct {
+	// Secrets are the inventory's entries; Target is filled in from the cluster. Default:
+	// one alternating secret "e2e/app" with grace 0s.
+	Secrets []demo.Secret
+	// NoWorker leaves starting a worker to the test (for crash tests with a separate process).
+	NoWorker bool
+	// PostgresSettings are extra server settings, e.g. log_statement=all.
+	PostgresSettings map[string]string
+}
+
+// New starts Temporal, PostgreSQL, prepares each secret's target (one group role per
+// secret, sharing one admin), writes the inventory and starts an in-process worker.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	logs := &SyncBuffer{}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter(t)), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	env := &Env{Logger: logger, Logs: logs}
+	env.Cluster = pgtest.ForTestWith(t, pgtest.Options{Settings: opts.PostgresSettings})
+	dir := t.TempDir()
+	env.StoreDir = filepath.Join(dir, "store")
+	store, err := file.Open(env.StoreDir)
+	if err != nil {
+		t.Fatalf("open file store: %v", err)
+	}
+	env.Store = store
+
+	secrets := opts.Secrets
+	if len(secrets) == 0 {
+		secrets = []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "0s"}}
+	}
+	ctx := context.Background()
+	for i := range secrets {
+		s := &secrets[i]
+		if s.Target.Role == "" {
+			s.Target.Role = "app"
+		}
+		s.Target.Host, s.Target.Port, s.Target.Database = env.Cluster.Host, env.Cluster.Port, "demo"
+		s.Target.Admin, s.Target.AdminRef = "keyturn_admin", secret.ID("admin/e2e")
+		if err := demo.Prepare(ctx, env.Cluster, store, s.Target); err != nil {
+			t.Fatalf("prepare target %s: %v", s.ID, err)
+		}
+	}
+	env.InventoryPath = filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(env.InventoryPath, []byte(demo.Inventory(secrets)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := config.Load(env.InventoryPath)
+	if err != nil {
+		t.Fatalf("load generated inventory: %v", err)
+	}
+	env.Inventory = inv
+
+	env.Server = Temporal(t, logger)
+	env.Client = Client(t, env.Server, logger)
+	if !opts.NoWorker {
+		env.StartWorker(t)
+	}
+	return env
+}
+
+// StartWorker starts an in-process worker over the env's inventory and store.
+func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
+	t.Helper()
+	w := worker.New(e.Client, binding.New(e.Inventory, e.Store), sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// Resolver returns the resolver the worker uses, for direct checks in tests.
+func (e *Env) Resolver() *binding.Resolver { return binding.New(e.Inventory, e.Store) }

@@ -1,0 +1,145 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+)
+
+// TestRotateThroughCLI rotates a real Postgres role twice through `keyturn rotate --wait`
+// and checks the store, real logins, the twins swapping, and the Web UI's search
+// attributes.
+func TestRotateThroughCLI(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	const id = secret.ID("e2e/app")
+
+	code, out := keyturn(t, env, "rotate", string(id), "--wait")
+	if code != 0 {
+		t.Fatalf("first rotate exited %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "outcome:  rotated") {
+		t.Fatalf("first rotate output lacks the outcome:\n%s", out)
+	}
+	v1, m1 := current(t, env, id)
+	if v1.Metadata["role"] != "app_a" {
+		t.Fatalf("first rotation should re-key twin app_a, got metadata %v", v1.Metadata)
+	}
+	if err := login(ctx, env, "app_a", m1.Get("password")); err != nil {
+		t.Fatalf("current credential v1 does not log in: %v", err)
+	}
+
+	code, out = keyturn(t, env, "rotate", string(id), "--wait")
+	if code != 0 {
+		t.Fatalf("second rotate exited %d:\n%s", code, out)
+	}
+	v2, m2 := current(t, env, id)
+	if v2.Metadata["role"] != "app_b" || v2.Number != v1.Number+1 {
+		t.Fatalf("second rotation: want twin app_b as version %d, got %d %v", v1.Number+1, v2.Number, v2.Metadata)
+	}
+	if err := login(ctx, env, "app_b", m2.Get("password")); err != nil {
+		t.Fatalf("new credential does not log in: %v", err)
+	}
+	err := login(ctx, env, "app_a", m1.Get("password"))
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) {
+		t.Fatalf("revoked credential app_a should be refused by the server, got %v", err)
+	}
+	prev, _, err := env.Store.Read(ctx, id, secret.StagePrevious)
+	if err != nil || prev.Token != v1.Token {
+		t.Fatalf("previous should be version %d, got %v %v", v1.Number, prev.Token, err)
+	}
+	if _, _, err := env.Store.Read(ctx, id, secret.StagePending); !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("no pending version may remain after a rotation, got %v", err)
+	}
+
+	// The Web UI lists the run by its search attributes.
+	query := fmt.Sprintf("KeyturnSecretID = '%s' AND KeyturnKind = 'postgres' AND KeyturnStep = 'done'", id)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := env.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatalf("list workflows: %v", err)
+		}
+		if len(resp.GetExecutions()) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("visibility query %q found %d runs, want 2", query, len(resp.GetExecutions()))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	code, out = keyturn(t, env, "status")
+	if code != 0 || !strings.Contains(out, string(id)) || !strings.Contains(out, "completed") {
+		t.Fatalf("status exited %d:\n%s", code, out)
+	}
+	code, out = keyturn(t, env, "status", string(id), "--output", "json")
+	if code != 0 || !strings.Contains(out, `"outcome": "rotated"`) {
+		t.Fatalf("status <id> exited %d:\n%s", code, out)
+	}
+	code, out = keyturn(t, env, "get", string(id))
+	if code != 0 || !strings.Contains(out, "role: app_b") || strings.Contains(out, m2.Get("password").Reveal()) {
+		t.Fatalf("get must show metadata and not the value; exited %d:\n%s", code, out)
+	}
+	code, out = keyturn(t, env, "get", string(id), "--reveal")
+	if code != 0 || !strings.Contains(out, m2.Get("password").Reveal()) {
+		t.Fatalf("get --reveal must show the value; exited %d", code)
+	}
+}
+
+// TestFailedTestRollsBack: the new credential cannot run the inventory's check query (no
+// privilege), so Test fails, the rotation rolls back, the pending version is discarded,
+// the twin it re-keyed is disabled again and the current credential keeps working.
+func TestFailedTestRollsBack(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	const id = secret.ID("e2e/app")
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("first rotate exited %d:\n%s", code, out)
+	}
+	v1, m1 := current(t, env, id)
+
+	// Break the next rotation: the check query needs a table the group role cannot read.
+	superExec(t, env, "CREATE TABLE vault_only (x int)")
+	env.Inventory.Secrets[0].Postgres.CheckQuery = "SELECT count(*) FROM vault_only"
+
+	code, out := keyturn(t, env, "rotate", string(id), "--wait")
+	if code == 0 {
+		t.Fatalf("rotation with a failing check query must fail, output:\n%s", out)
+	}
+	for _, want := range []string{"outcome:  rolled_back", "version 1 is current and was verified to work"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	after, m := current(t, env, id)
+	if after.Token != v1.Token {
+		t.Fatalf("current changed from version %d to %d after a rollback", v1.Number, after.Number)
+	}
+	if err := login(ctx, env, "app_a", m1.Get("password")); err != nil || !m.Get("password").Equal(m1.Get("password")) {
+		t.Fatalf("current credential must keep working after a rollback: %v", err)
+	}
+	if _, _, err := env.Store.Read(ctx, id, secret.StagePending); !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("the failed version must be discarded, got %v", err)
+	}
+	var canLogin bool
+	conn := superConn(t, env)
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app_b'").Scan(&canLogin); err != nil {
+		t.Fatal(err)
+	}
+	if canLogin {
+		t.Fatal("twin app_b, re-keyed by the failed rotation, must be NOLOGIN again")
+	}
+}

@@ -1,0 +1,80 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyturn/keyturn/internal/cli"
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// keyturn runs one CLI command in process against the env and returns its exit code and
+// combined output.
+func keyturn(t *testing.T, env *testenv.Env, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	full := append([]string{"--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(), "-f", env.InventoryPath, "--store-dir", env.StoreDir}, args...)
+	code := cli.Execute(ctx, full, strings.NewReader(""), &out, &out)
+	return code, out.String()
+}
+
+// login tries the credential against the cluster over TCP with password auth.
+func login(ctx context.Context, env *testenv.Env, user string, password secret.Sensitive) error {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=demo sslmode=disable connect_timeout=5", env.Cluster.Host, env.Cluster.Port, user))
+	if err != nil {
+		return err
+	}
+	cfg.Password = password.Reveal()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
+// superExec runs SQL as the cluster's superuser.
+func superExec(t *testing.T, env *testenv.Env, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn := superConn(t, env)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("superuser exec %q: %v", sql, err)
+	}
+}
+
+func superConn(t *testing.T, env *testenv.Env) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=demo sslmode=disable", env.Cluster.Host, env.Cluster.Port, env.Cluster.SuperUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password = env.Cluster.SuperPassword.Reveal()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect as superuser: %v", err)
+	}
+	return conn
+}
+
+// current reads the secret's current version and material from the store.
+func current(t *testing.T, env *testenv.Env, id secret.ID) (secret.Version, secret.Material) {
+	t.Helper()
+	v, m, err := env.Store.Read(context.Background(), id, secret.StageCurrent)
+	if err != nil {
+		t.Fatalf("read current %s: %v", id, err)
+	}
+	return v, m
+}

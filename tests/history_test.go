@@ -1,0 +1,71 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	historypb "go.temporal.io/api/history/v1"
+	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/worker"
+)
+
+// history fetches a workflow's whole history.
+func history(t *testing.T, env *testenv.Env, workflowID, runID string) *historypb.History {
+	t.Helper()
+	ctx := context.Background()
+	it := env.Client.GetWorkflowHistory(ctx, workflowID, runID, false, 0)
+	h := &historypb.History{}
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("read history of %s: %v", workflowID, err)
+		}
+		h.Events = append(h.Events, e)
+	}
+	return h
+}
+
+// checkReplay replays a history recorded on the real server against today's workflow
+// code, so a non-deterministic change fails here as well as in workflows' replay tests.
+// With KEYTURN_RECORD_HISTORIES=1 the history is also saved as a replay fixture.
+func checkReplay(t *testing.T, env *testenv.Env, workflowID, runID, fixture string) {
+	t.Helper()
+	h := history(t, env, workflowID, runID)
+	r := sdkworker.NewWorkflowReplayer()
+	worker.RegisterWorkflows(r)
+	if err := r.ReplayWorkflowHistory(nil, h); err != nil {
+		t.Fatalf("replay of %s (%d events) failed: %v", workflowID, len(h.Events), err)
+	}
+	if os.Getenv("KEYTURN_RECORD_HISTORIES") == "1" {
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("..", "workflows", "testdata", "histories", fixture+".json")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", path, len(h.Events))
+	}
+}
+
+// lastRun returns the run ID of the latest rotation of the workflow ID.
+func lastRun(t *testing.T, env *testenv.Env, workflowID string) string {
+	t.Helper()
+	desc, err := env.Client.DescribeWorkflowExecution(context.Background(), workflowID, "")
+	if err != nil {
+		t.Fatalf("describe %s: %v", workflowID, err)
+	}
+	return desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+}
+
+func fixtureName(s string) string { return strings.NewReplacer("/", "_", " ", "_").Replace(s) }
