@@ -80,6 +80,8 @@ func TestRotateThroughCLI(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	checkReplay(t, env, "rotate/"+string(id), "", "rotate_alternating_second_rotation")
+
 	code, out = keyturn(t, env, "status")
 	if code != 0 || !strings.Contains(out, string(id)) || !strings.Contains(out, "completed") {
 		t.Fatalf("status exited %d:\n%s", code, out)
@@ -142,4 +144,5 @@ func TestFailedTestRollsBack(t *testing.T) {
 	if canLogin {
 		t.Fatal("twin app_b, re-keyed by the failed rotation, must be NOLOGIN again")
 	}
+	checkReplay(t, env, "rotate/"+string(id), "", "rolled_back_check_query_denied")
 }

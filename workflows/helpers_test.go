@@ -1,6 +1,9 @@
 package workflows_test
 
 import (
+	"os"
+	"testing"
+
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/workflows"
@@ -8,4 +11,14 @@ import (
 
 func clientOptions() client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{ID: workflows.RotateWorkflowID(id)}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
 }

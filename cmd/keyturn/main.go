@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Schedules name IANA zones; embed the zone database so minimal images work too.
+	_ "time/tzdata"
 
 	"github.com/keyturn/keyturn/internal/cli"
 )

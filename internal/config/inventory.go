@@ -1,0 +1,238 @@
+package config
+
+import (
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/secret"
+)
+
+// SupportedVersion is the only inventory format version this release reads. The field is
+// required so a future format change is detected instead of misread.
+const SupportedVersion = 1
+
+// Kinds of secret. The kind picks the rotator and the kind-specific block of a secret.
+const (
+	// KindPostgres is a PostgreSQL role password, rotated by the postgres rotator.
+	KindPostgres = "postgres"
+)
+
+// Store types: where new versions of a secret are written for consumers to read.
+const (
+	// StoreFile is the encrypted file store, the only store this release can write.
+	StoreFile = "file"
+	// StoreVault is HashiCorp Vault's KV engine; planned, rejected by Validate for now.
+	StoreVault = "vault"
+	// StoreAWSSM is AWS Secrets Manager; planned, rejected by Validate for now.
+	StoreAWSSM = "awssm"
+)
+
+// Rotation strategies for a PostgreSQL role.
+const (
+	// StrategyAlternating keeps two login roles (the twins) that are members of the managed
+	// role and rotates them in turn, so the previous credential keeps working until the
+	// grace period ends and consumers never see a login failure.
+	StrategyAlternating = "alternating"
+	// StrategySingle changes the password of the managed role itself. Simpler, but
+	// consumers holding the old password fail until they reload.
+	StrategySingle = "single"
+)
+
+// PostgreSQL TLS modes accepted in sslmode. "prefer" and "allow" are missing on purpose:
+// they fall back to plain text silently, which is not acceptable for admin credentials.
+const (
+	// SSLModeDisable connects in plain text; for local development only.
+	SSLModeDisable = "disable"
+	// SSLModeRequire encrypts but does not check the server's certificate.
+	SSLModeRequire = "require"
+	// SSLModeVerifyCA also checks that the certificate is signed by a trusted CA.
+	SSLModeVerifyCA = "verify-ca"
+	// SSLModeVerifyFull also checks that the certificate names the host.
+	SSLModeVerifyFull = "verify-full"
+)
+
+// Defaults applied by ApplyDefaults when neither the secret nor the defaults block sets a
+// value.
+const (
+	DefaultGrace          = 15 * time.Minute
+	DefaultStore          = StoreFile
+	DefaultTimezone       = "UTC"
+	DefaultPostgresPort   = 5432
+	DefaultSSLMode        = SSLModeRequire
+	DefaultStrategy       = StrategyAlternating
+	DefaultConnectTimeout = 5 * time.Second
+)
+
+// Limits enforced by Validate.
+const (
+	// MaxGrace bounds how long a superseded credential stays valid: a week is already
+	// generous, and a longer window defeats the point of rotating.
+	MaxGrace = 168 * time.Hour
+	// MaxConnectTimeout bounds a single connection attempt so a dead database fails an
+	// activity attempt quickly and Temporal's retry policy takes over.
+	MaxConnectTimeout = 60 * time.Second
+	// MinScheduleInterval is the shortest allowed gap between two scheduled rotations.
+	MinScheduleInterval = time.Hour
+)
+
+// knownKinds, knownStores and plannedStores are listed in error messages, in this order.
+var (
+	knownKinds    = []string{KindPostgres}
+	knownStores   = []string{StoreFile}
+	plannedStores = []string{StoreVault, StoreAWSSM}
+	sslModes      = []string{SSLModeDisable, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
+	strategies    = []string{StrategyAlternating, StrategySingle}
+)
+
+// Inventory is the parsed inventory file: the list of managed secrets and the defaults
+// they share.
+type Inventory struct {
+	// Version is the file format version; only SupportedVersion is accepted.
+	Version int
+	// Defaults are applied by ApplyDefaults to every secret that leaves a field empty.
+	Defaults Defaults
+	// Secrets in file order.
+	Secrets []Secret
+	// Path is the file the inventory was read from, used in problem reports.
+	Path string
+
+	// pos maps a top-level field path ("version", "defaults.grace") to its line.
+	pos positions
+}
+
+// Defaults holds the values of the defaults block.
+type Defaults struct {
+	// Grace is nil when the file does not set it; ApplyDefaults then sets DefaultGrace. A
+	// pointer because an explicit 0s (no grace at all) is a legitimate choice.
+	Grace *time.Duration
+	// Store is the store type for secrets that do not name one.
+	Store string
+	// Tags are merged into every secret's tags.
+	Tags []string
+}
+
+// Secret is one managed secret.
+type Secret struct {
+	// ID names the secret everywhere: workflow IDs, store paths, logs.
+	ID secret.ID
+	// Kind picks the rotator; see the Kind constants.
+	Kind string
+	// Description is free text for people.
+	Description string
+	// Store says where new versions are written.
+	Store StoreRef
+	// Grace is how long the previous credential stays valid after a rotation. Zero is
+	// allowed; ApplyDefaults treats a zero Grace as unset unless the file wrote it.
+	Grace time.Duration
+	// Tags label the secret for selection ("rotate everything tagged prod").
+	Tags []string
+	// Schedule is an optional cron spec for automatic rotation; see ParseSchedule.
+	Schedule string
+	// Timezone is the IANA zone the schedule is read in.
+	Timezone string
+	// Postgres is the kind-specific block, set when Kind is KindPostgres.
+	Postgres *Postgres
+	// Line is where the secret starts in the file, 0 when unknown.
+	Line int
+
+	// pos maps a field path relative to the secret ("grace", "postgres.admin.password") to
+	// its line; a field that has an entry was written in the file.
+	pos positions
+}
+
+// StoreRef names the store a secret's versions go to and the path inside it.
+type StoreRef struct {
+	// Type is a store type; see the Store constants.
+	Type string
+	// Path is where consumers read the secret; defaults to the secret's ID.
+	Path string
+}
+
+// Postgres describes a PostgreSQL role whose password Keyturn rotates.
+type Postgres struct {
+	// Host is the server's host name or IP address.
+	Host string
+	// Port is the server's TCP port.
+	Port int
+	// Database is the database the admin connects to; roles are cluster-wide anyway.
+	Database string
+	// SSLMode is one of the SSLMode constants.
+	SSLMode string
+	// SSLRootCert is a CA bundle file for verify-ca and verify-full.
+	SSLRootCert string
+	// Role is the managed (group) role that owns the privileges consumers need.
+	Role string
+	// Strategy is one of the Strategy constants.
+	Strategy string
+	// Twins are the two login roles used by StrategyAlternating, members of Role.
+	Twins []string
+	// Admin is the account Keyturn logs in with to change passwords.
+	Admin Admin
+	// CheckQuery is an extra query run with a new credential before it is promoted, to
+	// prove it can do real work and not only log in.
+	CheckQuery string
+	// TerminateSessions ends the revoked role's open sessions when it is revoked, instead
+	// of letting them run until they disconnect.
+	TerminateSessions bool
+	// ConnectTimeout bounds one connection attempt.
+	ConnectTimeout time.Duration
+}
+
+// Admin is the privileged account used to rotate a PostgreSQL role.
+type Admin struct {
+	// Username is the role Keyturn logs in as; it needs CREATEROLE or ownership of the
+	// managed roles.
+	Username string
+	// Password is a reference to where the password is kept, never the password itself.
+	Password Ref
+}
+
+// Lookup returns the secret with the given ID. The copy shares its Postgres block and
+// slices with the inventory, so treat it as read-only.
+func (inv *Inventory) Lookup(id secret.ID) (Secret, bool) {
+	for _, s := range inv.Secrets {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Secret{}, false
+}
+
+// positions maps a dotted field path to the line it was read from.
+type positions map[string]int
+
+// line returns the line of field, or of its closest parent that has one, or 0. A missing
+// required field is reported where its parent block starts, which is where it belongs.
+func (p positions) line(field string) int {
+	for {
+		if l, ok := p[field]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			return 0
+		}
+		field = field[:i]
+	}
+}
+
+// has reports whether the file wrote field.
+func (p positions) has(field string) bool {
+	_, ok := p[field]
+	return ok
+}
+
+// line returns the line of a field of s, falling back to the start of the secret.
+func (s *Secret) line(field string) int {
+	if l := s.pos.line(field); l != 0 {
+		return l
+	}
+	return s.Line
+}
+
+// unset reports whether a field should receive its default: its value is zero and the
+// file did not write it. Checking the file matters for fields where zero is meaningful
+// (grace: 0s) or must be reported rather than replaced (port: 0).
+func (s *Secret) unset(field string, isZero bool) bool {
+	return isZero && !s.pos.has(field)
+}

@@ -1,0 +1,191 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/keyturn/keyturn/secret"
+)
+
+// maxFileSize bounds what Load reads, so pointing it at a device or a huge file by
+// mistake fails fast instead of exhausting memory. Real inventories are a few kilobytes.
+const maxFileSize = 4 << 20
+
+// The fields known at each level of the file, in the order they are documented. They are
+// listed in "unknown field" problems.
+var (
+	topFields      = []string{"version", "defaults", "secrets"}
+	defaultsFields = []string{"grace", "store", "tags"}
+	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "postgres"}
+	storeFields    = []string{"type", "path"}
+	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
+	adminFields    = []string{"username", "password"}
+)
+
+// Load reads the inventory at path, applies defaults and validates it. It returns either a
+// valid inventory or an error; when the file itself is the problem the error is an Errors
+// holding every problem found, decoding and validation together.
+func Load(path string) (*Inventory, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load inventory: %w", err)
+	}
+	inv, d := decode(path, data)
+	if inv == nil {
+		return nil, d.problems.orNil()
+	}
+	// Validate what did decode even when some fields did not, so one run shows everything
+	// to fix; problems under a field that failed to decode are dropped as repeats.
+	inv.ApplyDefaults()
+	var invalid Errors
+	if err := inv.Validate(); err != nil && !errors.As(err, &invalid) {
+		return nil, fmt.Errorf("validate inventory: %w", err)
+	}
+	all := append(append(Errors(nil), d.problems...), d.suppress(invalid)...)
+	if err := all.orNil(); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// readFile reads at most maxFileSize bytes of path.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("file is larger than %d bytes; an inventory is a short YAML file", maxFileSize)
+	}
+	return data, nil
+}
+
+// Parse decodes an inventory from data; name is used as the file name in problems. It
+// checks YAML syntax, field names and value types, but not values: call ApplyDefaults and
+// Validate next, or use Load. On any problem it returns nil and an Errors.
+func Parse(name string, data []byte) (*Inventory, error) {
+	inv, d := decode(name, data)
+	if err := d.problems.orNil(); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// decode is Parse that keeps what it could decode next to the problems it found. The
+// inventory is nil when nothing could be decoded at all.
+func decode(name string, data []byte) (*Inventory, *decoder) {
+	d := &decoder{report: report{file: name}}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		d.syntax(err, data)
+		return nil, d
+	}
+	if len(doc.Content) == 0 {
+		d.fail(1, "", "the file is empty; start it with version: 1 and a secrets list")
+		return nil, d
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		d.fail(extra.Line, "", "a second YAML document starts here; an inventory is one document, so remove the '---' and what follows or merge it into the first")
+	case !errors.Is(err, io.EOF):
+		d.syntax(err, data)
+	}
+
+	root := resolve(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		d.fail(root.Line, "", "the top level must be a mapping with version, defaults and secrets, got %s", describe(root))
+		return nil, d
+	}
+	inv := &Inventory{Path: name, pos: positions{}}
+	top := block{d: d, fields: d.fields(root, "", topFields), pos: inv.pos}
+	top.integer("version", &inv.Version)
+	if b, ok := top.sub("defaults", defaultsFields); ok {
+		var grace time.Duration
+		if b.duration("grace", &grace) {
+			inv.Defaults.Grace = &grace
+		}
+		b.str("store", &inv.Defaults.Store)
+		b.strList("tags", &inv.Defaults.Tags)
+	}
+	d.secrets(top, inv)
+	return inv, d
+}
+
+// secrets decodes the secrets list into inv.
+func (d *decoder) secrets(top block, inv *Inventory) {
+	e, ok := top.take("secrets")
+	if !ok || isNull(e.val) {
+		return
+	}
+	if e.val.Kind != yaml.SequenceNode {
+		d.fail(e.val.Line, "secrets", "must be a list of secrets, each starting with '- id: ...', got %s", describe(e.val))
+		return
+	}
+	for i, item := range e.val.Content {
+		item = resolve(item)
+		path := fmt.Sprintf("secrets[%d]", i)
+		s := Secret{Line: item.Line, pos: positions{}}
+		// A secret that is not a mapping is still appended, so the indexes in problems
+		// about later secrets match the file.
+		if f := d.fields(item, path, secretFields); f != nil {
+			d.secret(block{d: d, fields: f, path: path, pos: s.pos}, &s)
+		}
+		inv.Secrets = append(inv.Secrets, s)
+	}
+}
+
+// secret decodes the fields of one secret.
+func (d *decoder) secret(b block, s *Secret) {
+	var id string
+	b.str("id", &id)
+	s.ID = secret.ID(id)
+	b.str("kind", &s.Kind)
+	b.str("description", &s.Description)
+	if st, ok := b.sub("store", storeFields); ok {
+		st.str("type", &s.Store.Type)
+		st.str("path", &s.Store.Path)
+	}
+	b.duration("grace", &s.Grace)
+	b.strList("tags", &s.Tags)
+	b.str("schedule", &s.Schedule)
+	b.str("timezone", &s.Timezone)
+	if pb, ok := b.sub("postgres", postgresFields); ok {
+		s.Postgres = d.postgres(pb)
+	}
+}
+
+// postgres decodes a postgres block.
+func (d *decoder) postgres(b block) *Postgres {
+	p := &Postgres{}
+	b.str("host", &p.Host)
+	b.integer("port", &p.Port)
+	b.str("database", &p.Database)
+	b.str("sslmode", &p.SSLMode)
+	b.str("sslrootcert", &p.SSLRootCert)
+	b.str("role", &p.Role)
+	b.str("strategy", &p.Strategy)
+	b.strList("twins", &p.Twins)
+	if ab, ok := b.sub("admin", adminFields); ok {
+		ab.str("username", &p.Admin.Username)
+		var ref string
+		ab.str("password", &ref)
+		p.Admin.Password = Ref(ref)
+	}
+	b.str("check_query", &p.CheckQuery)
+	b.boolean("terminate_sessions", &p.TerminateSessions)
+	b.duration("connect_timeout", &p.ConnectTimeout)
+	return p
+}

@@ -1,0 +1,210 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/secret"
+)
+
+// tagPattern is what a tag looks like: short lower-case words that are safe in a command
+// line selector and in a Temporal search attribute.
+var tagPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+// pathLikeHint explains the shape secret IDs and store paths share.
+const pathLikeHint = "lower-case segments of a-z, 0-9, '.', '_' and '-' separated by '/', e.g. prod/orders-db/app"
+
+// Validate checks the inventory after ApplyDefaults and returns an Errors listing every
+// problem, ordered by line, or nil. Values inherited from the defaults block are checked
+// once, at the defaults block, not again for every secret that inherits them.
+func (inv *Inventory) Validate() error {
+	r := &report{file: inv.Path}
+	inv.validateTop(r)
+	firstByID := map[secret.ID]*Secret{}
+	firstByPath := map[StoreRef]int{}
+	for i := range inv.Secrets {
+		s := &inv.Secrets[i]
+		c := &secretCheck{r: r, inv: inv, s: s, path: fmt.Sprintf("secrets[%d]", i)}
+		c.validate()
+
+		if s.ID == "" {
+			continue
+		}
+		if first, dup := firstByID[s.ID]; dup {
+			c.add("id", "duplicate id %q, first used at line %d; every secret needs its own id", s.ID, first.line("id"))
+			continue // its store path is a duplicate too when defaulted; one problem is enough
+		}
+		firstByID[s.ID] = s
+		if s.Store.Path == "" {
+			continue
+		}
+		if j, dup := firstByPath[s.Store]; dup {
+			c.add("store.path", "store path %q is also used by secrets[%d] (line %d); two secrets writing one path overwrite each other, so give each its own", s.Store.Path, j, inv.Secrets[j].Line)
+			continue
+		}
+		firstByPath[s.Store] = i
+	}
+	return r.problems.orNil()
+}
+
+// validateTop checks version, the defaults block and that there is something to manage.
+func (inv *Inventory) validateTop(r *report) {
+	line := func(field string) int {
+		if l := inv.pos.line(field); l > 0 {
+			return l
+		}
+		return 1
+	}
+	switch {
+	case inv.Version == 0 && !inv.pos.has("version"):
+		r.add(1, "version", "required; add version: %d at the top of the file", SupportedVersion)
+	case inv.Version != SupportedVersion:
+		r.add(line("version"), "version", "unsupported version %d; this release reads version %d", inv.Version, SupportedVersion)
+	}
+	if g := inv.Defaults.Grace; g != nil {
+		if msg := graceProblem(*g); msg != "" {
+			r.add(line("defaults.grace"), "defaults.grace", "%s", msg)
+		}
+	}
+	if inv.Defaults.Store != "" {
+		if msg := storeTypeProblem(inv.Defaults.Store); msg != "" {
+			r.add(line("defaults.store"), "defaults.store", "%s", msg)
+		}
+	}
+	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(join("defaults", f)) })
+	if len(inv.Secrets) == 0 {
+		r.add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
+	}
+}
+
+// graceProblem returns what is wrong with a grace period, or "".
+func graceProblem(g time.Duration) string {
+	switch {
+	case g < 0:
+		return "must not be negative; use 0s for no grace period"
+	case g > MaxGrace:
+		return fmt.Sprintf("is longer than the maximum of %s; a superseded credential should not stay valid that long", shortDuration(MaxGrace))
+	}
+	return ""
+}
+
+// storeTypeProblem returns what is wrong with a store type, or "".
+func storeTypeProblem(t string) string {
+	switch {
+	case contains(knownStores, t):
+		return ""
+	case contains(plannedStores, t):
+		return fmt.Sprintf("store type %q is not supported yet; allowed: %s", t, quoteList(knownStores))
+	}
+	return fmt.Sprintf("unknown store type %q; allowed: %s (planned: %s)", t, quoteList(knownStores), quoteList(plannedStores))
+}
+
+// checkTags reports malformed and repeated tags. Tags in inherited came from the defaults
+// block and are checked there. line maps a field relative to the list's owner ("tags[1]")
+// to its line.
+func checkTags(r *report, field string, tags, inherited []string, line func(string) int) {
+	name := field[strings.LastIndex(field, ".")+1:]
+	seen := map[string]bool{}
+	for i, t := range tags {
+		item := fmt.Sprintf("%s[%d]", name, i)
+		abs := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case seen[t]:
+			r.add(line(item), abs, "tag %q is listed twice; remove one", t)
+		case contains(inherited, t):
+		case !tagPattern.MatchString(t):
+			r.add(line(item), abs, "tag %q is not valid; use lower-case a-z, 0-9, '_', '.' and '-', starting with a letter or digit", t)
+		}
+		seen[t] = true
+	}
+}
+
+// secretCheck validates one secret.
+type secretCheck struct {
+	r    *report
+	inv  *Inventory
+	s    *Secret
+	path string
+}
+
+// add reports a problem with field, a path relative to the secret.
+func (c *secretCheck) add(field, format string, args ...any) {
+	c.r.add(c.s.line(field), join(c.path, field), format, args...)
+}
+
+// inherited reports whether field holds the value from the defaults block rather than one
+// the file set on the secret.
+func (c *secretCheck) inherited(field string, sameAsDefault bool) bool {
+	return sameAsDefault && !c.s.pos.has(field)
+}
+
+// validate checks every field of the secret.
+func (c *secretCheck) validate() {
+	s := c.s
+	if s.ID == "" {
+		c.add("id", "required; give the secret a path-like id (%s)", pathLikeHint)
+	} else if err := s.ID.Validate(); err != nil {
+		c.add("id", "%v", err)
+	}
+	switch {
+	case s.Kind == "":
+		c.add("kind", "required; known kinds: %s", quoteList(knownKinds))
+	case !contains(knownKinds, s.Kind):
+		c.add("kind", "unknown kind %q; known kinds: %s", s.Kind, quoteList(knownKinds))
+	}
+	c.validateStore()
+	if !c.inherited("grace", c.inv.Defaults.Grace != nil && s.Grace == *c.inv.Defaults.Grace) {
+		if msg := graceProblem(s.Grace); msg != "" {
+			c.add("grace", "%s", msg)
+		}
+	}
+	checkTags(c.r, join(c.path, "tags"), s.Tags, c.inv.Defaults.Tags, s.line)
+	c.validateSchedule()
+
+	switch {
+	case s.Kind == KindPostgres && s.Postgres == nil:
+		c.add("postgres", "required for kind %q; add a postgres: block with at least host, database, role and admin", KindPostgres)
+	case s.Postgres != nil && s.Kind != KindPostgres && contains(knownKinds, s.Kind):
+		c.add("postgres", "only allowed when kind is %q; remove the block", KindPostgres)
+	}
+	if s.Postgres != nil {
+		c.validatePostgres(s.Postgres)
+	}
+}
+
+// validateStore checks the store type and path.
+func (c *secretCheck) validateStore() {
+	s := c.s
+	if s.Store.Type == "" {
+		c.add("store.type", "required; allowed: %s", quoteList(knownStores))
+	} else if !c.inherited("store.type", s.Store.Type == c.inv.Defaults.Store) {
+		if msg := storeTypeProblem(s.Store.Type); msg != "" {
+			c.add("store.type", "%s", msg)
+		}
+	}
+	// A defaulted path is the ID, which has been checked already.
+	if s.Store.Path != "" && !c.inherited("store.path", s.Store.Path == string(s.ID)) {
+		if secret.ID(s.Store.Path).Validate() != nil {
+			c.add("store.path", "%q is not path-like; use %s", s.Store.Path, pathLikeHint)
+		}
+	}
+}
+
+// validateSchedule checks the timezone, and the schedule against Keyturn's rules (see
+// ParseSchedule). A bad zone is reported on its own field and the spec is still checked.
+func (c *secretCheck) validateSchedule() {
+	s := c.s
+	zone := s.Timezone
+	if _, err := loadZone(zone); err != nil {
+		c.add("timezone", "%v", err)
+		zone = "" // still check the spec itself, in UTC
+	}
+	if s.Schedule == "" {
+		return
+	}
+	if _, err := ParseSchedule(s.Schedule, zone); err != nil {
+		c.add("schedule", "%v", err)
+	}
+}

@@ -1,0 +1,226 @@
+package rotation_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/stores/file"
+)
+
+const id = secret.ID("prod/orders-db/app")
+
+func newSteps(t *testing.T, shared bool) (rotation.Steps, *fakeTarget, *file.Store) {
+	t.Helper()
+	store, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := newFakeTarget(shared)
+	return rotation.Steps{SecretID: id, Rotator: target, Store: store}, target, store
+}
+
+// rotateFully runs one whole rotation (without grace) and returns the new current version.
+func rotateFully(t *testing.T, s rotation.Steps, token secret.VersionToken) secret.Version {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Create(ctx, token); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := s.Test(ctx, token); err != nil {
+		t.Fatalf("test: %v", err)
+	}
+	p, err := s.Promote(ctx, token)
+	if err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	if p.Previous != nil {
+		if err := s.Revoke(ctx, *p.Previous, &p.Current); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+	}
+	return p.Current
+}
+
+func TestCreateTwiceWithOneTokenMakesOneVersion(t *testing.T) {
+	s, target, store := newSteps(t, false)
+	ctx := context.Background()
+	first, err := s.Create(ctx, "tok-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m1, _ := store.ReadVersion(ctx, id, "tok-1")
+	again, err := s.Create(ctx, "tok-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2, _ := store.ReadVersion(ctx, id, "tok-1")
+	if !again.Reused || again.Version.Token != first.Version.Token || again.Version.Number != first.Version.Number {
+		t.Fatalf("second create made another version: %+v then %+v", first, again)
+	}
+	if !m1.Get("password").Equal(m2.Get("password")) {
+		t.Fatal("second create replaced the recorded material")
+	}
+	if target.applies != 2 {
+		t.Fatalf("a retried create must re-apply the recorded material (the target may have missed it): %d applies", target.applies)
+	}
+	all, _ := store.ListVersions(ctx, id)
+	if len(all) != 1 {
+		t.Fatalf("want 1 version, got %d", len(all))
+	}
+	if !target.works("app_a", m1.Get("password")) {
+		t.Fatal("target does not accept the recorded material")
+	}
+}
+
+func TestPromoteTwiceReportsSameResult(t *testing.T) {
+	s, _, _ := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	if _, err := s.Create(ctx, "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	p1, err := s.Promote(ctx, "tok-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s.Promote(ctx, "tok-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1.Previous == nil || p2.Previous == nil || p1.Previous.Token != v1.Token || p2.Previous.Token != v1.Token || p2.Current.Token != "tok-2" {
+		t.Fatalf("promote twice: %+v then %+v", p1, p2)
+	}
+}
+
+func TestRotationsAlternateTwinsAndRevokeOld(t *testing.T) {
+	s, target, store := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	_, m1, _ := store.ReadVersion(ctx, id, v1.Token)
+	v2 := rotateFully(t, s, "tok-2")
+	_, m2, _ := store.ReadVersion(ctx, id, v2.Token)
+	if v1.Metadata["role"] == v2.Metadata["role"] {
+		t.Fatalf("twins did not swap: %s then %s", v1.Metadata["role"], v2.Metadata["role"])
+	}
+	if target.works(v1.Metadata["role"], m1.Get("password")) {
+		t.Fatal("old credential still works after revoke")
+	}
+	if !target.works(v2.Metadata["role"], m2.Get("password")) {
+		t.Fatal("new credential does not work")
+	}
+}
+
+func TestRollbackOfPendingKeepsCurrentAndDiscards(t *testing.T) {
+	s, target, store := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	_, m1, _ := store.ReadVersion(ctx, id, v1.Token)
+	created, err := s.Create(ctx, "tok-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2, _ := store.ReadVersion(ctx, id, "tok-2")
+
+	for range 2 { // a rollback is idempotent
+		res, err := s.Rollback(ctx, "tok-2", &v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.RestoredVerified || res.Restored.Token != v1.Token || res.Repromoted {
+			t.Fatalf("rollback result %+v", res)
+		}
+	}
+	if target.works(created.Version.Metadata["role"], m2.Get("password")) {
+		t.Fatal("the failed version must be revoked on the target")
+	}
+	if !target.works(v1.Metadata["role"], m1.Get("password")) {
+		t.Fatal("the current version must keep working")
+	}
+	if _, _, err := store.Read(ctx, id, secret.StagePending); !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("pending must be discarded, got %v", err)
+	}
+}
+
+func TestRollbackAfterPromoteRepromotesPrevious(t *testing.T) {
+	s, target, store := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	_, m1, _ := store.ReadVersion(ctx, id, v1.Token)
+	if _, err := s.Create(ctx, "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Promote(ctx, "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Rollback(ctx, "tok-2", &v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Repromoted || !res.RestoredVerified {
+		t.Fatalf("rollback result %+v", res)
+	}
+	cur, _, err := store.Read(ctx, id, secret.StageCurrent)
+	if err != nil || cur.Token != v1.Token {
+		t.Fatalf("current after abort: %v %v", cur.Token, err)
+	}
+	if !target.works(v1.Metadata["role"], m1.Get("password")) {
+		t.Fatal("restored version must work")
+	}
+}
+
+// With one role for every version (single strategy), Apply of the new version replaced
+// the password the consumers use; rollback must notice and put the old one back.
+func TestRollbackSharedRoleReappliesCurrent(t *testing.T) {
+	s, target, store := newSteps(t, true)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	_, m1, _ := store.ReadVersion(ctx, id, v1.Token)
+	if _, err := s.Create(ctx, "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	if target.works("app", m1.Get("password")) {
+		t.Fatal("test setup: the shared role should have the new password now")
+	}
+	res, err := s.Rollback(ctx, "tok-2", &v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Reapplied || !res.RestoredVerified {
+		t.Fatalf("rollback must re-apply and verify the kept version: %+v", res)
+	}
+	if !target.works("app", m1.Get("password")) {
+		t.Fatal("the kept password must work again")
+	}
+}
+
+func TestRollbackWhenNothingWasStaged(t *testing.T) {
+	s, _, _ := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	res, err := s.Rollback(ctx, "tok-never", &v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Discarded || res.Repromoted || !res.RestoredVerified {
+		t.Fatalf("rollback of nothing should only verify the current version: %+v", res)
+	}
+}
+
+func TestRollbackFailsLoudlyWhenRestoreCannotWork(t *testing.T) {
+	s, target, _ := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	// Someone broke the current credential outside Keyturn and the target now refuses
+	// any re-apply: the rollback must say so, not claim success.
+	broken := &refusingTarget{fakeTarget: target}
+	s.Rotator = broken
+	target.logins["app_a"] = "changed-by-someone"
+	_, err := s.Rollback(ctx, "tok-2", &v1)
+	if !errors.Is(err, rotation.ErrRestoreFailed) {
+		t.Fatalf("want ErrRestoreFailed, got %v", err)
+	}
+}

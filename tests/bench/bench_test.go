@@ -1,0 +1,117 @@
+// Package bench measures a real Postgres rotation against a bare workflow of four no-op
+// activities, in one process on the embedded Temporal server, and reports both and their
+// ratio. Run with `make bench`. Figures are reported, never asserted.
+package bench
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+const noopQueue = "bench-noop"
+
+func noopActivity(context.Context) error { return nil }
+
+// noopWorkflow has the shape of a rotation without its work: four activities in a row.
+func noopWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	for range 4 {
+		if err := workflow.ExecuteActivity(ctx, noopActivity).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func BenchmarkRotationVsNoop(b *testing.B) {
+	env := testenv.New(b, testenv.Options{Secrets: []demo.Secret{{ID: "bench/app", Strategy: "alternating", Grace: "0s"}}})
+	w := sdkworker.New(env.Client, noopQueue, sdkworker.Options{})
+	w.RegisterWorkflow(noopWorkflow)
+	w.RegisterActivity(noopActivity)
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+
+	noop := func() time.Duration {
+		start := time.Now()
+		run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: noopQueue}, noopWorkflow)
+		if err == nil {
+			err = run.Get(ctx, nil)
+		}
+		if err != nil {
+			b.Fatalf("no-op workflow: %v", err)
+		}
+		return time.Since(start)
+	}
+	var lastRun client.WorkflowRun
+	rotate := func() time.Duration {
+		start := time.Now()
+		run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions("bench/app", "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: "bench/app"})
+		var res workflows.RotateResult
+		if err == nil {
+			err = run.Get(ctx, &res)
+		}
+		if err != nil || res.Outcome != workflows.OutcomeRotated {
+			b.Fatalf("rotation: %v (outcome %q)", err, res.Outcome)
+		}
+		lastRun = run
+		return time.Since(start)
+	}
+	for range 3 { // warm up connections, caches and the task queues
+		noop()
+		rotate()
+	}
+
+	var noops, rotations []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		noops = append(noops, noop())
+		rotations = append(rotations, rotate())
+	}
+	b.StopTimer()
+
+	events := 0
+	it := env.Client.GetWorkflowHistory(ctx, lastRun.GetID(), lastRun.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			b.Fatal(err)
+		}
+		events++
+	}
+	np50, np95 := percentile(noops, 50), percentile(noops, 95)
+	rp50, rp95 := percentile(rotations, 50), percentile(rotations, 95)
+	b.ReportMetric(ms(np50), "noop-p50-ms")
+	b.ReportMetric(ms(np95), "noop-p95-ms")
+	b.ReportMetric(ms(rp50), "rotate-p50-ms")
+	b.ReportMetric(ms(rp95), "rotate-p95-ms")
+	b.ReportMetric(float64(rp50)/float64(np50), "ratio-p50")
+	b.ReportMetric(float64(rp95)/float64(np95), "ratio-p95")
+	b.ReportMetric(float64(events), "events/rotation")
+	b.ReportMetric(0, "ns/op") // the per-op time mixes both workflows; the metrics above are the figures
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,37 @@
+package workflows_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/keyturn/keyturn/worker"
+)
+
+// TestReplayRecordedHistories replays histories recorded from real rotations on the
+// embedded server (`make record-histories`) against today's workflow code. A change that
+// breaks determinism for workflows already running in production fails here.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no recorded histories in testdata/histories: run `make record-histories`")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			h, err := client.HistoryFromJSON(mustOpen(t, f), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatalf("read %s: %v", f, err)
+			}
+			r := sdkworker.NewWorkflowReplayer()
+			worker.RegisterWorkflows(r)
+			if err := r.ReplayWorkflowHistory(nil, h); err != nil {
+				t.Fatalf("replay %s (%d events): %v", f, len(h.GetEvents()), err)
+			}
+		})
+	}
+}
