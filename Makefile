@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: build test test-short vet bench record-histories clean
+.PHONY: dev build test test-short vet bench record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
@@ -32,3 +32,7 @@ record-histories:
 
 clean:
 	rm -rf bin .keyturn
+
+# Run Keyturn on its embedded defaults: Temporal server + Web UI + worker + file store + demo Postgres.
+dev: build
+	./bin/keyturn dev

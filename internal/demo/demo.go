@@ -83,8 +83,8 @@ type Target struct {
 
 // Prepare creates, as the cluster's superuser, what an operator creates once when adopting
 // a database: the group role, a table it owns, and the admin role with exactly the
-// privileges the Postgres rotator documents (LOGIN CREATEROLE, ADMIN OPTION on the group
-// role, pg_signal_backend to end sessions). The admin's random password is set as a SCRAM
+// privileges the Postgres rotator documents (LOGIN CREATEROLE, pg_signal_backend to end
+// sessions, and on PostgreSQL 16+ ADMIN OPTION on the group role). The admin's random password is set as a SCRAM
 // verifier and stored in the file store. Running it again is harmless.
 func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target) error {
 	conn, err := connectSuper(ctx, c, "postgres")
@@ -106,8 +106,17 @@ func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target
 		fmt.Sprintf(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s NOLOGIN; END IF; END $$`, quote(t.Role), role),
 		fmt.Sprintf(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s LOGIN CREATEROLE; END IF; END $$`, quote(t.Admin), admin),
 		fmt.Sprintf(`ALTER ROLE %s WITH LOGIN CREATEROLE PASSWORD %s`, admin, quote(verifier)),
-		fmt.Sprintf(`GRANT %s TO %s WITH ADMIN OPTION`, role, admin),
 		fmt.Sprintf(`GRANT pg_signal_backend TO %s`, admin),
+	}
+	// PostgreSQL 16 took the right to grant any role away from CREATEROLE; there the admin
+	// needs ADMIN OPTION on the group role, without inheriting its privileges. On 15 that
+	// grant would make the admin a member that can read the application's data.
+	var serverVersion int
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&serverVersion); err != nil {
+		return fmt.Errorf("read server version: %w", err)
+	}
+	if serverVersion >= 160000 {
+		stmts = append(stmts, fmt.Sprintf(`GRANT %s TO %s WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`, role, admin))
 	}
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {

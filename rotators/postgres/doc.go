@@ -1,0 +1,77 @@
+// Package postgres rotates the password of a PostgreSQL login role with pgx.
+//
+// # Strategies
+//
+// alternating (the default) keeps two login roles, the twins (Config.Twins, by default
+// "<role>_a" and "<role>_b"), as members of one group role, Config.Role, which holds every
+// privilege and owns the application's objects. Each rotation re-keys the twin consumers
+// are not using, so the current credential keeps working through the grace period and the
+// two credentials never differ in what they may do. Apply makes sure of the following, in
+// one transaction, before it sets the password:
+//
+//	CREATE ROLE "<twin>" WITH NOLOGIN INHERIT      -- only if the twin does not exist
+//	GRANT "<role>" TO "<twin>"                      -- only if it is not a direct member yet
+//	ALTER ROLE "<twin>" SET role = '<role>'         -- what a twin creates is owned by <role>
+//	ALTER ROLE "<twin>" WITH LOGIN INHERIT PASSWORD '<SCRAM verifier>'
+//
+// The group role must already exist. Keyturn never creates, alters or revokes it, and its
+// own login, if it has one, is left alone. Adopting an existing role is therefore just the
+// first rotation: the first twin appears with the role's privileges, consumers move to it,
+// and the role's own login can be disabled by hand once nothing uses it. Revoke refuses to
+// touch the group role, so a secret that moves from the single strategy to this one ends
+// with that manual step too.
+//
+// single gives Config.Role itself a new password each rotation:
+//
+//	ALTER ROLE "<role>" WITH LOGIN PASSWORD '<SCRAM verifier>'
+//
+// Consumers still holding the old password are cut off at Apply rather than at Revoke, so
+// use it only for targets that cannot have two roles. Revoke does nothing when the version
+// to keep uses the same role, which is always the case here. Twins may still be set with
+// this strategy, so that versions made earlier by the alternating strategy can be revoked.
+//
+// Revoke disables a login role and, with Config.TerminateSessions, ends its sessions:
+//
+//	ALTER ROLE "<login>" WITH NOLOGIN PASSWORD NULL
+//	SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '<login>'
+//
+// It only ever touches the twins and, with the single strategy, Config.Role: any other name
+// in a version's metadata is refused with rotators.ErrInvalidConfig.
+//
+// # Passwords
+//
+// A password is 32 random bytes in unpadded URL-safe base64 (43 characters). It reaches the
+// server only as a SCRAM-SHA-256 verifier computed here (RFC 5802, RFC 7677), so a server
+// that logs statements logs the verifier, never the password. PostgreSQL stores a verifier
+// as given whatever password_encryption says; pg_hba.conf must use scram-sha-256, or md5,
+// which performs SCRAM for a role whose stored password is a SCRAM verifier.
+//
+// # Privileges of the admin role
+//
+// Config.AdminUser must not be a superuser in production; these grants are enough. On
+// PostgreSQL 15 and earlier:
+//
+//	CREATE ROLE keyturn_admin WITH LOGIN CREATEROLE PASSWORD '...';
+//	GRANT pg_signal_backend TO keyturn_admin;  -- only with TerminateSessions
+//
+// CREATEROLE there lets a role create and alter every non-superuser role and grant
+// membership in every non-superuser role, so the admin needs no membership in the group
+// role, and is given none: it cannot read the application's data. On PostgreSQL 16 and
+// later CREATEROLE only reaches roles the admin holds with ADMIN OPTION, so add
+//
+//	GRANT "<role>" TO keyturn_admin WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;
+//
+// and the same for each twin that already exists and was not created by keyturn_admin (a
+// role it creates comes with ADMIN OPTION). pg_signal_backend cannot end superuser
+// sessions, and CREATEROLE cannot alter superusers, so neither the group role nor the
+// twins may be superusers.
+//
+// # Errors
+//
+// A missing privilege (SQLSTATE 42501) or a refused admin login wraps
+// rotators.ErrPermissionDenied; a refused login in Test wraps
+// rotators.ErrCredentialRejected; a bad configuration or a missing group role wraps
+// rotators.ErrInvalidConfig. No error carries a password or a verifier: messages from the
+// server pass through a sanitizer that removes them, keeping the *pgconn.PgError type and
+// its SQLSTATE.
+package postgres

@@ -1,0 +1,329 @@
+// Package rotatortest is the conformance suite every rotator kind must pass. It drives a
+// rotator only through the rotators.Rotator interface, against a real target, and checks
+// the contract the rotation workflow relies on: Generate changes nothing, Apply and Revoke
+// are idempotent, Test tells working material from anything else, and revoking the old
+// version never breaks the one to keep.
+//
+// A kind's test calls Run with a Harness whose New gives each subtest a rotator for a
+// target of its own.
+package rotatortest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// Harness adapts one rotator kind to the suite.
+type Harness struct {
+	// Name, if set, groups the subtests under a subtest of that name.
+	Name string
+	// New returns a rotator for a target no other subtest uses (a fresh role, user or
+	// key holder), in its initial state. It is called once per subtest and may register
+	// cleanups with t.Cleanup.
+	New func(t *testing.T) rotators.Rotator
+	// SecretID names the secret in requests. Defaults to "rotatortest/secret".
+	SecretID secret.ID
+	// CallTimeout bounds each call to the rotator. Defaults to one minute.
+	CallTimeout time.Duration
+	// Settle is how long an eventually consistent target may take to show a change
+	// (IAM keys take seconds). Tests that expect a result retry until it shows or Settle
+	// has passed. Zero means one attempt: the target is consistent at once.
+	Settle time.Duration
+	// AfterRotation, if set, runs in the rotation sequence after each round, once next is
+	// applied and tested and prev is revoked, for checks only the kind knows about (which
+	// role is active, what privileges it has).
+	AfterRotation func(t *testing.T, prev, next secret.Version)
+}
+
+// Run runs the conformance suite as subtests of t.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	if h.New == nil {
+		t.Fatal("rotatortest: Harness.New is nil")
+	}
+	if h.SecretID == "" {
+		h.SecretID = "rotatortest/secret"
+	}
+	if h.CallTimeout <= 0 {
+		h.CallTimeout = time.Minute
+	}
+	if h.Name != "" {
+		t.Run(h.Name, func(t *testing.T) { runAll(t, h) })
+		return
+	}
+	runAll(t, h)
+}
+
+func runAll(t *testing.T, h Harness) {
+	for _, c := range []struct {
+		name string
+		run  func(s *suite)
+	}{
+		{"GenerateChangesNothing", generateChangesNothing},
+		{"ApplyThenTest", applyThenTest},
+		{"ApplyIsIdempotent", applyIsIdempotent},
+		{"WrongMaterialIsRejected", wrongMaterialIsRejected},
+		{"RevokeDisables", revokeDisables},
+		{"RevokeIsIdempotent", revokeIsIdempotent},
+		{"RevokeNeverApplied", revokeNeverApplied},
+		{"RevokeKeepsKeep", revokeKeepsKeep},
+		{"RotationSequence", rotationSequence},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &suite{t: t, h: h, r: h.New(t)}
+			if s.r == nil {
+				t.Fatal("Harness.New returned nil")
+			}
+			c.run(s)
+		})
+	}
+}
+
+// Generate gives material and metadata, and the target does not accept the material
+// until Apply. A second Generate gives different material.
+func generateChangesNothing(s *suite) {
+	v1, m1 := s.generate(nil)
+	s.wantRejected("Test before Apply", v1, m1)
+	_, m2 := s.generate(nil)
+	if sameMaterial(m1, m2) {
+		s.t.Error("two calls to Generate gave the same material")
+	}
+	s.wantRejected("Test before Apply, after a second Generate", v1, m1)
+}
+
+func applyThenTest(s *suite) {
+	v, m := s.generate(nil)
+	s.apply(v, m)
+	s.wantAccepted("Test after Apply", v, m)
+}
+
+func applyIsIdempotent(s *suite) {
+	v, m := s.generate(nil)
+	s.apply(v, m)
+	s.apply(v, m)
+	s.wantAccepted("Test after applying twice", v, m)
+}
+
+// Test of a version with material it was not given must fail with ErrCredentialRejected.
+func wrongMaterialIsRejected(s *suite) {
+	v, m := s.generate(nil)
+	s.apply(v, m)
+	_, other := s.generate(nil)
+	s.wantRejected("Test with material from another Generate", v, other)
+	s.wantAccepted("Test with the right material", v, m)
+}
+
+func revokeDisables(s *suite) {
+	v, m := s.generate(nil)
+	s.apply(v, m)
+	s.wantAccepted("Test after Apply", v, m)
+	s.revoke(v, nil)
+	s.wantRejected("Test after Revoke", v, m)
+}
+
+func revokeIsIdempotent(s *suite) {
+	v, m := s.generate(nil)
+	s.apply(v, m)
+	s.revoke(v, nil)
+	s.revoke(v, nil)
+	s.wantRejected("Test after revoking twice", v, m)
+}
+
+// Revoking a version that was generated but never applied is success, and does not stop
+// a later version from working.
+func revokeNeverApplied(s *suite) {
+	v, _ := s.generate(nil)
+	s.revoke(v, nil)
+	s.revoke(v, nil)
+	next, m := s.generate(nil)
+	s.apply(next, m)
+	s.wantAccepted("Test of a new version after revoking one never applied", next, m)
+}
+
+// Revoking the previous version with Keep set leaves Keep working, even twice.
+func revokeKeepsKeep(s *suite) {
+	prev, pm := s.generate(nil)
+	s.apply(prev, pm)
+	next, nm := s.generate(&prev)
+	s.apply(next, nm)
+	s.wantAccepted("Test of the new version", next, nm)
+	s.revoke(prev, &next)
+	s.wantAccepted("Test of Keep after Revoke", next, nm)
+	s.wantRejected("Test of the revoked version", prev, pm)
+	s.revoke(prev, &next)
+	s.wantAccepted("Test of Keep after a second Revoke", next, nm)
+}
+
+// Three rounds of the workflow's sequence: Generate from the current version, Apply,
+// Test, Revoke the previous one keeping the new one.
+func rotationSequence(s *suite) {
+	prev, pm := s.generate(nil)
+	s.apply(prev, pm)
+	s.wantAccepted("Test of the first version", prev, pm)
+	for round := 1; round <= 3; round++ {
+		next, nm := s.generate(&prev)
+		s.apply(next, nm)
+		s.wantAccepted(fmt.Sprintf("round %d: Test of the new version", round), next, nm)
+		s.revoke(prev, &next)
+		s.wantAccepted(fmt.Sprintf("round %d: Test of the new version after Revoke", round), next, nm)
+		s.wantRejected(fmt.Sprintf("round %d: Test of the revoked version", round), prev, pm)
+		if s.h.AfterRotation != nil {
+			s.h.AfterRotation(s.t, prev, next)
+		}
+		if s.t.Failed() {
+			return
+		}
+		prev, pm = next, nm
+	}
+}
+
+// suite is the state of one subtest: its rotator, the versions made so far and all the
+// material generated, which no error may contain.
+type suite struct {
+	t    *testing.T
+	h    Harness
+	r    rotators.Rotator
+	n    int
+	made []secret.Material
+}
+
+func (s *suite) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.t.Context(), s.h.CallTimeout)
+}
+
+// generate calls Generate and builds the version the store would record.
+func (s *suite) generate(current *secret.Version) (secret.Version, secret.Material) {
+	s.t.Helper()
+	s.n++
+	token := secret.VersionToken(fmt.Sprintf("test/%d", s.n))
+	ctx, cancel := s.ctx()
+	defer cancel()
+	g, err := s.r.Generate(ctx, rotators.GenerateRequest{SecretID: s.h.SecretID, Token: token, Current: current})
+	s.checkLeak("Generate", err)
+	if err != nil {
+		s.t.Fatalf("Generate %s: %v", token, err)
+	}
+	if len(g.Material) == 0 {
+		s.t.Fatalf("Generate %s: no material", token)
+	}
+	for field, value := range g.Material {
+		if value.IsZero() {
+			s.t.Fatalf("Generate %s: material field %q is empty", token, field)
+		}
+	}
+	if len(g.Metadata) == 0 {
+		s.t.Fatalf("Generate %s: no metadata", token)
+	}
+	s.made = append(s.made, g.Material)
+	return secret.Version{
+		SecretID:  s.h.SecretID,
+		Token:     token,
+		Number:    s.n,
+		Stages:    []secret.Stage{secret.StagePending},
+		CreatedAt: time.Now(),
+		Metadata:  g.Metadata,
+	}, g.Material
+}
+
+func (s *suite) apply(v secret.Version, m secret.Material) {
+	s.t.Helper()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.r.Apply(ctx, rotators.ApplyRequest{Version: v, Material: m})
+	s.checkLeak("Apply", err)
+	if err != nil {
+		s.t.Fatalf("Apply %s: %v", v.Token, err)
+	}
+}
+
+func (s *suite) revoke(v secret.Version, keep *secret.Version) {
+	s.t.Helper()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.r.Revoke(ctx, rotators.RevokeRequest{Version: v, Keep: keep})
+	s.checkLeak("Revoke", err)
+	if err != nil {
+		s.t.Fatalf("Revoke %s: %v", v.Token, err)
+	}
+}
+
+func (s *suite) test(v secret.Version, m secret.Material) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.r.Test(ctx, rotators.TestRequest{Version: v, Material: m})
+	s.checkLeak("Test", err)
+	return err
+}
+
+// wantAccepted expects Test to succeed, within Settle.
+func (s *suite) wantAccepted(what string, v secret.Version, m secret.Material) {
+	s.t.Helper()
+	var last error
+	if !s.eventually(func() bool { last = s.test(v, m); return last == nil }) {
+		s.t.Fatalf("%s (%s): %v", what, v.Token, last)
+	}
+}
+
+// wantRejected expects Test to fail with ErrCredentialRejected, within Settle.
+func (s *suite) wantRejected(what string, v secret.Version, m secret.Material) {
+	s.t.Helper()
+	var last error
+	if s.eventually(func() bool { last = s.test(v, m); return errors.Is(last, rotators.ErrCredentialRejected) }) {
+		return
+	}
+	if last == nil {
+		s.t.Fatalf("%s (%s): Test succeeded, want an error wrapping ErrCredentialRejected", what, v.Token)
+	}
+	s.t.Fatalf("%s (%s): Test returned %v, want an error wrapping ErrCredentialRejected", what, v.Token, last)
+}
+
+// eventually retries check until it holds or Settle has passed, and reports whether it
+// held.
+func (s *suite) eventually(check func() bool) bool {
+	deadline := time.Now().Add(s.h.Settle)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		if check() {
+			return true
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return false
+		}
+		time.Sleep(delay)
+	}
+}
+
+// checkLeak fails the test if an error carries any generated material.
+func (s *suite) checkLeak(call string, err error) {
+	s.t.Helper()
+	if err == nil {
+		return
+	}
+	text := fmt.Sprintf("%v | %+v | %#v", err, err, err)
+	for _, m := range s.made {
+		for field, value := range m {
+			if v := value.Reveal(); v != "" && strings.Contains(text, v) {
+				s.t.Errorf("%s returned an error containing material field %q", call, field)
+			}
+		}
+	}
+}
+
+// sameMaterial reports whether two materials have the same fields with the same values.
+func sameMaterial(a, b secret.Material) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for field, value := range a {
+		if other, ok := b[field]; !ok || !other.Equal(value) {
+			return false
+		}
+	}
+	return true
+}
