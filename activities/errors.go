@@ -22,6 +22,8 @@ const (
 	ErrTypeUnknownSecret = "KeyturnUnknownSecret"
 	// ErrTypeCredentialRejected: the target refused the credential under test.
 	ErrTypeCredentialRejected = "KeyturnCredentialRejected"
+	// ErrTypeCheckFailed: the credential logs in but fails the inventory's check query.
+	ErrTypeCheckFailed = "KeyturnCheckFailed"
 	// ErrTypeNotFound: the store has no such version.
 	ErrTypeNotFound = "KeyturnNotFound"
 	// ErrTypeRestoreFailed: rollback could not make the kept credential work. Needs a human.
@@ -29,7 +31,7 @@ const (
 )
 
 // NonRetryable lists the error types no retry can fix.
-var NonRetryable = []string{ErrTypeInvalidConfig, ErrTypePermissionDenied, ErrTypeUnknownSecret}
+var NonRetryable = []string{ErrTypeInvalidConfig, ErrTypePermissionDenied, ErrTypeUnknownSecret, ErrTypeCheckFailed}
 
 // ErrUnknownSecret is returned by a Resolver for a secret ID it does not know.
 var ErrUnknownSecret = errors.New("unknown secret")
@@ -54,6 +56,8 @@ func classify(err error) error {
 		kind, nonRetryable = ErrTypeInvalidConfig, true
 	case errors.Is(err, rotators.ErrPermissionDenied):
 		kind, nonRetryable = ErrTypePermissionDenied, true
+	case errors.Is(err, rotators.ErrCheckFailed):
+		kind, nonRetryable = ErrTypeCheckFailed, true
 	case errors.Is(err, rotators.ErrCredentialRejected):
 		kind = ErrTypeCredentialRejected
 	case errors.Is(err, rotation.ErrRestoreFailed):

@@ -17,6 +17,9 @@ type fakeTarget struct {
 	logins  map[string]string // role -> password; absent means NOLOGIN
 	applies int
 	shared  bool // single strategy: every version uses role "app"
+	// checkFails makes every login that works fail the check query, as when the
+	// inventory's check needs a privilege the group role lacks.
+	checkFails bool
 	next    int
 }
 
@@ -54,6 +57,9 @@ func (f *fakeTarget) Apply(_ context.Context, req rotators.ApplyRequest) error {
 func (f *fakeTarget) Test(_ context.Context, req rotators.TestRequest) error {
 	if !f.works(req.Version.Metadata["role"], req.Material.Get("password")) {
 		return fmt.Errorf("login as %s: %w", req.Version.Metadata["role"], rotators.ErrCredentialRejected)
+	}
+	if f.checkFails {
+		return fmt.Errorf("check query: %w", rotators.ErrCheckFailed)
 	}
 	return nil
 }

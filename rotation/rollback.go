@@ -14,7 +14,7 @@ import (
 type RollbackResult struct {
 	// Restored is the version consumers read after the rollback, nil if the secret had none.
 	Restored *secret.Version
-	// RestoredVerified is true when Restored was tested against the target and works.
+	// RestoredVerified is true when Restored was tested against the target and logs in.
 	RestoredVerified bool
 	// Repromoted is true when the failed version had become current and the restored
 	// version was made current again.
@@ -23,6 +23,15 @@ type RollbackResult struct {
 	Reapplied bool
 	// Discarded is true when the failed version's pending stage was removed.
 	Discarded bool
+}
+
+// testLogin tests a version and counts a failed check as a working login.
+func (s Steps) testLogin(ctx context.Context, v secret.Version, m secret.Material) error {
+	err := s.Rotator.Test(ctx, rotators.TestRequest{Version: v, Material: m})
+	if errors.Is(err, rotators.ErrCheckFailed) {
+		return nil
+	}
+	return err
 }
 
 // ErrRestoreFailed means the rollback could not make the version to keep work again. It is
@@ -63,21 +72,28 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, restore 
 		}
 	}
 
-	// Step 3. Prove the kept credential works; repair it only if it does not.
+	// Step 3. Prove the kept credential still logs in; repair it only if the target
+	// refuses it. A failed check query is not a refusal: the kept credential has the same
+	// privileges it had before the rotation, so re-applying it would change nothing.
 	if restore != nil {
 		kept, material, err := s.Store.ReadVersion(ctx, s.SecretID, restore.Token)
 		if err != nil {
 			return res, fmt.Errorf("read version %d to restore: %w", restore.Number, err)
 		}
 		res.Restored = &kept
-		if err := s.Rotator.Test(ctx, rotators.TestRequest{Version: kept, Material: material}); err != nil {
+		err = s.testLogin(ctx, kept, material)
+		if errors.Is(err, rotators.ErrCredentialRejected) {
 			if err := s.Rotator.Apply(ctx, rotators.ApplyRequest{Version: kept, Material: material}); err != nil {
 				return res, fmt.Errorf("re-apply version %d: %w", kept.Number, err)
 			}
 			res.Reapplied = true
-			if err := s.Rotator.Test(ctx, rotators.TestRequest{Version: kept, Material: material}); err != nil {
+			err = s.testLogin(ctx, kept, material)
+			if errors.Is(err, rotators.ErrCredentialRejected) {
 				return res, fmt.Errorf("version %d: %w: %w", kept.Number, ErrRestoreFailed, err)
 			}
+		}
+		if err != nil {
+			return res, fmt.Errorf("test version %d to restore: %w", kept.Number, err)
 		}
 		res.RestoredVerified = true
 	}

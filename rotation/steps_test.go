@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
@@ -222,5 +223,27 @@ func TestRollbackFailsLoudlyWhenRestoreCannotWork(t *testing.T) {
 	_, err := s.Rollback(ctx, "tok-2", &v1)
 	if !errors.Is(err, rotation.ErrRestoreFailed) {
 		t.Fatalf("want ErrRestoreFailed, got %v", err)
+	}
+}
+
+// A check query that fails for every credential must not make the rollback re-apply the
+// kept version or report it broken: it logs in, as it did before the rotation.
+func TestRollbackCountsFailedCheckAsWorkingLogin(t *testing.T) {
+	s, target, _ := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	if _, err := s.Create(ctx, "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	target.checkFails = true
+	if err := s.Test(ctx, "tok-2"); !errors.Is(err, rotators.ErrCheckFailed) {
+		t.Fatalf("test: %v, want ErrCheckFailed", err)
+	}
+	res, err := s.Rollback(ctx, "tok-2", &v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reapplied || !res.RestoredVerified || !res.Discarded {
+		t.Fatalf("rollback result %+v", res)
 	}
 }

@@ -24,6 +24,10 @@ var (
 	// (wrapped) when a login fails; it is retryable, because targets can be eventually
 	// consistent, within the step's bounded retries.
 	ErrCredentialRejected = errors.New("credential rejected")
+	// ErrCheckFailed: the credential logs in but fails the inventory's check (a query it
+	// cannot run, an API call it may not make). Retrying cannot grant a privilege, so the
+	// step fails at once; a rollback counts the kept credential as working when it logs in.
+	ErrCheckFailed = errors.New("credential check failed")
 )
 
 // GenerateRequest asks for fresh material for the next version.

@@ -114,7 +114,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 	h := history(t, env, run.GetID(), run.GetRunID())
 	attempts := 0
 	for _, e := range h.GetEvents() {
-		if e.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED && e.GetActivityTaskStartedEventAttributes().GetAttempt() > attempts {
+		if e.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED && int(e.GetActivityTaskStartedEventAttributes().GetAttempt()) > attempts {
 			attempts = int(e.GetActivityTaskStartedEventAttributes().GetAttempt())
 		}
 	}

@@ -70,7 +70,9 @@
 //
 // A missing privilege (SQLSTATE 42501) or a refused admin login wraps
 // rotators.ErrPermissionDenied; a refused login in Test wraps
-// rotators.ErrCredentialRejected; a bad configuration or a missing group role wraps
+// rotators.ErrCredentialRejected; a check query the credential cannot run (no privilege,
+// no such table, a write in the read-only check) wraps rotators.ErrCheckFailed; a bad
+// configuration or a missing group role wraps
 // rotators.ErrInvalidConfig. No error carries a password or a verifier: messages from the
 // server pass through a sanitizer that removes them, keeping the *pgconn.PgError type and
 // its SQLSTATE.

@@ -198,10 +198,11 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 	if r.cfg.CheckQuery != "" {
 		if err := r.runCheckQuery(ctx, conn); err != nil {
 			err = sanitize(err, password)
-			// A missing privilege means the credential cannot do its job: that is a
-			// rejected credential, not ErrPermissionDenied, which is about the admin.
-			if sqlstate(err) == sqlstateInsufficientPrivilege {
-				return fmt.Errorf("test: check query as %q: %w: %w", login, rotators.ErrCredentialRejected, err)
+			// The credential logged in; the query failing (no privilege, no such table) is
+			// about what it may do, which no retry changes. Not ErrPermissionDenied, which
+			// is about the admin. Connection trouble stays retryable.
+			if checkRejected(sqlstate(err)) {
+				return fmt.Errorf("test: check query as %q: %w: %w", login, rotators.ErrCheckFailed, err)
 			}
 			return fmt.Errorf("test: check query as %q: %w", login, err)
 		}
@@ -327,4 +328,19 @@ func roleExists(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
 		return false, fail(fmt.Sprintf("look up role %q", name), err)
 	}
 	return exists, nil
+}
+
+// checkRejected reports whether a check query's SQLSTATE says the query itself cannot
+// succeed for this credential: access or syntax (42), data (22), unsupported (0A), schema
+// (3F), or a write in the read-only check transaction (25). Other classes (connection,
+// resources, cancellation) may pass on a retry.
+func checkRejected(state string) bool {
+	if len(state) != 5 {
+		return false
+	}
+	switch state[:2] {
+	case "42", "22", "0A", "3F", "25":
+		return true
+	}
+	return false
 }

@@ -124,8 +124,8 @@ func TestCheckQuery(t *testing.T) {
 	v, m := s.generate(nil)
 	s.apply(v, m)
 	err := s.r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m})
-	if !errors.Is(err, rotators.ErrCredentialRejected) {
-		t.Fatalf("Test without SELECT on the table = %v, want ErrCredentialRejected", err)
+	if !errors.Is(err, rotators.ErrCheckFailed) {
+		t.Fatalf("Test without SELECT on the table = %v, want ErrCheckFailed", err)
 	}
 	exec(t, super, fmt.Sprintf("GRANT SELECT, INSERT ON %s TO %s", ident(table), ident(cfg.Role)))
 	if err := s.r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m}); err != nil {
