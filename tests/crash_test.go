@@ -49,6 +49,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 	v1, m1 := current(t, env, id)
 
 	// Hold a row lock on the inactive twin so the next Create blocks inside ALTER ROLE.
+	superExec(t, env, "CREATE ROLE app_b NOLOGIN")
 	blocker := superConn(t, env)
 	defer blocker.Close(ctx)
 	tx, err := blocker.Begin(ctx)
