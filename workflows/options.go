@@ -34,7 +34,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 // Every retry below is bounded: a rotation that cannot finish must end, roll back and say
 // so, never retry forever with a credential that will not work.
 var (
-	planOptions = workflow.ActivityOptions{
+	planOptions = workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
