@@ -240,11 +240,15 @@ func keptMessage(rb rotation.RollbackResult) string {
 func errorMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return appErr.Error()
+		return appErr.Message()
 	}
 	var timeoutErr *temporal.TimeoutError
 	if errors.As(err, &timeoutErr) {
-		return "timed out: " + timeoutErr.Error()
+		return "timed out (" + timeoutErr.TimeoutType().String() + ")"
+	}
+	var canceledErr *temporal.CanceledError
+	if errors.As(err, &canceledErr) {
+		return "cancelled"
 	}
 	return err.Error()
 }

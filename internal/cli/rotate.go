@@ -67,7 +67,7 @@ func newRotateCmd(g *globals) *cobra.Command {
 				if details, ok := resultFromError(err); ok {
 					printResult(out, details)
 				}
-				return fmt.Errorf("rotation of %s did not complete: %w", id, rootMessage(err))
+				return rootMessage(err)
 			}
 			printResult(out, res)
 			if res.Outcome != workflows.OutcomeRotated {
@@ -125,7 +125,7 @@ func resultFromError(err error) (workflows.RotateResult, bool) {
 func rootMessage(err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return errors.New(appErr.Error())
+		return errors.New(appErr.Message())
 	}
 	var canceled *temporal.CanceledError
 	if errors.As(err, &canceled) {
@@ -135,12 +135,17 @@ func rootMessage(err error) error {
 }
 
 func printResult(w io.Writer, r workflows.RotateResult) {
-	fmt.Fprintf(w, "secret:   %s\noutcome:  %s\n", r.SecretID, r.Outcome)
+	fmt.Fprintf(w, "secret:   %s\n", r.SecretID)
+	if r.Outcome != "" {
+		fmt.Fprintf(w, "outcome:  %s\n", r.Outcome)
+	}
 	if r.NewVersion != nil {
 		fmt.Fprintf(w, "new:      version %d (%s)\n", r.NewVersion.Number, r.NewVersion.Metadata["role"])
 	}
 	if r.PreviousVersion != nil {
 		fmt.Fprintf(w, "previous: version %d (%s)\n", r.PreviousVersion.Number, r.PreviousVersion.Metadata["role"])
+	} else if r.NewVersion != nil {
+		fmt.Fprintln(w, "previous: none (the secret's first version: nothing to revoke)")
 	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "error:    %s\n", r.Error)
