@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/rotators/fake"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
@@ -14,13 +15,17 @@ import (
 
 const id = secret.ID("prod/orders-db/app")
 
-func newSteps(t *testing.T, shared bool) (rotation.Steps, *fakeTarget, *file.Store) {
+func newSteps(t *testing.T, shared bool) (rotation.Steps, *fake.Rotator, *file.Store) {
 	t.Helper()
 	store, err := file.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := newFakeTarget(shared)
+	mode := fake.Twins
+	if shared {
+		mode = fake.Shared
+	}
+	target := fake.New(mode)
 	return rotation.Steps{SecretID: id, Rotator: target, Store: store}, target, store
 }
 
@@ -65,14 +70,14 @@ func TestCreateTwiceWithOneTokenMakesOneVersion(t *testing.T) {
 	if !m1.Get("password").Equal(m2.Get("password")) {
 		t.Fatal("second create replaced the recorded material")
 	}
-	if target.applies != 2 {
-		t.Fatalf("a retried create must re-apply the recorded material (the target may have missed it): %d applies", target.applies)
+	if target.Applies() != 2 {
+		t.Fatalf("a retried create must re-apply the recorded material (the target may have missed it): %d applies", target.Applies())
 	}
 	all, _ := store.ListVersions(ctx, id)
 	if len(all) != 1 {
 		t.Fatalf("want 1 version, got %d", len(all))
 	}
-	if !target.works("app_a", m1.Get("password")) {
+	if !target.Works("app_a", m1.Get("password")) {
 		t.Fatal("target does not accept the recorded material")
 	}
 }
@@ -107,10 +112,10 @@ func TestRotationsAlternateTwinsAndRevokeOld(t *testing.T) {
 	if v1.Metadata["role"] == v2.Metadata["role"] {
 		t.Fatalf("twins did not swap: %s then %s", v1.Metadata["role"], v2.Metadata["role"])
 	}
-	if target.works(v1.Metadata["role"], m1.Get("password")) {
+	if target.Works(v1.Metadata["role"], m1.Get("password")) {
 		t.Fatal("old credential still works after revoke")
 	}
-	if !target.works(v2.Metadata["role"], m2.Get("password")) {
+	if !target.Works(v2.Metadata["role"], m2.Get("password")) {
 		t.Fatal("new credential does not work")
 	}
 }
@@ -135,10 +140,10 @@ func TestRollbackOfPendingKeepsCurrentAndDiscards(t *testing.T) {
 			t.Fatalf("rollback result %+v", res)
 		}
 	}
-	if target.works(created.Version.Metadata["role"], m2.Get("password")) {
+	if target.Works(created.Version.Metadata["role"], m2.Get("password")) {
 		t.Fatal("the failed version must be revoked on the target")
 	}
-	if !target.works(v1.Metadata["role"], m1.Get("password")) {
+	if !target.Works(v1.Metadata["role"], m1.Get("password")) {
 		t.Fatal("the current version must keep working")
 	}
 	if _, _, err := store.Read(ctx, id, secret.StagePending); !errors.Is(err, stores.ErrNotFound) {
@@ -168,7 +173,7 @@ func TestRollbackAfterPromoteRepromotesPrevious(t *testing.T) {
 	if err != nil || cur.Token != v1.Token {
 		t.Fatalf("current after abort: %v %v", cur.Token, err)
 	}
-	if !target.works(v1.Metadata["role"], m1.Get("password")) {
+	if !target.Works(v1.Metadata["role"], m1.Get("password")) {
 		t.Fatal("restored version must work")
 	}
 }
@@ -183,7 +188,7 @@ func TestRollbackSharedRoleReappliesCurrent(t *testing.T) {
 	if _, err := s.Create(ctx, "tok-2"); err != nil {
 		t.Fatal(err)
 	}
-	if target.works("app", m1.Get("password")) {
+	if target.Works("app", m1.Get("password")) {
 		t.Fatal("test setup: the shared role should have the new password now")
 	}
 	res, err := s.Rollback(ctx, "tok-2", &v1)
@@ -193,7 +198,7 @@ func TestRollbackSharedRoleReappliesCurrent(t *testing.T) {
 	if !res.Reapplied || !res.RestoredVerified {
 		t.Fatalf("rollback must re-apply and verify the kept version: %+v", res)
 	}
-	if !target.works("app", m1.Get("password")) {
+	if !target.Works("app", m1.Get("password")) {
 		t.Fatal("the kept password must work again")
 	}
 }
@@ -217,9 +222,8 @@ func TestRollbackFailsLoudlyWhenRestoreCannotWork(t *testing.T) {
 	v1 := rotateFully(t, s, "tok-1")
 	// Someone broke the current credential outside Keyturn and the target now refuses
 	// any re-apply: the rollback must say so, not claim success.
-	broken := &refusingTarget{fakeTarget: target}
-	s.Rotator = broken
-	target.logins["app_a"] = "changed-by-someone"
+	s.Rotator = &refusingTarget{Rotator: target}
+	target.SetPassword("app_a", "changed-by-someone")
 	_, err := s.Rollback(ctx, "tok-2", &v1)
 	if !errors.Is(err, rotation.ErrRestoreFailed) {
 		t.Fatalf("want ErrRestoreFailed, got %v", err)
@@ -235,7 +239,7 @@ func TestRollbackCountsFailedCheckAsWorkingLogin(t *testing.T) {
 	if _, err := s.Create(ctx, "tok-2"); err != nil {
 		t.Fatal(err)
 	}
-	target.checkFails = true
+	target.CheckFails = true
 	if err := s.Test(ctx, "tok-2"); !errors.Is(err, rotators.ErrCheckFailed) {
 		t.Fatalf("test: %v, want ErrCheckFailed", err)
 	}
