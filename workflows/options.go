@@ -32,55 +32,43 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 }
 
 // Every retry below is bounded: a rotation that cannot finish must end, roll back and say
-// so, never retry forever with a credential that will not work.
+// so, never retry forever with a credential that will not work. Invalid configuration,
+// permission denied, an unknown secret and a failed check are never retried.
 var (
 	planOptions = workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
-			MaximumAttempts: 5, NonRetryableErrorTypes: activities.NonRetryable,
-		},
+		RetryPolicy:         retryPolicy(5, 10*time.Second),
 	}
-	// Create talks to the target; the heartbeat timeout notices a dead worker quickly.
-	// WaitForCancellation: on cancel the workflow waits for the step to stop before it rolls
-	// back, so a rollback never races a step still changing the target.
-	createOptions = workflow.ActivityOptions{
-		WaitForCancellation: true,
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: 5, NonRetryableErrorTypes: activities.NonRetryable,
-		},
-	}
+	// Create talks to the target. The heartbeat timeout notices a dead worker within
+	// seconds. WaitForCancellation: on cancel the workflow waits for the step to stop
+	// before it rolls back, so a rollback never races a step still changing the target.
+	createOptions = stepOptions(2*time.Minute, retryPolicy(5, 30*time.Second))
 	// Test retries absorb propagation delay (replicas, eventually consistent IAM), but a
 	// credential that keeps failing is rejected after about a minute, not retried forever.
-	testOptions = workflow.ActivityOptions{
-		WaitForCancellation: true,
-		StartToCloseTimeout: time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 15 * time.Second,
-			MaximumAttempts: 6, NonRetryableErrorTypes: activities.NonRetryable,
-		},
-	}
-	promoteOptions = workflow.ActivityOptions{
-		WaitForCancellation: true,
-		StartToCloseTimeout: time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: 6, NonRetryableErrorTypes: activities.NonRetryable,
-		},
-	}
-	revokeOptions = promoteOptions
+	testOptions    = stepOptions(time.Minute, retryPolicy(6, 15*time.Second))
+	promoteOptions = stepOptions(time.Minute, retryPolicy(6, 30*time.Second))
+	revokeOptions  = promoteOptions
 	// Rollback gets more patience than the steps: it is what keeps consumers working.
-	rollbackOptions = workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable,
-		},
-	}
+	rollbackOptions = stepOptions(2*time.Minute, retryPolicy(10, time.Minute))
 )
+
+func stepOptions(startToClose time.Duration, retry *temporal.RetryPolicy) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: startToClose,
+		HeartbeatTimeout:    10 * time.Second,
+		WaitForCancellation: true,
+		RetryPolicy:         retry,
+	}
+}
+
+// retryPolicy backs off from one second, doubling up to maxInterval, for at most
+// attempts tries.
+func retryPolicy(attempts int32, maxInterval time.Duration) *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        maxInterval,
+		MaximumAttempts:        attempts,
+		NonRetryableErrorTypes: activities.NonRetryable,
+	}
+}
