@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
@@ -145,4 +146,40 @@ func TestFailedTestRollsBack(t *testing.T) {
 		t.Fatal("twin app_b, re-keyed by the failed rotation, must be NOLOGIN again")
 	}
 	checkReplay(t, env, "rotate/"+string(id), "", "rolled_back_check_query_denied")
+}
+
+// TestSingleStrategy rotates a role that cannot have twins: the role itself gets a new
+// password each time, the old one stops working and no other role is created.
+func TestSingleStrategy(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Secrets: []demo.Secret{{ID: "e2e/single", Strategy: "single", Grace: "0s", Target: demo.Target{Role: "reporting"}}}})
+	ctx := context.Background()
+	const id = secret.ID("e2e/single")
+	var previous secret.Material
+	for round := 1; round <= 2; round++ {
+		if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+			t.Fatalf("rotation %d exited %d:\n%s", round, code, out)
+		}
+		v, m := current(t, env, id)
+		if v.Metadata["role"] != "reporting" {
+			t.Fatalf("rotation %d: single strategy must keep role reporting, got %v", round, v.Metadata)
+		}
+		if err := login(ctx, env, "reporting", m.Get("password")); err != nil {
+			t.Fatalf("rotation %d: new password does not log in: %v", round, err)
+		}
+		if previous != nil {
+			if err := login(ctx, env, "reporting", previous.Get("password")); err == nil {
+				t.Fatalf("rotation %d: the previous password still logs in", round)
+			}
+		}
+		previous = m
+	}
+	var twins int
+	conn := superConn(t, env)
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'reporting_%'").Scan(&twins); err != nil {
+		t.Fatal(err)
+	}
+	if twins != 0 {
+		t.Fatalf("single strategy created %d extra roles", twins)
+	}
 }

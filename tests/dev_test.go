@@ -1,0 +1,89 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/cli"
+	"github.com/keyturn/keyturn/internal/testenv"
+)
+
+// TestDevQuickStart follows the README's quick start: `keyturn dev` on its embedded
+// defaults (server, Web UI, worker, file store, demo PostgreSQL), then `keyturn rotate
+// demo/app --wait` from a second "terminal", then `keyturn get` and the Web UI.
+func TestDevQuickStart(t *testing.T) {
+	dir := t.TempDir()
+	port, uiPort := freePort(t), freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	var devOut testenv.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Execute(ctx, []string{"dev", "--state-dir", filepath.Join(dir, ".keyturn"),
+			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--log-level", "warn"},
+			strings.NewReader(""), &devOut, &devOut)
+	}()
+	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
+		default:
+		}
+		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
+	})
+	if !strings.Contains(devOut.String(), "keyturn rotate demo/app --wait") {
+		t.Fatalf("dev does not tell the user what to try:\n%s", devOut.String())
+	}
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	store := filepath.Join(dir, ".keyturn", "store")
+	var out bytes.Buffer
+	code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--grace", "0s", "--address", addr}, strings.NewReader(""), &out, &out)
+	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
+		t.Fatalf("rotate exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+	}
+	out.Reset()
+	code = cli.Execute(context.Background(), []string{"get", "demo/app", "--store-dir", store}, strings.NewReader(""), &out, &out)
+	if code != 0 || !strings.Contains(out.String(), "role: app_a") {
+		t.Fatalf("get exited %d:\n%s", code, out.String())
+	}
+
+	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)) + "/api/v1/namespaces/default/workflows?query=KeyturnSecretID%3D%27demo%2Fapp%27")
+	if err != nil {
+		t.Fatalf("Web UI: %v", err)
+	}
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body.String(), "rotate/demo/app") {
+		t.Fatalf("the Web UI does not list the rotation by KeyturnSecretID: %d\n%.500s", resp.StatusCode, body.String())
+	}
+
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("keyturn dev exited %d on Ctrl-C:\n%s", code, devOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("keyturn dev did not stop within 30s of Ctrl-C")
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
