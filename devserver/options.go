@@ -54,6 +54,10 @@ type Options struct {
 	// DisableUI turns the Web UI off whatever UIAddr says.
 	DisableUI bool
 
+	// UICodecEndpoint is the URL of a codec server the Web UI's browser calls to decode
+	// encrypted payloads (see package codec). Empty: payloads are shown as stored.
+	UICodecEndpoint string
+
 	// SearchAttributes are custom search attributes registered in Namespace at
 	// every start; ones already registered with the same type are left alone.
 	SearchAttributes map[string]enums.IndexedValueType
@@ -91,6 +95,7 @@ type settings struct {
 	searchAttributes map[string]enums.IndexedValueType
 	logger           *slog.Logger
 	logLevel         slog.Leveler
+	codecEndpoint    string
 }
 
 // resolve applies defaults and validates o, reporting every problem at once.
@@ -101,6 +106,7 @@ func (o Options) resolve() (settings, error) {
 		searchAttributes: o.SearchAttributes,
 		logger:           o.Logger,
 		logLevel:         o.LogLevel,
+		codecEndpoint:    o.UICodecEndpoint,
 	}
 	if s.namespace == "" {
 		s.namespace = DefaultNamespace

@@ -112,7 +112,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	// Step 5. The Web UI, last, so it never shows a server that is not ready.
 	if s.uiEnabled {
-		ui, err := startUI(readyCtx, s.uiHost, s.uiPort, server.frontendAddr, s.namespace)
+		ui, err := startUI(readyCtx, s.uiHost, s.uiPort, server.frontendAddr, s.namespace, s.codecEndpoint)
 		if err != nil {
 			return nil, errors.Join(err, server.Stop())
 		}

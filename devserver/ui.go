@@ -25,7 +25,7 @@ type webUI struct {
 // at Fatal level, which exits the process. Start checked that the port was
 // free a moment ago; that is the best available, since the UI server takes no
 // listener from outside.
-func startUI(ctx context.Context, host string, port int, frontendAddr, namespace string) (*webUI, error) {
+func startUI(ctx context.Context, host string, port int, frontendAddr, namespace, codecEndpoint string) (*webUI, error) {
 	uiHost := host
 	if strings.Contains(host, ":") {
 		uiHost = "[" + host + "]" // the UI server formats host:port with %s:%d
@@ -40,6 +40,8 @@ func startUI(ctx context.Context, host string, port int, frontendAddr, namespace
 		// be sent back and every action in the UI would fail.
 		CORS:     uiconfig.CORS{CookieInsecure: true},
 		HideLogs: true,
+		// The browser sends payloads here to decrypt them; empty shows them as stored.
+		Codec: uiconfig.Codec{Endpoint: codecEndpoint},
 	}))
 	ui := &webUI{server: srv, url: "http://" + hostPort(dialHost(host), port)}
 

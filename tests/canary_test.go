@@ -64,7 +64,10 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		"admin password": adminMaterial.Get("password").Reveal(),
 	}
 
-	h := history(t, env, workflows.RotateWorkflowID(id), "")
+	// First wall: even decrypted, the history holds references only. Second wall: as
+	// stored, the payloads are encrypted, so not even the handles show.
+	stored := history(t, env, workflows.RotateWorkflowID(id), "")
+	h := decodedHistory(t, env, workflows.RotateWorkflowID(id), "")
 	raw, err := proto.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +75,17 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	js, err := protojson.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
+	}
+	storedRaw, err := proto.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := []byte(`"role":"app_b"`)
+	if !bytes.Contains(raw, handle) {
+		t.Fatal("the decoded history lacks the new version's handle: decoding failed and the scan would prove nothing")
+	}
+	if bytes.Contains(storedRaw, handle) {
+		t.Fatal("the stored history shows payload content in the clear: the codec is not applied")
 	}
 	serverLog, err := env.Cluster.ServerLog()
 	if err != nil {
@@ -81,6 +95,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		t.Fatal("the PostgreSQL log has no ALTER ROLE statement: log_statement=all did not take, the scan would prove nothing")
 	}
 	places := map[string][]byte{
+		"history (stored)":   storedRaw,
 		"history (protobuf)": raw,
 		"history (json)":     js,
 		"worker/server logs": []byte(env.Logs.String()),

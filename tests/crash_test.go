@@ -20,7 +20,7 @@ import (
 func workerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
-		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--log-level", "warn")
+		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "KEYTURN_TEST_AS_CLI=1")
 	cmd.Stdout, cmd.Stderr = env.Logs, env.Logs
 	if err := cmd.Start(); err != nil {

@@ -20,7 +20,7 @@ import (
 // demo/app --wait` from a second "terminal", then `keyturn get` and the Web UI.
 func TestDevQuickStart(t *testing.T) {
 	dir := t.TempDir()
-	port, uiPort := freePort(t), freePort(t)
+	port, uiPort, codecPort := freePort(t), freePort(t), freePort(t)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
@@ -28,7 +28,7 @@ func TestDevQuickStart(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Execute(ctx, []string{"dev", "--state-dir", filepath.Join(dir, ".keyturn"),
-			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--log-level", "warn"},
+			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
 			strings.NewReader(""), &devOut, &devOut)
 	}()
 	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
@@ -46,7 +46,7 @@ func TestDevQuickStart(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	store := filepath.Join(dir, ".keyturn", "store")
 	var out bytes.Buffer
-	code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--grace", "0s", "--address", addr}, strings.NewReader(""), &out, &out)
+	code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--grace", "0s", "--address", addr, "--codec-key-file", filepath.Join(dir, ".keyturn", "codec.key")}, strings.NewReader(""), &out, &out)
 	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
 		t.Fatalf("rotate exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
 	}

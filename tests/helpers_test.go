@@ -22,7 +22,7 @@ func keyturn(t *testing.T, env *testenv.Env, args ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	full := append([]string{"--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(), "-f", env.InventoryPath, "--store-dir", env.StoreDir}, args...)
+	full := append([]string{"--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(), "-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile}, args...)
 	code := cli.Execute(ctx, full, strings.NewReader(""), &out, &out)
 	return code, out.String()
 }

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -18,7 +20,24 @@ import (
 	"github.com/keyturn/keyturn/worker"
 )
 
-// history fetches a workflow's whole history.
+// decodedHistory fetches a workflow's history and decrypts its payloads (failure
+// attributes included) with the env's codec, as the Web UI shows it through the codec
+// server.
+func decodedHistory(t *testing.T, env *testenv.Env, workflowID, runID string) *historypb.History {
+	t.Helper()
+	h := history(t, env, workflowID, runID)
+	err := proxy.VisitPayloads(context.Background(), h, proxy.VisitPayloadsOptions{
+		Visitor: func(_ *proxy.VisitPayloadsContext, p []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return env.Codec.Decode(p)
+		},
+	})
+	if err != nil {
+		t.Fatalf("decode history of %s: %v", workflowID, err)
+	}
+	return h
+}
+
+// history fetches a workflow's whole history as stored: payloads encrypted.
 func history(t *testing.T, env *testenv.Env, workflowID, runID string) *historypb.History {
 	t.Helper()
 	ctx := context.Background()
@@ -39,7 +58,7 @@ func history(t *testing.T, env *testenv.Env, workflowID, runID string) *historyp
 // With KEYTURN_RECORD_HISTORIES=1 the history is also saved as a replay fixture.
 func checkReplay(t *testing.T, env *testenv.Env, workflowID, runID, fixture string) {
 	t.Helper()
-	h := history(t, env, workflowID, runID)
+	h := decodedHistory(t, env, workflowID, runID)
 	r := sdkworker.NewWorkflowReplayer()
 	worker.RegisterWorkflows(r)
 	if err := r.ReplayWorkflowHistory(quietLogger(), h); err != nil {

@@ -3,10 +3,13 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/log"
+
+	"github.com/keyturn/keyturn/codec"
 )
 
 // dial connects to Temporal the standard way: the Temporal config file and profile
@@ -27,9 +30,39 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 		opts.Namespace = g.namespace
 	}
 	opts.Logger = log.NewStructuredLogger(logger)
-	c, err := client.Dial(opts)
+	c, err := g.codec(false)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		opts.DataConverter = codec.DataConverter(c)
+		opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
+	}
+	cl, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w (is `keyturn dev` running, or TEMPORAL_ADDRESS set?)", opts.HostPort, err)
 	}
-	return c, nil
+	return cl, nil
+}
+
+// defaultCodecKey is where `keyturn dev` keeps its payload key, so commands run beside it
+// find the key without flags.
+const defaultCodecKey = ".keyturn/codec.key"
+
+// codec loads the payload encryption key: the file named by --codec-key-file or
+// KEYTURN_CODEC_KEY_FILE, which must exist unless create is set, or else the default
+// file when it exists. No key means payloads are not encrypted (nil, nil).
+func (g *globals) codec(create bool) (*codec.Codec, error) {
+	path := g.codecKey
+	if path == "" {
+		if _, err := os.Stat(defaultCodecKey); err != nil {
+			return nil, nil
+		}
+		path = defaultCodecKey
+	}
+	keys, err := codec.LoadKeyFile(path, create)
+	if err != nil {
+		return nil, err
+	}
+	return codec.New(keys...)
 }

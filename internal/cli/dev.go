@@ -3,14 +3,17 @@ package cli
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
+	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
@@ -20,10 +23,11 @@ import (
 
 func newDevCmd(g *globals) *cobra.Command {
 	var (
-		stateDir string
-		port     int
-		uiPort   int
-		noUI     bool
+		stateDir  string
+		port      int
+		uiPort    int
+		noUI      bool
+		codecPort int
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -45,11 +49,29 @@ func newDevCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
 			}
 
+			// Payloads are encrypted in dev too, so it behaves like production; the Web UI
+			// decrypts them through the codec server on --codec-port.
+			if g.codecKey == "" {
+				g.codecKey = filepath.Join(stateDir, "codec.key")
+			}
+			payloadCodec, err := g.codec(true)
+			if err != nil {
+				return err
+			}
+			uiOrigin := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort))
+			codecAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(codecPort))
+			codecServer, err := serveCodec(codecAddr, payloadCodec, uiOrigin)
+			if err != nil {
+				return err
+			}
+			defer codecServer.Close()
+
 			opts := devserver.Options{
 				StateDir:         filepath.Join(stateDir, "temporal"),
 				FrontendAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 				UIAddr:           net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)),
 				DisableUI:        noUI,
+				UICodecEndpoint:  "http://" + codecAddr,
 				SearchAttributes: workflows.SearchAttributes(),
 				Logger:           logger,
 			}
@@ -76,7 +98,11 @@ func newDevCmd(g *globals) *cobra.Command {
 				return err
 			}
 
-			c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)})
+			dc := codec.DataConverter(payloadCodec)
+			c, err := client.Dial(client.Options{
+				HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger),
+				DataConverter: dc, FailureConverter: codec.FailureConverter(dc),
+			})
 			if err != nil {
 				return fmt.Errorf("connect to the embedded server: %w", err)
 			}
@@ -86,7 +112,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			if u := srv.UIURL(); u != "" {
 				fmt.Fprintf(out, "  Web UI:    %s/namespaces/%s/workflows\n", u, srv.Namespace())
 			}
-			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n", inventory, len(inv.Secrets), g.storeDir)
+			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n  Payloads:  encrypted with %s (codec server for the UI on %s)\n", inventory, len(inv.Secrets), g.storeDir, g.codecKey, codecAddr)
 			if len(inv.Secrets) > 0 {
 				id := inv.Secrets[0].ID
 				fmt.Fprintf(out, "Try, in another terminal:\n  keyturn rotate %s --wait\n  keyturn status\n  keyturn get %s --store-dir %s\n", id, id, g.storeDir)
@@ -99,5 +125,17 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")
 	cmd.Flags().IntVar(&uiPort, "ui-port", 8233, "port of the Web UI on 127.0.0.1")
 	cmd.Flags().BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
+	cmd.Flags().IntVar(&codecPort, "codec-port", 8234, "port on 127.0.0.1 of the codec server the Web UI uses to decrypt payloads")
 	return cmd
+}
+
+// serveCodec serves the payload codec for the Web UI on addr, on loopback only.
+func serveCodec(addr string, c *codec.Codec, uiOrigin string) (*http.Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("codec server on %s: %w (use --codec-port)", addr, err)
+	}
+	srv := &http.Server{Handler: codec.Handler(c, uiOrigin), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return srv, nil
 }

@@ -18,6 +18,7 @@ type globals struct {
 	namespace string
 	inventory string
 	storeDir  string
+	codecKey  string
 	logLevel  string
 }
 
@@ -36,6 +37,7 @@ func NewRoot() *cobra.Command {
 	pf.StringVar(&g.namespace, "namespace", "", "Temporal namespace (default: TEMPORAL_NAMESPACE, the profile, or \"default\")")
 	pf.StringVarP(&g.inventory, "inventory", "f", envOr("KEYTURN_INVENTORY", ""), "inventory file (default: KEYTURN_INVENTORY)")
 	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ".keyturn/store"), "directory of the dev file store (KEYTURN_STORE_DIR)")
+	pf.StringVar(&g.codecKey, "codec-key-file", envOr("KEYTURN_CODEC_KEY_FILE", ""), "payload encryption key file (KEYTURN_CODEC_KEY_FILE; default .keyturn/codec.key when it exists)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	root.AddCommand(

@@ -29,6 +29,9 @@ func newWorkerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if k, err := g.codec(false); err == nil && k == nil {
+				logger.Warn("payloads are not encrypted: set --codec-key-file (KEYTURN_CODEC_KEY_FILE) to encrypt them")
+			}
 			c, err := g.dial(logger)
 			if err != nil {
 				return err

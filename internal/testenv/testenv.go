@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
@@ -47,10 +48,15 @@ func Temporal(t testing.TB, logger *slog.Logger) *devserver.Server {
 	return srv
 }
 
-// Client dials the server.
-func Client(t testing.TB, srv *devserver.Server, logger *slog.Logger) client.Client {
+// Client dials the server; with a codec, payloads are encrypted as in production.
+func Client(t testing.TB, srv *devserver.Server, logger *slog.Logger, payloadCodec *codec.Codec) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)})
+	opts := client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)}
+	if payloadCodec != nil {
+		opts.DataConverter = codec.DataConverter(payloadCodec)
+		opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		t.Fatalf("dial Temporal: %v", err)
 	}
@@ -68,7 +74,10 @@ type Env struct {
 	Inventory *config.Inventory
 	// InventoryPath is the inventory file, for CLI commands.
 	InventoryPath string
-	Logger        *slog.Logger
+	// CodecKeyFile holds the payload encryption key; Codec is built from it.
+	CodecKeyFile string
+	Codec        *codec.Codec
+	Logger       *slog.Logger
 	// Logs holds everything the worker and the server logged, for leak scans.
 	Logs *SyncBuffer
 }
@@ -126,8 +135,16 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	env.Inventory = inv
 
+	env.CodecKeyFile = filepath.Join(dir, "codec.key")
+	keys, err := codec.LoadKeyFile(env.CodecKeyFile, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Codec, err = codec.New(keys...); err != nil {
+		t.Fatal(err)
+	}
 	env.Server = Temporal(t, logger)
-	env.Client = Client(t, env.Server, logger)
+	env.Client = Client(t, env.Server, logger, env.Codec)
 	if !opts.NoWorker {
 		env.StartWorker(t)
 	}

@@ -1,0 +1,76 @@
+package codec
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LoadKeyFile reads keys from a file of hex-encoded 32-byte keys, one per line, the
+// current one first; blank lines and lines starting with # are ignored. With create, a
+// missing file is made with one fresh key and mode 0600. A file readable by others is
+// refused.
+func LoadKeyFile(path string, create bool) ([][]byte, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		if err := writeNewKeyFile(path); err != nil {
+			return nil, err
+		}
+		info, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("codec key file: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("codec key file %s has mode %04o: others may read it; run `chmod 600 %s`", path, info.Mode().Perm(), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("codec key file: %w", err)
+	}
+	var keys [][]byte
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := hex.DecodeString(line)
+		if err != nil || len(k) != KeySize {
+			// Never echo the line: it is key material.
+			return nil, fmt.Errorf("codec key file %s:%d: not a hex-encoded %d-byte key", path, n+1, KeySize)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("codec key file %s holds no key", path)
+	}
+	return keys, nil
+}
+
+func writeNewKeyFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("codec key file: %w", err)
+	}
+	k := make([]byte, KeySize)
+	if _, err := rand.Read(k); err != nil {
+		return fmt.Errorf("codec key: %w", err)
+	}
+	content := "# Keyturn payload encryption keys (AES-256-GCM), current first. Keep old keys\n# until no workflow history needs them.\n" + hex.EncodeToString(k) + "\n"
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // another process made it first; use theirs
+	}
+	if err != nil {
+		return fmt.Errorf("codec key file: %w", err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("codec key file: %w", err)
+	}
+	return f.Close()
+}
