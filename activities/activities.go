@@ -7,6 +7,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -71,7 +72,9 @@ type RevokeInput struct {
 type RollbackInput struct {
 	SecretID secret.ID           `json:"secretId"`
 	Token    secret.VersionToken `json:"token"`
-	Restore  *secret.Version     `json:"restore,omitempty"`
+	// Failed is the new version as Create reported it; nil when Create did not finish.
+	Failed  *secret.Version `json:"failed,omitempty"`
+	Restore *secret.Version `json:"restore,omitempty"`
 }
 
 // Plan resolves the secret and reads its current version.
@@ -89,14 +92,14 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 
 // Create makes (or finds, on a retry) the pending version for the token.
 func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (rotation.CreateResult, error) {
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (rotation.CreateResult, error) {
 		return s.Create(ctx, in.Token)
 	})
 }
 
 // Test proves the version works against the target.
 func (a *Activities) Test(ctx context.Context, in StepInput) error {
-	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (struct{}, error) {
+	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Test(ctx, in.Token)
 	})
 	return err
@@ -104,23 +107,40 @@ func (a *Activities) Test(ctx context.Context, in StepInput) error {
 
 // Promote makes the version current.
 func (a *Activities) Promote(ctx context.Context, in StepInput) (rotation.PromoteResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (rotation.PromoteResult, error) {
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (rotation.PromoteResult, error) {
 		return s.Promote(ctx, in.Token)
 	})
 }
 
 // Revoke disables the old version on the target.
 func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
-	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (struct{}, error) {
+	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Revoke(ctx, in.Version, in.Keep)
 	})
 	return err
 }
 
-// Rollback undoes a failed or aborted rotation from observed state.
+// Rollback undoes a failed or aborted rotation from observed state. Before it changes
+// anything it records the failed version in its heartbeat, so a retry still knows what
+// to revoke once the pending stage has been discarded.
 func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.RollbackResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps) (rotation.RollbackResult, error) {
-		return s.Rollback(ctx, in.Token, in.Restore)
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.RollbackResult, error) {
+		failed := in.Failed
+		var recorded secret.Version
+		if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &recorded) == nil && recorded.Token != "" {
+			failed = &recorded
+		}
+		if failed == nil {
+			observed, err := s.Inspect(ctx, in.Token)
+			if err != nil {
+				return rotation.RollbackResult{}, err
+			}
+			failed = observed
+		}
+		if failed != nil {
+			hb.record(*failed)
+		}
+		return s.Rollback(ctx, in.Token, failed, in.Restore)
 	})
 }
 
@@ -137,39 +157,71 @@ func (a *Activities) resolve(ctx context.Context, id secret.ID) (Binding, error)
 
 // run resolves the secret and runs one step while heartbeating, so a worker that dies
 // mid-step is detected by the heartbeat timeout and the step retried elsewhere.
-func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(context.Context, rotation.Steps) (T, error)) (T, error) {
+func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(context.Context, rotation.Steps, *beat) (T, error)) (T, error) {
 	var zero T
 	b, err := a.resolve(ctx, id)
 	if err != nil {
 		return zero, err
 	}
-	stop := a.heartbeat(ctx)
-	defer stop()
-	out, err := step(ctx, b.Steps)
+	hb := a.heartbeat(ctx)
+	defer hb.stop()
+	out, err := step(ctx, b.Steps, hb)
 	if err != nil {
 		return zero, classify(err)
 	}
 	return out, nil
 }
 
-func (a *Activities) heartbeat(ctx context.Context) func() {
+// beat heartbeats a running step every heartbeatEvery, always with the latest progress
+// details, since each heartbeat replaces the details the server keeps.
+type beat struct {
+	ctx     context.Context
+	mu      sync.Mutex
+	details []any
+	done    chan struct{}
+}
+
+func (a *Activities) heartbeat(ctx context.Context) *beat {
+	b := &beat{ctx: ctx, done: make(chan struct{})}
 	if !activity.IsActivity(ctx) {
-		return func() {}
+		close(b.done)
+		return b
 	}
-	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(a.heartbeatEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-b.done:
 				return
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx)
+				b.mu.Lock()
+				details := b.details
+				b.mu.Unlock()
+				activity.RecordHeartbeat(ctx, details...)
 			}
 		}
 	}()
-	return func() { close(done) }
+	return b
+}
+
+// record sets the progress details and sends them at once.
+func (b *beat) record(details ...any) {
+	if !activity.IsActivity(b.ctx) {
+		return
+	}
+	b.mu.Lock()
+	b.details = details
+	b.mu.Unlock()
+	activity.RecordHeartbeat(b.ctx, details...)
+}
+
+func (b *beat) stop() {
+	select {
+	case <-b.done:
+	default:
+		close(b.done)
+	}
 }

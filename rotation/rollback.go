@@ -13,16 +13,22 @@ import (
 // RollbackResult says what a rollback found and did, in words an operator can act on.
 type RollbackResult struct {
 	// Restored is the version consumers read after the rollback, nil if the secret had none.
-	Restored *secret.Version
+	Restored *secret.Version `json:"restored,omitempty"`
 	// RestoredVerified is true when Restored was tested against the target and logs in.
-	RestoredVerified bool
+	RestoredVerified bool `json:"restoredVerified,omitempty"`
 	// Repromoted is true when the failed version had become current and the restored
 	// version was made current again.
-	Repromoted bool
+	Repromoted bool `json:"repromoted,omitempty"`
 	// Reapplied is true when the restored version no longer worked and was applied again.
-	Reapplied bool
+	Reapplied bool `json:"reapplied,omitempty"`
 	// Discarded is true when the failed version's pending stage was removed.
-	Discarded bool
+	Discarded bool `json:"discarded,omitempty"`
+	// Revoked is true when the failed version was revoked on the target.
+	Revoked bool `json:"revoked,omitempty"`
+	// KeptFailed is true when the failed version had become current and the secret had no
+	// earlier version to go back to: it stays current, since revoking it would leave
+	// consumers nothing.
+	KeptFailed bool `json:"keptFailed,omitempty"`
 }
 
 // testLogin tests a version and counts a failed check as a working login.
@@ -38,41 +44,73 @@ func (s Steps) testLogin(ctx context.Context, v secret.Version, m secret.Materia
 // the one outcome that needs a human at once; the message says which version.
 var ErrRestoreFailed = errors.New("restored version does not work against the target")
 
+// Inspect returns the version the store holds under token, or nil. A rollback records it
+// before changing anything, so a retried rollback still knows what to revoke after the
+// pending stage is gone.
+func (s Steps) Inspect(ctx context.Context, token secret.VersionToken) (*secret.Version, error) {
+	v, _, err := s.Store.ReadVersion(ctx, s.SecretID, token)
+	if errors.Is(err, stores.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read failed version: %w", err)
+	}
+	return &v, nil
+}
+
 // Rollback undoes a rotation whose new version (token) failed or was aborted, so that
 // restore (the version that was current when the rotation began; nil on a first rotation)
-// is current and works. It decides from observed state, so it is safe to run at any point
-// of a rotation, and again:
+// is current and works. failed is what the caller knows of the new version (Create's
+// result, or an earlier Inspect); nil when nothing is known. It decides from observed
+// state, so it is safe to run at any point of a rotation, and again:
 //
-//  1. If the failed version became current, restore is promoted back.
-//  2. The failed version is revoked on the target, keeping restore.
-//  3. Restore is tested; only if it no longer logs in (one role, new password already set)
-//     is its recorded material applied again, and tested once more.
-//  4. A failed version still pending is discarded, so no pending stage is left behind.
-func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, restore *secret.Version) (RollbackResult, error) {
+//  1. If the new version became current, restore is promoted back. With no restore, the
+//     new version stays current (KeptFailed): it is the only one there is.
+//  2. A new version still pending is discarded first, so no pending stage outlives the
+//     rotation even if the target cannot be reached to revoke it.
+//  3. The new version is revoked on the target, keeping restore.
+//  4. Restore is tested; only if the target refuses it (one role, new password already
+//     set) is its recorded material applied again, and tested once more.
+func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, restore *secret.Version) (RollbackResult, error) {
 	var res RollbackResult
-	failed, _, err := s.Store.ReadVersion(ctx, s.SecretID, token)
-	found := err == nil
-	if err != nil && !errors.Is(err, stores.ErrNotFound) {
-		return res, fmt.Errorf("read failed version: %w", err)
+	observed, err := s.Inspect(ctx, token)
+	if err != nil {
+		return res, err
+	}
+	if observed != nil {
+		failed = observed
 	}
 
-	// Step 1. Labels first: consumers must read the working credential again as soon as possible.
-	if found && failed.Has(secret.StageCurrent) && restore != nil {
+	// Step 1. Labels first: consumers must read the working credential again at once.
+	if observed != nil && observed.Has(secret.StageCurrent) {
+		if restore == nil {
+			res.KeptFailed = true
+			return res, nil
+		}
 		if err := s.Store.Promote(ctx, s.SecretID, restore.Token); err != nil {
 			return res, fmt.Errorf("re-promote version %d: %w", restore.Number, err)
 		}
 		res.Repromoted = true
 	}
 
-	// Step 2. The failed credential must stop working. Without the version in the store
-	// (Create failed before staging) nothing reached the target.
-	if found {
-		if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: failed, Keep: restore}); err != nil {
-			return res, fmt.Errorf("revoke failed version %d: %w", failed.Number, err)
+	// Step 2. No pending stage may outlive its rotation.
+	if observed != nil && observed.Has(secret.StagePending) {
+		if err := s.Store.DiscardPending(ctx, s.SecretID, token); err != nil {
+			return res, fmt.Errorf("discard failed version %d: %w", observed.Number, err)
 		}
+		res.Discarded = true
 	}
 
-	// Step 3. Prove the kept credential still logs in; repair it only if the target
+	// Step 3. The new credential must stop working. Unknown means Create never staged
+	// it, so it never reached the target.
+	if failed != nil {
+		if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: *failed, Keep: restore}); err != nil {
+			return res, fmt.Errorf("revoke failed version %d: %w", failed.Number, err)
+		}
+		res.Revoked = true
+	}
+
+	// Step 4. Prove the kept credential still logs in; repair it only if the target
 	// refuses it. A failed check query is not a refusal: the kept credential has the same
 	// privileges it had before the rotation, so re-applying it would change nothing.
 	if restore != nil {
@@ -96,14 +134,6 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, restore 
 			return res, fmt.Errorf("test version %d to restore: %w", kept.Number, err)
 		}
 		res.RestoredVerified = true
-	}
-
-	// Step 4. No pending stage may outlive its rotation.
-	if found && failed.Has(secret.StagePending) {
-		if err := s.Store.DiscardPending(ctx, s.SecretID, token); err != nil {
-			return res, fmt.Errorf("discard failed version %d: %w", failed.Number, err)
-		}
-		res.Discarded = true
 	}
 	return res, nil
 }

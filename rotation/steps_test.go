@@ -132,7 +132,7 @@ func TestRollbackOfPendingKeepsCurrentAndDiscards(t *testing.T) {
 	_, m2, _ := store.ReadVersion(ctx, id, "tok-2")
 
 	for range 2 { // a rollback is idempotent
-		res, err := s.Rollback(ctx, "tok-2", &v1)
+		res, err := s.Rollback(ctx, "tok-2", nil, &v1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestRollbackAfterPromoteRepromotesPrevious(t *testing.T) {
 	if _, err := s.Promote(ctx, "tok-2"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Rollback(ctx, "tok-2", &v1)
+	res, err := s.Rollback(ctx, "tok-2", nil, &v1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestRollbackSharedRoleReappliesCurrent(t *testing.T) {
 	if target.Works("app", m1.Get("password")) {
 		t.Fatal("test setup: the shared role should have the new password now")
 	}
-	res, err := s.Rollback(ctx, "tok-2", &v1)
+	res, err := s.Rollback(ctx, "tok-2", nil, &v1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestRollbackWhenNothingWasStaged(t *testing.T) {
 	s, _, _ := newSteps(t, false)
 	ctx := context.Background()
 	v1 := rotateFully(t, s, "tok-1")
-	res, err := s.Rollback(ctx, "tok-never", &v1)
+	res, err := s.Rollback(ctx, "tok-never", nil, &v1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestRollbackFailsLoudlyWhenRestoreCannotWork(t *testing.T) {
 	// any re-apply: the rollback must say so, not claim success.
 	s.Rotator = &refusingTarget{Rotator: target}
 	target.SetPassword("app_a", "changed-by-someone")
-	_, err := s.Rollback(ctx, "tok-2", &v1)
+	_, err := s.Rollback(ctx, "tok-2", nil, &v1)
 	if !errors.Is(err, rotation.ErrRestoreFailed) {
 		t.Fatalf("want ErrRestoreFailed, got %v", err)
 	}
@@ -243,11 +243,78 @@ func TestRollbackCountsFailedCheckAsWorkingLogin(t *testing.T) {
 	if err := s.Test(ctx, "tok-2"); !errors.Is(err, rotators.ErrCheckFailed) {
 		t.Fatalf("test: %v, want ErrCheckFailed", err)
 	}
-	res, err := s.Rollback(ctx, "tok-2", &v1)
+	res, err := s.Rollback(ctx, "tok-2", nil, &v1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Reapplied || !res.RestoredVerified || !res.Discarded {
 		t.Fatalf("rollback result %+v", res)
+	}
+}
+
+// On a secret's first rotation there is nothing to go back to: an abort after promote
+// must leave the new version current and working, not revoke the only credential.
+func TestRollbackOfFirstVersionKeepsIt(t *testing.T) {
+	s, target, store := newSteps(t, false)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "tok-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Promote(ctx, "tok-1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Rollback(ctx, "tok-1", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, m, err := store.Read(ctx, id, secret.StageCurrent)
+	if err != nil || !res.KeptFailed || res.Revoked || v.Token != "tok-1" || !target.Works(v.Metadata["role"], m.Get("password")) {
+		t.Fatalf("the only version must stay current and working: %+v, %v", res, err)
+	}
+}
+
+// revokeFails is a target that cannot be reached to revoke.
+type revokeFails struct {
+	*fake.Rotator
+	fail bool
+}
+
+func (r *revokeFails) Revoke(ctx context.Context, req rotators.RevokeRequest) error {
+	if r.fail {
+		return errors.New("connection refused")
+	}
+	return r.Rotator.Revoke(ctx, req)
+}
+
+// When the target cannot be reached, the pending stage is still removed, and a retry
+// that knows the failed version (from the activity's heartbeat) revokes it later.
+func TestRollbackDiscardsPendingEvenWhenRevokeFails(t *testing.T) {
+	s, target, store := newSteps(t, false)
+	ctx := context.Background()
+	v1 := rotateFully(t, s, "tok-1")
+	created, err := s.Create(ctx, "tok-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2, _ := store.ReadVersion(ctx, id, "tok-2")
+	flaky := &revokeFails{Rotator: target, fail: true}
+	s.Rotator = flaky
+	failed, err := s.Inspect(ctx, "tok-2")
+	if err != nil || failed == nil {
+		t.Fatalf("inspect: %v %v", failed, err)
+	}
+	if _, err := s.Rollback(ctx, "tok-2", failed, &v1); err == nil {
+		t.Fatal("a rollback whose revoke fails must report it")
+	}
+	if _, _, err := store.Read(ctx, id, secret.StagePending); !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("pending must be discarded before the revoke: %v", err)
+	}
+	flaky.fail = false
+	res, err := s.Rollback(ctx, "tok-2", failed, &v1)
+	if err != nil || !res.Revoked || !res.RestoredVerified {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if target.Works(created.Version.Metadata["role"], m2.Get("password")) {
+		t.Fatal("the retried rollback must revoke the failed version")
 	}
 }

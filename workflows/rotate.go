@@ -90,6 +90,12 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		return r.rollback(ctx, err, OutcomeRolledBack)
 	}
 
+	// An abort sent while the new version was being made and tested stops the rotation
+	// here, before consumers ever see the new version.
+	if workflow.GetSignalChannel(ctx, SignalAbort).ReceiveAsync(nil) {
+		return r.rollback(ctx, errors.New("aborted by signal before promote"), OutcomeAborted)
+	}
+
 	// Step 4. Promote: consumers now read the new version.
 	var promoted rotation.PromoteResult
 	if err := r.step(ctx, StepPromote, promoteOptions, acts.Promote, r.stepInput(), &promoted); err != nil {
@@ -112,6 +118,12 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	if r.status.PreviousVersion != nil {
 		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion}
 		if err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil); err != nil {
+			if temporal.IsCanceledError(err) {
+				r.status.Outcome = OutcomeRevokeFailed
+				r.status.Error = "cancelled during revoke: the new version is current; the previous one may still work on the target"
+				r.setStep(ctx, OutcomeRevokeFailed)
+				return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
+			}
 			return r.fail(ctx, err, ErrTypeRevokeFailed, OutcomeRevokeFailed)
 		}
 	}
@@ -193,7 +205,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 
 	var rb rotation.RollbackResult
-	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Restore: r.plan.Current}
+	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current}
 	if err := r.step(dctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb); err != nil {
 		r.status.Outcome = OutcomeFailed
 		r.status.Error = fmt.Sprintf("%s; rollback failed too: %s", r.status.Error, errorMessage(err))
@@ -229,8 +241,11 @@ func (r *rotateRun) fail(ctx workflow.Context, cause error, errType, outcome str
 }
 
 func keptMessage(rb rotation.RollbackResult) string {
+	if rb.KeptFailed {
+		return "the secret had no earlier version to go back to, so the new version stays current"
+	}
 	if rb.Restored == nil {
-		return "the secret had no current version; nothing to restore"
+		return "the secret had no current version; the new one was revoked and discarded"
 	}
 	return fmt.Sprintf("version %d is current and was verified to work", rb.Restored.Number)
 }

@@ -294,3 +294,43 @@ func (s *rotateSuite) TestStatusQueryCarriesReferencesOnly() {
 func TestRotateWorkflowID(t *testing.T) {
 	require.Equal(t, "rotate/prod/orders-db/app", workflows.RotateWorkflowID(id))
 }
+
+func (s *rotateSuite) TestAbortBeforePromoteNeverPromotes() {
+	s.plan(time.Hour)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).After(5 * time.Minute).Return(nil).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool {
+		return in.Failed != nil && in.Failed.Token == v2.Token && in.Restore != nil && in.Restore.Token == v1.Token
+	})).Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Discarded: true, Revoked: true}, nil).Once()
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalAbort, nil) }, time.Minute)
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeAborted, res.Outcome)
+	// No Promote expectation is registered: a call would fail the test.
+}
+
+func (s *rotateSuite) TestCancelDuringCreateRollsBack() {
+	s.plan(0)
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).After(time.Hour).Return(rotation.CreateResult{Version: v2}, nil).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Discarded: true, Revoked: true}, nil).Once()
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, time.Minute)
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var canceled *temporal.CanceledError
+	s.True(errors.As(err, &canceled), "want a cancelled workflow, got %v", err)
+}
+
+func (s *rotateSuite) TestFirstRotationFailureHasNothingToRestore() {
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.Anything).Return(activities.PlanResult{Kind: "postgres"}, nil).Once()
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("check failed", activities.ErrTypeCheckFailed, nil)).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool {
+		return in.Restore == nil && in.Failed != nil && in.Failed.Token == v2.Token
+	})).Return(rotation.RollbackResult{Discarded: true, Revoked: true}, nil).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
+	s.Contains(appErr.Message(), "no current version")
+}
