@@ -18,8 +18,6 @@ var (
 	// ErrNotPending: the operation needs a pending version (discard) but the token is
 	// current or previous. Discarding it would lose the credential consumers use.
 	ErrNotPending = errors.New("version is not pending")
-	// ErrConflict: another writer changed the secret between our read and our write.
-	ErrConflict = errors.New("concurrent change")
 )
 
 // StageRequest asks a store to stage a new pending version.

@@ -50,7 +50,8 @@ func superExec(t *testing.T, env *testenv.Env, sql string, args ...any) {
 	conn := superConn(t, env)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("superuser exec %q: %v", sql, err)
+		// Not the statement: it may carry a verifier.
+		t.Fatalf("superuser exec: %v", err)
 	}
 }
 

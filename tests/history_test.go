@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -79,18 +78,6 @@ func checkReplay(t *testing.T, env *testenv.Env, workflowID, runID, fixture stri
 		t.Logf("recorded %s (%d events)", path, len(h.Events))
 	}
 }
-
-// lastRun returns the run ID of the latest rotation of the workflow ID.
-func lastRun(t *testing.T, env *testenv.Env, workflowID string) string {
-	t.Helper()
-	desc, err := env.Client.DescribeWorkflowExecution(context.Background(), workflowID, "")
-	if err != nil {
-		t.Fatalf("describe %s: %v", workflowID, err)
-	}
-	return desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-}
-
-func fixtureName(s string) string { return strings.NewReplacer("/", "_", " ", "_").Replace(s) }
 
 // quietLogger keeps the replayer's own logs (stack traces of the expected panics on a
 // mismatch) out of the test output; the returned error says what went wrong.

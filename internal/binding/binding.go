@@ -91,8 +91,9 @@ func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotat
 	return nil, fmt.Errorf("%w: kind %q is not supported by this worker", rotators.ErrInvalidConfig, s.Kind)
 }
 
-// ErrRefUnresolved means a reference points at nothing. The message says what to seed.
-var ErrRefUnresolved = errors.New("reference does not resolve")
+// ErrRefUnresolved means a reference points at nothing; the message says what to seed. It
+// is a configuration error, so the rotation stops at once instead of retrying.
+var ErrRefUnresolved = fmt.Errorf("%w: reference does not resolve", rotators.ErrInvalidConfig)
 
 // Reveal reads the material a reference points at. The reference itself is safe to show;
 // the material is returned as Sensitive and never logged.

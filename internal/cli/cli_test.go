@@ -35,7 +35,8 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 		"bad grace":                 {[]string{"rotate", "prod/x", "--grace", "-5s"}, []string{"outside 0s..168h"}},
 		"bad output":                {[]string{"status", "-o", "yaml"}, []string{"use table or json"}},
 		"bad stage":                 {[]string{"get", "prod/x", "--stage", "old", "--store-dir", dir}, []string{"use current, previous or pending"}},
-		"nothing stored":            {[]string{"get", "prod/x", "--store-dir", filepath.Join(dir, "store")}, []string{"has no current version"}},
+		"no store there":            {[]string{"get", "prod/x", "--store-dir", filepath.Join(dir, "store")}, []string{"no file store at", "--store-dir"}},
+		"bad limit":                 {[]string{"status", "--limit", "-1"}, []string{"--limit -1"}},
 		"put without value":         {[]string{"put", "admin/x", "--store-dir", filepath.Join(dir, "store")}, []string{"no value on stdin"}},
 		"worker without inventory":  {[]string{"worker"}, []string{"no inventory"}},
 	} {
@@ -63,6 +64,10 @@ func TestPutThenGet(t *testing.T) {
 	code, out = run(t, "", "get", "admin/x", "--store-dir", store)
 	if code != 0 || strings.Contains(out, "s3cret-value") || !strings.Contains(out, "version: 1") {
 		t.Fatalf("get must not reveal: %d\n%s", code, out)
+	}
+	code, out = run(t, "", "get", "admin/y", "--store-dir", store)
+	if code != 1 || !strings.Contains(out, "has no current version") {
+		t.Fatalf("get of a secret not in the store: %d\n%s", code, out)
 	}
 	code, out = run(t, "", "get", "admin/x", "--store-dir", store, "--reveal")
 	if code != 0 || !strings.Contains(out, "password: s3cret-value") {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -36,9 +38,9 @@ func newGetCmd(g *globals) *cobra.Command {
 			if !st.Valid() {
 				return fmt.Errorf("--stage %q: use current, previous or pending", stage)
 			}
-			store, err := file.Open(g.storeDir)
+			store, err := g.openExistingStore()
 			if err != nil {
-				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
+				return err
 			}
 			v, material, err := store.Read(cmd.Context(), id, st)
 			if errors.Is(err, stores.ErrNotFound) {
@@ -154,4 +156,17 @@ func newPutCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&field, "field", "password", "field name to store the value under")
 	return cmd
+}
+
+// openExistingStore opens the file store at --store-dir, refusing to create one: a
+// mistyped directory must not look like an empty store.
+func (g *globals) openExistingStore() (*file.Store, error) {
+	if _, err := os.Stat(filepath.Join(g.storeDir, "store.key")); err != nil {
+		return nil, fmt.Errorf("no file store at %s (no store.key there): pass --store-dir or KEYTURN_STORE_DIR; `keyturn dev` keeps one in .keyturn/store and `keyturn put` creates one", g.storeDir)
+	}
+	store, err := file.Open(g.storeDir)
+	if err != nil {
+		return nil, fmt.Errorf("open file store %s: %w", g.storeDir, err)
+	}
+	return store, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/internal/config"
@@ -58,11 +61,17 @@ func newRotateCmd(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "started rotation of %s (workflow %s, run %s)\n", id, run.GetID(), run.GetRunID())
+			if !hasWorker(cmd.Context(), c) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: no worker is polling task queue %q: the rotation waits until `keyturn worker` or `keyturn dev` runs\n", workflows.TaskQueue)
+			}
 			if !wait {
 				return nil
 			}
 			var res workflows.RotateResult
 			err = run.Get(cmd.Context(), &res)
+			if cmd.Context().Err() != nil {
+				return fmt.Errorf("stopped waiting; the rotation goes on: `keyturn status %s`", id)
+			}
 			if err != nil {
 				if details, ok := resultFromError(err); ok {
 					printResult(out, details)
@@ -156,4 +165,14 @@ func printResult(w io.Writer, r workflows.RotateResult) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Step, s.Duration.Round(time.Millisecond), s.Error)
 	}
 	_ = tw.Flush()
+}
+
+// hasWorker reports whether any worker polls Keyturn's task queue. When the question
+// cannot be answered it says yes: the warning is a hint, not a check.
+func hasWorker(ctx context.Context, c client.Client) bool {
+	resp, err := c.DescribeTaskQueue(ctx, workflows.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+	if err != nil {
+		return true
+	}
+	return len(resp.GetPollers()) > 0
 }

@@ -31,6 +31,18 @@ func newSignalCmd(g *globals, name string) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			// A signal the workflow can no longer act on would be accepted and ignored;
+			// say so instead.
+			d, err := describeRotation(cmd.Context(), c, id)
+			if err != nil {
+				return err
+			}
+			if d.Status != "running" {
+				return fmt.Errorf("the last rotation of %s is %s (step %s): there is nothing to %s", id, d.Status, d.Step, name)
+			}
+			if d.Step == workflows.StepRevoke || d.Step == workflows.StepRollback {
+				return fmt.Errorf("the rotation of %s is at step %s: %s only applies before the previous version is revoked", id, d.Step, name)
+			}
 			if err := c.SignalWorkflow(cmd.Context(), workflows.RotateWorkflowID(id), "", signal, nil); err != nil {
 				return fmt.Errorf("signal %s to the rotation of %s: %w (is a rotation of it running? `keyturn status %s`)", signal, id, err, id)
 			}

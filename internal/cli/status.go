@@ -49,6 +49,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output %q: use table or json", output)
 			}
+			if limit < 1 {
+				return fmt.Errorf("--limit %d: use a number of rotations, 1 or more", limit)
+			}
 			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
 			if err != nil {
 				return err

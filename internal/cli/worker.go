@@ -50,6 +50,8 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 	if err != nil {
 		return nil, nil, err
 	}
+	// The worker may create the store: it is where new versions go. Its directory is
+	// logged at start so a mistyped --store-dir shows.
 	store, err := file.Open(g.storeDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open file store %s: %w", g.storeDir, err)
@@ -65,7 +67,7 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path)
+	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir())
 	<-cmd.Context().Done()
 	w.Stop()
 	logger.Info("worker stopped")

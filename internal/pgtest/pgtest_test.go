@@ -86,25 +86,3 @@ func TestForTest(t *testing.T) {
 		t.Errorf("server still accepts connections after Stop")
 	}
 }
-
-// TestNeedSkipsWithReason checks the path taken on machines without PostgreSQL: Need skips
-// with the reason Main recorded instead of failing.
-func TestNeedSkipsWithReason(t *testing.T) {
-	unavailable.Lock()
-	saved := unavailable.reason
-	unavailable.reason = "no server here"
-	unavailable.Unlock()
-	defer func() {
-		unavailable.Lock()
-		unavailable.reason = saved
-		unavailable.Unlock()
-	}()
-	var reached bool
-	t.Run("inner", func(t *testing.T) {
-		Need(t, nil)
-		reached = true
-	})
-	if reached {
-		t.Error("Need returned instead of skipping")
-	}
-}

@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 )
 
 // inCI reports whether a missing server must fail the tests instead of skipping them.
-func inCI() bool { return os.Getenv("CI") == "true" }
+func inCI() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci
+}
 
 // unavailable remembers why Main could not start a cluster, for Need to report.
 var unavailable struct {

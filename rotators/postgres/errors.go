@@ -20,9 +20,9 @@ const (
 	sqlstateInvalidCatalogName    = "3D000" // the database does not exist
 )
 
-// minSecretLen keeps the sanitizer from redacting short, common strings should an empty or
-// tiny password ever reach it.
-const minSecretLen = 8
+// minSecretLen: only the empty string is never redacted. A short operator-chosen admin
+// password is still a password; a mangled error message is the lesser harm.
+const minSecretLen = 1
 
 // sanitize returns err without any of the secrets in its message or, for a server error,
 // in any of its fields. An error that holds none comes back unchanged. One that does is

@@ -96,7 +96,13 @@ func sharedAdmin(t *testing.T) secret.Sensitive {
 	super := superConn(t)
 	adminOnce.Do(func() {
 		password := newPassword()
-		_, adminErr = super.Exec(t.Context(), fmt.Sprintf("CREATE ROLE %s WITH LOGIN CREATEROLE PASSWORD %s", ident(adminName), quoteLiteral(password)))
+		// A verifier, not the plaintext: the cluster logs every statement.
+		v, err := newVerifier(password)
+		if err != nil {
+			adminErr = err
+			return
+		}
+		_, adminErr = super.Exec(t.Context(), fmt.Sprintf("CREATE ROLE %s WITH LOGIN CREATEROLE PASSWORD %s", ident(adminName), quoteLiteral(v.text)))
 		adminSecret = secret.NewSensitive(password)
 	})
 	if adminErr != nil {
@@ -110,7 +116,11 @@ func createAdmin(t *testing.T, attrs string, grants ...string) (string, secret.S
 	t.Helper()
 	super := superConn(t)
 	name, password := unique("admin"), newPassword()
-	exec(t, super, fmt.Sprintf("CREATE ROLE %s WITH LOGIN %s PASSWORD %s", ident(name), attrs, quoteLiteral(password)))
+	v, err := newVerifier(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, super, fmt.Sprintf("CREATE ROLE %s WITH LOGIN %s PASSWORD %s", ident(name), attrs, quoteLiteral(v.text)))
 	for _, g := range grants {
 		exec(t, super, fmt.Sprintf("GRANT %s TO %s", ident(g), ident(name)))
 	}

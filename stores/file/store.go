@@ -86,6 +86,9 @@ func OpenWithOptions(dir string, opts Options) (*Store, error) {
 	}, nil
 }
 
+// Dir returns the directory the store keeps its files in.
+func (s *Store) Dir() string { return s.dir }
+
 // StagePending implements stores.Store.
 func (s *Store) StagePending(ctx context.Context, req stores.StageRequest) (secret.Version, error) {
 	if err := checkStage(req.SecretID, req.Token, req.Material); err != nil {
