@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )
@@ -184,5 +185,49 @@ func TestSingleStrategy(t *testing.T) {
 	}
 	if twins != 0 {
 		t.Fatalf("single strategy created %d extra roles", twins)
+	}
+}
+
+// TestAdoptLegacyLogin: consumers log in as the group role itself before Keyturn. The
+// operator records that credential with `keyturn put --meta role=app`; the first rotation
+// moves consumers to a twin and, after the grace period, ends the group role's own login,
+// while the twin keeps every privilege.
+func TestAdoptLegacyLogin(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Secrets: []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM orders"}}})
+	ctx := context.Background()
+	const id = secret.ID("e2e/app")
+	legacy := secret.NewSensitive("Legacy-Password-From-2019")
+	verifier, err := postgres.SCRAMVerifier(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	superExec(t, env, "ALTER ROLE app LOGIN PASSWORD '"+verifier+"'")
+	if err := login(ctx, env, "app", legacy); err != nil {
+		t.Fatalf("legacy login: %v", err)
+	}
+
+	if code, out := keyturn(t, env, "put", string(id)); code == 0 || !strings.Contains(out, "--meta role=") {
+		t.Fatalf("put of a managed secret without its role must be refused, got %d:\n%s", code, out)
+	}
+	if code, o := keyturnIn(t, env, legacy.Reveal()+"\n", "put", string(id), "--meta", "role=app"); code != 0 {
+		t.Fatalf("put exited %d:\n%s", code, o)
+	}
+	if code, o := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("rotate exited %d:\n%s", code, o)
+	}
+	v, m := current(t, env, id)
+	if v.Metadata["role"] != "app_a" {
+		t.Fatalf("first rotation after adoption should use twin app_a, got %v", v.Metadata)
+	}
+	if err := login(ctx, env, "app_a", m.Get("password")); err != nil {
+		t.Fatalf("twin does not log in: %v", err)
+	}
+	if err := login(ctx, env, "app", legacy); err == nil {
+		t.Fatal("the legacy login of the group role still works after the rotation")
+	}
+	// The group role kept its privileges for the twin: the check query of a second
+	// rotation (which reads the orders table) passes.
+	if code, o := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("second rotation exited %d:\n%s", code, o)
 	}
 }

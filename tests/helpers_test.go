@@ -19,11 +19,17 @@ import (
 // combined output.
 func keyturn(t *testing.T, env *testenv.Env, args ...string) (int, string) {
 	t.Helper()
+	return keyturnIn(t, env, "", args...)
+}
+
+// keyturnIn is keyturn with standard input.
+func keyturnIn(t *testing.T, env *testenv.Env, stdin string, args ...string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	full := append([]string{"--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(), "-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile}, args...)
-	code := cli.Execute(ctx, full, strings.NewReader(""), &out, &out)
+	code := cli.Execute(ctx, full, strings.NewReader(stdin), &out, &out)
 	return code, out.String()
 }
 

@@ -49,7 +49,7 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 	return activities.Binding{
 		Kind:  s.Kind,
 		Grace: s.Grace,
-		Steps: rotation.Steps{SecretID: id, Rotator: rot, Store: store},
+		Steps: rotation.Steps{SecretID: id, Rotator: rot, Store: storeAt(store, id, secret.ID(s.Store.Path))},
 	}, nil
 }
 

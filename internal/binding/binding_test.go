@@ -10,6 +10,7 @@ import (
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
 )
 
@@ -113,5 +114,38 @@ func TestRevealReferences(t *testing.T) {
 		if err != nil || got.Reveal() != tc.want {
 			t.Errorf("%s: got %v, %v", tc.ref, got, err)
 		}
+	}
+}
+
+// Versions go to the inventory's store path, where consumers read them.
+func TestStorePathIsWhereVersionsGo(t *testing.T) {
+	inv, err := config.Parse("inventory.yaml", []byte(strings.Replace(inventory, "    grace: 0s\n", "    grace: 0s\n    store: {type: file, path: apps/orders/db}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.ApplyDefaults()
+	if err := inv.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "admin/orders-db", secret.Material{"password": secret.NewSensitive("admin-pw")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(inv, store).Resolve(ctx, "prod/orders-db/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Steps.Store.StagePending(ctx, stores.StageRequest{SecretID: "prod/orders-db/app", Token: "t1", Material: secret.Material{"password": secret.NewSensitive("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.ReadVersion(ctx, "apps/orders/db", "t1"); err != nil {
+		t.Fatalf("the version is not under the store path: %v", err)
+	}
+	if _, _, err := store.ReadVersion(ctx, "prod/orders-db/app", "t1"); err == nil {
+		t.Fatal("the version must not be under the secret id")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,6 +41,11 @@ func newDevCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			logger := g.logger(cmd.ErrOrStderr())
+			unlock, err := lockStateDir(stateDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			// The store lives with the rest of the state unless the user put it elsewhere.
 			if !cmd.Flags().Changed("store-dir") && os.Getenv("KEYTURN_STORE_DIR") == "" {
 				g.storeDir = filepath.Join(stateDir, "store")
@@ -138,4 +144,21 @@ func serveCodec(addr string, c *codec.Codec, uiOrigin string) (*http.Server, err
 	srv := &http.Server{Handler: codec.Handler(c, uiOrigin), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return srv, nil
+}
+
+// lockStateDir makes sure one `keyturn dev` at a time uses a state directory: two would
+// share one SQLite database and one file store behind each other's backs.
+func lockStateDir(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "dev.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("another keyturn dev is using %s: stop it, or pass --state-dir", dir)
+	}
+	return func() { _ = f.Close() }, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
@@ -39,6 +40,10 @@ func newGetCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--stage %q: use current, previous or pending", stage)
 			}
 			store, err := g.openExistingStore()
+			if err != nil {
+				return err
+			}
+			id, err = g.storePath(id)
 			if err != nil {
 				return err
 			}
@@ -122,17 +127,37 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 }
 
 func newPutCmd(g *globals) *cobra.Command {
-	var field string
+	var (
+		field string
+		meta  map[string]string
+	)
 	cmd := &cobra.Command{
 		Use:   "put <secret-id>",
-		Short: "Write a value read from stdin as the current version of a secret in the file store (e.g. an admin password)",
+		Short: "Write a value read from stdin as the current version of a secret in the file store",
 		Long: "Reads one line from standard input and stores it, encrypted, as the current version of the secret.\n" +
-			"Use it to seed credentials the inventory references, e.g.:\n  keyturn put admin/orders-db --field password < password.txt",
+			"Use it to seed credentials the inventory references, e.g.:\n" +
+			"  keyturn put admin/orders-db --field password < password.txt\n" +
+			"or, with -f, to record the credential a managed secret's consumers use now, so that the\n" +
+			"first rotation revokes it after the grace period and has a version to roll back to:\n" +
+			"  keyturn put prod/orders-db/app -f keyturn.yaml --meta role=app < current-password.txt",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := secret.ID(args[0])
 			if err := id.Validate(); err != nil {
 				return err
+			}
+			path, err := g.storePath(id)
+			if err != nil {
+				return err
+			}
+			if path != id || g.isManaged(id) {
+				// A managed secret's versions carry the handles its rotator needs later.
+				if meta["role"] == "" {
+					return fmt.Errorf("%s is a managed secret: pass --meta role=<login role that uses this password> so it can be revoked and restored", id)
+				}
+				if meta["username"] == "" {
+					meta["username"] = meta["role"]
+				}
 			}
 			line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
@@ -146,16 +171,30 @@ func newPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
 			}
-			v, err := store.Put(cmd.Context(), id, secret.Material{field: secret.NewSensitive(value)}, nil)
+			v, err := store.Put(cmd.Context(), path, secret.Material{field: secret.NewSensitive(value)}, meta)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d (field %s) in %s\n", id, v.Number, field, g.storeDir)
+			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d (field %s) in %s\n", path, v.Number, field, g.storeDir)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&field, "field", "password", "field name to store the value under")
+	cmd.Flags().StringToStringVar(&meta, "meta", map[string]string{}, "non-secret metadata, e.g. --meta role=app (required for managed secrets)")
 	return cmd
+}
+
+// isManaged reports whether the inventory given with -f names the secret.
+func (g *globals) isManaged(id secret.ID) bool {
+	if g.inventory == "" {
+		return false
+	}
+	inv, err := config.Load(g.inventory)
+	if err != nil {
+		return false
+	}
+	_, ok := inv.Lookup(id)
+	return ok
 }
 
 // openExistingStore opens the file store at --store-dir, refusing to create one: a
@@ -169,4 +208,20 @@ func (g *globals) openExistingStore() (*file.Store, error) {
 		return nil, fmt.Errorf("open file store %s: %w", g.storeDir, err)
 	}
 	return store, nil
+}
+
+// storePath maps a managed secret's ID to its store path when an inventory is given;
+// other IDs (an admin password, say) are store paths already.
+func (g *globals) storePath(id secret.ID) (secret.ID, error) {
+	if g.inventory == "" {
+		return id, nil
+	}
+	inv, err := config.Load(g.inventory)
+	if err != nil {
+		return "", err
+	}
+	if s, ok := inv.Lookup(id); ok && s.Store.Path != "" {
+		return secret.ID(s.Store.Path), nil
+	}
+	return id, nil
 }

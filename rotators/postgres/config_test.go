@@ -130,7 +130,6 @@ func TestRefusesForeignRoles(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"revoke group role", alt.Revoke(t.Context(), rotators.RevokeRequest{Version: v("app")})},
 		{"revoke stranger", alt.Revoke(t.Context(), rotators.RevokeRequest{Version: v("postgres")})},
 		{"revoke no role", alt.Revoke(t.Context(), rotators.RevokeRequest{Version: v("")})},
 		{"revoke stranger, single", single.Revoke(t.Context(), rotators.RevokeRequest{Version: v("postgres")})},

@@ -14,12 +14,14 @@
 //	ALTER ROLE "<twin>" SET role = '<role>'         -- what a twin creates is owned by <role>
 //	ALTER ROLE "<twin>" WITH LOGIN INHERIT PASSWORD '<SCRAM verifier>'
 //
-// The group role must already exist. Keyturn never creates, alters or revokes it, and its
-// own login, if it has one, is left alone. Adopting an existing role is therefore just the
-// first rotation: the first twin appears with the role's privileges, consumers move to it,
-// and the role's own login can be disabled by hand once nothing uses it. Revoke refuses to
-// touch the group role, so a secret that moves from the single strategy to this one ends
-// with that manual step too.
+// The group role must already exist; Keyturn never creates it or changes its privileges.
+// Adopting an existing role is the first rotation: the first twin appears with the role's
+// privileges and consumers move to it. The role's own login is left alone, unless the
+// credential consumers use now was recorded as the current version first (`keyturn put
+// <id> --meta role=<role>`): then it is the previous version, and after the grace period
+// Revoke ends it (NOLOGIN, no password). The twins lose nothing, since they inherit the
+// group role's privileges, not its login. A secret moving from the single strategy to
+// this one is revoked the same way.
 //
 // single gives Config.Role itself a new password each rotation:
 //

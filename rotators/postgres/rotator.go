@@ -283,17 +283,13 @@ func (r *Rotator) applyRole(v secret.Version) (string, error) {
 	return login, nil
 }
 
-// revocableRole returns the login role Revoke may disable: never the group role, whose
-// login, if any, Keyturn leaves alone.
+// revocableRole returns the login role Revoke may disable: a twin, or the managed role
+// itself. Under the alternating strategy the managed role is the group role; its version
+// is the credential consumers used before Keyturn adopted the secret (recorded with
+// `keyturn put --meta role=<role>`), and revoking it only ends that login: the twins
+// keep every privilege, which they inherit.
 func (r *Rotator) revocableRole(v secret.Version) (string, error) {
-	login, err := r.knownRole(v)
-	if err != nil {
-		return "", err
-	}
-	if r.cfg.Strategy == StrategyAlternating && login == r.cfg.Role {
-		return "", invalidConfig("version %s names group role %q; Keyturn never revokes the group role (disable its own login by hand if it should not have one)", v.Token, login)
-	}
-	return login, nil
+	return r.knownRole(v)
 }
 
 // knownRole returns the version's login role if it is one this rotator manages. Metadata
