@@ -28,7 +28,7 @@ bench:
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
-	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks' ./tests/
+	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin' ./tests/
 
 clean:
 	rm -rf bin .keyturn

@@ -186,6 +186,7 @@ func TestSingleStrategy(t *testing.T) {
 	if twins != 0 {
 		t.Fatalf("single strategy created %d extra roles", twins)
 	}
+	checkReplay(t, env, "rotate/"+string(id), "", "rotate_single_strategy")
 }
 
 // TestAdoptLegacyLogin: consumers log in as the group role itself before Keyturn. The
@@ -230,4 +231,5 @@ func TestAdoptLegacyLogin(t *testing.T) {
 	if code, o := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
 		t.Fatalf("second rotation exited %d:\n%s", code, o)
 	}
+	checkReplay(t, env, "rotate/"+string(id), "", "rotate_after_adopting_legacy_login")
 }
