@@ -18,6 +18,9 @@ var (
 	// ErrNotPending: the operation needs a pending version (discard) but the token is
 	// current or previous. Discarding it would lose the credential consumers use.
 	ErrNotPending = errors.New("version is not pending")
+	// ErrConflict: another writer changed the secret between this call's read and its
+	// write (a failed check-and-set). The other writer's change stands; read again.
+	ErrConflict = errors.New("concurrent change")
 )
 
 // StageRequest asks a store to stage a new pending version.
@@ -47,6 +50,8 @@ type Store interface {
 	// Promote makes the token's version current and the former current previous, in one
 	// atomic change. The token may be pending (a rotation) or previous (a rollback).
 	// Promoting the current version again is a no-op. ErrNotFound for an unknown token.
+	// Two promotes racing on one secret change it once: the loser returns nil (it found
+	// the work done) or ErrConflict, never a second promotion.
 	Promote(ctx context.Context, id secret.ID, token secret.VersionToken) error
 
 	// DiscardPending removes a pending version. An unknown token is success (already gone);

@@ -67,6 +67,7 @@ func groups() []group {
 		{"DiscardPending", discardCases()},
 		{"ListVersions", listCases()},
 		{"Redaction", redactionCases()},
+		{"Races", raceCases()},
 	}
 }
 
