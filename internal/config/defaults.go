@@ -28,6 +28,9 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if s.Store.Type == "" {
 		s.Store.Type = d.Store
 	}
+	if s.Store.Type == StoreVault && s.Store.Mount == "" {
+		s.Store.Mount = DefaultVaultMount
+	}
 	if s.Store.Path == "" {
 		s.Store.Path = string(s.ID)
 	}

@@ -21,9 +21,11 @@ const (
 const (
 	// StoreFile is the encrypted file store, the only store this release can write.
 	StoreFile = "file"
-	// StoreVault is HashiCorp Vault's KV engine; planned, rejected by Validate for now.
+	// StoreVault is HashiCorp Vault's KV v2 engine (stores/vaultkv), reached through the
+	// worker's VAULT_* environment.
 	StoreVault = "vault"
-	// StoreAWSSM is AWS Secrets Manager; planned, rejected by Validate for now.
+	// StoreAWSSM is AWS Secrets Manager (stores/awssm), reached through the standard AWS
+	// credential chain and region.
 	StoreAWSSM = "awssm"
 )
 
@@ -54,8 +56,10 @@ const (
 // Defaults applied by ApplyDefaults when neither the secret nor the defaults block sets a
 // value.
 const (
-	DefaultGrace          = 15 * time.Minute
-	DefaultStore          = StoreFile
+	DefaultGrace = 15 * time.Minute
+	DefaultStore = StoreFile
+	// DefaultVaultMount is the KV v2 mount a vault store uses when it names none.
+	DefaultVaultMount     = "secret"
 	DefaultTimezone       = "UTC"
 	DefaultPostgresPort   = 5432
 	DefaultSSLMode        = SSLModeRequire
@@ -77,11 +81,10 @@ const (
 
 // knownKinds, knownStores and plannedStores are listed in error messages, in this order.
 var (
-	knownKinds    = []string{KindPostgres}
-	knownStores   = []string{StoreFile}
-	plannedStores = []string{StoreVault, StoreAWSSM}
-	sslModes      = []string{SSLModeDisable, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
-	strategies    = []string{StrategyAlternating, StrategySingle}
+	knownKinds  = []string{KindPostgres}
+	knownStores = []string{StoreFile, StoreVault, StoreAWSSM}
+	sslModes    = []string{SSLModeDisable, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
+	strategies  = []string{StrategyAlternating, StrategySingle}
 )
 
 // Inventory is the parsed inventory file: the list of managed secrets and the defaults
@@ -144,8 +147,11 @@ type Secret struct {
 type StoreRef struct {
 	// Type is a store type; see the Store constants.
 	Type string
-	// Path is where consumers read the secret; defaults to the secret's ID.
+	// Path is where consumers read the secret; defaults to the secret's ID. In Vault it is
+	// the path under Mount; in AWS Secrets Manager, the secret's name.
 	Path string
+	// Mount is the Vault KV v2 mount, default "secret"; only for type vault.
+	Mount string
 }
 
 // Postgres describes a PostgreSQL role whose password Keyturn rotates.

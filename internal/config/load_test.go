@@ -198,15 +198,15 @@ func TestLoadProblems(t *testing.T) {
 			{13, "secrets[0].postgres.admin.pasword", `unknown field "pasword" (did you mean "password"?); known fields here: username, password`},
 		}},
 		"literal_password": {
-			want:   []want{{11, "secrets[0].postgres.admin.password", "value hidden): a literal password is never accepted; write where the password is kept instead: file:<secret-id>[#field] or env:<VAR_NAME>"}},
+			want:   []want{{11, "secrets[0].postgres.admin.password", "value hidden): a literal password is never accepted; write where the password is kept instead: file:<secret-id>[#field], vault:<mount>/<path>[#field], awssm:<name>[#field] or env:<VAR_NAME>"}},
 			hidden: "S3cr3t",
 		},
 		"literal_password_colon": {
 			want:   []want{{11, "secrets[0].postgres.admin.password", "value hidden"}},
 			hidden: "w0rd",
 		},
-		"vault_ref":         {want: []want{{11, "secrets[0].postgres.admin.password", "vault references are planned but cannot be resolved in this release"}}},
-		"awssm_ref":         {want: []want{{11, "secrets[0].postgres.admin.password", "not supported yet"}}},
+		"vault_ref":         {want: []want{{11, "secrets[0].postgres.admin.password", "vault: must name the mount and the path"}}},
+		"awssm_ref":         {want: []want{{11, "secrets[0].postgres.admin.password", "nothing follows awssm:"}}},
 		"malformed_env_ref": {want: []want{{11, "secrets[0].postgres.admin.password", "env: must be followed by a variable name"}}},
 		"bad_cron":          {want: []want{{5, "secrets[0].schedule", "not a valid cron spec"}}},
 		"every_schedule":    {want: []want{{5, "secrets[0].schedule", "@every is not accepted"}}},

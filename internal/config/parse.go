@@ -23,7 +23,7 @@ var (
 	topFields      = []string{"version", "defaults", "secrets"}
 	defaultsFields = []string{"grace", "store", "tags"}
 	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "postgres"}
-	storeFields    = []string{"type", "path"}
+	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
 )
@@ -157,6 +157,7 @@ func (d *decoder) secret(b block, s *Secret) {
 	if st, ok := b.sub("store", storeFields); ok {
 		st.str("type", &s.Store.Type)
 		st.str("path", &s.Store.Path)
+		st.str("mount", &s.Store.Mount)
 	}
 	b.duration("grace", &s.Grace)
 	b.strList("tags", &s.Tags)

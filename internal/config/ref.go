@@ -13,8 +13,8 @@ import (
 // "env:ORDERS_ADMIN_PASSWORD". The inventory is read by people, copied into tickets and
 // kept in Git, so it must never hold material itself.
 //
-// Forms: file:<secret-id>[#field], vault:<path>[#field], awssm:<name>[#field] and
-// env:<VAR_NAME>. Only file and env can be resolved in this release.
+// Forms: file:<secret-id>[#field], vault:<path>[#field] (a KV v2 path under the mount,
+// e.g. vault:secret/admin/orders-db), awssm:<name>[#field] and env:<VAR_NAME>.
 type Ref string
 
 // Reference schemes.
@@ -23,9 +23,9 @@ const (
 	RefFile = "file"
 	// RefEnv reads an environment variable of the worker process.
 	RefEnv = "env"
-	// RefVault reads a field of a Vault KV secret; planned.
+	// RefVault reads a field of a Vault KV v2 secret: vault:<mount>/<path>[#field].
 	RefVault = "vault"
-	// RefAWSSM reads a key of an AWS Secrets Manager secret; planned.
+	// RefAWSSM reads a JSON key of an AWS Secrets Manager secret's current value.
 	RefAWSSM = "awssm"
 )
 
@@ -45,7 +45,7 @@ var (
 )
 
 // refForms lists the forms that Validate accepts, for messages.
-const refForms = "file:<secret-id>[#field] or env:<VAR_NAME>"
+const refForms = "file:<secret-id>[#field], vault:<mount>/<path>[#field], awssm:<name>[#field] or env:<VAR_NAME>"
 
 var (
 	envNamePattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -100,8 +100,8 @@ func (r Ref) Validate() error {
 	if err != nil {
 		return err
 	}
-	if parts.Scheme == RefVault || parts.Scheme == RefAWSSM {
-		return fmt.Errorf("%w: %s references are planned but cannot be resolved in this release; use %s", ErrRefUnsupported, parts.Scheme, refForms)
+	if parts.Scheme == RefVault && !strings.Contains(parts.Path, "/") {
+		return fmt.Errorf("%w: vault: must name the mount and the path, e.g. vault:secret/admin/orders-db", ErrRefMalformed)
 	}
 	return nil
 }

@@ -54,11 +54,12 @@ func TestRefValidate(t *testing.T) {
 		wantErr error
 		msg     string
 	}{
-		"file":    {ref: "file:admin/orders-db"},
-		"env":     {ref: "env:ORDERS_ADMIN_PASSWORD"},
-		"vault":   {ref: "vault:secret/orders", wantErr: ErrRefUnsupported, msg: "vault references are planned"},
-		"awssm":   {ref: "awssm:orders", wantErr: ErrRefUnsupported, msg: "awssm references are planned"},
-		"literal": {ref: "hunter2", wantErr: ErrRefNotReference, msg: "(value hidden): a literal password is never accepted; write where the password is kept instead: file:<secret-id>[#field] or env:<VAR_NAME>"},
+		"file":           {ref: "file:admin/orders-db"},
+		"env":            {ref: "env:ORDERS_ADMIN_PASSWORD"},
+		"vault":          {ref: "vault:secret/orders"},
+		"vault no mount": {ref: "vault:orders", wantErr: ErrRefMalformed, msg: "must name the mount and the path"},
+		"awssm":          {ref: "awssm:orders"},
+		"literal":        {ref: "hunter2", wantErr: ErrRefNotReference, msg: "(value hidden): a literal password is never accepted; write where the password is kept instead: file:<secret-id>[#field], vault:<mount>/<path>[#field], awssm:<name>[#field] or env:<VAR_NAME>"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

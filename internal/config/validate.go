@@ -92,13 +92,10 @@ func graceProblem(g time.Duration) string {
 
 // storeTypeProblem returns what is wrong with a store type, or "".
 func storeTypeProblem(t string) string {
-	switch {
-	case contains(knownStores, t):
+	if contains(knownStores, t) {
 		return ""
-	case contains(plannedStores, t):
-		return fmt.Sprintf("store type %q is not supported yet; allowed: %s", t, quoteList(knownStores))
 	}
-	return fmt.Sprintf("unknown store type %q; allowed: %s (planned: %s)", t, quoteList(knownStores), quoteList(plannedStores))
+	return fmt.Sprintf("unknown store type %q; allowed: %s", t, quoteList(knownStores))
 }
 
 // checkTags reports malformed and repeated tags. Tags in inherited came from the defaults
@@ -183,6 +180,9 @@ func (c *secretCheck) validateStore() {
 		if msg := storeTypeProblem(s.Store.Type); msg != "" {
 			c.add("store.type", "%s", msg)
 		}
+	}
+	if s.Store.Mount != "" && s.Store.Type != StoreVault {
+		c.add("store.mount", "only a vault store has a mount; remove it or set type: vault")
 	}
 	// A defaulted path is the ID, which has been checked already.
 	if s.Store.Path != "" && !c.inherited("store.path", s.Store.Path == string(s.ID)) {
