@@ -22,7 +22,7 @@ const (
 const (
 	DefaultPort           = 5432
 	DefaultDatabase       = "postgres"
-	DefaultSSLMode        = "prefer" // libpq's default; production targets should say verify-full
+	DefaultSSLMode        = "require" // never fall back to plaintext silently; the inventory has the same default
 	DefaultConnectTimeout = 10 * time.Second
 )
 

@@ -16,7 +16,7 @@ func validConfig() Config {
 func TestConfigDefaults(t *testing.T) {
 	cfg := validConfig()
 	cfg.ApplyDefaults()
-	if cfg.Port != 5432 || cfg.Database != "postgres" || cfg.SSLMode != "prefer" || cfg.Strategy != StrategyAlternating ||
+	if cfg.Port != 5432 || cfg.Database != "postgres" || cfg.SSLMode != "require" || cfg.Strategy != StrategyAlternating ||
 		cfg.Twins != [2]string{"app_a", "app_b"} || cfg.ConnectTimeout != DefaultConnectTimeout {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
