@@ -22,14 +22,20 @@ import (
 type Resolver struct {
 	inv       *config.Inventory
 	fileStore stores.Store
+	backends  Backends
 	env       func(string) (string, bool)
+	opened    *openedStores
 }
 
 var _ activities.Resolver = (*Resolver)(nil)
 
-// New builds a resolver over a validated inventory and the dev file store.
-func New(inv *config.Inventory, fileStore stores.Store) *Resolver {
-	return &Resolver{inv: inv, fileStore: fileStore, env: os.LookupEnv}
+// New builds a resolver over a validated inventory and the stores this worker can reach.
+func New(inv *config.Inventory, b Backends) *Resolver {
+	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores()}
+	if b.File != nil {
+		r.fileStore = b.File
+	}
+	return r
 }
 
 // Resolve builds the rotator and store of one secret.
@@ -38,7 +44,7 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 	if !ok {
 		return activities.Binding{}, fmt.Errorf("%w: %s is not in the worker's inventory %s", activities.ErrUnknownSecret, id, r.inv.Path)
 	}
-	store, err := r.store(s.Store)
+	store, err := r.store(ctx, s.Store)
 	if err != nil {
 		return activities.Binding{}, err
 	}
@@ -53,13 +59,17 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 	}, nil
 }
 
-func (r *Resolver) store(ref config.StoreRef) (stores.Store, error) {
+func (r *Resolver) store(ctx context.Context, ref config.StoreRef) (stores.Store, error) {
 	switch ref.Type {
 	case config.StoreFile:
 		if r.fileStore == nil {
 			return nil, fmt.Errorf("%w: store type file: this worker has no file store", rotators.ErrInvalidConfig)
 		}
 		return r.fileStore, nil
+	case config.StoreVault:
+		return r.vault(ctx, ref.Mount)
+	case config.StoreAWSSM:
+		return r.awssm(ctx)
 	}
 	return nil, fmt.Errorf("%w: store type %q is not supported by this worker", rotators.ErrInvalidConfig, ref.Type)
 }
@@ -125,6 +135,31 @@ func (r *Resolver) Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive
 			return secret.Sensitive{}, fmt.Errorf("%w: %s: the current version of %s has no field %q", ErrRefUnresolved, ref, parts.Path, parts.Field)
 		}
 		return v, nil
+	case config.RefVault:
+		s, err := r.vault(ctx, config.DefaultVaultMount)
+		if err != nil {
+			return secret.Sensitive{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		return readRef(ctx, s, ref, parts)
+	case config.RefAWSSM:
+		s, err := r.awssm(ctx)
+		if err != nil {
+			return secret.Sensitive{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		return readRef(ctx, s, ref, parts)
 	}
-	return secret.Sensitive{}, fmt.Errorf("%w: %w: %s references cannot be resolved by this release", rotators.ErrInvalidConfig, config.ErrRefUnsupported, parts.Scheme)
+	return secret.Sensitive{}, fmt.Errorf("%w: %s references cannot be resolved by this worker", rotators.ErrInvalidConfig, parts.Scheme)
+}
+
+// readRef reads a reference's field from a store that keeps it, saying what to seed when
+// nothing is there.
+func readRef(ctx context.Context, s FieldStore, ref config.Ref, parts config.RefParts) (secret.Sensitive, error) {
+	v, err := s.ReadField(ctx, parts.Path, parts.Field)
+	if errors.Is(err, stores.ErrNotFound) {
+		return secret.Sensitive{}, fmt.Errorf("%w: %s: no current value with field %q there; write it into the store first", ErrRefUnresolved, ref, parts.Field)
+	}
+	if err != nil {
+		return secret.Sensitive{}, fmt.Errorf("read %s: %w", ref, err)
+	}
+	return v, nil
 }

@@ -42,7 +42,7 @@ func newResolver(t *testing.T) (*Resolver, *file.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(inv, store), store
+	return New(inv, Backends{File: store}), store
 }
 
 func TestResolveUnknownSecret(t *testing.T) {
@@ -135,7 +135,7 @@ func TestStorePathIsWhereVersionsGo(t *testing.T) {
 	if _, err := store.Put(ctx, "admin/orders-db", secret.Material{"password": secret.NewSensitive("admin-pw")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(inv, store).Resolve(ctx, "prod/orders-db/app")
+	b, err := New(inv, Backends{File: store}).Resolve(ctx, "prod/orders-db/app")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,9 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 // binary), then stops it, letting running activities finish within the worker's
 // stop timeout.
 func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger) error {
-	w := worker.New(c, binding.New(inv, store), sdkworker.Options{Identity: workerIdentity()})
+	resolver := binding.New(inv, backends(store, logger))
+	defer func() { _ = resolver.Close() }()
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

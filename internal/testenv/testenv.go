@@ -154,7 +154,7 @@ func New(t testing.TB, opts Options) *Env {
 // StartWorker starts an in-process worker over the env's inventory and store.
 func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 	t.Helper()
-	w := worker.New(e.Client, binding.New(e.Inventory, e.Store), sdkworker.Options{})
+	w := worker.New(e.Client, binding.New(e.Inventory, binding.Backends{File: e.Store}), sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
@@ -163,4 +163,6 @@ func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 }
 
 // Resolver returns the resolver the worker uses, for direct checks in tests.
-func (e *Env) Resolver() *binding.Resolver { return binding.New(e.Inventory, e.Store) }
+func (e *Env) Resolver() *binding.Resolver {
+	return binding.New(e.Inventory, binding.Backends{File: e.Store})
+}

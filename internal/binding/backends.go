@@ -1,0 +1,85 @@
+package binding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+)
+
+// FieldStore is a store that can also read one field of any secret's current value, for
+// the inventory's references (vault:..., awssm:...).
+type FieldStore interface {
+	stores.Store
+	ReadField(ctx context.Context, path, field string) (secret.Sensitive, error)
+}
+
+// Backends are the stores this worker can reach. Vault and AWSSM are opened on first use,
+// so a worker whose inventory names neither never needs their credentials.
+type Backends struct {
+	// File is the dev file store; nil when there is none.
+	File stores.Store
+	// Vault opens a Vault KV v2 store on a mount; nil when this worker has no Vault
+	// (VAULT_ADDR unset).
+	Vault func(ctx context.Context, mount string) (FieldStore, error)
+	// AWSSM opens the AWS Secrets Manager store; nil when not configured.
+	AWSSM func(ctx context.Context) (FieldStore, error)
+}
+
+// openedStores caches the stores opened so far, one per Vault mount and one for AWS.
+type openedStores struct {
+	mu     sync.Mutex
+	stores map[string]FieldStore
+}
+
+func newOpenedStores() *openedStores { return &openedStores{stores: map[string]FieldStore{}} }
+
+func (o *openedStores) get(ctx context.Context, key string, open func(context.Context) (FieldStore, error)) (FieldStore, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s, ok := o.stores[key]; ok {
+		return s, nil
+	}
+	s, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.stores[key] = s
+	return s, nil
+}
+
+func (r *Resolver) vault(ctx context.Context, mount string) (FieldStore, error) {
+	if r.backends.Vault == nil {
+		return nil, fmt.Errorf("%w: store type vault: this worker has no Vault; set VAULT_ADDR and VAULT_TOKEN (or KEYTURN_VAULT_AUTH_METHOD) in its environment", rotators.ErrInvalidConfig)
+	}
+	if mount == "" {
+		mount = "secret"
+	}
+	return r.opened.get(ctx, "vault:"+mount, func(ctx context.Context) (FieldStore, error) { return r.backends.Vault(ctx, mount) })
+}
+
+func (r *Resolver) awssm(ctx context.Context) (FieldStore, error) {
+	if r.backends.AWSSM == nil {
+		return nil, fmt.Errorf("%w: store type awssm: this worker has no AWS configuration", rotators.ErrInvalidConfig)
+	}
+	return r.opened.get(ctx, "awssm", r.backends.AWSSM)
+}
+
+// Close closes the stores the resolver opened (Vault token renewal, connections).
+func (r *Resolver) Close() error {
+	r.opened.mu.Lock()
+	defer r.opened.mu.Unlock()
+	var errs []error
+	for _, s := range r.opened.stores {
+		if c, ok := s.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	r.opened.stores = map[string]FieldStore{}
+	return errors.Join(errs...)
+}
