@@ -3,10 +3,16 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build test test-short vet bench record-histories clean
+.PHONY: dev build tools test test-short vet bench record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
+
+# Test servers that are not part of the product: a real Vault built from its own nested
+# module (Vault is BUSL-licensed and never linked into bin/keyturn). The Go build cache
+# makes rebuilds take seconds; the first build takes about 5 minutes.
+tools:
+	$(GO) build -C tools/vaultdev -o ../../bin/vaultdev .
 
 vet:
 	$(GO) vet ./...
@@ -15,7 +21,7 @@ vet:
 # Every test, against real servers: an embedded Temporal server and throwaway PostgreSQL
 # clusters with scram-sha-256 started from the installed binaries. Under CI=true a missing
 # dependency fails the run instead of skipping.
-test: vet
+test: vet tools
 	$(GO) test -count=1 -timeout 45m -p 2 ./...
 
 # Unit tests only (no servers).

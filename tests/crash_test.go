@@ -9,6 +9,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
@@ -112,14 +113,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 	}
 
 	// The history shows the crash: Create ran more than once.
-	h := history(t, env, run.GetID(), run.GetRunID())
-	attempts := 0
-	for _, e := range h.GetEvents() {
-		if e.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED && int(e.GetActivityTaskStartedEventAttributes().GetAttempt()) > attempts {
-			attempts = int(e.GetActivityTaskStartedEventAttributes().GetAttempt())
-		}
-	}
-	if attempts < 2 {
+	if attempts := maxAttempt(history(t, env, run.GetID(), run.GetRunID())); attempts < 2 {
 		t.Fatalf("expected a retried activity after the kill, max attempt was %d", attempts)
 	}
 	checkReplay(t, env, run.GetID(), run.GetRunID(), "worker_killed_mid_create")
@@ -134,4 +128,15 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// maxAttempt is the highest attempt of any activity in the history.
+func maxAttempt(h *historypb.History) int {
+	attempts := 0
+	for _, e := range h.GetEvents() {
+		if e.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED {
+			attempts = max(attempts, int(e.GetActivityTaskStartedEventAttributes().GetAttempt()))
+		}
+	}
+	return attempts
 }

@@ -80,6 +80,8 @@ type Env struct {
 	Logger       *slog.Logger
 	// Logs holds everything the worker and the server logged, for leak scans.
 	Logs *SyncBuffer
+	// Backends are the stores the worker resolves secrets in.
+	Backends binding.Backends
 }
 
 // Options adjust New.
@@ -91,6 +93,11 @@ type Options struct {
 	NoWorker bool
 	// PostgresSettings are extra server settings, e.g. log_statement=all.
 	PostgresSettings map[string]string
+	// Backends are the stores besides the file store the worker may use (Vault, AWS).
+	Backends binding.Backends
+	// SeedAdmin, when set, receives the admin password after the targets are prepared,
+	// to copy it into another store for a vault: or awssm: reference.
+	SeedAdmin func(ctx context.Context, password secret.Sensitive) error
 }
 
 // New starts Temporal, PostgreSQL, prepares each secret's target (one group role per
@@ -125,6 +132,17 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatalf("prepare target %s: %v", s.ID, err)
 		}
 	}
+	if opts.SeedAdmin != nil {
+		_, m, err := store.Read(ctx, "admin/e2e", secret.StageCurrent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := opts.SeedAdmin(ctx, m.Get("password")); err != nil {
+			t.Fatalf("seed the admin password: %v", err)
+		}
+	}
+	env.Backends = opts.Backends
+	env.Backends.File = store
 	env.InventoryPath = filepath.Join(dir, "inventory.yaml")
 	if err := os.WriteFile(env.InventoryPath, []byte(demo.Inventory(secrets)), 0o600); err != nil {
 		t.Fatal(err)
@@ -154,7 +172,7 @@ func New(t testing.TB, opts Options) *Env {
 // StartWorker starts an in-process worker over the env's inventory and store.
 func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 	t.Helper()
-	w := worker.New(e.Client, binding.New(e.Inventory, binding.Backends{File: e.Store}), sdkworker.Options{})
+	w := worker.New(e.Client, binding.New(e.Inventory, e.Backends), sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
@@ -164,5 +182,5 @@ func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 
 // Resolver returns the resolver the worker uses, for direct checks in tests.
 func (e *Env) Resolver() *binding.Resolver {
-	return binding.New(e.Inventory, binding.Backends{File: e.Store})
+	return binding.New(e.Inventory, e.Backends)
 }
