@@ -29,6 +29,7 @@ func newDevCmd(g *globals) *cobra.Command {
 		uiPort    int
 		noUI      bool
 		codecPort int
+		demoStore string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -90,9 +91,17 @@ func newDevCmd(g *globals) *cobra.Command {
 			}
 			defer func() { _ = srv.Stop() }()
 
+			switch demoStore {
+			case "file", "vault", "awssm":
+			default:
+				return fmt.Errorf("--demo-store %q: use file, vault or awssm", demoStore)
+			}
+			if demoStore == "vault" && os.Getenv("VAULT_ADDR") == "" {
+				return fmt.Errorf("--demo-store vault needs VAULT_ADDR (and VAULT_TOKEN) in the environment")
+			}
 			inventory := g.inventory
 			if inventory == "" {
-				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger})
+				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger, StoreType: demoStore})
 				if err != nil {
 					return fmt.Errorf("start the demo (pass -f INVENTORY to use your own targets instead): %w", err)
 				}
@@ -131,6 +140,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")
 	cmd.Flags().IntVar(&uiPort, "ui-port", 8233, "port of the Web UI on 127.0.0.1")
 	cmd.Flags().BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
+	cmd.Flags().StringVar(&demoStore, "demo-store", "file", "where the demo secret's versions go: file, vault (needs VAULT_ADDR and VAULT_TOKEN) or awssm (needs AWS_REGION and credentials, or AWS_ENDPOINT_URL)")
 	cmd.Flags().IntVar(&codecPort, "codec-port", 8234, "port on 127.0.0.1 of the codec server the Web UI uses to decrypt payloads")
 	return cmd
 }

@@ -29,6 +29,9 @@ type Options struct {
 	// Store receives the admin password.
 	Store  *file.Store
 	Logger *slog.Logger
+	// StoreType is where the demo secret's versions go: "file" (default), "vault" or
+	// "awssm". The admin password stays in the file store.
+	StoreType string
 }
 
 // Env is a running demo.
@@ -57,7 +60,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		_ = c.Stop()
 		return nil, err
 	}
-	yaml := Inventory([]Secret{{ID: "demo/app", Target: t, Strategy: "alternating", Grace: "10s", CheckQuery: "SELECT count(*) FROM orders"}})
+	yaml := Inventory([]Secret{{ID: "demo/app", Target: t, Strategy: "alternating", Grace: "10s", CheckQuery: "SELECT count(*) FROM orders", Store: opts.StoreType}})
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		_ = c.Stop()
 		return nil, err
