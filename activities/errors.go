@@ -54,7 +54,7 @@ func classify(err error) error {
 		kind, nonRetryable = ErrTypeUnknownSecret, true
 	case errors.Is(err, rotators.ErrInvalidConfig):
 		kind, nonRetryable = ErrTypeInvalidConfig, true
-	case errors.Is(err, rotators.ErrPermissionDenied):
+	case errors.Is(err, rotators.ErrPermissionDenied), errors.Is(err, stores.ErrPermissionDenied):
 		kind, nonRetryable = ErrTypePermissionDenied, true
 	case errors.Is(err, rotators.ErrCheckFailed):
 		kind, nonRetryable = ErrTypeCheckFailed, true

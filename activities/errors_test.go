@@ -22,6 +22,7 @@ func TestClassify(t *testing.T) {
 		"unknown secret":      {fmt.Errorf("x: %w", ErrUnknownSecret), ErrTypeUnknownSecret, true},
 		"invalid config":      {fmt.Errorf("x: %w", rotators.ErrInvalidConfig), ErrTypeInvalidConfig, true},
 		"permission denied":   {fmt.Errorf("x: %w", rotators.ErrPermissionDenied), ErrTypePermissionDenied, true},
+		"store denied":        {fmt.Errorf("x: %w", stores.ErrPermissionDenied), ErrTypePermissionDenied, true},
 		"check failed":        {fmt.Errorf("x: %w", rotators.ErrCheckFailed), ErrTypeCheckFailed, true},
 		"credential rejected": {fmt.Errorf("x: %w", rotators.ErrCredentialRejected), ErrTypeCredentialRejected, false},
 		"restore failed":      {fmt.Errorf("x: %w", rotation.ErrRestoreFailed), ErrTypeRestoreFailed, false},

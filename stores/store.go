@@ -21,6 +21,9 @@ var (
 	// ErrConflict: another writer changed the secret between this call's read and its
 	// write (a failed check-and-set). The other writer's change stands; read again.
 	ErrConflict = errors.New("concurrent change")
+	// ErrPermissionDenied: the store refused the worker's identity. Retrying cannot help;
+	// the message names the policy to grant.
+	ErrPermissionDenied = errors.New("permission denied by the store")
 )
 
 // StageRequest asks a store to stage a new pending version.

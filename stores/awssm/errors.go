@@ -20,7 +20,7 @@ var (
 	// ErrAccessDenied: AWS refused the call for lack of IAM permission. Retrying will not
 	// help until the worker's policy grants the action named in the message; the
 	// least-privilege policy is in the package doc and in iam-policy.json.
-	ErrAccessDenied = errors.New("access denied by AWS IAM")
+	ErrAccessDenied = fmt.Errorf("access denied by AWS IAM: %w", stores.ErrPermissionDenied)
 	// ErrUnavailable: Secrets Manager could not be reached or failed on its side
 	// (connection refused, timeout, throttling, HTTP 5xx) after the SDK's own retries.
 	// It is transient: retry the operation later.

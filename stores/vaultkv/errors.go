@@ -11,13 +11,15 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/keyturn/keyturn/stores"
 )
 
 // Errors this package adds to those of the stores package. Match them with errors.Is.
 var (
 	// ErrPermissionDenied: the token's policy does not allow a request the store needs.
 	// Retrying cannot help; grant the policy in the package doc.
-	ErrPermissionDenied = errors.New("permission denied")
+	ErrPermissionDenied = fmt.Errorf("vault: %w", stores.ErrPermissionDenied)
 	// ErrUnavailable: Vault could not be reached, is sealed, or failed the request on its
 	// side. The store changed nothing it cannot finish later; retry.
 	ErrUnavailable = errors.New("vault unavailable")
