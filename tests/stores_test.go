@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
@@ -262,4 +264,63 @@ func TestStoreOutageDuringPromote(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoreOutageThatLasts cuts the store off while the new version is tested and never
+// brings it back within the rotation: after the bounded retries of Promote and of the
+// rollback, the rotation ends failed, and the old credential is still what consumers read
+// and still logs in.
+func TestStoreOutageThatLasts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about five minutes of bounded retries per store")
+	}
+	for name, open := range map[string]func(*testing.T) storeUnderTest{"vault": vaultStore, "awssm": awsStore} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			st := open(t)
+			env := storeEnv(t, st, "SELECT pg_sleep(1.5)")
+			ctx := context.Background()
+			const id = secret.ID("e2e/app")
+			if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+				t.Fatalf("first rotation exited %d:\n%s", code, out)
+			}
+			first, _ := st.consumer(ctx, id)
+
+			run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "the test step", func() bool {
+				v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
+				var s workflows.RotateStatus
+				return err == nil && v.Get(&s) == nil && s.Step == workflows.StepTest
+			})
+			time.Sleep(300 * time.Millisecond)
+			st.proxy.Cut()
+
+			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+			defer cancel()
+			err = run.Get(waitCtx, nil)
+			res, ok := resultOf(err)
+			if !ok || res.Outcome != workflows.OutcomeFailed {
+				t.Fatalf("want a failed rotation with its result attached, got %v", err)
+			}
+			st.proxy.Restore()
+			if got, _ := st.consumer(ctx, id); got != first {
+				t.Fatal("consumers must still read the old credential")
+			}
+			if err := login(ctx, env, "app_a", secret.NewSensitive(first)); err != nil {
+				t.Fatalf("the old credential must still log in: %v", err)
+			}
+		})
+	}
+}
+
+func resultOf(err error) (workflows.RotateResult, bool) {
+	var res workflows.RotateResult
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&res) == nil {
+		return res, true
+	}
+	return res, false
 }
