@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/internal/binding"
@@ -221,25 +222,9 @@ func TestStoreOutageDuringPromote(t *testing.T) {
 	for name, open := range map[string]func(*testing.T) storeUnderTest{"vault": vaultStore, "awssm": awsStore} {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
-			env := storeEnv(t, st, "SELECT pg_sleep(1.5)")
+			env, run, first := cutDuringTest(t, st)
 			ctx := context.Background()
 			const id = secret.ID("e2e/app")
-			if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
-				t.Fatalf("first rotation exited %d:\n%s", code, out)
-			}
-			first, _ := st.consumer(ctx, id)
-
-			run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, 30*time.Second, "the test step", func() bool {
-				v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
-				var s workflows.RotateStatus
-				return err == nil && v.Get(&s) == nil && s.Step == workflows.StepTest
-			})
-			time.Sleep(300 * time.Millisecond) // Test has read its material; pg_sleep runs
-			st.proxy.Cut()
 			time.Sleep(4 * time.Second)
 			if got, _ := st.consumer(ctx, id); got != first {
 				t.Fatal("consumers must keep reading the old credential while the store is cut off mid-rotation")
@@ -278,29 +263,13 @@ func TestStoreOutageThatLasts(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			st := open(t)
-			env := storeEnv(t, st, "SELECT pg_sleep(1.5)")
+			env, run, first := cutDuringTest(t, st)
 			ctx := context.Background()
 			const id = secret.ID("e2e/app")
-			if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
-				t.Fatalf("first rotation exited %d:\n%s", code, out)
-			}
-			first, _ := st.consumer(ctx, id)
-
-			run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, 30*time.Second, "the test step", func() bool {
-				v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
-				var s workflows.RotateStatus
-				return err == nil && v.Get(&s) == nil && s.Step == workflows.StepTest
-			})
-			time.Sleep(300 * time.Millisecond)
-			st.proxy.Cut()
 
 			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 			defer cancel()
-			err = run.Get(waitCtx, nil)
+			err := run.Get(waitCtx, nil)
 			res, ok := resultOf(err)
 			if !ok || res.Outcome != workflows.OutcomeFailed {
 				t.Fatalf("want a failed rotation with its result attached, got %v", err)
@@ -314,6 +283,33 @@ func TestStoreOutageThatLasts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cutDuringTest rotates e2e/app once, starts a second rotation and cuts the store off
+// while its Test step runs (the check query sleeps), so the next step to need the store
+// is Promote. It returns the env, the running rotation and the password consumers read
+// before it.
+func cutDuringTest(t *testing.T, st storeUnderTest) (*testenv.Env, client.WorkflowRun, string) {
+	t.Helper()
+	env := storeEnv(t, st, "SELECT pg_sleep(1.5)")
+	ctx := context.Background()
+	const id = secret.ID("e2e/app")
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("first rotation exited %d:\n%s", code, out)
+	}
+	first, _ := st.consumer(ctx, id)
+	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the test step", func() bool {
+		v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
+		var s workflows.RotateStatus
+		return err == nil && v.Get(&s) == nil && s.Step == workflows.StepTest
+	})
+	time.Sleep(300 * time.Millisecond) // Test has read its material; pg_sleep runs
+	st.proxy.Cut()
+	return env, run, first
 }
 
 func resultOf(err error) (workflows.RotateResult, bool) {
