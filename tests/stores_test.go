@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
@@ -210,6 +211,17 @@ func TestRotateWithEachStore(t *testing.T) {
 			})
 			if len(seen) != 1 || seen[0] != second {
 				t.Fatalf("consumers saw %d values during a failed rotation; want only the current one", len(seen))
+			}
+
+			// No password reached the worker's logs or the history, through either store.
+			h, err := protojson.Marshal(decodedHistory(t, env, workflows.RotateWorkflowID(id), ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, pw := range map[string]string{"first password": first, "second password": second} {
+				if strings.Contains(env.Logs.String(), pw) || strings.Contains(string(h), pw) {
+					t.Errorf("the %s appears in the logs or the history", what)
+				}
 			}
 		})
 	}
