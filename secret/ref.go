@@ -1,9 +1,13 @@
 package secret
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ID names a managed secret, path-like: "prod/orders-db/app".
@@ -30,6 +34,29 @@ func (id ID) Validate() error {
 // store, the target's metadata, the workflow). Keyturn uses the rotation's workflow ID and
 // run ID, so a retried step finds the version it made before instead of making another.
 type VersionToken string
+
+// MaxTokenLen bounds version tokens. Keyturn's are a workflow ID and a run ID (about 100
+// bytes); the bound leaves room for every store's own limits (Vault's custom metadata
+// values are the tightest).
+const MaxTokenLen = 400
+
+// Validate checks that the token is non-empty, at most MaxTokenLen bytes and printable
+// UTF-8: stores keep it in JSON (which would silently rewrite invalid UTF-8) and use it as
+// authenticated data, so a token that does not survive a round trip could never be read
+// back.
+func (t VersionToken) Validate() error {
+	switch {
+	case t == "":
+		return errors.New("version token is empty")
+	case len(t) > MaxTokenLen:
+		return fmt.Errorf("version token is longer than %d bytes", MaxTokenLen)
+	case !utf8.ValidString(string(t)):
+		return errors.New("version token is not valid UTF-8")
+	case strings.IndexFunc(string(t), func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return errors.New("version token holds a non-printable character")
+	}
+	return nil
+}
 
 // Stage is where a version stands in its secret's life.
 type Stage string

@@ -57,3 +57,15 @@ func TestIDValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionTokenValidate(t *testing.T) {
+	for tok, ok := range map[secret.VersionToken]bool{
+		"rotate/prod/db/app/0d6f3c1e": true, "": false, "bad\x00byte": false, "\xff": false,
+		secret.VersionToken(strings.Repeat("x", secret.MaxTokenLen)):   true,
+		secret.VersionToken(strings.Repeat("x", secret.MaxTokenLen+1)): false,
+	} {
+		if err := tok.Validate(); (err == nil) != ok {
+			t.Errorf("Validate(%q) = %v, want ok=%v", tok, err, ok)
+		}
+	}
+}

@@ -9,8 +9,6 @@ import (
 	"maps"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/secret"
 )
@@ -28,10 +26,6 @@ const ForeignTokenPrefix = "awssm-version:"
 // formatVersion is the bookkeeping format this package writes. Bump it when a change
 // would make an older Keyturn misread a newer version.
 const formatVersion = 1
-
-// maxTokenLen bounds version tokens: they are stored in the secret value, which AWS caps
-// at 64 KiB, and Keyturn's are a workflow ID and a run ID.
-const maxTokenLen = 512
 
 // placeholderVersionID is the VersionId of the placeholder that holds AWSCURRENT until a
 // secret's first promote (see the package doc). It is the same in every secret, which is
@@ -184,7 +178,7 @@ func (d decoded) version(id secret.ID, versionID string, created time.Time, labe
 
 // checkStage validates a stage request before anything is sent to AWS.
 func checkStage(token secret.VersionToken, m secret.Material, metadata map[string]string) error {
-	if err := checkToken(token); err != nil {
+	if err := token.Validate(); err != nil {
 		return err
 	}
 	if strings.HasPrefix(string(token), ForeignTokenPrefix) {
@@ -210,24 +204,6 @@ func checkStage(token secret.VersionToken, m secret.Material, metadata map[strin
 			return fmt.Errorf("version %q has a metadata key with an empty name", token)
 		case k == BookkeepingKey:
 			return fmt.Errorf("metadata key %q is reserved for Keyturn's bookkeeping", k)
-		}
-	}
-	return nil
-}
-
-// checkToken keeps tokens to printable UTF-8 of bounded length.
-func checkToken(token secret.VersionToken) error {
-	switch {
-	case token == "":
-		return errors.New("version token is empty")
-	case len(token) > maxTokenLen:
-		return fmt.Errorf("version token is longer than %d bytes", maxTokenLen)
-	case !utf8.ValidString(string(token)):
-		return errors.New("version token is not valid UTF-8")
-	}
-	for _, c := range token {
-		if !unicode.IsPrint(c) {
-			return fmt.Errorf("version token %q holds a non-printable character", token)
 		}
 	}
 	return nil

@@ -17,7 +17,7 @@ import (
 
 func TestVersionIDIsAValidStableClientRequestToken(t *testing.T) {
 	valid := regexp.MustCompile(`^[A-Za-z0-9-]{32,64}$`)
-	tokens := []secret.VersionToken{"v1", "rotate/prod/orders-db/app/0d6f3c1e-5a8b-4f0e-9c1d-2b3a4c5d6e7f", secret.VersionToken(strings.Repeat("x", maxTokenLen))}
+	tokens := []secret.VersionToken{"v1", "rotate/prod/orders-db/app/0d6f3c1e-5a8b-4f0e-9c1d-2b3a4c5d6e7f", secret.VersionToken(strings.Repeat("x", secret.MaxTokenLen))}
 	seen := map[string]bool{placeholderVersionID: true}
 	for _, tok := range tokens {
 		id := VersionID(tok)
@@ -53,7 +53,7 @@ func TestCheckStageRefusesCollidingAndReservedNames(t *testing.T) {
 		"field is also meta":    {token: "v1", m: m, meta: map[string]string{"password": "x"}},
 		"empty field name":      {token: "v1", m: secret.Material{"": secret.NewSensitive("x")}},
 		"empty metadata name":   {token: "v1", m: m, meta: map[string]string{"": "x"}},
-		"token over the limit":  {token: secret.VersionToken(strings.Repeat("x", maxTokenLen+1)), m: m},
+		"token over the limit":  {token: secret.VersionToken(strings.Repeat("x", secret.MaxTokenLen+1)), m: m},
 		"token not valid UTF-8": {token: "\xff", m: m},
 	} {
 		if err := checkStage(tc.token, tc.m, tc.meta); err == nil {

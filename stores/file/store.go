@@ -11,17 +11,12 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )
 
 var _ stores.Store = (*Store)(nil)
-
-// maxTokenLen bounds version tokens; Keyturn's are a workflow ID and a run ID.
-const maxTokenLen = 512
 
 // Options tunes a Store. The zero value is what Open uses.
 type Options struct {
@@ -304,30 +299,11 @@ func checkStage(id secret.ID, token secret.VersionToken, m secret.Material) erro
 	if err := id.Validate(); err != nil {
 		return err
 	}
-	if err := checkToken(token); err != nil {
+	if err := token.Validate(); err != nil {
 		return err
 	}
 	if len(m) == 0 {
 		return fmt.Errorf("version %q of %s has no material", token, id)
-	}
-	return nil
-}
-
-// checkToken keeps tokens to printable UTF-8: the token is part of the additional data,
-// and JSON would silently rewrite invalid UTF-8, leaving a version that never decrypts.
-func checkToken(token secret.VersionToken) error {
-	switch {
-	case token == "":
-		return errors.New("version token is empty")
-	case len(token) > maxTokenLen:
-		return fmt.Errorf("version token is longer than %d bytes", maxTokenLen)
-	case !utf8.ValidString(string(token)):
-		return errors.New("version token is not valid UTF-8")
-	}
-	for _, c := range token {
-		if !unicode.IsPrint(c) {
-			return fmt.Errorf("version token %q holds a non-printable character", token)
-		}
 	}
 	return nil
 }

@@ -2,14 +2,11 @@ package vaultkv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
@@ -18,9 +15,6 @@ import (
 // maxAttempts bounds how often one call re-reads and tries again after losing a
 // check-and-set to another writer of the same secret.
 const maxAttempts = 12
-
-// maxTokenLen bounds version tokens before the ledger's own size check.
-const maxTokenLen = 400
 
 // StagePending implements stores.Store. The pending version goes to the staging path;
 // the consumer path is not touched.
@@ -335,14 +329,8 @@ func (s *Store) checkStage(req stores.StageRequest) error {
 	if err := s.checkID(req.SecretID); err != nil {
 		return err
 	}
-	t := string(req.Token)
-	switch {
-	case t == "":
-		return errors.New("version token is empty")
-	case len(t) > maxTokenLen:
-		return fmt.Errorf("version token is longer than %d bytes", maxTokenLen)
-	case !utf8.ValidString(t) || strings.IndexFunc(t, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return errors.New("version token holds invalid UTF-8 or a non-printable character")
+	if err := req.Token.Validate(); err != nil {
+		return err
 	}
 	if len(req.Material) == 0 {
 		return fmt.Errorf("version %q of %s has no material", req.Token, req.SecretID)
