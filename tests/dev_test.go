@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/cli"
+	"github.com/keyturn/keyturn/internal/testdeps"
 	"github.com/keyturn/keyturn/internal/testenv"
 )
 
@@ -80,10 +81,9 @@ func TestDevQuickStart(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testdeps.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
 // unavailable remembers why Main could not start a server, for Need to report.
@@ -28,7 +30,7 @@ var unavailable struct {
 func Main(m *testing.M, s **Server) int {
 	srv, err := start(Options{})
 	switch {
-	case errors.Is(err, ErrUnavailable) && !inCI():
+	case errors.Is(err, ErrUnavailable) && !testdeps.InCI():
 		unavailable.Lock()
 		unavailable.reason = err.Error()
 		unavailable.Unlock()

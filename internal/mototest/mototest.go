@@ -32,6 +32,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
 // Binary is the program Start runs, looked up on PATH.
@@ -98,7 +100,7 @@ func Start(t testing.TB) *Server {
 func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s, err := start(opts)
-	if errors.Is(err, ErrUnavailable) && !inCI() {
+	if errors.Is(err, ErrUnavailable) && !testdeps.InCI() {
 		t.Skipf("skipping: %v (install moto with its server extra; set CI=true to make this a failure)", err)
 	}
 	if err != nil {
@@ -121,7 +123,7 @@ func start(opts Options) (*Server, error) {
 	}
 	var errs []error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := testdeps.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -284,16 +286,6 @@ func (p *process) kill() {
 	}
 }
 
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mototest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // serverEnv is the test's environment without AWS_* variables, plus extra. moto_server
 // loads its service models through botocore, which reads AWS_*: an AWS_PROFILE naming a
 // profile that does not exist makes every request fail inside moto.
@@ -308,12 +300,6 @@ func serverEnv(extra map[string]string) []string {
 		out = append(out, k+"="+extra[k])
 	}
 	return out
-}
-
-// inCI reports whether a missing moto must fail the tests instead of skipping them.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }
 
 // syncBuffer collects the server's output; the process writes it from two pipes.

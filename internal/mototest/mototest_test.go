@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
 func client(t *testing.T, s *Server) *secretsmanager.Client {
@@ -161,7 +163,7 @@ func TestMissingMotoSkipsOutsideCIAndFailsInCI(t *testing.T) {
 	}
 
 	t.Setenv("CI", "1") // strconv.ParseBool accepts it
-	if !inCI() {
+	if !testdeps.InCI() {
 		t.Fatal(`CI=1 is not treated as CI`)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/testdeps"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -176,7 +177,7 @@ func (c *Cluster) initdb(timeout time.Duration) error {
 // start picks a free port and starts the server on it, waiting until it accepts
 // connections.
 func (c *Cluster) start(opts Options, timeout time.Duration) error {
-	port, err := freePort()
+	port, err := testdeps.FreePort()
 	if err != nil {
 		return err
 	}
@@ -325,16 +326,6 @@ func chownToOSUser(path string) error {
 		return fmt.Errorf("pgtest: chown %s: %w", path, err)
 	}
 	return nil
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomPassword() (string, error) {

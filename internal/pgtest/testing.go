@@ -4,16 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
-)
 
-// inCI reports whether a missing server must fail the tests instead of skipping them.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
+	"github.com/keyturn/keyturn/internal/testdeps"
+)
 
 // unavailable remembers why Main could not start a cluster, for Need to report.
 var unavailable struct {
@@ -32,7 +27,7 @@ func ForTest(t testing.TB) *Cluster {
 func ForTestWith(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c, err := Start(opts)
-	if errors.Is(err, ErrUnavailable) && !inCI() {
+	if errors.Is(err, ErrUnavailable) && !testdeps.InCI() {
 		t.Skipf("skipping: %v (set CI=true to make this a failure)", err)
 	}
 	if err != nil {
@@ -61,7 +56,7 @@ func ForTestWith(t testing.TB, opts Options) *Cluster {
 func Main(m *testing.M, c **Cluster, opts Options) int {
 	cluster, err := Start(opts)
 	switch {
-	case errors.Is(err, ErrUnavailable) && !inCI():
+	case errors.Is(err, ErrUnavailable) && !testdeps.InCI():
 		unavailable.Lock()
 		unavailable.reason = err.Error()
 		unavailable.Unlock()

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
 // rootModule is the module path that marks the repository root.
@@ -116,7 +118,7 @@ func Start(t testing.TB, opts Options) *Server {
 // the tests.
 func Main(m *testing.M, s **Server) int {
 	srv, err := newServer(Options{})
-	if errors.Is(err, errMissing) && !inCI() {
+	if errors.Is(err, errMissing) && !testdeps.InCI() {
 		return m.Run()
 	}
 	if err == nil {
@@ -346,14 +348,9 @@ func isRootModule(path string) bool {
 	return false
 }
 
-func inCI() bool {
-	ci, err := strconv.ParseBool(os.Getenv("CI"))
-	return err == nil && ci
-}
-
 func skipOrFail(t testing.TB, err error) {
 	t.Helper()
-	if inCI() {
+	if testdeps.InCI() {
 		t.Fatalf("vaulttest: %v", err)
 	}
 	t.Skipf("vaulttest: %v", err)
