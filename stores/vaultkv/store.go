@@ -23,18 +23,7 @@ func (s *Store) StagePending(ctx context.Context, req stores.StageRequest) (secr
 		return secret.Version{}, fmt.Errorf("stage pending: %w", err)
 	}
 	var out secret.Version
-	err := s.retry(ctx, func() (bool, error) {
-		st, err := s.load(ctx, req.SecretID)
-		if err != nil {
-			return false, err
-		}
-		if st.doc.Promote != nil {
-			return false, s.finishOrDrop(ctx, st)
-		}
-		entries, err := st.view()
-		if err != nil {
-			return false, err
-		}
+	err := s.write(ctx, req.SecretID, func(st *state, entries []entry) (bool, error) {
 		if e, ok := find(entries, byToken(req.Token)); ok {
 			// A retried create: hand back what the first attempt recorded.
 			out = e.rec.version(req.SecretID, e.stage)
@@ -133,20 +122,7 @@ func (s *Store) Promote(ctx context.Context, id secret.ID, token secret.VersionT
 	if err := s.checkID(id); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
-	err := s.retry(ctx, func() (bool, error) {
-		st, err := s.load(ctx, id)
-		if err != nil {
-			return false, err
-		}
-		if st.doc.Promote != nil {
-			// Maybe our own promotion, claimed by a racing call: help it finish, then
-			// look again (it will then be current, and this call a no-op).
-			return false, s.finishOrDrop(ctx, st)
-		}
-		entries, err := st.view()
-		if err != nil {
-			return false, err
-		}
+	err := s.write(ctx, id, func(st *state, entries []entry) (bool, error) {
 		e, ok := find(entries, byToken(token))
 		if !ok {
 			return false, fmt.Errorf("version %q: %w", token, stores.ErrNotFound)
@@ -176,18 +152,7 @@ func (s *Store) DiscardPending(ctx context.Context, id secret.ID, token secret.V
 	if err := s.checkID(id); err != nil {
 		return fmt.Errorf("discard pending: %w", err)
 	}
-	err := s.retry(ctx, func() (bool, error) {
-		st, err := s.load(ctx, id)
-		if err != nil {
-			return false, err
-		}
-		if st.doc.Promote != nil {
-			return false, s.finishOrDrop(ctx, st)
-		}
-		entries, err := st.view()
-		if err != nil {
-			return false, err
-		}
+	err := s.write(ctx, id, func(st *state, entries []entry) (bool, error) {
 		e, ok := find(entries, byToken(token))
 		if !ok {
 			return true, nil // already gone
@@ -270,6 +235,27 @@ func (s *Store) writeStaging(ctx context.Context, st *state, doc stagingDoc) err
 	}
 	st.doc, st.stagingVersion = doc, v
 	return nil
+}
+
+// write runs change against a settled view of the secret: a promotion claim found in
+// flight (maybe this very call's, claimed by a racing one, or one a crash left) is
+// finished or dropped first and the round looked at again. Rounds lost to other writers
+// are retried, boundedly.
+func (s *Store) write(ctx context.Context, id secret.ID, change func(st *state, entries []entry) (done bool, err error)) error {
+	return s.retry(ctx, func() (bool, error) {
+		st, err := s.load(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if st.doc.Promote != nil {
+			return false, s.finishOrDrop(ctx, st)
+		}
+		entries, err := st.view()
+		if err != nil {
+			return false, err
+		}
+		return change(st, entries)
+	})
 }
 
 // retry runs step until it reports done, an error, or maxAttempts rounds lost to other
