@@ -4,17 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
-// unavailable remembers why Main could not start a server, for Need to report.
-var unavailable struct {
-	sync.Mutex
-	reason string
-}
+// unavailable remembers why Main could not start the server, for Need to report.
+var unavailable testdeps.Missing
 
 // Main runs a package's tests against one shared server, which saves starting a Python
 // process per test. Call it from TestMain:
@@ -31,9 +27,7 @@ func Main(m *testing.M, s **Server) int {
 	srv, err := start(Options{})
 	switch {
 	case errors.Is(err, ErrUnavailable) && !testdeps.InCI():
-		unavailable.Lock()
-		unavailable.reason = err.Error()
-		unavailable.Unlock()
+		unavailable.Record(err.Error())
 		fmt.Fprintf(os.Stderr, "mototest: tests that need moto will be skipped: %v\n", err)
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "mototest: start moto_server: %v\n", err)
@@ -57,12 +51,6 @@ func Need(t testing.TB, s *Server) *Server {
 	if s != nil {
 		return s
 	}
-	unavailable.Lock()
-	reason := unavailable.reason
-	unavailable.Unlock()
-	if reason == "" {
-		t.Fatal("mototest.Need: no server; call mototest.Main from TestMain")
-	}
-	t.Skipf("skipping: %s (set CI=true to make this a failure)", reason)
+	unavailable.Skip(t, "mototest")
 	return nil
 }

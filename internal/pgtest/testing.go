@@ -4,17 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
-// unavailable remembers why Main could not start a cluster, for Need to report.
-var unavailable struct {
-	sync.Mutex
-	reason string
-}
+// unavailable remembers why Main could not start the server, for Need to report.
+var unavailable testdeps.Missing
 
 // ForTest starts a cluster for one test and stops it when the test ends. It skips the test
 // when the server binaries are missing, except in CI, where it fails it.
@@ -57,9 +53,7 @@ func Main(m *testing.M, c **Cluster, opts Options) int {
 	cluster, err := Start(opts)
 	switch {
 	case errors.Is(err, ErrUnavailable) && !testdeps.InCI():
-		unavailable.Lock()
-		unavailable.reason = err.Error()
-		unavailable.Unlock()
+		unavailable.Record(err.Error())
 		fmt.Fprintf(os.Stderr, "pgtest: tests that need PostgreSQL will be skipped: %v\n", err)
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "pgtest: start PostgreSQL test cluster: %v\n", err)
@@ -88,12 +82,6 @@ func Need(t testing.TB, c *Cluster) *Cluster {
 	if c != nil {
 		return c
 	}
-	unavailable.Lock()
-	reason := unavailable.reason
-	unavailable.Unlock()
-	if reason == "" {
-		t.Fatal("pgtest.Need: no cluster; call pgtest.Main from TestMain")
-	}
-	t.Skipf("skipping: %s", reason)
+	unavailable.Skip(t, "pgtest")
 	return nil
 }
