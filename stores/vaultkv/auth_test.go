@@ -116,11 +116,15 @@ func TestLoginMethodLogsInAgainAtMaxTTL(t *testing.T) {
 	root := srv.Client(t)
 	policy := keyturnPolicy(t, root)
 	roleID, secretID := appRole(t, root, strings.TrimPrefix(policy, "keyturn-")+"-short", map[string]any{
-		"token_policies": []string{policy}, "token_ttl": "3s", "token_max_ttl": "4s", "secret_id_num_uses": 0,
+		"token_policies": []string{policy}, "token_ttl": "4s", "token_max_ttl": "6s", "secret_id_num_uses": 0,
 	})
 	s := openStore(t, Config{Address: srv.Addr, Auth: Auth{Method: AuthAppRole, RoleID: roleID, SecretID: secret.NewSensitive(secretID)}})
 	first := s.client.Token()
-	time.Sleep(10 * time.Second)
+	// One max TTL and a bit: the store has logged in again, and its new token has most of
+	// its life left for the rotation below. The watcher re-logs in only a fraction of the
+	// TTL before expiry, so with seconds-long test TTLs a loaded machine must not land the
+	// rotation on a token's last moment (real TTLs are minutes or hours).
+	time.Sleep(7 * time.Second)
 	if s.client.Token() == first {
 		t.Fatal("the store still uses its first token after that token's max TTL")
 	}
