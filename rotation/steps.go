@@ -39,7 +39,10 @@ func (s Steps) Current(ctx context.Context) (*secret.Version, error) {
 // Create makes the version for token: generate material, stage it as pending, then apply
 // it to the target. If the token already has a version, its recorded material is applied
 // again (the target may have missed it when the previous attempt crashed) and reused.
-func (s Steps) Create(ctx context.Context, token secret.VersionToken) (CreateResult, error) {
+//
+// For a Minter the target makes the material; opts carry what an interrupted earlier
+// attempt minted (Abandoned) and where to report a new credential (Minted).
+func (s Steps) Create(ctx context.Context, token secret.VersionToken, opts ...CreateOption) (CreateResult, error) {
 	existing, material, err := s.Store.ReadVersion(ctx, s.SecretID, token)
 	switch {
 	case err == nil:
@@ -59,9 +62,9 @@ func (s Steps) Create(ctx context.Context, token secret.VersionToken) (CreateRes
 	if err != nil {
 		return CreateResult{}, err
 	}
-	gen, err := s.Rotator.Generate(ctx, rotators.GenerateRequest{SecretID: s.SecretID, Token: token, Current: current})
+	gen, err := s.make(ctx, token, current, opts)
 	if err != nil {
-		return CreateResult{}, fmt.Errorf("generate: %w", err)
+		return CreateResult{}, err
 	}
 	staged, err := s.Store.StagePending(ctx, stores.StageRequest{
 		SecretID: s.SecretID, Token: token, Material: gen.Material, Metadata: gen.Metadata,
@@ -79,6 +82,48 @@ func (s Steps) Create(ctx context.Context, token secret.VersionToken) (CreateRes
 		return CreateResult{}, fmt.Errorf("apply pending version: %w", err)
 	}
 	return CreateResult{Version: staged}, nil
+}
+
+// CreateOptions are the minting hooks of Create; see rotators.MintRequest.
+type CreateOptions struct {
+	Abandoned []map[string]string
+	Minted    func(metadata map[string]string)
+}
+
+// CreateOption sets a CreateOptions field.
+type CreateOption func(*CreateOptions)
+
+// WithMintHooks passes what an earlier attempt minted and a callback for what this one
+// mints. Generators ignore both.
+func WithMintHooks(abandoned []map[string]string, minted func(map[string]string)) CreateOption {
+	return func(o *CreateOptions) { o.Abandoned, o.Minted = abandoned, minted }
+}
+
+// make asks the rotator for the next version's material: generated locally, or minted by
+// the target.
+func (s Steps) make(ctx context.Context, token secret.VersionToken, current *secret.Version, opts []CreateOption) (rotators.Generated, error) {
+	var o CreateOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch r := s.Rotator.(type) {
+	case rotators.Generator:
+		gen, err := r.Generate(ctx, rotators.GenerateRequest{SecretID: s.SecretID, Token: token, Current: current})
+		if err != nil {
+			return rotators.Generated{}, fmt.Errorf("generate: %w", err)
+		}
+		return gen, nil
+	case rotators.Minter:
+		gen, err := r.Mint(ctx, rotators.MintRequest{
+			SecretID: s.SecretID, Token: token, Current: current,
+			Abandoned: o.Abandoned, Minted: o.Minted,
+		})
+		if err != nil {
+			return rotators.Generated{}, fmt.Errorf("mint: %w", err)
+		}
+		return gen, nil
+	}
+	return rotators.Generated{}, fmt.Errorf("%w: rotator %T neither generates nor mints material", rotators.ErrInvalidConfig, s.Rotator)
 }
 
 // Test proves the version works against the real target, reading its material from the

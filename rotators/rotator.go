@@ -1,5 +1,5 @@
 // Package rotators defines what a credential kind must do to be rotated. Each kind is a
-// subpackage (postgres, later awsiam, httpapi, vaultpki, localca) in plain Go with no
+// subpackage (postgres, awsiam, httpapi, vaultpki, localca) in plain Go with no
 // Temporal imports; rotatortest holds the conformance suite every kind must pass.
 //
 // A rotator never decides when to act; the rotation package sequences its methods and the
@@ -9,6 +9,7 @@ package rotators
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/keyturn/keyturn/secret"
 )
@@ -38,8 +39,8 @@ type GenerateRequest struct {
 	Current *secret.Version
 }
 
-// Generated is fresh material and the handles that go with it. Nothing has changed on the
-// target yet.
+// Generated is fresh material and the handles that go with it. From Generate, nothing has
+// changed on the target yet; from Mint, the target has made it.
 type Generated struct {
 	Material secret.Material
 	// Metadata holds non-secret handles (a role name) that later steps need.
@@ -66,15 +67,75 @@ type RevokeRequest struct {
 	Keep *secret.Version
 }
 
-// Rotator adapts one kind of credential on one target.
+// Rotator adapts one kind of credential on one target. Every kind is also either a
+// Generator (Keyturn makes the material: a password) or a Minter (the target or a CA makes
+// it: an access key, an API key, a certificate); the rotation package picks the path.
 //
-// Generate is pure: the material is recorded in the store before the target changes, so a
-// retried step reuses it instead of minting another (the pattern of Vault's database
-// engine). Apply, Test and Revoke are idempotent: applying the same material twice, or
-// revoking what is already revoked or never existed, is success.
+// Apply, Test and Revoke are idempotent: applying the same material twice, or revoking
+// what is already revoked or never existed, is success.
 type Rotator interface {
-	Generate(ctx context.Context, req GenerateRequest) (Generated, error)
+	// Apply makes the target accept a version's material. For a minted version the target
+	// accepts it from the start; Apply then re-enables it where the target allows that (an
+	// IAM key is reactivated), which is how a rollback restores a version, and is otherwise
+	// a no-op.
 	Apply(ctx context.Context, req ApplyRequest) error
 	Test(ctx context.Context, req TestRequest) error
 	Revoke(ctx context.Context, req RevokeRequest) error
+}
+
+// Generator is a Rotator whose material Keyturn makes itself.
+//
+// Generate is pure: the material is recorded in the store before the target changes, so a
+// retried step reuses it instead of minting another (the pattern of Vault's database
+// engine).
+type Generator interface {
+	Rotator
+	Generate(ctx context.Context, req GenerateRequest) (Generated, error)
+}
+
+// MintRequest asks the target for a new credential.
+type MintRequest struct {
+	SecretID secret.ID
+	// Token identifies the version; a target with idempotency keys gets it as the key, so
+	// a retried Mint returns the same credential instead of a second one.
+	Token secret.VersionToken
+	// Current is the version consumers use now, or nil when the secret has none yet.
+	Current *secret.Version
+	// Abandoned holds the metadata of credentials an earlier, interrupted Mint for this
+	// same token made but never got into the store. Their material is lost, so Mint must
+	// make them stop working (delete the key, revoke the certificate) unless it returns
+	// that same credential again, before it makes another.
+	Abandoned []map[string]string
+	// Minted, when set, must be called with the new credential's metadata as soon as the
+	// target has made it and before Mint returns, so that an interrupted step can pass it
+	// back as Abandoned. The metadata must hold no secret material.
+	Minted func(metadata map[string]string)
+}
+
+// Minter is a Rotator whose material the target makes (or signs). Mint changes the target
+// and returns the material; the rotation stages it in the store within the same step, so
+// material moves from the target to the store inside one activity.
+type Minter interface {
+	Rotator
+	Mint(ctx context.Context, req MintRequest) (Generated, error)
+}
+
+// Purger is a Rotator whose Revoke can still be undone (an IAM key is deactivated, and
+// reactivating it is a rollback) and whose revocation becomes final in a second step.
+// The workflow calls Purge PurgeAfter() after a successful Revoke. Purging what is already
+// gone is success.
+type Purger interface {
+	Rotator
+	Purge(ctx context.Context, req RevokeRequest) error
+	// PurgeAfter is how long a revoked version stays recoverable before Purge.
+	PurgeAfter() time.Duration
+}
+
+// Renewer is a Rotator whose versions expire (a certificate). Due reports whether version v
+// should be replaced at now because a configured share of its lifetime has passed, and
+// when that point is (or was). The schedules rotate such a secret when it is due, as well
+// as on its cron schedule. A version without the metadata Due needs is due at once.
+type Renewer interface {
+	Rotator
+	Due(v secret.Version, now time.Time) (due bool, at time.Time)
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ type Harness struct {
 	// applied and tested and prev is revoked, for checks only the kind knows about (which
 	// role is active, what privileges it has).
 	AfterRotation func(t *testing.T, prev, next secret.Version)
+	// PublicFields names material fields that are identifiers, not secrets (an access
+	// key ID, a certificate), and so may appear in metadata too.
+	PublicFields []string
 }
 
 // Run runs the conformance suite as subtests of t.
@@ -66,7 +70,7 @@ func runAll(t *testing.T, h Harness) {
 		name string
 		run  func(s *suite)
 	}{
-		{"GenerateChangesNothing", generateChangesNothing},
+		{"CreateIsSafeToRepeat", createIsSafeToRepeat},
 		{"ApplyThenTest", applyThenTest},
 		{"ApplyIsIdempotent", applyIsIdempotent},
 		{"WrongMaterialIsRejected", wrongMaterialIsRejected},
@@ -86,6 +90,16 @@ func runAll(t *testing.T, h Harness) {
 	}
 }
 
+// createIsSafeToRepeat checks the first half of Create, which differs by kind: a
+// Generator's Generate changes nothing, a Minter's repeated Mint leaves no stray credential.
+func createIsSafeToRepeat(s *suite) {
+	if _, ok := s.r.(rotators.Minter); ok {
+		mintAgainCleansUp(s)
+		return
+	}
+	generateChangesNothing(s)
+}
+
 // Generate gives material and metadata, and the target does not accept the material
 // until Apply. A second Generate gives different material.
 func generateChangesNothing(s *suite) {
@@ -96,6 +110,20 @@ func generateChangesNothing(s *suite) {
 		s.t.Error("two calls to Generate gave the same material")
 	}
 	s.wantRejected("Test before Apply, after a second Generate", v1, m1)
+}
+
+// A Mint repeated under the same token with the first credential as abandoned (the
+// step was interrupted before the store got it) either returns the same credential again
+// (a target with idempotency keys) or makes the abandoned one stop working. Either way
+// exactly one credential of that token works afterwards.
+func mintAgainCleansUp(s *suite) {
+	v1, m1, minted := s.make(nil, nil)
+	again, m2, _ := s.make(nil, &mintAgain{token: v1.Token, abandoned: minted})
+	s.apply(again, m2)
+	s.wantAccepted("Test of the credential of the repeated Mint", again, m2)
+	if !sameMaterial(m1, m2) {
+		s.wantRejected("Test of the abandoned credential", v1, m1)
+	}
 }
 
 func applyThenTest(s *suite) {
@@ -198,30 +226,69 @@ func (s *suite) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.t.Context(), s.h.CallTimeout)
 }
 
-// generate calls Generate and builds the version the store would record.
+// generate calls Generate (or Mint, for a Minter) and builds the version the store would
+// record.
 func (s *suite) generate(current *secret.Version) (secret.Version, secret.Material) {
+	s.t.Helper()
+	v, m, _ := s.make(current, nil)
+	return v, m
+}
+
+// make is generate with the version's token chosen by the caller (for a repeated Mint)
+// and the abandoned credentials of an earlier Mint. It returns what Mint reported through
+// Minted, too.
+func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version, secret.Material, []map[string]string) {
 	s.t.Helper()
 	s.n++
 	token := secret.VersionToken(fmt.Sprintf("test/%d", s.n))
+	var abandoned []map[string]string
+	if again != nil {
+		token, abandoned = again.token, again.abandoned
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	g, err := s.r.Generate(ctx, rotators.GenerateRequest{SecretID: s.h.SecretID, Token: token, Current: current})
-	s.checkLeak("Generate", err)
+	var (
+		g      rotators.Generated
+		err    error
+		call   string
+		minted []map[string]string
+	)
+	switch r := s.r.(type) {
+	case rotators.Generator:
+		call = "Generate"
+		g, err = r.Generate(ctx, rotators.GenerateRequest{SecretID: s.h.SecretID, Token: token, Current: current})
+	case rotators.Minter:
+		call = "Mint"
+		g, err = r.Mint(ctx, rotators.MintRequest{
+			SecretID: s.h.SecretID, Token: token, Current: current, Abandoned: abandoned,
+			Minted: func(md map[string]string) { minted = append(minted, md) },
+		})
+	default:
+		s.t.Fatalf("rotator %T is neither a rotators.Generator nor a rotators.Minter", s.r)
+	}
+	s.checkLeak(call, err)
 	if err != nil {
-		s.t.Fatalf("Generate %s: %v", token, err)
+		s.t.Fatalf("%s %s: %v", call, token, err)
 	}
 	if len(g.Material) == 0 {
-		s.t.Fatalf("Generate %s: no material", token)
+		s.t.Fatalf("%s %s: no material", call, token)
 	}
 	for field, value := range g.Material {
 		if value.IsZero() {
-			s.t.Fatalf("Generate %s: material field %q is empty", token, field)
+			s.t.Fatalf("%s %s: material field %q is empty", call, token, field)
 		}
 	}
 	if len(g.Metadata) == 0 {
-		s.t.Fatalf("Generate %s: no metadata", token)
+		s.t.Fatalf("%s %s: no metadata", call, token)
 	}
 	s.made = append(s.made, g.Material)
+	s.checkMetadata(call, g.Metadata)
+	if _, ok := s.r.(rotators.Minter); ok && len(minted) == 0 {
+		s.t.Fatalf("Mint %s: never called MintRequest.Minted, so an interrupted step could not clean up", token)
+	}
+	for _, md := range minted {
+		s.checkMetadata("Minted", md)
+	}
 	return secret.Version{
 		SecretID:  s.h.SecretID,
 		Token:     token,
@@ -229,7 +296,30 @@ func (s *suite) generate(current *secret.Version) (secret.Version, secret.Materi
 		Stages:    []secret.Stage{secret.StagePending},
 		CreatedAt: time.Now(),
 		Metadata:  g.Metadata,
-	}, g.Material
+	}, g.Material, minted
+}
+
+// mintAgain repeats a Mint under an earlier token, as a retried step does.
+type mintAgain struct {
+	token     secret.VersionToken
+	abandoned []map[string]string
+}
+
+// checkMetadata fails the test if metadata carries any material made so far.
+func (s *suite) checkMetadata(call string, md map[string]string) {
+	s.t.Helper()
+	for k, v := range md {
+		for _, m := range s.made {
+			for field, value := range m {
+				if slices.Contains(s.h.PublicFields, field) {
+					continue
+				}
+				if r := value.Reveal(); r != "" && (strings.Contains(v, r) || strings.Contains(k, r)) {
+					s.t.Errorf("%s metadata %q contains material field %q", call, k, field)
+				}
+			}
+		}
+	}
 }
 
 func (s *suite) apply(v secret.Version, m secret.Material) {
@@ -308,6 +398,9 @@ func (s *suite) checkLeak(call string, err error) {
 	text := fmt.Sprintf("%v | %+v | %#v", err, err, err)
 	for _, m := range s.made {
 		for field, value := range m {
+			if slices.Contains(s.h.PublicFields, field) {
+				continue
+			}
 			if v := value.Reveal(); v != "" && strings.Contains(text, v) {
 				s.t.Errorf("%s returned an error containing material field %q", call, field)
 			}
