@@ -15,6 +15,9 @@ func (inv *Inventory) ApplyDefaults() {
 	if inv.Defaults.Store == "" {
 		inv.Defaults.Store = DefaultStore
 	}
+	if !inv.pos.has("defaults.catchup_window") && inv.Defaults.CatchupWindow == 0 {
+		inv.Defaults.CatchupWindow = DefaultCatchupWindow
+	}
 	for i := range inv.Secrets {
 		inv.Secrets[i].applyDefaults(inv.Defaults)
 	}
@@ -38,6 +41,9 @@ func (s *Secret) applyDefaults(d Defaults) {
 		s.Grace = *d.Grace
 	}
 	s.Tags = mergeTags(s.Tags, d.Tags)
+	if s.unset("window", s.Window == 0) {
+		s.Window = d.Window
+	}
 	if s.Timezone == "" {
 		s.Timezone = DefaultTimezone
 	}

@@ -65,6 +65,9 @@ const (
 	DefaultSSLMode        = SSLModeRequire
 	DefaultStrategy       = StrategyAlternating
 	DefaultConnectTimeout = 5 * time.Second
+	// DefaultCatchupWindow: a rotation missed by more than this while the scheduler was
+	// down is skipped and waits for its next time.
+	DefaultCatchupWindow = 15 * time.Minute
 )
 
 // Limits enforced by Validate.
@@ -77,6 +80,10 @@ const (
 	MaxConnectTimeout = 60 * time.Second
 	// MinScheduleInterval is the shortest allowed gap between two scheduled rotations.
 	MinScheduleInterval = time.Hour
+	// MinCatchupWindow is Temporal's own lower bound for a schedule's catch-up window.
+	MinCatchupWindow = 10 * time.Second
+	// MaxCatchupWindow keeps an outage from replaying a day of missed rotations at once.
+	MaxCatchupWindow = 24 * time.Hour
 )
 
 // knownKinds, knownStores and plannedStores are listed in error messages, in this order.
@@ -112,6 +119,12 @@ type Defaults struct {
 	Store string
 	// Tags are merged into every secret's tags.
 	Tags []string
+	// Window is the rotation window of secrets that set none; see Secret.Window.
+	Window time.Duration
+	// CatchupWindow is how late a scheduled rotation may still start after the scheduler
+	// was down; older missed runs are dropped, so an outage does not replay months of
+	// rotations. ApplyDefaults sets DefaultCatchupWindow.
+	CatchupWindow time.Duration
 }
 
 // Secret is one managed secret.
@@ -133,6 +146,9 @@ type Secret struct {
 	Schedule string
 	// Timezone is the IANA zone the schedule is read in.
 	Timezone string
+	// Window spreads a scheduled rotation over this long after the cron time (Temporal
+	// schedule jitter), so secrets sharing a spec do not all rotate in the same second.
+	Window time.Duration
 	// Postgres is the kind-specific block, set when Kind is KindPostgres.
 	Postgres *Postgres
 	// Line is where the secret starts in the file, 0 when unknown.

@@ -40,7 +40,7 @@ func TestLoadValid(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	grace := 15 * time.Minute
-	wantDefaults := Defaults{Grace: &grace, Store: StoreFile, Tags: []string{"managed"}}
+	wantDefaults := Defaults{Grace: &grace, Store: StoreFile, Tags: []string{"managed"}, CatchupWindow: DefaultCatchupWindow}
 	if inv.Version != 1 || inv.Path != path || !reflect.DeepEqual(inv.Defaults, wantDefaults) {
 		t.Errorf("got version %d, path %q, defaults %+v; want 1, %q, %+v", inv.Version, inv.Path, inv.Defaults, path, wantDefaults)
 	}

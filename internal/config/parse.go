@@ -21,8 +21,8 @@ const maxFileSize = 4 << 20
 // listed in "unknown field" problems.
 var (
 	topFields      = []string{"version", "defaults", "secrets"}
-	defaultsFields = []string{"grace", "store", "tags"}
-	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "postgres"}
+	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window"}
+	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -119,6 +119,8 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		}
 		b.str("store", &inv.Defaults.Store)
 		b.strList("tags", &inv.Defaults.Tags)
+		b.duration("window", &inv.Defaults.Window)
+		b.duration("catchup_window", &inv.Defaults.CatchupWindow)
 	}
 	d.secrets(top, inv)
 	return inv, d
@@ -163,6 +165,7 @@ func (d *decoder) secret(b block, s *Secret) {
 	b.strList("tags", &s.Tags)
 	b.str("schedule", &s.Schedule)
 	b.str("timezone", &s.Timezone)
+	b.duration("window", &s.Window)
 	if pb, ok := b.sub("postgres", postgresFields); ok {
 		s.Postgres = d.postgres(pb)
 	}

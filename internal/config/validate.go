@@ -73,6 +73,12 @@ func (inv *Inventory) validateTop(r *report) {
 			r.add(line("defaults.store"), "defaults.store", "%s", msg)
 		}
 	}
+	if w := inv.Defaults.Window; w < 0 || w >= MinScheduleInterval {
+		r.add(line("defaults.window"), "defaults.window", "%s", windowProblem(w))
+	}
+	if cw := inv.Defaults.CatchupWindow; cw < MinCatchupWindow || cw > MaxCatchupWindow {
+		r.add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", shortDuration(MinCatchupWindow), shortDuration(MaxCatchupWindow), shortDuration(DefaultCatchupWindow))
+	}
 	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(join("defaults", f)) })
 	if len(inv.Secrets) == 0 {
 		r.add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
@@ -201,10 +207,24 @@ func (c *secretCheck) validateSchedule() {
 		c.add("timezone", "%v", err)
 		zone = "" // still check the spec itself, in UTC
 	}
+	if s.pos.has("window") && (s.Window < 0 || s.Window >= MinScheduleInterval) {
+		c.add("window", "%s", windowProblem(s.Window))
+	}
+	if s.pos.has("window") && s.Schedule == "" {
+		c.add("window", "only means something with a schedule; add a schedule or remove the window")
+	}
 	if s.Schedule == "" {
 		return
 	}
 	if _, err := ParseSchedule(s.Schedule, zone); err != nil {
 		c.add("schedule", "%v", err)
 	}
+}
+
+// windowProblem says what is wrong with a rotation window outside [0, MinScheduleInterval).
+func windowProblem(w time.Duration) string {
+	if w < 0 {
+		return "must not be negative; use 0s for no spread"
+	}
+	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", shortDuration(MinScheduleInterval))
 }
