@@ -15,7 +15,19 @@ const SupportedVersion = 1
 const (
 	// KindPostgres is a PostgreSQL role password, rotated by the postgres rotator.
 	KindPostgres = "postgres"
+	// KindAWSIAM is an IAM user's access key pair, rotated by the awsiam rotator.
+	KindAWSIAM = "awsiam"
+	// KindHTTPAPI is a third-party API key, rotated by the declarative httpapi rotator.
+	KindHTTPAPI = "httpapi"
+	// KindVaultPKI is a TLS certificate signed by Vault's PKI engine.
+	KindVaultPKI = "vaultpki"
+	// KindLocalCA is a TLS certificate signed by Keyturn's local CA, the embedded default.
+	KindLocalCA = "localca"
 )
+
+// CertificateKind reports whether a kind's versions are certificates, which expire and are
+// therefore also due for rotation once a share of their lifetime has passed.
+func CertificateKind(kind string) bool { return kind == KindVaultPKI || kind == KindLocalCA }
 
 // Store types: where new versions of a secret are written for consumers to read.
 const (
