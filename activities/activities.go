@@ -53,6 +53,9 @@ type PlanResult struct {
 	Grace time.Duration `json:"grace"`
 	// Current is the version consumers use now, nil when the secret has none yet.
 	Current *secret.Version `json:"current,omitempty"`
+	// PurgeAfter is set for kinds whose revocation is made final in a second step (an IAM
+	// key is deactivated, then deleted): how long to wait between the two.
+	PurgeAfter *time.Duration `json:"purgeAfter,omitempty"`
 }
 
 // StepInput names a secret and one of its versions.
@@ -87,14 +90,43 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err != nil {
 		return PlanResult{}, classify(err)
 	}
-	return PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current}, nil
+	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current}
+	if after, ok := b.Steps.PurgeAfter(); ok {
+		res.PurgeAfter = &after
+	}
+	return res, nil
 }
 
-// Create makes (or finds, on a retry) the pending version for the token.
+// Create makes (or finds, on a retry) the pending version for the token. For a kind whose
+// target mints the credential, the new credential's handles (never its material) go into
+// the heartbeat the moment the target has made it: if this attempt dies before the store
+// has the material, the next attempt finds them there and has the rotator remove the
+// credential nobody can use, instead of leaving it behind.
 func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (rotation.CreateResult, error) {
-		return s.Create(ctx, in.Token)
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.CreateResult, error) {
+		var minted MintedRecord
+		if activity.HasHeartbeatDetails(ctx) {
+			_ = activity.GetHeartbeatDetails(ctx, &minted)
+		}
+		abandoned := minted.Minted
+		if len(abandoned) > 0 {
+			// Carry the record on: this attempt's heartbeats replace it, and if this attempt
+			// dies too, the next one must still know what the first one minted.
+			hb.record(minted)
+		}
+		onMinted := func(md map[string]string) {
+			minted.Minted = append(minted.Minted, md)
+			hb.record(minted)
+		}
+		return s.Create(ctx, in.Token, rotation.WithMintHooks(abandoned, onMinted))
 	})
+}
+
+// MintedRecord is the heartbeat of a Create step: the metadata of every credential a
+// target minted for the token so far, oldest first. Metadata holds handles (a key ID, a
+// certificate serial), never material.
+type MintedRecord struct {
+	Minted []map[string]string `json:"minted,omitempty"`
 }
 
 // Test proves the version works against the target.
@@ -116,6 +148,14 @@ func (a *Activities) Promote(ctx context.Context, in StepInput) (rotation.Promot
 func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
 	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Revoke(ctx, in.Version, in.Keep)
+	})
+	return err
+}
+
+// Purge makes the revocation of the old version final (deletes a deactivated key).
+func (a *Activities) Purge(ctx context.Context, in RevokeInput) error {
+	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
+		return struct{}{}, s.Purge(ctx, in.Version, in.Keep)
 	})
 	return err
 }

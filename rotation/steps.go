@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -175,6 +176,29 @@ func (s Steps) promoted(ctx context.Context, current secret.Version) (PromoteRes
 		return PromoteResult{}, fmt.Errorf("read previous version: %w", err)
 	}
 	return res, nil
+}
+
+// PurgeAfter reports how long a revoked version stays recoverable before Purge makes the
+// revocation final, and false when the kind's Revoke is final already.
+func (s Steps) PurgeAfter() (time.Duration, bool) {
+	p, ok := s.Rotator.(rotators.Purger)
+	if !ok {
+		return 0, false
+	}
+	return p.PurgeAfter(), true
+}
+
+// Purge makes the revocation of old final (deletes a deactivated key). For a kind without
+// a second step it does nothing.
+func (s Steps) Purge(ctx context.Context, old secret.Version, keep *secret.Version) error {
+	p, ok := s.Rotator.(rotators.Purger)
+	if !ok {
+		return nil
+	}
+	if err := p.Purge(ctx, rotators.RevokeRequest{Version: old, Keep: keep}); err != nil {
+		return fmt.Errorf("purge version %d: %w", old.Number, err)
+	}
+	return nil
 }
 
 // Revoke disables old on the target while keep goes on working. Revoking what is already

@@ -127,9 +127,36 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 			return r.fail(ctx, err, ErrTypeRevokeFailed, OutcomeRevokeFailed)
 		}
 	}
+	// Step 7, for kinds whose revocation can still be undone (a deactivated IAM key):
+	// after the recovery window, make it final. The previous version is already refused,
+	// so neither a failure nor a cancellation here changes the outcome; both are reported.
+	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil {
+		r.purge(ctx, *r.plan.PurgeAfter)
+	}
 	r.status.Outcome = OutcomeRotated
 	r.setStep(ctx, StepDone)
 	return r.status.RotateResult, nil
+}
+
+// purge waits d (a skip-grace signal ends the wait too) and purges the previous version.
+func (r *rotateRun) purge(ctx workflow.Context, d time.Duration) {
+	r.setStep(ctx, StepPurge)
+	if d > 0 {
+		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+		defer cancelTimer()
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) {})
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalSkipGrace), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			r.status.Error = "cancelled before purge: the previous version is revoked but not yet deleted on the target"
+			return
+		}
+	}
+	in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion}
+	if err := r.step(ctx, StepPurge, revokeOptions, acts.Purge, in, nil); err != nil {
+		r.status.Error = "purge failed, the previous version is revoked but not deleted on the target: " + errorMessage(err)
+	}
 }
 
 func (r *rotateRun) stepInput() activities.StepInput {

@@ -29,12 +29,15 @@ func RotateWorkflowID(id secret.ID) string { return "rotate/" + string(id) }
 
 // Step names, as shown in the KeyturnStep search attribute and the status query.
 const (
-	StepPlan     = "plan"
-	StepCreate   = "create"
-	StepTest     = "test"
-	StepPromote  = "promote"
-	StepGrace    = "grace"
-	StepRevoke   = "revoke"
+	StepPlan    = "plan"
+	StepCreate  = "create"
+	StepTest    = "test"
+	StepPromote = "promote"
+	StepGrace   = "grace"
+	StepRevoke  = "revoke"
+	// StepPurge waits out the kind's recovery window after revoke, then makes the
+	// revocation final (deletes a deactivated IAM key).
+	StepPurge    = "purge"
 	StepRollback = "rollback"
 	StepDone     = "done"
 )

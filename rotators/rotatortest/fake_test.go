@@ -30,3 +30,13 @@ func TestRunOnFake(t *testing.T) {
 		})
 	}
 }
+
+// TestRunOnMintingFake runs the suite on the minting fake, the path of kinds whose target
+// makes the credential.
+func TestRunOnMintingFake(t *testing.T) {
+	Run(t, Harness{
+		Name:         "fake-minting",
+		New:          func(t *testing.T) rotators.Rotator { return fake.NewMinting() },
+		PublicFields: []string{"key_id"},
+	})
+}

@@ -1,0 +1,133 @@
+package fake
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// Minting is an in-memory target that makes its own keys, like IAM: Mint creates a key,
+// Revoke deactivates it (Apply reactivates it) and Purge deletes it. It implements
+// rotators.Minter and rotators.Purger.
+type Minting struct {
+	mu   sync.Mutex
+	keys map[string]*mintedKey
+	seq  int
+
+	// After is what PurgeAfter returns.
+	After time.Duration
+	// MintFailuresAfterCreate makes the next N Mint calls fail after the key exists and
+	// Minted was called, as when the step dies before the store has the material.
+	MintFailuresAfterCreate int
+}
+
+type mintedKey struct {
+	secret string
+	active bool
+}
+
+var (
+	_ rotators.Minter = (*Minting)(nil)
+	_ rotators.Purger = (*Minting)(nil)
+)
+
+// NewMinting returns an empty minting target.
+func NewMinting() *Minting { return &Minting{keys: map[string]*mintedKey{}} }
+
+// Mint deletes the abandoned keys and makes a new active key.
+func (m *Minting) Mint(_ context.Context, req rotators.MintRequest) (rotators.Generated, error) {
+	m.mu.Lock()
+	for _, md := range req.Abandoned {
+		delete(m.keys, md["key_id"])
+	}
+	m.seq++
+	id := fmt.Sprintf("key-%d", m.seq)
+	k := &mintedKey{secret: rand.Text(), active: true}
+	m.keys[id] = k
+	fail := m.MintFailuresAfterCreate > 0
+	if fail {
+		m.MintFailuresAfterCreate--
+	}
+	m.mu.Unlock()
+	md := map[string]string{"key_id": id}
+	if req.Minted != nil {
+		req.Minted(md)
+	}
+	if fail {
+		return rotators.Generated{}, fmt.Errorf("fake: injected failure after minting %s", id)
+	}
+	return rotators.Generated{
+		Material: secret.Material{"key_id": secret.NewSensitive(id), "key_secret": secret.NewSensitive(k.secret)},
+		Metadata: md,
+	}, nil
+}
+
+// Apply reactivates the version's key.
+func (m *Minting) Apply(_ context.Context, req rotators.ApplyRequest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.keys[req.Version.Metadata["key_id"]]
+	if !ok {
+		return fmt.Errorf("fake: key %s is gone: %w", req.Version.Metadata["key_id"], rotators.ErrCredentialRejected)
+	}
+	k.active = true
+	return nil
+}
+
+// Test accepts an active key with its own secret.
+func (m *Minting) Test(_ context.Context, req rotators.TestRequest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := req.Version.Metadata["key_id"]
+	k, ok := m.keys[id]
+	if !ok || !k.active || k.secret != req.Material.Get("key_secret").Reveal() {
+		return fmt.Errorf("fake: key %s refused: %w", id, rotators.ErrCredentialRejected)
+	}
+	return nil
+}
+
+// Revoke deactivates the version's key unless Keep uses it.
+func (m *Minting) Revoke(_ context.Context, req rotators.RevokeRequest) error {
+	return m.change(req, func(id string) {
+		if k, ok := m.keys[id]; ok {
+			k.active = false
+		}
+	})
+}
+
+// Purge deletes the version's key unless Keep uses it.
+func (m *Minting) Purge(_ context.Context, req rotators.RevokeRequest) error {
+	return m.change(req, func(id string) { delete(m.keys, id) })
+}
+
+// PurgeAfter returns After.
+func (m *Minting) PurgeAfter() time.Duration { return m.After }
+
+func (m *Minting) change(req rotators.RevokeRequest, do func(id string)) error {
+	id := req.Version.Metadata["key_id"]
+	if req.Keep != nil && req.Keep.Metadata["key_id"] == id {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	do(id)
+	return nil
+}
+
+// Keys reports how many keys exist and how many of them are active.
+func (m *Minting) Keys() (total, active int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range m.keys {
+		total++
+		if k.active {
+			active++
+		}
+	}
+	return total, active
+}
