@@ -307,3 +307,81 @@ func contains(list []string, v string) bool {
 	}
 	return false
 }
+
+// number decodes a decimal number field (an integer is fine too).
+func (b block) number(name string, dst *float64) bool {
+	n, ok := b.scalar(name, "a number")
+	if !ok {
+		return false
+	}
+	if n.Tag != "!!float" && n.Tag != "!!int" {
+		b.d.fail(n.Line, join(b.path, name), "must be a number without quotes, got %s; write e.g. %s: 0.66", describe(n), name)
+		return false
+	}
+	var v float64
+	if err := n.Decode(&v); err != nil {
+		b.d.fail(n.Line, join(b.path, name), "is not a number")
+		return false
+	}
+	*dst = v
+	b.take(name)
+	return true
+}
+
+// intList decodes a list of whole numbers (HTTP statuses).
+func (b block) intList(name string, dst *[]int) bool {
+	e, ok := b.fields[name]
+	if !ok {
+		return false
+	}
+	field := join(b.path, name)
+	if isNull(e.val) {
+		b.take(name)
+		return true
+	}
+	if e.val.Kind != yaml.SequenceNode {
+		b.d.fail(e.val.Line, field, "must be a list of numbers, e.g. %s: [200, 201], got %s", name, describe(e.val))
+		return false
+	}
+	b.take(name)
+	out := make([]int, 0, len(e.val.Content))
+	for i, item := range e.val.Content {
+		item = resolve(item)
+		var v int
+		if item.Kind != yaml.ScalarNode || item.Tag != "!!int" || item.Decode(&v) != nil {
+			b.d.fail(item.Line, fmt.Sprintf("%s[%d]", field, i), "must be a whole number, got %s", describe(item))
+			continue
+		}
+		out = append(out, v)
+	}
+	*dst = out
+	return true
+}
+
+// strMap decodes a mapping of strings to strings (HTTP headers). Keys keep their case.
+func (b block) strMap(name string, dst *map[string]string) bool {
+	e, ok := b.take(name)
+	if !ok || isNull(e.val) {
+		return ok
+	}
+	field := join(b.path, name)
+	if e.val.Kind != yaml.MappingNode {
+		b.d.fail(e.val.Line, field, "must be a mapping of names to values, got %s", describe(e.val))
+		return false
+	}
+	out := make(map[string]string, len(e.val.Content)/2)
+	for i := 0; i+1 < len(e.val.Content); i += 2 {
+		k, v := e.val.Content[i], resolve(e.val.Content[i+1])
+		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode || isNull(v) {
+			b.d.fail(k.Line, join(field, k.Value), "must be a name with a string value")
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			b.d.fail(k.Line, join(field, k.Value), "set twice; keep only one")
+			continue
+		}
+		out[k.Value] = v.Value
+	}
+	*dst = out
+	return true
+}

@@ -50,6 +50,41 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if s.Postgres != nil {
 		s.Postgres.applyDefaults(s)
 	}
+	if k := s.AWSIAM; k != nil {
+		if s.unset("awsiam.delete_after", k.DeleteAfter == 0) {
+			k.DeleteAfter = DefaultIAMDeleteAfter
+		}
+		if k.ConsistencyTimeout == 0 {
+			k.ConsistencyTimeout = DefaultIAMConsistencyTimeout
+		}
+	}
+	if k := s.HTTPAPI; k != nil && k.Timeout == 0 {
+		k.Timeout = DefaultHTTPTimeout
+	}
+	if k := s.VaultPKI; k != nil {
+		if k.Mount == "" {
+			k.Mount = DefaultPKIMount
+		}
+		k.Certificate.applyDefaults()
+	}
+	if k := s.LocalCA; k != nil {
+		k.Certificate.applyDefaults()
+	}
+}
+
+func (c *Certificate) applyDefaults() {
+	if c.TTL == 0 {
+		c.TTL = DefaultCertTTL
+	}
+	if c.KeyType == "" {
+		c.KeyType = DefaultKeyType
+	}
+	if c.KeyType == "rsa" && c.KeyBits == 0 {
+		c.KeyBits = DefaultRSABits
+	}
+	if c.RenewAt == 0 {
+		c.RenewAt = DefaultRenewAt
+	}
 }
 
 // applyDefaults fills the empty fields of a postgres block; s is the secret holding it,

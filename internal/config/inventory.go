@@ -100,7 +100,7 @@ const (
 
 // knownKinds, knownStores and plannedStores are listed in error messages, in this order.
 var (
-	knownKinds  = []string{KindPostgres}
+	knownKinds  = []string{KindPostgres, KindAWSIAM, KindHTTPAPI, KindVaultPKI, KindLocalCA}
 	knownStores = []string{StoreFile, StoreVault, StoreAWSSM}
 	sslModes    = []string{SSLModeDisable, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
 	strategies  = []string{StrategyAlternating, StrategySingle}
@@ -161,8 +161,13 @@ type Secret struct {
 	// Window spreads a scheduled rotation over this long after the cron time (Temporal
 	// schedule jitter), so secrets sharing a spec do not all rotate in the same second.
 	Window time.Duration
-	// Postgres is the kind-specific block, set when Kind is KindPostgres.
+	// Postgres is the kind-specific block, set when Kind is KindPostgres; the others
+	// likewise for their kinds. Exactly one is set in a valid inventory.
 	Postgres *Postgres
+	AWSIAM   *AWSIAM
+	HTTPAPI  *HTTPAPI
+	VaultPKI *VaultPKI
+	LocalCA  *LocalCA
 	// Line is where the secret starts in the file, 0 when unknown.
 	Line int
 

@@ -22,7 +22,7 @@ const maxFileSize = 4 << 20
 var (
 	topFields      = []string{"version", "defaults", "secrets"}
 	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window"}
-	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres"}
+	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -169,6 +169,71 @@ func (d *decoder) secret(b block, s *Secret) {
 	if pb, ok := b.sub("postgres", postgresFields); ok {
 		s.Postgres = d.postgres(pb)
 	}
+	if kb, ok := b.sub("awsiam", awsiamFields); ok {
+		s.AWSIAM = &AWSIAM{}
+		kb.str("user", &s.AWSIAM.User)
+		kb.boolean("delete_inactive", &s.AWSIAM.DeleteInactive)
+		kb.duration("delete_after", &s.AWSIAM.DeleteAfter)
+		kb.duration("consistency_timeout", &s.AWSIAM.ConsistencyTimeout)
+	}
+	if kb, ok := b.sub("httpapi", httpapiFields); ok {
+		s.HTTPAPI = d.httpapi(kb)
+	}
+	if kb, ok := b.sub("vaultpki", vaultpkiFields); ok {
+		s.VaultPKI = &VaultPKI{}
+		kb.str("mount", &s.VaultPKI.Mount)
+		kb.str("role", &s.VaultPKI.Role)
+		kb.str("ca_file", &s.VaultPKI.CAFile)
+		certificate(kb, &s.VaultPKI.Certificate)
+	}
+	if kb, ok := b.sub("localca", localcaFields); ok {
+		s.LocalCA = &LocalCA{}
+		var cert, key string
+		kb.str("ca_cert", &cert)
+		kb.str("ca_key", &key)
+		s.LocalCA.CACert, s.LocalCA.CAKey = Ref(cert), Ref(key)
+		kb.str("crl_file", &s.LocalCA.CRLFile)
+		certificate(kb, &s.LocalCA.Certificate)
+	}
+}
+
+// httpapi decodes an httpapi block.
+func (d *decoder) httpapi(b block) *HTTPAPI {
+	h := &HTTPAPI{}
+	var admin string
+	b.str("admin", &admin)
+	h.Admin = Ref(admin)
+	for _, c := range []struct {
+		name string
+		call *HTTPCall
+	}{{"create", &h.Create}, {"test", &h.Test}, {"revoke", &h.Revoke}} {
+		call := c.call
+		cb, ok := b.sub(c.name, httpCallFields)
+		if !ok {
+			continue
+		}
+		cb.str("method", &call.Method)
+		cb.str("url", &call.URL)
+		cb.strMap("headers", &call.Headers)
+		cb.str("body", &call.Body)
+		cb.intList("success", &call.Success)
+		cb.intList("gone", &call.Gone)
+	}
+	b.str("key_id", &h.KeyID)
+	b.str("key_secret", &h.KeySecret)
+	b.duration("timeout", &h.Timeout)
+	return h
+}
+
+// certificate decodes the certificate fields shared by the certificate kinds.
+func certificate(b block, c *Certificate) {
+	b.str("common_name", &c.CommonName)
+	b.strList("alt_names", &c.AltNames)
+	b.strList("ip_sans", &c.IPSANs)
+	b.duration("ttl", &c.TTL)
+	b.str("key_type", &c.KeyType)
+	b.integer("key_bits", &c.KeyBits)
+	b.number("renew_at", &c.RenewAt)
 }
 
 // postgres decodes a postgres block.

@@ -166,15 +166,7 @@ func (c *secretCheck) validate() {
 	checkTags(c.r, join(c.path, "tags"), s.Tags, c.inv.Defaults.Tags, s.line)
 	c.validateSchedule()
 
-	switch {
-	case s.Kind == KindPostgres && s.Postgres == nil:
-		c.add("postgres", "required for kind %q; add a postgres: block with at least host, database, role and admin", KindPostgres)
-	case s.Postgres != nil && s.Kind != KindPostgres && contains(knownKinds, s.Kind):
-		c.add("postgres", "only allowed when kind is %q; remove the block", KindPostgres)
-	}
-	if s.Postgres != nil {
-		c.validatePostgres(s.Postgres)
-	}
+	c.validateKindBlocks()
 }
 
 // validateStore checks the store type and path.

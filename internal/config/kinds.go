@@ -1,0 +1,100 @@
+package config
+
+import "time"
+
+// AWSIAM describes an IAM user whose access key pair Keyturn rotates. The admin principal
+// comes from the worker's standard AWS credential chain.
+type AWSIAM struct {
+	// User is the IAM user name.
+	User string
+	// DeleteInactive lets Create delete the user's inactive second key to make room (IAM
+	// allows two keys); without it Create stops and says so.
+	DeleteInactive bool
+	// DeleteAfter is how long a deactivated key stays recoverable before it is deleted.
+	DeleteAfter time.Duration
+	// ConsistencyTimeout bounds how long Test waits for IAM to accept a new key.
+	ConsistencyTimeout time.Duration
+}
+
+// HTTPAPI describes a third-party API whose keys are created, tested and revoked with
+// declared HTTP calls.
+type HTTPAPI struct {
+	// Admin is a reference to the credential allowed to create and revoke keys.
+	Admin Ref
+	// Create, Test and Revoke are the three calls.
+	Create, Test, Revoke HTTPCall
+	// KeyID and KeySecret are JSON paths into the create response, e.g. data.id.
+	KeyID, KeySecret string
+	// Timeout bounds one request.
+	Timeout time.Duration
+}
+
+// HTTPCall is one declared request; URL, header values and body are templates.
+type HTTPCall struct {
+	Method  string
+	URL     string
+	Headers map[string]string
+	Body    string
+	// Success lists the statuses that mean success; empty means any 2xx.
+	Success []int
+	// Gone lists the statuses that mean the key is already gone.
+	Gone []int
+}
+
+// Certificate is what a certificate kind asks its CA for.
+type Certificate struct {
+	CommonName string
+	AltNames   []string
+	IPSANs     []string
+	// TTL is the validity asked for.
+	TTL time.Duration
+	// KeyType is "ec" (P-256) or "rsa"; KeyBits applies to rsa.
+	KeyType string
+	KeyBits int
+	// RenewAt is the share of a certificate's lifetime after which it is due.
+	RenewAt float64
+}
+
+// VaultPKI describes a certificate signed by Vault's PKI engine, reached through the
+// worker's VAULT_* environment.
+type VaultPKI struct {
+	Certificate
+	// Mount is the PKI engine's mount path.
+	Mount string
+	// Role is the PKI role that signs.
+	Role string
+	// CAFile is a PEM file of the CA to trust; empty means the mount's own CA.
+	CAFile string
+}
+
+// LocalCA describes a certificate signed by Keyturn's local CA.
+type LocalCA struct {
+	Certificate
+	// CACert and CAKey are references to the CA's certificate and private key.
+	CACert, CAKey Ref
+	// CRLFile is where the CA publishes its revocation list.
+	CRLFile string
+}
+
+// Defaults of the kind blocks.
+const (
+	DefaultIAMDeleteAfter        = time.Hour
+	DefaultIAMConsistencyTimeout = 30 * time.Second
+	DefaultHTTPTimeout           = 10 * time.Second
+	DefaultPKIMount              = "pki"
+	DefaultCertTTL               = 30 * 24 * time.Hour
+	DefaultKeyType               = "ec"
+	DefaultRSABits               = 2048
+	DefaultRenewAt               = 2.0 / 3
+)
+
+var (
+	awsiamFields   = []string{"user", "delete_inactive", "delete_after", "consistency_timeout"}
+	httpapiFields  = []string{"admin", "create", "test", "revoke", "key_id", "key_secret", "timeout"}
+	httpCallFields = []string{"method", "url", "headers", "body", "success", "gone"}
+	certFields     = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
+	vaultpkiFields = append([]string{"mount", "role", "ca_file"}, certFields...)
+	localcaFields  = append([]string{"ca_cert", "ca_key", "crl_file"}, certFields...)
+	keyTypes       = []string{"ec", "rsa"}
+	httpMethods    = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+)
