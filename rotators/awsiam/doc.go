@@ -1,0 +1,81 @@
+// Package awsiam rotates the access keys of one IAM user with aws-sdk-go-v2.
+//
+// IAM makes the secret, so the Rotator is a rotators.Minter; a revoked key is first
+// deactivated, which a rollback can undo, and deleted later, so it is also a
+// rotators.Purger. A version's material is the key pair (access_key_id,
+// secret_access_key); its metadata is the key ID and the user name (access_key_id, user),
+// never the secret.
+//
+// # Steps
+//
+// Mint lists the user's keys (iam:ListAccessKeys), then:
+//
+//  1. deletes every key an interrupted earlier Mint of the same version created
+//     (MintRequest.Abandoned): its secret never reached the store, so nobody can use it,
+//     and it takes one of the user's two slots;
+//  2. makes room if the user still has two keys (see below);
+//  3. creates the key (iam:CreateAccessKey) and reports its ID through MintRequest.Minted
+//     before anything else can fail, so that a step interrupted from here on passes it
+//     back as abandoned.
+//
+// Apply makes the key Active (iam:UpdateAccessKey). A new key already is; for a rollback
+// this reactivates a deactivated key. A deleted key cannot come back: Apply then fails with
+// rotators.ErrCredentialRejected.
+//
+// Test asks IAM, as the admin, whether the key is listed under the user and Active, then
+// calls sts:GetCallerIdentity signed with the key itself, through the admin's region,
+// endpoint and HTTP client, and checks that the caller is the user
+// (arn:<partition>:iam::<account>:user/<path>/<user>). GetCallerIdentity needs no
+// permission, so the key under test needs no policy at all. A key IAM lists as inactive or
+// does not list is rejected at once; a wrong principal wraps rotators.ErrCheckFailed.
+//
+// Revoke deactivates the key (iam:UpdateAccessKey, Inactive). Purge, PurgeAfter
+// (Config.DeleteAfter) later, deletes it (iam:DeleteAccessKey). Both count a key that is
+// already gone as done, and both leave alone the key of RevokeRequest.Keep. Purge also
+// leaves a key that is Active again, since someone reactivated it after Revoke to use it.
+//
+// # The two-key limit
+//
+// IAM allows two access keys per user, and a rotation needs a slot for the new key while
+// the current one keeps working. When the user already has two keys, the one that is not
+// the current version's key is deleted only if it is Inactive and Config.DeleteInactive is
+// set; otherwise Mint fails with rotators.ErrInvalidConfig, naming the key, its status and
+// what to do, and changes nothing. An active key is never deleted: something Keyturn does
+// not know of may use it. With DeleteAfter longer than the time between rotations, the
+// previous rotation's deactivated key still holds the slot at the next one; set
+// DeleteInactive, or keep DeleteAfter shorter than the schedule's interval.
+//
+// # Eventual consistency
+//
+// IAM changes reach STS and the other services seconds after IAM answers. A new or
+// reactivated key may be refused (InvalidClientTokenId) for a while, so Test retries a
+// refused key with backoff (250ms doubling to 2s) for up to Config.ConsistencyTimeout,
+// default 30s, or until one second before the context's deadline if that comes first.
+// The Test activity's timeout must therefore exceed ConsistencyTimeout. What IAM itself
+// reports is not retried: IAM is where the status is written.
+//
+// moto 5.2.1, which the tests run against, differs from AWS: its STS accepts an Inactive
+// key, and unless IAM is enforced (INITIAL_NO_AUTH_ACTION_COUNT) it checks no signature and
+// answers for an unknown key with a default identity (user/moto). Test's IAM step is what
+// rejects inactive and deleted keys there; on AWS it only answers sooner.
+//
+// # Deactivate, then delete
+//
+// Revoke only deactivates, so a rollback within DeleteAfter restores the old key by
+// reactivating it (Apply): the material in the store still works. After Purge the key is
+// gone for good. DeleteAfter 0 purges right after Revoke.
+//
+// # Permissions of the admin principal
+//
+// iam-policy.json in this directory is the least privilege: iam:ListAccessKeys,
+// iam:CreateAccessKey, iam:UpdateAccessKey and iam:DeleteAccessKey on
+// arn:aws:iam::ACCOUNT_ID:user/USER_NAME (a user with a path is user/PATH/USER_NAME).
+// The admin must not be the rotated user: a rotation would revoke its own credential.
+//
+// # Errors
+//
+// AccessDenied, AccessDeniedException and UnauthorizedOperation on the admin's calls, and
+// admin credentials AWS does not accept, wrap rotators.ErrPermissionDenied, naming the
+// action. A missing user or an inventory that cannot work wraps rotators.ErrInvalidConfig.
+// No error holds a secret access key.
+package awsiam
