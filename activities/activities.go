@@ -152,6 +152,36 @@ func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
 	return err
 }
 
+// ContainInput names the secret to contain.
+type ContainInput struct {
+	SecretID secret.ID `json:"secretId"`
+}
+
+// ContainResult reports a containment and when it finished: from then on every version
+// that existed is refused by the target.
+type ContainResult struct {
+	rotation.ContainResult
+	ContainedAt time.Time `json:"containedAt"`
+}
+
+// Contain revokes every version of the secret on the target, current included, and ends
+// their sessions.
+func (a *Activities) Contain(ctx context.Context, in ContainInput) (ContainResult, error) {
+	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (ContainResult, error) {
+		res, err := s.Contain(ctx)
+		return ContainResult{ContainResult: res, ContainedAt: time.Now()}, err
+	})
+}
+
+// Supersede cleans up after a rotation an incident stopped: its pending version and the
+// previous version are revoked, keeping current, and nothing is promoted.
+func (a *Activities) Supersede(ctx context.Context, in ContainInput) error {
+	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
+		return struct{}{}, s.Supersede(ctx)
+	})
+	return err
+}
+
 // Purge makes the revocation of the old version final (deletes a deactivated key).
 func (a *Activities) Purge(ctx context.Context, in RevokeInput) error {
 	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {

@@ -25,6 +25,8 @@ type RollbackResult struct {
 	Discarded bool `json:"discarded,omitempty"`
 	// Revoked is true when the failed version was revoked on the target.
 	Revoked bool `json:"revoked,omitempty"`
+	// Purged is true when that revocation was also made final (a deactivated key deleted).
+	Purged bool `json:"purged,omitempty"`
 	// KeptFailed is true when the failed version had become current and the secret had no
 	// earlier version to go back to: it stays current, since revoking it would leave
 	// consumers nothing.
@@ -108,6 +110,14 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, 
 			return res, fmt.Errorf("revoke failed version %d: %w", failed.Number, err)
 		}
 		res.Revoked = true
+		// A failed version is nobody's to recover: make its revocation final now, or a
+		// deactivated IAM key would hold the user's second key slot until someone deletes it.
+		if p, ok := s.Rotator.(rotators.Purger); ok && !res.KeptFailed {
+			if err := p.Purge(ctx, rotators.RevokeRequest{Version: *failed, Keep: restore}); err != nil {
+				return res, fmt.Errorf("purge failed version %d: %w", failed.Number, err)
+			}
+			res.Purged = true
+		}
 	}
 
 	// Step 4. Prove the kept credential still logs in; repair it only if the target

@@ -318,3 +318,36 @@ func TestRollbackDiscardsPendingEvenWhenRevokeFails(t *testing.T) {
 		t.Fatal("the retried rollback must revoke the failed version")
 	}
 }
+
+// A failed version of a kind with a recovery window is purged by the rollback at once:
+// nobody will want it back, and it would hold the target's slot (IAM's second key).
+func TestRollbackPurgesTheFailedVersion(t *testing.T) {
+	ctx := context.Background()
+	store, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := fake.NewMinting()
+	s := rotation.Steps{SecretID: "app/key", Rotator: target, Store: store}
+	first, err := s.Create(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Promote(ctx, first.Version.Token); err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Create(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Rollback(ctx, "t2", &second.Version, &first.Version)
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if !res.Revoked || !res.Purged || !res.RestoredVerified {
+		t.Fatalf("rollback result %+v, want revoked, purged and the restored version verified", res)
+	}
+	if total, active := target.Keys(); total != 1 || active != 1 {
+		t.Fatalf("%d keys (%d active) after the rollback, want only the restored one", total, active)
+	}
+}

@@ -65,6 +65,10 @@ type RevokeRequest struct {
 	// Keep is the version that must go on working, if any. A rotator whose versions share
 	// a handle (one role, a new password each time) must not disable that handle.
 	Keep *secret.Version
+	// EndSessions asks to end the version's open sessions too, whatever the inventory
+	// says (an incident: a leaked credential's sessions are the attacker's). Kinds without
+	// sessions ignore it.
+	EndSessions bool
 }
 
 // Rotator adapts one kind of credential on one target. Every kind is also either a

@@ -21,6 +21,8 @@ const TaskQueue = workflows.TaskQueue
 func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options) sdkworker.Worker {
 	w := sdkworker.New(c, TaskQueue, opts)
 	Register(w, activities.NewActivities(resolver))
+	catalog, _ := resolver.(activities.Catalog)
+	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, schedulePauser(c)), activity.RegisterOptions{})
 	return w
 }
 
@@ -40,6 +42,7 @@ type Registry interface {
 // use it alone; the names are part of every recorded history.
 func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Rotate, workflow.RegisterOptions{Name: workflows.RotateWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.Incident, workflow.RegisterOptions{Name: workflows.IncidentWorkflowName})
 }
 
 // Register registers Keyturn's workflows and the given activities.
@@ -47,3 +50,7 @@ func Register(r Registry, acts *activities.Activities) {
 	RegisterWorkflows(r)
 	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
+
+// schedulePauser pauses the schedules of the secrets an incident works on. Until the
+// schedules package lands there is nothing to pause.
+func schedulePauser(client.Client) activities.SchedulePauser { return nil }

@@ -48,6 +48,8 @@ var (
 	testOptions    = stepOptions(time.Minute, retryPolicy(6, 15*time.Second))
 	promoteOptions = stepOptions(time.Minute, retryPolicy(6, 30*time.Second))
 	revokeOptions  = promoteOptions
+	// Containment is the step an incident is timed by: short attempts, retried often.
+	containOptions = stepOptions(time.Minute, retryPolicy(8, 5*time.Second))
 	// Rollback gets more patience than the steps: it is what keeps consumers working.
 	rollbackOptions = stepOptions(2*time.Minute, retryPolicy(10, time.Minute))
 )

@@ -77,6 +77,19 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		grace = *r.in.Grace
 	}
 
+	// Step 1b, contain mode only: every version that exists may have leaked, so all are
+	// revoked before anything else. From here on there is nothing to restore: a failed
+	// rotation must not bring a contained credential back.
+	if r.in.Contain {
+		grace = 0
+		var contained activities.ContainResult
+		if err := r.step(ctx, StepContain, containOptions, acts.Contain, activities.ContainInput{SecretID: r.in.SecretID}, &contained); err != nil {
+			return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
+		}
+		r.status.ContainedAt = contained.ContainedAt
+		r.plan.Current = nil
+	}
+
 	// Step 2. Create. From here on any failure rolls back, because Create may have staged
 	// a version or changed the target before it failed.
 	var created rotation.CreateResult
@@ -102,6 +115,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		return r.rollback(ctx, err, OutcomeRolledBack)
 	}
 	r.status.NewVersion = &promoted.Current
+	r.status.PromotedAt = workflow.Now(ctx)
 	if promoted.Previous != nil {
 		r.status.PreviousVersion = promoted.Previous
 	}

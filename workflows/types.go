@@ -35,6 +35,8 @@ const (
 	StepPromote = "promote"
 	StepGrace   = "grace"
 	StepRevoke  = "revoke"
+	// StepContain revokes every existing version at once (incident, contain mode).
+	StepContain = "contain"
 	// StepPurge waits out the kind's recovery window after revoke, then makes the
 	// revocation final (deletes a deactivated IAM key).
 	StepPurge    = "purge"
@@ -66,6 +68,12 @@ type RotateInput struct {
 	// Reason and RequestedBy are recorded for the audit trail.
 	Reason      string `json:"reason,omitempty"`
 	RequestedBy string `json:"requestedBy,omitempty"`
+	// Contain revokes every existing version first (current included, sessions ended),
+	// then creates, tests and promotes a new one: an incident's response to a leak. A
+	// failure after containment never restores a contained version.
+	Contain bool `json:"contain,omitempty"`
+	// IncidentID names the incident that started the rotation, if any.
+	IncidentID string `json:"incidentId,omitempty"`
 }
 
 // Validate rejects input no retry can fix.
@@ -99,6 +107,10 @@ type RotateResult struct {
 	PreviousVersion *secret.Version          `json:"previousVersion,omitempty"`
 	Rollback        *rotation.RollbackResult `json:"rollback,omitempty"`
 	Steps           []StepTiming             `json:"steps"`
+	// ContainedAt is when a contain-mode rotation had every earlier version refused.
+	ContainedAt time.Time `json:"containedAt,omitzero"`
+	// PromotedAt is when the new version became current.
+	PromotedAt time.Time `json:"promotedAt,omitzero"`
 	// Error is the failure that ended the rotation, without material.
 	Error string `json:"error,omitempty"`
 }

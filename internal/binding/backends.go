@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
@@ -29,6 +31,12 @@ type Backends struct {
 	Vault func(ctx context.Context, mount string) (FieldStore, error)
 	// AWSSM opens the AWS Secrets Manager store; nil when not configured.
 	AWSSM func(ctx context.Context) (FieldStore, error)
+	// AWS loads the AWS configuration the awsiam rotator acts with; nil when not
+	// configured.
+	AWS func(ctx context.Context) (aws.Config, error)
+	// CRLDir is where local CA revocation lists with a relative crl_file are written;
+	// empty means relative to the worker's working directory.
+	CRLDir string
 }
 
 // openedStores caches the stores opened so far, one per Vault mount and one for AWS.

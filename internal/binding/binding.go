@@ -97,8 +97,26 @@ func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotat
 			cfg.Twins = [2]string{p.Twins[0], p.Twins[1]}
 		}
 		return postgres.New(cfg)
+	case config.KindAWSIAM:
+		if s.AWSIAM != nil {
+			return r.awsiam(ctx, s)
+		}
+	case config.KindHTTPAPI:
+		if s.HTTPAPI != nil {
+			return r.httpapi(ctx, s)
+		}
+	case config.KindVaultPKI:
+		if s.VaultPKI != nil {
+			return r.vaultpki(ctx, s)
+		}
+	case config.KindLocalCA:
+		if s.LocalCA != nil {
+			return r.localca(ctx, s)
+		}
+	default:
+		return nil, fmt.Errorf("%w: kind %q is not supported by this worker", rotators.ErrInvalidConfig, s.Kind)
 	}
-	return nil, fmt.Errorf("%w: kind %q is not supported by this worker", rotators.ErrInvalidConfig, s.Kind)
+	return nil, fmt.Errorf("%w: %s has no %s block", rotators.ErrInvalidConfig, s.ID, s.Kind)
 }
 
 // ErrRefUnresolved means a reference points at nothing; the message says what to seed. It
@@ -162,4 +180,32 @@ func readRef(ctx context.Context, s FieldStore, ref config.Ref, parts config.Ref
 		return secret.Sensitive{}, fmt.Errorf("read %s: %w", ref, err)
 	}
 	return v, nil
+}
+
+// Secrets lists the inventory's secrets for an incident's scope, without material.
+func (r *Resolver) Secrets() []activities.SecretInfo {
+	out := make([]activities.SecretInfo, 0, len(r.inv.Secrets))
+	for _, s := range r.inv.Secrets {
+		out = append(out, activities.SecretInfo{
+			ID: s.ID, Kind: s.Kind, Tags: s.Tags, Store: s.Store.Type + ":" + s.Store.Path, Target: describeTarget(s),
+		})
+	}
+	return out
+}
+
+// describeTarget says where a secret's credential is used, in a few words.
+func describeTarget(s config.Secret) string {
+	switch {
+	case s.Postgres != nil:
+		return fmt.Sprintf("postgres %s:%d role %s (%s)", s.Postgres.Host, s.Postgres.Port, s.Postgres.Role, s.Postgres.Strategy)
+	case s.AWSIAM != nil:
+		return "IAM user " + s.AWSIAM.User
+	case s.HTTPAPI != nil:
+		return "API " + s.HTTPAPI.Create.Method + " " + s.HTTPAPI.Create.URL
+	case s.VaultPKI != nil:
+		return fmt.Sprintf("Vault PKI %s role %s, %s", s.VaultPKI.Mount, s.VaultPKI.Role, s.VaultPKI.CommonName)
+	case s.LocalCA != nil:
+		return "local CA, " + s.LocalCA.CommonName
+	}
+	return s.Kind
 }

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/stores/awssm"
 	"github.com/keyturn/keyturn/stores/file"
@@ -26,6 +29,9 @@ func backends(store *file.Store, logger *slog.Logger) binding.Backends {
 			cfg.Mount, cfg.Logger = mount, logger
 			return vaultkv.New(ctx, cfg)
 		}
+	}
+	b.AWS = func(ctx context.Context) (aws.Config, error) {
+		return awsconfig.LoadDefaultConfig(ctx)
 	}
 	b.AWSSM = func(ctx context.Context) (binding.FieldStore, error) {
 		return awssm.New(ctx, awssm.Config{NamePrefix: os.Getenv("KEYTURN_AWSSM_PREFIX")})

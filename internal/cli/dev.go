@@ -35,8 +35,9 @@ func newDevCmd(g *globals) *cobra.Command {
 		Use:   "dev",
 		Short: "Run everything on this machine: embedded Temporal server and Web UI, worker, file store",
 		Long: "Starts an embedded Temporal server (SQLite in --state-dir) with its Web UI, the dev file store\n" +
-			"and a worker. With -f it serves that inventory; without, it starts a throwaway PostgreSQL\n" +
-			"cluster (scram-sha-256) with a demo role so `keyturn rotate demo/app --wait` works at once.",
+			"and a worker. With -f it serves that inventory; without, it seeds a local CA and serves a demo\n" +
+			"certificate (`keyturn rotate demo/cert --wait` works with nothing else installed), and when\n" +
+			"PostgreSQL is installed a throwaway cluster (scram-sha-256) with a demo role, demo/app.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -129,8 +130,12 @@ func newDevCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n  Payloads:  encrypted with %s (codec server for the UI on %s)\n", inventory, len(inv.Secrets), g.storeDir, g.codecKey, codecAddr)
 			if len(inv.Secrets) > 0 {
+				fmt.Fprintln(out, "Try, in another terminal:")
+				for _, s := range inv.Secrets[:min(len(inv.Secrets), 2)] {
+					fmt.Fprintf(out, "  keyturn rotate %s --wait\n", s.ID)
+				}
 				id := inv.Secrets[0].ID
-				fmt.Fprintf(out, "Try, in another terminal:\n  keyturn rotate %s --wait\n  keyturn status\n  keyturn get %s --store-dir %s\n", id, id, g.storeDir)
+				fmt.Fprintf(out, "  keyturn status\n  keyturn get %s --store-dir %s\n", id, g.storeDir)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			return runWorker(cmd, c, inv, store, logger)

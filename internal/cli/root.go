@@ -50,6 +50,7 @@ func NewRoot() *cobra.Command {
 		newGetCmd(g),
 		newPutCmd(g),
 		newConfigCmd(g),
+		newIncidentCmd(g),
 	)
 	return root
 }

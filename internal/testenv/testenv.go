@@ -98,6 +98,12 @@ type Options struct {
 	// SeedAdmin, when set, receives the admin password after the targets are prepared,
 	// to copy it into another store for a vault: or awssm: reference.
 	SeedAdmin func(ctx context.Context, password secret.Sensitive) error
+	// Extra is YAML appended to the generated inventory's secrets list: entries of the
+	// other kinds. With Extra and no Secrets, the inventory has no Postgres secret.
+	Extra string
+	// Seed, when set, runs before the inventory is loaded, to put what Extra's references
+	// point at into the file store (an admin token, a CA).
+	Seed func(ctx context.Context, store *file.Store) error
 }
 
 // New starts Temporal, PostgreSQL, prepares each secret's target (one group role per
@@ -117,7 +123,7 @@ func New(t testing.TB, opts Options) *Env {
 	env.Store = store
 
 	secrets := opts.Secrets
-	if len(secrets) == 0 {
+	if len(secrets) == 0 && opts.Extra == "" {
 		secrets = []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "0s"}}
 	}
 	ctx := context.Background()
@@ -141,10 +147,15 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatalf("seed the admin password: %v", err)
 		}
 	}
+	if opts.Seed != nil {
+		if err := opts.Seed(ctx, store); err != nil {
+			t.Fatalf("seed the file store: %v", err)
+		}
+	}
 	env.Backends = opts.Backends
 	env.Backends.File = store
 	env.InventoryPath = filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(env.InventoryPath, []byte(demo.Inventory(secrets)), 0o600); err != nil {
+	if err := os.WriteFile(env.InventoryPath, []byte(demo.Inventory(secrets)+opts.Extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := config.Load(env.InventoryPath)

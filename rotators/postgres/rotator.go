@@ -222,8 +222,8 @@ func (r *Rotator) runCheckQuery(ctx context.Context, conn *pgx.Conn) error {
 	return err
 }
 
-// Revoke disables the version's login role and, with TerminateSessions, ends its
-// sessions. It does nothing when Keep uses the same role (single strategy: the old
+// Revoke disables the version's login role and, with TerminateSessions or
+// req.EndSessions, ends its sessions. It does nothing when Keep uses the same role (single strategy: the old
 // password was replaced at Apply) or when the role does not exist.
 func (r *Rotator) Revoke(ctx context.Context, req rotators.RevokeRequest) error {
 	login, err := r.revocableRole(req.Version)
@@ -257,7 +257,7 @@ func (r *Rotator) Revoke(ctx context.Context, req rotators.RevokeRequest) error 
 		return fail(fmt.Sprintf("revoke login of role %q: commit", login), err)
 	}
 	// Only after the commit: a session ended earlier could log straight back in.
-	if r.cfg.TerminateSessions {
+	if r.cfg.TerminateSessions || req.EndSessions {
 		_, err := conn.Exec(ctx,
 			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", login)
 		if err != nil {

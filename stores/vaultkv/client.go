@@ -257,3 +257,7 @@ func (s *Store) relogin(ctx context.Context) *api.Secret {
 		wait = min(2*wait, 30*time.Second)
 	}
 }
+
+// Client returns the store's logged-in API client, whose token the store keeps alive until
+// Close, for other Vault engines the same worker uses (the PKI rotator).
+func (s *Store) Client() *api.Client { return s.client }

@@ -1,0 +1,99 @@
+package binding
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/rotators/awsiam"
+	"github.com/keyturn/keyturn/rotators/certs"
+	"github.com/keyturn/keyturn/rotators/httpapi"
+	"github.com/keyturn/keyturn/rotators/localca"
+	"github.com/keyturn/keyturn/rotators/vaultpki"
+)
+
+// The rotators of the kinds other than postgres. Each resolves its references (an admin
+// token, a CA key) at use time, like the postgres admin password.
+
+func (r *Resolver) awsiam(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+	k := s.AWSIAM
+	if r.backends.AWS == nil {
+		return nil, fmt.Errorf("%w: %s: this worker has no AWS configuration", rotators.ErrInvalidConfig, s.ID)
+	}
+	awsCfg, err := r.backends.AWS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: load AWS configuration: %w", s.ID, err)
+	}
+	return awsiam.New(awsiam.Config{
+		UserName: k.User, DeleteInactive: k.DeleteInactive,
+		DeleteAfter: k.DeleteAfter, ConsistencyTimeout: k.ConsistencyTimeout,
+	}, awsCfg)
+}
+
+func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+	k := s.HTTPAPI
+	admin, err := r.Reveal(ctx, k.Admin)
+	if err != nil {
+		return nil, fmt.Errorf("admin credential of %s: %w", s.ID, err)
+	}
+	call := func(c config.HTTPCall) httpapi.Call {
+		return httpapi.Call{Method: c.Method, URL: c.URL, Headers: c.Headers, Body: c.Body, Success: c.Success, Gone: c.Gone}
+	}
+	return httpapi.New(httpapi.Config{
+		Create: call(k.Create), Test: call(k.Test), Revoke: call(k.Revoke),
+		KeyIDPath: k.KeyID, KeySecretPath: k.KeySecret,
+		Admin: admin, Timeout: k.Timeout,
+	})
+}
+
+func certRequest(c config.Certificate) certs.Request {
+	return certs.Request{
+		CommonName: c.CommonName, DNSNames: c.AltNames, IPAddresses: c.IPSANs,
+		TTL: c.TTL, KeyType: c.KeyType, KeyBits: c.KeyBits, RenewAt: c.RenewAt,
+	}
+}
+
+// vaultClient is the logged-in client of the worker's Vault, shared with the KV store on
+// the default mount so there is one login and one token renewal.
+type vaultClient interface{ Client() *api.Client }
+
+func (r *Resolver) vaultpki(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+	k := s.VaultPKI
+	store, err := r.vault(ctx, config.DefaultVaultMount)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.ID, err)
+	}
+	vc, ok := store.(vaultClient)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: this worker's Vault store gives no API client", rotators.ErrInvalidConfig, s.ID)
+	}
+	var caPEM []byte
+	if k.CAFile != "" {
+		if caPEM, err = os.ReadFile(k.CAFile); err != nil {
+			return nil, fmt.Errorf("%w: %s: vaultpki.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
+		}
+	}
+	return vaultpki.New(vaultpki.Config{Mount: k.Mount, Role: k.Role, Request: certRequest(k.Certificate), CAPEM: caPEM}, vc.Client())
+}
+
+func (r *Resolver) localca(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+	k := s.LocalCA
+	cert, err := r.Reveal(ctx, k.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate of %s: %w", s.ID, err)
+	}
+	key, err := r.Reveal(ctx, k.CAKey)
+	if err != nil {
+		return nil, fmt.Errorf("CA key of %s: %w", s.ID, err)
+	}
+	crl := k.CRLFile
+	if !filepath.IsAbs(crl) && r.backends.CRLDir != "" {
+		crl = filepath.Join(r.backends.CRLDir, crl)
+	}
+	return localca.New(localca.Config{CACertPEM: []byte(cert.Reveal()), CAKeyPEM: key, CRLFile: crl, Request: certRequest(k.Certificate)})
+}

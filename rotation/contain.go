@@ -1,0 +1,85 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+)
+
+// ContainResult says which versions a containment revoked.
+type ContainResult struct {
+	// Revoked lists the version numbers revoked on the target, current first.
+	Revoked []int `json:"revoked,omitempty"`
+	// Discarded is true when a pending version was removed from the store.
+	Discarded bool `json:"discarded,omitempty"`
+}
+
+// Contain revokes every version of the secret that may still work on the target, the
+// current one included, and ends their sessions: the response to a credential that may
+// have leaked. Consumers lose access until a new version is promoted; that is the point.
+// A pending version (from a rotation the incident superseded) is revoked and discarded.
+// Revoking is idempotent, so Contain can run again.
+func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
+	var res ContainResult
+	for _, stage := range []secret.Stage{secret.StageCurrent, secret.StagePrevious, secret.StagePending} {
+		v, _, err := s.Store.Read(ctx, s.SecretID, stage)
+		if errors.Is(err, stores.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("read %s version: %w", stage, err)
+		}
+		if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: v, EndSessions: true}); err != nil {
+			return res, fmt.Errorf("contain: revoke %s version %d: %w", stage, v.Number, err)
+		}
+		res.Revoked = append(res.Revoked, v.Number)
+		if stage == secret.StagePending {
+			if err := s.discard(ctx, v.Token); err != nil {
+				return res, err
+			}
+			res.Discarded = true
+		}
+	}
+	return res, nil
+}
+
+// Supersede cleans up after a rotation that was stopped without its compensation (an
+// incident terminated it): a pending version is revoked, keeping current, and discarded,
+// and the previous version, whose grace period the stop cut short, is revoked. It never
+// promotes anything, so a credential an incident revoked cannot come back.
+func (s Steps) Supersede(ctx context.Context) error {
+	cur, err := s.Current(ctx)
+	if err != nil {
+		return err
+	}
+	for _, stage := range []secret.Stage{secret.StagePending, secret.StagePrevious} {
+		v, _, err := s.Store.Read(ctx, s.SecretID, stage)
+		if errors.Is(err, stores.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s version: %w", stage, err)
+		}
+		if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: v, Keep: cur}); err != nil {
+			return fmt.Errorf("supersede: revoke %s version %d: %w", stage, v.Number, err)
+		}
+		if stage == secret.StagePending {
+			if err := s.discard(ctx, v.Token); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s Steps) discard(ctx context.Context, token secret.VersionToken) error {
+	err := s.Store.DiscardPending(ctx, s.SecretID, token)
+	if err != nil && !errors.Is(err, stores.ErrNotFound) && !errors.Is(err, stores.ErrNotPending) {
+		return fmt.Errorf("discard pending version: %w", err)
+	}
+	return nil
+}

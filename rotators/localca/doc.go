@@ -1,0 +1,51 @@
+// Package localca rotates a TLS certificate signed by a local CA whose certificate and
+// key Keyturn keeps in its own store. It is the default certificate kind of `keyturn
+// dev`, which makes the CA with NewCA and stores it, so a developer gets real, verifiable
+// certificates and a real CRL with no Vault and no network.
+//
+// It is a rotators.Minter (the CA signs; Keyturn makes the key) and a rotators.Renewer (a
+// certificate is due once Request.RenewAt of its lifetime has passed, two thirds by
+// default).
+//
+// # Steps
+//
+// Mint first adds to the CRL the certificates an interrupted Mint of the same version
+// signed but never stored (MintRequest.Abandoned). It then makes a key (ECDSA P-256, or
+// RSA) and signs a leaf with the CA: a random 128-bit serial, the request's common name
+// and SANs (the common name included), server and client authentication, valid from 30
+// seconds ago for the TTL but never past the CA's own expiry. The metadata reaches
+// MintRequest.Minted before Mint returns. The material is certificate, private_key and
+// ca_chain (the CA certificate); see package certs.
+//
+// Apply does nothing: a signed certificate is valid from the start, and a revoked one
+// stays on the CRL.
+//
+// Test checks that the material is the certificate the version recorded (its serial),
+// that the CRL file does not list it, and then runs certs.Check with the CA as the only
+// trust root: key, validity, chain, names, lifetime and a real TLS handshake on
+// 127.0.0.1.
+//
+// Revoke adds the version's serial to the CRL, unless it is the serial of
+// RevokeRequest.Keep. Revoking a serial already listed changes nothing.
+//
+// # The CRL file
+//
+// Config.CRLFile holds the CRL as PEM ("X509 CRL"), signed by the CA; it is created by
+// the first revocation, with its directory. Every change takes an exclusive flock on
+// CRLFile+".lock" (several workers and processes may share the file), reads and verifies
+// the current CRL, appends the new serials, raises the CRL number by one, signs again and
+// replaces the file through a temporary file and a rename, so readers never see half a
+// CRL and need no lock. The CRL's nextUpdate is the CA's expiry, since it is only signed
+// again when something is revoked. A CRL file signed by another CA is refused
+// (rotators.ErrInvalidConfig): each CA needs a file of its own. Entries are never
+// removed, which at one entry per rotation keeps the file small for the life of a
+// development CA.
+//
+// # The CA
+//
+// The CA certificate must be a CA (basic constraints), allowed to sign certificates and
+// CRLs, with a subject key identifier, not expired, and the key must be its key; New
+// checks all of it and reports every problem at once, wrapping rotators.ErrInvalidConfig.
+// The key lives in memory only for the life of the Rotator; Keyturn's store holds it at
+// rest.
+package localca

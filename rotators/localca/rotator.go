@@ -1,0 +1,201 @@
+package localca
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/rotators/certs"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// Rotator signs certificates with a CA key held in memory and publishes revocations in
+// a CRL file. It is safe for concurrent use, and several Rotators (in one process or
+// many) may share a CRL file.
+type Rotator struct {
+	cfg     Config
+	ca      *ca
+	crlPath string
+	now     func() time.Time
+}
+
+var (
+	_ rotators.Minter  = (*Rotator)(nil)
+	_ rotators.Renewer = (*Rotator)(nil)
+)
+
+// New checks cfg, after filling in its defaults, and returns a Rotator for it. A CA key
+// that does not belong to the CA certificate, or a certificate that may not sign
+// certificates and CRLs, wraps rotators.ErrInvalidConfig.
+func New(cfg Config) (*Rotator, error) {
+	cfg.Request.ApplyDefaults()
+	ca, err := cfg.parse(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &Rotator{cfg: cfg, ca: ca, crlPath: cleanCRLPath(cfg.CRLFile), now: time.Now}, nil
+}
+
+// Mint revokes what an interrupted Mint left behind (adding it to the CRL), makes a key,
+// signs a leaf certificate for it with the CA, reports it through req.Minted, and returns
+// certificate, private key and the CA as ca_chain.
+func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.Generated, error) {
+	// Step 1. An abandoned certificate's key was lost with the interrupted step, but
+	// not necessarily before somebody copied it.
+	var abandoned []*big.Int
+	for _, md := range req.Abandoned {
+		if s := md[certs.MetadataSerial]; s != "" {
+			n, err := certs.ParseSerial(s)
+			if err != nil {
+				return rotators.Generated{}, fmt.Errorf("mint: abandoned certificate: %w: %w", rotators.ErrInvalidConfig, err)
+			}
+			abandoned = append(abandoned, n)
+		}
+	}
+	if err := r.revokeSerials(ctx, abandoned); err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: revoke abandoned certificates: %w", err)
+	}
+
+	// Step 2. A fresh key and a leaf signed with the CA.
+	key, keyPEM, err := certs.NewKey(r.cfg.Request.KeyType, r.cfg.Request.KeyBits)
+	if err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
+	}
+	leaf, err := r.sign(key.Public())
+	if err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
+	}
+
+	// Step 3. Reported at once, though nothing below can fail: the contract is the same
+	// for every Minter.
+	md := certs.Metadata(leaf)
+	if req.Minted != nil {
+		req.Minted(md)
+	}
+	return rotators.Generated{
+		Material: secret.Material{
+			certs.FieldCertificate: secret.NewSensitive(certs.EncodeCertificates(leaf)),
+			certs.FieldPrivateKey:  keyPEM,
+			certs.FieldCAChain:     secret.NewSensitive(r.ca.pem),
+		},
+		Metadata: md,
+	}, nil
+}
+
+// sign makes the leaf certificate for pub: the request's names, server and client
+// authentication, valid for the TTL but never past the CA.
+func (r *Rotator) sign(pub any) (*x509.Certificate, error) {
+	now := r.now()
+	if !r.ca.cert.NotAfter.After(now) {
+		return nil, fmt.Errorf("%w: CA %q expired at %s: make a new CA", rotators.ErrInvalidConfig,
+			r.ca.cert.Subject.CommonName, r.ca.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(r.cfg.Request.TTL)
+	if notAfter.After(r.ca.cert.NotAfter) {
+		// A leaf outliving its CA fails verification from the CA's last day on; it is
+		// better to renew early, which Due does since it reads the real lifetime.
+		notAfter = r.ca.cert.NotAfter
+	}
+	usage := x509.KeyUsageDigitalSignature
+	if r.cfg.Request.KeyType == certs.KeyTypeRSA {
+		// RSA key exchange (TLS 1.2 without ECDHE) encrypts to the key.
+		usage |= x509.KeyUsageKeyEncipherment
+	}
+	dns, ips := r.cfg.Request.SANs()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: r.cfg.Request.CommonName},
+		DNSNames:              dns,
+		IPAddresses:           ips,
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		KeyUsage:              usage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+	}, r.ca.cert, pub, r.ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign the certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// Apply does nothing: a signed certificate is valid from the moment it is signed, and a
+// revoked one stays on the CRL, so there is nothing to turn on or restore.
+func (r *Rotator) Apply(context.Context, rotators.ApplyRequest) error { return nil }
+
+// Test proves the version's material works: it is the certificate the version recorded,
+// the CRL file does not list it, and certs.Check passes with the CA as the only trust
+// root. A revoked or mismatched certificate wraps rotators.ErrCredentialRejected.
+func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
+	serial, err := versionSerial(req.Version)
+	if err != nil {
+		return err
+	}
+	if req.Material.Get(certs.FieldCertificate).IsZero() {
+		return fmt.Errorf("test: %w: material has no %q", rotators.ErrInvalidConfig, certs.FieldCertificate)
+	}
+	leaf, err := certs.Leaf(req.Material)
+	if err != nil {
+		return fmt.Errorf("test: %w: %w", rotators.ErrCredentialRejected, err)
+	}
+	if leaf.SerialNumber.Cmp(serial) != 0 {
+		return fmt.Errorf("test: %w: the material holds certificate %s, but version %s recorded %s",
+			rotators.ErrCredentialRejected, certs.FormatSerial(leaf.SerialNumber), req.Version.Token, certs.FormatSerial(serial))
+	}
+	crl, err := r.readCRL()
+	if err != nil {
+		return fmt.Errorf("test: %w", err)
+	}
+	if crl != nil && listed(crl.RevokedCertificateEntries, serial) {
+		return fmt.Errorf("test: %w: certificate %s is on the CRL in %s", rotators.ErrCredentialRejected, certs.FormatSerial(serial), r.crlPath)
+	}
+	if err := certs.Check(ctx, r.cfg.Request, req.Material, r.ca.pool); err != nil {
+		return fmt.Errorf("test: %w", err)
+	}
+	return nil
+}
+
+// Revoke adds the version's serial to the CRL, unless it is Keep's. Revoking a serial
+// already listed changes nothing.
+func (r *Rotator) Revoke(ctx context.Context, req rotators.RevokeRequest) error {
+	serial, err := versionSerial(req.Version)
+	if err != nil {
+		return err
+	}
+	if req.Keep != nil {
+		if keep, err := certs.ParseSerial(req.Keep.Metadata[certs.MetadataSerial]); err == nil && keep.Cmp(serial) == 0 {
+			return nil
+		}
+	}
+	return r.revokeSerials(ctx, []*big.Int{serial})
+}
+
+// Due reports whether version v should be renewed at now: once Request.RenewAt of its
+// lifetime has passed (see certs.Due).
+func (r *Rotator) Due(v secret.Version, now time.Time) (bool, time.Time) {
+	return certs.Due(v, now, r.cfg.Request.RenewAt)
+}
+
+// versionSerial returns the serial a version recorded. A version without one is not a
+// certificate this kind made.
+func versionSerial(v secret.Version) (*big.Int, error) {
+	s := v.Metadata[certs.MetadataSerial]
+	if s == "" {
+		return nil, fmt.Errorf("localca: %w: version %s has no %q in its metadata", rotators.ErrInvalidConfig, v.Token, certs.MetadataSerial)
+	}
+	n, err := certs.ParseSerial(s)
+	if err != nil {
+		return nil, fmt.Errorf("localca: %w: version %s: %w", rotators.ErrInvalidConfig, v.Token, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,210 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// mixedEnv is an installation with two Postgres roles and one secret of every other kind,
+// all with IDs under e2e/.
+func mixedEnv(t *testing.T) (*testenv.Env, []kindCase) {
+	cases := []kindCase{localCACase(t), vaultPKICase(t), awsIAMCase(t), httpAPICase(t)}
+	var extra strings.Builder
+	back := binding.Backends{}
+	for _, kc := range cases {
+		extra.WriteString(kc.extra)
+		if kc.back.Vault != nil {
+			back.Vault = kc.back.Vault
+		}
+		if kc.back.AWS != nil {
+			back.AWS = kc.back.AWS
+		}
+	}
+	env := testenv.New(t, testenv.Options{
+		Secrets: []demo.Secret{
+			{ID: "e2e/app", Strategy: "alternating", Grace: "1h", TerminateSessions: true},
+			{ID: "e2e/billing", Strategy: "alternating", Grace: "1h", Target: demo.Target{Role: "billing"}},
+		},
+		Extra:    extra.String(),
+		Backends: back,
+		Seed: func(ctx context.Context, store *file.Store) error {
+			for _, kc := range cases {
+				if kc.seed != nil {
+					if err := kc.seed(ctx, store); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	})
+	return env, cases
+}
+
+// TestIncidentContainsMixedScope: one incident in contain mode over Postgres roles, an IAM
+// key, certificates from Vault PKI and the local CA, and an API key. Afterwards every
+// credential that existed before is refused by its target and every new one works; a
+// rotation that was in its grace period was stopped without bringing anything back.
+func TestIncidentContainsMixedScope(t *testing.T) {
+	env, cases := mixedEnv(t)
+	ctx := context.Background()
+	ids := []secret.ID{"e2e/app", "e2e/billing"}
+	for _, kc := range cases {
+		ids = append(ids, kc.id)
+	}
+	// Every secret gets a current version; e2e/app then starts a second rotation that
+	// sits in its one-hour grace period, so its previous credential still works.
+	for _, id := range ids {
+		if code, out := keyturn(t, env, "rotate", string(id), "--wait", "--grace", "0s"); code != 0 {
+			t.Fatalf("rotate %s exited %d:\n%s", id, code, out)
+		}
+	}
+	appV1, appM1 := current(t, env, "e2e/app")
+	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions("e2e/app", "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: "e2e/app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the e2e/app rotation to reach its grace period", func() bool {
+		v, _ := current(t, env, "e2e/app")
+		return v.Number == appV1.Number+1
+	})
+	appV2, appM2 := current(t, env, "e2e/app")
+	if err := login(ctx, env, appV1.Metadata["role"], appM1.Get("password")); err != nil {
+		t.Fatalf("during grace the previous credential must still work: %v", err)
+	}
+
+	before := map[secret.ID]struct {
+		v secret.Version
+		m secret.Material
+	}{}
+	for _, id := range ids {
+		v, m := current(t, env, id)
+		before[id] = struct {
+			v secret.Version
+			m secret.Material
+		}{v, m}
+	}
+
+	code, out := keyturn(t, env, "incident", "start", "--id", "leak-1", "--select", "prefix=e2e/", "--mode", "contain",
+		"--reason", "key pasted in a public channel", "--operator", "oncall", "--yes", "--progress-every", "100ms")
+	if code != 0 {
+		t.Fatalf("incident exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{"6/6 done: 6 contained, 6 rotated, 0 failed", "every old credential refused after", "stopped a rotation in flight"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("incident output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The rotation in flight was terminated, not cancelled: no compensation ran.
+	if err := run.Get(ctx, nil); err == nil || !strings.Contains(err.Error(), "terminated") {
+		t.Errorf("the rotation in flight should have been terminated, got %v", err)
+	}
+	for _, id := range ids {
+		v, m := current(t, env, id)
+		if v.Number <= before[id].v.Number {
+			t.Errorf("%s: current is still version %d after the incident", id, v.Number)
+			continue
+		}
+		kc := caseOf(cases, id)
+		if kc == nil { // Postgres
+			if err := login(ctx, env, v.Metadata["role"], m.Get("password")); err != nil {
+				t.Errorf("%s: the new credential does not log in: %v", id, err)
+			}
+			continue
+		}
+		kc.works(t, v, m)
+		kc.refused(t, before[id].v, before[id].m)
+	}
+	for _, old := range []struct {
+		role string
+		pw   secret.Sensitive
+	}{
+		{appV1.Metadata["role"], appM1.Get("password")},
+		{appV2.Metadata["role"], appM2.Get("password")},
+		{before["e2e/billing"].v.Metadata["role"], before["e2e/billing"].m.Get("password")},
+	} {
+		err := login(ctx, env, old.role, old.pw)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) {
+			t.Errorf("old credential of %s should be refused, got %v", old.role, err)
+		}
+	}
+
+	// The report is there afterwards, and every run carries the incident's ID.
+	code, out = keyturn(t, env, "incident", "status", "leak-1")
+	if code != 0 || !strings.Contains(out, "key pasted in a public channel") || !strings.Contains(out, "oncall") {
+		t.Errorf("incident status exited %d:\n%s", code, out)
+	}
+	waitFor(t, 20*time.Second, "every rotation of the incident to be listed by KeyturnIncidentID", func() bool {
+		resp, err := env.Client.ListWorkflow(ctx, listRequest("KeyturnIncidentID = 'leak-1' AND WorkflowType = 'Rotate'"))
+		return err == nil && len(resp.GetExecutions()) == len(ids)
+	})
+}
+
+func caseOf(cases []kindCase, id secret.ID) *kindCase {
+	for i := range cases {
+		if cases[i].id == id {
+			return &cases[i]
+		}
+	}
+	return nil
+}
+
+// TestIncidentDryRunAndEmptyScope: a dry run shows the plan and changes nothing; a scope
+// that matches nothing says so and exits non-zero; an unknown ID is refused.
+func TestIncidentDryRunAndEmptyScope(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	if code, out := keyturn(t, env, "rotate", "e2e/app", "--wait"); code != 0 {
+		t.Fatalf("rotate exited %d:\n%s", code, out)
+	}
+	v, _ := current(t, env, "e2e/app")
+
+	code, out := keyturn(t, env, "incident", "start", "--id", "drill", "--select", "tag=demo", "--reason", "drill", "--dry-run")
+	if code != 0 || !strings.Contains(out, "e2e/app") || !strings.Contains(out, "dry run: nothing was changed") || !strings.Contains(out, "revoke every existing version") {
+		t.Fatalf("dry run exited %d:\n%s", code, out)
+	}
+	if after, _ := current(t, env, "e2e/app"); after.Token != v.Token {
+		t.Fatalf("the dry run changed the current version from %d to %d", v.Number, after.Number)
+	}
+	resp, err := env.Client.ListWorkflow(context.Background(), listRequest("WorkflowType = 'Rotate'"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.GetExecutions()); n != 1 {
+		t.Fatalf("%d rotations after the dry run, want only the first one", n)
+	}
+
+	code, out = keyturn(t, env, "incident", "start", "--select", "tag=nothing-has-this", "--reason", "drill", "--yes")
+	if code == 0 || !strings.Contains(out, "matches no secret") {
+		t.Fatalf("an empty scope exited %d, want non-zero with a clear message:\n%s", code, out)
+	}
+	code, out = keyturn(t, env, "incident", "start", "--select", "id=e2e/nope", "--reason", "drill", "--yes")
+	if code == 0 || !strings.Contains(out, "e2e/nope not in the worker's inventory") {
+		t.Fatalf("an unknown ID exited %d:\n%s", code, out)
+	}
+	code, out = keyturn(t, env, "incident", "start", "--reason", "drill", "--yes")
+	if code == 0 || !strings.Contains(out, "--select is required") {
+		t.Fatalf("no selector exited %d:\n%s", code, out)
+	}
+	if after, _ := current(t, env, "e2e/app"); after.Token != v.Token {
+		t.Fatal("a refused incident changed the secret")
+	}
+}
+
+func listRequest(query string) *workflowservice.ListWorkflowExecutionsRequest {
+	return &workflowservice.ListWorkflowExecutionsRequest{Query: query}
+}

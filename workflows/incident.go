@@ -1,0 +1,248 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/secret"
+)
+
+var incidentActs *activities.IncidentActivities
+
+var (
+	// incidentStepOptions: the incident's own activities only talk to Temporal and read
+	// the inventory; short attempts, bounded retries.
+	incidentStepOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         retryPolicy(5, 10*time.Second),
+	}
+	// supersedeOptions clean up a stopped rotation on the target.
+	supersedeOptions = stepOptions(time.Minute, retryPolicy(6, 15*time.Second))
+)
+
+// maxStartAttempts bounds how often the incident stops a rotation that keeps beating it to
+// the secret's workflow ID (a manual `keyturn rotate` in a loop) before it reports failure.
+const maxStartAttempts = 3
+
+// Incident is the incident playbook: resolve the scope, pause its schedules, then for each
+// secret stop any rotation in flight and either contain (revoke everything, then issue a
+// new credential) or rotate with no grace. Each secret's work is a Rotate workflow with
+// ID rotate/<secret-id>, so nothing else can rotate it meanwhile, carrying the search
+// attribute KeyturnIncidentID.
+func Incident(ctx workflow.Context, in IncidentInput) (IncidentReport, error) {
+	r := &incidentRun{in: in}
+	r.report = IncidentReport{
+		IncidentID: in.IncidentID, Mode: in.Mode, Selector: in.Selector.String(),
+		Reason: in.Reason, Operator: in.Operator, DryRun: in.DryRun, StartedAt: workflow.Now(ctx),
+	}
+	r.report.Phase = PhaseScope
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (IncidentProgress, error) { return r.report.IncidentProgress, nil }); err != nil {
+		return r.report, err
+	}
+	if err := in.Validate(); err != nil {
+		return r.report, temporal.NewNonRetryableApplicationError("invalid incident: "+err.Error(), ErrTypeInvalidInput, nil)
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrIncidentID.ValueSet(in.IncidentID))
+	return r.run(ctx)
+}
+
+type incidentRun struct {
+	in     IncidentInput
+	report IncidentReport
+	carry  IncidentCarry
+}
+
+func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
+	actx := workflow.WithActivityOptions(ctx, incidentStepOptions)
+	first := r.in.Carry == nil
+	if first {
+		var scope []activities.SecretInfo
+		if err := workflow.ExecuteActivity(actx, incidentActs.Scope, r.in.Selector).Get(ctx, &scope); err != nil {
+			return r.report, err
+		}
+		if len(scope) == 0 {
+			return r.report, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the scope %q matches no secret in the worker's inventory; nothing was changed", r.in.Selector), ErrTypeEmptyScope, nil)
+		}
+		r.carry = IncidentCarry{StartedAt: r.report.StartedAt}
+		for _, s := range scope {
+			r.carry.Scope = append(r.carry.Scope, s.ID)
+			r.carry.Kinds = append(r.carry.Kinds, s.Kind)
+			r.report.Plan = append(r.report.Plan, PlannedSecret{SecretInfo: s, Steps: plannedSteps(r.in.Mode)})
+		}
+		r.report.Total = len(scope)
+		if r.in.DryRun {
+			r.report.Phase = PhasePlan
+			r.report.FinishedAt = workflow.Now(ctx)
+			return r.report, nil
+		}
+		r.report.Plan = nil
+		r.report.Phase = PhasePause
+		note := fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason)
+		if err := workflow.ExecuteActivity(actx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, nil); err != nil {
+			return r.report, fmt.Errorf("pause schedules: %w", err)
+		}
+	} else {
+		r.carry = *r.in.Carry
+		r.report.StartedAt = r.carry.StartedAt
+		r.report.Total = len(r.carry.Scope)
+		for _, s := range r.carry.Done {
+			r.count(s)
+		}
+	}
+
+	r.report.Phase = PhaseWorking
+	start := len(r.carry.Done)
+	end := min(start+secretsPerRun, len(r.carry.Scope))
+	r.work(ctx, start, end)
+	if end < len(r.carry.Scope) {
+		next := r.in
+		next.Carry = &r.carry
+		return r.report, workflow.NewContinueAsNewError(ctx, IncidentWorkflowName, next)
+	}
+
+	if r.in.ResumeSchedules {
+		r.report.Phase = PhaseResume
+		note := fmt.Sprintf("incident %s finished", r.in.IncidentID)
+		if err := workflow.ExecuteActivity(actx, incidentActs.ResumeSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, nil); err != nil {
+			return r.report, fmt.Errorf("resume schedules: %w", err)
+		}
+	}
+	r.report.Phase = PhaseDone
+	r.report.Secrets = r.carry.Done
+	r.report.FinishedAt = workflow.Now(ctx)
+	if r.report.Failed > 0 {
+		return r.report, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("incident %s: %d of %d secrets failed; see the report", r.in.IncidentID, r.report.Failed, r.report.Total), ErrTypeFailed, nil, r.report)
+	}
+	return r.report, nil
+}
+
+// work handles scope[start:end] with bounded parallelism and appends the reports in scope
+// order.
+func (r *incidentRun) work(ctx workflow.Context, start, end int) {
+	parallel := r.in.Parallelism
+	if parallel == 0 {
+		parallel = DefaultIncidentParallelism
+	}
+	sem := workflow.NewSemaphore(ctx, int64(parallel))
+	reports := make([]SecretReport, end-start)
+	wg := workflow.NewWaitGroup(ctx)
+	for i := start; i < end; i++ {
+		if err := sem.Acquire(ctx, 1); err != nil {
+			break
+		}
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			defer sem.Release(1)
+			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i])
+			reports[i-start] = rep
+			r.count(rep)
+		})
+	}
+	wg.Wait(ctx)
+	r.carry.Done = append(r.carry.Done, reports...)
+}
+
+// count adds one secret's report to the progress.
+func (r *incidentRun) count(rep SecretReport) {
+	r.report.Done++
+	if rep.ContainedMs > 0 {
+		r.report.Contained++
+		r.report.AllContainedMs = max(r.report.AllContainedMs, rep.ContainedMs)
+	}
+	if rep.RotatedMs > 0 && rep.Error == "" {
+		r.report.Rotated++
+		r.report.AllRotatedMs = max(r.report.AllRotatedMs, rep.RotatedMs)
+	}
+	if rep.Error != "" {
+		r.report.Failed++
+	}
+}
+
+// one runs the incident's Rotate workflow for one secret, stopping a rotation that holds
+// the secret's workflow ID first.
+func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string) SecretReport {
+	rep := SecretReport{ID: id}
+	zero := time.Duration(0)
+	input := RotateInput{
+		SecretID: id, Grace: &zero, Reason: "incident " + r.in.IncidentID + ": " + r.in.Reason,
+		RequestedBy: r.in.Operator, Contain: r.in.Mode == ModeContain, IncidentID: r.in.IncidentID,
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            RotateWorkflowID(id),
+		TaskQueue:             TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// The rotation finishes its own compensation even if the incident is terminated.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			SearchAttrSecretID.ValueSet(string(id)), SearchAttrKind.ValueSet(kind),
+			SearchAttrStep.ValueSet(StepPlan), SearchAttrIncidentID.ValueSet(r.in.IncidentID),
+		),
+		StaticSummary: fmt.Sprintf("Incident %s: %s %s (%s)", r.in.IncidentID, r.in.Mode, id, kind),
+	})
+	actx := workflow.WithActivityOptions(ctx, incidentStepOptions)
+	for attempt := 1; ; attempt++ {
+		child := workflow.ExecuteChildWorkflow(cctx, RotateWorkflowName, input)
+		err := child.GetChildWorkflowExecution().Get(ctx, nil)
+		if err == nil {
+			var res RotateResult
+			err = child.Get(ctx, &res)
+			if err != nil {
+				fillRotateResult(err, &res)
+				rep.Error = errorMessage(err)
+			}
+			rep.Outcome = res.Outcome
+			rep.ContainedMs = r.since(res.ContainedAt)
+			rep.RotatedMs = r.since(res.PromotedAt)
+			return rep
+		}
+		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) || attempt == maxStartAttempts {
+			rep.Outcome = OutcomeFailed
+			rep.Error = "start the rotation: " + errorMessage(err)
+			return rep
+		}
+		// A rotation holds the ID: stop it without its compensation, then clean up.
+		stop := activities.StopInput{WorkflowID: RotateWorkflowID(id), Reason: "superseded by incident " + r.in.IncidentID}
+		if err := workflow.ExecuteActivity(actx, incidentActs.StopRotation, stop).Get(ctx, nil); err != nil {
+			rep.Outcome, rep.Error = OutcomeFailed, "stop the rotation in flight: "+errorMessage(err)
+			return rep
+		}
+		rep.Superseded = true
+		if r.in.Mode == ModeRotate {
+			// Contain mode revokes the stopped rotation's versions anyway.
+			sctx := workflow.WithActivityOptions(ctx, supersedeOptions)
+			if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id}).Get(ctx, nil); err != nil {
+				rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+errorMessage(err)
+				return rep
+			}
+		}
+	}
+}
+
+// since converts a time to milliseconds after the incident started; 0 for the zero time.
+func (r *incidentRun) since(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(1, t.Sub(r.carry.StartedAt).Milliseconds())
+}
+
+// fillRotateResult fills res from the details of a failed rotation, if it carries them.
+func fillRotateResult(err error, res *RotateResult) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() {
+		_ = appErr.Details(res)
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) && canceled.HasDetails() {
+		_ = canceled.Details(res)
+	}
+}

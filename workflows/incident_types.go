@@ -1,0 +1,173 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// IncidentWorkflowName is the registered name of the incident playbook.
+const IncidentWorkflowName = "Incident"
+
+// IncidentWorkflowID is the workflow ID of an incident: one run per incident ID.
+func IncidentWorkflowID(id string) string { return "incident/" + id }
+
+// Incident modes.
+const (
+	// ModeContain revokes every existing credential of each secret at once (sessions
+	// ended), then issues, tests and promotes a new one. Consumers fail in between.
+	ModeContain = "contain"
+	// ModeRotate rotates each secret with no grace period, then revokes the old credential.
+	// Consumers that reload at once never fail.
+	ModeRotate = "rotate"
+)
+
+// QueryProgress returns an IncidentProgress.
+const QueryProgress = "progress"
+
+// ErrTypeEmptyScope: the incident's selector matches no secret.
+const ErrTypeEmptyScope = "KeyturnEmptyScope"
+
+// Incident limits. Each run of the workflow handles at most secretsPerRun secrets and
+// then continues as new, which keeps a run's history far below Temporal's 51,200 events
+// and its open children below 2,000 whatever the scope's size.
+const (
+	DefaultIncidentParallelism = 200
+	MaxIncidentParallelism     = 1000
+	secretsPerRun              = 1000
+)
+
+// IncidentInput starts an incident.
+type IncidentInput struct {
+	IncidentID string              `json:"incidentId"`
+	Selector   activities.Selector `json:"selector"`
+	Mode       string              `json:"mode"`
+	// Reason and Operator are recorded in the report and on every rotation it starts.
+	Reason   string `json:"reason"`
+	Operator string `json:"operator"`
+	// DryRun returns the plan and changes nothing.
+	DryRun bool `json:"dryRun,omitempty"`
+	// ResumeSchedules resumes the paused schedules once every secret is done.
+	ResumeSchedules bool `json:"resumeSchedules,omitempty"`
+	// Parallelism bounds the secrets worked on at once; 0 means the default.
+	Parallelism int `json:"parallelism,omitempty"`
+
+	// Carry is the state a run hands to the next when it continues as new.
+	Carry *IncidentCarry `json:"carry,omitempty"`
+}
+
+// IncidentCarry is what one run of a long incident hands to the next.
+type IncidentCarry struct {
+	StartedAt time.Time      `json:"startedAt"`
+	Scope     []secret.ID    `json:"scope"`
+	Kinds     []string       `json:"kinds"`
+	Done      []SecretReport `json:"done"`
+}
+
+// Validate rejects input no retry can fix.
+func (in IncidentInput) Validate() error {
+	var problems []string
+	if in.IncidentID == "" || strings.ContainsAny(in.IncidentID, " /\t\n") || len(in.IncidentID) > 100 {
+		problems = append(problems, "incident ID must be 1 to 100 characters without spaces or slashes")
+	}
+	if in.Selector.Empty() {
+		problems = append(problems, "the selector is empty; select by id, tag, kind or prefix")
+	}
+	if in.Mode != ModeContain && in.Mode != ModeRotate {
+		problems = append(problems, fmt.Sprintf("mode %q is unknown; use %s or %s", in.Mode, ModeContain, ModeRotate))
+	}
+	if strings.TrimSpace(in.Reason) == "" {
+		problems = append(problems, "a reason is required for the audit trail")
+	}
+	if in.Parallelism < 0 || in.Parallelism > MaxIncidentParallelism {
+		problems = append(problems, fmt.Sprintf("parallelism must be between 1 and %d", MaxIncidentParallelism))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// PlannedSecret is one line of an incident's plan.
+type PlannedSecret struct {
+	activities.SecretInfo
+	// Steps says what the incident will do to this secret, in order.
+	Steps []string `json:"steps"`
+}
+
+// SecretReport is what an incident did to one secret. Times are milliseconds after the
+// incident started, kept short because a report of 10,000 secrets travels as one payload.
+type SecretReport struct {
+	ID secret.ID `json:"id"`
+	// Outcome is the rotation's outcome, "superseded" handling included.
+	Outcome string `json:"o"`
+	// ContainedMs is when every earlier credential was refused (contain mode).
+	ContainedMs int64 `json:"c,omitempty"`
+	// RotatedMs is when the new credential was tested and promoted.
+	RotatedMs int64 `json:"r,omitempty"`
+	// Superseded is true when a rotation in flight was stopped for the incident.
+	Superseded bool   `json:"s,omitempty"`
+	Error      string `json:"e,omitempty"`
+}
+
+// IncidentReport is the result of an incident.
+type IncidentReport struct {
+	IncidentID string    `json:"incidentId"`
+	Mode       string    `json:"mode"`
+	Selector   string    `json:"selector"`
+	Reason     string    `json:"reason"`
+	Operator   string    `json:"operator"`
+	DryRun     bool      `json:"dryRun,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// Plan is set for a dry run.
+	Plan []PlannedSecret `json:"plan,omitempty"`
+	// Secrets reports each secret, in scope order.
+	Secrets []SecretReport `json:"secrets,omitempty"`
+	IncidentProgress
+}
+
+// IncidentProgress is the answer to the progress query, and the report's summary.
+type IncidentProgress struct {
+	Phase     string `json:"phase"`
+	Total     int    `json:"total"`
+	Done      int    `json:"done"`
+	Contained int    `json:"contained"`
+	Rotated   int    `json:"rotated"`
+	Failed    int    `json:"failed"`
+	// AllContainedMs and AllRotatedMs are when the last secret was contained and rotated,
+	// in milliseconds after the start: the incident's speed.
+	AllContainedMs int64 `json:"allContainedMs,omitempty"`
+	AllRotatedMs   int64 `json:"allRotatedMs,omitempty"`
+}
+
+// Incident phases.
+const (
+	PhaseScope   = "scope"
+	PhasePlan    = "planned"
+	PhasePause   = "pausing schedules"
+	PhaseWorking = "working"
+	PhaseResume  = "resuming schedules"
+	PhaseDone    = "done"
+)
+
+// plannedSteps says in words what an incident in mode will do to a secret.
+func plannedSteps(mode string) []string {
+	if mode == ModeContain {
+		return []string{
+			"pause its schedule",
+			"stop a rotation in flight (terminated, so its rollback cannot bring a credential back)",
+			"revoke every existing version on the target at once and end their sessions",
+			"create, test and promote a new version",
+		}
+	}
+	return []string{
+		"pause its schedule",
+		"stop a rotation in flight and revoke what it left (pending and previous versions)",
+		"create, test and promote a new version with no grace period",
+		"revoke the old version",
+	}
+}
