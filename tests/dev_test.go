@@ -3,8 +3,11 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,8 +15,11 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/cli"
+	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testdeps"
 	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores/file"
 )
 
 // TestDevQuickStart follows the README's quick start: `keyturn dev` on its embedded
@@ -57,6 +63,13 @@ func TestDevQuickStart(t *testing.T) {
 		t.Fatalf("get exited %d:\n%s", code, out.String())
 	}
 
+	// The example certificate from the local CA rotates too.
+	out.Reset()
+	code = cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--grace", "0s", "--address", addr, "--codec-key-file", filepath.Join(dir, ".keyturn", "codec.key")}, strings.NewReader(""), &out, &out)
+	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
+		t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+	}
+
 	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)) + "/api/v1/namespaces/default/workflows?query=KeyturnSecretID%3D%27demo%2Fapp%27")
 	if err != nil {
 		t.Fatalf("Web UI: %v", err)
@@ -86,4 +99,82 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// TestDevCertificateOnly: with nothing but keyturn itself (no PostgreSQL), `keyturn dev`
+// rotates its example certificate from the local CA twice; the first one is revoked in the
+// CA's published CRL and the new one chains to the CA.
+func TestDevCertificateOnly(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, ".keyturn")
+	port, uiPort, codecPort := freePort(t), freePort(t), freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var devOut testenv.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--state-dir", state,
+			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
+			strings.NewReader(""), &devOut, &devOut)
+	}()
+	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
+		default:
+		}
+		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
+	})
+	if !strings.Contains(devOut.String(), "keyturn rotate demo/cert --wait") || strings.Contains(devOut.String(), "demo/app") {
+		t.Fatalf("dev should offer the certificate alone:\n%s", devOut.String())
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	rotate := func() {
+		t.Helper()
+		var out bytes.Buffer
+		code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--address", addr, "--grace", "0s", "--codec-key-file", filepath.Join(state, "codec.key")}, strings.NewReader(""), &out, &out)
+		if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
+			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+		}
+	}
+	rotate()
+	store, err := file.Open(filepath.Join(state, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, firstM, err := store.Read(context.Background(), "demo/cert", secret.StageCurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate()
+	_, caM, err := store.Read(context.Background(), demo.CAID, secret.StageCurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := store.Read(context.Background(), "demo/cert", secret.StageCurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM := []byte(caM.Get("certificate").Reveal())
+	handshake(t, m, caPEM, "demo.localhost")
+	crl, err := os.ReadFile(filepath.Join(state, "localca", "dev-ca.crl"))
+	if err != nil {
+		t.Fatalf("the dev CA published no CRL: %v", err)
+	}
+	if block, _ := pem.Decode(crl); block != nil {
+		crl = block.Bytes
+	}
+	list, err := x509.ParseRevocationList(crl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !revokedIn(list, parseCert(t, []byte(firstM.Get("certificate").Reveal())).SerialNumber) {
+		t.Fatalf("version %d's certificate is not in the dev CA's CRL", first.Number)
+	}
+	stop()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("keyturn dev did not stop within 30s of Ctrl-C")
+	}
 }

@@ -30,6 +30,7 @@ func newDevCmd(g *globals) *cobra.Command {
 		noUI      bool
 		codecPort int
 		demoStore string
+		noPG      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -102,7 +103,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			}
 			inventory := g.inventory
 			if inventory == "" {
-				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger, StoreType: demoStore})
+				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger, StoreType: demoStore, NoPostgres: noPG})
 				if err != nil {
 					return fmt.Errorf("start the demo (pass -f INVENTORY to use your own targets instead): %w", err)
 				}
@@ -146,6 +147,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&uiPort, "ui-port", 8233, "port of the Web UI on 127.0.0.1")
 	cmd.Flags().BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
 	cmd.Flags().StringVar(&demoStore, "demo-store", "file", "where the demo secret's versions go: file, vault (needs VAULT_ADDR and VAULT_TOKEN) or awssm (needs AWS_REGION and credentials, or AWS_ENDPOINT_URL)")
+	cmd.Flags().BoolVar(&noPG, "no-demo-postgres", false, "leave out the demo PostgreSQL; the demo is then the local CA's certificate alone")
 	cmd.Flags().IntVar(&codecPort, "codec-port", 8234, "port on 127.0.0.1 of the codec server the Web UI uses to decrypt payloads")
 	return cmd
 }

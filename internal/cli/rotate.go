@@ -149,10 +149,10 @@ func printResult(w io.Writer, r workflows.RotateResult) {
 		fmt.Fprintf(w, "outcome:  %s\n", r.Outcome)
 	}
 	if r.NewVersion != nil {
-		fmt.Fprintf(w, "new:      version %d (%s)\n", r.NewVersion.Number, r.NewVersion.Metadata["role"])
+		fmt.Fprintf(w, "new:      version %d (%s)\n", r.NewVersion.Number, handleOf(r.NewVersion.Metadata))
 	}
 	if r.PreviousVersion != nil {
-		fmt.Fprintf(w, "previous: version %d (%s)\n", r.PreviousVersion.Number, r.PreviousVersion.Metadata["role"])
+		fmt.Fprintf(w, "previous: version %d (%s)\n", r.PreviousVersion.Number, handleOf(r.PreviousVersion.Metadata))
 	} else if r.NewVersion != nil {
 		fmt.Fprintln(w, "previous: none (the secret's first version: nothing to revoke)")
 	}
@@ -175,4 +175,15 @@ func hasWorker(ctx context.Context, c client.Client) bool {
 		return true
 	}
 	return len(resp.GetPollers()) > 0
+}
+
+// handleOf names a version's credential on its target by the first handle its kind
+// records: a role, an access key ID, an API key ID or a certificate serial.
+func handleOf(md map[string]string) string {
+	for _, k := range []string{"role", "access_key_id", "key_id", "serial"} {
+		if v := md[k]; v != "" {
+			return k + " " + v
+		}
+	}
+	return "no handle recorded"
 }

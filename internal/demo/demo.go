@@ -33,6 +33,9 @@ type Options struct {
 	// StoreType is where the demo secret's versions go: "file" (default), "vault" or
 	// "awssm". The admin password stays in the file store.
 	StoreType string
+	// NoPostgres leaves the demo PostgreSQL out even where it could start: the demo is the
+	// certificate alone.
+	NoPostgres bool
 }
 
 // Env is a running demo.
@@ -62,6 +65,9 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	env := &Env{InventoryPath: filepath.Join(opts.StateDir, "demo-inventory.yaml")}
 	yaml := Inventory(nil) + CertInventory([]CertSecret{DemoCert(opts.StateDir, opts.StoreType)})
+	if opts.NoPostgres {
+		return env, os.WriteFile(env.InventoryPath, []byte(yaml), 0o600)
+	}
 	c, err := pgtest.Start(pgtest.Options{})
 	if err != nil {
 		if opts.Logger != nil {
