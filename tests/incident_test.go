@@ -3,13 +3,17 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
@@ -207,4 +211,70 @@ func TestIncidentDryRunAndEmptyScope(t *testing.T) {
 
 func listRequest(query string) *workflowservice.ListWorkflowExecutionsRequest {
 	return &workflowservice.ListWorkflowExecutionsRequest{Query: query}
+}
+
+// TestIncidentSurvivesWorkerKill: the worker process is killed with SIGKILL while an
+// incident is half done; a new worker picks it up and it finishes: every secret contained
+// and rotated once, every old credential refused, every new one working.
+func TestIncidentSurvivesWorkerKill(t *testing.T) {
+	var secrets []demo.Secret
+	for i := range 12 {
+		role := fmt.Sprintf("svc%02d", i)
+		secrets = append(secrets, demo.Secret{ID: secret.ID("e2e/" + role), Strategy: "alternating", Grace: "0s", Target: demo.Target{Role: role}})
+	}
+	env := testenv.New(t, testenv.Options{Secrets: secrets, NoWorker: true})
+	ctx := context.Background()
+	first := workerProcess(t, env)
+	before := map[secret.ID]secret.Material{}
+	roles := map[secret.ID]string{}
+	for _, s := range secrets {
+		if code, out := keyturn(t, env, "rotate", string(s.ID), "--wait"); code != 0 {
+			t.Fatalf("rotate %s exited %d:\n%s", s.ID, code, out)
+		}
+		v, m := current(t, env, s.ID)
+		before[s.ID], roles[s.ID] = m, v.Metadata["role"]
+	}
+
+	in := workflows.IncidentInput{IncidentID: "kill-1", Selector: activities.Selector{Prefix: "e2e/"}, Mode: workflows.ModeContain,
+		Reason: "worker kill drill", Operator: "test", Parallelism: 1}
+	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.IncidentWorkflowID(in.IncidentID), TaskQueue: workflows.TaskQueue}, workflows.IncidentWorkflowName, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the incident to finish a few secrets", func() bool {
+		val, err := env.Client.QueryWorkflow(ctx, run.GetID(), "", workflows.QueryProgress)
+		var p workflows.IncidentProgress
+		return err == nil && val.Get(&p) == nil && p.Done >= 3
+	})
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = first.Process.Wait()
+	workerProcess(t, env)
+
+	waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var rep workflows.IncidentReport
+	if err := run.Get(waitCtx, &rep); err != nil {
+		t.Fatalf("the incident did not finish after the worker restart: %v", err)
+	}
+	if rep.Done != len(secrets) || rep.Contained != len(secrets) || rep.Rotated != len(secrets) || rep.Failed != 0 {
+		t.Fatalf("report %+v, want all %d contained and rotated", rep.IncidentProgress, len(secrets))
+	}
+	for _, s := range secrets {
+		v, m := current(t, env, s.ID)
+		if err := login(ctx, env, v.Metadata["role"], m.Get("password")); err != nil {
+			t.Errorf("%s: the new credential does not log in: %v", s.ID, err)
+		}
+		if err := login(ctx, env, roles[s.ID], before[s.ID].Get("password")); err == nil {
+			t.Errorf("%s: the old credential still logs in", s.ID)
+		}
+		versions, err := env.Store.ListVersions(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(versions) > 3 {
+			t.Errorf("%s: %d versions after one rotation and one incident; a secret was rotated twice", s.ID, len(versions))
+		}
+	}
 }
