@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/workflows"
@@ -275,6 +277,75 @@ func TestIncidentSurvivesWorkerKill(t *testing.T) {
 		}
 		if len(versions) > 3 {
 			t.Errorf("%s: %d versions after one rotation and one incident; a secret was rotated twice", s.ID, len(versions))
+		}
+	}
+}
+
+// TestIncidentSupersedesScheduledRotation: a scheduled rotation is in its grace period
+// when an incident contains the same secret. The incident pauses the schedule with its
+// note, terminates the scheduled rotation (no compensation, so nothing is re-promoted),
+// revokes both earlier credentials and issues a new one; the scheduled run ends without
+// starting another rotation.
+func TestIncidentSupersedesScheduledRotation(t *testing.T) {
+	env := testenv.New(t, testenv.Options{
+		Secrets:  []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "1h"}},
+		NoWorker: true,
+	})
+	env.Schedules = schedules.Pauser{Client: env.Client}
+	env.StartWorker(t)
+	ctx := context.Background()
+	if code, out := keyturn(t, env, "rotate", "e2e/app", "--wait", "--grace", "0s"); code != 0 {
+		t.Fatalf("first rotation exited %d:\n%s", code, out)
+	}
+	v1, m1 := current(t, env, "e2e/app")
+
+	original, err := os.ReadFile(env.InventoryPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduleInventory(t, env, string(original), "@daily", "UTC")
+	if code, out := keyturn(t, env, "apply", "--yes"); code != 0 {
+		t.Fatalf("apply exited %d:\n%s", code, out)
+	}
+	handle := env.Client.ScheduleClient().GetHandle(ctx, schedules.CronScheduleID("e2e/app"))
+	if err := handle.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the scheduled rotation to promote and enter its grace period", func() bool {
+		v, _ := current(t, env, "e2e/app")
+		return v.Number == v1.Number+1
+	})
+	v2, m2 := current(t, env, "e2e/app")
+
+	code, out := keyturn(t, env, "incident", "start", "--id", "race-1", "--select", "id=e2e/app", "--mode", "contain", "--reason", "race drill", "--yes")
+	if code != 0 || !strings.Contains(out, "stopped a rotation in flight") || !strings.Contains(out, "1/1 done: 1 contained, 1 rotated, 0 failed") {
+		t.Fatalf("incident exited %d:\n%s", code, out)
+	}
+	desc, err := handle.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !desc.Schedule.State.Paused || !strings.Contains(desc.Schedule.State.Note, "incident race-1") {
+		t.Errorf("schedule state %+v, want paused with the incident's note", desc.Schedule.State)
+	}
+	// The scheduled run ended with its terminated rotation and started nothing else.
+	waitFor(t, 30*time.Second, "the scheduled run to end", func() bool {
+		resp, err := env.Client.ListWorkflow(ctx, listRequest("WorkflowType = 'ScheduledRotate' AND ExecutionStatus = 'Running'"))
+		return err == nil && len(resp.GetExecutions()) == 0
+	})
+	v3, m3 := current(t, env, "e2e/app")
+	if v3.Number != v2.Number+1 {
+		t.Fatalf("current is version %d, want the incident's version %d", v3.Number, v2.Number+1)
+	}
+	if err := login(ctx, env, v3.Metadata["role"], m3.Get("password")); err != nil {
+		t.Fatalf("the incident's credential does not log in: %v", err)
+	}
+	for _, old := range []struct {
+		v secret.Version
+		m secret.Material
+	}{{v1, m1}, {v2, m2}} {
+		if err := login(ctx, env, old.v.Metadata["role"], old.m.Get("password")); err == nil {
+			t.Errorf("version %d still logs in after the incident", old.v.Number)
 		}
 	}
 }

@@ -18,12 +18,33 @@ const TaskQueue = workflows.TaskQueue
 
 // New builds a worker for Keyturn's workflows and activities on TaskQueue. Start it with
 // Start or Run.
-func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options) sdkworker.Worker {
+//
+// The incident playbook's activities take the resolver as their catalog when it is one
+// (binding.Resolver is), and pause schedules through WithSchedules, if given.
+func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, extras ...Option) sdkworker.Worker {
+	var o options
+	for _, e := range extras {
+		e(&o)
+	}
 	w := sdkworker.New(c, TaskQueue, opts)
 	Register(w, activities.NewActivities(resolver))
 	catalog, _ := resolver.(activities.Catalog)
-	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, schedulePauser(c)), activity.RegisterOptions{})
+	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, o.schedules), activity.RegisterOptions{})
 	return w
+}
+
+// Option adds to what New builds.
+type Option func(*options)
+
+type options struct {
+	schedules activities.SchedulePauser
+}
+
+// WithSchedules lets incidents pause and resume the schedules of the secrets they work on
+// (schedules.Pauser). Without it an incident pauses nothing; the secrets' rotate/<id>
+// workflow IDs still keep a scheduled run from rotating beside it.
+func WithSchedules(p activities.SchedulePauser) Option {
+	return func(o *options) { o.schedules = p }
 }
 
 // WorkflowRegistry is anything workflows can be registered on: a worker, a replayer, a
@@ -42,6 +63,7 @@ type Registry interface {
 // use it alone; the names are part of every recorded history.
 func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Rotate, workflow.RegisterOptions{Name: workflows.RotateWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.Scheduled, workflow.RegisterOptions{Name: workflows.ScheduledWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.Incident, workflow.RegisterOptions{Name: workflows.IncidentWorkflowName})
 }
 
@@ -50,7 +72,3 @@ func Register(r Registry, acts *activities.Activities) {
 	RegisterWorkflows(r)
 	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
-
-// schedulePauser pauses the schedules of the secrets an incident works on. Until the
-// schedules package lands there is nothing to pause.
-func schedulePauser(client.Client) activities.SchedulePauser { return nil }

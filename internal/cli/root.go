@@ -51,6 +51,9 @@ func NewRoot() *cobra.Command {
 		newPutCmd(g),
 		newConfigCmd(g),
 		newIncidentCmd(g),
+		newApplyCmd(g),
+		newDiffCmd(g),
+		newSchedulesCmd(g),
 	)
 	return root
 }
@@ -65,7 +68,7 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "keyturn:", err)
-		return 1
+		return ExitCode(err)
 	}
 	return 0
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/worker"
 )
@@ -65,7 +66,7 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger) error {
 	resolver := binding.New(inv, backends(store, logger))
 	defer func() { _ = resolver.Close() }()
-	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()})
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

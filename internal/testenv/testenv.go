@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/binding"
@@ -76,8 +77,10 @@ type Env struct {
 	InventoryPath string
 	// CodecKeyFile holds the payload encryption key; Codec is built from it.
 	CodecKeyFile string
-	Codec        *codec.Codec
-	Logger       *slog.Logger
+	// Schedules is what the env's workers pause schedules with; nil pauses nothing.
+	Schedules activities.SchedulePauser
+	Codec     *codec.Codec
+	Logger    *slog.Logger
 	// Logs holds everything the worker and the server logged, for leak scans.
 	Logs *SyncBuffer
 	// Backends are the stores the worker resolves secrets in.
@@ -101,6 +104,9 @@ type Options struct {
 	// Extra is YAML appended to the generated inventory's secrets list: entries of the
 	// other kinds. With Extra and no Secrets, the inventory has no Postgres secret.
 	Extra string
+	// Schedules, when set, lets incidents pause schedules (schedules.Pauser; testenv
+	// cannot import the schedules package, whose tests use testenv).
+	Schedules activities.SchedulePauser
 	// Seed, when set, runs before the inventory is loaded, to put what Extra's references
 	// point at into the file store (an admin token, a CA).
 	Seed func(ctx context.Context, store *file.Store) error
@@ -152,6 +158,7 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatalf("seed the file store: %v", err)
 		}
 	}
+	env.Schedules = opts.Schedules
 	env.Backends = opts.Backends
 	env.Backends.File = store
 	env.InventoryPath = filepath.Join(dir, "inventory.yaml")
@@ -183,7 +190,7 @@ func New(t testing.TB, opts Options) *Env {
 // StartWorker starts an in-process worker over the env's inventory and store.
 func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 	t.Helper()
-	w := worker.New(e.Client, binding.New(e.Inventory, e.Backends), sdkworker.Options{})
+	w := worker.New(e.Client, binding.New(e.Inventory, e.Backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules))
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}

@@ -1,0 +1,226 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// ScheduledWorkflowName is the registered name of the workflow a Keyturn schedule starts.
+const ScheduledWorkflowName = "ScheduledRotate"
+
+// Outcomes of a scheduled run that did not rotate. A run that did start a rotation takes
+// that rotation's outcome (OutcomeRotated, OutcomeRolledBack, ...).
+const (
+	// ScheduledSkipped: a rotation of the secret was already running under
+	// rotate/<secret-id>, so this run started none; the running one was left alone.
+	ScheduledSkipped = "skipped"
+	// ScheduledNotDue: a renewal check found the current version not due yet.
+	ScheduledNotDue = "not_due"
+)
+
+// Steps of a scheduled run, as shown in the KeyturnStep search attribute until the run
+// ends and the attribute shows its outcome.
+const (
+	ScheduledStepCheck  = "renewal-check"
+	ScheduledStepRotate = "rotating"
+)
+
+// Reasons recorded in the RotateInput of a rotation a schedule started.
+const (
+	ReasonScheduled = "scheduled"
+	ReasonRenewal   = "scheduled renewal"
+)
+
+// ErrTypeScheduledRotationFailed is the error type of a scheduled run that ended other
+// than rotated, aborted, skipped or not due: its renewal check, the rotation's start or
+// the rotation itself failed. The failure carries the ScheduledResult as details.
+const ErrTypeScheduledRotationFailed = "KeyturnScheduledRotationFailed"
+
+// ScheduledInput is what a schedule passes to each run. References only.
+type ScheduledInput struct {
+	SecretID secret.ID `json:"secretId"`
+	// RenewalCheck makes the run rotate only when the current version is due for renewal
+	// (a certificate past its renewal point), instead of on every run.
+	RenewalCheck bool `json:"renewalCheck,omitempty"`
+}
+
+// ScheduledResult is what a scheduled run did.
+type ScheduledResult struct {
+	SecretID secret.ID `json:"secretId"`
+	// Outcome is ScheduledSkipped, ScheduledNotDue or the rotation's own outcome.
+	Outcome string `json:"outcome"`
+	// Reason explains the outcome in words.
+	Reason string `json:"reason,omitempty"`
+	// DueAt is when the current version is due for renewal, from a renewal check.
+	DueAt time.Time `json:"dueAt,omitzero"`
+	// RotateWorkflowID is the rotation's workflow ID, rotate/<secret-id>.
+	RotateWorkflowID string `json:"rotateWorkflowId"`
+	// RotateRunID is the run this scheduled run started; empty when it started none.
+	RotateRunID string `json:"rotateRunId,omitempty"`
+	// Rotation is the started rotation's result, when it reported one.
+	Rotation *RotateResult `json:"rotation,omitempty"`
+}
+
+// dueOptions bound the renewal check: it only reads the store, and a check that keeps
+// failing must end the run (the next hourly check tries again), not retry forever.
+var dueOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy:         retryPolicy(5, 10*time.Second),
+}
+
+// scheduledByKey is the search attribute Temporal sets on every workflow a schedule
+// starts, holding the schedule's ID.
+var scheduledByKey = temporal.NewSearchAttributeKeyKeyword("TemporalScheduledById")
+
+// Scheduled is the action of a Keyturn schedule. It never rotates by itself: it starts
+// the Rotate workflow as a child under rotate/<secret-id>, the one ID every starter uses,
+// so a scheduled rotation can never run beside one started by hand or by an incident. If
+// a rotation of the secret is already running the run is recorded as skipped. The child
+// is abandoned on close, and cancelling this run stops only the waiting: a rotation, once
+// started, always finishes or rolls back by itself.
+func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error) {
+	res := ScheduledResult{SecretID: in.SecretID, RotateWorkflowID: RotateWorkflowID(in.SecretID)}
+
+	// Step 0. Reject input no retry can fix.
+	if err := in.SecretID.Validate(); err != nil {
+		res.Outcome, res.Reason = OutcomeFailed, err.Error()
+		return res, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ErrTypeInvalidInput, nil, res)
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrSecretID.ValueSet(string(in.SecretID)))
+
+	reason := ReasonScheduled
+	// Step 1. A renewal check asks the worker whether the current version is due.
+	if in.RenewalCheck {
+		setScheduledStep(ctx, in.SecretID, ScheduledStepCheck, "checking whether the current version is due for renewal")
+		var due activities.DueResult
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dueOptions), acts.Due, activities.DueInput{SecretID: in.SecretID}).Get(ctx, &due)
+		if err != nil {
+			res.Outcome, res.Reason = OutcomeFailed, "renewal check failed: "+errorMessage(err)
+			setScheduledStep(ctx, in.SecretID, OutcomeFailed, res.Reason)
+			return res, temporal.NewNonRetryableApplicationError("renewal check of "+string(in.SecretID)+": "+errorMessage(err), ErrTypeScheduledRotationFailed, nil, res)
+		}
+		res.DueAt = due.At
+		if !due.Due {
+			res.Outcome, res.Reason = ScheduledNotDue, due.Reason
+			setScheduledStep(ctx, in.SecretID, ScheduledNotDue, due.Reason)
+			return res, nil
+		}
+		reason = ReasonRenewal + ": " + due.Reason
+	}
+
+	// Step 2. Start the rotation as a child under the secret's one rotation ID.
+	setScheduledStep(ctx, in.SecretID, ScheduledStepRotate, "starting rotate/"+string(in.SecretID))
+	child, err := startScheduledRotation(ctx, in.SecretID, reason)
+	if err != nil {
+		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			res.Outcome = ScheduledSkipped
+			res.Reason = "a rotation of " + string(in.SecretID) + " is already running as " + res.RotateWorkflowID + "; this scheduled run started none and left it alone"
+			setScheduledStep(ctx, in.SecretID, ScheduledSkipped, res.Reason)
+			return res, nil
+		}
+		res.Outcome, res.Reason = OutcomeFailed, "could not start the rotation: "+errorMessage(err)
+		setScheduledStep(ctx, in.SecretID, OutcomeFailed, res.Reason)
+		return res, temporal.NewNonRetryableApplicationError("scheduled rotation of "+string(in.SecretID)+": "+res.Reason, ErrTypeScheduledRotationFailed, nil, res)
+	}
+	res.RotateRunID = child.runID
+
+	// Step 3. Wait for the rotation, so the run's result and the schedule's overlap
+	// policy cover the whole rotation.
+	var rotated RotateResult
+	var rotateErr error
+	cancelled := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(child.future, func(f workflow.Future) { rotateErr = f.Get(ctx, &rotated) })
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+	sel.Select(ctx)
+	if cancelled {
+		res.Reason = "cancelled while waiting; the rotation goes on by itself"
+		return res, temporal.NewCanceledError(res)
+	}
+	if rotateErr != nil {
+		if details, ok := scheduledRotationResult(rotateErr); ok {
+			rotated = details
+		}
+	}
+	if rotated.Outcome != "" {
+		res.Rotation = &rotated
+		res.Outcome = rotated.Outcome
+	}
+	if rotateErr != nil {
+		if res.Outcome == "" {
+			res.Outcome = OutcomeFailed
+		}
+		res.Reason = errorMessage(rotateErr)
+		setScheduledStep(ctx, in.SecretID, res.Outcome, res.Reason)
+		return res, temporal.NewNonRetryableApplicationError("scheduled rotation of "+string(in.SecretID)+" ended "+res.Outcome+": "+res.Reason, ErrTypeScheduledRotationFailed, nil, res)
+	}
+	res.Reason = "rotation " + res.RotateWorkflowID + " ended " + res.Outcome
+	setScheduledStep(ctx, in.SecretID, res.Outcome, res.Reason)
+	return res, nil
+}
+
+// scheduledChild is a rotation this run started.
+type scheduledChild struct {
+	future workflow.ChildWorkflowFuture
+	runID  string
+}
+
+// startScheduledRotation starts Rotate as a child with the options every starter uses, and waits
+// until the server has accepted or refused the start.
+func startScheduledRotation(ctx workflow.Context, id secret.ID, reason string) (scheduledChild, error) {
+	opts := RotateStartOptions(id, "")
+	requestedBy := "schedule"
+	if by, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(scheduledByKey); ok && by != "" {
+		requestedBy = "schedule " + by
+	}
+	summary := opts.StaticSummary + " (scheduled)"
+	if reason != ReasonScheduled {
+		summary = opts.StaticSummary + " (renewal due)"
+	}
+	// A disconnected context: cancelling this run must not cancel a rotation halfway.
+	// Abandon: closing this run (terminate, timeout) must not end it either.
+	cctx, _ := workflow.NewDisconnectedContext(ctx)
+	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            opts.ID,
+		TaskQueue:             opts.TaskQueue,
+		WorkflowIDReusePolicy: opts.WorkflowIDReusePolicy,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: opts.TypedSearchAttributes,
+		StaticSummary:         summary,
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, RotateWorkflowName, RotateInput{SecretID: id, Reason: reason, RequestedBy: requestedBy})
+	var exec workflow.Execution
+	if err := f.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
+		return scheduledChild{}, err
+	}
+	return scheduledChild{future: f, runID: exec.RunID}, nil
+}
+
+// setScheduledStep shows where the run stands in the KeyturnStep search attribute and
+// the Web UI's current details.
+func setScheduledStep(ctx workflow.Context, id secret.ID, step, detail string) {
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrStep.ValueSet(step))
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** (scheduled): %s: %s", id, step, detail))
+}
+
+// scheduledRotationResult extracts the RotateResult a failed rotation attaches to its failure.
+func scheduledRotationResult(err error) (RotateResult, bool) {
+	var res RotateResult
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&res) == nil {
+		return res, true
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) && canceled.HasDetails() && canceled.Details(&res) == nil {
+		return res, true
+	}
+	return res, false
+}
