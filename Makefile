@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build tools test test-short vet bench record-histories clean
+.PHONY: dev build tools test test-short vet bench bench-incident record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
@@ -31,6 +31,16 @@ test-short:
 # Benchmarks: a no-op 4-activity workflow against a real Postgres rotation in one process.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 40x -timeout 20m ./tests/bench/
+
+# The incident playbook in contain mode over N Postgres roles of a scram-sha-256 cluster:
+# time until every old credential is refused and every new one promoted, wall time,
+# history events, then a check on the server. `make bench-incident N=10000`; P sets the
+# incident's parallelism; BENCH_FLAGS adds go test flags (e.g. -cpuprofile cpu.out).
+N ?= $(or $(KEYTURN_BENCH_INCIDENT_N),1000)
+P ?= $(KEYTURN_BENCH_INCIDENT_PARALLELISM)
+bench-incident:
+	KEYTURN_BENCH_INCIDENT_N=$(N) KEYTURN_BENCH_INCIDENT_PARALLELISM=$(P) \
+		$(GO) test -run '^$$' -bench '^BenchmarkIncident$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
