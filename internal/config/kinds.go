@@ -80,12 +80,15 @@ type LocalCA struct {
 const (
 	DefaultIAMDeleteAfter        = time.Hour
 	DefaultIAMConsistencyTimeout = 30 * time.Second
-	DefaultHTTPTimeout           = 10 * time.Second
-	DefaultPKIMount              = "pki"
-	DefaultCertTTL               = 30 * 24 * time.Hour
-	DefaultKeyType               = "ec"
-	DefaultRSABits               = 2048
-	DefaultRenewAt               = 2.0 / 3
+	// MaxIAMConsistencyTimeout keeps Test's retries inside one attempt of the Test step,
+	// whose start-to-close timeout is a minute.
+	MaxIAMConsistencyTimeout = 50 * time.Second
+	DefaultHTTPTimeout       = 10 * time.Second
+	DefaultPKIMount          = "pki"
+	DefaultCertTTL           = 30 * 24 * time.Hour
+	DefaultKeyType           = "ec"
+	DefaultRSABits           = 2048
+	DefaultRenewAt           = 2.0 / 3
 )
 
 var (

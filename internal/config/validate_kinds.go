@@ -48,8 +48,8 @@ func (c *secretCheck) validateAWSIAM(k *AWSIAM) {
 	if k.DeleteAfter < 0 {
 		c.add("awsiam.delete_after", "must not be negative; use 0s to delete a deactivated key right after revoke")
 	}
-	if k.ConsistencyTimeout <= 0 || k.ConsistencyTimeout > MaxConnectTimeout*5 {
-		c.add("awsiam.consistency_timeout", "must be between 1s and %s; remove it to use %s", shortDuration(MaxConnectTimeout*5), shortDuration(DefaultIAMConsistencyTimeout))
+	if k.ConsistencyTimeout <= 0 || k.ConsistencyTimeout > MaxIAMConsistencyTimeout {
+		c.add("awsiam.consistency_timeout", "must be between 1s and %s, within one attempt of the Test step (a minute); remove it to use %s", shortDuration(MaxIAMConsistencyTimeout), shortDuration(DefaultIAMConsistencyTimeout))
 	}
 }
 
