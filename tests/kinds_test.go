@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/api"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
@@ -91,6 +92,25 @@ func TestRotateEachKind(t *testing.T) {
 			}
 			if code != 0 {
 				t.Fatalf("get exited %d", code)
+			}
+			// No secret field of either version is in the rotation's history, decrypted
+			// as the Web UI shows it, nor in the logs.
+			hist, err := protojson.Marshal(decodedHistory(t, env, "rotate/"+id, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []secret.Material{m1, m2} {
+				for field, v := range m {
+					if !isSecretField(field) {
+						continue
+					}
+					if strings.Contains(string(hist), v.Reveal()) {
+						t.Errorf("the decoded history of rotate/%s contains material field %s", id, field)
+					}
+					if strings.Contains(env.Logs.String(), v.Reveal()) {
+						t.Errorf("the logs contain material field %s", field)
+					}
+				}
 			}
 		})
 	}
