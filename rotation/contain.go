@@ -19,7 +19,8 @@ type ContainResult struct {
 }
 
 // Contain revokes every version of the secret that may still work on the target, the
-// current one included, and ends their sessions: the response to a credential that may
+// current one included, ends their sessions and, for kinds with a second step, purges
+// them: the response to a credential that may
 // have leaked. Consumers lose access until a new version is promoted; that is the point.
 // A pending version (from a rotation the incident superseded) is revoked and discarded.
 // Revoking is idempotent, so Contain can run again.
@@ -33,10 +34,18 @@ func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("read %s version: %w", stage, err)
 		}
-		if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: v, EndSessions: true}); err != nil {
+		req := rotators.RevokeRequest{Version: v, EndSessions: true}
+		if err := s.Rotator.Revoke(ctx, req); err != nil {
 			return res, fmt.Errorf("contain: revoke %s version %d: %w", stage, v.Number, err)
 		}
 		res.Revoked = append(res.Revoked, v.Number)
+		// A leaked credential is not kept for a rollback: make the revocation final at
+		// once (delete the IAM key), which also frees the slot the new key needs.
+		if p, ok := s.Rotator.(rotators.Purger); ok {
+			if err := p.Purge(ctx, req); err != nil {
+				return res, fmt.Errorf("contain: purge %s version %d: %w", stage, v.Number, err)
+			}
+		}
 		if stage == secret.StagePending {
 			if err := s.discard(ctx, v.Token); err != nil {
 				return res, err

@@ -351,3 +351,39 @@ func TestRollbackPurgesTheFailedVersion(t *testing.T) {
 		t.Fatalf("%d keys (%d active) after the rollback, want only the restored one", total, active)
 	}
 }
+
+// Contain revokes and purges every version, current included, and discards a pending one.
+func TestContainRevokesEverything(t *testing.T) {
+	ctx := context.Background()
+	store, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := fake.NewMinting()
+	s := rotation.Steps{SecretID: "app/key", Rotator: target, Store: store}
+	for _, token := range []secret.VersionToken{"t1", "t2"} {
+		c, err := s.Create(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Promote(ctx, c.Version.Token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, "t3"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Contain(ctx)
+	if err != nil {
+		t.Fatalf("contain: %v", err)
+	}
+	if len(res.Revoked) != 3 || !res.Discarded {
+		t.Fatalf("contain result %+v, want 3 versions revoked and the pending one discarded", res)
+	}
+	if total, _ := target.Keys(); total != 0 {
+		t.Fatalf("%d keys left on the target after containment, want none", total)
+	}
+	if _, _, err := store.Read(ctx, "app/key", secret.StagePending); !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("pending after containment: %v", err)
+	}
+}
