@@ -7,8 +7,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -177,4 +180,106 @@ func (a *IncidentActivities) StopRotation(ctx context.Context, in StopInput) (bo
 		return false, fmt.Errorf("terminate %s: %w", in.WorkflowID, err)
 	}
 	return true, nil
+}
+
+// ContainBatchInput names secrets to contain in one activity.
+type ContainBatchInput struct {
+	SecretIDs []secret.ID `json:"secretIds"`
+	// Parallelism bounds the secrets contained at once; 0 means DefaultContainParallelism.
+	Parallelism int `json:"parallelism,omitempty"`
+}
+
+// DefaultContainParallelism keeps a batch's admin connections well below a database's
+// default max_connections (100).
+const DefaultContainParallelism = 16
+
+// ContainedSecret is one secret of a batch: when it was contained, or why it was not.
+type ContainedSecret struct {
+	ID    secret.ID `json:"id"`
+	At    time.Time `json:"at,omitzero"`
+	Error string    `json:"error,omitempty"`
+}
+
+// ContainBatch contains many secrets in one activity, which is what makes an incident's
+// containment fast: revoking is a few statements per secret, while a workflow step per
+// secret costs the server several round trips. A secret that fails is reported, not
+// retried here; the incident's per-secret rotation contains it again. Every step is
+// idempotent, so a retried batch simply revokes again.
+func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]ContainedSecret, error) {
+	parallel := in.Parallelism
+	if parallel <= 0 {
+		parallel = DefaultContainParallelism
+	}
+	out := make([]ContainedSecret, len(in.SecretIDs))
+	hb := a.heartbeat(ctx)
+	defer hb.stop()
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, id := range in.SecretIDs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = ContainedSecret{ID: id}
+			b, err := a.resolve(ctx, id)
+			if err == nil {
+				_, err = b.Steps.Contain(ctx)
+			}
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			out[i].At = time.Now()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// StopRotationsInput names the secrets whose running rotations an incident stops.
+type StopRotationsInput struct {
+	IDs    []secret.ID `json:"ids"`
+	Reason string      `json:"reason"`
+}
+
+// StopRotations terminates every running rotation of the secrets, found with one
+// visibility query, and returns the secrets whose rotation it stopped. It runs before an
+// incident's batch containment, so no rotation in flight can re-apply a credential the
+// containment just revoked (its rollback would). A rotation the query misses is stopped
+// when the incident's own rotation of that secret finds the workflow ID taken.
+func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotationsInput) ([]secret.ID, error) {
+	wanted := make(map[string]secret.ID, len(in.IDs))
+	for _, id := range in.IDs {
+		wanted["rotate/"+string(id)] = id
+	}
+	var stopped []secret.ID
+	var token []byte
+	for {
+		resp, err := a.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowType = 'Rotate' AND ExecutionStatus = 'Running'", NextPageToken: token, PageSize: 1000,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list running rotations: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			id, ok := wanted[e.GetExecution().GetWorkflowId()]
+			if !ok {
+				continue
+			}
+			ran, err := a.StopRotation(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason})
+			if err != nil {
+				return nil, err
+			}
+			if ran {
+				stopped = append(stopped, id)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return stopped, nil
+		}
+	}
 }

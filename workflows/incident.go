@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -22,6 +23,8 @@ var (
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         retryPolicy(5, 10*time.Second),
 	}
+	// containBatchOptions: a batch of revocations; a retry revokes again, harmlessly.
+	containBatchOptions = stepOptions(2*time.Minute, retryPolicy(3, 5*time.Second))
 	// supersedeOptions clean up a stopped rotation on the target.
 	supersedeOptions = stepOptions(time.Minute, retryPolicy(6, 15*time.Second))
 )
@@ -93,14 +96,26 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		r.report.StartedAt = r.carry.StartedAt
 		r.report.Total = len(r.carry.Scope)
 		for _, s := range r.carry.Done {
-			r.count(s)
+			r.count(s, false)
 		}
 	}
 
-	r.report.Phase = PhaseWorking
 	start := len(r.carry.Done)
 	end := min(start+secretsPerRun, len(r.carry.Scope))
-	r.work(ctx, start, end)
+	// Rotations in flight stop first: a rollback still running could re-apply a credential
+	// the containment revokes.
+	var stopped []secret.ID
+	stop := activities.StopRotationsInput{IDs: r.carry.Scope[start:end], Reason: "superseded by incident " + r.in.IncidentID}
+	if err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped); err != nil {
+		return r.report, fmt.Errorf("stop rotations in flight: %w", err)
+	}
+	var contained map[int]int64
+	if r.in.Mode == ModeContain {
+		r.report.Phase = PhaseContain
+		contained = r.containAll(ctx, start, end)
+	}
+	r.report.Phase = PhaseWorking
+	r.work(ctx, start, end, contained, stopped)
 	if end < len(r.carry.Scope) {
 		next := r.in
 		next.Carry = &r.carry
@@ -124,9 +139,46 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	return r.report, nil
 }
 
+// containBatch is how many secrets one ContainBatch activity contains.
+const containBatch = 100
+
+// containAll contains scope[start:end] in batch activities, all at once: the first thing
+// an incident in contain mode does, since every old credential must be refused as soon as
+// possible and a revocation is much cheaper than a whole rotation. It returns, by scope
+// index, when each secret was contained (ms after the start); a secret missing from it is
+// contained by its own rotation instead.
+func (r *incidentRun) containAll(ctx workflow.Context, start, end int) map[int]int64 {
+	actx := workflow.WithActivityOptions(ctx, containBatchOptions)
+	type batch struct {
+		first int
+		f     workflow.Future
+	}
+	var batches []batch
+	for i := start; i < end; i += containBatch {
+		ids := r.carry.Scope[i:min(i+containBatch, end)]
+		batches = append(batches, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids})})
+	}
+	out := map[int]int64{}
+	for _, b := range batches {
+		var res []activities.ContainedSecret
+		if err := b.f.Get(ctx, &res); err != nil {
+			continue // each secret's rotation contains it instead
+		}
+		for j, c := range res {
+			if c.Error == "" && !c.At.IsZero() {
+				ms := r.since(c.At)
+				out[b.first+j] = ms
+				r.report.Contained++
+				r.report.AllContainedMs = max(r.report.AllContainedMs, ms)
+			}
+		}
+	}
+	return out
+}
+
 // work handles scope[start:end] with bounded parallelism and appends the reports in scope
-// order.
-func (r *incidentRun) work(ctx workflow.Context, start, end int) {
+// order. contained holds the secrets containAll contained.
+func (r *incidentRun) work(ctx workflow.Context, start, end int, contained map[int]int64, stopped []secret.ID) {
 	parallel := r.in.Parallelism
 	if parallel == 0 {
 		parallel = DefaultIncidentParallelism
@@ -142,19 +194,24 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			defer sem.Release(1)
-			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i])
+			ms, done := contained[i]
+			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i], done, slices.Contains(stopped, r.carry.Scope[i]))
+			if done && rep.ContainedMs == 0 {
+				rep.ContainedMs, rep.Batch = ms, true
+			}
 			reports[i-start] = rep
-			r.count(rep)
+			r.count(rep, true)
 		})
 	}
 	wg.Wait(ctx)
 	r.carry.Done = append(r.carry.Done, reports...)
 }
 
-// count adds one secret's report to the progress.
-func (r *incidentRun) count(rep SecretReport) {
+// count adds one secret's report to the progress. live is false for reports carried over
+// from an earlier run, whose batch containment this run has not counted yet.
+func (r *incidentRun) count(rep SecretReport, live bool) {
 	r.report.Done++
-	if rep.ContainedMs > 0 {
+	if rep.ContainedMs > 0 && !(live && rep.Batch) {
 		r.report.Contained++
 		r.report.AllContainedMs = max(r.report.AllContainedMs, rep.ContainedMs)
 	}
@@ -169,12 +226,13 @@ func (r *incidentRun) count(rep SecretReport) {
 
 // one runs the incident's Rotate workflow for one secret, stopping a rotation that holds
 // the secret's workflow ID first.
-func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string) SecretReport {
-	rep := SecretReport{ID: id}
+func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, contained, stopped bool) SecretReport {
+	rep := SecretReport{ID: id, Superseded: stopped}
 	zero := time.Duration(0)
 	input := RotateInput{
 		SecretID: id, Grace: &zero, Reason: "incident " + r.in.IncidentID + ": " + r.in.Reason,
 		RequestedBy: r.in.Operator, Contain: r.in.Mode == ModeContain, IncidentID: r.in.IncidentID,
+		AlreadyContained: contained,
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            RotateWorkflowID(id),
@@ -189,6 +247,13 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string) Secre
 		StaticSummary: fmt.Sprintf("Incident %s: %s %s (%s)", r.in.IncidentID, r.in.Mode, id, kind),
 	})
 	actx := workflow.WithActivityOptions(ctx, incidentStepOptions)
+	if stopped && r.in.Mode == ModeRotate {
+		sctx := workflow.WithActivityOptions(ctx, supersedeOptions)
+		if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id}).Get(ctx, nil); err != nil {
+			rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+errorMessage(err)
+			return rep
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		child := workflow.ExecuteChildWorkflow(cctx, RotateWorkflowName, input)
 		err := child.GetChildWorkflowExecution().Get(ctx, nil)
@@ -216,6 +281,8 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string) Secre
 			return rep
 		}
 		rep.Superseded = true
+		// The stopped rotation may have made a credential after the batch containment.
+		input.AlreadyContained = false
 		if r.in.Mode == ModeRotate {
 			// Contain mode revokes the stopped rotation's versions anyway.
 			sctx := workflow.WithActivityOptions(ctx, supersedeOptions)

@@ -109,8 +109,11 @@ type SecretReport struct {
 	// RotatedMs is when the new credential was tested and promoted.
 	RotatedMs int64 `json:"r,omitempty"`
 	// Superseded is true when a rotation in flight was stopped for the incident.
-	Superseded bool   `json:"s,omitempty"`
-	Error      string `json:"e,omitempty"`
+	Superseded bool `json:"s,omitempty"`
+	// Batch is true when the secret was contained by the incident's batch containment
+	// rather than by its own rotation.
+	Batch bool   `json:"b,omitempty"`
+	Error string `json:"e,omitempty"`
 }
 
 // IncidentReport is the result of an incident.
@@ -149,6 +152,7 @@ const (
 	PhaseScope   = "scope"
 	PhasePlan    = "planned"
 	PhasePause   = "pausing schedules"
+	PhaseContain = "containing"
 	PhaseWorking = "working"
 	PhaseResume  = "resuming schedules"
 	PhaseDone    = "done"

@@ -82,11 +82,13 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// rotation must not bring a contained credential back.
 	if r.in.Contain {
 		grace = 0
-		var contained activities.ContainResult
-		if err := r.step(ctx, StepContain, containOptions, acts.Contain, activities.ContainInput{SecretID: r.in.SecretID}, &contained); err != nil {
-			return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
+		if !r.in.AlreadyContained {
+			var contained activities.ContainResult
+			if err := r.step(ctx, StepContain, containOptions, acts.Contain, activities.ContainInput{SecretID: r.in.SecretID}, &contained); err != nil {
+				return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
+			}
+			r.status.ContainedAt = contained.ContainedAt
 		}
-		r.status.ContainedAt = contained.ContainedAt
 		r.plan.Current = nil
 	}
 

@@ -72,6 +72,10 @@ type RotateInput struct {
 	// then creates, tests and promotes a new one: an incident's response to a leak. A
 	// failure after containment never restores a contained version.
 	Contain bool `json:"contain,omitempty"`
+	// AlreadyContained, with Contain, says the incident contained every version just
+	// before this rotation started: the contain step is skipped, and still nothing is
+	// ever restored.
+	AlreadyContained bool `json:"alreadyContained,omitempty"`
 	// IncidentID names the incident that started the rotation, if any.
 	IncidentID string `json:"incidentId,omitempty"`
 }
