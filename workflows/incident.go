@@ -139,8 +139,13 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	return r.report, nil
 }
 
-// containBatch is how many secrets one ContainBatch activity contains.
-const containBatch = 100
+// containBatch is how many secrets one ContainBatch activity contains, and
+// containBatches how many run at once: with activities.DefaultContainParallelism each,
+// that is at most 64 admin connections to the targets at a time.
+const (
+	containBatch   = 100
+	containBatches = 4
+)
 
 // containAll contains scope[start:end] in batch activities, all at once: the first thing
 // an incident in contain mode does, since every old credential must be refused as soon as
@@ -153,16 +158,11 @@ func (r *incidentRun) containAll(ctx workflow.Context, start, end int) map[int]i
 		first int
 		f     workflow.Future
 	}
-	var batches []batch
-	for i := start; i < end; i += containBatch {
-		ids := r.carry.Scope[i:min(i+containBatch, end)]
-		batches = append(batches, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids})})
-	}
 	out := map[int]int64{}
-	for _, b := range batches {
+	collect := func(b batch) {
 		var res []activities.ContainedSecret
 		if err := b.f.Get(ctx, &res); err != nil {
-			continue // each secret's rotation contains it instead
+			return // each secret's rotation contains it instead
 		}
 		for j, c := range res {
 			if c.Error == "" && !c.At.IsZero() {
@@ -172,6 +172,18 @@ func (r *incidentRun) containAll(ctx workflow.Context, start, end int) map[int]i
 				r.report.AllContainedMs = max(r.report.AllContainedMs, ms)
 			}
 		}
+	}
+	var running []batch
+	for i := start; i < end; i += containBatch {
+		if len(running) == containBatches {
+			collect(running[0])
+			running = running[1:]
+		}
+		ids := r.carry.Scope[i:min(i+containBatch, end)]
+		running = append(running, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids})})
+	}
+	for _, b := range running {
+		collect(b)
 	}
 	return out
 }
