@@ -91,31 +91,35 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		if err := workflow.ExecuteActivity(actx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, nil); err != nil {
 			return r.report, fmt.Errorf("pause schedules: %w", err)
 		}
+		// Rotations in flight stop first: a rollback still running could re-apply a
+		// credential the containment revokes. Then, in contain mode, the whole scope is
+		// contained before any secret is rotated, however many runs the rotations take.
+		var stopped []secret.ID
+		stop := activities.StopRotationsInput{IDs: r.carry.Scope, Reason: "superseded by incident " + r.in.IncidentID}
+		if err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped); err != nil {
+			return r.report, fmt.Errorf("stop rotations in flight: %w", err)
+		}
+		r.carry.Stopped = stopped
+		if r.in.Mode == ModeContain {
+			r.report.Phase = PhaseContain
+			r.carry.Contained = r.containAll(ctx)
+		}
 	} else {
 		r.carry = *r.in.Carry
 		r.report.StartedAt = r.carry.StartedAt
 		r.report.Total = len(r.carry.Scope)
+		for _, ms := range r.carry.Contained {
+			r.countContained(ms)
+		}
 		for _, s := range r.carry.Done {
-			r.count(s, false)
+			r.count(s)
 		}
 	}
 
 	start := len(r.carry.Done)
 	end := min(start+secretsPerRun, len(r.carry.Scope))
-	// Rotations in flight stop first: a rollback still running could re-apply a credential
-	// the containment revokes.
-	var stopped []secret.ID
-	stop := activities.StopRotationsInput{IDs: r.carry.Scope[start:end], Reason: "superseded by incident " + r.in.IncidentID}
-	if err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped); err != nil {
-		return r.report, fmt.Errorf("stop rotations in flight: %w", err)
-	}
-	var contained map[int]int64
-	if r.in.Mode == ModeContain {
-		r.report.Phase = PhaseContain
-		contained = r.containAll(ctx, start, end)
-	}
 	r.report.Phase = PhaseWorking
-	r.work(ctx, start, end, contained, stopped)
+	r.work(ctx, start, end)
 	if end < len(r.carry.Scope) {
 		next := r.in
 		next.Carry = &r.carry
@@ -147,18 +151,17 @@ const (
 	containBatches = 4
 )
 
-// containAll contains scope[start:end] in batch activities, all at once: the first thing
-// an incident in contain mode does, since every old credential must be refused as soon as
-// possible and a revocation is much cheaper than a whole rotation. It returns, by scope
-// index, when each secret was contained (ms after the start); a secret missing from it is
-// contained by its own rotation instead.
-func (r *incidentRun) containAll(ctx workflow.Context, start, end int) map[int]int64 {
+// containAll contains the whole scope in batch activities: the first thing an incident in
+// contain mode does, since every old credential must be refused as soon as possible and a
+// revocation is much cheaper than a whole rotation. It returns, by scope index, when each
+// secret was contained (ms after the start); 0 means its own rotation contains it.
+func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
 	actx := workflow.WithActivityOptions(ctx, containBatchOptions)
 	type batch struct {
 		first int
 		f     workflow.Future
 	}
-	out := map[int]int64{}
+	out := make([]int64, len(r.carry.Scope))
 	collect := func(b batch) {
 		var res []activities.ContainedSecret
 		if err := b.f.Get(ctx, &res); err != nil {
@@ -166,20 +169,18 @@ func (r *incidentRun) containAll(ctx workflow.Context, start, end int) map[int]i
 		}
 		for j, c := range res {
 			if c.Error == "" && !c.At.IsZero() {
-				ms := r.since(c.At)
-				out[b.first+j] = ms
-				r.report.Contained++
-				r.report.AllContainedMs = max(r.report.AllContainedMs, ms)
+				out[b.first+j] = r.since(c.At)
+				r.countContained(out[b.first+j])
 			}
 		}
 	}
 	var running []batch
-	for i := start; i < end; i += containBatch {
+	for i := 0; i < len(r.carry.Scope); i += containBatch {
 		if len(running) == containBatches {
 			collect(running[0])
 			running = running[1:]
 		}
-		ids := r.carry.Scope[i:min(i+containBatch, end)]
+		ids := r.carry.Scope[i:min(i+containBatch, len(r.carry.Scope))]
 		running = append(running, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids})})
 	}
 	for _, b := range running {
@@ -188,9 +189,17 @@ func (r *incidentRun) containAll(ctx workflow.Context, start, end int) map[int]i
 	return out
 }
 
+// countContained adds a batch-contained secret to the progress.
+func (r *incidentRun) countContained(ms int64) {
+	if ms > 0 {
+		r.report.Contained++
+		r.report.AllContainedMs = max(r.report.AllContainedMs, ms)
+	}
+}
+
 // work handles scope[start:end] with bounded parallelism and appends the reports in scope
-// order. contained holds the secrets containAll contained.
-func (r *incidentRun) work(ctx workflow.Context, start, end int, contained map[int]int64, stopped []secret.ID) {
+// order.
+func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 	parallel := r.in.Parallelism
 	if parallel == 0 {
 		parallel = DefaultIncidentParallelism
@@ -206,24 +215,27 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int, contained map[i
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			defer sem.Release(1)
-			ms, done := contained[i]
-			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i], done, slices.Contains(stopped, r.carry.Scope[i]))
-			if done && rep.ContainedMs == 0 {
+			var ms int64
+			if i < len(r.carry.Contained) {
+				ms = r.carry.Contained[i]
+			}
+			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i], ms > 0, slices.Contains(r.carry.Stopped, r.carry.Scope[i]))
+			if ms > 0 && rep.ContainedMs == 0 {
 				rep.ContainedMs, rep.Batch = ms, true
 			}
 			reports[i-start] = rep
-			r.count(rep, true)
+			r.count(rep)
 		})
 	}
 	wg.Wait(ctx)
 	r.carry.Done = append(r.carry.Done, reports...)
 }
 
-// count adds one secret's report to the progress. live is false for reports carried over
-// from an earlier run, whose batch containment this run has not counted yet.
-func (r *incidentRun) count(rep SecretReport, live bool) {
+// count adds one secret's report to the progress; a batch-contained secret was counted
+// by countContained already.
+func (r *incidentRun) count(rep SecretReport) {
 	r.report.Done++
-	if rep.ContainedMs > 0 && !(live && rep.Batch) {
+	if rep.ContainedMs > 0 && !rep.Batch {
 		r.report.Contained++
 		r.report.AllContainedMs = max(r.report.AllContainedMs, rep.ContainedMs)
 	}

@@ -65,6 +65,11 @@ type IncidentCarry struct {
 	Scope     []secret.ID    `json:"scope"`
 	Kinds     []string       `json:"kinds"`
 	Done      []SecretReport `json:"done"`
+	// Contained holds, by scope index, when the first run's batch containment contained
+	// each secret (ms after the start; 0: not contained there, its rotation does it).
+	Contained []int64 `json:"contained,omitempty"`
+	// Stopped lists the secrets whose rotation in flight the first run stopped.
+	Stopped []secret.ID `json:"stopped,omitempty"`
 }
 
 // Validate rejects input no retry can fix.
