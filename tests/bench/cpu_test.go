@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTick is the unit of /proc's CPU times (USER_HZ), 100 on Linux everywhere.
+const clockTick = 10 * time.Millisecond
+
+// cpuSample is the CPU time spent so far by this process (embedded Temporal server,
+// worker, SDK and client), by the PostgreSQL server and its backends, and by the machine.
+type cpuSample struct {
+	self, postgres     time.Duration
+	machineBusy, total time.Duration
+}
+
+// sampleCPU reads the CPU times; postgres is found as the process listening on port
+// ("-p PORT" on its command line) plus its children, living (utime+stime) and ended
+// (cutime+cstime, which the postmaster collects when a backend exits).
+func sampleCPU(port int) cpuSample {
+	var s cpuSample
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if stat, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := bytes.Cut(stat, []byte("\n"))
+		fields := strings.Fields(string(line))[1:]
+		for i, f := range fields {
+			v, _ := strconv.ParseInt(f, 10, 64)
+			s.total += time.Duration(v) * clockTick
+			if i != 3 && i != 4 { // idle, iowait
+				s.machineBusy += time.Duration(v) * clockTick
+			}
+		}
+	}
+	master := postmaster(port)
+	if master == 0 {
+		return s
+	}
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range pids {
+		pid, ppid, utime, stime, cutime, cstime, ok := procStat(dir)
+		if !ok {
+			continue
+		}
+		switch {
+		case pid == master:
+			s.postgres += utime + stime + cutime + cstime
+		case ppid == master:
+			s.postgres += utime + stime
+		}
+	}
+	return s
+}
+
+// postmaster returns the PID of the postgres server listening on port, or 0.
+func postmaster(port int) int {
+	want := "\x00-p\x00" + strconv.Itoa(port) + "\x00"
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		cmd, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err != nil || !bytes.Contains(cmd, []byte("postgres")) || !bytes.Contains(append(cmd, 0), []byte(want)) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(dir)); err == nil {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procStat reads a process's parent and CPU times from /proc/PID/stat.
+func procStat(dir string) (pid, ppid int, utime, stime, cutime, cstime time.Duration, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return
+	}
+	// The command name is in parentheses and may hold spaces: fields start after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return
+	}
+	pid, _ = strconv.Atoi(filepath.Base(dir))
+	ppid, _ = strconv.Atoi(f[1])
+	tick := func(s string) time.Duration { v, _ := strconv.ParseInt(s, 10, 64); return time.Duration(v) * clockTick }
+	return pid, ppid, tick(f[11]), tick(f[12]), tick(f[13]), tick(f[14]), true
+}
+
+// sub returns the CPU spent between two samples.
+func (s cpuSample) sub(before cpuSample) cpuSample {
+	return cpuSample{
+		self: s.self - before.self, postgres: s.postgres - before.postgres,
+		machineBusy: s.machineBusy - before.machineBusy, total: s.total - before.total,
+	}
+}
