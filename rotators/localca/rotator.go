@@ -137,20 +137,9 @@ func (r *Rotator) Apply(context.Context, rotators.ApplyRequest) error { return n
 // the CRL file does not list it, and certs.Check passes with the CA as the only trust
 // root. A revoked or mismatched certificate wraps rotators.ErrCredentialRejected.
 func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
-	serial, err := versionSerial(req.Version)
+	_, serial, err := certs.RecordedLeaf(req)
 	if err != nil {
-		return err
-	}
-	if req.Material.Get(certs.FieldCertificate).IsZero() {
-		return fmt.Errorf("test: %w: material has no %q", rotators.ErrInvalidConfig, certs.FieldCertificate)
-	}
-	leaf, err := certs.Leaf(req.Material)
-	if err != nil {
-		return fmt.Errorf("test: %w: %w", rotators.ErrCredentialRejected, err)
-	}
-	if leaf.SerialNumber.Cmp(serial) != 0 {
-		return fmt.Errorf("test: %w: the material holds certificate %s, but version %s recorded %s",
-			rotators.ErrCredentialRejected, certs.FormatSerial(leaf.SerialNumber), req.Version.Token, certs.FormatSerial(serial))
+		return fmt.Errorf("test: %w", err)
 	}
 	crl, err := r.readCRL()
 	if err != nil {
@@ -186,16 +175,11 @@ func (r *Rotator) Due(v secret.Version, now time.Time) (bool, time.Time) {
 	return certs.Due(v, now, r.cfg.Request.RenewAt)
 }
 
-// versionSerial returns the serial a version recorded. A version without one is not a
-// certificate this kind made.
+// versionSerial returns the serial a version recorded.
 func versionSerial(v secret.Version) (*big.Int, error) {
-	s := v.Metadata[certs.MetadataSerial]
-	if s == "" {
-		return nil, fmt.Errorf("localca: %w: version %s has no %q in its metadata", rotators.ErrInvalidConfig, v.Token, certs.MetadataSerial)
-	}
-	n, err := certs.ParseSerial(s)
+	n, err := certs.VersionSerial(v)
 	if err != nil {
-		return nil, fmt.Errorf("localca: %w: version %s: %w", rotators.ErrInvalidConfig, v.Token, err)
+		return nil, fmt.Errorf("localca: %w", err)
 	}
 	return n, nil
 }

@@ -205,21 +205,11 @@ func (r *Rotator) Apply(context.Context, rotators.ApplyRequest) error { return n
 // mount's CA as the only trust root. A revoked or mismatched certificate wraps
 // rotators.ErrCredentialRejected.
 func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
-	serial, err := versionSerial(req.Version)
+	_, n, err := certs.RecordedLeaf(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("test: %w", err)
 	}
-	if req.Material.Get(certs.FieldCertificate).IsZero() {
-		return fmt.Errorf("test: %w: material has no %q", rotators.ErrInvalidConfig, certs.FieldCertificate)
-	}
-	leaf, err := certs.Leaf(req.Material)
-	if err != nil {
-		return fmt.Errorf("test: %w: %w", rotators.ErrCredentialRejected, err)
-	}
-	if got := certs.FormatSerial(leaf.SerialNumber); !certs.SameSerial(got, serial) {
-		return fmt.Errorf("test: %w: the material holds certificate %s, but version %s recorded %s",
-			rotators.ErrCredentialRejected, got, req.Version.Token, serial)
-	}
+	serial := certs.FormatSerial(n)
 	if err := r.checkNotRevoked(ctx, serial); err != nil {
 		return err
 	}
@@ -255,16 +245,11 @@ func (r *Rotator) Due(v secret.Version, now time.Time) (bool, time.Time) {
 	return certs.Due(v, now, r.cfg.Request.RenewAt)
 }
 
-// versionSerial returns the serial a version recorded, in Vault's form. A version without
-// one is not a certificate this kind made.
+// versionSerial returns the serial a version recorded, in Vault's form.
 func versionSerial(v secret.Version) (string, error) {
-	s := v.Metadata[certs.MetadataSerial]
-	if s == "" {
-		return "", fmt.Errorf("vaultpki: %w: version %s has no %q in its metadata", rotators.ErrInvalidConfig, v.Token, certs.MetadataSerial)
-	}
-	n, err := certs.ParseSerial(s)
+	n, err := certs.VersionSerial(v)
 	if err != nil {
-		return "", fmt.Errorf("vaultpki: %w: version %s: %w", rotators.ErrInvalidConfig, v.Token, err)
+		return "", fmt.Errorf("vaultpki: %w", err)
 	}
 	return certs.FormatSerial(n), nil
 }
