@@ -34,7 +34,7 @@ func TestDevQuickStart(t *testing.T) {
 	var devOut testenv.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--state-dir", filepath.Join(dir, ".keyturn"),
+		done <- cli.Execute(ctx, []string{"dev", "--home", filepath.Join(dir, ".keyturn"),
 			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
 			strings.NewReader(""), &devOut, &devOut)
 	}()
@@ -113,7 +113,7 @@ func TestDevCertificateOnly(t *testing.T) {
 	var devOut testenv.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--state-dir", state,
+		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--home", state,
 			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
 			strings.NewReader(""), &devOut, &devOut)
 	}()

@@ -3,13 +3,13 @@ package cli
 import (
 	"fmt"
 	"log/slog"
-	"os"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/log"
 
 	"github.com/keyturn/keyturn/codec"
+	"github.com/keyturn/keyturn/internal/home"
 )
 
 // dial connects to Temporal the standard way: the Temporal config file and profile
@@ -22,6 +22,13 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 	}
 	if g.address != "" {
 		opts.HostPort = g.address
+	}
+	if dev, ok := g.homeDir.RunningDev(); ok && opts.HostPort == "" {
+		// Nothing names a cluster: talk to the `keyturn dev` that uses this state directory.
+		opts.HostPort = dev.Address
+		if g.namespace == "" && opts.Namespace == "" {
+			opts.Namespace = dev.Namespace
+		}
 	}
 	if opts.HostPort == "" {
 		opts.HostPort = "127.0.0.1:7233"
@@ -45,20 +52,17 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 	return cl, nil
 }
 
-// defaultCodecKey is where `keyturn dev` keeps its payload key, so commands run beside it
-// find the key without flags.
-const defaultCodecKey = ".keyturn/codec.key"
-
 // codec loads the payload encryption key: the file named by --codec-key-file or
-// KEYTURN_CODEC_KEY_FILE, which must exist unless create is set, or else the default
-// file when it exists. No key means payloads are not encrypted (nil, nil).
+// KEYTURN_CODEC_KEY_FILE, which must exist unless create is set, or else the state
+// directory's codec.key when it exists. No key means payloads are not encrypted (nil,
+// nil).
 func (g *globals) codec(create bool) (*codec.Codec, error) {
 	path := g.codecKey
 	if path == "" {
-		if _, err := os.Stat(defaultCodecKey); err != nil {
+		if !home.Exists(g.homeDir.CodecKey()) {
 			return nil, nil
 		}
-		path = defaultCodecKey
+		path = g.homeDir.CodecKey()
 	}
 	keys, err := codec.LoadKeyFile(path, create)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,13 +18,13 @@ import (
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/home"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/workflows"
 )
 
 func newDevCmd(g *globals) *cobra.Command {
 	var (
-		stateDir  string
 		port      int
 		uiPort    int
 		noUI      bool
@@ -35,7 +35,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything on this machine: embedded Temporal server and Web UI, worker, file store",
-		Long: "Starts an embedded Temporal server (SQLite in --state-dir) with its Web UI, the dev file store\n" +
+		Long: "Starts an embedded Temporal server (SQLite in the state directory, --home) with its Web UI, the dev file store\n" +
 			"and a worker. With -f it serves that inventory; without, it seeds a local CA and serves a demo\n" +
 			"certificate (`keyturn rotate demo/cert --wait` works with nothing else installed), and when\n" +
 			"PostgreSQL is installed a throwaway cluster (scram-sha-256) with a demo role, demo/app.",
@@ -44,15 +44,20 @@ func newDevCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			logger := g.logger(cmd.ErrOrStderr())
-			unlock, err := lockStateDir(stateDir)
+			stateDir := g.homeDir.String()
+			// Refuse a bad inventory before anything is written to the state directory.
+			var inv *config.Inventory
+			if g.inventory != "" {
+				var err error
+				if inv, err = config.Load(g.inventory); err != nil {
+					return err
+				}
+			}
+			unlock, err := g.homeDir.Lock()
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			// The store lives with the rest of the state unless the user put it elsewhere.
-			if !cmd.Flags().Changed("store-dir") && os.Getenv("KEYTURN_STORE_DIR") == "" {
-				g.storeDir = filepath.Join(stateDir, "store")
-			}
 			store, err := file.Open(g.storeDir)
 			if err != nil {
 				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
@@ -61,7 +66,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			// Payloads are encrypted in dev too, so it behaves like production; the Web UI
 			// decrypts them through the codec server on --codec-port.
 			if g.codecKey == "" {
-				g.codecKey = filepath.Join(stateDir, "codec.key")
+				g.codecKey = g.homeDir.CodecKey()
 			}
 			payloadCodec, err := g.codec(true)
 			if err != nil {
@@ -76,7 +81,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			defer codecServer.Close()
 
 			opts := devserver.Options{
-				StateDir:         filepath.Join(stateDir, "temporal"),
+				StateDir:         g.homeDir.Temporal(),
 				FrontendAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 				UIAddr:           net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)),
 				DisableUI:        noUI,
@@ -101,18 +106,19 @@ func newDevCmd(g *globals) *cobra.Command {
 			if demoStore == "vault" && os.Getenv("VAULT_ADDR") == "" {
 				return fmt.Errorf("--demo-store vault needs VAULT_ADDR (and VAULT_TOKEN) in the environment")
 			}
-			inventory := g.inventory
-			if inventory == "" {
+			if inv == nil {
 				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger, StoreType: demoStore, NoPostgres: noPG})
 				if err != nil {
 					return fmt.Errorf("start the demo (pass -f INVENTORY to use your own targets instead): %w", err)
 				}
 				defer env.Stop()
-				inventory = env.InventoryPath
+				if inv, err = config.Load(env.InventoryPath); err != nil {
+					return err
+				}
 			}
-			inv, err := config.Load(inventory)
+			inventory, err := filepath.Abs(inv.Path)
 			if err != nil {
-				return err
+				return fmt.Errorf("inventory %s: %w", inv.Path, err)
 			}
 
 			dc := codec.DataConverter(payloadCodec)
@@ -125,24 +131,27 @@ func newDevCmd(g *globals) *cobra.Command {
 			}
 			defer c.Close()
 
-			fmt.Fprintf(out, "Keyturn dev is running.\n  Temporal:  %s (namespace %s)\n", srv.FrontendAddr(), srv.Namespace())
+			// Other commands find this dev's inventory and server through the state directory.
+			if err := g.homeDir.Record(home.Dev{Inventory: inventory, Address: srv.FrontendAddr(), Namespace: srv.Namespace()}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Keyturn dev is running.\n  State:     %s\n  Temporal:  %s (namespace %s)\n", stateDir, srv.FrontendAddr(), srv.Namespace())
 			if u := srv.UIURL(); u != "" {
 				fmt.Fprintf(out, "  Web UI:    %s/namespaces/%s/workflows\n", u, srv.Namespace())
 			}
 			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n  Payloads:  encrypted with %s (codec server for the UI on %s)\n", inventory, len(inv.Secrets), g.storeDir, g.codecKey, codecAddr)
 			if len(inv.Secrets) > 0 {
+				kt := g.commandPrefix(cmd)
 				fmt.Fprintln(out, "Try, in another terminal:")
 				for _, s := range inv.Secrets[:min(len(inv.Secrets), 2)] {
-					fmt.Fprintf(out, "  keyturn rotate %s --wait\n", s.ID)
+					fmt.Fprintf(out, "  %s rotate %s --wait\n", kt, s.ID)
 				}
-				id := inv.Secrets[0].ID
-				fmt.Fprintf(out, "  keyturn status\n  keyturn get %s --store-dir %s\n", id, g.storeDir)
+				fmt.Fprintf(out, "  %s status\n  %s get %s\n", kt, kt, inv.Secrets[0].ID)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			return runWorker(cmd, c, inv, store, logger)
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", ".keyturn", "where the embedded server's database, the file store and the demo live")
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")
 	cmd.Flags().IntVar(&uiPort, "ui-port", 8233, "port of the Web UI on 127.0.0.1")
 	cmd.Flags().BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
@@ -163,19 +172,32 @@ func serveCodec(addr string, c *codec.Codec, uiOrigin string) (*http.Server, err
 	return srv, nil
 }
 
-// lockStateDir makes sure one `keyturn dev` at a time uses a state directory: two would
-// share one SQLite database and one file store behind each other's backs.
-func lockStateDir(dir string) (func(), error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+// commandPrefix is how the user runs keyturn to reach this dev from another terminal, in
+// any directory: the binary as it was invoked (made absolute), plus the flags that a
+// command would not find by itself (a state directory given by flag or environment, a
+// store elsewhere).
+func (g *globals) commandPrefix(cmd *cobra.Command) string {
+	bin := "keyturn"
+	if a := os.Args[0]; strings.ContainsRune(a, '/') && filepath.Base(a) == "keyturn" {
+		if abs, err := filepath.Abs(a); err == nil {
+			bin = shellQuote(abs)
+		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "dev.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	if g.home != "" || os.Getenv(home.EnvVar) != "" {
+		bin += " --home " + shellQuote(g.homeDir.String())
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("another keyturn dev is using %s: stop it, or pass --state-dir", dir)
+	if cmd.Flags().Changed("store-dir") || os.Getenv("KEYTURN_STORE_DIR") != "" {
+		bin += " --store-dir " + shellQuote(g.storeDir)
 	}
-	return func() { _ = f.Close() }, nil
+	return bin
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but safe characters.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=,@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyturn/keyturn/internal/home"
 )
 
 // globals are the flags every command shares.
@@ -17,6 +19,8 @@ type globals struct {
 	address   string
 	namespace string
 	inventory string
+	home      string
+	homeDir   home.Dir // resolved from home before any command runs
 	storeDir  string
 	codecKey  string
 	logLevel  string
@@ -26,9 +30,12 @@ type globals struct {
 func NewRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
-		Use:           "keyturn",
-		Short:         "Rotate credentials with durable Temporal workflows",
-		Long:          "Keyturn rotates Postgres credentials (and, later, API keys and certificates) in four steps, create, test, promote, revoke, as Temporal workflows you can watch in the Web UI.",
+		Use:   "keyturn",
+		Short: "Rotate credentials with durable Temporal workflows",
+		Long: "Keyturn rotates credentials (PostgreSQL roles, AWS IAM access keys, HTTP API keys, TLS certificates)\n" +
+			"in four steps, create, test, promote, revoke, as Temporal workflows you can watch in the Web UI.\n\n" +
+			"State (the dev server's database, the file store, the payload key) lives in one directory:\n" +
+			"--home, else KEYTURN_HOME, else $XDG_DATA_HOME/keyturn (~/.local/share/keyturn).",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -36,10 +43,12 @@ func NewRoot() *cobra.Command {
 	pf.StringVar(&g.address, "address", "", "Temporal frontend host:port (default: TEMPORAL_ADDRESS, the Temporal config profile, or 127.0.0.1:7233)")
 	pf.StringVar(&g.namespace, "namespace", "", "Temporal namespace (default: TEMPORAL_NAMESPACE, the profile, or \"default\")")
 	pf.StringVarP(&g.inventory, "inventory", "f", envOr("KEYTURN_INVENTORY", ""), "inventory file (default: KEYTURN_INVENTORY)")
-	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ".keyturn/store"), "directory of the dev file store (KEYTURN_STORE_DIR)")
-	pf.StringVar(&g.codecKey, "codec-key-file", envOr("KEYTURN_CODEC_KEY_FILE", ""), "payload encryption key file (KEYTURN_CODEC_KEY_FILE; default .keyturn/codec.key when it exists)")
+	pf.StringVar(&g.home, "home", "", "Keyturn's state directory (default: KEYTURN_HOME, else $XDG_DATA_HOME/keyturn, else ~/.local/share/keyturn)")
+	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ""), "directory of the dev file store (KEYTURN_STORE_DIR; default <home>/store)")
+	pf.StringVar(&g.codecKey, "codec-key-file", envOr("KEYTURN_CODEC_KEY_FILE", ""), "payload encryption key file (KEYTURN_CODEC_KEY_FILE; default <home>/codec.key when it exists)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.resolveHome() }
 	root.AddCommand(
 		newDevCmd(g),
 		newWorkerCmd(g),
@@ -86,4 +95,19 @@ func (g *globals) logger(w io.Writer) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// resolveHome fixes the state directory and the defaults that live in it, once, before
+// any command runs, so every command agrees on where the store and the codec key are
+// whatever directory it is run from.
+func (g *globals) resolveHome() error {
+	dir, err := home.Resolve(g.home)
+	if err != nil {
+		return err
+	}
+	g.homeDir = dir
+	if g.storeDir == "" {
+		g.storeDir = dir.Store()
+	}
+	return nil
 }

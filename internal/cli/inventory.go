@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// inventoryPath is the inventory a command checks its arguments against: -f (or
+// KEYTURN_INVENTORY), else the one the `keyturn dev` using the state directory serves.
+// Empty when there is neither.
+func (g *globals) inventoryPath() string {
+	if g.inventory != "" {
+		return g.inventory
+	}
+	if dev, ok := g.homeDir.RunningDev(); ok {
+		return dev.Inventory
+	}
+	return ""
+}
+
+// requireInventory loads the inventory a command needs before it may start anything, so
+// a mistyped ID or scope is refused on the spot instead of leaving a failed workflow.
+func (g *globals) requireInventory(what string) (*config.Inventory, error) {
+	path := g.inventoryPath()
+	if path == "" {
+		return nil, fmt.Errorf("%s checks the secret IDs against the inventory before it starts anything, and none was found: pass -f FILE or set KEYTURN_INVENTORY (with `keyturn dev` running, its inventory is found in %s)", what, g.homeDir)
+	}
+	return config.Load(path)
+}
+
+// lookupSecret finds id in the inventory, or says how to find the right one.
+func lookupSecret(inv *config.Inventory, id secret.ID) (config.Secret, error) {
+	s, ok := inv.Lookup(id)
+	if !ok {
+		return config.Secret{}, fmt.Errorf("secret %q is not in inventory %s: check the id (the inventory has %d secret(s))", id, inv.Path, len(inv.Secrets))
+	}
+	return s, nil
+}
