@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -21,6 +22,11 @@ type Binding struct {
 	Kind  string
 	Grace time.Duration
 	Steps rotation.Steps
+	// RecordCurrentFirst, when set, refuses a rotation while the store has no current
+	// version, and says how to record the credential in use. A target whose one login is
+	// changed in place (Postgres, single strategy) would otherwise be left unable to log
+	// in by a failed first rotation: there would be nothing to restore.
+	RecordCurrentFirst string
 }
 
 // Resolver finds the rotator and store of a secret, typically from the worker's inventory.
@@ -89,6 +95,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	current, err := b.Steps.Current(ctx)
 	if err != nil {
 		return PlanResult{}, classify(err)
+	}
+	if current == nil && b.RecordCurrentFirst != "" {
+		return PlanResult{}, classify(fmt.Errorf("%w: %s has no current version in its store, and a failed first rotation would leave its login unusable with nothing to restore: %s", rotators.ErrInvalidConfig, in.SecretID, b.RecordCurrentFirst))
 	}
 	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current}
 	if after, ok := b.Steps.PurgeAfter(); ok {

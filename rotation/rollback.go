@@ -31,6 +31,10 @@ type RollbackResult struct {
 	// earlier version to go back to: it stays current, since revoking it would leave
 	// consumers nothing.
 	KeptFailed bool `json:"keptFailed,omitempty"`
+	// RevokeError is set when the failed version could not be revoked on the target
+	// (after the kept version was verified): the rollback is otherwise done, and running
+	// it again retries the revoke. It holds no material.
+	RevokeError string `json:"revokeError,omitempty"`
 }
 
 // testLogin tests a version and counts a failed check as a working login.
@@ -70,9 +74,13 @@ func (s Steps) Inspect(ctx context.Context, token secret.VersionToken) (*secret.
 //     new version stays current (KeptFailed): it is the only one there is.
 //  2. A new version still pending is discarded first, so no pending stage outlives the
 //     rotation even if the target cannot be reached to revoke it.
-//  3. The new version is revoked on the target, keeping restore.
+//  3. The new version is revoked on the target, keeping restore. If the target refuses
+//     (it is down, the admin credential is wrong), the rollback goes on: what consumers
+//     read matters first, and RevokeError says what is left; running Rollback again
+//     retries it.
 //  4. Restore is tested; only if the target refuses it (one role, new password already
-//     set) is its recorded material applied again, and tested once more.
+//     set) is its recorded material applied again, and tested once more. Nothing is said
+//     about the kept version before this test.
 func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, restore *secret.Version) (RollbackResult, error) {
 	var res RollbackResult
 	observed, err := s.Inspect(ctx, token)
@@ -105,19 +113,9 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, 
 
 	// Step 3. The new credential must stop working. Unknown means Create never staged
 	// it, so it never reached the target.
+	var revokeErr error
 	if failed != nil {
-		if err := s.Rotator.Revoke(ctx, rotators.RevokeRequest{Version: *failed, Keep: restore}); err != nil {
-			return res, fmt.Errorf("revoke failed version %d: %w", failed.Number, err)
-		}
-		res.Revoked = true
-		// A failed version is nobody's to recover: make its revocation final now, or a
-		// deactivated IAM key would hold the user's second key slot until someone deletes it.
-		if p, ok := s.Rotator.(rotators.Purger); ok && !res.KeptFailed {
-			if err := p.Purge(ctx, rotators.RevokeRequest{Version: *failed, Keep: restore}); err != nil {
-				return res, fmt.Errorf("purge failed version %d: %w", failed.Number, err)
-			}
-			res.Purged = true
-		}
+		revokeErr = s.revokeFailed(ctx, *failed, restore, &res)
 	}
 
 	// Step 4. Prove the kept credential still logs in; repair it only if the target
@@ -141,9 +139,34 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, 
 			}
 		}
 		if err != nil {
-			return res, fmt.Errorf("test version %d to restore: %w", kept.Number, err)
+			return res, errors.Join(fmt.Errorf("test version %d to restore: %w", kept.Number, err), revokeErr)
 		}
 		res.RestoredVerified = true
 	}
+	if revokeErr != nil {
+		if restore == nil {
+			// Nothing was verified to report instead: the revoke is the rollback.
+			return res, revokeErr
+		}
+		res.RevokeError = revokeErr.Error()
+	}
 	return res, nil
+}
+
+// revokeFailed revokes the failed version on the target, keeping restore, and makes the
+// revocation final where the kind has a second step: a failed version is nobody's to
+// recover, and a deactivated IAM key would otherwise hold the user's second key slot.
+func (s Steps) revokeFailed(ctx context.Context, failed secret.Version, restore *secret.Version, res *RollbackResult) error {
+	req := rotators.RevokeRequest{Version: failed, Keep: restore}
+	if err := s.Rotator.Revoke(ctx, req); err != nil {
+		return fmt.Errorf("revoke failed version %d: %w", failed.Number, err)
+	}
+	res.Revoked = true
+	if p, ok := s.Rotator.(rotators.Purger); ok && !res.KeptFailed {
+		if err := p.Purge(ctx, req); err != nil {
+			return fmt.Errorf("purge failed version %d: %w", failed.Number, err)
+		}
+		res.Purged = true
+	}
+	return nil
 }

@@ -46,14 +46,13 @@ func TestDevQuickStart(t *testing.T) {
 		}
 		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
 	})
-	if !strings.Contains(devOut.String(), "keyturn rotate demo/app --wait") {
+	if !strings.Contains(devOut.String(), "keyturn --home "+filepath.Join(dir, ".keyturn")+" rotate demo/app --wait") {
 		t.Fatalf("dev does not tell the user what to try:\n%s", devOut.String())
 	}
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	store := filepath.Join(dir, ".keyturn", "store")
 	var out bytes.Buffer
-	code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--grace", "0s", "--address", addr, "--codec-key-file", filepath.Join(dir, ".keyturn", "codec.key")}, strings.NewReader(""), &out, &out)
+	code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--grace", "0s", "--home", filepath.Join(dir, ".keyturn")}, strings.NewReader(""), &out, &out)
 	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
 		t.Fatalf("rotate exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
 	}
@@ -65,7 +64,7 @@ func TestDevQuickStart(t *testing.T) {
 
 	// The example certificate from the local CA rotates too.
 	out.Reset()
-	code = cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--grace", "0s", "--address", addr, "--codec-key-file", filepath.Join(dir, ".keyturn", "codec.key")}, strings.NewReader(""), &out, &out)
+	code = cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--grace", "0s", "--home", filepath.Join(dir, ".keyturn")}, strings.NewReader(""), &out, &out)
 	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
 		t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
 	}
@@ -125,14 +124,13 @@ func TestDevCertificateOnly(t *testing.T) {
 		}
 		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
 	})
-	if !strings.Contains(devOut.String(), "keyturn rotate demo/cert --wait") || strings.Contains(devOut.String(), "demo/app") {
+	if !strings.Contains(devOut.String(), "keyturn --home "+state+" rotate demo/cert --wait") || strings.Contains(devOut.String(), "demo/app") {
 		t.Fatalf("dev should offer the certificate alone:\n%s", devOut.String())
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	rotate := func() {
 		t.Helper()
 		var out bytes.Buffer
-		code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--address", addr, "--grace", "0s", "--codec-key-file", filepath.Join(state, "codec.key")}, strings.NewReader(""), &out, &out)
+		code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--home", state, "--grace", "0s"}, strings.NewReader(""), &out, &out)
 		if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
 			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
 		}

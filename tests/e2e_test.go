@@ -85,7 +85,7 @@ func TestRotateThroughCLI(t *testing.T) {
 	checkReplay(t, env, "rotate/"+string(id), "", "rotate_alternating_second_rotation")
 
 	code, out = keyturn(t, env, "status")
-	if code != 0 || !strings.Contains(out, string(id)) || !strings.Contains(out, "completed") {
+	if code != 0 || !strings.Contains(out, string(id)) || !strings.Contains(out, "rotated") {
 		t.Fatalf("status exited %d:\n%s", code, out)
 	}
 	code, out = keyturn(t, env, "status", string(id), "--output", "json")
@@ -158,7 +158,26 @@ func TestSingleStrategy(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Secrets: []demo.Secret{{ID: "e2e/single", Strategy: "single", Grace: "0s", Target: demo.Target{Role: "reporting"}}}})
 	ctx := context.Background()
 	const id = secret.ID("e2e/single")
-	var previous secret.Material
+
+	// With no recorded version in use there would be nothing to restore after a failed
+	// first rotation: refused, with the command that records it, and nothing changed.
+	code, out := keyturn(t, env, "rotate", string(id), "--wait")
+	if code == 0 || !strings.Contains(out, "keyturn put e2e/single -f ") || !strings.Contains(out, "--meta role=reporting") {
+		t.Fatalf("a single-strategy secret with no current version must be refused with the put command; exit %d:\n%s", code, out)
+	}
+	inUse := secret.NewSensitive("Reporting-In-Use-2024")
+	verifier, err := postgres.SCRAMVerifier(inUse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	superExec(t, env, "ALTER ROLE reporting LOGIN PASSWORD '"+verifier+"'")
+	if code, o := keyturnIn(t, env, inUse.Reveal()+"\n", "put", string(id), "--meta", "role=reporting"); code != 0 {
+		t.Fatalf("put exited %d:\n%s", code, o)
+	}
+	if err := login(ctx, env, "reporting", inUse); err != nil {
+		t.Fatalf("the refused rotation must not have changed the role: %v", err)
+	}
+	previous := secret.Material{"password": inUse}
 	for round := 1; round <= 2; round++ {
 		if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
 			t.Fatalf("rotation %d exited %d:\n%s", round, code, out)
@@ -170,10 +189,8 @@ func TestSingleStrategy(t *testing.T) {
 		if err := login(ctx, env, "reporting", m.Get("password")); err != nil {
 			t.Fatalf("rotation %d: new password does not log in: %v", round, err)
 		}
-		if previous != nil {
-			if err := login(ctx, env, "reporting", previous.Get("password")); err == nil {
-				t.Fatalf("rotation %d: the previous password still logs in", round)
-			}
+		if err := login(ctx, env, "reporting", previous.Get("password")); err == nil {
+			t.Fatalf("rotation %d: the previous password still logs in", round)
 		}
 		previous = m
 	}

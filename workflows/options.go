@@ -18,6 +18,9 @@ var (
 	SearchAttrKind       = temporal.NewSearchAttributeKeyKeyword("KeyturnKind")
 	SearchAttrStep       = temporal.NewSearchAttributeKeyKeyword("KeyturnStep")
 	SearchAttrIncidentID = temporal.NewSearchAttributeKeyKeyword("KeyturnIncidentID")
+	// SearchAttrOutcome is how a rotation ended (rotated, rolled_back, aborted, ...), or
+	// an outstanding state while it keeps trying; unset while it runs normally.
+	SearchAttrOutcome = temporal.NewSearchAttributeKeyKeyword("KeyturnOutcome")
 )
 
 // SearchAttributes lists every custom search attribute Keyturn uses, with its type, for
@@ -28,6 +31,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SearchAttrKind.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrStep.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrIncidentID.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrOutcome.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 
@@ -52,6 +56,12 @@ var (
 	containOptions = stepOptions(time.Minute, retryPolicy(8, 5*time.Second))
 	// Rollback gets more patience than the steps: it is what keeps consumers working.
 	rollbackOptions = stepOptions(2*time.Minute, retryPolicy(10, time.Minute))
+	// An outstanding revoke or rollback is one attempt (with the step's own bounded
+	// retries) every few minutes, backing off to once an hour: a durable timer between
+	// attempts, so it survives worker restarts and costs nothing while it waits. An hour
+	// apart, a week of attempts is about 1,700 history events, far below the limit.
+	outstandingFirstDelay = 30 * time.Second
+	outstandingMaxDelay   = time.Hour
 )
 
 func stepOptions(startToClose time.Duration, retry *temporal.RetryPolicy) workflow.ActivityOptions {

@@ -157,9 +157,11 @@ func TestRealActivitiesAbortDuringGrace(t *testing.T) {
 	r := newRealEnv(t, time.Hour)
 	v1, m1 := r.seed(t)
 	r.env.RegisterDelayedCallback(func() { r.env.SignalWorkflow(workflows.SignalAbort, nil) }, time.Minute)
-	res, err := r.rotate(t)
-	if err != nil || res.Outcome != workflows.OutcomeAborted {
-		t.Fatalf("want aborted, got %v %v", res.Outcome, err)
+	_, err := r.rotate(t)
+	var canceled *temporal.CanceledError
+	var res workflows.RotateResult
+	if !errors.As(err, &canceled) || canceled.Details(&res) != nil || res.Outcome != workflows.OutcomeAborted {
+		t.Fatalf("want an aborted rotation ending Canceled with its result, got %v %v", res.Outcome, err)
 	}
 	ctx := context.Background()
 	cur, _, err := r.store.Read(ctx, id, secret.StageCurrent)

@@ -54,9 +54,7 @@ type rotateRun struct {
 func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// Step 0. Reject input no retry can fix.
 	if err := r.in.Validate(); err != nil {
-		r.status.Outcome = OutcomeFailed
-		r.status.Error = err.Error()
-		return r.status.RotateResult, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ErrTypeInvalidInput, nil)
+		return r.fail(ctx, fmt.Errorf("invalid input: %w", err), ErrTypeInvalidInput, OutcomeFailed)
 	}
 	info := workflow.GetInfo(ctx)
 	r.token = secret.VersionToken(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID)
@@ -123,6 +121,10 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	}
 
 	// Step 5. Grace: consumers with cached credentials refresh before the old one dies.
+	// With no previous version (a first rotation) nothing will die, so nothing waits.
+	if r.status.PreviousVersion == nil {
+		grace = 0
+	}
 	if aborted, err := r.grace(ctx, grace); err != nil || aborted {
 		if err == nil {
 			err = errors.New("aborted by signal during the grace period")
@@ -130,17 +132,17 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		return r.rollback(ctx, err, OutcomeAborted)
 	}
 
-	// Step 6. Revoke the previous version, keeping the new one.
+	// Step 6. Revoke the previous version, keeping the new one. A revoke that fails is
+	// not the end: the old credential must not stay valid forever, so it is retried,
+	// durably, until it succeeds or an operator gives up.
 	if r.status.PreviousVersion != nil {
 		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion}
-		if err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil); err != nil {
-			if temporal.IsCanceledError(err) {
-				r.status.Outcome = OutcomeRevokeFailed
-				r.status.Error = "cancelled during revoke: the new version is current; the previous one may still work on the target"
-				r.setStep(ctx, OutcomeRevokeFailed)
-				return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
+		revoke := func(ctx workflow.Context) error { return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil) }
+		if err := revoke(ctx); err != nil {
+			what := fmt.Sprintf("revoke previous version %d", r.status.PreviousVersion.Number)
+			if err := r.keepTrying(ctx, what, OutcomeRevokeOutstanding, err, revoke); err != nil {
+				return r.revokeFailed(ctx, err)
 			}
-			return r.fail(ctx, err, ErrTypeRevokeFailed, OutcomeRevokeFailed)
 		}
 	}
 	// Step 7, for kinds whose revocation can still be undone (a deactivated IAM key):
@@ -149,8 +151,8 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil {
 		r.purge(ctx, *r.plan.PurgeAfter)
 	}
-	r.status.Outcome = OutcomeRotated
 	r.setStep(ctx, StepDone)
+	r.setOutcome(ctx, OutcomeRotated)
 	return r.status.RotateResult, nil
 }
 
@@ -206,6 +208,23 @@ func (r *rotateRun) setStep(ctx workflow.Context, name string) {
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s**: %s", r.in.SecretID, name))
 }
 
+// setOutcome records how the rotation ended (or an outstanding state) in the result, the
+// KeyturnOutcome search attribute and the details the Web UI shows, from one place so
+// they never disagree. A final outcome other than rotated also becomes the KeyturnStep.
+func (r *rotateRun) setOutcome(ctx workflow.Context, outcome string) {
+	r.status.Outcome = outcome
+	attrs := []temporal.SearchAttributeUpdate{SearchAttrOutcome.ValueSet(outcome)}
+	if final(outcome) {
+		r.status.Step = StepDone
+		if outcome != OutcomeRotated {
+			r.status.Step = outcome
+		}
+		attrs = append(attrs, SearchAttrStep.ValueSet(r.status.Step))
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, attrs...)
+	workflow.SetCurrentDetails(ctx, r.details())
+}
+
 // grace waits for the grace period, a skip-grace signal, an abort signal or cancellation.
 // It reports aborted=true for an abort signal and returns the cancellation error if the
 // workflow was cancelled.
@@ -233,54 +252,6 @@ func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, 
 		return false, temporal.NewCanceledError()
 	}
 	return aborted, err
-}
-
-// rollback runs the compensation on a disconnected context, so it still runs when the
-// workflow was cancelled, and decides what to undo from what the activity observes.
-func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) (RotateResult, error) {
-	cancelled := temporal.IsCanceledError(cause) || ctx.Err() != nil
-	dctx, cancel := workflow.NewDisconnectedContext(ctx)
-	defer cancel()
-	r.status.Error = errorMessage(cause)
-	if cancelled {
-		outcome = OutcomeAborted
-		r.status.Error = "cancelled"
-	}
-
-	var rb rotation.RollbackResult
-	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current}
-	if err := r.step(dctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb); err != nil {
-		r.status.Outcome = OutcomeFailed
-		r.status.Error = fmt.Sprintf("%s; rollback failed too: %s", r.status.Error, errorMessage(err))
-		r.setStep(dctx, OutcomeFailed)
-		return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
-			"rotation of "+string(r.in.SecretID)+" failed and its rollback failed: "+r.status.Error+
-				" (the version in the store may not work; check the target now)", ErrTypeFailed, nil, r.status.RotateResult)
-	}
-	r.status.Rollback = &rb
-	r.status.Outcome = outcome
-	r.setStep(dctx, outcome)
-	if cancelled {
-		return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
-	}
-	if outcome == OutcomeAborted {
-		return r.status.RotateResult, nil
-	}
-	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
-		"rotation of "+string(r.in.SecretID)+" rolled back: "+r.status.Error+"; "+keptMessage(rb), ErrTypeRolledBack, nil, r.status.RotateResult)
-}
-
-// fail ends the workflow without a rollback: nothing was changed (plan failed) or the new
-// version is already current and working (revoke failed).
-func (r *rotateRun) fail(ctx workflow.Context, cause error, errType, outcome string) (RotateResult, error) {
-	r.status.Outcome = outcome
-	r.status.Error = errorMessage(cause)
-	r.setStep(ctx, outcome)
-	msg := "rotation of " + string(r.in.SecretID) + " failed: " + r.status.Error
-	if outcome == OutcomeRevokeFailed {
-		msg = "rotation of " + string(r.in.SecretID) + ": new version is current and works, but revoking the previous version failed, so it still works on the target: " + r.status.Error
-	}
-	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(msg, errType, nil, r.status.RotateResult)
 }
 
 func keptMessage(rb rotation.RollbackResult) string {

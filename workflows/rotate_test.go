@@ -176,33 +176,128 @@ func (s *rotateSuite) TestStepFailuresRollBack() {
 	}
 }
 
-func (s *rotateSuite) TestRollbackFailureEndsFailed() {
+func (s *rotateSuite) TestRollbackThatCannotFinishKeepsTryingThenGivesUp() {
 	s.plan(0)
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).
 		Return(temporal.NewNonRetryableApplicationError("bad", activities.ErrTypeInvalidConfig, nil)).Once()
 	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
-		Return(rotation.RollbackResult{}, temporal.NewNonRetryableApplicationError("restore failed", activities.ErrTypeInvalidConfig, nil)).Once()
+		Return(rotation.RollbackResult{}, temporal.NewNonRetryableApplicationError("store unreachable", "KeyturnStepFailed", nil))
+	var seen workflows.RotateStatus
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&seen))
+		s.env.SignalWorkflow(workflows.SignalGiveUp, nil)
+	}, 3*time.Hour)
 	_, err := s.run(workflows.RotateInput{SecretID: id})
 	var appErr *temporal.ApplicationError
 	s.Require().True(errors.As(err, &appErr))
 	s.Equal(workflows.ErrTypeFailed, appErr.Type())
-	s.Contains(appErr.Error(), "rollback failed too")
+	s.Contains(appErr.Error(), "rollback could not be finished")
+	s.Contains(appErr.Error(), "operator gave up")
+	// While it kept trying, the status said so.
+	s.Equal(workflows.OutcomeRollbackOutstanding, seen.Outcome)
+	s.Require().NotNil(seen.Outstanding)
+	s.Greater(seen.Outstanding.Attempts, 3, "attempts with backoff over three hours")
+	s.Less(seen.Outstanding.Attempts, 12, "backoff must space the attempts out")
 }
 
-func (s *rotateSuite) TestRevokeFailureKeepsNewVersion() {
+func (s *rotateSuite) TestRollbackFinishesOnceTheStoreAnswers() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("bad", activities.ErrTypeInvalidConfig, nil)).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{}, temporal.NewNonRetryableApplicationError("store unreachable", "KeyturnStepFailed", nil)).Times(3)
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Discarded: true, Revoked: true}, nil).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
+	var res workflows.RotateResult
+	s.Require().NoError(appErr.Details(&res))
+	s.Equal(workflows.OutcomeRolledBack, res.Outcome)
+	last := res.Steps[len(res.Steps)-1]
+	s.Equal(workflows.StepRollback, last.Step)
+	s.Equal(4, last.Attempts)
+}
+
+// A rollback whose revoke of the new credential fails (a wrong admin password) says the
+// kept version works, and keeps revoking the new one until it is done.
+func (s *rotateSuite) TestRollbackRevokeOutstandingUntilDone() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("bad", activities.ErrTypeCheckFailed, nil)).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Discarded: true, RevokeError: "password authentication failed for the admin"}, nil).Times(2)
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.Anything).
+		Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Revoked: true}, nil).Once()
+	var seen workflows.RotateStatus
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&seen))
+		s.env.SignalWorkflow(workflows.SignalRetryNow, nil)
+	}, 10*time.Second)
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
+	s.Contains(appErr.Error(), "version 1 is current and was verified to work")
+	s.Equal(workflows.OutcomeRevokeOutstanding, seen.Outcome)
+	s.Require().NotNil(seen.Outstanding)
+	s.Contains(seen.Outstanding.What, "revoke new version 2")
+}
+
+func (s *rotateSuite) TestRevokeOutstandingKeepsTryingUntilItWorks() {
 	s.plan(0)
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
-		Return(temporal.NewNonRetryableApplicationError("no privilege", activities.ErrTypePermissionDenied, nil)).Once()
+		Return(temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Times(5)
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
 	// No Rollback: the new version is current and works; undoing it would not help.
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+	last := res.Steps[len(res.Steps)-1]
+	s.Equal(workflows.StepRevoke, last.Step)
+	s.Equal(6, last.Attempts)
+}
+
+func (s *rotateSuite) TestRevokeOutstandingGivenUpEndsRevokeFailed() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("no privilege", activities.ErrTypePermissionDenied, nil))
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalGiveUp, nil) }, 24*time.Hour)
 	_, err := s.run(workflows.RotateInput{SecretID: id})
 	var appErr *temporal.ApplicationError
 	s.Require().True(errors.As(err, &appErr))
 	s.Equal(workflows.ErrTypeRevokeFailed, appErr.Type())
-	s.Contains(appErr.Error(), "still works on the target")
+	s.Contains(appErr.Error(), "may still work on the target")
+	var res workflows.RotateResult
+	s.Require().NoError(appErr.Details(&res))
+	s.Equal(workflows.OutcomeRevokeFailed, res.Outcome)
+}
+
+func (s *rotateSuite) TestFirstRotationDoesNotWaitOutGrace() {
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.Anything).Return(activities.PlanResult{Kind: "postgres", Grace: 24 * time.Hour}, nil).Once()
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.a.Promote, mock.Anything, mock.Anything).Return(rotation.PromoteResult{Current: v2}, nil).Once()
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+	for _, st := range res.Steps {
+		s.NotEqual(workflows.StepGrace, st.Step, "nothing to revoke, so no grace period")
+	}
 }
 
 func (s *rotateSuite) TestPlanUnknownSecretFailsWithoutRollback() {
@@ -251,8 +346,7 @@ func (s *rotateSuite) TestAbortDuringGraceRepromotesPrevious() {
 		s.Equal(workflows.StepGrace, st.Step)
 		s.env.SignalWorkflow(workflows.SignalAbort, nil)
 	}, 10*time.Minute)
-	res, err := s.run(workflows.RotateInput{SecretID: id})
-	s.Require().NoError(err)
+	res := s.runCanceled(workflows.RotateInput{SecretID: id})
 	s.Equal(workflows.OutcomeAborted, res.Outcome)
 	s.True(res.Rollback.Repromoted)
 }
@@ -291,6 +385,17 @@ func (s *rotateSuite) TestStatusQueryCarriesReferencesOnly() {
 	s.Require().NoError(err)
 }
 
+// runCanceled runs a rotation that must end Canceled (an abort), and returns the result
+// it carries.
+func (s *rotateSuite) runCanceled(in workflows.RotateInput) workflows.RotateResult {
+	_, err := s.run(in)
+	var canceled *temporal.CanceledError
+	s.Require().True(errors.As(err, &canceled), "an aborted rotation must end Canceled, never Completed: %v", err)
+	var res workflows.RotateResult
+	s.Require().NoError(canceled.Details(&res))
+	return res
+}
+
 func TestRotateWorkflowID(t *testing.T) {
 	require.Equal(t, "rotate/prod/orders-db/app", workflows.RotateWorkflowID(id))
 }
@@ -303,8 +408,7 @@ func (s *rotateSuite) TestAbortBeforePromoteNeverPromotes() {
 		return in.Failed != nil && in.Failed.Token == v2.Token && in.Restore != nil && in.Restore.Token == v1.Token
 	})).Return(rotation.RollbackResult{Restored: &v1, RestoredVerified: true, Discarded: true, Revoked: true}, nil).Once()
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalAbort, nil) }, time.Minute)
-	res, err := s.run(workflows.RotateInput{SecretID: id})
-	s.Require().NoError(err)
+	res := s.runCanceled(workflows.RotateInput{SecretID: id})
 	s.Equal(workflows.OutcomeAborted, res.Outcome)
 	// No Promote expectation is registered: a call would fail the test.
 }

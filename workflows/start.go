@@ -29,10 +29,12 @@ func RotateStartOptions(id secret.ID, kind string) client.StartWorkflowOptions {
 		ID:        RotateWorkflowID(id),
 		TaskQueue: TaskQueue,
 		// One rotation per secret at a time: a second start fails instead of joining or
-		// replacing the running one. A closed rotation's ID may be reused.
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
-		StaticSummary:            summary,
+		// replacing the running one (and the client says so instead of handing back the
+		// running run as if it were new). A closed rotation's ID may be reused.
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
+		StaticSummary:                            summary,
 	}
 }

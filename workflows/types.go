@@ -19,6 +19,12 @@ const (
 	// SignalAbort, during the grace period, makes the previous version current again and
 	// revokes the new one.
 	SignalAbort = "abort"
+	// SignalRetryNow makes a rotation whose revoke or rollback is outstanding try again
+	// at once instead of at its next scheduled attempt (after fixing the target, say).
+	SignalRetryNow = "retry-now"
+	// SignalGiveUp ends the attempts of an outstanding revoke or rollback: an operator has
+	// decided to finish by hand. The rotation then ends with what is true at that moment.
+	SignalGiveUp = "give-up"
 	// QueryStatus returns a RotateStatus.
 	QueryStatus = "status"
 )
@@ -44,19 +50,31 @@ const (
 	StepDone     = "done"
 )
 
-// Outcomes of a rotation.
+// Outcomes of a rotation, as the KeyturnOutcome search attribute, the result, `keyturn
+// status` and the Web UI show them. The two "outstanding" ones are set while the
+// rotation still runs and keeps trying; every other one is final.
 const (
+	// OutcomeRotated: the new version is current and works, the previous one is revoked.
 	OutcomeRotated = "rotated"
-	// OutcomeAborted: an operator aborted (or cancelled) during the grace period; the
-	// previous version is current again.
+	// OutcomeAborted: an operator aborted (or cancelled) the rotation; the previous
+	// version is current again (the workflow ends Canceled, never Completed).
 	OutcomeAborted = "aborted"
 	// OutcomeRolledBack: a step failed and the rotation was undone; the version that was
 	// current before is current and was verified to work.
 	OutcomeRolledBack = "rolled_back"
-	// OutcomeRevokeFailed: the new version is current and works, but the old one could not
-	// be revoked and still works on the target.
+	// OutcomeRevokeOutstanding: a credential that must stop working (the previous version
+	// after a rotation, or the new one after a rollback) could not be revoked yet; the
+	// rotation keeps trying, durably and with backoff, until it succeeds or an operator
+	// gives up. The credential consumers read works meanwhile.
+	OutcomeRevokeOutstanding = "revoke_outstanding"
+	// OutcomeRollbackOutstanding: a rollback could not finish (the store or the target is
+	// unreachable); it keeps trying like a revoke.
+	OutcomeRollbackOutstanding = "rollback_outstanding"
+	// OutcomeRevokeFailed: an operator gave up on an outstanding revoke (or cancelled the
+	// rotation during it): a credential that should be revoked may still work.
 	OutcomeRevokeFailed = "revoke_failed"
-	// OutcomeFailed: the rotation failed and so did its rollback. Needs a human.
+	// OutcomeFailed: the rotation failed and its rollback could not be finished. Needs a
+	// human.
 	OutcomeFailed = "failed"
 )
 
@@ -97,6 +115,9 @@ type StepTiming struct {
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration"`
 	Error    string        `json:"error,omitempty"`
+	// Attempts counts the durable attempts of an outstanding revoke or rollback; the
+	// timing is the last one's.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // RotateResult is what a rotation did. The workflow returns it on success and attaches it
@@ -126,4 +147,20 @@ type RotateStatus struct {
 	StartedAt  time.Time `json:"startedAt"`
 	GraceUntil time.Time `json:"graceUntil,omitzero"`
 	LastError  string    `json:"lastError,omitempty"`
+	// Outstanding is set while a revoke or rollback keeps being retried.
+	Outstanding *Outstanding `json:"outstanding,omitempty"`
+}
+
+// Outstanding describes a revoke or rollback that failed and is being retried durably.
+type Outstanding struct {
+	// What is outstanding: "revoke previous version N" or "rollback".
+	What string `json:"what"`
+	// Attempts made so far, the first included.
+	Attempts int `json:"attempts"`
+	// Since is when the first attempt failed.
+	Since time.Time `json:"since"`
+	// NextAttempt is when the next attempt starts (a retry-now signal starts it at once).
+	NextAttempt time.Time `json:"nextAttempt"`
+	// LastError is the latest attempt's error, without material.
+	LastError string `json:"lastError"`
 }

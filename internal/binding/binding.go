@@ -53,10 +53,23 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 		return activities.Binding{}, err
 	}
 	return activities.Binding{
-		Kind:  s.Kind,
-		Grace: s.Grace,
-		Steps: rotation.Steps{SecretID: id, Rotator: rot, Store: storeAt(store, id, secret.ID(s.Store.Path))},
+		Kind:               s.Kind,
+		Grace:              s.Grace,
+		Steps:              rotation.Steps{SecretID: id, Rotator: rot, Store: storeAt(store, id, secret.ID(s.Store.Path))},
+		RecordCurrentFirst: r.recordCurrentFirst(s),
 	}, nil
+}
+
+// recordCurrentFirst says how to record a single-strategy role's password in use before
+// its first rotation (see activities.Binding.RecordCurrentFirst); "" for other secrets.
+func (r *Resolver) recordCurrentFirst(s config.Secret) string {
+	if s.Postgres == nil || s.Postgres.Strategy != config.StrategySingle {
+		return ""
+	}
+	if s.Store.Type == config.StoreFile {
+		return fmt.Sprintf("record the password the role uses now with `keyturn put %s -f %s --meta role=%s < current-password.txt`, then rotate", s.ID, r.inv.Path, s.Postgres.Role)
+	}
+	return fmt.Sprintf("write the password the role %s uses now into the %s store at %s as its current version (field password, metadata role=%s), then rotate", s.Postgres.Role, s.Store.Type, s.Store.Path, s.Postgres.Role)
 }
 
 func (r *Resolver) store(ctx context.Context, ref config.StoreRef) (stores.Store, error) {

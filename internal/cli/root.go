@@ -55,6 +55,8 @@ func NewRoot() *cobra.Command {
 		newRotateCmd(g),
 		newSignalCmd(g, "abort"),
 		newSignalCmd(g, "skip-grace"),
+		newSignalCmd(g, "retry-now"),
+		newSignalCmd(g, "give-up"),
 		newStatusCmd(g),
 		newGetCmd(g),
 		newPutCmd(g),

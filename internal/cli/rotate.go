@@ -11,11 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -23,19 +21,28 @@ import (
 func newRotateCmd(g *globals) *cobra.Command {
 	var (
 		wait   bool
+		attach bool
 		grace  time.Duration
 		reason string
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate <secret-id>",
 		Short: "Start a rotation of one secret (create, test, promote, grace, revoke)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Starts a rotation of one secret of the inventory (-f, KEYTURN_INVENTORY, or the one the running\n" +
+			"`keyturn dev` serves); an ID that is not there starts nothing. If a rotation of the secret is\n" +
+			"already running, it says so and exits 1; --attach follows the running one instead.\n" +
+			"--wait waits for the end, prints each step, and exits 0 only if the secret was rotated.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := secret.ID(args[0])
 			if err := id.Validate(); err != nil {
 				return err
 			}
-			kind, err := g.kindOf(id)
+			inv, err := g.requireInventory("keyturn rotate")
+			if err != nil {
+				return err
+			}
+			s, err := lookupSecret(inv, id)
 			if err != nil {
 				return err
 			}
@@ -51,25 +58,68 @@ func newRotateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			run, err := c.ExecuteWorkflow(cmd.Context(), workflows.RotateStartOptions(id, kind), workflows.RotateWorkflowName, in)
-			var started *serviceerror.WorkflowExecutionAlreadyStarted
-			if errors.As(err, &started) {
-				return fmt.Errorf("a rotation of %s is already running (run %s): watch it with `keyturn status %s`", id, started.RunId, id)
-			}
-			if err != nil {
-				return fmt.Errorf("start rotation of %s: %w", id, err)
-			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "started rotation of %s (workflow %s, run %s)\n", id, run.GetID(), run.GetRunID())
+			run, err := c.ExecuteWorkflow(cmd.Context(), workflows.RotateStartOptions(id, s.Kind), workflows.RotateWorkflowName, in)
+			if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+				d, derr := describeRotation(cmd.Context(), c, id)
+				if derr != nil {
+					return fmt.Errorf("a rotation of %s is already running, and it could not be described: %w", id, derr)
+				}
+				if !attach {
+					return fmt.Errorf("a rotation of %s is already running: %s; nothing was started (watch it with `keyturn status %s`, follow it with `keyturn rotate %s --attach --wait`)", id, runningSummary(d), id, id)
+				}
+				if cmd.Flags().Changed("grace") || cmd.Flags().Changed("reason") {
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: --grace and --reason do not apply to the rotation already running; it keeps its own\n")
+				}
+				fmt.Fprintf(out, "attached to the rotation of %s already running: %s\n", id, runningSummary(d))
+				run = c.GetWorkflow(cmd.Context(), workflows.RotateWorkflowID(id), d.RunID)
+			} else if err != nil {
+				return fmt.Errorf("start rotation of %s: %w", id, err)
+			} else {
+				fmt.Fprintf(out, "started rotation of %s (workflow %s, run %s)\n", id, run.GetID(), run.GetRunID())
+			}
 			if !hasWorker(cmd.Context(), c) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: no worker is polling task queue %q: the rotation waits until `keyturn worker` or `keyturn dev` runs\n", workflows.TaskQueue)
 			}
 			if !wait {
 				return nil
 			}
-			var res workflows.RotateResult
-			err = run.Get(cmd.Context(), &res)
-			if cmd.Context().Err() != nil {
+			return waitForRotation(cmd.Context(), c, run, id, out)
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the rotation to finish and print its result; exit 0 only if it rotated")
+	cmd.Flags().BoolVar(&attach, "attach", false, "if a rotation of the secret is already running, follow it instead of failing")
+	cmd.Flags().DurationVar(&grace, "grace", 0, "override the inventory's grace period (e.g. 0s, 10m)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why this rotation was started (recorded in the workflow input)")
+	return cmd
+}
+
+// runningSummary says which run is going on, since when and what it is doing.
+func runningSummary(d rotationDetail) string {
+	msg := fmt.Sprintf("run %s, started %s, step %s", d.RunID, d.Started.Local().Format(time.DateTime), d.Step)
+	if d.Result != nil && d.Result.Outstanding != nil {
+		msg += fmt.Sprintf(", %s outstanding after %d attempt(s)", d.Result.Outstanding.What, d.Result.Outstanding.Attempts)
+	}
+	return msg
+}
+
+// outstandingPoll is how often `rotate --wait` asks a running rotation whether a revoke or
+// rollback has become outstanding: then it stops waiting and says so, since the rotation
+// may keep trying for hours.
+const outstandingPoll = 2 * time.Second
+
+// waitForRotation waits for the rotation's end and prints its result; it returns an error
+// unless the secret was rotated.
+func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRun, id secret.ID, out io.Writer) error {
+	done := make(chan error, 1)
+	var res workflows.RotateResult
+	go func() { done <- run.Get(ctx, &res) }()
+	tick := time.NewTicker(outstandingPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if ctx.Err() != nil {
 				return fmt.Errorf("stopped waiting; the rotation goes on: `keyturn status %s`", id)
 			}
 			if err != nil {
@@ -83,29 +133,17 @@ func newRotateCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("rotation of %s ended %s", id, res.Outcome)
 			}
 			return nil
-		},
+		case <-tick.C:
+			st, err := queryStatus(ctx, c, workflows.RotateWorkflowID(id), run.GetRunID())
+			if err != nil || st.Outstanding == nil {
+				continue
+			}
+			printResult(out, st.RotateResult)
+			o := st.Outstanding
+			return fmt.Errorf("rotation of %s is %s: %s failed (%s); it is retried until it succeeds, next at %s. Stopped waiting: `keyturn status %s` shows it, `keyturn retry-now %s` retries at once",
+				id, st.Outcome, o.What, o.LastError, o.NextAttempt.Local().Format(time.TimeOnly), id, id)
+		}
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the rotation to finish and print its result")
-	cmd.Flags().DurationVar(&grace, "grace", 0, "override the inventory's grace period (e.g. 0s, 10m)")
-	cmd.Flags().StringVar(&reason, "reason", "", "why this rotation was started (recorded in the workflow input)")
-	return cmd
-}
-
-// kindOf looks the secret up in the inventory when one is given, so a typo is reported
-// before anything starts. Without an inventory the worker's own check applies.
-func (g *globals) kindOf(id secret.ID) (string, error) {
-	if g.inventory == "" {
-		return "", nil
-	}
-	inv, err := config.Load(g.inventory)
-	if err != nil {
-		return "", err
-	}
-	s, ok := inv.Lookup(id)
-	if !ok {
-		return "", fmt.Errorf("secret %q is not in inventory %s: check the id (`keyturn config validate -f %s` lists problems)", id, g.inventory, g.inventory)
-	}
-	return s.Kind, nil
 }
 
 func whoami() string {
@@ -162,7 +200,11 @@ func printResult(w io.Writer, r workflows.RotateResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tDURATION\tERROR")
 	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Step, s.Duration.Round(time.Millisecond), s.Error)
+		step := s.Step
+		if s.Attempts > 1 {
+			step = fmt.Sprintf("%s (attempt %d)", s.Step, s.Attempts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", step, s.Duration.Round(time.Millisecond), s.Error)
 	}
 	_ = tw.Flush()
 }

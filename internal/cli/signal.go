@@ -9,14 +9,22 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// newSignalCmd builds `keyturn abort` and `keyturn skip-grace`, which signal a rotation
-// that is in its grace period.
+// signalCmds describes the commands that signal a running rotation: the first two act
+// before the previous version is revoked, the last two only while a revoke or rollback
+// is outstanding.
+var signalCmds = map[string]struct {
+	short, signal string
+	outstanding   bool
+}{
+	"abort":      {"Abort a rotation before its revoke: the previous version becomes current again and the new one is revoked", workflows.SignalAbort, false},
+	"skip-grace": {"End a rotation's grace period now and revoke the previous version", workflows.SignalSkipGrace, false},
+	"retry-now":  {"Retry an outstanding revoke or rollback at once (after fixing the target, say)", workflows.SignalRetryNow, true},
+	"give-up":    {"Stop retrying an outstanding revoke or rollback: the rotation ends, saying what may still work", workflows.SignalGiveUp, true},
+}
+
+// newSignalCmd builds one of signalCmds.
 func newSignalCmd(g *globals, name string) *cobra.Command {
-	short := map[string]string{
-		"abort":      "Abort a rotation in its grace period: the previous version becomes current again and the new one is revoked",
-		"skip-grace": "End a rotation's grace period now and revoke the previous version",
-	}[name]
-	signal := map[string]string{"abort": workflows.SignalAbort, "skip-grace": workflows.SignalSkipGrace}[name]
+	short, signal, outstanding := signalCmds[name].short, signalCmds[name].signal, signalCmds[name].outstanding
 	return &cobra.Command{
 		Use:   name + " <secret-id>",
 		Short: short,
@@ -38,9 +46,12 @@ func newSignalCmd(g *globals, name string) *cobra.Command {
 				return err
 			}
 			if d.Status != "running" {
-				return fmt.Errorf("the last rotation of %s is %s (step %s): there is nothing to %s", id, d.Status, d.Step, name)
+				return fmt.Errorf("the last rotation of %s is %s (step %s): there is nothing to %s", id, d.result(), d.Step, name)
 			}
-			if d.Step == workflows.StepRevoke || d.Step == workflows.StepRollback {
+			switch {
+			case outstanding && d.Outstanding == nil:
+				return fmt.Errorf("the rotation of %s is at step %s with nothing outstanding: %s only applies while a revoke or rollback is being retried", id, d.Step, name)
+			case !outstanding && (d.Step == workflows.StepRevoke || d.Step == workflows.StepRollback || d.Outstanding != nil):
 				return fmt.Errorf("the rotation of %s is at step %s: %s only applies before the previous version is revoked", id, d.Step, name)
 			}
 			if err := c.SignalWorkflow(cmd.Context(), workflows.RotateWorkflowID(id), "", signal, nil); err != nil {

@@ -17,25 +17,82 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// rotationRow is one rotation as `keyturn status` shows it.
+// rotationRow is one rotation as `keyturn status` lists it. Its JSON form is documented
+// in docs/status.md; times are RFC 3339, durations in seconds.
 type rotationRow struct {
-	SecretID string    `json:"secretId"`
-	Kind     string    `json:"kind"`
-	Step     string    `json:"step"`
-	Status   string    `json:"status"`
-	Started  time.Time `json:"started"`
-	Closed   time.Time `json:"closed,omitzero"`
-	RunID    string    `json:"runId"`
+	SecretID string `json:"secretId"`
+	Kind     string `json:"kind"`
+	// Status is Temporal's: running, completed, failed, cancelled, terminated, timed out.
+	Status string `json:"status"`
+	// Outcome is how the rotation ended (rotated, rolled_back, aborted, revoke_failed,
+	// failed) or an outstanding state while it keeps trying; empty while it runs normally.
+	Outcome string `json:"outcome,omitempty"`
+	// Step is the step it is on, or where it ended.
+	Step            string     `json:"step"`
+	Started         time.Time  `json:"started"`
+	Closed          *time.Time `json:"closed,omitempty"`
+	DurationSeconds float64    `json:"durationSeconds"`
+	RunID           string     `json:"runId"`
+}
+
+// result is what the row shows in its OUTCOME column: the outcome, else Temporal's status.
+func (r rotationRow) result() string {
+	if r.Outcome != "" {
+		return r.Outcome
+	}
+	return r.Status
 }
 
 // rotationDetail is one rotation in full, for `keyturn status <id>`.
 type rotationDetail struct {
 	rotationRow
-	Result *workflows.RotateStatus `json:"result,omitempty"`
+	NewVersion      *secret.Version          `json:"newVersion,omitempty"`
+	PreviousVersion *secret.Version          `json:"previousVersion,omitempty"`
+	GraceUntil      *time.Time               `json:"graceUntil,omitempty"`
+	PromotedAt      *time.Time               `json:"promotedAt,omitempty"`
+	Error           string                   `json:"error,omitempty"`
+	LastError       string                   `json:"lastError,omitempty"`
+	Rollback        *rotation.RollbackResult `json:"rollback,omitempty"`
+	Outstanding     *workflows.Outstanding   `json:"outstanding,omitempty"`
+	Steps           []stepRow                `json:"steps"`
+	// Result is the workflow's own status, for printing; the JSON form is the fields above.
+	Result *workflows.RotateStatus `json:"-"`
+}
+
+// stepRow is one step of a rotation in `keyturn status <id> -o json`.
+type stepRow struct {
+	Step            string    `json:"step"`
+	Started         time.Time `json:"started"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	Error           string    `json:"error,omitempty"`
+	Attempts        int       `json:"attempts,omitempty"`
+}
+
+// fill copies the workflow's status into the documented JSON fields.
+func (d *rotationDetail) fill(st *workflows.RotateStatus) {
+	d.Result = st
+	d.NewVersion, d.PreviousVersion = st.NewVersion, st.PreviousVersion
+	d.GraceUntil, d.PromotedAt = timePtr(st.GraceUntil), timePtr(st.PromotedAt)
+	d.Error, d.LastError, d.Rollback, d.Outstanding = st.Error, st.LastError, st.Rollback, st.Outstanding
+	if d.Outcome == "" {
+		d.Outcome = st.Outcome
+	}
+	d.Steps = make([]stepRow, 0, len(st.Steps))
+	for _, s := range st.Steps {
+		d.Steps = append(d.Steps, stepRow{Step: s.Step, Started: s.Started, DurationSeconds: s.Duration.Seconds(), Error: s.Error, Attempts: s.Attempts})
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -81,9 +138,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return writeJSON(out, rows)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SECRET\tKIND\tSTEP\tSTATUS\tSTARTED\tRUN")
+			fmt.Fprintln(tw, "SECRET\tKIND\tOUTCOME\tSTEP\tSTARTED\tDURATION\tRUN")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.SecretID, r.Kind, r.Step, r.Status, r.Started.Local().Format(time.DateTime), r.RunID)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.SecretID, r.Kind, r.result(), r.Step, r.Started.Local().Format(time.DateTime), shortSeconds(r.DurationSeconds), r.RunID)
 			}
 			return tw.Flush()
 		},
@@ -120,10 +177,14 @@ func listRotations(ctx context.Context, c client.Client, limit int) ([]rotationR
 
 func rowOf(runID string, status enumspb.WorkflowExecutionStatus, started, closed time.Time, sa *commonpb.SearchAttributes) rotationRow {
 	r := rotationRow{RunID: runID, Status: statusName(status), Started: started}
+	end := time.Now()
 	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && closed.Unix() > 0 {
-		r.Closed = closed
+		r.Closed = &closed
+		end = closed
 	}
+	r.DurationSeconds = end.Sub(started).Round(time.Millisecond).Seconds()
 	fields := sa.GetIndexedFields()
+	r.Outcome = keyword(fields, workflows.SearchAttrOutcome.GetName())
 	r.SecretID = keyword(fields, workflows.SearchAttrSecretID.GetName())
 	r.Kind = keyword(fields, workflows.SearchAttrKind.GetName())
 	r.Step = keyword(fields, workflows.SearchAttrStep.GetName())
@@ -174,44 +235,60 @@ func describeRotation(ctx context.Context, c client.Client, id secret.ID) (rotat
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	d := rotationDetail{rotationRow: rowOf(info.GetExecution().GetRunId(), info.GetStatus(), info.GetStartTime().AsTime(), info.GetCloseTime().AsTime(), info.GetSearchAttributes())}
-	st := &workflows.RotateStatus{}
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		v, err := c.QueryWorkflow(ctx, wid, d.RunID, workflows.QueryStatus)
+		st, err := queryStatus(ctx, c, wid, d.RunID)
 		if err != nil {
 			return d, fmt.Errorf("query rotation of %s: %w (is a keyturn worker running?)", id, err)
 		}
-		if err := v.Get(st); err != nil {
-			return d, fmt.Errorf("decode status of %s: %w", id, err)
-		}
-		d.Result = st
+		d.fill(&st)
 		return d, nil
 	}
+	st := &workflows.RotateStatus{StartedAt: d.Started, Step: d.Step}
 	var res workflows.RotateResult
 	err = c.GetWorkflow(ctx, wid, d.RunID).Get(ctx, &res)
 	if err != nil {
 		var ok bool
 		if res, ok = resultFromError(err); !ok {
 			st.LastError = rootMessage(err).Error()
-			d.Result = st
-			return d, nil
 		}
 	}
 	st.RotateResult = res
-	st.Step = d.Step
-	d.Result = st
+	d.fill(st)
 	return d, nil
 }
 
+// queryStatus asks a running rotation where it stands.
+func queryStatus(ctx context.Context, c client.Client, wid, runID string) (workflows.RotateStatus, error) {
+	var st workflows.RotateStatus
+	v, err := c.QueryWorkflow(ctx, wid, runID, workflows.QueryStatus)
+	if err != nil {
+		return st, err
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decode status: %w", err)
+	}
+	return st, nil
+}
+
+// shortSeconds prints a duration in seconds the way a person reads it.
+func shortSeconds(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+}
+
 func printDetail(w io.Writer, d rotationDetail) {
-	fmt.Fprintf(w, "rotation: %s (run %s)\nstatus:   %s, step %s\nstarted:  %s\n", d.SecretID, d.RunID, d.Status, d.Step, d.Started.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "rotation: %s (run %s)\nstatus:   %s, step %s\nstarted:  %s\n", d.SecretID, d.RunID, d.result(), d.Step, d.Started.Local().Format(time.DateTime))
 	if d.Result == nil {
 		return
 	}
-	if !d.Result.GraceUntil.IsZero() && d.Status == "running" {
-		fmt.Fprintf(w, "grace until: %s\n", d.Result.GraceUntil.Local().Format(time.DateTime))
+	if d.GraceUntil != nil && d.Status == "running" && d.Outstanding == nil {
+		fmt.Fprintf(w, "grace until: %s\n", d.GraceUntil.Local().Format(time.DateTime))
 	}
-	if d.Result.LastError != "" && d.Result.Error == "" {
-		fmt.Fprintf(w, "last error: %s\n", d.Result.LastError)
+	if o := d.Outstanding; o != nil {
+		fmt.Fprintf(w, "outstanding: %s, %d attempt(s) since %s, next at %s (`keyturn retry-now %s` tries at once, `keyturn give-up %s` stops)\nlast error: %s\n",
+			o.What, o.Attempts, o.Since.Local().Format(time.DateTime), o.NextAttempt.Local().Format(time.DateTime), d.SecretID, d.SecretID, o.LastError)
+	}
+	if d.LastError != "" && d.Error == "" && d.Outstanding == nil {
+		fmt.Fprintf(w, "last error: %s\n", d.LastError)
 	}
 	if d.Result.Outcome != "" || len(d.Result.Steps) > 0 {
 		printResult(w, d.Result.RotateResult)
