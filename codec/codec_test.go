@@ -111,20 +111,42 @@ func TestKeyFile(t *testing.T) {
 	}
 }
 
-func TestHandlerAllowsOnlyTheUIOrigin(t *testing.T) {
+func TestHandlerAllowsOnlyTheUIAndItsHosts(t *testing.T) {
 	c, _ := New(key(1))
-	srv := httptest.NewServer(Handler(c, "http://127.0.0.1:8233"))
+	srv := httptest.NewServer(nil)
 	defer srv.Close()
-	for origin, want := range map[string]string{"http://127.0.0.1:8233": "http://127.0.0.1:8233", "http://evil.example": ""} {
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	srv.Config.Handler = Handler(c, LoopbackAccess(port, "8233"))
+	cases := map[string]struct {
+		host, origin string
+		status       int
+		allow        string
+	}{
+		"UI as 127.0.0.1":     {"127.0.0.1:" + port, "http://127.0.0.1:8233", http.StatusOK, "http://127.0.0.1:8233"},
+		"UI as localhost":     {"localhost:" + port, "http://localhost:8233", http.StatusOK, "http://localhost:8233"},
+		"mixed names":         {"127.0.0.1:" + port, "http://localhost:8233", http.StatusOK, "http://localhost:8233"},
+		"no browser":          {"127.0.0.1:" + port, "", http.StatusOK, ""},
+		"other page":          {"127.0.0.1:" + port, "http://evil.example", http.StatusForbidden, ""},
+		"other UI port":       {"127.0.0.1:" + port, "http://127.0.0.1:9999", http.StatusForbidden, ""},
+		"DNS rebinding":       {"evil.example:" + port, "http://evil.example:" + port, http.StatusMisdirectedRequest, ""},
+		"rebinding no origin": {"rebind.example:" + port, "", http.StatusMisdirectedRequest, ""},
+	}
+	for name, tc := range cases {
 		req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/decode", nil)
-		req.Header.Set("Origin", origin)
+		req.Host = tc.host
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = resp.Body.Close()
-		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != want {
-			t.Errorf("origin %s: allow-origin %q, want %q", origin, got, want)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", name, resp.StatusCode, tc.status)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.allow {
+			t.Errorf("%s: allow-origin %q, want %q", name, got, tc.allow)
 		}
 	}
 }

@@ -72,9 +72,8 @@ func newDevCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			uiOrigin := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort))
 			codecAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(codecPort))
-			codecServer, err := serveCodec(codecAddr, payloadCodec, uiOrigin)
+			codecServer, err := serveCodec(codecAddr, payloadCodec, codec.LoopbackAccess(strconv.Itoa(codecPort), strconv.Itoa(uiPort)))
 			if err != nil {
 				return err
 			}
@@ -162,12 +161,12 @@ func newDevCmd(g *globals) *cobra.Command {
 }
 
 // serveCodec serves the payload codec for the Web UI on addr, on loopback only.
-func serveCodec(addr string, c *codec.Codec, uiOrigin string) (*http.Server, error) {
+func serveCodec(addr string, c *codec.Codec, access codec.Access) (*http.Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("codec server on %s: %w (use --codec-port)", addr, err)
 	}
-	srv := &http.Server{Handler: codec.Handler(c, uiOrigin), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: codec.Handler(c, access), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return srv, nil
 }
