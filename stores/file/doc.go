@@ -4,7 +4,9 @@
 //
 // Layout under the store's directory:
 //
-//	store.key             32 random bytes, hex; mode 0600 or stricter, or Open refuses
+//	store.key             32 random bytes, hex; mode 0600 or stricter, or Open refuses;
+//	                      made only for a store with no secrets, so a key that goes
+//	                      missing is an error (ErrMissingKey), never silently replaced
 //	store.lock            flock'd by every writer, so a worker and the CLI can share the store
 //	secrets/<name>.json   one document per secret: its versions, their stages, their
 //	                      encrypted material

@@ -24,8 +24,13 @@ const (
 // its owner. Whoever can read the key can read every secret in the store.
 var ErrInsecureKey = errors.New("store key file is accessible to other users")
 
+// ErrMissingKey is returned by Open when store.key is gone but the store holds secrets:
+// a new key could not read them, and writing under it would bury the old key's data.
+var ErrMissingKey = errors.New("store key file is missing but the store holds secrets")
+
 // loadOrCreateKey returns the store key from dir/store.key, creating it first if the
-// store is new.
+// store is new. A store that already holds secret documents never gets a new key: the
+// key was moved or deleted, and the only fix is to put it back.
 func loadOrCreateKey(dir string) ([]byte, error) {
 	path := filepath.Join(dir, keyFileName)
 	key, err := readKey(path)
@@ -34,6 +39,16 @@ func loadOrCreateKey(dir string) ([]byte, error) {
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
+	}
+	n, err := countDocuments(filepath.Join(dir, secretsDirName))
+	if err != nil {
+		return nil, fmt.Errorf("read store key: %w", err)
+	}
+	if n > 0 {
+		return nil, fmt.Errorf("read store key: %s: %w (%d secret files in %s were encrypted with it); "+
+			"restore that file from a backup or from where it was moved (64 hex digits, mode 0600); "+
+			"a new key cannot decrypt them, so none is made. To start an empty store instead, move %s aside",
+			path, ErrMissingKey, n, filepath.Join(dir, secretsDirName), filepath.Join(dir, secretsDirName))
 	}
 	// Another process opening a new store at the same moment may win the race: then
 	// createKey reports ErrExist and we read the key it wrote.
@@ -109,4 +124,23 @@ func createKey(dir, path string) error {
 func keyID(key []byte) string {
 	sum := sha256.Sum256(key)
 	return hex.EncodeToString(sum[:4])
+}
+
+// countDocuments counts the secret documents in secretsDir (none if it does not exist).
+// Temporary files of interrupted writes are not documents.
+func countDocuments(secretsDir string) (int, error) {
+	entries, err := os.ReadDir(secretsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), docSuffix) {
+			n++
+		}
+	}
+	return n, nil
 }
