@@ -37,10 +37,27 @@ func docName(id secret.ID) (string, error) {
 	return name, nil
 }
 
-// loadDocument reads a secret's document. A secret never written gives (nil, nil).
+// loadDocument reads a secret's document in the current format; it does not verify
+// the MAC (the Store does, holding the key). A secret never written gives (nil, nil).
 // Reads need no lock: writers replace the file by rename, so a reader sees the old
 // document or the new one, never a mix.
 func loadDocument(dir string, id secret.ID) (*document, error) {
+	d, err := loadAnyFormat(dir, id)
+	if err != nil || d == nil {
+		return d, err
+	}
+	if d.Format == formatLegacy {
+		// Open upgrades every format 1 file before the store is used, so one found
+		// later was put there by hand or by an older Keyturn: its stages are not
+		// authenticated, and accepting it would let anyone undo the upgrade.
+		name, _ := docName(id)
+		return nil, fmt.Errorf("%s is in format 1, whose stages are not authenticated, in a store already upgraded to format 2: %w", filepath.Join(dir, name), ErrTampered)
+	}
+	return d, nil
+}
+
+// loadAnyFormat reads a secret's document in format 1 or 2, checking its shape only.
+func loadAnyFormat(dir string, id secret.ID) (*document, error) {
 	name, err := docName(id)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func TestOpenCreatesPrivateKeyAndDirectory(t *testing.T) {
 			t.Fatalf("%s mode is %#o, want 0700", d, perm)
 		}
 	}
-	if _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
+	if _, _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
 		t.Fatalf("created key does not read back: %v", err)
 	}
 }
@@ -126,9 +126,13 @@ func TestAnotherKeySaysSo(t *testing.T) {
 	if !strings.Contains(err.Error(), "store key does not match the one that wrote this secret") {
 		t.Fatalf("error is not clear: %v", err)
 	}
-	// Listing decrypts nothing, so an operator can still see what is there.
-	if _, err := wrong.ListVersions(t.Context(), "dev/app"); err != nil {
-		t.Fatalf("ListVersions with another key: %v", err)
+	// Without the right key the stages cannot be authenticated either: listing and
+	// writing say the key is wrong, and a write must not mix two keys in one file.
+	if _, err := wrong.ListVersions(t.Context(), "dev/app"); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("ListVersions with another key: %v, want ErrKeyMismatch", err)
+	}
+	if _, err := wrong.Put(t.Context(), "dev/app", pw("p2"), nil); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("Put with another key: %v, want ErrKeyMismatch", err)
 	}
 }
 
@@ -204,7 +208,7 @@ func TestMissingKeyOfAnEmptyStoreIsCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	openTest(t, dir)
-	if _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
+	if _, _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
 		t.Fatalf("no new key for an empty store: %v", err)
 	}
 }
