@@ -94,7 +94,8 @@ func saveDocument(dir string, d *document) error {
 
 // writeFileAtomic writes data to a temporary file in dir, flushes it, and renames it
 // over name, then flushes the directory so the rename survives a crash. After a crash
-// the file holds the old content or the new, and at worst a stray temporary is left.
+// the file holds the old content or the new, and at worst a stray temporary is left,
+// which the next Open removes (stale.go). Callers hold the store lock.
 func writeFileAtomic(dir, name string, data []byte) error {
 	// os.CreateTemp makes the file with mode 0600.
 	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")

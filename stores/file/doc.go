@@ -11,6 +11,8 @@
 //	store.lock            flock'd by every writer, so a worker and the CLI can share the store
 //	secrets/<name>.json   one document per secret: its versions, their stages, their
 //	                      encrypted material
+//	.<name>.*.tmp         a write in progress, renamed over <name> when complete; one a
+//	                      killed writer left is removed by the next Open (stale.go)
 //
 // The material of a version is sealed with the secret ID and the version token as
 // additional data, so a blob copied to another version or another secret fails to open

@@ -47,3 +47,24 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		wait = min(2*wait, maxLockWait)
 	}
 }
+
+// tryLockFile takes the lock on path if nobody holds it, without waiting: ok is false
+// when another writer holds it.
+func tryLockFile(path string) (unlock func(), ok bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock store: %w", err)
+	}
+	fd := int(f.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock store: %w", err)
+	}
+	return func() {
+		_ = syscall.Flock(fd, syscall.LOCK_UN)
+		_ = f.Close()
+	}, true, nil
+}

@@ -73,6 +73,7 @@ func OpenWithOptions(dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open file store: %w", err)
 		}
 	}
+	removeStaleTemps(dir, staleTempAge)
 	now := opts.Now
 	if now == nil {
 		now = time.Now
