@@ -31,11 +31,11 @@ func newPutCmd(g *globals) *cobra.Command {
 		Short: "Write a value read from stdin or --from-file as the current version of a secret in the file store",
 		Long: "Reads all of standard input (or the file given with --from-file) and stores it, encrypted, as\n" +
 			"the current version of the secret. The bytes are kept exactly, with one exception: input that is\n" +
-			"a single line loses its one trailing newline (\"\\n\" or \"\\r\\n\"), so `echo pw | keyturn put` stores \"pw\".\n" +
-			"Input of two lines or more, such as a PEM key or certificate, is kept byte for byte, final newline\n" +
-			"included. The value must be UTF-8 text; binary input is refused unless --base64 is given, which\n" +
-			"stores the standard base64 encoding of the bytes (consumers decode it). Input over 64 KiB is\n" +
-			"refused. Nothing is written when the input is refused.\n\n" +
+			"a single line loses its one trailing newline (\"\\n\" or \"\\r\\n\"), so a password piped from echo\n" +
+			"is stored without it. Input of two lines or more, such as a PEM key or certificate, is kept byte\n" +
+			"for byte, final newline included. The value must be UTF-8 text; binary input is refused unless\n" +
+			"--base64 is given, which stores the standard base64 encoding of the bytes (consumers decode it).\n" +
+			"Input over 64 KiB is refused. Nothing is written when the input is refused.\n\n" +
 			"Use it to seed credentials the inventory references, e.g.:\n" +
 			"  keyturn put admin/orders-db --field password < password.txt\n" +
 			"  keyturn put admin/tls --field private_key --from-file key.pem\n" +

@@ -36,8 +36,8 @@ var ErrMissingKey = errors.New("store key file is missing but the store holds se
 
 // loadOrCreateKey returns the store key from dir/store.key, creating it first if the
 // store is new. A store that already holds secret documents never gets a new key: the
-// key was moved or deleted, and the only fix is to put it back.
-// legacy reports a key file without keyFileHeader, whose store may hold format 1 files.
+// key was moved or deleted, and the only fix is to put it back. legacy reports a key
+// file without keyFileHeader, whose store may still hold format 1 files.
 func loadOrCreateKey(dir string) (key []byte, legacy bool, err error) {
 	path := filepath.Join(dir, keyFileName)
 	key, legacy, err = readKey(path)
@@ -66,8 +66,8 @@ func loadOrCreateKey(dir string) (key []byte, legacy bool, err error) {
 }
 
 // readKey reads a hex key, refusing a file that others may read: the check runs on the
-// opened file so it cannot be swapped between the check and the read.
-// legacy reports a key file in the format before keyFileHeader.
+// opened file so it cannot be swapped between the check and the read. legacy reports a
+// key file in the format before keyFileHeader.
 func readKey(path string) (key []byte, legacy bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
