@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -124,64 +123,6 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-func newPutCmd(g *globals) *cobra.Command {
-	var (
-		field string
-		meta  map[string]string
-	)
-	cmd := &cobra.Command{
-		Use:   "put <secret-id>",
-		Short: "Write a value read from stdin as the current version of a secret in the file store",
-		Long: "Reads one line from standard input and stores it, encrypted, as the current version of the secret.\n" +
-			"Use it to seed credentials the inventory references, e.g.:\n" +
-			"  keyturn put admin/orders-db --field password < password.txt\n" +
-			"or, with -f, to record the credential a managed secret's consumers use now, so that the\n" +
-			"first rotation revokes it after the grace period and has a version to roll back to:\n" +
-			"  keyturn put prod/orders-db/app -f keyturn.yaml --meta role=app < current-password.txt",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id := secret.ID(args[0])
-			if err := id.Validate(); err != nil {
-				return err
-			}
-			path, err := g.storePath(id)
-			if err != nil {
-				return err
-			}
-			if path != id || g.isManaged(id) {
-				// A managed secret's versions carry the handles its rotator needs later.
-				if meta["role"] == "" {
-					return fmt.Errorf("%s is a managed secret: pass --meta role=<login role that uses this password> so it can be revoked and restored", id)
-				}
-				if meta["username"] == "" {
-					meta["username"] = meta["role"]
-				}
-			}
-			line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-			if err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("read value from stdin: %w", err)
-			}
-			value := strings.TrimRight(line, "\r\n")
-			if value == "" {
-				return fmt.Errorf("no value on stdin: pipe it in, e.g. `keyturn put %s < file`", id)
-			}
-			store, err := file.Open(g.storeDir)
-			if err != nil {
-				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
-			}
-			v, err := store.Put(cmd.Context(), path, secret.Material{field: secret.NewSensitive(value)}, meta)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d (field %s) in %s\n", path, v.Number, field, g.storeDir)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&field, "field", "password", "field name to store the value under")
-	cmd.Flags().StringToStringVar(&meta, "meta", map[string]string{}, "non-secret metadata, e.g. --meta role=app (required for managed secrets)")
-	return cmd
 }
 
 // isManaged reports whether the inventory given with -f names the secret.

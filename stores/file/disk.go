@@ -37,10 +37,27 @@ func docName(id secret.ID) (string, error) {
 	return name, nil
 }
 
-// loadDocument reads a secret's document. A secret never written gives (nil, nil).
+// loadDocument reads a secret's document in the current format; it does not verify
+// the MAC (the Store does, holding the key). A secret never written gives (nil, nil).
 // Reads need no lock: writers replace the file by rename, so a reader sees the old
 // document or the new one, never a mix.
 func loadDocument(dir string, id secret.ID) (*document, error) {
+	d, err := loadAnyFormat(dir, id)
+	if err != nil || d == nil {
+		return d, err
+	}
+	if d.Format == formatLegacy {
+		// Open upgrades every format 1 file before the store is used, so one found
+		// later was put there by hand or by an older Keyturn: its stages are not
+		// authenticated, and accepting it would let anyone undo the upgrade.
+		name, _ := docName(id)
+		return nil, fmt.Errorf("%s is in format 1, whose stages are not authenticated, in a store already upgraded to format 2: %w", filepath.Join(dir, name), ErrTampered)
+	}
+	return d, nil
+}
+
+// loadAnyFormat reads a secret's document in format 1 or 2, checking its shape only.
+func loadAnyFormat(dir string, id secret.ID) (*document, error) {
 	name, err := docName(id)
 	if err != nil {
 		return nil, err
@@ -77,7 +94,8 @@ func saveDocument(dir string, d *document) error {
 
 // writeFileAtomic writes data to a temporary file in dir, flushes it, and renames it
 // over name, then flushes the directory so the rename survives a crash. After a crash
-// the file holds the old content or the new, and at worst a stray temporary is left.
+// the file holds the old content or the new, and at worst a stray temporary is left,
+// which the next Open removes (stale.go). Callers hold the store lock.
 func writeFileAtomic(dir, name string, data []byte) error {
 	// os.CreateTemp makes the file with mode 0600.
 	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")

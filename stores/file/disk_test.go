@@ -58,7 +58,7 @@ func TestPlaintextNeverReachesDisk(t *testing.T) {
 }
 
 // editDocument rewrites a secret's file through a function on its decoded form, as an
-// attacker or a careless operator with write access might.
+// attacker or a careless operator with write access, but without the key, might.
 func editDocument(t *testing.T, dir string, id secret.ID, edit func(d *document)) {
 	t.Helper()
 	d := readDocument(t, dir, id)
@@ -66,6 +66,17 @@ func editDocument(t *testing.T, dir string, id secret.ID, edit func(d *document)
 	if err := saveDocument(filepath.Join(dir, secretsDirName), d); err != nil {
 		t.Fatalf("save edited document: %v", err)
 	}
+}
+
+// editAndResign edits a secret's file and signs it again with s's key, so the edit
+// passes the document MAC and only the material's own binding is left to catch it:
+// the two layers are tested apart.
+func editAndResign(t *testing.T, s *Store, dir string, id secret.ID, edit func(d *document)) {
+	t.Helper()
+	editDocument(t, dir, id, func(d *document) {
+		edit(d)
+		s.sealer.sign(d)
+	})
 }
 
 func TestBlobMovedToAnotherVersionFailsToDecrypt(t *testing.T) {
@@ -79,11 +90,23 @@ func TestBlobMovedToAnotherVersionFailsToDecrypt(t *testing.T) {
 	}
 	// Give current the previous version's blob: an attempt to roll a password back
 	// behind the store's back.
-	editDocument(t, dir, id, func(d *document) {
+	move := func(d *document) {
 		cur, prev := d.holder(secret.StageCurrent), d.holder(secret.StagePrevious)
 		cur.Nonce, cur.Ciphertext = prev.Nonce, prev.Ciphertext
-	})
-	_, _, err := s.Read(t.Context(), id, secret.StageCurrent)
+	}
+	original, err := os.ReadFile(filepath.Join(dir, secretsDirName, "dev%2Fapp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	editDocument(t, dir, id, move)
+	if _, _, err := s.Read(t.Context(), id, secret.StageCurrent); !errors.Is(err, ErrTampered) {
+		t.Fatalf("Read of a moved blob: %v, want ErrTampered", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, secretsDirName, "dev%2Fapp.json"), original, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editAndResign(t, s, dir, id, move)
+	_, _, err = s.Read(t.Context(), id, secret.StageCurrent)
 	if !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("Read of a moved blob: %v, want ErrDecrypt", err)
 	}
@@ -98,7 +121,7 @@ func TestBlobMovedToAnotherSecretFailsToDecrypt(t *testing.T) {
 	donor, _ := s.Put(t.Context(), "dev/donor", pw("donor"), nil)
 	stage(t, s, "dev/victim", donor.Token, pw("victim"))
 	blob := readDocument(t, dir, "dev/donor").Versions[0]
-	editDocument(t, dir, "dev/victim", func(d *document) {
+	editAndResign(t, s, dir, "dev/victim", func(d *document) {
 		d.Versions[0].Nonce, d.Versions[0].Ciphertext = blob.Nonce, blob.Ciphertext
 	})
 	if _, _, err := s.ReadVersion(t.Context(), "dev/victim", donor.Token); !errors.Is(err, ErrDecrypt) {
@@ -195,10 +218,12 @@ func TestCorruptDocumentIsAnError(t *testing.T) {
 	stage(t, s, "dev/app", "v1", pw("p"))
 	path := filepath.Join(dir, secretsDirName, "dev%2Fapp.json")
 	for name, content := range map[string]string{
-		"truncated":      `{"format": 1, "secret_id": "dev/app", "versions": [`,
-		"future format":  `{"format": 2, "secret_id": "dev/app", "next_number": 2, "versions": []}`,
-		"other secret":   `{"format": 1, "secret_id": "dev/other", "next_number": 2, "versions": []}`,
-		"unknown stages": `{"format": 1, "secret_id": "dev/app", "next_number": 2, "versions": [{"token": "v1", "stages": ["latest"]}]}`,
+		"truncated":      `{"format": 2, "secret_id": "dev/app", "versions": [`,
+		"future format":  `{"format": 3, "secret_id": "dev/app", "next_number": 2, "versions": []}`,
+		"other secret":   `{"format": 2, "secret_id": "dev/other", "next_number": 2, "versions": []}`,
+		"unknown stages": `{"format": 2, "secret_id": "dev/app", "next_number": 2, "versions": [{"token": "v1", "stages": ["latest"]}]}`,
+		"no MAC":         `{"format": 2, "secret_id": "dev/app", "next_number": 2, "versions": []}`,
+		"format 1":       `{"format": 1, "secret_id": "dev/app", "next_number": 2, "versions": []}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

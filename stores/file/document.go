@@ -11,8 +11,13 @@ import (
 )
 
 // formatVersion is the on-disk format this package writes and reads. Bump it when a
-// change would make an older Keyturn misread a newer file.
-const formatVersion = 1
+// change would make an older Keyturn misread a newer file. Format 1 authenticated only
+// each version's material; format 2 adds a MAC over the whole document. Open upgrades
+// format 1 stores once (migrate.go).
+const (
+	formatVersion = 2
+	formatLegacy  = 1
+)
 
 // document is one secret's file: every version the store keeps for it.
 type document struct {
@@ -22,6 +27,11 @@ type document struct {
 	// derived from the versions because versions are deleted, and numbers are never reused.
 	NextNumber int       `json:"next_number"`
 	Versions   []*record `json:"versions"`
+	// KeyID names the store key whose derived MAC key signed the document, and MAC
+	// authenticates every field above and every version's fields (auth.go): stages,
+	// numbers and metadata cannot be swapped or edited without the key.
+	KeyID string `json:"key_id,omitempty"`
+	MAC   []byte `json:"mac,omitempty"`
 }
 
 // record is one version. Only Nonce and Ciphertext relate to material; everything else
@@ -42,8 +52,10 @@ func newDocument(id secret.ID) *document {
 }
 
 // check rejects a document this package did not write for id, rather than acting on it.
+// It checks the shape only, and lets both formats through: the caller decides whether a
+// format 1 document is welcome (only while migrating), and the store verifies the MAC.
 func (d *document) check(id secret.ID) error {
-	if d.Format != formatVersion {
+	if d.Format != formatVersion && d.Format != formatLegacy {
 		return fmt.Errorf("unsupported file format %d (this Keyturn reads %d)", d.Format, formatVersion)
 	}
 	if d.SecretID != id {

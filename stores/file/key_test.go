@@ -3,6 +3,7 @@ package file
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ func TestOpenCreatesPrivateKeyAndDirectory(t *testing.T) {
 			t.Fatalf("%s mode is %#o, want 0700", d, perm)
 		}
 	}
-	if _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
+	if _, _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
 		t.Fatalf("created key does not read back: %v", err)
 	}
 }
@@ -125,9 +126,13 @@ func TestAnotherKeySaysSo(t *testing.T) {
 	if !strings.Contains(err.Error(), "store key does not match the one that wrote this secret") {
 		t.Fatalf("error is not clear: %v", err)
 	}
-	// Listing decrypts nothing, so an operator can still see what is there.
-	if _, err := wrong.ListVersions(t.Context(), "dev/app"); err != nil {
-		t.Fatalf("ListVersions with another key: %v", err)
+	// Without the right key the stages cannot be authenticated either: listing and
+	// writing say the key is wrong, and a write must not mix two keys in one file.
+	if _, err := wrong.ListVersions(t.Context(), "dev/app"); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("ListVersions with another key: %v, want ErrKeyMismatch", err)
+	}
+	if _, err := wrong.Put(t.Context(), "dev/app", pw("p2"), nil); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("Put with another key: %v, want ErrKeyMismatch", err)
 	}
 }
 
@@ -152,5 +157,58 @@ func TestConcurrentOpensOfANewStoreShareOneKey(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
 	if len(leftovers) != 0 {
 		t.Fatalf("temporary key files left behind: %v", leftovers)
+	}
+}
+
+func TestMissingKeyWithSecretsIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if _, err := s.Put(t.Context(), "dev/app", pw("kept"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	keyPath := filepath.Join(dir, keyFileName)
+	moved := filepath.Join(t.TempDir(), "moved.key")
+	if err := os.Rename(keyPath, moved); err != nil {
+		t.Fatalf("move key: %v", err)
+	}
+
+	_, err := Open(dir)
+	if !errors.Is(err, ErrMissingKey) {
+		t.Fatalf("Open without its key: %v, want ErrMissingKey", err)
+	}
+	for _, want := range []string{keyPath, "restore", "1 secret files"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if _, err := os.Stat(keyPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused Open wrote a key (stat: %v)", err)
+	}
+
+	// Putting the key back is the whole repair.
+	if err := os.Rename(moved, keyPath); err != nil {
+		t.Fatalf("restore key: %v", err)
+	}
+	_, m, err := openTest(t, dir).Read(t.Context(), "dev/app", secret.StageCurrent)
+	if err != nil || m.Get("password").Reveal() != "kept" {
+		t.Fatalf("Read after restoring the key: %v", err)
+	}
+}
+
+func TestMissingKeyOfAnEmptyStoreIsCreated(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir)
+	// An empty secrets directory, and one holding only a killed writer's temporary
+	// file, have nothing a new key could fail to read.
+	tmp := filepath.Join(dir, secretsDirName, ".dev%2Fapp.json.123.tmp")
+	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, keyFileName)); err != nil {
+		t.Fatal(err)
+	}
+	openTest(t, dir)
+	if _, _, err := readKey(filepath.Join(dir, keyFileName)); err != nil {
+		t.Fatalf("no new key for an empty store: %v", err)
 	}
 }

@@ -12,3 +12,8 @@ import (
 func lockFile(context.Context, string) (func(), error) {
 	return nil, errors.New("lock store: the file store needs flock, which this platform lacks")
 }
+
+// tryLockFile refuses for the same reason as lockFile.
+func tryLockFile(string) (func(), bool, error) {
+	return nil, false, errors.New("lock store: the file store needs flock, which this platform lacks")
+}

@@ -19,31 +19,39 @@ const maxLockWait = 20 * time.Millisecond
 // Stores in one process exclude each other just as a worker and a CLI process do. The
 // lock is polled rather than awaited so a cancelled context stops the wait.
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock store: %w", err)
-	}
-	fd := int(f.Fd())
 	wait := time.Millisecond
 	for {
-		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				// Closing the file releases the lock too; unlocking first states intent.
-				_ = syscall.Flock(fd, syscall.LOCK_UN)
-				_ = f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock store: %w", err)
+		unlock, ok, err := tryLockFile(path)
+		if err != nil || ok {
+			return unlock, err
 		}
 		select {
 		case <-ctx.Done():
-			_ = f.Close()
 			return nil, fmt.Errorf("lock store: %w", ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, maxLockWait)
 	}
+}
+
+// tryLockFile takes the lock on path if nobody holds it, without waiting: ok is false
+// when another writer holds it.
+func tryLockFile(path string) (unlock func(), ok bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock store: %w", err)
+	}
+	fd := int(f.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock store: %w", err)
+	}
+	return func() {
+		// Closing the file releases the lock too; unlocking first states intent.
+		_ = syscall.Flock(fd, syscall.LOCK_UN)
+		_ = f.Close()
+	}, true, nil
 }

@@ -22,8 +22,10 @@ var (
 
 // sealer encrypts and decrypts material with the store key.
 type sealer struct {
-	aead  cipher.AEAD
-	keyID string
+	aead cipher.AEAD
+	// macKey authenticates whole documents (auth.go).
+	macKey []byte
+	keyID  string
 }
 
 func newSealer(key []byte) (*sealer, error) {
@@ -35,7 +37,11 @@ func newSealer(key []byte) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store key: %w", err)
 	}
-	return &sealer{aead: aead, keyID: keyID(key)}, nil
+	macKey, err := deriveMACKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead, macKey: macKey, keyID: keyID(key)}, nil
 }
 
 // additionalData binds a blob to its secret and version. IDs cannot hold a NUL byte

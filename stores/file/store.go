@@ -55,7 +55,7 @@ func OpenWithOptions(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open file store: %w", err)
 	}
-	key, err := loadOrCreateKey(dir)
+	key, legacy, err := loadOrCreateKey(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open file store: %w", err)
 	}
@@ -68,6 +68,12 @@ func OpenWithOptions(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open file store: %w", err)
 	}
+	if legacy {
+		if err := upgradeStore(dir, sl, key); err != nil {
+			return nil, fmt.Errorf("open file store: %w", err)
+		}
+	}
+	removeStaleTemps(dir, staleTempAge)
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -233,7 +239,25 @@ func (s *Store) load(ctx context.Context, id secret.ID) (*document, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return loadDocument(s.secretsDir, id)
+	return s.loadVerified(id)
+}
+
+// loadVerified reads id's document and checks its MAC; nil if it has none.
+func (s *Store) loadVerified(id secret.ID) (*document, error) {
+	d, err := loadDocument(s.secretsDir, id)
+	if err != nil || d == nil {
+		return d, err
+	}
+	if err := s.sealer.verify(d); err != nil {
+		// The callers name the secret; the path tells the operator which file to restore.
+		name, _ := docName(id)
+		path := filepath.Join(s.secretsDir, name)
+		if errors.Is(err, ErrTampered) {
+			return nil, fmt.Errorf("%s: %w; nothing in it is trusted: restore it from a backup, or remove it and seed the secret again", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
 }
 
 // update applies change to id's document (a new one if the secret has none) under both
@@ -249,7 +273,7 @@ func (s *Store) update(ctx context.Context, id secret.ID, change func(*document)
 		return err
 	}
 	defer unlock()
-	d, err := loadDocument(s.secretsDir, id)
+	d, err := s.loadVerified(id)
 	if err != nil {
 		return err
 	}
@@ -260,6 +284,7 @@ func (s *Store) update(ctx context.Context, id secret.ID, change func(*document)
 	if err != nil || !changed {
 		return err
 	}
+	s.sealer.sign(d)
 	return saveDocument(s.secretsDir, d)
 }
 
