@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/home"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
@@ -141,8 +141,10 @@ func (g *globals) isManaged(id secret.ID) bool {
 // openExistingStore opens the file store at --store-dir, refusing to create one: a
 // mistyped directory must not look like an empty store.
 func (g *globals) openExistingStore() (*file.Store, error) {
-	if _, err := os.Stat(filepath.Join(g.storeDir, "store.key")); err != nil {
-		return nil, fmt.Errorf("no file store at %s (no store.key there): pass --store-dir or KEYTURN_STORE_DIR; `keyturn dev` keeps one in .keyturn/store and `keyturn put` creates one", g.storeDir)
+	// A directory with neither a key nor secrets is no store (a mistyped path, say); one
+	// with secrets but no key is a store that lost its key, which Open explains.
+	if !home.Exists(filepath.Join(g.storeDir, "store.key")) && !home.Exists(filepath.Join(g.storeDir, "secrets")) {
+		return nil, fmt.Errorf("no file store at %s: pass --store-dir, KEYTURN_STORE_DIR or --home; `keyturn dev` keeps one in <home>/store (%s) and `keyturn put` creates one", g.storeDir, g.homeDir.Store())
 	}
 	store, err := file.Open(g.storeDir)
 	if err != nil {
