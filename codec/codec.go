@@ -17,6 +17,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -116,7 +119,8 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		id := string(p.GetMetadata()[MetadataKeyID])
 		aead, ok := c.aeads[id]
 		if !ok {
-			return nil, fmt.Errorf("codec: key %q: %w", id, ErrUnknownKey)
+			return nil, fmt.Errorf("codec: %w: the payload needs key %s, this process has %s; pass the key file whose ID is %s (--codec-key-file, KEYTURN_CODEC_KEY_FILE, or the state directory's codec.key with --home)",
+				ErrUnknownKey, quoteID(id), strings.Join(c.ids(), ", "), quoteID(id))
 		}
 		data := p.GetData()
 		if len(data) < aead.NonceSize() {
@@ -135,8 +139,49 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
+// ids lists the IDs of the keys c holds, current first.
+func (c *Codec) ids() []string {
+	ids := []string{c.current}
+	for id := range c.aeads {
+		if id != c.current {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids[1:])
+	return ids
+}
+
+// quoteID shows a key ID read from a payload, which anyone could have written: quoted,
+// and cut short if it is not the 16 hex digits an ID is.
+func quoteID(id string) string {
+	if len(id) > 16 {
+		id = id[:16] + "..."
+	}
+	return strconv.Quote(id)
+}
+
+// Keyless is the codec of a process that has no key: payloads it sends are not
+// encrypted, and an encrypted payload it receives fails with an error that names the key
+// it needs and how to pass it (instead of the SDK's "payload encoding is not supported").
+func Keyless() converter.PayloadCodec { return keyless{} }
+
+type keyless struct{}
+
+func (keyless) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) { return payloads, nil }
+
+func (keyless) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	for _, p := range payloads {
+		if string(p.GetMetadata()[MetadataEncoding]) == EncodingEncrypted {
+			id := string(p.GetMetadata()[MetadataKeyID])
+			return nil, fmt.Errorf("codec: %w: the payload is encrypted with key %s and this command has no key; pass that key file with --codec-key-file (or KEYTURN_CODEC_KEY_FILE), or point --home (KEYTURN_HOME) at the state directory of the keyturn dev that wrote it",
+				ErrUnknownKey, quoteID(id))
+		}
+	}
+	return payloads, nil
+}
+
 // DataConverter is the default converter with payloads encrypted by c.
-func DataConverter(c *Codec) converter.DataConverter {
+func DataConverter(c converter.PayloadCodec) converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 

@@ -44,6 +44,10 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 	if c != nil {
 		opts.DataConverter = codec.DataConverter(c)
 		opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
+	} else {
+		// No key: payloads go out as they are, and an encrypted one that comes back says
+		// which key it needs.
+		opts.DataConverter = codec.DataConverter(codec.Keyless())
 	}
 	cl, err := client.Dial(opts)
 	if err != nil {
