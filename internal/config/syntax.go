@@ -23,6 +23,7 @@ const maxRefineLines = 2000
 func (d *decoder) syntax(err error, data []byte) {
 	line, msg := splitYAMLError(err)
 	line = syntaxLine(data, line, msg)
+	msg = displayable(msg, maxMessageRunes)
 	d.fail(line, "", "YAML syntax error: %s; fix the syntax (indent with spaces, close brackets and quotes, quote values that start with @, * or &)", msg)
 }
 

@@ -38,9 +38,9 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 	}
 	switch {
 	case p.SSLMode == "prefer" || p.SSLMode == "allow":
-		c.add("postgres.sslmode", "%q falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", p.SSLMode, quoteList(sslModes), DefaultSSLMode)
+		c.add("postgres.sslmode", "%s falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
 	case !contains(sslModes, p.SSLMode):
-		c.add("postgres.sslmode", "unknown sslmode %q; use one of %s (default %q)", p.SSLMode, quoteList(sslModes), DefaultSSLMode)
+		c.add("postgres.sslmode", "unknown sslmode %s; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
 	}
 	if p.Role == "" {
 		c.add("postgres.role", "required; name the group role that holds the privileges consumers need")
@@ -48,7 +48,7 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 		c.add("postgres.role", "%s", msg)
 	}
 	if !contains(strategies, p.Strategy) {
-		c.add("postgres.strategy", "unknown strategy %q; use one of %s (default %q)", p.Strategy, quoteList(strategies), DefaultStrategy)
+		c.add("postgres.strategy", "unknown strategy %s; use one of %s (default %q)", quoteValue(p.Strategy), quoteList(strategies), DefaultStrategy)
 	}
 	c.validateTwins(p)
 	c.validateAdmin(p)
@@ -75,7 +75,7 @@ func (c *secretCheck) validateTwins(p *Postgres) {
 		return // the strategy or role problem is reported already; twins depend on both
 	}
 	if len(p.Twins) != 2 {
-		c.add("postgres.twins", "needs exactly two role names, got %d; write twins: [%s_a, %s_b] or remove it to use those names", len(p.Twins), p.Role, p.Role)
+		c.add("postgres.twins", "needs exactly two role names, got %d; write twins: [%[2]s, %[3]s] or remove it to use those names", len(p.Twins), quoteValue(p.Role+"_a"), quoteValue(p.Role+"_b"))
 		return
 	}
 	// Defaulted twins are named after the role; a problem with them is fixed by naming
