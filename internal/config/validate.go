@@ -46,6 +46,7 @@ func (inv *Inventory) Validate() error {
 		}
 		firstByPath[s.Store] = i
 	}
+	inv.validateRoleOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	return r.problems.orNil()
 }
 
