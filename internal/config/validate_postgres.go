@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/keyturn/keyturn/rotators/postgres"
 )
 
 // maxIdentifierBytes is PostgreSQL's NAMEDATALEN-1. Longer names are truncated silently
@@ -52,8 +54,15 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 	}
 	c.validateTwins(p)
 	c.validateAdmin(p)
-	if p.CheckQuery != "" && strings.TrimSpace(p.CheckQuery) == "" {
+	switch {
+	case p.CheckQuery != "" && strings.TrimSpace(p.CheckQuery) == "":
 		c.add("postgres.check_query", "is blank; write a query or remove the field")
+	case p.CheckQuery != "":
+		// The kind owns the rule; Test also runs the query so that a second statement
+		// could not run even if it got past this check.
+		if msg := postgres.CheckQueryProblem(p.CheckQuery); msg != "" {
+			c.add("postgres.check_query", "%s", msg)
+		}
 	}
 	if !c.s.pos.has("postgres.connect_timeout") && p.ConnectTimeout == DefaultConnectTimeout {
 		return // the built-in default needs no check

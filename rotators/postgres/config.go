@@ -60,6 +60,7 @@ type Config struct {
 	AdminPassword secret.Sensitive
 	// CheckQuery, if set, is run by Test as the new login role, in a read-only
 	// transaction, to prove it can do its job (for example "SELECT 1 FROM orders LIMIT 1").
+	// It must be one statement (see CheckQueryProblem).
 	CheckQuery string
 	// TerminateSessions makes Revoke end the open sessions of the revoked role.
 	TerminateSessions bool
@@ -113,6 +114,11 @@ func (c Config) Validate() error {
 	}
 	if msg := identifierProblem(c.AdminUser); msg != "" {
 		add("admin user: %s", msg)
+	}
+	if c.CheckQuery != "" {
+		if msg := CheckQueryProblem(c.CheckQuery); msg != "" {
+			add("check query %s", msg)
+		}
 	}
 
 	switch c.Strategy {

@@ -211,15 +211,18 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 }
 
 // runCheckQuery runs CheckQuery in a read-only transaction that is always rolled back, so
-// a check can read but never change the application's data.
+// a check can read but never change the application's data. It goes through the
+// extended query protocol (Parse, Bind, Execute), where the server refuses text holding
+// more than one statement: pgx's Exec without arguments would use the simple protocol,
+// which runs "SELECT 1; COMMIT; INSERT ..." whole, the INSERT after the read-only
+// transaction has ended.
 func (r *Rotator) runCheckQuery(ctx context.Context, conn *pgx.Conn) error {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
 	defer rollback(ctx, tx)
-	_, err = tx.Exec(ctx, r.cfg.CheckQuery)
-	return err
+	return conn.PgConn().ExecParams(ctx, r.cfg.CheckQuery, nil, nil, nil, nil).Read().Err
 }
 
 // Revoke disables the version's login role and, with TerminateSessions or
