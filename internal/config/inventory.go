@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -71,10 +72,11 @@ const (
 	DefaultGrace = 15 * time.Minute
 	DefaultStore = StoreFile
 	// DefaultVaultMount is the KV v2 mount a vault store uses when it names none.
-	DefaultVaultMount     = "secret"
-	DefaultTimezone       = "UTC"
-	DefaultPostgresPort   = 5432
-	DefaultSSLMode        = SSLModeRequire
+	DefaultVaultMount = "secret"
+	DefaultTimezone   = "UTC"
+	// The postgres kind owns its defaults; the inventory repeats none of them.
+	DefaultPostgresPort   = postgres.DefaultPort
+	DefaultSSLMode        = postgres.DefaultSSLMode
 	DefaultStrategy       = StrategyAlternating
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultCatchupWindow: a rotation missed by more than this while the scheduler was
@@ -199,6 +201,10 @@ type Postgres struct {
 	SSLMode string
 	// SSLRootCert is a CA bundle file for verify-ca and verify-full.
 	SSLRootCert string
+	// AllowPlaintext permits sslmode disable to a host that is not the local machine,
+	// where the admin password would cross the network unencrypted. Without it
+	// Validate refuses that combination.
+	AllowPlaintext bool
 	// Role is the managed (group) role that owns the privileges consumers need.
 	Role string
 	// Strategy is one of the Strategy constants.

@@ -43,7 +43,13 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 		c.add("postgres.sslmode", "%s falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
 	case !contains(sslModes, p.SSLMode):
 		c.add("postgres.sslmode", "unknown sslmode %s; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
+	case p.SSLMode == SSLModeDisable && !p.AllowPlaintext && strings.TrimSpace(p.Host) != "" && !isLoopback(strings.Trim(p.Host, "[]")):
+		c.add("postgres.sslmode", "%q to %s would send the admin password and every new password unencrypted across the network; use %q or %q, or set allow_plaintext: true if the network is trusted", SSLModeDisable, quoteValue(p.Host), SSLModeVerifyFull, SSLModeRequire)
 	}
+	if p.AllowPlaintext && p.SSLMode != SSLModeDisable {
+		c.add("postgres.allow_plaintext", "only means something with sslmode %q; remove it", SSLModeDisable)
+	}
+
 	if p.Role == "" {
 		c.add("postgres.role", "required; name the group role that holds the privileges consumers need")
 	} else if msg := identifierProblem(p.Role); msg != "" {

@@ -36,3 +36,40 @@ func TestValidateCheckQuery(t *testing.T) {
 		})
 	}
 }
+
+func TestValidatePlaintext(t *testing.T) {
+	tests := map[string]struct {
+		host, extra string
+		want        string // fragment of the one problem; "" for none
+		field       string
+	}{
+		"disable to a remote host":        {"db.example.com", "      sslmode: disable\n", `"disable" to "db.example.com" would send the admin password`, "secrets[0].postgres.sslmode"},
+		"disable to a remote address":     {"10.1.2.3", "      sslmode: disable\n", "allow_plaintext: true", "secrets[0].postgres.sslmode"},
+		"disable allowed explicitly":      {"db.example.com", "      sslmode: disable\n      allow_plaintext: true\n", "", ""},
+		"disable to localhost":            {"localhost", "      sslmode: disable\n", "", ""},
+		"disable to 127.0.0.1":            {"127.0.0.1", "      sslmode: disable\n", "", ""},
+		"disable to ::1":                  {"'::1'", "      sslmode: disable\n", "", ""},
+		"allow_plaintext without disable": {"db.example.com", "      allow_plaintext: true\n", "only means something with sslmode", "secrets[0].postgres.allow_plaintext"},
+		"verify-full with a root cert":    {"db.example.com", "      sslmode: verify-full\n      sslrootcert: /etc/ca.pem\n", "", ""},
+		"default is require":              {"db.example.com", "", "", ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			inv := "version: 1\nsecrets:\n" + pgSecret("a", tc.host, 5432, "      role: orders\n"+tc.extra)
+			got, err := Load(writeTemp(t, inv))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if tc.extra == "" && got.Secrets[0].Postgres.SSLMode != "require" {
+					t.Errorf("default sslmode = %q, want require", got.Secrets[0].Postgres.SSLMode)
+				}
+				return
+			}
+			probs := problemsOf(t, err)
+			if len(probs) != 1 || probs[0].Field != tc.field || !strings.Contains(probs[0].Message, tc.want) {
+				t.Fatalf("want one problem on %s containing %q, got %v", tc.field, tc.want, err)
+			}
+		})
+	}
+}

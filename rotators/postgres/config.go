@@ -20,9 +20,11 @@ const (
 
 // Defaults ApplyDefaults fills in.
 const (
-	DefaultPort           = 5432
-	DefaultDatabase       = "postgres"
-	DefaultSSLMode        = "require" // never fall back to plaintext silently; the inventory has the same default
+	DefaultPort     = 5432
+	DefaultDatabase = "postgres"
+	// DefaultSSLMode never falls back to plain text silently. The inventory's default
+	// is this constant (config.DefaultSSLMode), not a copy of it.
+	DefaultSSLMode        = "require"
 	DefaultConnectTimeout = 10 * time.Second
 )
 
@@ -42,8 +44,9 @@ type Config struct {
 	// Database to connect to, for the admin and for Test. Defaults to "postgres".
 	Database string
 	// SSLMode is a libpq sslmode (disable, allow, prefer, require, verify-ca,
-	// verify-full); SSLRootCert a file of CA certificates for verify-ca and verify-full.
-	// SSLMode defaults to prefer.
+	// verify-full); SSLRootCert a file of CA certificates for verify-ca and verify-full
+	// (with require, a root certificate makes it verify-ca, as in libpq). SSLMode
+	// defaults to DefaultSSLMode, require: encrypted, never a silent plaintext fallback.
 	SSLMode     string
 	SSLRootCert string
 	// Role is the managed role: the group role with the alternating strategy, the login
