@@ -78,7 +78,7 @@ const (
 	DefaultPostgresPort   = postgres.DefaultPort
 	DefaultSSLMode        = postgres.DefaultSSLMode
 	DefaultStrategy       = StrategyAlternating
-	DefaultConnectTimeout = 5 * time.Second
+	DefaultConnectTimeout = postgres.DefaultConnectTimeout
 	// DefaultCatchupWindow: a rotation missed by more than this while the scheduler was
 	// down is skipped and waits for its next time.
 	DefaultCatchupWindow = 15 * time.Minute

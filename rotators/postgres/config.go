@@ -24,8 +24,10 @@ const (
 	DefaultDatabase = "postgres"
 	// DefaultSSLMode never falls back to plain text silently. The inventory's default
 	// is this constant (config.DefaultSSLMode), not a copy of it.
-	DefaultSSLMode        = "require"
-	DefaultConnectTimeout = 10 * time.Second
+	DefaultSSLMode = "require"
+	// DefaultConnectTimeout is the inventory's default too (config.DefaultConnectTimeout);
+	// it was 10s here and 5s there, and 5s is what every configured worker used.
+	DefaultConnectTimeout = 5 * time.Second
 )
 
 // maxIdentifierLen is NAMEDATALEN-1: PostgreSQL silently truncates longer names, and a
@@ -67,7 +69,8 @@ type Config struct {
 	CheckQuery string
 	// TerminateSessions makes Revoke end the open sessions of the revoked role.
 	TerminateSessions bool
-	// ConnectTimeout bounds each connection attempt, and all of Test. Defaults to 10s.
+	// ConnectTimeout bounds each connection attempt, and all of Test. Defaults to
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 }
 
