@@ -222,6 +222,7 @@ func (d *decoder) httpapi(b block) *HTTPAPI {
 	b.str("key_id", &h.KeyID)
 	b.str("key_secret", &h.KeySecret)
 	b.duration("timeout", &h.Timeout)
+	b.str("ca_file", &h.CAFile)
 	return h
 }
 

@@ -1,10 +1,15 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"strings"
+
+	"github.com/keyturn/keyturn/rotators/httpapi"
 )
 
 // kindBlock is one kind-specific block of a secret: whether the file has it, what a
@@ -69,6 +74,32 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 	}
 	if h.Timeout <= 0 || h.Timeout > MaxConnectTimeout {
 		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", shortDuration(MaxConnectTimeout), shortDuration(DefaultHTTPTimeout))
+	}
+	if h.CAFile != "" || c.s.pos.has("httpapi.ca_file") {
+		c.validateCAFile(h.CAFile)
+	}
+}
+
+// validateCAFile checks that an httpapi CA bundle can be read and holds a certificate,
+// here rather than at the first rotation. It is read again where the rotator is built.
+func (c *secretCheck) validateCAFile(path string) {
+	const field = "httpapi.ca_file"
+	if strings.TrimSpace(path) == "" {
+		c.add(field, "is empty; give the path of a PEM file with the CA certificates that sign the API's certificate, or remove it")
+		return
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.add(field, "%s does not exist; give the path of a PEM file with the API's CA certificates", quoteValue(path))
+	case errors.Is(err, fs.ErrPermission):
+		c.add(field, "%s cannot be read (permission denied) by this process", quoteValue(path))
+	case err != nil:
+		c.add(field, "%s cannot be read; give the path of a readable PEM file", quoteValue(path))
+	default:
+		if _, err := httpapi.ParseCABundle(data); err != nil {
+			c.add(field, "%s %v", quoteValue(path), err)
+		}
 	}
 }
 
