@@ -17,6 +17,8 @@ import (
 func CheckQueryProblem(sql string) string {
 	n, err := countStatements(sql)
 	switch {
+	case errors.Is(err, errParameter):
+		return "uses a parameter such as $1; a check query is sent with none, so write the value into the query"
 	case err != nil:
 		return err.Error()
 	case n == 0:
@@ -99,6 +101,7 @@ func b2i(b bool) int {
 }
 
 var (
+	errParameter           = errors.New("uses a parameter")
 	errUnterminatedString  = errors.New("has a string, quoted identifier or dollar-quoted body that is never closed")
 	errUnterminatedComment = errors.New("has a /* comment that is never closed")
 )
@@ -153,7 +156,10 @@ func dollarEnd(sql string, i int) (int, error) {
 		}
 	}
 	if j >= len(sql) || sql[j] != '$' {
-		return i + 1, nil // a parameter or a lone $: not a quote
+		if j == i+1 && j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+			return 0, errParameter
+		}
+		return i + 1, nil // a lone $: not a quote
 	}
 	tag := sql[i : j+1]
 	end := strings.Index(sql[j+1:], tag)

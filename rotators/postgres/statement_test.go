@@ -22,7 +22,7 @@ func TestCountStatements(t *testing.T) {
 		"doubled quote in identifier":    {sql: `SELECT 1 AS "a"";b"`, want: 1},
 		"dollar quote":                   {sql: "SELECT $$a;b$$", want: 1},
 		"tagged dollar quote":            {sql: "SELECT $fn$ $$; $fn$", want: 1},
-		"parameter is not a quote":       {sql: "SELECT $1; SELECT 2", want: 2},
+		"parameter":                      {sql: "SELECT $1", invalid: true},
 		"dollar inside an identifier":    {sql: "SELECT a$b; SELECT 2", want: 2},
 		"line comment":                   {sql: "SELECT 1 -- ; not a statement\n", want: 1},
 		"line comment at the end":        {sql: "SELECT 1 -- ;", want: 1},
@@ -41,6 +41,9 @@ func TestCountStatements(t *testing.T) {
 			if tc.invalid {
 				if err == nil {
 					t.Fatalf("countStatements(%q) = %d, want an error", tc.sql, got)
+				}
+				if CheckQueryProblem(tc.sql) == "" {
+					t.Errorf("CheckQueryProblem(%q) found nothing wrong", tc.sql)
 				}
 				return
 			}
