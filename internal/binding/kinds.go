@@ -44,10 +44,16 @@ func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotat
 	call := func(c config.HTTPCall) httpapi.Call {
 		return httpapi.Call{Method: c.Method, URL: c.URL, Headers: c.Headers, Body: c.Body, Success: c.Success, Gone: c.Gone}
 	}
+	var caPEM []byte
+	if k.CAFile != "" {
+		if caPEM, err = os.ReadFile(k.CAFile); err != nil {
+			return nil, fmt.Errorf("%w: %s: httpapi.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
+		}
+	}
 	return httpapi.New(httpapi.Config{
 		Create: call(k.Create), Test: call(k.Test), Revoke: call(k.Revoke),
 		KeyIDPath: k.KeyID, KeySecretPath: k.KeySecret,
-		Admin: admin, Timeout: k.Timeout,
+		Admin: admin, Timeout: k.Timeout, CABundle: caPEM,
 	})
 }
 

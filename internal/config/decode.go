@@ -113,7 +113,7 @@ func (d *decoder) fields(n *yaml.Node, path string, known []string) map[string]e
 			continue
 		}
 		name := k.Value
-		field := join(path, name)
+		field := join(path, fieldName(name))
 		if k.Tag == "!!merge" {
 			d.fail(k.Line, path, "YAML merge keys (<<) are not supported; write the fields out in full")
 			continue
@@ -123,7 +123,7 @@ func (d *decoder) fields(n *yaml.Node, path string, known []string) map[string]e
 			if c := closest(name, known); c != "" {
 				hint = fmt.Sprintf(" (did you mean %q?)", c)
 			}
-			d.fail(k.Line, field, "unknown field %q%s; known fields here: %s", name, hint, strings.Join(known, ", "))
+			d.fail(k.Line, field, "unknown field %s%s; known fields here: %s", quoteValue(name), hint, strings.Join(known, ", "))
 			continue
 		}
 		if prev, dup := out[name]; dup {
@@ -236,12 +236,12 @@ func (b block) duration(name string, dst *time.Duration) bool {
 		b.d.fail(n.Line, field, "has no value; give a duration such as 15m or 0s, or remove the line")
 		return false
 	case "!!int", "!!float":
-		b.d.fail(n.Line, field, "a bare number has no unit; add one, e.g. %ss, %sm or %sh (0s for zero)", n.Value, n.Value, n.Value)
+		b.d.fail(n.Line, field, "a bare number has no unit; add one, e.g. %[1]ss, %[1]sm or %[1]sh (0s for zero)", displayable(n.Value, maxValueRunes))
 		return false
 	}
 	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
-		b.d.fail(n.Line, field, "%q is not a duration; use a number with a unit: 0s, 90s, 15m, 1h30m", n.Value)
+		b.d.fail(n.Line, field, "%s is not a duration; use a number with a unit: 0s, 90s, 15m, 1h30m", quoteValue(n.Value))
 		return false
 	}
 	*dst = v

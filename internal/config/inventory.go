@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -71,12 +72,13 @@ const (
 	DefaultGrace = 15 * time.Minute
 	DefaultStore = StoreFile
 	// DefaultVaultMount is the KV v2 mount a vault store uses when it names none.
-	DefaultVaultMount     = "secret"
-	DefaultTimezone       = "UTC"
-	DefaultPostgresPort   = 5432
-	DefaultSSLMode        = SSLModeRequire
+	DefaultVaultMount = "secret"
+	DefaultTimezone   = "UTC"
+	// The postgres kind owns its defaults; the inventory repeats none of them.
+	DefaultPostgresPort   = postgres.DefaultPort
+	DefaultSSLMode        = postgres.DefaultSSLMode
 	DefaultStrategy       = StrategyAlternating
-	DefaultConnectTimeout = 5 * time.Second
+	DefaultConnectTimeout = postgres.DefaultConnectTimeout
 	// DefaultCatchupWindow: a rotation missed by more than this while the scheduler was
 	// down is skipped and waits for its next time.
 	DefaultCatchupWindow = 15 * time.Minute
@@ -199,6 +201,10 @@ type Postgres struct {
 	SSLMode string
 	// SSLRootCert is a CA bundle file for verify-ca and verify-full.
 	SSLRootCert string
+	// AllowPlaintext permits sslmode disable to a host that is not the local machine,
+	// where the admin password would cross the network unencrypted. Without it
+	// Validate refuses that combination.
+	AllowPlaintext bool
 	// Role is the managed (group) role that owns the privileges consumers need.
 	Role string
 	// Strategy is one of the Strategy constants.

@@ -27,6 +27,9 @@ type HTTPAPI struct {
 	KeyID, KeySecret string
 	// Timeout bounds one request.
 	Timeout time.Duration
+	// CAFile is a PEM file of the CA certificates to trust for this API, whose
+	// certificate a private CA signs; empty means the system's roots.
+	CAFile string
 }
 
 // HTTPCall is one declared request; URL, header values and body are templates.
@@ -93,7 +96,7 @@ const (
 
 var (
 	awsiamFields   = []string{"user", "delete_inactive", "delete_after", "consistency_timeout"}
-	httpapiFields  = []string{"admin", "create", "test", "revoke", "key_id", "key_secret", "timeout"}
+	httpapiFields  = []string{"admin", "create", "test", "revoke", "key_id", "key_secret", "timeout", "ca_file"}
 	httpCallFields = []string{"method", "url", "headers", "body", "success", "gone"}
 	certFields     = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
 	vaultpkiFields = append([]string{"mount", "role", "ca_file"}, certFields...)

@@ -24,7 +24,7 @@ var (
 	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window"}
 	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
-	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
+	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "allow_plaintext", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
 )
 
@@ -222,6 +222,7 @@ func (d *decoder) httpapi(b block) *HTTPAPI {
 	b.str("key_id", &h.KeyID)
 	b.str("key_secret", &h.KeySecret)
 	b.duration("timeout", &h.Timeout)
+	b.str("ca_file", &h.CAFile)
 	return h
 }
 
@@ -244,6 +245,7 @@ func (d *decoder) postgres(b block) *Postgres {
 	b.str("database", &p.Database)
 	b.str("sslmode", &p.SSLMode)
 	b.str("sslrootcert", &p.SSLRootCert)
+	b.boolean("allow_plaintext", &p.AllowPlaintext)
 	b.str("role", &p.Role)
 	b.str("strategy", &p.Strategy)
 	b.strList("twins", &p.Twins)

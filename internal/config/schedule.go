@@ -43,12 +43,15 @@ func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
 		return nil, fmt.Errorf("schedule is empty; write a cron spec such as \"0 3 * * 1\" or remove the field")
 	case strings.HasPrefix(spec, "@every"):
 		return nil, fmt.Errorf("@every is not accepted: its activations shift whenever the scheduler restarts; use a fixed time such as @daily or \"0 3 * * *\"")
+	case !isDisplayable(spec):
+		// The cron parser's errors repeat the field they failed on; refuse before it does.
+		return nil, fmt.Errorf("holds control characters, escape sequences or invalid UTF-8; write a five-field cron spec such as \"0 3 * * 1\"")
 	case strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ="):
 		return nil, fmt.Errorf("a TZ= or CRON_TZ= prefix is not accepted; remove it and set the timezone field instead")
 	}
 	sched, err := parseCron(spec)
 	if err != nil {
-		return nil, fmt.Errorf("not a valid cron spec (%v); use five fields, minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\", or @hourly, @daily, @weekly, @monthly, @yearly", err)
+		return nil, fmt.Errorf("not a valid cron spec (%s); use five fields, minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\", or @hourly, @daily, @weekly, @monthly, @yearly", displayable(err.Error(), maxMessageRunes))
 	}
 	spec6, ok := sched.(*cron.SpecSchedule)
 	if !ok {
@@ -111,7 +114,7 @@ func loadZone(name string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %q; use an IANA name such as UTC, Europe/Berlin or America/New_York", name)
+		return nil, fmt.Errorf("unknown time zone %s; use an IANA name such as UTC, Europe/Berlin or America/New_York", quoteValue(name))
 	}
 	return loc, nil
 }

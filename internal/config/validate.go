@@ -33,7 +33,7 @@ func (inv *Inventory) Validate() error {
 			continue
 		}
 		if first, dup := firstByID[s.ID]; dup {
-			c.add("id", "duplicate id %q, first used at line %d; every secret needs its own id", s.ID, first.line("id"))
+			c.add("id", "duplicate id %s, first used at line %d; every secret needs its own id", quoteValue(string(s.ID)), first.line("id"))
 			continue // its store path is a duplicate too when defaulted; one problem is enough
 		}
 		firstByID[s.ID] = s
@@ -41,11 +41,12 @@ func (inv *Inventory) Validate() error {
 			continue
 		}
 		if j, dup := firstByPath[s.Store]; dup {
-			c.add("store.path", "store path %q is also used by secrets[%d] (line %d); two secrets writing one path overwrite each other, so give each its own", s.Store.Path, j, inv.Secrets[j].Line)
+			c.add("store.path", "store path %s is also used by secrets[%d] (line %d); two secrets writing one path overwrite each other, so give each its own", quoteValue(s.Store.Path), j, inv.Secrets[j].Line)
 			continue
 		}
 		firstByPath[s.Store] = i
 	}
+	inv.validateRoleOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	return r.problems.orNil()
 }
 
@@ -101,7 +102,7 @@ func storeTypeProblem(t string) string {
 	if contains(knownStores, t) {
 		return ""
 	}
-	return fmt.Sprintf("unknown store type %q; allowed: %s", t, quoteList(knownStores))
+	return fmt.Sprintf("unknown store type %s; allowed: %s", quoteValue(t), quoteList(knownStores))
 }
 
 // checkTags reports malformed and repeated tags. Tags in inherited came from the defaults
@@ -115,10 +116,10 @@ func checkTags(r *report, field string, tags, inherited []string, line func(stri
 		abs := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case seen[t]:
-			r.add(line(item), abs, "tag %q is listed twice; remove one", t)
+			r.add(line(item), abs, "tag %s is listed twice; remove one", quoteValue(t))
 		case contains(inherited, t):
 		case !tagPattern.MatchString(t):
-			r.add(line(item), abs, "tag %q is not valid; use lower-case a-z, 0-9, '_', '.' and '-', starting with a letter or digit", t)
+			r.add(line(item), abs, "tag %s is not valid; use lower-case a-z, 0-9, '_', '.' and '-', starting with a letter or digit", quoteValue(t))
 		}
 		seen[t] = true
 	}
@@ -148,14 +149,15 @@ func (c *secretCheck) validate() {
 	s := c.s
 	if s.ID == "" {
 		c.add("id", "required; give the secret a path-like id (%s)", pathLikeHint)
-	} else if err := s.ID.Validate(); err != nil {
-		c.add("id", "%v", err)
+	} else if s.ID.Validate() != nil {
+		// secret.ID's own error repeats the whole value; the file's value is shown capped.
+		c.add("id", "%s is not a valid secret id; use %s, at most 200 characters", quoteValue(string(s.ID)), pathLikeHint)
 	}
 	switch {
 	case s.Kind == "":
 		c.add("kind", "required; known kinds: %s", quoteList(knownKinds))
 	case !contains(knownKinds, s.Kind):
-		c.add("kind", "unknown kind %q; known kinds: %s", s.Kind, quoteList(knownKinds))
+		c.add("kind", "unknown kind %s; known kinds: %s", quoteValue(s.Kind), quoteList(knownKinds))
 	}
 	c.validateStore()
 	if !c.inherited("grace", c.inv.Defaults.Grace != nil && s.Grace == *c.inv.Defaults.Grace) {
@@ -185,7 +187,7 @@ func (c *secretCheck) validateStore() {
 	// A defaulted path is the ID, which has been checked already.
 	if s.Store.Path != "" && !c.inherited("store.path", s.Store.Path == string(s.ID)) {
 		if secret.ID(s.Store.Path).Validate() != nil {
-			c.add("store.path", "%q is not path-like; use %s", s.Store.Path, pathLikeHint)
+			c.add("store.path", "%s is not path-like; use %s", quoteValue(s.Store.Path), pathLikeHint)
 		}
 	}
 }

@@ -1,10 +1,15 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"strings"
+
+	"github.com/keyturn/keyturn/rotators/httpapi"
 )
 
 // kindBlock is one kind-specific block of a secret: whether the file has it, what a
@@ -43,7 +48,7 @@ func (c *secretCheck) validateAWSIAM(k *AWSIAM) {
 	case k.User == "":
 		c.add("awsiam.user", "required; name the IAM user whose access keys Keyturn rotates")
 	case len(k.User) > 64 || strings.ContainsAny(k.User, " /:"):
-		c.add("awsiam.user", "%q is not an IAM user name (at most 64 characters of letters, digits and +=,.@_-)", k.User)
+		c.add("awsiam.user", "%s is not an IAM user name (at most 64 characters of letters, digits and +=,.@_-)", quoteValue(k.User))
 	}
 	if k.DeleteAfter < 0 {
 		c.add("awsiam.delete_after", "must not be negative; use 0s to delete a deactivated key right after revoke")
@@ -70,6 +75,32 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 	if h.Timeout <= 0 || h.Timeout > MaxConnectTimeout {
 		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", shortDuration(MaxConnectTimeout), shortDuration(DefaultHTTPTimeout))
 	}
+	if h.CAFile != "" || c.s.pos.has("httpapi.ca_file") {
+		c.validateCAFile(h.CAFile)
+	}
+}
+
+// validateCAFile checks that an httpapi CA bundle can be read and holds a certificate,
+// here rather than at the first rotation. It is read again where the rotator is built.
+func (c *secretCheck) validateCAFile(path string) {
+	const field = "httpapi.ca_file"
+	if strings.TrimSpace(path) == "" {
+		c.add(field, "is empty; give the path of a PEM file with the CA certificates that sign the API's certificate, or remove it")
+		return
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.add(field, "%s does not exist; give the path of a PEM file with the API's CA certificates", quoteValue(path))
+	case errors.Is(err, fs.ErrPermission):
+		c.add(field, "%s cannot be read (permission denied) by this process", quoteValue(path))
+	case err != nil:
+		c.add(field, "%s cannot be read; give the path of a readable PEM file", quoteValue(path))
+	default:
+		if _, err := httpapi.ParseCABundle(data); err != nil {
+			c.add(field, "%s %v", quoteValue(path), err)
+		}
+	}
 }
 
 func (c *secretCheck) validateHTTPCall(field string, call HTTPCall) {
@@ -78,7 +109,7 @@ func (c *secretCheck) validateHTTPCall(field string, call HTTPCall) {
 		return
 	}
 	if !contains(httpMethods, call.Method) {
-		c.add(field+".method", "unknown method %q; use one of %s", call.Method, quoteList(httpMethods))
+		c.add(field+".method", "unknown method %s; use one of %s", quoteValue(call.Method), quoteList(httpMethods))
 	}
 	switch {
 	case strings.Contains(call.URL, ".Admin") || strings.Contains(call.URL, ".Secret"):
@@ -88,7 +119,7 @@ func (c *secretCheck) validateHTTPCall(field string, call HTTPCall) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			c.add(field+".url", "must be an absolute http(s) URL such as https://api.example.com/v1/keys")
 		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-			c.add(field+".url", "uses plain http to %s, which would send credentials unencrypted; use https (plain http is allowed for localhost only)", u.Hostname())
+			c.add(field+".url", "uses plain http to %s, which would send credentials unencrypted; use https (plain http is allowed for localhost only)", quoteValue(u.Hostname()))
 		}
 	}
 	for _, st := range append(append([]int(nil), call.Success...), call.Gone...) {
@@ -131,7 +162,7 @@ func (c *secretCheck) validateCertificate(block string, cert Certificate) {
 	}
 	for i, ip := range cert.IPSANs {
 		if net.ParseIP(ip) == nil {
-			c.add(fmt.Sprintf("%s.ip_sans[%d]", block, i), "%q is not an IP address", ip)
+			c.add(fmt.Sprintf("%s.ip_sans[%d]", block, i), "%s is not an IP address", quoteValue(ip))
 		}
 	}
 	if cert.TTL <= 0 {
@@ -139,7 +170,7 @@ func (c *secretCheck) validateCertificate(block string, cert Certificate) {
 	}
 	switch {
 	case !contains(keyTypes, cert.KeyType):
-		c.add(block+".key_type", "unknown key type %q; use one of %s (default %q)", cert.KeyType, quoteList(keyTypes), DefaultKeyType)
+		c.add(block+".key_type", "unknown key type %s; use one of %s (default %q)", quoteValue(cert.KeyType), quoteList(keyTypes), DefaultKeyType)
 	case cert.KeyType == "rsa" && cert.KeyBits < 2048:
 		c.add(block+".key_bits", "must be at least 2048 for rsa")
 	case cert.KeyType == "ec" && cert.KeyBits != 0:

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/keyturn/keyturn/rotators/postgres"
 )
 
 // maxIdentifierBytes is PostgreSQL's NAMEDATALEN-1. Longer names are truncated silently
@@ -38,22 +40,35 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 	}
 	switch {
 	case p.SSLMode == "prefer" || p.SSLMode == "allow":
-		c.add("postgres.sslmode", "%q falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", p.SSLMode, quoteList(sslModes), DefaultSSLMode)
+		c.add("postgres.sslmode", "%s falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
 	case !contains(sslModes, p.SSLMode):
-		c.add("postgres.sslmode", "unknown sslmode %q; use one of %s (default %q)", p.SSLMode, quoteList(sslModes), DefaultSSLMode)
+		c.add("postgres.sslmode", "unknown sslmode %s; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
+	case p.SSLMode == SSLModeDisable && !p.AllowPlaintext && strings.TrimSpace(p.Host) != "" && !isLoopback(strings.Trim(p.Host, "[]")):
+		c.add("postgres.sslmode", "%q to %s would send the admin password and every new password unencrypted across the network; use %q or %q, or set allow_plaintext: true if the network is trusted", SSLModeDisable, quoteValue(p.Host), SSLModeVerifyFull, SSLModeRequire)
 	}
+	if p.AllowPlaintext && p.SSLMode != SSLModeDisable {
+		c.add("postgres.allow_plaintext", "only means something with sslmode %q; remove it", SSLModeDisable)
+	}
+
 	if p.Role == "" {
 		c.add("postgres.role", "required; name the group role that holds the privileges consumers need")
 	} else if msg := identifierProblem(p.Role); msg != "" {
 		c.add("postgres.role", "%s", msg)
 	}
 	if !contains(strategies, p.Strategy) {
-		c.add("postgres.strategy", "unknown strategy %q; use one of %s (default %q)", p.Strategy, quoteList(strategies), DefaultStrategy)
+		c.add("postgres.strategy", "unknown strategy %s; use one of %s (default %q)", quoteValue(p.Strategy), quoteList(strategies), DefaultStrategy)
 	}
 	c.validateTwins(p)
 	c.validateAdmin(p)
-	if p.CheckQuery != "" && strings.TrimSpace(p.CheckQuery) == "" {
+	switch {
+	case p.CheckQuery != "" && strings.TrimSpace(p.CheckQuery) == "":
 		c.add("postgres.check_query", "is blank; write a query or remove the field")
+	case p.CheckQuery != "":
+		// The kind owns the rule; Test also runs the query so that a second statement
+		// could not run even if it got past this check.
+		if msg := postgres.CheckQueryProblem(p.CheckQuery); msg != "" {
+			c.add("postgres.check_query", "%s", msg)
+		}
 	}
 	if !c.s.pos.has("postgres.connect_timeout") && p.ConnectTimeout == DefaultConnectTimeout {
 		return // the built-in default needs no check
@@ -75,7 +90,7 @@ func (c *secretCheck) validateTwins(p *Postgres) {
 		return // the strategy or role problem is reported already; twins depend on both
 	}
 	if len(p.Twins) != 2 {
-		c.add("postgres.twins", "needs exactly two role names, got %d; write twins: [%s_a, %s_b] or remove it to use those names", len(p.Twins), p.Role, p.Role)
+		c.add("postgres.twins", "needs exactly two role names, got %d; write twins: [%[2]s, %[3]s] or remove it to use those names", len(p.Twins), quoteValue(p.Role+"_a"), quoteValue(p.Role+"_b"))
 		return
 	}
 	// Defaulted twins are named after the role; a problem with them is fixed by naming

@@ -73,9 +73,13 @@ type Config struct {
 	Admin secret.Sensitive
 	// Timeout bounds each request. Defaults to 10s.
 	Timeout time.Duration
-	// Client, if set, sends the requests (a client that trusts a private CA, say). The
-	// rotator uses a copy that does not follow redirects. Defaults to a client with
-	// Timeout.
+	// CABundle, if set, is PEM-encoded CA certificates (the inventory's ca_file) that
+	// every call, Test included, trusts instead of the system's roots: for an API whose
+	// certificate a private CA signs. See ParseCABundle.
+	CABundle []byte
+	// Client, if set, sends the requests (a test server's client, say). The rotator uses
+	// a copy that does not follow redirects. Defaults to a client with Timeout, trusting
+	// CABundle when it is set; Client and CABundle do not go together.
 	Client *http.Client
 }
 

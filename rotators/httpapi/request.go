@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +84,11 @@ func (r *Rotator) send(ctx context.Context, c compiledCall, d Data, idempotencyK
 
 	res, err := r.client.Do(req)
 	if err != nil {
+		if untrustedCertificate(err) {
+			// Say what to configure. Still retryable: the server's certificate may be
+			// mid-renewal, and the retry policy bounds how long this may last.
+			return resp, scrub(fmt.Errorf("httpapi %s: %s %s: the server's TLS certificate is not trusted (if a private CA signs it, set httpapi.ca_file to that CA's PEM bundle): %w", c.name, c.method, resp.target, unwrapURLError(err)))
+		}
 		// Retryable: the caller's retry policy decides how long a network failure may last.
 		return resp, scrub(fmt.Errorf("httpapi %s: %s %s: %w", c.name, c.method, resp.target, unwrapURLError(err)))
 	}
@@ -200,3 +207,13 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string   { return e.msg }
 func (e *scrubbedError) Unwrap() []error { return e.causes }
+
+// untrustedCertificate reports whether err is a failed verification of the server's
+// certificate: an unknown authority, a name it does not cover, or an invalid chain.
+func untrustedCertificate(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
+}

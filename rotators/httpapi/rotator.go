@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 
@@ -34,6 +35,7 @@ type Rotator struct {
 	revoke     compiledCall
 	idPath     jsonPath
 	secretPath jsonPath
+	caPool     *x509.CertPool // from CABundle; nil for the system's roots
 }
 
 var _ rotators.Minter = (*Rotator)(nil)
@@ -49,9 +51,12 @@ func New(cfg Config) (*Rotator, error) {
 	// POST turned into a GET would misreport, and headers such as X-Api-Key would follow
 	// the redirect to wherever it points.
 	var client http.Client
-	if cfg.Client != nil {
+	switch {
+	case cfg.Client != nil:
 		client = *cfg.Client
-	} else {
+	case r.caPool != nil:
+		client = *clientWithCAs(r.caPool, r.cfg.Timeout)
+	default:
 		client.Timeout = r.cfg.Timeout
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -73,6 +78,14 @@ func compile(cfg Config) (*Rotator, error) {
 	}
 	if r.secretPath, err = parsePath(cfg.KeySecretPath); err != nil {
 		p.add("key_secret", "%v", err)
+	}
+	if len(cfg.CABundle) > 0 {
+		if r.caPool, err = ParseCABundle(cfg.CABundle); err != nil {
+			p.add("ca_file", "%v", err)
+		}
+		if cfg.Client != nil {
+			p.add("ca_file", "a CA bundle and a Client do not go together: configure the client's roots instead")
+		}
 	}
 	if cfg.KeyIDPath != "" && cfg.KeyIDPath == cfg.KeySecretPath {
 		p.add("key_id", "is the same path as key_secret: the ID is stored as metadata, so it must not be the secret")

@@ -20,10 +20,14 @@ const (
 
 // Defaults ApplyDefaults fills in.
 const (
-	DefaultPort           = 5432
-	DefaultDatabase       = "postgres"
-	DefaultSSLMode        = "require" // never fall back to plaintext silently; the inventory has the same default
-	DefaultConnectTimeout = 10 * time.Second
+	DefaultPort     = 5432
+	DefaultDatabase = "postgres"
+	// DefaultSSLMode never falls back to plain text silently. The inventory's default
+	// is this constant (config.DefaultSSLMode), not a copy of it.
+	DefaultSSLMode = "require"
+	// DefaultConnectTimeout is the inventory's default too (config.DefaultConnectTimeout);
+	// it was 10s here and 5s there, and 5s is what every configured worker used.
+	DefaultConnectTimeout = 5 * time.Second
 )
 
 // maxIdentifierLen is NAMEDATALEN-1: PostgreSQL silently truncates longer names, and a
@@ -42,8 +46,9 @@ type Config struct {
 	// Database to connect to, for the admin and for Test. Defaults to "postgres".
 	Database string
 	// SSLMode is a libpq sslmode (disable, allow, prefer, require, verify-ca,
-	// verify-full); SSLRootCert a file of CA certificates for verify-ca and verify-full.
-	// SSLMode defaults to prefer.
+	// verify-full); SSLRootCert a file of CA certificates for verify-ca and verify-full
+	// (with require, a root certificate makes it verify-ca, as in libpq). SSLMode
+	// defaults to DefaultSSLMode, require: encrypted, never a silent plaintext fallback.
 	SSLMode     string
 	SSLRootCert string
 	// Role is the managed role: the group role with the alternating strategy, the login
@@ -60,10 +65,12 @@ type Config struct {
 	AdminPassword secret.Sensitive
 	// CheckQuery, if set, is run by Test as the new login role, in a read-only
 	// transaction, to prove it can do its job (for example "SELECT 1 FROM orders LIMIT 1").
+	// It must be one statement (see CheckQueryProblem).
 	CheckQuery string
 	// TerminateSessions makes Revoke end the open sessions of the revoked role.
 	TerminateSessions bool
-	// ConnectTimeout bounds each connection attempt, and all of Test. Defaults to 10s.
+	// ConnectTimeout bounds each connection attempt, and all of Test. Defaults to
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 }
 
@@ -113,6 +120,11 @@ func (c Config) Validate() error {
 	}
 	if msg := identifierProblem(c.AdminUser); msg != "" {
 		add("admin user: %s", msg)
+	}
+	if c.CheckQuery != "" {
+		if msg := CheckQueryProblem(c.CheckQuery); msg != "" {
+			add("check query %s", msg)
+		}
 	}
 
 	switch c.Strategy {

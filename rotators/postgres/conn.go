@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyturn/keyturn/rotators"
 )
@@ -39,6 +40,9 @@ func (r *Rotator) connConfig(user, password string) (*pgx.ConnConfig, error) {
 	cfg.Password = password
 	cfg.ConnectTimeout = r.cfg.ConnectTimeout
 	cfg.RuntimeParams["application_name"] = applicationName
+	if r.onNotice != nil {
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { r.onNotice(n) }
+	}
 	return cfg, nil
 }
 

@@ -56,17 +56,34 @@
 //	CREATE ROLE keyturn_admin WITH LOGIN CREATEROLE PASSWORD '...';
 //	GRANT pg_signal_backend TO keyturn_admin;  -- only with TerminateSessions
 //
-// CREATEROLE there lets a role create and alter every non-superuser role and grant
-// membership in every non-superuser role, so the admin needs no membership in the group
-// role, and is given none: it cannot read the application's data. On PostgreSQL 16 and
-// later CREATEROLE only reaches roles the admin holds with ADMIN OPTION, so add
+// CREATEROLE there reaches every non-superuser role: the admin can create, alter and
+// drop any of them, set any of their passwords, and grant membership in any of them,
+// to itself as well. Keyturn gives it no membership in the group role, but that does not
+// keep it from the application's data: it can GRANT the group role to itself, SET ROLE
+// to it and read what the application reads (TestCreateRoleAdminCanJoinGroupRole shows
+// this). On 15, treat keyturn_admin as able to become any non-superuser role of the
+// server.
+//
+// On PostgreSQL 16 and later CREATEROLE only reaches roles the admin holds WITH ADMIN
+// OPTION, and the roles it creates (which come with ADMIN OPTION), so add
 //
 //	GRANT "<role>" TO keyturn_admin WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;
 //
-// and the same for each twin that already exists and was not created by keyturn_admin (a
-// role it creates comes with ADMIN OPTION). pg_signal_backend cannot end superuser
-// sessions, and CREATEROLE cannot alter superusers, so neither the group role nor the
-// twins may be superusers.
+// and the same for each twin that already exists and was not created by keyturn_admin.
+// INHERIT FALSE, SET FALSE mean the admin does not use the group role's privileges as
+// granted; but ADMIN OPTION lets it grant the role to anyone, itself included, with
+// INHERIT or SET (the createrole_self_grant setting does exactly this), so on 16 too the
+// admin can reach the data of the group roles it manages, only not of other roles. The
+// test machines run PostgreSQL 15; the 16 behaviour is from PostgreSQL's documentation.
+//
+// pg_signal_backend cannot end superuser sessions, and CREATEROLE cannot alter
+// superusers, so neither the group role nor the twins may be superusers.
+//
+// Apply sets "role" on each twin (ALTER ROLE ... SET role) once, when it is not set
+// already. PostgreSQL checks that value against the admin, which is not a member of the
+// group role, and answers with a NOTICE ("permission will be denied to set role"); the
+// setting is for the twins, who are members, so Apply silences that notice for its own
+// transaction (SET LOCAL client_min_messages = warning). No other step sends notices.
 //
 // # Errors
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -27,6 +28,9 @@ const (
 // steps of a rotation, which may be hours apart.
 type Rotator struct {
 	cfg Config
+	// onNotice, when set (by tests), receives every NOTICE the server sends on the
+	// rotator's sessions.
+	onNotice func(*pgconn.Notice)
 }
 
 var _ rotators.Rotator = (*Rotator)(nil)
@@ -151,6 +155,25 @@ func (r *Rotator) prepareTwin(ctx context.Context, tx pgx.Tx, twin string) error
 	}
 	// Objects a twin creates then belong to the group role, so the other twin can use
 	// them and the twins never drift apart.
+	var set bool
+	err = tx.QueryRow(ctx, `
+		SELECT EXISTS (
+			SELECT 1 FROM pg_db_role_setting s
+			JOIN pg_roles u ON u.oid = s.setrole
+			WHERE u.rolname = $1 AND s.setdatabase = 0 AND $2 = ANY (s.setconfig))`, twin, "role="+group).Scan(&set)
+	if err != nil {
+		return fail(fmt.Sprintf("check default role of %q", twin), err)
+	}
+	if set {
+		return nil
+	}
+	// The server checks the value against the session's user, the admin, who is not a
+	// member of the group role and need not be, and says so in a NOTICE ("permission
+	// will be denied to set role"); the twin is a member, so the setting works. Silence
+	// that one expected notice, for this transaction only.
+	if _, err := tx.Exec(ctx, "SET LOCAL client_min_messages = warning"); err != nil {
+		return fail("quiet notices", err)
+	}
 	if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER ROLE %s SET role = %s", ident(twin), quoteLiteral(group))); err != nil {
 		return fail(fmt.Sprintf("set default role of %q", twin), err)
 	}
@@ -211,15 +234,18 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 }
 
 // runCheckQuery runs CheckQuery in a read-only transaction that is always rolled back, so
-// a check can read but never change the application's data.
+// a check can read but never change the application's data. It goes through the
+// extended query protocol (Parse, Bind, Execute), where the server refuses text holding
+// more than one statement: pgx's Exec without arguments would use the simple protocol,
+// which runs "SELECT 1; COMMIT; INSERT ..." whole, the INSERT after the read-only
+// transaction has ended.
 func (r *Rotator) runCheckQuery(ctx context.Context, conn *pgx.Conn) error {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
 	defer rollback(ctx, tx)
-	_, err = tx.Exec(ctx, r.cfg.CheckQuery)
-	return err
+	return conn.PgConn().ExecParams(ctx, r.cfg.CheckQuery, nil, nil, nil, nil).Read().Err
 }
 
 // Revoke disables the version's login role and, with TerminateSessions or

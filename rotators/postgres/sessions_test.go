@@ -164,3 +164,58 @@ func TestErrorsAndLogsHoldNoPassword(t *testing.T) {
 	}
 	wantNotInServerLog(t, []string{password})
 }
+
+// TestCheckQueryCannotWrite gives the role INSERT on a table and tries check queries that
+// write in every way one statement or several could: each fails with ErrCheckFailed and
+// the table stays empty. Before the check ran through the extended protocol, "SELECT 1;
+// COMMIT; INSERT ..." committed the read-only transaction and inserted a row.
+func TestCheckQueryCannotWrite(t *testing.T) {
+	cfg := newConfig(t, StrategyAlternating)
+	super := superConn(t)
+	table := unique("guarded")
+	exec(t, super, fmt.Sprintf("CREATE TABLE %s (id int)", ident(table)))
+	exec(t, super, fmt.Sprintf("GRANT SELECT, INSERT ON %s TO %s", ident(table), ident(cfg.Role)))
+	s := &step{t: t, r: mustNew(t, cfg)}
+	v, m := s.generate(nil)
+	s.apply(v, m)
+
+	tbl := ident(table)
+	writers := map[string]string{
+		"insert returning":      fmt.Sprintf("INSERT INTO %s VALUES (1) RETURNING 1", tbl),
+		"writable CTE":          fmt.Sprintf("WITH w AS (INSERT INTO %s VALUES (2) RETURNING 1) SELECT * FROM w", tbl),
+		"commit then write":     fmt.Sprintf("SELECT 1; COMMIT; INSERT INTO %s VALUES (3)", tbl),
+		"read write then write": fmt.Sprintf("SET TRANSACTION READ WRITE; INSERT INTO %s VALUES (4)", tbl),
+		"rollback then write":   fmt.Sprintf("ROLLBACK; INSERT INTO %s VALUES (5)", tbl),
+	}
+	for name, query := range writers {
+		t.Run(name, func(t *testing.T) {
+			cfg := cfg
+			cfg.CheckQuery = query
+			cfg.ApplyDefaults()
+			// Bypass New's validation, which refuses several statements before anything
+			// runs: this checks what the server is asked to do if one got through.
+			r := &Rotator{cfg: cfg}
+			err := r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m})
+			if !errors.Is(err, rotators.ErrCheckFailed) {
+				t.Errorf("Test = %v, want ErrCheckFailed", err)
+			}
+		})
+	}
+	var rows int
+	if err := super.QueryRow(t.Context(), fmt.Sprintf("SELECT count(*) FROM %s", tbl)).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("check queries wrote %d row(s); they must not be able to write", rows)
+	}
+
+	// A trailing semicolon is still one statement, and reading still works.
+	cfg.CheckQuery = fmt.Sprintf("SELECT count(*) FROM %s;", tbl)
+	if err := mustNew(t, cfg).Test(t.Context(), rotators.TestRequest{Version: v, Material: m}); err != nil {
+		t.Errorf("Test with a one-statement check and a trailing semicolon: %v", err)
+	}
+	cfg.CheckQuery = "SELECT 1; SELECT 2"
+	if _, err := New(cfg); !errors.Is(err, rotators.ErrInvalidConfig) || !strings.Contains(err.Error(), "2 statements") {
+		t.Errorf("New with two statements = %v, want ErrInvalidConfig naming 2 statements", err)
+	}
+}

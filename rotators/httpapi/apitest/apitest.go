@@ -20,6 +20,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -289,4 +290,11 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 func writeError(w http.ResponseWriter, status int, msg string) {
 	out, _ := json.Marshal(map[string]any{"error": map[string]string{"message": msg}})
 	writeJSON(w, status, out)
+}
+
+// CAPEM returns, in PEM, the certificate a StartTLS server presents: self-signed, so it
+// is its own CA, and trusted by nothing else. It is what an inventory's
+// httpapi.ca_file holds for an API behind a private CA.
+func (s *Server) CAPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 }
