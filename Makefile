@@ -47,7 +47,7 @@ record-histories:
 	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin' ./tests/
 
 clean:
-	rm -rf bin .keyturn
+	rm -rf bin
 
 # Run Keyturn on its embedded defaults: Temporal server + Web UI + worker + file store + demo Postgres.
 dev: build
