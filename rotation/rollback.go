@@ -37,6 +37,19 @@ type RollbackResult struct {
 	RevokeError string `json:"revokeError,omitempty"`
 }
 
+// Kept says, in words an operator can act on, what consumers read after the rollback.
+func (r RollbackResult) Kept() string {
+	switch {
+	case r.KeptFailed:
+		return "the secret had no earlier version to go back to, so the new version stays current"
+	case r.Restored == nil:
+		return "the secret had no current version; the new one was revoked and discarded"
+	case r.RestoredVerified:
+		return fmt.Sprintf("version %d is current and was verified to work", r.Restored.Number)
+	}
+	return fmt.Sprintf("version %d is current but was not verified to work", r.Restored.Number)
+}
+
 // testLogin tests a version and counts a failed check as a working login.
 func (s Steps) testLogin(ctx context.Context, v secret.Version, m secret.Material) error {
 	err := s.Rotator.Test(ctx, rotators.TestRequest{Version: v, Material: m})

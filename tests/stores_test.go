@@ -263,10 +263,11 @@ func TestStoreOutageDuringPromote(t *testing.T) {
 	}
 }
 
-// TestStoreOutageThatLasts cuts the store off while the new version is tested and never
-// brings it back within the rotation: after the bounded retries of Promote and of the
-// rollback, the rotation ends failed, and the old credential is still what consumers read
-// and still logs in.
+// TestStoreOutageThatLasts cuts the store off while the new version is tested and keeps it
+// off past the bounded retries of Promote and of the rollback: the rotation then says the
+// rollback is outstanding and keeps trying, consumers still read the old credential, which
+// still logs in. Once the store answers again, the rollback finishes: no pending version is
+// left and the new twin can no longer log in.
 func TestStoreOutageThatLasts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes about five minutes of bounded retries per store")
@@ -279,19 +280,43 @@ func TestStoreOutageThatLasts(t *testing.T) {
 			ctx := context.Background()
 			const id = secret.ID("e2e/app")
 
-			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-			defer cancel()
-			err := run.Get(waitCtx, nil)
-			res, ok := resultOf(err)
-			if !ok || res.Outcome != workflows.OutcomeFailed {
-				t.Fatalf("want a failed rotation with its result attached, got %v", err)
+			var status workflows.RotateStatus
+			waitFor(t, 10*time.Minute, "the rollback to become outstanding", func() bool {
+				v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
+				return err == nil && v.Get(&status) == nil && status.Outcome == workflows.OutcomeRollbackOutstanding
+			})
+			if status.Outstanding == nil || status.NewVersion == nil {
+				t.Fatalf("an outstanding rollback must say what and which version: %+v", status)
 			}
+			newRole := status.NewVersion.Metadata["role"]
+			if err := login(ctx, env, "app_a", secret.NewSensitive(first)); err != nil {
+				t.Fatalf("the old credential must still log in during the outage: %v", err)
+			}
+
 			st.proxy.Restore()
+			if err := env.Client.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.SignalRetryNow, nil); err != nil {
+				t.Fatal(err)
+			}
+			waitCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer cancel()
+			res, ok := resultOf(run.Get(waitCtx, nil))
+			if !ok || res.Outcome != workflows.OutcomeRolledBack || res.Rollback == nil || !res.Rollback.RestoredVerified || !res.Rollback.Discarded {
+				t.Fatalf("once the store answers the rollback must finish: %+v", res)
+			}
 			if got, _ := st.consumer(ctx, id); got != first {
 				t.Fatal("consumers must still read the old credential")
 			}
 			if err := login(ctx, env, "app_a", secret.NewSensitive(first)); err != nil {
 				t.Fatalf("the old credential must still log in: %v", err)
+			}
+			var canLogin bool
+			conn := superConn(t, env)
+			defer conn.Close(ctx)
+			if err := conn.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", newRole).Scan(&canLogin); err != nil {
+				t.Fatal(err)
+			}
+			if canLogin {
+				t.Fatalf("the new twin %s must be NOLOGIN again after the rollback", newRole)
 			}
 		})
 	}

@@ -139,3 +139,72 @@ func TestCLINeverReportsASuccessItDidNotGet(t *testing.T) {
 		t.Fatalf("rotate of an unknown ID left %d workflow(s)", n)
 	}
 }
+
+// TestWrongAdminPasswordRollbackTellsTheTruth: the admin password in the store is wrong, so
+// the rotation cannot change the target and its rollback cannot revoke what it may have
+// made. The rollback still tests the credential consumers use, says it works (it does),
+// and keeps trying the revoke; once the admin password is right again, it finishes.
+func TestWrongAdminPasswordRollbackTellsTheTruth(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Secrets: []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "0s"}}})
+	ctx := context.Background()
+	const id = secret.ID("e2e/app")
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("first rotation exited %d:\n%s", code, out)
+	}
+	v1, m1 := current(t, env, id)
+	_, admin, err := env.Store.Read(ctx, "admin/e2e", secret.StageCurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Store.Put(ctx, "admin/e2e", secret.Material{"password": secret.NewSensitive("Not-The-Admin-Password-1")}, map[string]string{"username": "keyturn_admin"}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out := keyturn(t, env, "rotate", string(id), "--wait")
+	if code == 0 || strings.Contains(out, "rollback failed") || !strings.Contains(out, "revoke_outstanding") || !strings.Contains(out, "retry-now") {
+		t.Fatalf("rotate with a wrong admin password must say the revoke is outstanding; exit %d:\n%s", code, out)
+	}
+	st := statusOf(t, env, id)
+	if st.Status != "running" || st.Outcome != "revoke_outstanding" {
+		t.Fatalf("the rotation must keep trying the revoke: %+v", st)
+	}
+	code, out = keyturn(t, env, "status", string(id))
+	if code != 0 || !strings.Contains(out, "outstanding: revoke the new version") || !strings.Contains(out, "revoke_outstanding") ||
+		!strings.Contains(out, fmt.Sprintf("kept:     version %d is current and was verified to work", v1.Number)) {
+		t.Fatalf("status must show the outstanding revoke:\n%s", out)
+	}
+	if err := login(ctx, env, v1.Metadata["role"], m1.Get("password")); err != nil {
+		t.Fatalf("the credential in use must still work: %v", err)
+	}
+	if cur, _ := current(t, env, id); cur.Token != v1.Token {
+		t.Fatalf("version %d must still be current", v1.Number)
+	}
+
+	// The operator fixes the admin password and retries at once.
+	if _, err := env.Store.Put(ctx, "admin/e2e", admin, map[string]string{"username": "keyturn_admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := keyturn(t, env, "retry-now", string(id)); code != 0 {
+		t.Fatalf("retry-now exited %d:\n%s", code, out)
+	}
+	waitFor(t, 2*time.Minute, "the rollback to finish", func() bool { return statusOf(t, env, id).Status != "running" })
+	st = statusOf(t, env, id)
+	if st.Outcome != "rolled_back" {
+		t.Fatalf("once the admin works the rollback must finish: %+v", st)
+	}
+	if code, out := keyturn(t, env, "retry-now", string(id)); code == 0 || !strings.Contains(out, "nothing to retry-now") {
+		t.Fatalf("retry-now with nothing outstanding must be refused; exit %d:\n%s", code, out)
+	}
+	if err := login(ctx, env, v1.Metadata["role"], m1.Get("password")); err != nil {
+		t.Fatalf("the credential in use must still work: %v", err)
+	}
+	var loginTwins int
+	conn := superConn(t, env)
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ('app_a', 'app_b') AND rolcanlogin").Scan(&loginTwins); err != nil {
+		t.Fatal(err)
+	}
+	if loginTwins != 1 {
+		t.Fatalf("exactly the twin in use may log in after the rollback, found %d", loginTwins)
+	}
+}

@@ -50,11 +50,13 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 	// The kept version is current and works; the new credential may still have to be
 	// revoked (the target refused the admin, say). It must not stay valid forever.
+	r.status.Rollback = &rb
 	if rb.RevokeError != "" {
 		revoke := func(ctx workflow.Context) error {
 			if err := roll(ctx); err != nil {
 				return err
 			}
+			r.status.Rollback = &rb
 			if rb.RevokeError != "" {
 				return errors.New(rb.RevokeError)
 			}
@@ -66,7 +68,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 		}
 		if err := r.keepTrying(dctx, what, OutcomeRevokeOutstanding, errors.New(rb.RevokeError), revoke); err != nil {
 			r.status.Rollback = &rb
-			r.status.Error = fmt.Sprintf("%s; %s, but the new version could not be revoked and may still work on the target: %s", r.status.Error, keptMessage(rb), err)
+			r.status.Error = fmt.Sprintf("%s; %s, but the new version could not be revoked and may still work on the target: %s", r.status.Error, rb.Kept(), err)
 			r.setOutcome(dctx, OutcomeRevokeFailed)
 			return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
 				"rotation of "+string(r.in.SecretID)+" rolled back, but: "+r.status.Error, ErrTypeRevokeFailed, nil, r.status.RotateResult)
@@ -80,7 +82,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 		return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
 	}
 	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
-		"rotation of "+string(r.in.SecretID)+" rolled back: "+r.status.Error+"; "+keptMessage(rb), ErrTypeRolledBack, nil, r.status.RotateResult)
+		"rotation of "+string(r.in.SecretID)+" rolled back: "+r.status.Error+"; "+rb.Kept(), ErrTypeRolledBack, nil, r.status.RotateResult)
 }
 
 // fail ends the workflow without a rollback: nothing was changed (plan failed).
@@ -164,7 +166,7 @@ func (r *rotateRun) details() string {
 	default:
 		b.WriteString(r.status.Outcome)
 		if rb := r.status.Rollback; rb != nil {
-			b.WriteString(": " + keptMessage(*rb))
+			b.WriteString(": " + rb.Kept())
 		}
 		if r.status.Error != "" {
 			b.WriteString("; " + r.status.Error)

@@ -254,16 +254,6 @@ func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, 
 	return aborted, err
 }
 
-func keptMessage(rb rotation.RollbackResult) string {
-	if rb.KeptFailed {
-		return "the secret had no earlier version to go back to, so the new version stays current"
-	}
-	if rb.Restored == nil {
-		return "the secret had no current version; the new one was revoked and discarded"
-	}
-	return fmt.Sprintf("version %d is current and was verified to work", rb.Restored.Number)
-}
-
 // errorMessage flattens an activity failure to its innermost message, which the
 // activities built from material-free errors.
 func errorMessage(err error) string {

@@ -194,6 +194,9 @@ func printResult(w io.Writer, r workflows.RotateResult) {
 	} else if r.NewVersion != nil {
 		fmt.Fprintln(w, "previous: none (the secret's first version: nothing to revoke)")
 	}
+	if r.Rollback != nil {
+		fmt.Fprintf(w, "kept:     %s\n", r.Rollback.Kept())
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "error:    %s\n", r.Error)
 	}
