@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -246,6 +247,9 @@ func describeRotation(ctx context.Context, c client.Client, id secret.ID) (rotat
 	st := &workflows.RotateStatus{StartedAt: d.Started, Step: d.Step}
 	var res workflows.RotateResult
 	err = c.GetWorkflow(ctx, wid, d.RunID).Get(ctx, &res)
+	if errors.Is(err, codec.ErrUnknownKey) {
+		return d, fmt.Errorf("read the result of the rotation of %s: %w", id, err)
+	}
 	if err != nil {
 		var ok bool
 		if res, ok = resultFromError(err); !ok {
