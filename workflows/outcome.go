@@ -108,7 +108,13 @@ func (r *rotateRun) revokeFailed(ctx workflow.Context, cause error) (RotateResul
 // succeeds (nil), an operator gives up (SignalGiveUp) or ctx is cancelled (an error
 // saying which). SignalRetryNow starts the next attempt at once. While it tries, the
 // outcome shows the outstanding state and the status query says what and when.
+//
+// A rotation an incident started does not wait: the incident must finish and report
+// every secret, so the failure is returned at once and the incident's report names it.
 func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first error, attempt func(workflow.Context) error) error {
+	if r.in.IncidentID != "" {
+		return fmt.Errorf("%s failed; incident %s reports it instead of retrying: %s", what, r.in.IncidentID, errorMessage(first))
+	}
 	o := &Outstanding{What: what, Attempts: 1, Since: workflow.Now(ctx), LastError: errorMessage(first)}
 	r.status.Outstanding = o
 	r.setOutcome(ctx, outcome)

@@ -438,3 +438,19 @@ func (s *rotateSuite) TestFirstRotationFailureHasNothingToRestore() {
 	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
 	s.Contains(appErr.Message(), "no current version")
 }
+
+// An incident's rotation does not keep retrying a revoke: the incident must finish and
+// report it.
+func (s *rotateSuite) TestIncidentRotationReportsAFailedRevokeAtOnce() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id, IncidentID: "inc-1"})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRevokeFailed, appErr.Type())
+	s.Contains(appErr.Error(), "incident inc-1 reports it")
+}
