@@ -71,6 +71,7 @@ func runAll(t *testing.T, h Harness) {
 		run  func(s *suite)
 	}{
 		{"CreateIsSafeToRepeat", createIsSafeToRepeat},
+		{"MintFindsWhatAKilledMintLeft", mintFindsWhatAKilledMintLeft},
 		{"ApplyThenTest", applyThenTest},
 		{"ApplyIsIdempotent", applyIsIdempotent},
 		{"WrongMaterialIsRejected", wrongMaterialIsRejected},
@@ -123,6 +124,26 @@ func mintAgainCleansUp(s *suite) {
 	s.wantAccepted("Test of the credential of the repeated Mint", again, m2)
 	if !sameMaterial(m1, m2) {
 		s.wantRejected("Test of the abandoned credential", v1, m1)
+	}
+}
+
+// A Mint killed after the target made the credential and before anyone heard of it
+// (no Minted call reached the heartbeat, the store never got it) leaves a credential
+// only the target knows. The repeated Mint under the same token, given only what the
+// store knows (nothing yet) and when the rotation began, returns that same credential or
+// makes it stop working. A Generator has nothing to mint, so the case is skipped for it.
+func mintFindsWhatAKilledMintLeft(s *suite) {
+	if _, ok := s.r.(rotators.Minter); !ok {
+		s.t.Skip("not a Minter: Generate changes nothing on the target (CreateIsSafeToRepeat)")
+	}
+	since := time.Now()
+	v1, m1, _ := s.make(nil, &mintAgain{token: "rotatortest/killed", since: since})
+	// The step dies here: the heartbeat and the store never hear of v1.
+	again, m2, _ := s.make(nil, &mintAgain{token: v1.Token, since: since})
+	s.apply(again, m2)
+	s.wantAccepted("Test of the credential of the repeated Mint", again, m2)
+	if !sameMaterial(m1, m2) {
+		s.wantRejected("Test of the credential the killed Mint left", v1, m1)
 	}
 }
 
@@ -241,9 +262,12 @@ func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version,
 	s.t.Helper()
 	s.n++
 	token := secret.VersionToken(fmt.Sprintf("test/%d", s.n))
-	var abandoned []map[string]string
+	var (
+		abandoned []map[string]string
+		since     time.Time
+	)
 	if again != nil {
-		token, abandoned = again.token, again.abandoned
+		token, abandoned, since = again.token, again.abandoned, again.since
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -260,7 +284,7 @@ func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version,
 	case rotators.Minter:
 		call = "Mint"
 		g, err = r.Mint(ctx, rotators.MintRequest{
-			SecretID: s.h.SecretID, Token: token, Current: current, Abandoned: abandoned,
+			SecretID: s.h.SecretID, Token: token, Current: current, Abandoned: abandoned, Since: since,
 			Minted: func(md map[string]string) { minted = append(minted, md) },
 		})
 	default:
@@ -303,6 +327,8 @@ func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version,
 type mintAgain struct {
 	token     secret.VersionToken
 	abandoned []map[string]string
+	// since is when the rotation began (MintRequest.Since); zero for unknown.
+	since time.Time
 }
 
 // checkMetadata fails the test if metadata carries any material made so far.
