@@ -142,7 +142,9 @@ func TestKillsLeaveNoValidOrphan(t *testing.T) {
 			slices.Sort(valid)
 			return valid
 		},
-		Handle: func(v secret.Version) string { return certs.FormatSerial(mustSerial(t, v.Metadata[certs.MetadataSerial])) },
+		Handle: func(v secret.Version) string {
+			return certs.FormatSerial(mustSerial(t, v.Metadata[certs.MetadataSerial]))
+		},
 	})
 }
 
