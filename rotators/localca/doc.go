@@ -12,9 +12,10 @@
 // Mint first adds to the CRL the certificates an interrupted Mint of the same version
 // signed but never stored: the serials the issuance log records for MintRequest.Token
 // that no MintRequest.Known version holds, and those MintRequest.Abandoned names. It
-// then records a new serial in the log, synced to disk, and only then makes a key (ECDSA
-// P-256, or RSA) and signs a leaf with the CA: that random 128-bit serial, the request's common name
-// and SANs (the common name included), server and client authentication, valid from 30
+// then records a new serial in the log, synced to disk, and only then makes a key
+// (ECDSA P-256, or RSA) and signs a leaf with the CA: that random 128-bit serial, the
+// request's common name and SANs (the common name included), server and client
+// authentication, valid from 30
 // seconds ago for the TTL but never past the CA's own expiry. The metadata reaches
 // MintRequest.Minted before Mint returns. The material is certificate, private_key and
 // ca_chain (the CA certificate); see package certs.
