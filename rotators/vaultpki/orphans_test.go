@@ -112,4 +112,3 @@ func (p *pki) validLeaves() []string {
 	slices.Sort(out)
 	return out
 }
-
