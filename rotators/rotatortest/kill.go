@@ -46,6 +46,8 @@ type KillHarness struct {
 // rotation with a kill, how many credentials the target held right after the last kill
 // and after the rotation finished.
 type KillReport struct {
+	// Rotations is how many rotations ran, with kills or without.
+	Rotations  int
 	Kills      int
 	AfterKill  []int
 	AfterRetry []int
@@ -142,6 +144,7 @@ func RunKills(t *testing.T, h KillHarness) KillReport {
 			break
 		}
 		current := finishRotation(t, ctx, steps, token)
+		report.Rotations++
 		after := h.Live(t)
 		slices.Sort(after)
 		if want := []string{h.Handle(current)}; !slices.Equal(after, want) {
