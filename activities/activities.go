@@ -102,7 +102,8 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 // of this rotation minted but never got into the store, and removes it before it mints
 // (rotators.MintRequest.Known and Since). Since is the time the workflow first scheduled
 // this activity, which the server records once for all its attempts, so every attempt
-// of one rotation looks back to the same instant.
+// of one rotation looks back to the same instant; it is passed from the second attempt
+// on.
 //
 // The new credential's handles (never its material) also go into the heartbeat the
 // moment the target has made it, and the next attempt passes them on as Abandoned. That
@@ -125,7 +126,11 @@ func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateR
 			hb.record(minted)
 		}
 		opts := []rotation.CreateOption{rotation.WithMintHooks(abandoned, onMinted)}
-		if activity.IsActivity(ctx) {
+		// The first attempt of the step has no earlier attempt to clean up after, so it
+		// is spared the search (a list of every certificate on a Vault mount) and its
+		// risk (taking a credential made by someone else during the rotation for an
+		// orphan).
+		if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
 			opts = append(opts, rotation.WithMintSince(activity.GetInfo(ctx).ScheduledTime))
 		}
 		return s.Create(ctx, in.Token, opts...)

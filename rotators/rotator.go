@@ -121,7 +121,9 @@ type MintRequest struct {
 	// none of them holds is not accounted for by Keyturn.
 	Known []map[string]string
 	// Since is when the rotation that asks for this version began: the first attempt of
-	// its Create step started at or after it. Zero means unknown.
+	// its Create step started at or after it. Zero means unknown, or that no earlier
+	// attempt can exist (the Create activity sets it from its second attempt on), and then
+	// Mint need not look for credentials by age.
 	//
 	// Together with Known and Token it lets Mint decide from what the target shows, not
 	// from Abandoned alone: before it makes a credential, Mint must find every credential
