@@ -10,8 +10,10 @@ import (
 	"github.com/keyturn/keyturn/rotators"
 )
 
-// orphanMargin widens MintRequest.Since when keys are compared with it. IAM reports a
-// key's CreateDate to the second (a key made at 12:00:00.9 says 12:00:00), and Since is
+// orphanMargin widens MintRequest.Since when keys are compared with it. AWS reports a
+// key's CreateDate to the second (a key made at 12:00:00.9 says 12:00:00; moto 5.2.1
+// gives microseconds, so the tests on moto do not need the margin and TestOrphansMargin
+// checks the truncated case by hand), and Since is
 // taken from the Temporal server's clock while CreateDate comes from AWS's: a key this
 // rotation made must not look older than the rotation because of either. Five seconds
 // covers both on NTP-synchronised machines; the cost is that a key made by hand within
