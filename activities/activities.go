@@ -107,10 +107,17 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 }
 
 // Create makes (or finds, on a retry) the pending version for the token. For a kind whose
-// target mints the credential, the new credential's handles (never its material) go into
-// the heartbeat the moment the target has made it: if this attempt dies before the store
-// has the material, the next attempt finds them there and has the rotator remove the
-// credential nobody can use, instead of leaving it behind.
+// target mints the credential, the rotator finds on the target what an earlier attempt
+// of this rotation minted but never got into the store, and removes it before it mints
+// (rotators.MintRequest.Known and Since). Since is the time the workflow first scheduled
+// this activity, which the server records once for all its attempts, so every attempt
+// of one rotation looks back to the same instant; it is passed from the second attempt
+// on.
+//
+// The new credential's handles (never its material) also go into the heartbeat the
+// moment the target has made it, and the next attempt passes them on as Abandoned. That
+// is only a hint: the SDK throttles heartbeats, and a worker killed right after the
+// target answered never sends one.
 func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateResult, error) {
 	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.CreateResult, error) {
 		var minted MintedRecord
@@ -127,13 +134,22 @@ func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateR
 			minted.Minted = append(minted.Minted, md)
 			hb.record(minted)
 		}
-		return s.Create(ctx, in.Token, rotation.WithMintHooks(abandoned, onMinted))
+		opts := []rotation.CreateOption{rotation.WithMintHooks(abandoned, onMinted)}
+		// The first attempt of the step has no earlier attempt to clean up after, so it
+		// is spared the search (a list of every certificate on a Vault mount) and its
+		// risk (taking a credential made by someone else during the rotation for an
+		// orphan).
+		if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
+			opts = append(opts, rotation.WithMintSince(activity.GetInfo(ctx).ScheduledTime))
+		}
+		return s.Create(ctx, in.Token, opts...)
 	})
 }
 
 // MintedRecord is the heartbeat of a Create step: the metadata of every credential a
 // target minted for the token so far, oldest first. Metadata holds handles (a key ID, a
-// certificate serial), never material.
+// certificate serial), never material. It is a hint the next attempt passes on; the
+// target's own state is what decides (see Create).
 type MintedRecord struct {
 	Minted []map[string]string `json:"minted,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/keyturn/keyturn/rotators"
@@ -42,7 +43,12 @@ func (s Steps) Current(ctx context.Context) (*secret.Version, error) {
 // again (the target may have missed it when the previous attempt crashed) and reused.
 //
 // For a Minter the target makes the material; opts carry what an interrupted earlier
-// attempt minted (Abandoned) and where to report a new credential (Minted).
+// attempt minted (Abandoned, a hint), where to report a new credential (Minted) and when
+// the rotation began (Since). Create adds what the store knows of the secret (Known), so
+// the rotator can find from the target's own state what an attempt killed between the
+// target's answer and the store write left behind (see rotators.MintRequest). If another
+// attempt for the same token staged first, the credential this attempt minted is revoked
+// (and purged, where the kind revokes in two steps): nothing but the staged one remains.
 func (s Steps) Create(ctx context.Context, token secret.VersionToken, opts ...CreateOption) (CreateResult, error) {
 	existing, material, err := s.Store.ReadVersion(ctx, s.SecretID, token)
 	switch {
@@ -79,6 +85,9 @@ func (s Steps) Create(ctx context.Context, token secret.VersionToken, opts ...Cr
 	if err != nil {
 		return CreateResult{}, fmt.Errorf("read back pending version: %w", err)
 	}
+	if err := s.discardLoser(ctx, token, staged, material, gen); err != nil {
+		return CreateResult{}, err
+	}
 	if err := s.Rotator.Apply(ctx, rotators.ApplyRequest{Version: staged, Material: material}); err != nil {
 		return CreateResult{}, fmt.Errorf("apply pending version: %w", err)
 	}
@@ -89,6 +98,7 @@ func (s Steps) Create(ctx context.Context, token secret.VersionToken, opts ...Cr
 type CreateOptions struct {
 	Abandoned []map[string]string
 	Minted    func(metadata map[string]string)
+	Since     time.Time
 }
 
 // CreateOption sets a CreateOptions field.
@@ -98,6 +108,51 @@ type CreateOption func(*CreateOptions)
 // mints. Generators ignore both.
 func WithMintHooks(abandoned []map[string]string, minted func(map[string]string)) CreateOption {
 	return func(o *CreateOptions) { o.Abandoned, o.Minted = abandoned, minted }
+}
+
+// WithMintSince passes when the rotation began, durably the same for every attempt of its
+// Create (the activity's first scheduling time): a credential the target made since then
+// that the store does not know is an orphan of this rotation. Generators ignore it.
+func WithMintSince(since time.Time) CreateOption {
+	return func(o *CreateOptions) { o.Since = since }
+}
+
+// known returns the metadata of every version the store keeps for the secret.
+func (s Steps) known(ctx context.Context) ([]map[string]string, error) {
+	versions, err := s.Store.ListVersions(ctx, s.SecretID)
+	if errors.Is(err, stores.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	known := make([]map[string]string, 0, len(versions))
+	for _, v := range versions {
+		if len(v.Metadata) > 0 {
+			known = append(known, v.Metadata)
+		}
+	}
+	return known, nil
+}
+
+// discardLoser removes the credential this attempt minted when the store holds another
+// one under the token (a concurrent attempt staged first): nobody will ever read this
+// one's material. A Generator's material never reached the target, so nothing is done.
+func (s Steps) discardLoser(ctx context.Context, token secret.VersionToken, staged secret.Version, stored secret.Material, gen rotators.Generated) error {
+	if _, ok := s.Rotator.(rotators.Minter); !ok || maps.EqualFunc(stored, gen.Material, secret.Sensitive.Equal) {
+		return nil
+	}
+	lost := secret.Version{SecretID: s.SecretID, Token: token, Number: staged.Number, Metadata: gen.Metadata}
+	req := rotators.RevokeRequest{Version: lost, Keep: &staged}
+	if err := s.Rotator.Revoke(ctx, req); err != nil {
+		return fmt.Errorf("revoke the credential of a concurrent attempt that lost: %w", err)
+	}
+	if p, ok := s.Rotator.(rotators.Purger); ok {
+		if err := p.Purge(ctx, req); err != nil {
+			return fmt.Errorf("purge the credential of a concurrent attempt that lost: %w", err)
+		}
+	}
+	return nil
 }
 
 // make asks the rotator for the next version's material: generated locally, or minted by
@@ -115,9 +170,13 @@ func (s Steps) make(ctx context.Context, token secret.VersionToken, current *sec
 		}
 		return gen, nil
 	case rotators.Minter:
+		known, err := s.known(ctx)
+		if err != nil {
+			return rotators.Generated{}, err
+		}
 		gen, err := r.Mint(ctx, rotators.MintRequest{
 			SecretID: s.SecretID, Token: token, Current: current,
-			Abandoned: o.Abandoned, Minted: o.Minted,
+			Abandoned: o.Abandoned, Minted: o.Minted, Known: known, Since: o.Since,
 		})
 		if err != nil {
 			return rotators.Generated{}, fmt.Errorf("mint: %w", err)

@@ -112,8 +112,26 @@ type MintRequest struct {
 	Abandoned []map[string]string
 	// Minted, when set, must be called with the new credential's metadata as soon as the
 	// target has made it and before Mint returns, so that an interrupted step can pass it
-	// back as Abandoned. The metadata must hold no secret material.
+	// back as Abandoned. The metadata must hold no secret material. It is a hint only: a
+	// worker killed right after the target answered never calls it (and a heartbeat
+	// carrying it may never reach the server), so Mint must not rely on Abandoned alone.
 	Minted func(metadata map[string]string)
+	// Known holds the metadata of every version the store keeps for this secret (current,
+	// previous, pending and older ones it still lists). A credential on the target that
+	// none of them holds is not accounted for by Keyturn.
+	Known []map[string]string
+	// Since is when the rotation that asks for this version began: the first attempt of
+	// its Create step started at or after it. Zero means unknown, or that no earlier
+	// attempt can exist (the Create activity sets it from its second attempt on), and then
+	// Mint need not look for credentials by age.
+	//
+	// Together with Known and Token it lets Mint decide from what the target shows, not
+	// from Abandoned alone: before it makes a credential, Mint must find every credential
+	// an earlier, interrupted Mint for this same Token made (one that no Known version
+	// holds and that the target made for Token, or, where the target records nothing of
+	// the token, made at or after Since) and make it stop working, unless it returns that
+	// same credential again. How each kind tells them apart is in its package documentation.
+	Since time.Time
 }
 
 // Minter is a Rotator whose material the target makes (or signs). Mint changes the target

@@ -10,9 +10,18 @@
 //
 // Mint lists the user's keys (iam:ListAccessKeys), then:
 //
-//  1. deletes every key an interrupted earlier Mint of the same version created
-//     (MintRequest.Abandoned): its secret never reached the store, so nobody can use it,
-//     and it takes one of the user's two slots;
+//  1. deletes every key an interrupted earlier Mint of the same version created: its
+//     secret never reached the store, so nobody can use it, and it takes one of the
+//     user's two slots. Such a key is found on IAM itself, not only from the heartbeat
+//     hint (MintRequest.Abandoned), which a worker killed right after CreateAccessKey
+//     never sends: it is a key of the user that no version the store keeps holds
+//     (MintRequest.Known) and whose CreateDate is at or after the rotation's start
+//     (MintRequest.Since) less a margin of five seconds. The margin covers CreateDate's
+//     one-second resolution and clock skew between the Temporal server, whose clock
+//     Since comes from, and AWS; its price is that a key made by hand in those seconds
+//     before a rotation, and never recorded, is deleted as an orphan too. A key older
+//     than that, or one the store holds, is never deleted here, and neither is the
+//     current version's key;
 //  2. makes room if the user still has two keys (see below);
 //  3. creates the key (iam:CreateAccessKey) and reports its ID through MintRequest.Minted
 //     before anything else can fail, so that a step interrupted from here on passes it

@@ -79,8 +79,10 @@ func New(cfg Config, awsCfg aws.Config) (*Rotator, error) {
 func (r *Rotator) PurgeAfter() time.Duration { return r.cfg.DeleteAfter }
 
 // Mint makes a new access key for the user, in four steps (see the package documentation):
-// list the user's keys, delete the keys an interrupted earlier Mint left behind, make room
-// under IAM's two-key limit, and create the key, reporting it through req.Minted at once.
+// list the user's keys, delete the keys an interrupted earlier Mint of this version left
+// behind (named in req.Abandoned, or unknown to the store and created since req.Since),
+// make room under IAM's two-key limit, and create the key, reporting it through
+// req.Minted at once.
 func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.Generated, error) {
 	current := r.currentKey(req.Current)
 
@@ -90,15 +92,10 @@ func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.
 		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
 	}
 
-	// Step 2. Keys made by an interrupted Mint of this version: their secret is lost, so
-	// nobody can use them, and they take a slot.
-	for _, md := range req.Abandoned {
-		id := md[MetadataAccessKeyID]
-		// Only keys listed under the user are touched: one already gone needs nothing, and
-		// the current key (never expected here) must go on working.
-		if id == "" || id == current || !slices.ContainsFunc(keys, hasID(id)) {
-			continue
-		}
+	// Step 2. Keys made by an interrupted Mint of this version, found among the user's
+	// keys (see orphans): their secret is lost, so nobody can use them, and they take a
+	// slot. Only keys listed under the user are touched, and never the current one.
+	for _, id := range orphans(keys, req, current) {
 		if err := r.deleteKey(ctx, id); err != nil {
 			return rotators.Generated{}, fmt.Errorf("mint: delete abandoned key: %w", err)
 		}

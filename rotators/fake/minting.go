@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type Minting struct {
 type mintedKey struct {
 	secret string
 	active bool
+	// token is the version token the key was minted for: this target, like an API with
+	// idempotency keys or a CA with an issuance log, remembers who asked.
+	token secret.VersionToken
 }
 
 var (
@@ -39,15 +43,27 @@ var (
 // NewMinting returns an empty minting target.
 func NewMinting() *Minting { return &Minting{keys: map[string]*mintedKey{}} }
 
-// Mint deletes the abandoned keys and makes a new active key.
+// Mint deletes the abandoned keys (those req.Abandoned names, and those minted for the
+// same token that no req.Known version holds) and makes a new active key.
 func (m *Minting) Mint(_ context.Context, req rotators.MintRequest) (rotators.Generated, error) {
 	m.mu.Lock()
+	known := map[string]bool{}
+	for _, md := range req.Known {
+		known[md["key_id"]] = true
+	}
 	for _, md := range req.Abandoned {
-		delete(m.keys, md["key_id"])
+		if !known[md["key_id"]] {
+			delete(m.keys, md["key_id"])
+		}
+	}
+	for id, k := range m.keys {
+		if k.token == req.Token && !known[id] {
+			delete(m.keys, id)
+		}
 	}
 	m.seq++
 	id := fmt.Sprintf("key-%d", m.seq)
-	k := &mintedKey{secret: rand.Text(), active: true}
+	k := &mintedKey{secret: rand.Text(), active: true, token: req.Token}
 	m.keys[id] = k
 	fail := m.MintFailuresAfterCreate > 0
 	if fail {
@@ -117,6 +133,18 @@ func (m *Minting) change(req rotators.RevokeRequest, do func(id string)) error {
 	defer m.mu.Unlock()
 	do(id)
 	return nil
+}
+
+// Handles returns the IDs of the keys that exist, active or not, sorted.
+func (m *Minting) Handles() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.keys))
+	for id := range m.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Keys reports how many keys exist and how many of them are active.

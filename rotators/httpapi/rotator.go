@@ -100,7 +100,10 @@ func compile(cfg Config) (*Rotator, error) {
 // Idempotency-Key, so a retried Mint gets the same key back from an API that honours the
 // header, and reads the key's ID and secret from the response. It reports the ID through
 // req.Minted before doing anything else, then deletes every key in req.Abandoned that is
-// not the one it got, so that an interrupted earlier attempt leaves no key behind.
+// neither the one it got nor one a req.Known version holds. The Idempotency-Key is what
+// makes a killed attempt leave no key behind: the retry gets the key the killed attempt
+// made, whether or not a heartbeat ever named it, so there is nothing else to find on
+// the API (which this contract cannot list anyway).
 func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.Generated, error) {
 	if err := req.Token.Validate(); err != nil {
 		return rotators.Generated{}, fmt.Errorf("httpapi create: %w: %w", rotators.ErrInvalidConfig, err)
@@ -124,7 +127,11 @@ func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.
 		return rotators.Generated{}, err
 	}
 
+	// The key this call got, and the keys of versions the store holds, are in use.
 	done := map[string]bool{id: true}
+	for _, md := range req.Known {
+		done[md[MetadataKeyID]] = true
+	}
 	for _, md := range req.Abandoned {
 		old := md[MetadataKeyID]
 		if old == "" || done[old] {

@@ -27,16 +27,29 @@ func (r *Rotator) revokeSerials(ctx context.Context, serials []*big.Int) error {
 	if len(serials) == 0 {
 		return nil
 	}
-	// The directory may not exist before the first revocation (a fresh .keyturn).
-	if err := os.MkdirAll(filepath.Dir(r.crlPath), 0o755); err != nil {
-		return fmt.Errorf("revoke: create the CRL directory: %w", err)
-	}
-	unlock, err := lockFile(ctx, r.crlPath+".lock")
+	unlock, err := r.lock(ctx)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	defer unlock()
+	return r.revokeLocked(serials)
+}
 
+// lock takes the CA's lock (CRLFile+".lock"), which guards the CRL and the issuance log,
+// creating their directory first: it may not exist before the first use (a fresh
+// .keyturn).
+func (r *Rotator) lock(ctx context.Context) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(r.crlPath), 0o755); err != nil {
+		return nil, fmt.Errorf("create the CRL directory: %w", err)
+	}
+	return lockFile(ctx, r.crlPath+".lock")
+}
+
+// revokeLocked is revokeSerials for a caller that holds the lock.
+func (r *Rotator) revokeLocked(serials []*big.Int) error {
+	if len(serials) == 0 {
+		return nil
+	}
 	current, err := r.readCRL()
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
@@ -80,9 +93,11 @@ func (r *Rotator) revokeSerials(ctx context.Context, serials []*big.Int) error {
 	if err != nil {
 		return fmt.Errorf("revoke: sign the CRL: %w", err)
 	}
+	r.point("before CRL write")
 	if err := writeAtomic(r.crlPath, pem.EncodeToMemory(&pem.Block{Type: pemCRL, Bytes: der})); err != nil {
 		return fmt.Errorf("revoke: publish the CRL: %w", err)
 	}
+	r.point("after CRL write")
 	return nil
 }
 

@@ -10,9 +10,12 @@
 // # Steps
 //
 // Mint first adds to the CRL the certificates an interrupted Mint of the same version
-// signed but never stored (MintRequest.Abandoned). It then makes a key (ECDSA P-256, or
-// RSA) and signs a leaf with the CA: a random 128-bit serial, the request's common name
-// and SANs (the common name included), server and client authentication, valid from 30
+// signed but never stored: the serials the issuance log records for MintRequest.Token
+// that no MintRequest.Known version holds, and those MintRequest.Abandoned names. It
+// then records a new serial in the log, synced to disk, and only then makes a key
+// (ECDSA P-256, or RSA) and signs a leaf with the CA: that random 128-bit serial, the
+// request's common name and SANs (the common name included), server and client
+// authentication, valid from 30
 // seconds ago for the TTL but never past the CA's own expiry. The metadata reaches
 // MintRequest.Minted before Mint returns. The material is certificate, private_key and
 // ca_chain (the CA certificate); see package certs.
@@ -40,6 +43,15 @@
 // (rotators.ErrInvalidConfig): each CA needs a file of its own. Entries are never
 // removed, which at one entry per rotation keeps the file small for the life of a
 // development CA.
+//
+// # The issuance log
+//
+// CRLFile+".issued" holds one JSON line per serial the CA reserved: the serial, the
+// version token that asked for it, the time. It is appended under the CRL's lock and
+// synced before the certificate is signed, so a worker killed at any instant cannot leave
+// a signed certificate the log does not name; a retry of the same version finds it there
+// and revokes it, whether or not a heartbeat carried the serial. A torn last line (a
+// write a crash cut short) is skipped, and the next record starts on a new line.
 //
 // # The CA
 //

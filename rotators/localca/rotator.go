@@ -22,6 +22,17 @@ type Rotator struct {
 	ca      *ca
 	crlPath string
 	now     func() time.Time
+	// killPoint, when set (by tests only), is called at the instants a crash matters
+	// between file writes and signing, so a test can end the goroutine there as a killed
+	// worker would end.
+	killPoint func(name string)
+}
+
+// point calls killPoint, if set.
+func (r *Rotator) point(name string) {
+	if r.killPoint != nil {
+		r.killPoint(name)
+	}
 }
 
 var (
@@ -41,37 +52,28 @@ func New(cfg Config) (*Rotator, error) {
 	return &Rotator{cfg: cfg, ca: ca, crlPath: cleanCRLPath(cfg.CRLFile), now: time.Now}, nil
 }
 
-// Mint revokes what an interrupted Mint left behind (adding it to the CRL), makes a key,
-// signs a leaf certificate for it with the CA, reports it through req.Minted, and returns
-// certificate, private key and the CA as ca_chain.
+// Mint revokes what an interrupted Mint of this version left behind (adding it to the
+// CRL), records the new certificate's serial with the version token in the issuance log,
+// then makes a key, signs a leaf certificate for it with the CA, reports it through
+// req.Minted, and returns certificate, private key and the CA as ca_chain.
 func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.Generated, error) {
-	// Step 1. An abandoned certificate's key was lost with the interrupted step, but
-	// not necessarily before somebody copied it.
-	var abandoned []*big.Int
-	for _, md := range req.Abandoned {
-		if s := md[certs.MetadataSerial]; s != "" {
-			n, err := certs.ParseSerial(s)
-			if err != nil {
-				return rotators.Generated{}, fmt.Errorf("mint: abandoned certificate: %w: %w", rotators.ErrInvalidConfig, err)
-			}
-			abandoned = append(abandoned, n)
-		}
-	}
-	if err := r.revokeSerials(ctx, abandoned); err != nil {
-		return rotators.Generated{}, fmt.Errorf("mint: revoke abandoned certificates: %w", err)
+	serial, err := r.reserve(ctx, req)
+	if err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
 	}
 
-	// Step 2. A fresh key and a leaf signed with the CA.
+	// Step 3. A fresh key and a leaf with the reserved serial, signed with the CA.
 	key, keyPEM, err := certs.NewKey(r.cfg.Request.KeyType, r.cfg.Request.KeyBits)
 	if err != nil {
 		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
 	}
-	leaf, err := r.sign(key.Public())
+	leaf, err := r.sign(key.Public(), serial)
 	if err != nil {
 		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
 	}
+	r.point("after signing")
 
-	// Step 3. Reported at once, though nothing below can fail: the contract is the same
+	// Step 4. Reported at once, though nothing below can fail: the contract is the same
 	// for every Minter.
 	md := certs.Metadata(leaf)
 	if req.Minted != nil {
@@ -87,17 +89,47 @@ func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.
 	}, nil
 }
 
-// sign makes the leaf certificate for pub: the request's names, server and client
-// authentication, valid for the TTL but never past the CA.
-func (r *Rotator) sign(pub any) (*x509.Certificate, error) {
-	now := r.now()
-	if !r.ca.cert.NotAfter.After(now) {
-		return nil, fmt.Errorf("%w: CA %q expired at %s: make a new CA", rotators.ErrInvalidConfig,
-			r.ca.cert.Subject.CommonName, r.ca.cert.NotAfter.UTC().Format(time.RFC3339))
+// reserve runs the first two steps of Mint under the CA's lock, and returns the serial
+// of the certificate to sign.
+//
+// Step 1. Every certificate an interrupted Mint of this version signed but the store
+// never got is revoked: the issuance log names them (serials recorded for req.Token that
+// no req.Known version holds), and so may req.Abandoned. Their key was lost with the
+// interrupted step, but not necessarily before somebody copied it.
+//
+// Step 2. A new serial is recorded in the log, synced, before any certificate carries
+// it: a crash after signing can then never leave a certificate the log does not name.
+func (r *Rotator) reserve(ctx context.Context, req rotators.MintRequest) (*big.Int, error) {
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	orphans, err := r.orphanSerials(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.revokeLocked(orphans); err != nil {
+		return nil, fmt.Errorf("revoke abandoned certificates: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
+	}
+	if err := r.recordIssued(serial, req.Token); err != nil {
+		return nil, err
+	}
+	r.point("after recording the serial")
+	return serial, nil
+}
+
+// sign makes the leaf certificate for pub: the request's names, server and client
+// authentication, valid for the TTL but never past the CA.
+func (r *Rotator) sign(pub any, serial *big.Int) (*x509.Certificate, error) {
+	now := r.now()
+	if !r.ca.cert.NotAfter.After(now) {
+		return nil, fmt.Errorf("%w: CA %q expired at %s: make a new CA", rotators.ErrInvalidConfig,
+			r.ca.cert.Subject.CommonName, r.ca.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	notAfter := now.Add(r.cfg.Request.TTL)
 	if notAfter.After(r.ca.cert.NotAfter) {

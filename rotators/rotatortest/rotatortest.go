@@ -5,7 +5,10 @@
 // version never breaks the one to keep.
 //
 // A kind's test calls Run with a Harness whose New gives each subtest a rotator for a
-// target of its own.
+// target of its own. For a Minter the suite also checks that a Mint repeated under the
+// same token, with no hint but what the store knows and when the rotation began, leaves
+// no credential of a killed earlier Mint working. RunKills goes further: it kills Create
+// at random points of a real rotation and counts what the target holds afterwards.
 package rotatortest
 
 import (
@@ -71,6 +74,7 @@ func runAll(t *testing.T, h Harness) {
 		run  func(s *suite)
 	}{
 		{"CreateIsSafeToRepeat", createIsSafeToRepeat},
+		{"MintFindsWhatAKilledMintLeft", mintFindsWhatAKilledMintLeft},
 		{"ApplyThenTest", applyThenTest},
 		{"ApplyIsIdempotent", applyIsIdempotent},
 		{"WrongMaterialIsRejected", wrongMaterialIsRejected},
@@ -87,42 +91,6 @@ func runAll(t *testing.T, h Harness) {
 			}
 			c.run(s)
 		})
-	}
-}
-
-// createIsSafeToRepeat checks the first half of Create, which differs by kind: a
-// Generator's Generate changes nothing, a Minter's repeated Mint leaves no stray credential.
-func createIsSafeToRepeat(s *suite) {
-	if _, ok := s.r.(rotators.Minter); ok {
-		mintAgainCleansUp(s)
-		return
-	}
-	generateChangesNothing(s)
-}
-
-// Generate gives material and metadata, and the target does not accept the material
-// until Apply. A second Generate gives different material.
-func generateChangesNothing(s *suite) {
-	v1, m1 := s.generate(nil)
-	s.wantRejected("Test before Apply", v1, m1)
-	_, m2 := s.generate(nil)
-	if sameMaterial(m1, m2) {
-		s.t.Error("two calls to Generate gave the same material")
-	}
-	s.wantRejected("Test before Apply, after a second Generate", v1, m1)
-}
-
-// A Mint repeated under the same token with the first credential as abandoned (the
-// step was interrupted before the store got it) either returns the same credential again
-// (a target with idempotency keys) or makes the abandoned one stop working. Either way
-// exactly one credential of that token works afterwards.
-func mintAgainCleansUp(s *suite) {
-	v1, m1, minted := s.make(nil, nil)
-	again, m2, _ := s.make(nil, &mintAgain{token: v1.Token, abandoned: minted})
-	s.apply(again, m2)
-	s.wantAccepted("Test of the credential of the repeated Mint", again, m2)
-	if !sameMaterial(m1, m2) {
-		s.wantRejected("Test of the abandoned credential", v1, m1)
 	}
 }
 
@@ -241,9 +209,12 @@ func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version,
 	s.t.Helper()
 	s.n++
 	token := secret.VersionToken(fmt.Sprintf("test/%d", s.n))
-	var abandoned []map[string]string
+	var (
+		abandoned []map[string]string
+		since     time.Time
+	)
 	if again != nil {
-		token, abandoned = again.token, again.abandoned
+		token, abandoned, since = again.token, again.abandoned, again.since
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -260,7 +231,7 @@ func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version,
 	case rotators.Minter:
 		call = "Mint"
 		g, err = r.Mint(ctx, rotators.MintRequest{
-			SecretID: s.h.SecretID, Token: token, Current: current, Abandoned: abandoned,
+			SecretID: s.h.SecretID, Token: token, Current: current, Abandoned: abandoned, Since: since,
 			Minted: func(md map[string]string) { minted = append(minted, md) },
 		})
 	default:
@@ -297,12 +268,6 @@ func (s *suite) make(current *secret.Version, again *mintAgain) (secret.Version,
 		CreatedAt: time.Now(),
 		Metadata:  g.Metadata,
 	}, g.Material, minted
-}
-
-// mintAgain repeats a Mint under an earlier token, as a retried step does.
-type mintAgain struct {
-	token     secret.VersionToken
-	abandoned []map[string]string
 }
 
 // checkMetadata fails the test if metadata carries any material made so far.

@@ -8,15 +8,19 @@
 // # Steps
 //
 // Mint first revokes the certificates an interrupted Mint of the same version signed but
-// never stored (MintRequest.Abandoned). It then makes a private key on the worker (ECDSA
-// P-256, or RSA), writes a CSR for the request's names, and asks Vault to sign it:
+// never stored: those MintRequest.Abandoned names, and those Vault itself lists (LIST
+// <mount>/certs, then <mount>/cert/<serial> for each serial not read before) with the
+// request's common name and DNS names, not revoked, held by no MintRequest.Known version,
+// and with a NotBefore no earlier than MintRequest.Since less 35 seconds (Vault's default
+// 30-second backdating and 5 seconds of clock skew). It then makes a private key on the
+// worker (ECDSA P-256, or RSA), writes a CSR for the request's names, and asks Vault to
+// sign it:
 //
 //	POST <mount>/sign/<role>  csr, common_name, alt_names, ip_sans, ttl
 //
 // The key never goes to Vault, which is why the path is sign and not issue. The new
 // certificate's metadata (serial, not_before, not_after, common_name) reaches
-// MintRequest.Minted before Mint returns, so a step interrupted from here on can revoke
-// it. The material is certificate, private_key and ca_chain (see package certs).
+// MintRequest.Minted before Mint returns, as a hint for a retry. The material is certificate, private_key and ca_chain (see package certs).
 //
 // Apply does nothing: a signed certificate is valid from the moment Vault signs it, and
 // a revoked one cannot be un-revoked, so there is nothing to turn on or restore.
@@ -45,8 +49,8 @@
 // # Least privilege
 //
 // The token needs the policy in policy.hcl (Policy, or PolicyFor for other names):
-// update on <mount>/sign/<role> and <mount>/revoke, and read on <mount>/crl/rotate (a
-// GET in Vault). <mount>/cert/*, <mount>/crl and <mount>/ca/pem are served without a
+// update on <mount>/sign/<role> and <mount>/revoke, list on <mount>/certs, and read on
+// <mount>/crl/rotate (a GET in Vault). <mount>/cert/*, <mount>/crl and <mount>/ca/pem are served without a
 // token; the policy lists them as read anyway.
 //
 // # Errors

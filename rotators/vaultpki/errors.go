@@ -18,6 +18,7 @@ type capability string
 const (
 	capRead   capability = "read"
 	capUpdate capability = "update"
+	capList   capability = "list"
 )
 
 // vaultError is a failed Vault request with a message written for the operator: what

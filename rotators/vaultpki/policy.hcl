@@ -15,6 +15,13 @@ path "pki/revoke" {
   capabilities = ["update"]
 }
 
+# List the certificates the mount stores, so a retried rotation finds a certificate an
+# interrupted attempt had signed but never stored, and revokes it. Each one is then read
+# through pki/cert/* below.
+path "pki/certs" {
+  capabilities = ["list"]
+}
+
 # Force a CRL rebuild when the mount rebuilds lazily (auto_rebuild), so Revoke can see the
 # serial listed before it reports success. Vault serves this as a GET, hence "read".
 path "pki/crl/rotate" {

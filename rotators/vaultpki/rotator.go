@@ -28,6 +28,8 @@ type Rotator struct {
 	client  *api.Client
 	addr    string
 	trusted *x509.CertPool
+	// cache holds what the orphan scan read of the mount's certificates.
+	cache certCache
 }
 
 var (
@@ -94,20 +96,22 @@ func (r *Rotator) readRaw(ctx context.Context, path string) ([]byte, error) {
 	return body, nil
 }
 
-// Mint revokes what an interrupted Mint left behind, then makes a key here, sends Vault
+// Mint revokes what an interrupted Mint of this version left behind, then makes a key here, sends Vault
 // only a CSR for it (POST <mount>/sign/<role>), reports the new certificate through
 // req.Minted as soon as it exists, and returns certificate, private key and CA chain.
 func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.Generated, error) {
 	// Step 1. An abandoned certificate's key is lost, so nobody can use it, but anybody
-	// who copied the key before the crash could: revoke it before making another.
-	for _, md := range req.Abandoned {
-		serial := md[certs.MetadataSerial]
-		if serial == "" {
-			continue // Vault never named it, so there is nothing to revoke it by
-		}
+	// who copied the key before the crash could: revoke it before making another. Vault
+	// itself says which they are (see orphanSerials); the heartbeat's hint is one source.
+	orphans, err := r.orphanSerials(ctx, req)
+	if err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: find the certificates of an interrupted attempt: %w", err)
+	}
+	for _, serial := range orphans {
 		if err := r.revokeSerial(ctx, serial); err != nil {
 			return rotators.Generated{}, fmt.Errorf("mint: revoke abandoned certificate %s: %w", serial, err)
 		}
+		r.cache.revoked(serial)
 	}
 
 	// Step 2. The key is made here and never leaves the worker except into the store.
