@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -113,13 +114,40 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if !strings.Contains(serverLog, "ALTER ROLE") {
 		t.Fatal("the PostgreSQL log has no ALTER ROLE statement: log_statement=all did not take, the scan would prove nothing")
 	}
+	// What the Web UI shows beside the history: search attributes (the outcome among
+	// them), the summary, and the current details that the workflow metadata query answers.
+	desc, err := env.Client.DescribeWorkflowExecution(ctx, workflows.RotateWorkflowID(id), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	describe, err := protojson.Marshal(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(describe, []byte("KeyturnOutcome")) {
+		t.Fatal("the description lacks KeyturnOutcome: the scan of search attributes would prove nothing")
+	}
+	md, err := env.Client.QueryWorkflow(ctx, workflows.RotateWorkflowID(id), "", "__temporal_workflow_metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metadata sdkpb.WorkflowMetadata
+	if err := md.Get(&metadata); err != nil {
+		t.Fatal(err)
+	}
+	details := metadata.GetCurrentDetails()
+	if !strings.Contains(details, "rotated") {
+		t.Fatalf("the workflow's current details do not show its outcome: %s", details)
+	}
 	places := map[string][]byte{
-		"history (stored)":   storedRaw,
-		"history (protobuf)": raw,
-		"history (json)":     js,
-		"worker/server logs": []byte(env.Logs.String()),
-		"CLI output":         []byte(cliOut.String()),
-		"PostgreSQL log":     []byte(serverLog),
+		"describe (search attributes, summary)": describe,
+		"current details (UI)":                  []byte(details),
+		"history (stored)":                      storedRaw,
+		"history (protobuf)":                    raw,
+		"history (json)":                        js,
+		"worker/server logs":                    []byte(env.Logs.String()),
+		"CLI output":                            []byte(cliOut.String()),
+		"PostgreSQL log":                        []byte(serverLog),
 	}
 	for what, value := range secrets {
 		for where, data := range places {

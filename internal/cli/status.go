@@ -274,9 +274,17 @@ func queryStatus(ctx context.Context, c client.Client, wid, runID string) (workf
 	return st, nil
 }
 
-// shortSeconds prints a duration in seconds the way a person reads it.
+// shortSeconds prints a duration in seconds the way a person reads it: milliseconds
+// under a second, tenths under a minute, whole seconds beyond.
 func shortSeconds(s float64) string {
-	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 func printDetail(w io.Writer, d rotationDetail) {
