@@ -97,10 +97,15 @@ func TestIncidentIDUsedOnce(t *testing.T) {
 
 // TestIncidentPlannedByCLI: dry runs, unknown IDs and empty scopes start no workflow at
 // all, since the CLI plans from the inventory; two default incident IDs made in the same
-// second differ; and when the worker's inventory resolves another scope than the plan
-// shown, the CLI says which secrets differ and exits non-zero.
+// second differ; when the worker's inventory resolves another scope than the plan shown,
+// the CLI says which secrets differ and exits non-zero; and a secret the incident could
+// not rotate is named with what to do, with exit status 1.
 func TestIncidentPlannedByCLI(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := testenv.New(t, testenv.Options{Secrets: []demo.Secret{
+		{ID: "e2e/app", Strategy: "alternating", Grace: "0s"},
+		// Its admin password is an environment variable the worker does not have.
+		{ID: "bad/broken", Strategy: "alternating", Grace: "0s", Target: demo.Target{Role: "broken"}, AdminPassword: "env:KEYTURN_TEST_UNSET_ADMIN"},
+	}})
 	for _, args := range [][]string{
 		{"--select", "tag=demo", "--reason", "drill", "--dry-run"},
 		{"--select", "tag=demo", "--reason", "drill", "--dry-run"},
@@ -143,5 +148,11 @@ func TestIncidentPlannedByCLI(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "scope prefix=e2e/: 2 secret(s)") || !strings.Contains(out, "1/1 done") ||
 		!strings.Contains(out, "the plan shown had e2e/extra, which the worker's inventory does not put in scope; the incident does NOT touch them") {
 		t.Fatalf("an incident whose worker resolves another scope exited %d:\n%s", code, out)
+	}
+
+	code, out = keyturn(t, env, "incident", "start", "--id", "broken", "--select", "id=bad/broken", "--mode", "rotate", "--reason", "drill", "--yes", "--progress-every", "100ms")
+	if code == 0 || !strings.Contains(out, "NEEDS A HUMAN: 1 secret(s)") || !strings.Contains(out, "  bad/broken (failed): the rotation did not finish") ||
+		!strings.Contains(out, "incident start --select id=bad/broken") {
+		t.Fatalf("an incident whose secret failed exited %d:\n%s", code, out)
 	}
 }

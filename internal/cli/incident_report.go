@@ -199,7 +199,7 @@ func humanAction(s workflows.SecretReport, prefix string) string {
 		return fmt.Sprintf("the new credential is current and works, but an older one was not revoked and may still be accepted by the target. "+
 			"Fix what the error names (often the target's admin access), then revoke it: `%s` (a new incident revokes every existing version); `%s` shows the versions", again, status)
 	case workflows.OutcomeFailed:
-		return fmt.Sprintf("the rotation failed and so did its rollback: the target and the store may disagree. "+
+		return fmt.Sprintf("the rotation did not finish; its error says at which step (a failed plan changed nothing; a failed rollback may leave the target and the store disagreeing). "+
 			"Read the rotation's history (workflow %s in the Web UI) and `%s`, fix the cause, then `%s`", workflows.RotateWorkflowID(s.ID), status, again)
 	}
 	return fmt.Sprintf("not rotated (%s); fix the cause, then `%s`", strings.TrimSpace(s.Error), again)

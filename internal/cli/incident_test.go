@@ -51,7 +51,7 @@ func TestIncidentVerdictNeedsAHuman(t *testing.T) {
 		"NEEDS A HUMAN: 2 secret(s)",
 		"a/revoke (revoke_failed): the new credential is current and works, but an older one was not revoked",
 		"`/opt/keyturn --address 10.0.0.1:7233 incident start --select id=a/revoke",
-		"a/failed (failed): the rotation failed and so did its rollback",
+		"a/failed (failed): the rotation did not finish",
 		"workflow rotate/a/failed",
 	} {
 		if !strings.Contains(out, want) {
