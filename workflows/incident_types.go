@@ -266,14 +266,14 @@ func planOf(scope []activities.SecretInfo, mode string) []PlannedSecret {
 func plannedSteps(mode string) []string {
 	if mode == ModeContain {
 		return []string{
-			"pause its schedule",
+			"pause its schedules (one paused for another reason stays as it is)",
 			"stop a rotation in flight (terminated, so its rollback cannot bring a credential back)",
 			"revoke every existing version on the target at once and end their sessions",
 			"create, test and promote a new version",
 		}
 	}
 	return []string{
-		"pause its schedule",
+		"pause its schedules (one paused for another reason stays as it is)",
 		"stop a rotation in flight and revoke what it left (pending and previous versions)",
 		"create, test and promote a new version with no grace period",
 		"revoke the old version",
