@@ -182,7 +182,10 @@ func existingIncident(ctx context.Context, c client.Client, id string, attach bo
 		return c.GetWorkflow(ctx, wid, runID), nil
 	}
 	doing := "its progress could not be read (is a worker running?)"
-	if val, err := c.QueryWorkflow(ctx, wid, runID, workflows.QueryProgress); err == nil {
+	// A query waits for a worker to answer; with none, say so soon rather than hang.
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if val, err := c.QueryWorkflow(qctx, wid, runID, workflows.QueryProgress); err == nil {
 		var p workflows.IncidentProgress
 		if val.Get(&p) == nil {
 			doing = progressLine(p)
