@@ -97,7 +97,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
 		var paused activities.PausedSchedules
 		if err := workflow.ExecuteActivity(sctx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, &paused); err != nil {
-			return r.report, fmt.Errorf("pause schedules: %w", err)
+			return r.abort(ctx, fmt.Sprintf("pause schedules (some may be paused with the note %q: `keyturn schedules list` shows them)", note), err)
 		}
 		r.carry.Schedules = PausedSchedules{Note: note, Paused: paused.Paused, KeptPaused: paused.KeptPaused}
 		r.report.Schedules = r.carry.Schedules
@@ -107,7 +107,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		var stopped []secret.ID
 		stop := activities.StopRotationsInput{IDs: r.carry.Scope, Reason: "superseded by incident " + r.in.IncidentID}
 		if err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped); err != nil {
-			return r.report, fmt.Errorf("stop rotations in flight: %w", err)
+			return r.abort(ctx, "stop rotations in flight", err)
 		}
 		r.carry.Stopped = stopped
 		if r.in.Mode == ModeContain {
@@ -140,7 +140,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	}
 
 	if err := r.resumeSchedules(ctx); err != nil {
-		return r.report, err
+		return r.abort(ctx, "resume schedules", err)
 	}
 	r.report.Phase = PhaseDone
 	r.report.Secrets = r.carry.Done
@@ -172,11 +172,25 @@ func (r *incidentRun) resumeSchedules(ctx workflow.Context) error {
 	var res activities.ResumedSchedules
 	sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
 	if err := workflow.ExecuteActivity(sctx, incidentActs.ResumeSchedules, in).Get(ctx, &res); err != nil {
-		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
-		return fmt.Errorf("resume schedules: %w", err)
+		return err
 	}
 	sch.Resumed, sch.LeftPaused = res.Resumed, res.Left
 	return nil
+}
+
+// abort ends the incident on a failed step of its own, with the report as the failure's
+// details, so the CLI and `schedules resume --incident` still learn which schedules it
+// paused.
+func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (IncidentReport, error) {
+	sch := &r.carry.Schedules
+	if len(sch.Paused) > 0 && len(sch.Resumed) == 0 {
+		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
+	}
+	r.report.Schedules = *sch
+	r.report.Secrets = r.carry.Done
+	r.report.FinishedAt = workflow.Now(ctx)
+	return r.report, temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("incident %s: %s: %s", r.in.IncidentID, what, errorMessage(err)), ErrTypeFailed, err, r.report)
 }
 
 // containBatch is how many secrets one ContainBatch activity contains, and
