@@ -70,3 +70,21 @@ func TestIncidentVerdictNeedsAHuman(t *testing.T) {
 		t.Fatalf("a scope difference: %v", err)
 	}
 }
+
+// TestScheduleResumeArguments: resume takes secret IDs or --incident, never both or
+// neither, and says so before dialling anything.
+func TestScheduleResumeArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"schedules", "resume"}, "or --incident <incident-id>"},
+		{[]string{"schedules", "resume", "--incident", "i-1", "prod/a"}, "give no secret IDs with it"},
+		{[]string{"schedules", "pause"}, "name the secrets whose schedules to pause"},
+	} {
+		code, out := run(t, "", append([]string{"--address", "127.0.0.1:1"}, tc.args...)...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v exited %d, want %q:\n%s", tc.args, code, tc.want, out)
+		}
+	}
+}

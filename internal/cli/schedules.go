@@ -208,10 +208,16 @@ reason, before or since, stays paused. The incident must have ended.`
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " the schedules of secrets (the cron schedule and a certificate's renewal check)",
 		Long:  long,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if incident != "" {
-				return cobra.NoArgs(cmd, args)
+			switch {
+			case incident != "" && len(args) > 0:
+				return errors.New("--incident resumes what that incident paused; give no secret IDs with it")
+			case incident == "" && len(args) == 0:
+				if pause {
+					return errors.New("name the secrets whose schedules to pause: keyturn schedules pause <secret-id>... --note TEXT")
+				}
+				return errors.New("name the secrets whose schedules to resume, or --incident <incident-id> for those an incident paused")
 			}
-			return cobra.MinimumNArgs(1)(cmd, args)
+			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if incident != "" {
