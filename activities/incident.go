@@ -85,7 +85,8 @@ func (s Selector) Matches(info SecretInfo) bool {
 
 // Select returns the secrets of the catalog in scope, sorted by ID. Naming an ID the
 // catalog does not hold is an error, since the operator meant a secret Keyturn cannot
-// contain.
+// contain. It is the one scope resolution: the worker runs it over its inventory, the
+// CLI over the operator's, to plan before it starts anything.
 func Select(all []SecretInfo, s Selector) ([]SecretInfo, error) {
 	var unknown []string
 	for _, id := range s.IDs {
@@ -94,7 +95,7 @@ func Select(all []SecretInfo, s Selector) ([]SecretInfo, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("%w: %s not in the worker's inventory; check the ID (keyturn status lists the managed secrets)", ErrUnknownSecret, strings.Join(unknown, ", "))
+		return nil, fmt.Errorf("%w: %s not in the inventory; check the ID (keyturn status lists the managed secrets)", ErrUnknownSecret, strings.Join(quoted(unknown), ", "))
 	}
 	var out []SecretInfo
 	for _, info := range all {
@@ -106,10 +107,38 @@ func Select(all []SecretInfo, s Selector) ([]SecretInfo, error) {
 	return out, nil
 }
 
-// SchedulePauser pauses and resumes the schedules of secrets.
+// quoted quotes each value from the operator's input for an error message.
+func quoted(values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+// SchedulePauser pauses and resumes the schedules of secrets for an incident. Pause
+// leaves alone a schedule paused for another reason (another note) and reports it;
+// Resume resumes only the given schedules, and only those still paused with pausedNote,
+// so what an operator paused for their own reason stays paused.
 type SchedulePauser interface {
-	Pause(ctx context.Context, ids []secret.ID, note string) error
-	Resume(ctx context.Context, ids []secret.ID, note string) error
+	Pause(ctx context.Context, ids []secret.ID, note string) (PausedSchedules, error)
+	Resume(ctx context.Context, scheduleIDs []string, pausedNote, note string) (ResumedSchedules, error)
+}
+
+// PausedSchedules is what pausing a scope's schedules did.
+type PausedSchedules struct {
+	// Paused are the schedule IDs paused with the note (now, or by an earlier attempt).
+	Paused []string `json:"paused,omitempty"`
+	// KeptPaused were paused already with another note, and were left as they were.
+	KeptPaused []string `json:"keptPaused,omitempty"`
+}
+
+// ResumedSchedules is what resuming an incident's schedules did.
+type ResumedSchedules struct {
+	Resumed []string `json:"resumed,omitempty"`
+	// Left are still paused: someone paused them again with their own note, or they
+	// were resumed and paused again meanwhile.
+	Left []string `json:"left,omitempty"`
 }
 
 // IncidentActivities are the incident playbook's activities: they read the catalog and
@@ -144,20 +173,28 @@ type SchedulesInput struct {
 }
 
 // PauseSchedules pauses the schedules of the secrets, so no scheduled rotation starts
-// while an incident works on them.
-func (a *IncidentActivities) PauseSchedules(ctx context.Context, in SchedulesInput) error {
+// while an incident works on them, and says which it paused.
+func (a *IncidentActivities) PauseSchedules(ctx context.Context, in SchedulesInput) (PausedSchedules, error) {
 	if a.schedules == nil {
-		return nil
+		return PausedSchedules{}, nil
 	}
 	return a.schedules.Pause(ctx, in.IDs, in.Note)
 }
 
-// ResumeSchedules resumes them.
-func (a *IncidentActivities) ResumeSchedules(ctx context.Context, in SchedulesInput) error {
+// ResumeSchedulesInput names the schedules an incident paused and the note it paused
+// them with.
+type ResumeSchedulesInput struct {
+	ScheduleIDs []string `json:"scheduleIds"`
+	PausedNote  string   `json:"pausedNote"`
+	Note        string   `json:"note"`
+}
+
+// ResumeSchedules resumes the schedules the incident paused that still carry its note.
+func (a *IncidentActivities) ResumeSchedules(ctx context.Context, in ResumeSchedulesInput) (ResumedSchedules, error) {
 	if a.schedules == nil {
-		return nil
+		return ResumedSchedules{}, nil
 	}
-	return a.schedules.Resume(ctx, in.IDs, in.Note)
+	return a.schedules.Resume(ctx, in.ScheduleIDs, in.PausedNote, in.Note)
 }
 
 // StopInput names the rotation workflow an incident stops.

@@ -3,9 +3,11 @@ package schedules
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -14,6 +16,10 @@ const (
 	DefaultPauseNote  = "paused by keyturn"
 	DefaultResumeNote = "resumed by keyturn"
 )
+
+// parallel bounds the schedule calls made at once when a whole scope's schedules are
+// paused or resumed one by one.
+const parallel = 16
 
 // Pause pauses every Keyturn schedule of the secrets (the cron schedule and, for a
 // certificate, the renewal check) with note, which Temporal shows beside the schedule
@@ -41,37 +47,25 @@ func Resume(ctx context.Context, c client.Client, ids []secret.ID, note string) 
 	})
 }
 
-// directLimit is how many secrets eachSchedule addresses one by one; above it, it lists the
-// schedules once instead.
-const directLimit = 20
-
-// eachSchedule runs do on each existing Keyturn schedule of the secrets. For a few secrets
-// it addresses their schedules directly (a schedule created a moment ago is found). For
-// more it lists the schedules once and acts on those of the secrets, so an incident over
-// 10,000 secrets, most without a schedule, costs one list instead of 20,000 calls; a
-// schedule created seconds ago may be missing from that list, but a run it starts still
-// has to go through rotate/<id>, which the incident holds or stops.
-func eachSchedule(ctx context.Context, c client.Client, ids []secret.ID, do func(client.ScheduleHandle) error) ([]string, error) {
-	wanted := make(map[secret.ID]bool, len(ids))
-	var candidates []string
+// scheduleIDs are the IDs a secret's schedules have, whether or not they exist.
+func scheduleIDs(ids []secret.ID) ([]string, error) {
+	out := make([]string, 0, 2*len(ids))
 	for _, id := range ids {
 		if err := id.Validate(); err != nil {
 			return nil, err
 		}
-		wanted[id] = true
-		candidates = append(candidates, CronScheduleID(id), RenewalScheduleID(id))
+		out = append(out, CronScheduleID(id), RenewalScheduleID(id))
 	}
-	if len(ids) > directLimit {
-		existing, err := listIDs(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		candidates = candidates[:0]
-		for _, sid := range existing {
-			if id, ok := Managed(sid); ok && wanted[id] {
-				candidates = append(candidates, sid)
-			}
-		}
+	return out, nil
+}
+
+// eachSchedule runs do on each existing Keyturn schedule of the secrets, addressed by ID.
+// It never lists: Temporal's schedule list is eventually consistent and misses a
+// schedule created seconds ago, which an incident must pause all the same.
+func eachSchedule(ctx context.Context, c client.Client, ids []secret.ID, do func(client.ScheduleHandle) error) ([]string, error) {
+	candidates, err := scheduleIDs(ids)
+	if err != nil {
+		return nil, err
 	}
 	var done []string
 	for _, sid := range candidates {
@@ -87,6 +81,133 @@ func eachSchedule(ctx context.Context, c client.Client, ids []secret.ID, do func
 	return done, nil
 }
 
+// verdict is what pausing or resuming did to one schedule.
+type verdict int
+
+const (
+	absent  verdict = iota // no such schedule
+	changed                // paused (or resumed) with the note
+	kept                   // left alone: paused for another reason, or not paused
+)
+
+// PauseScope pauses the Keyturn schedules of the secrets for an incident, addressing each
+// by its ID (describe, then pause). A schedule paused already with another note was
+// paused for another reason: it is left as it is and reported in KeptPaused, so that
+// resuming after the incident cannot resume it. One paused with note already (an earlier
+// attempt of the same incident) counts as paused by it.
+//
+// Between the describe and the pause an operator's own pause could land and have its note
+// replaced; the window is one round trip, against the minutes of an incident.
+func PauseScope(ctx context.Context, c client.Client, ids []secret.ID, note string) (activities.PausedSchedules, error) {
+	var out activities.PausedSchedules
+	candidates, err := scheduleIDs(ids)
+	if err != nil {
+		return out, err
+	}
+	verdicts, err := each(ctx, candidates, func(sid string) (verdict, error) {
+		h := c.ScheduleClient().GetHandle(ctx, sid)
+		d, err := h.Describe(ctx)
+		if isNotFound(err) {
+			return absent, nil
+		}
+		if err != nil {
+			return absent, fmt.Errorf("describe schedule %s: %w", sid, err)
+		}
+		if st := d.Schedule.State; st != nil && st.Paused {
+			if st.Note == note {
+				return changed, nil
+			}
+			return kept, nil
+		}
+		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: note}); err != nil {
+			if isNotFound(err) {
+				return absent, nil // deleted meanwhile
+			}
+			return absent, fmt.Errorf("pause schedule %s: %w", sid, err)
+		}
+		return changed, nil
+	})
+	for i, v := range verdicts {
+		switch v {
+		case changed:
+			out.Paused = append(out.Paused, candidates[i])
+		case kept:
+			out.KeptPaused = append(out.KeptPaused, candidates[i])
+		}
+	}
+	return out, err
+}
+
+// ResumePausedWith resumes those of the schedules that are paused with pausedNote, with
+// note, and reports the others that exist as left: they were paused again for another
+// reason, or resumed already (and possibly paused again) by someone else.
+func ResumePausedWith(ctx context.Context, c client.Client, scheduleIDs []string, pausedNote, note string) (activities.ResumedSchedules, error) {
+	var out activities.ResumedSchedules
+	for _, sid := range scheduleIDs {
+		if _, ok := Managed(sid); !ok {
+			return out, fmt.Errorf("%q is not a Keyturn schedule ID (IDs start with %s or %s)", sid, CronPrefix, RenewalPrefix)
+		}
+	}
+	if note == "" {
+		note = DefaultResumeNote
+	}
+	verdicts, err := each(ctx, scheduleIDs, func(sid string) (verdict, error) {
+		h := c.ScheduleClient().GetHandle(ctx, sid)
+		d, err := h.Describe(ctx)
+		if isNotFound(err) {
+			return absent, nil
+		}
+		if err != nil {
+			return absent, fmt.Errorf("describe schedule %s: %w", sid, err)
+		}
+		if st := d.Schedule.State; st == nil || !st.Paused || st.Note != pausedNote {
+			return kept, nil
+		}
+		if err := h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: note}); err != nil {
+			if isNotFound(err) {
+				return absent, nil
+			}
+			return absent, fmt.Errorf("resume schedule %s: %w", sid, err)
+		}
+		return changed, nil
+	})
+	for i, v := range verdicts {
+		switch v {
+		case changed:
+			out.Resumed = append(out.Resumed, scheduleIDs[i])
+		case kept:
+			out.Left = append(out.Left, scheduleIDs[i])
+		}
+	}
+	return out, err
+}
+
+// each runs do on every schedule ID, at most parallel at once, and returns the verdicts
+// by index and the first error. Every ID is tried even after an error, so a partial
+// answer names everything that did change.
+func each(ctx context.Context, sids []string, do func(string) (verdict, error)) ([]verdict, error) {
+	out := make([]verdict, len(sids))
+	errs := make([]error, len(sids))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, sid := range sids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], errs[i] = do(sid)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
 // Pauser pauses and resumes the schedules of secrets through a Temporal client; it is
 // what the incident playbook's activities take to keep scheduled rotations from starting
 // while an incident works on the same secrets.
@@ -94,14 +215,14 @@ type Pauser struct {
 	Client client.Client
 }
 
-// Pause pauses the secrets' schedules; see the package function Pause.
-func (p Pauser) Pause(ctx context.Context, ids []secret.ID, note string) error {
-	_, err := Pause(ctx, p.Client, ids, note)
-	return err
+var _ activities.SchedulePauser = Pauser{}
+
+// Pause pauses the secrets' schedules; see PauseScope.
+func (p Pauser) Pause(ctx context.Context, ids []secret.ID, note string) (activities.PausedSchedules, error) {
+	return PauseScope(ctx, p.Client, ids, note)
 }
 
-// Resume resumes the secrets' schedules; see the package function Resume.
-func (p Pauser) Resume(ctx context.Context, ids []secret.ID, note string) error {
-	_, err := Resume(ctx, p.Client, ids, note)
-	return err
+// Resume resumes the schedules still paused with pausedNote; see ResumePausedWith.
+func (p Pauser) Resume(ctx context.Context, scheduleIDs []string, pausedNote, note string) (activities.ResumedSchedules, error) {
+	return ResumePausedWith(ctx, p.Client, scheduleIDs, pausedNote, note)
 }

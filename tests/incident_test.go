@@ -180,7 +180,7 @@ func TestIncidentDryRunAndEmptyScope(t *testing.T) {
 	v, _ := current(t, env, "e2e/app")
 
 	code, out := keyturn(t, env, "incident", "start", "--id", "drill", "--select", "tag=demo", "--reason", "drill", "--dry-run")
-	if code != 0 || !strings.Contains(out, "e2e/app") || !strings.Contains(out, "dry run: nothing was changed") || !strings.Contains(out, "revoke every existing version") {
+	if code != 0 || !strings.Contains(out, "e2e/app") || !strings.Contains(out, "dry run: nothing was started or changed") || !strings.Contains(out, "revoke every existing version") {
 		t.Fatalf("dry run exited %d:\n%s", code, out)
 	}
 	if after, _ := current(t, env, "e2e/app"); after.Token != v.Token {
@@ -199,7 +199,7 @@ func TestIncidentDryRunAndEmptyScope(t *testing.T) {
 		t.Fatalf("an empty scope exited %d, want non-zero with a clear message:\n%s", code, out)
 	}
 	code, out = keyturn(t, env, "incident", "start", "--select", "id=e2e/nope", "--reason", "drill", "--yes")
-	if code == 0 || !strings.Contains(out, "e2e/nope not in the worker's inventory") {
+	if code == 0 || !strings.Contains(out, `"e2e/nope" not in the inventory`) {
 		t.Fatalf("an unknown ID exited %d:\n%s", code, out)
 	}
 	code, out = keyturn(t, env, "incident", "start", "--reason", "drill", "--yes")

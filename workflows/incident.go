@@ -25,6 +25,13 @@ var (
 	}
 	// containBatchOptions: a batch of revocations; a retry revokes again, harmlessly.
 	containBatchOptions = stepOptions(2*time.Minute, retryPolicy(3, 5*time.Second))
+	// scheduleStepOptions: pausing or resuming a scope's schedules describes each one
+	// (two per secret), which takes minutes for a very large scope on a remote cluster.
+	// A retry is harmless: a schedule paused with the incident's note counts as its own.
+	scheduleStepOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		RetryPolicy:         retryPolicy(5, 10*time.Second),
+	}
 	// supersedeOptions clean up a stopped rotation on the target.
 	supersedeOptions = stepOptions(time.Minute, retryPolicy(6, 15*time.Second))
 )
@@ -42,7 +49,7 @@ func Incident(ctx workflow.Context, in IncidentInput) (IncidentReport, error) {
 	r := &incidentRun{in: in}
 	r.report = IncidentReport{
 		IncidentID: in.IncidentID, Mode: in.Mode, Selector: in.Selector.String(),
-		Reason: in.Reason, Operator: in.Operator, DryRun: in.DryRun, StartedAt: workflow.Now(ctx),
+		Reason: in.Reason, Operator: in.Operator, StartedAt: workflow.Now(ctx),
 	}
 	r.report.Phase = PhaseScope
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (IncidentProgress, error) { return r.report.IncidentProgress, nil }); err != nil {
@@ -77,27 +84,30 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		for _, s := range scope {
 			r.carry.Scope = append(r.carry.Scope, s.ID)
 			r.carry.Kinds = append(r.carry.Kinds, s.Kind)
-			r.report.Plan = append(r.report.Plan, PlannedSecret{SecretInfo: s, Steps: plannedSteps(r.in.Mode)})
 		}
 		r.report.Total = len(scope)
-		if r.in.DryRun {
-			r.report.Phase = PhasePlan
-			r.report.FinishedAt = workflow.Now(ctx)
-			return r.report, nil
-		}
-		r.report.Plan = nil
+		// The worker's inventory decides; the CLI showed the operator its own plan, so
+		// any difference is reported for it to say.
+		r.carry.ScopeDiff = diffScope(r.carry.Scope, r.in.Planned)
+		r.report.ScopeDiff = r.carry.ScopeDiff
 		r.report.Phase = PhasePause
+		// The note names the incident: resuming checks it, so a schedule someone paused
+		// for another reason is never resumed on the incident's behalf.
 		note := fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason)
-		if err := workflow.ExecuteActivity(actx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, nil); err != nil {
-			return r.report, fmt.Errorf("pause schedules: %w", err)
+		sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
+		var paused activities.PausedSchedules
+		if err := workflow.ExecuteActivity(sctx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, &paused); err != nil {
+			return r.abort(ctx, fmt.Sprintf("pause schedules (some may be paused with the note %q: `keyturn schedules list` shows them)", note), err)
 		}
+		r.carry.Schedules = PausedSchedules{Note: note, Paused: paused.Paused, KeptPaused: paused.KeptPaused}
+		r.report.Schedules = r.carry.Schedules
 		// Rotations in flight stop first: a rollback still running could re-apply a
 		// credential the containment revokes. Then, in contain mode, the whole scope is
 		// contained before any secret is rotated, however many runs the rotations take.
 		var stopped []secret.ID
 		stop := activities.StopRotationsInput{IDs: r.carry.Scope, Reason: "superseded by incident " + r.in.IncidentID}
 		if err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped); err != nil {
-			return r.report, fmt.Errorf("stop rotations in flight: %w", err)
+			return r.abort(ctx, "stop rotations in flight", err)
 		}
 		r.carry.Stopped = stopped
 		if r.in.Mode == ModeContain {
@@ -107,6 +117,8 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	} else {
 		r.carry = *r.in.Carry
 		r.report.StartedAt = r.carry.StartedAt
+		r.report.ScopeDiff = r.carry.ScopeDiff
+		r.report.Schedules = r.carry.Schedules
 		r.report.Total = len(r.carry.Scope)
 		for _, ms := range r.carry.Contained {
 			r.countContained(ms)
@@ -123,15 +135,12 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	if end < len(r.carry.Scope) {
 		next := r.in
 		next.Carry = &r.carry
+		next.Planned = nil // compared once, in the first run
 		return r.report, workflow.NewContinueAsNewError(ctx, IncidentWorkflowName, next)
 	}
 
-	if r.in.ResumeSchedules {
-		r.report.Phase = PhaseResume
-		note := fmt.Sprintf("incident %s finished", r.in.IncidentID)
-		if err := workflow.ExecuteActivity(actx, incidentActs.ResumeSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, nil); err != nil {
-			return r.report, fmt.Errorf("resume schedules: %w", err)
-		}
+	if err := r.resumeSchedules(ctx); err != nil {
+		return r.abort(ctx, "resume schedules", err)
 	}
 	r.report.Phase = PhaseDone
 	r.report.Secrets = r.carry.Done
@@ -141,6 +150,47 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 			fmt.Sprintf("incident %s: %d of %d secrets failed; see the report", r.in.IncidentID, r.report.Failed, r.report.Total), ErrTypeFailed, nil, r.report)
 	}
 	return r.report, nil
+}
+
+// resumeSchedules resumes, with --resume-schedules, the schedules the incident paused
+// that still carry its note; otherwise it records the command that does so later.
+func (r *incidentRun) resumeSchedules(ctx workflow.Context) error {
+	sch := &r.carry.Schedules
+	defer func() { r.report.Schedules = *sch }()
+	if len(sch.Paused) == 0 {
+		return nil
+	}
+	if !r.in.ResumeSchedules {
+		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
+		return nil
+	}
+	r.report.Phase = PhaseResume
+	in := activities.ResumeSchedulesInput{
+		ScheduleIDs: sch.Paused, PausedNote: sch.Note,
+		Note: fmt.Sprintf("incident %s finished", r.in.IncidentID),
+	}
+	var res activities.ResumedSchedules
+	sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
+	if err := workflow.ExecuteActivity(sctx, incidentActs.ResumeSchedules, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	sch.Resumed, sch.LeftPaused = res.Resumed, res.Left
+	return nil
+}
+
+// abort ends the incident on a failed step of its own, with the report as the failure's
+// details, so the CLI and `schedules resume --incident` still learn which schedules it
+// paused.
+func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (IncidentReport, error) {
+	sch := &r.carry.Schedules
+	if len(sch.Paused) > 0 && len(sch.Resumed) == 0 {
+		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
+	}
+	r.report.Schedules = *sch
+	r.report.Secrets = r.carry.Done
+	r.report.FinishedAt = workflow.Now(ctx)
+	return r.report, temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("incident %s: %s: %s", r.in.IncidentID, what, errorMessage(err)), ErrTypeFailed, err, r.report)
 }
 
 // containBatch is how many secrets one ContainBatch activity contains, and

@@ -48,8 +48,14 @@ type IncidentInput struct {
 	// Reason and Operator are recorded in the report and on every rotation it starts.
 	Reason   string `json:"reason"`
 	Operator string `json:"operator"`
-	// DryRun returns the plan and changes nothing.
+	// DryRun is refused: a dry run is planned by the CLI from the inventory and starts
+	// no workflow. The field stays so an older client's dry run fails instead of being
+	// read as a real incident.
 	DryRun bool `json:"dryRun,omitempty"`
+	// Planned is the scope the CLI planned from its own inventory and showed the
+	// operator. The worker's inventory decides the scope; the report names every
+	// difference (Unplanned, Unmatched) so the CLI can say so. Nil: no comparison.
+	Planned []secret.ID `json:"planned,omitempty"`
 	// ResumeSchedules resumes the paused schedules once every secret is done.
 	ResumeSchedules bool `json:"resumeSchedules,omitempty"`
 	// Parallelism bounds the secrets worked on at once; 0 means the default.
@@ -70,6 +76,75 @@ type IncidentCarry struct {
 	Contained []int64 `json:"contained,omitempty"`
 	// Stopped lists the secrets whose rotation in flight the first run stopped.
 	Stopped []secret.ID `json:"stopped,omitempty"`
+	// ScopeDiff is how the worker's scope differed from the CLI's plan.
+	ScopeDiff
+	// Schedules is what the first run paused.
+	Schedules PausedSchedules `json:"schedules"`
+}
+
+// ScopeDiff is how the scope the worker resolved differs from the one the CLI planned.
+type ScopeDiff struct {
+	// Unplanned are in the worker's scope but were not in the plan the operator saw.
+	Unplanned []secret.ID `json:"unplanned,omitempty"`
+	// Unmatched were in the plan but are not in the worker's scope: the incident did
+	// not touch them.
+	Unmatched []secret.ID `json:"unmatched,omitempty"`
+}
+
+// Empty reports whether the two scopes agreed.
+func (d ScopeDiff) Empty() bool { return len(d.Unplanned) == 0 && len(d.Unmatched) == 0 }
+
+// diffScope compares the worker's scope with the CLI's plan.
+func diffScope(scope, planned []secret.ID) ScopeDiff {
+	var d ScopeDiff
+	if planned == nil {
+		return d
+	}
+	// Lookups only, never ranged over: deterministic in a workflow.
+	inScope, inPlan := set(scope), set(planned)
+	for _, id := range scope {
+		if !inPlan[id] {
+			d.Unplanned = append(d.Unplanned, id)
+		}
+	}
+	for _, id := range planned {
+		if !inScope[id] {
+			d.Unmatched = append(d.Unmatched, id)
+		}
+	}
+	return d
+}
+
+func set(ids []secret.ID) map[secret.ID]bool {
+	m := make(map[secret.ID]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// PausedSchedules is what an incident did to its scope's schedules. Only the schedules
+// in Paused are ever resumed for it, and only while they still carry Note.
+type PausedSchedules struct {
+	// Note is the pause note the incident wrote; a schedule with another note was paused
+	// or re-paused by someone else and is left alone.
+	Note string `json:"note,omitempty"`
+	// Paused are the schedules the incident paused.
+	Paused []string `json:"paused,omitempty"`
+	// KeptPaused were paused already, for another reason; the incident leaves them be.
+	KeptPaused []string `json:"keptPaused,omitempty"`
+	// Resumed are the schedules resumed at the end (--resume-schedules).
+	Resumed []string `json:"resumed,omitempty"`
+	// LeftPaused were paused by the incident but carried another note by its end, so
+	// they were not resumed.
+	LeftPaused []string `json:"leftPaused,omitempty"`
+	// ResumeCommand resumes the schedules the incident paused and has not resumed.
+	ResumeCommand string `json:"resumeCommand,omitempty"`
+}
+
+// ResumeCommand is the command that resumes what an incident paused, and only that.
+func ResumeCommand(incidentID string) string {
+	return "keyturn schedules resume --incident " + incidentID
 }
 
 // Validate rejects input no retry can fix.
@@ -86,6 +161,9 @@ func (in IncidentInput) Validate() error {
 	}
 	if strings.TrimSpace(in.Reason) == "" {
 		problems = append(problems, "a reason is required for the audit trail")
+	}
+	if in.DryRun {
+		problems = append(problems, "a dry run starts no workflow: `keyturn incident start --dry-run` plans it from the inventory")
 	}
 	if in.Parallelism < 0 || in.Parallelism > MaxIncidentParallelism {
 		problems = append(problems, fmt.Sprintf("parallelism must be between 1 and %d", MaxIncidentParallelism))
@@ -128,13 +206,12 @@ type IncidentReport struct {
 	Selector   string    `json:"selector"`
 	Reason     string    `json:"reason"`
 	Operator   string    `json:"operator"`
-	DryRun     bool      `json:"dryRun,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
-	// Plan is set for a dry run.
-	Plan []PlannedSecret `json:"plan,omitempty"`
 	// Secrets reports each secret, in scope order.
 	Secrets []SecretReport `json:"secrets,omitempty"`
+	// Schedules says which schedules the incident paused, and how to resume them.
+	Schedules PausedSchedules `json:"schedules"`
 	IncidentProgress
 }
 
@@ -150,12 +227,13 @@ type IncidentProgress struct {
 	// in milliseconds after the start: the incident's speed.
 	AllContainedMs int64 `json:"allContainedMs,omitempty"`
 	AllRotatedMs   int64 `json:"allRotatedMs,omitempty"`
+	// ScopeDiff is set when the worker's scope is not the plan the CLI showed.
+	ScopeDiff
 }
 
 // Incident phases.
 const (
 	PhaseScope   = "scope"
-	PhasePlan    = "planned"
 	PhasePause   = "pausing schedules"
 	PhaseContain = "containing"
 	PhaseWorking = "working"
@@ -163,18 +241,39 @@ const (
 	PhaseDone    = "done"
 )
 
+// PlanIncident resolves a selector over the secrets of an inventory and says what an
+// incident in mode will do to each: the one plan both the CLI (dry runs, confirmation)
+// and the worker (the incident itself) build. An ID the inventory lacks is an error
+// wrapping activities.ErrUnknownSecret; an empty scope is not an error here.
+func PlanIncident(all []activities.SecretInfo, sel activities.Selector, mode string) ([]PlannedSecret, error) {
+	scope, err := activities.Select(all, sel)
+	if err != nil {
+		return nil, err
+	}
+	return planOf(scope, mode), nil
+}
+
+// planOf adds the steps of mode to each secret of a resolved scope.
+func planOf(scope []activities.SecretInfo, mode string) []PlannedSecret {
+	out := make([]PlannedSecret, 0, len(scope))
+	for _, s := range scope {
+		out = append(out, PlannedSecret{SecretInfo: s, Steps: plannedSteps(mode)})
+	}
+	return out
+}
+
 // plannedSteps says in words what an incident in mode will do to a secret.
 func plannedSteps(mode string) []string {
 	if mode == ModeContain {
 		return []string{
-			"pause its schedule",
+			"pause its schedules (one paused for another reason stays as it is)",
 			"stop a rotation in flight (terminated, so its rollback cannot bring a credential back)",
 			"revoke every existing version on the target at once and end their sessions",
 			"create, test and promote a new version",
 		}
 	}
 	return []string{
-		"pause its schedule",
+		"pause its schedules (one paused for another reason stays as it is)",
 		"stop a rotation in flight and revoke what it left (pending and previous versions)",
 		"create, test and promote a new version with no grace period",
 		"revoke the old version",

@@ -196,9 +196,14 @@ func readRef(ctx context.Context, s FieldStore, ref config.Ref, parts config.Ref
 }
 
 // Secrets lists the inventory's secrets for an incident's scope, without material.
-func (r *Resolver) Secrets() []activities.SecretInfo {
-	out := make([]activities.SecretInfo, 0, len(r.inv.Secrets))
-	for _, s := range r.inv.Secrets {
+func (r *Resolver) Secrets() []activities.SecretInfo { return SecretInfos(r.inv) }
+
+// SecretInfos describes an inventory's secrets without opening any backend or reading
+// any material: what the worker resolves an incident's scope over, and what the CLI plans
+// an incident (or a dry run) with, so both show the same plan from the same inventory.
+func SecretInfos(inv *config.Inventory) []activities.SecretInfo {
+	out := make([]activities.SecretInfo, 0, len(inv.Secrets))
+	for _, s := range inv.Secrets {
 		out = append(out, activities.SecretInfo{
 			ID: s.ID, Kind: s.Kind, Tags: s.Tags, Store: s.Store.Type + ":" + s.Store.Path, Target: describeTarget(s),
 		})

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -33,7 +36,8 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 	var (
 		selects  []string
 		in       workflows.IncidentInput
-		yes      bool
+		dry, yes bool
+		attach   bool
 		interval time.Duration
 	)
 	cmd := &cobra.Command{
@@ -44,7 +48,12 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 			"contain: revoke every existing credential at once (database sessions ended), then issue, test and\n" +
 			"  promote new ones. Consumers fail until they read the new credential: use it for a leak.\n" +
 			"rotate: rotate with no grace period, then revoke the old credential.\n\n" +
-			"Without --yes the plan is shown and you are asked to confirm. --dry-run shows the plan only.",
+			"The plan is made from the inventory (-f, KEYTURN_INVENTORY, else the running `keyturn dev`'s)\n" +
+			"before anything starts: an unknown ID or an empty scope starts nothing. --dry-run shows the plan\n" +
+			"and starts nothing; without --yes you are asked to confirm. The worker resolves the scope again\n" +
+			"from its own inventory, and any difference from the plan shown is reported (exit status 1).\n\n" +
+			"An incident ID is used once: an ID whose incident is running is reported (--attach follows it),\n" +
+			"one whose incident has ended is refused.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -55,60 +64,136 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 			}
 			in.Selector = sel
 			if in.IncidentID == "" {
-				in.IncidentID = "inc-" + time.Now().UTC().Format("20060102-150405")
+				in.IncidentID = newIncidentID(time.Now())
 			}
 			if in.Operator == "" {
 				in.Operator = whoami()
 			}
-			dry := in.DryRun
-			in.DryRun = false
 			if err := in.Validate(); err != nil {
 				return err
+			}
+			inv, err := g.requireInventory("incident start")
+			if err != nil {
+				return err
+			}
+			plan, err := workflows.PlanIncident(binding.SecretInfos(inv), in.Selector, in.Mode)
+			if err != nil {
+				return fmt.Errorf("plan incident %s from inventory %s: %w; nothing was started", in.IncidentID, inv.Path, err)
+			}
+			if len(plan) == 0 {
+				return fmt.Errorf("the scope %q matches no secret in inventory %s; nothing was started", in.Selector, inv.Path)
+			}
+			printPlan(out, in, plan)
+			if dry {
+				fmt.Fprintln(out, "dry run: nothing was started or changed")
+				return nil
+			}
+			for _, p := range plan {
+				in.Planned = append(in.Planned, p.ID)
 			}
 			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-
-			// A dry run first, always: it resolves the scope on the worker, so an empty or
-			// unknown scope stops here with nothing changed.
-			plan, err := runIncident(ctx, c, in, true)
-			if err != nil {
-				return err
-			}
-			printPlan(out, plan)
-			if dry {
-				fmt.Fprintln(out, "dry run: nothing was changed")
-				return nil
+			// Before asking anything: an ID in use is reported (or followed), never reused.
+			if run, err := existingIncident(ctx, c, in.IncidentID, attach, out); run != nil || err != nil {
+				if err != nil {
+					return err
+				}
+				return finishIncident(ctx, c, run, out, interval, g.runPrefix(cmd))
 			}
 			if !yes {
-				fmt.Fprintf(out, "Type the incident ID (%s) to %s these %d secret(s): ", in.IncidentID, in.Mode, len(plan.Plan))
+				fmt.Fprintf(out, "Type the incident ID (%s) to %s these %d secret(s): ", in.IncidentID, in.Mode, len(plan))
 				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if strings.TrimSpace(answer) != in.IncidentID {
-					return errors.New("not confirmed; nothing was changed")
+					return errors.New("not confirmed; nothing was started")
 				}
 			}
-			run, err := c.ExecuteWorkflow(ctx, incidentStartOptions(in.IncidentID, false), workflows.IncidentWorkflowName, in)
+			run, err := c.ExecuteWorkflow(ctx, incidentStartOptions(in.IncidentID), workflows.IncidentWorkflowName, in)
+			var started *serviceerror.WorkflowExecutionAlreadyStarted
+			if errors.As(err, &started) {
+				// Taken between the check and the start.
+				if run, err := existingIncident(ctx, c, in.IncidentID, attach, out); run != nil || err != nil {
+					if err != nil {
+						return err
+					}
+					return finishIncident(ctx, c, run, out, interval, g.runPrefix(cmd))
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("start incident %s: %w", in.IncidentID, err)
 			}
-			fmt.Fprintf(out, "incident %s started (workflow %s); `keyturn incident status %s` shows it from anywhere\n", in.IncidentID, run.GetID(), in.IncidentID)
-			return followIncident(ctx, c, run, out, interval)
+			fmt.Fprintf(out, "incident %s started (workflow %s, run %s); `keyturn incident status %s` shows it from anywhere\n", in.IncidentID, run.GetID(), run.GetRunID(), in.IncidentID)
+			return finishIncident(ctx, c, run, out, interval, g.runPrefix(cmd))
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&selects, "select", nil, "scope: id=..., tag=..., kind=..., prefix=... (comma-separated, criteria combine with AND)")
 	f.StringVar(&in.Mode, "mode", workflows.ModeContain, "contain (revoke everything first) or rotate (grace 0, then revoke)")
 	f.StringVar(&in.Reason, "reason", "", "why (required; recorded on every rotation the incident starts)")
-	f.StringVar(&in.IncidentID, "id", "", "incident ID (default inc-<UTC time>)")
+	f.StringVar(&in.IncidentID, "id", "", "incident ID, used once (default inc-<UTC time>-<random>)")
 	f.StringVar(&in.Operator, "operator", "", "who runs the incident (default: the OS user)")
-	f.BoolVar(&in.DryRun, "dry-run", false, "show the plan and change nothing")
+	f.BoolVar(&dry, "dry-run", false, "show the plan from the inventory and start nothing")
 	f.BoolVar(&yes, "yes", false, "do not ask for confirmation")
-	f.BoolVar(&in.ResumeSchedules, "resume-schedules", false, "resume the paused schedules when the incident is done")
+	f.BoolVar(&attach, "attach", false, "if the incident --id is running already, follow it instead of failing")
+	f.BoolVar(&in.ResumeSchedules, "resume-schedules", false, "when done, resume the schedules the incident paused (never those paused for another reason)")
 	f.IntVar(&in.Parallelism, "parallelism", 0, fmt.Sprintf("secrets worked on at once (default %d, at most %d)", workflows.DefaultIncidentParallelism, workflows.MaxIncidentParallelism))
 	f.DurationVar(&interval, "progress-every", 500*time.Millisecond, "how often the live progress is refreshed")
 	return cmd
+}
+
+// newIncidentID is a default incident ID: the UTC time, readable in lists, and a random
+// suffix so two incidents started in the same second get different IDs.
+func newIncidentID(now time.Time) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "inc-" + now.UTC().Format("20060102-150405") + "-" + string(b)
+}
+
+// existingIncident looks for a workflow under the incident's ID. None: (nil, nil). A
+// running one is followed with attach, otherwise reported as an error saying what it is
+// doing; an ended one is always an error, since an incident ID is used once.
+func existingIncident(ctx context.Context, c client.Client, id string, attach bool, out io.Writer) (client.WorkflowRun, error) {
+	wid := workflows.IncidentWorkflowID(id)
+	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for incident %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	runID := info.GetExecution().GetRunId()
+	since := info.GetStartTime().AsTime().UTC().Format(time.RFC3339)
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		status := strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
+		return nil, fmt.Errorf("incident ID %s was used already: that incident (run %s, started %s) ended %s at %s; nothing was started. "+
+			"`keyturn incident status %s` shows its report; start a new incident with another --id, or without --id for a fresh one",
+			id, runID, since, status, info.GetCloseTime().AsTime().UTC().Format(time.RFC3339), id)
+	}
+	if attach {
+		fmt.Fprintf(out, "incident %s is running already (run %s, since %s): following it\n", id, runID, since)
+		return c.GetWorkflow(ctx, wid, runID), nil
+	}
+	doing := "its progress could not be read (is a worker running?)"
+	// A query waits for a worker to answer; with none, say so soon rather than hang.
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if val, err := c.QueryWorkflow(qctx, wid, runID, workflows.QueryProgress); err == nil {
+		var p workflows.IncidentProgress
+		if val.Get(&p) == nil {
+			doing = progressLine(p)
+		}
+	}
+	return nil, fmt.Errorf("incident %s is running already (run %s, since %s): %s; nothing new was started. "+
+		"Follow it with `keyturn incident status %s` or `keyturn incident start --id %s --attach ...`",
+		id, runID, since, doing, id, id)
 }
 
 // parseSelectors reads --select values into one selector.
@@ -143,180 +228,35 @@ func parseSelectors(values []string) (activities.Selector, error) {
 	return s, nil
 }
 
-func incidentStartOptions(id string, dry bool) client.StartWorkflowOptions {
-	wid := workflows.IncidentWorkflowID(id)
-	summary := "Incident " + id
-	if dry {
-		wid += "/dry-run/" + time.Now().UTC().Format("150405.000")
-		summary += " (dry run)"
-	}
+// incidentStartOptions start an incident once per ID. Without
+// WorkflowExecutionErrorWhenAlreadyStarted the SDK answers a taken ID, running or
+// closed, with the existing run instead of an error, and the CLI would follow an old
+// incident as if it had started it.
+func incidentStartOptions(id string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                       wid,
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchAttrIncidentID.ValueSet(id)),
-		StaticSummary:            summary,
+		ID:                                       workflows.IncidentWorkflowID(id),
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.SearchAttrIncidentID.ValueSet(id)),
+		StaticSummary:                            "Incident " + id,
 	}
 }
 
-// runIncident runs a dry run and returns its plan.
-func runIncident(ctx context.Context, c client.Client, in workflows.IncidentInput, dry bool) (workflows.IncidentReport, error) {
-	in.DryRun = dry
-	run, err := c.ExecuteWorkflow(ctx, incidentStartOptions(in.IncidentID, dry), workflows.IncidentWorkflowName, in)
-	if err != nil {
-		return workflows.IncidentReport{}, fmt.Errorf("plan incident %s: %w", in.IncidentID, err)
-	}
-	var rep workflows.IncidentReport
-	if err := run.Get(ctx, &rep); err != nil {
-		return rep, rootMessage(err)
-	}
-	return rep, nil
-}
-
-func printPlan(w io.Writer, rep workflows.IncidentReport) {
-	fmt.Fprintf(w, "incident %s, mode %s, scope %s: %d secret(s)\n", rep.IncidentID, rep.Mode, rep.Selector, len(rep.Plan))
+// printPlan shows what the incident will do, from the CLI's inventory.
+func printPlan(w io.Writer, in workflows.IncidentInput, plan []workflows.PlannedSecret) {
+	fmt.Fprintf(w, "incident %s, mode %s, scope %s: %d secret(s)\n", in.IncidentID, in.Mode, in.Selector, len(plan))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tKIND\tSTORE\tTARGET")
-	for _, p := range rep.Plan {
+	for _, p := range plan {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Kind, p.Store, p.Target)
 	}
 	_ = tw.Flush()
-	if len(rep.Plan) > 0 {
+	if len(plan) > 0 {
 		fmt.Fprintln(w, "for each secret:")
-		for i, s := range rep.Plan[0].Steps {
+		for i, s := range plan[0].Steps {
 			fmt.Fprintf(w, "  %d. %s\n", i+1, s)
 		}
 	}
-}
-
-// followIncident shows the progress until the incident ends, then its report.
-func followIncident(ctx context.Context, c client.Client, run client.WorkflowRun, out io.Writer, every time.Duration) error {
-	done := make(chan struct{})
-	var rep workflows.IncidentReport
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = run.GetWithOptions(ctx, &rep, client.WorkflowRunGetOptions{})
-	}()
-	last := ""
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			if runErr != nil {
-				var appErr *temporal.ApplicationError
-				if errors.As(runErr, &appErr) && appErr.HasDetails() {
-					_ = appErr.Details(&rep)
-				}
-			}
-			printReport(out, rep)
-			if runErr != nil {
-				return rootMessage(runErr)
-			}
-			return nil
-		case <-tick.C:
-			val, err := c.QueryWorkflow(ctx, run.GetID(), "", workflows.QueryProgress)
-			if err != nil {
-				continue
-			}
-			var p workflows.IncidentProgress
-			if val.Get(&p) != nil {
-				continue
-			}
-			if line := progressLine(p); line != last {
-				fmt.Fprintln(out, line)
-				last = line
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("stopped watching; the incident goes on")
-		}
-	}
-}
-
-func progressLine(p workflows.IncidentProgress) string {
-	return fmt.Sprintf("[%s] %d/%d done: %d contained, %d rotated, %d failed", p.Phase, p.Done, p.Total, p.Contained, p.Rotated, p.Failed)
-}
-
-func printReport(w io.Writer, rep workflows.IncidentReport) {
-	fmt.Fprintln(w, progressLine(rep.IncidentProgress))
-	if rep.AllContainedMs > 0 {
-		fmt.Fprintf(w, "every old credential refused after %s\n", time.Duration(rep.AllContainedMs)*time.Millisecond)
-	}
-	if rep.AllRotatedMs > 0 {
-		fmt.Fprintf(w, "every new credential tested and promoted after %s\n", time.Duration(rep.AllRotatedMs)*time.Millisecond)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SECRET\tOUTCOME\tCONTAINED\tROTATED\tERROR")
-	for _, s := range rep.Secrets {
-		sup := ""
-		if s.Superseded {
-			sup = " (stopped a rotation in flight)"
-		}
-		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%s\n", s.ID, s.Outcome, sup, msOrDash(s.ContainedMs), msOrDash(s.RotatedMs), s.Error)
-	}
-	_ = tw.Flush()
-}
-
-func msOrDash(ms int64) string {
-	if ms == 0 {
-		return "-"
-	}
-	return (time.Duration(ms) * time.Millisecond).String()
-}
-
-func newIncidentStatusCmd(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "status <incident-id>",
-		Short: "Show an incident's progress, or its report once it has ended",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			wid := workflows.IncidentWorkflowID(args[0])
-			desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
-			if err != nil {
-				return fmt.Errorf("incident %s: %w", args[0], err)
-			}
-			out := cmd.OutOrStdout()
-			if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				val, err := c.QueryWorkflow(ctx, wid, "", workflows.QueryProgress)
-				if err != nil {
-					return fmt.Errorf("query incident %s: %w", args[0], err)
-				}
-				var p workflows.IncidentProgress
-				if err := val.Get(&p); err != nil {
-					return err
-				}
-				if output == "json" {
-					return writeJSON(out, p)
-				}
-				fmt.Fprintln(out, progressLine(p))
-				return nil
-			}
-			var rep workflows.IncidentReport
-			runErr := c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
-			var appErr *temporal.ApplicationError
-			if errors.As(runErr, &appErr) && appErr.HasDetails() {
-				_ = appErr.Details(&rep)
-			}
-			if output == "json" {
-				return writeJSON(out, rep)
-			}
-			fmt.Fprintf(out, "incident %s (%s, scope %s) by %s: %s\n", rep.IncidentID, rep.Mode, rep.Selector, rep.Operator, rep.Reason)
-			printReport(out, rep)
-			if runErr != nil {
-				return rootMessage(runErr)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	return cmd
 }

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // maxPreview bounds keyturn schedules preview -n; Temporal itself reports ten times.
@@ -184,19 +186,43 @@ func previewOne(cmd *cobra.Command, out io.Writer, c client.Client, d schedules.
 }
 
 func newSchedulesPauseCmd(g *globals, pause bool) *cobra.Command {
-	var note string
+	var note, incident string
 	verb, done := "resume", "resumed"
 	if pause {
 		verb, done = "pause", "paused"
 	}
-	cmd := &cobra.Command{
-		Use:   verb + " <secret-id>... --note TEXT",
-		Short: strings.ToUpper(verb[:1]) + verb[1:] + " the schedules of secrets (the cron schedule and a certificate's renewal check)",
-		Long: `Pause or resume the Keyturn schedules of the given secrets. The note is shown beside
+	long := `Pause or resume the Keyturn schedules of the given secrets. The note is shown beside
 the schedule in the Web UI and by keyturn schedules list; keyturn apply keeps both the
-paused state and the note. Runs missed while paused are not made up.`,
-		Args: cobra.MinimumNArgs(1),
+paused state and the note. Runs missed while paused are not made up.`
+	use := verb + " <secret-id>... --note TEXT"
+	if !pause {
+		use += " | resume --incident <incident-id>"
+		long += `
+
+With --incident, resume exactly the schedules that incident paused, as its report records
+them, and only those still paused with the incident's note: a schedule paused for another
+reason, before or since, stays paused. The incident must have ended.`
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " the schedules of secrets (the cron schedule and a certificate's renewal check)",
+		Long:  long,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case incident != "" && len(args) > 0:
+				return errors.New("--incident resumes what that incident paused; give no secret IDs with it")
+			case incident == "" && len(args) == 0:
+				if pause {
+					return errors.New("name the secrets whose schedules to pause: keyturn schedules pause <secret-id>... --note TEXT")
+				}
+				return errors.New("name the secrets whose schedules to resume, or --incident <incident-id> for those an incident paused")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if incident != "" {
+				return resumeIncidentSchedules(cmd, g, incident, note)
+			}
 			ids := make([]secret.ID, len(args))
 			for i, a := range args {
 				ids[i] = secret.ID(a)
@@ -242,7 +268,58 @@ paused state and the note. Runs missed while paused are not made up.`,
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why (shown with the schedule; required to pause)")
+	if !pause {
+		cmd.Flags().StringVar(&incident, "incident", "", "resume the schedules this ended incident paused, and only those")
+	}
 	return cmd
+}
+
+// resumeIncidentSchedules resumes what an ended incident paused and still holds paused
+// with its note, as the incident's report records it.
+func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) error {
+	ctx := cmd.Context()
+	c, err := g.dial(g.logger(cmd.ErrOrStderr()))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	wid := workflows.IncidentWorkflowID(id)
+	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
+	if err != nil {
+		return fmt.Errorf("incident %s: %w", id, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return fmt.Errorf("incident %s is still running: resume its schedules once it has ended (`keyturn incident status %s`)", id, id)
+	}
+	var rep workflows.IncidentReport
+	runErr := c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
+	reportFromError(runErr, &rep)
+	sch := rep.Schedules
+	if rep.IncidentID == "" {
+		return fmt.Errorf("incident %s left no report to read its paused schedules from (%v); resume them by secret ID: `keyturn schedules resume <secret-id> --note ...`", id, rootMessage(runErr))
+	}
+	out := cmd.OutOrStdout()
+	if len(sch.Paused) == 0 {
+		fmt.Fprintf(out, "incident %s paused no schedule; nothing to resume\n", id)
+		return nil
+	}
+	if strings.TrimSpace(note) == "" {
+		note = "incident " + id + " over"
+	}
+	if by := whoami(); by != "" {
+		note += " (" + by + ")"
+	}
+	res, err := schedules.ResumePausedWith(ctx, c, sch.Paused, sch.Note, note)
+	for _, sid := range res.Resumed {
+		fmt.Fprintf(out, "resumed %s: %s\n", sid, note)
+	}
+	for _, sid := range res.Left {
+		fmt.Fprintf(out, "left %s paused: it is not paused with the incident's note any more (someone paused or resumed it since)\n", sid)
+	}
+	for _, sid := range sch.KeptPaused {
+		fmt.Fprintf(out, "left %s paused: it was paused before the incident, for another reason\n", sid)
+	}
+	return err
 }
 
 // touched reports whether a schedule of id is among the schedule IDs.

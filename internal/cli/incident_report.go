@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// finishIncident follows an incident to its end, prints its report and returns an error
+// (exit status 1) for anything the operator must act on: the incident failed, the worker
+// resolved another scope than the plan shown, or a secret needs a human.
+func finishIncident(ctx context.Context, c client.Client, run client.WorkflowRun, out io.Writer, every time.Duration, prefix string) error {
+	rep, runErr := followIncident(ctx, c, run, out, every)
+	printReport(out, rep, prefix)
+	return incidentVerdict(rep, runErr)
+}
+
+// incidentVerdict is the exit status of an incident the CLI followed: an error when it
+// failed, when the worker's scope was not the plan shown, or when any secret's rotation
+// ended in a state that needs a human, even if the workflow itself completed.
+func incidentVerdict(rep workflows.IncidentReport, runErr error) error {
+	var problems []string
+	if runErr != nil {
+		problems = append(problems, rootMessage(runErr).Error())
+	}
+	if !rep.ScopeDiff.Empty() {
+		problems = append(problems, "the worker's scope was not the plan shown (see above)")
+	}
+	if n := len(needingHuman(rep)); n > 0 {
+		problems = append(problems, fmt.Sprintf("%d secret(s) need a human (see above)", n))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// followIncident shows the progress until the incident ends and returns its report,
+// taken from the failure's details when it failed.
+func followIncident(ctx context.Context, c client.Client, run client.WorkflowRun, out io.Writer, every time.Duration) (workflows.IncidentReport, error) {
+	done := make(chan struct{})
+	var rep workflows.IncidentReport
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = run.GetWithOptions(ctx, &rep, client.WorkflowRunGetOptions{})
+	}()
+	last := ""
+	warned := false
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			reportFromError(runErr, &rep)
+			return rep, runErr
+		case <-tick.C:
+			val, err := c.QueryWorkflow(ctx, run.GetID(), "", workflows.QueryProgress)
+			if err != nil {
+				continue
+			}
+			var p workflows.IncidentProgress
+			if val.Get(&p) != nil {
+				continue
+			}
+			if !warned && !p.ScopeDiff.Empty() {
+				printScopeDiff(out, p.ScopeDiff)
+				warned = true
+			}
+			if line := progressLine(p); line != last {
+				fmt.Fprintln(out, line)
+				last = line
+			}
+		case <-ctx.Done():
+			return rep, fmt.Errorf("stopped watching; the incident goes on")
+		}
+	}
+}
+
+// reportFromError fills rep from a failed incident's details, if it carries them.
+func reportFromError(err error, rep *workflows.IncidentReport) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() {
+		_ = appErr.Details(rep)
+	}
+}
+
+func progressLine(p workflows.IncidentProgress) string {
+	return fmt.Sprintf("[%s] %d/%d done: %d contained, %d rotated, %d failed", p.Phase, p.Done, p.Total, p.Contained, p.Rotated, p.Failed)
+}
+
+// printScopeDiff says how the worker's scope differs from the plan the CLI showed.
+func printScopeDiff(w io.Writer, d workflows.ScopeDiff) {
+	if len(d.Unplanned) > 0 {
+		fmt.Fprintf(w, "WARNING: the worker's inventory put %s in scope, which the plan shown did not have; the incident works on them too\n", idList(d.Unplanned))
+	}
+	if len(d.Unmatched) > 0 {
+		fmt.Fprintf(w, "WARNING: the plan shown had %s, which the worker's inventory does not put in scope; the incident does NOT touch them: compare the inventories (the worker's is the truth)\n", idList(d.Unmatched))
+	}
+}
+
+func idList(ids []secret.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
+}
+
+// printReport prints an incident's report; prefix is how to run keyturn in the commands
+// it prints.
+func printReport(w io.Writer, rep workflows.IncidentReport, prefix string) {
+	fmt.Fprintln(w, progressLine(rep.IncidentProgress))
+	if rep.AllContainedMs > 0 {
+		fmt.Fprintf(w, "every old credential refused after %s\n", time.Duration(rep.AllContainedMs)*time.Millisecond)
+	}
+	if rep.AllRotatedMs > 0 {
+		fmt.Fprintf(w, "every new credential tested and promoted after %s\n", time.Duration(rep.AllRotatedMs)*time.Millisecond)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SECRET\tOUTCOME\tCONTAINED\tROTATED\tERROR")
+	for _, s := range rep.Secrets {
+		sup := ""
+		if s.Superseded {
+			sup = " (stopped a rotation in flight)"
+		}
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%s\n", s.ID, s.Outcome, sup, msOrDash(s.ContainedMs), msOrDash(s.RotatedMs), s.Error)
+	}
+	_ = tw.Flush()
+	printScopeDiff(w, rep.ScopeDiff)
+	printSchedules(w, rep.Schedules, prefix)
+	if needs := needingHuman(rep); len(needs) > 0 {
+		fmt.Fprintf(w, "NEEDS A HUMAN: %d secret(s):\n", len(needs))
+		for _, s := range needs {
+			fmt.Fprintf(w, "  %s (%s): %s\n", s.ID, s.Outcome, humanAction(s, prefix))
+		}
+	}
+}
+
+// printSchedules names the schedules the incident paused, those it left alone, and the
+// command that resumes what it paused.
+func printSchedules(w io.Writer, s workflows.PausedSchedules, prefix string) {
+	if len(s.Paused) > 0 {
+		fmt.Fprintf(w, "schedules paused by the incident: %s\n", strings.Join(s.Paused, ", "))
+	}
+	if len(s.KeptPaused) > 0 {
+		fmt.Fprintf(w, "schedules paused before the incident, for another reason, left as they are: %s\n", strings.Join(s.KeptPaused, ", "))
+	}
+	if len(s.Resumed) > 0 {
+		fmt.Fprintf(w, "schedules resumed: %s\n", strings.Join(s.Resumed, ", "))
+	}
+	if len(s.LeftPaused) > 0 {
+		fmt.Fprintf(w, "schedules left paused (paused again with another note meanwhile): %s\n", strings.Join(s.LeftPaused, ", "))
+	}
+	if s.ResumeCommand != "" {
+		fmt.Fprintf(w, "resume the schedules the incident paused (and only those) when it is safe:\n  %s\n", withPrefix(s.ResumeCommand, prefix))
+	}
+}
+
+// withPrefix replaces the leading "keyturn" of a command with how this keyturn is run.
+func withPrefix(command, prefix string) string {
+	if prefix == "" {
+		return command
+	}
+	return prefix + strings.TrimPrefix(command, "keyturn")
+}
+
+// needingHuman lists the secrets whose rotation ended in a state the incident cannot
+// finish by itself: anything but a tested, promoted new credential with the old one
+// refused.
+func needingHuman(rep workflows.IncidentReport) []workflows.SecretReport {
+	var out []workflows.SecretReport
+	for _, s := range rep.Secrets {
+		if s.Outcome != workflows.OutcomeRotated || s.Error != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// humanAction says what to do about a secret the incident could not finish.
+func humanAction(s workflows.SecretReport, prefix string) string {
+	again := withPrefix(fmt.Sprintf("keyturn incident start --select id=%s --mode ... --reason ...", s.ID), prefix)
+	status := withPrefix("keyturn status "+string(s.ID), prefix)
+	switch s.Outcome {
+	case workflows.OutcomeRevokeFailed:
+		return fmt.Sprintf("the new credential is current and works, but an older one was not revoked and may still be accepted by the target. "+
+			"Fix what the error names (often the target's admin access), then revoke it: `%s` (a new incident revokes every existing version); `%s` shows the versions", again, status)
+	case workflows.OutcomeFailed:
+		return fmt.Sprintf("the rotation did not finish; its error says at which step (a failed plan changed nothing; a failed rollback may leave the target and the store disagreeing). "+
+			"Read the rotation's history (workflow %s in the Web UI) and `%s`, fix the cause, then `%s`", workflows.RotateWorkflowID(s.ID), status, again)
+	}
+	return fmt.Sprintf("not rotated (%s); fix the cause, then `%s`", strings.TrimSpace(s.Error), again)
+}
+
+func msOrDash(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+func newIncidentStatusCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status <incident-id>",
+		Short: "Show an incident's progress, or its report once it has ended",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			wid := workflows.IncidentWorkflowID(args[0])
+			desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
+			if err != nil {
+				return fmt.Errorf("incident %s: %w", args[0], err)
+			}
+			out := cmd.OutOrStdout()
+			if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				val, err := c.QueryWorkflow(ctx, wid, "", workflows.QueryProgress)
+				if err != nil {
+					return fmt.Errorf("query incident %s: %w", args[0], err)
+				}
+				var p workflows.IncidentProgress
+				if err := val.Get(&p); err != nil {
+					return err
+				}
+				if output == "json" {
+					return writeJSON(out, p)
+				}
+				fmt.Fprintln(out, progressLine(p))
+				return nil
+			}
+			var rep workflows.IncidentReport
+			runErr := c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
+			reportFromError(runErr, &rep)
+			if output == "json" {
+				return writeJSON(out, rep)
+			}
+			fmt.Fprintf(out, "incident %s (%s, scope %s) by %s: %s\n", rep.IncidentID, rep.Mode, rep.Selector, rep.Operator, rep.Reason)
+			printReport(out, rep, g.runPrefix(cmd))
+			if runErr != nil {
+				return rootMessage(runErr)
+			}
+			if n := len(needingHuman(rep)); n > 0 {
+				return fmt.Errorf("%d secret(s) need a human (see above)", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// runPrefix is how to run keyturn against the same Temporal in a printed command: the
+// binary and state flags (commandPrefix), and the address and namespace when they were
+// given on this command line.
+func (g *globals) runPrefix(cmd *cobra.Command) string {
+	p := g.commandPrefix(cmd)
+	if cmd.Flags().Changed("address") {
+		p += " --address " + shellQuote(g.address)
+	}
+	if cmd.Flags().Changed("namespace") {
+		p += " --namespace " + shellQuote(g.namespace)
+	}
+	return p
+}

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// TestNewIncidentIDNeverRepeatsInOneSecond: default IDs made in the same second differ.
+func TestNewIncidentIDNeverRepeatsInOneSecond(t *testing.T) {
+	now := time.Date(2026, 12, 3, 14, 25, 1, 0, time.UTC)
+	re := regexp.MustCompile(`^inc-20261203-142501-[a-z0-9]{4}$`)
+	seen := map[string]bool{}
+	for range 200 {
+		id := newIncidentID(now)
+		if !re.MatchString(id) {
+			t.Fatalf("default ID %q, want inc-20261203-142501-xxxx", id)
+		}
+		if seen[id] {
+			t.Fatalf("default ID %q made twice in one second", id)
+		}
+		seen[id] = true
+	}
+}
+
+// TestIncidentVerdictNeedsAHuman: a report whose secrets ended failed or revoke_failed
+// exits non-zero even when the workflow completed, and the report says which secret and
+// what to do; a clean report exits zero.
+func TestIncidentVerdictNeedsAHuman(t *testing.T) {
+	clean := workflows.IncidentReport{IncidentID: "i", Secrets: []workflows.SecretReport{{ID: "a/ok", Outcome: workflows.OutcomeRotated}}}
+	if err := incidentVerdict(clean, nil); err != nil {
+		t.Fatalf("a clean incident: %v", err)
+	}
+	rep := clean
+	rep.Secrets = append(rep.Secrets,
+		workflows.SecretReport{ID: "a/revoke", Outcome: workflows.OutcomeRevokeFailed, Error: "revoke: connection refused"},
+		workflows.SecretReport{ID: "a/failed", Outcome: workflows.OutcomeFailed, Error: "rollback failed too"})
+	err := incidentVerdict(rep, nil)
+	if err == nil || !strings.Contains(err.Error(), "2 secret(s) need a human") {
+		t.Fatalf("verdict %v, want 2 secrets needing a human", err)
+	}
+	var b strings.Builder
+	printReport(&b, rep, "/opt/keyturn --address 10.0.0.1:7233")
+	out := b.String()
+	for _, want := range []string{
+		"NEEDS A HUMAN: 2 secret(s)",
+		"a/revoke (revoke_failed): the new credential is current and works, but an older one was not revoked",
+		"`/opt/keyturn --address 10.0.0.1:7233 incident start --select id=a/revoke",
+		"a/failed (failed): the rotation did not finish",
+		"workflow rotate/a/failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "a/ok (") {
+		t.Errorf("a rotated secret is listed as needing a human:\n%s", out)
+	}
+	if err := incidentVerdict(clean, errors.New("boom")); err == nil {
+		t.Fatal("a failed incident must exit non-zero")
+	}
+	diff := clean
+	diff.ScopeDiff = workflows.ScopeDiff{Unmatched: []secret.ID{"a/gone"}}
+	if err := incidentVerdict(diff, nil); err == nil || !strings.Contains(err.Error(), "not the plan shown") {
+		t.Fatalf("a scope difference: %v", err)
+	}
+}
+
+// TestScheduleResumeArguments: resume takes secret IDs or --incident, never both or
+// neither, and says so before dialling anything.
+func TestScheduleResumeArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"schedules", "resume"}, "or --incident <incident-id>"},
+		{[]string{"schedules", "resume", "--incident", "i-1", "prod/a"}, "give no secret IDs with it"},
+		{[]string{"schedules", "pause"}, "name the secrets whose schedules to pause"},
+	} {
+		code, out := run(t, "", append([]string{"--address", "127.0.0.1:1"}, tc.args...)...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v exited %d, want %q:\n%s", tc.args, code, tc.want, out)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package workflows_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/worker"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+func incidentEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.IncidentActivities) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	ia := activities.NewIncidentActivities(nil, nil, nil)
+	worker.Register(env, activities.NewActivities(nil))
+	env.RegisterActivity(ia)
+	return env, ia
+}
+
+// TestIncidentFailureKeepsWhatItPaused: an incident that fails after pausing schedules
+// (here: stopping the rotations in flight fails) still reports which schedules it paused,
+// with the command that resumes them, and how the worker's scope differed from the plan.
+func TestIncidentFailureKeepsWhatItPaused(t *testing.T) {
+	env, ia := incidentEnv(t)
+	env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return([]activities.SecretInfo{{ID: "prod/a", Kind: "postgres"}}, nil)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{Paused: []string{"keyturn/prod/a"}, KeptPaused: []string{"keyturn-renew/prod/a"}}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, temporal.NewNonRetryableApplicationError("visibility down", "Test", nil))
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-1", Selector: activities.Selector{Prefix: "prod/"}, Mode: workflows.ModeContain,
+		Reason: "leak", Operator: "oncall", Planned: []secret.ID{"prod/a", "prod/b"},
+	})
+	err := env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.HasDetails() {
+		t.Fatalf("workflow error %v, want one carrying the report", err)
+	}
+	var rep workflows.IncidentReport
+	if err := appErr.Details(&rep); err != nil {
+		t.Fatal(err)
+	}
+	sch := rep.Schedules
+	if len(sch.Paused) != 1 || sch.Paused[0] != "keyturn/prod/a" || len(sch.KeptPaused) != 1 ||
+		sch.Note != "incident i-1 (oncall): leak" || sch.ResumeCommand != "keyturn schedules resume --incident i-1" {
+		t.Fatalf("schedules in the report: %+v", sch)
+	}
+	if len(rep.Unmatched) != 1 || rep.Unmatched[0] != "prod/b" || len(rep.Unplanned) != 0 {
+		t.Fatalf("scope difference %+v, want prod/b unmatched", rep.ScopeDiff)
+	}
+}
+
+// TestIncidentRefusesDryRun: a dry run is the CLI's; the workflow refuses one, so an
+// older client's dry run is never taken for a real incident.
+func TestIncidentRefusesDryRun(t *testing.T) {
+	env, _ := incidentEnv(t)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-2", Selector: activities.Selector{Prefix: "prod/"}, Mode: workflows.ModeContain, Reason: "drill", DryRun: true,
+	})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "dry run starts no workflow") {
+		t.Fatalf("a dry-run input: %v", err)
+	}
+}
