@@ -131,7 +131,7 @@ renewal check. Without a reachable Temporal the inventory's times are still show
 				if i > 0 {
 					fmt.Fprintln(out)
 				}
-				if err := previewOne(cmd, out, c, d, n); err != nil {
+				if err := previewOne(cmd, out, c, d, n, inv.Path); err != nil {
 					return err
 				}
 			}
@@ -143,7 +143,7 @@ renewal check. Without a reachable Temporal the inventory's times are still show
 }
 
 // previewOne prints one schedule's next runs from the inventory and from Temporal.
-func previewOne(cmd *cobra.Command, out io.Writer, c client.Client, d schedules.Desired, n int) error {
+func previewOne(cmd *cobra.Command, out io.Writer, c client.Client, d schedules.Desired, n int, inventory string) error {
 	loc, err := time.LoadLocation(d.Timezone)
 	if err != nil {
 		return err
@@ -162,7 +162,7 @@ func previewOne(cmd *cobra.Command, out io.Writer, c client.Client, d schedules.
 	}
 	st, err := schedules.Get(cmd.Context(), c, d.ScheduleID)
 	if errors.Is(err, schedules.ErrNotFound) {
-		fmt.Fprintln(out, "  in Temporal: not created yet; run `keyturn apply -f FILE`")
+		fmt.Fprintf(out, "  in Temporal: not created yet; run `keyturn apply -f %s`\n", shellQuote(inventory))
 		return nil
 	}
 	if err != nil {
