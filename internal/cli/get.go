@@ -125,12 +125,13 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 	}
 }
 
-// isManaged reports whether the inventory given with -f names the secret.
+// isManaged reports whether the inventory (-f, or the running dev's) names the secret.
 func (g *globals) isManaged(id secret.ID) bool {
-	if g.inventory == "" {
+	path := g.inventoryPath()
+	if path == "" {
 		return false
 	}
-	inv, err := config.Load(g.inventory)
+	inv, err := config.Load(path)
 	if err != nil {
 		return false
 	}
@@ -156,10 +157,11 @@ func (g *globals) openExistingStore() (*file.Store, error) {
 // storePath maps a managed secret's ID to its store path when an inventory is given;
 // other IDs (an admin password, say) are store paths already.
 func (g *globals) storePath(id secret.ID) (secret.ID, error) {
-	if g.inventory == "" {
+	path := g.inventoryPath()
+	if path == "" {
 		return id, nil
 	}
-	inv, err := config.Load(g.inventory)
+	inv, err := config.Load(path)
 	if err != nil {
 		return "", err
 	}

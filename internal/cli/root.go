@@ -40,9 +40,9 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.address, "address", "", "Temporal frontend host:port (default: TEMPORAL_ADDRESS, the Temporal config profile, or 127.0.0.1:7233)")
+	pf.StringVar(&g.address, "address", "", "Temporal frontend host:port (default: TEMPORAL_ADDRESS, the Temporal config profile, the keyturn dev running on --home, or 127.0.0.1:7233)")
 	pf.StringVar(&g.namespace, "namespace", "", "Temporal namespace (default: TEMPORAL_NAMESPACE, the profile, or \"default\")")
-	pf.StringVarP(&g.inventory, "inventory", "f", envOr("KEYTURN_INVENTORY", ""), "inventory file (default: KEYTURN_INVENTORY)")
+	pf.StringVarP(&g.inventory, "inventory", "f", envOr("KEYTURN_INVENTORY", ""), "inventory file (default: KEYTURN_INVENTORY; rotate, incident and put also use the one of the keyturn dev running on --home)")
 	pf.StringVar(&g.home, "home", "", "Keyturn's state directory (default: KEYTURN_HOME, else $XDG_DATA_HOME/keyturn, else ~/.local/share/keyturn)")
 	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ""), "directory of the dev file store (KEYTURN_STORE_DIR; default <home>/store)")
 	pf.StringVar(&g.codecKey, "codec-key-file", envOr("KEYTURN_CODEC_KEY_FILE", ""), "payload encryption key file (KEYTURN_CODEC_KEY_FILE; default <home>/codec.key when it exists)")
