@@ -167,7 +167,9 @@ func Keyless() converter.PayloadCodec { return keyless{} }
 
 type keyless struct{}
 
-func (keyless) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) { return payloads, nil }
+func (keyless) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return payloads, nil
+}
 
 func (keyless) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	for _, p := range payloads {
