@@ -43,7 +43,7 @@ func (c Config) parse(now time.Time) (*ca, error) {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	if c.CRLFile == "" {
-		add("crl_file is empty: name the file the CRL is published to, e.g. .keyturn/localca/dev-ca.crl")
+		add("crl_file is empty: name the file the CRL is published to, e.g. /var/lib/keyturn/localca/dev-ca.crl")
 	}
 	problems = append(problems, c.Request.Problems()...)
 
