@@ -149,6 +149,18 @@ func TestScheduleTriggerWhileRotatingIsSkipped(t *testing.T) {
 	ctx := context.Background()
 	applyEnv(t, env, map[secret.ID]string{app: "0 3 * * 1"})
 
+	// A first rotation has nothing to revoke and skips its grace period: make one first,
+	// so the rotation by hand below has a previous version and waits in its grace.
+	zero := time.Duration(0)
+	first, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(app, config.KindPostgres), workflows.RotateWorkflowName,
+		workflows.RotateInput{SecretID: app, Grace: &zero, Reason: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Get(ctx, nil); err != nil {
+		t.Fatalf("first rotation: %v", err)
+	}
+
 	grace := time.Hour
 	running, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(app, config.KindPostgres), workflows.RotateWorkflowName,
 		workflows.RotateInput{SecretID: app, Grace: &grace, Reason: "by hand"})

@@ -38,19 +38,19 @@ func newRotateCmd(g *globals) *cobra.Command {
 			if err := id.Validate(); err != nil {
 				return err
 			}
+			in := workflows.RotateInput{SecretID: id, Reason: reason, RequestedBy: whoami()}
+			if cmd.Flags().Changed("grace") {
+				in.Grace = &grace
+			}
+			if err := in.Validate(); err != nil {
+				return err
+			}
 			inv, err := g.requireInventory("keyturn rotate")
 			if err != nil {
 				return err
 			}
 			s, err := lookupSecret(inv, id)
 			if err != nil {
-				return err
-			}
-			in := workflows.RotateInput{SecretID: id, Reason: reason, RequestedBy: whoami()}
-			if cmd.Flags().Changed("grace") {
-				in.Grace = &grace
-			}
-			if err := in.Validate(); err != nil {
 				return err
 			}
 			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
