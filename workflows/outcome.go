@@ -32,7 +32,14 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 
 	var rb rotation.RollbackResult
-	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current}
+	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current, Since: func() StepTiming {
+		for _, st := range r.status.Steps {
+			if st.Step == StepCreate {
+				return st
+			}
+		}
+		return StepTiming{}
+	}().Started}
 	roll := func(ctx workflow.Context) error {
 		rb = rotation.RollbackResult{}
 		return r.step(ctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb)
