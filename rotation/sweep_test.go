@@ -153,3 +153,57 @@ func TestRollbackOfAStagedVersionDoesNotSweep(t *testing.T) {
 		t.Fatalf("rollback of a staged version: %+v %v, want it revoked and purged, no sweep", res, err)
 	}
 }
+
+// revokeFailsMinting is a minting target that cannot be reached to revoke while fail is
+// set; Sweep still works.
+type revokeFailsMinting struct {
+	*fake.Minting
+	fail bool
+}
+
+func (r *revokeFailsMinting) Revoke(ctx context.Context, req rotators.RevokeRequest) error {
+	if r.fail {
+		return errors.New("connection refused")
+	}
+	return r.Minting.Revoke(ctx, req)
+}
+
+// A rollback retried by the workflow runs as a new activity, without the heartbeat that
+// recorded the failed version, and finds its pending stage discarded by the first
+// attempt, whose revoke failed: the store names the version no more. The retry sweeps
+// its credential from the target instead of reporting a rollback with nothing left to do.
+func TestRetriedRollbackSweepsAVersionAnEarlierAttemptDiscarded(t *testing.T) {
+	ctx := context.Background()
+	minting := fake.NewMinting()
+	target := &revokeFailsMinting{Minting: minting}
+	store, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rotation.Steps{SecretID: "app/key", Rotator: target, Store: store}
+	if _, err := s.Create(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Promote(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := s.Create(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	target.fail = true
+	res, err := s.Rollback(ctx, "t2", nil, &p.Current)
+	if err != nil || !res.Discarded || res.RevokeError == "" {
+		t.Fatalf("first attempt: %+v %v, want the pending version discarded and the revoke outstanding", res, err)
+	}
+	target.fail = false
+	res, err = s.Rollback(ctx, "t2", nil, &p.Current)
+	if err != nil || res.RevokeError != "" || len(res.Swept) != 1 || res.Swept[0]["key_id"] != created.Version.Metadata["key_id"] {
+		t.Fatalf("the retry: %+v %v, want key %s swept", res, err, created.Version.Metadata["key_id"])
+	}
+	if !slices.Equal(minting.Handles(), []string{p.Current.Metadata["key_id"]}) {
+		t.Fatalf("keys on the target %v, want only the current %s", minting.Handles(), p.Current.Metadata["key_id"])
+	}
+}
