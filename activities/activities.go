@@ -84,6 +84,9 @@ type RollbackInput struct {
 	// Failed is the new version as Create reported it; nil when Create did not finish.
 	Failed  *secret.Version `json:"failed,omitempty"`
 	Restore *secret.Version `json:"restore,omitempty"`
+	// Since is when the rotation's Create step began (zero if it never did): a kind that
+	// finds by age what a Create that gave up minted looks back to it (rotators.Sweeper).
+	Since time.Time `json:"since,omitempty"`
 }
 
 // Plan resolves the secret and reads its current version.
@@ -217,7 +220,9 @@ func (a *Activities) Purge(ctx context.Context, in RevokeInput) error {
 
 // Rollback undoes a failed or aborted rotation from observed state. Before it changes
 // anything it records the failed version in its heartbeat, so a retry still knows what
-// to revoke once the pending stage has been discarded.
+// to revoke once the pending stage has been discarded. When the store never got the
+// failed version, what its Create minted is swept from the target, looking back to
+// in.Since.
 func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.RollbackResult, error) {
 	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.RollbackResult, error) {
 		failed := in.Failed
@@ -235,7 +240,7 @@ func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.R
 		if failed != nil {
 			hb.record(*failed)
 		}
-		return s.Rollback(ctx, in.Token, failed, in.Restore)
+		return s.Rollback(ctx, in.Token, failed, in.Restore, rotation.WithSweepSince(in.Since))
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -12,6 +13,10 @@ import (
 
 // RollbackResult says what a rollback found and did, in words an operator can act on.
 type RollbackResult struct {
+	// Failed is the version the rollback undid, as it knew it (from the store, or from its
+	// caller); nil when nothing was known of it. A caller that runs the rollback again
+	// passes it back, since the store stops naming it once its pending stage is gone.
+	Failed *secret.Version `json:"failed,omitempty"`
 	// Restored is the version consumers read after the rollback, nil if the secret had none.
 	Restored *secret.Version `json:"restored,omitempty"`
 	// RestoredVerified is true when Restored was tested against the target and logs in.
@@ -31,10 +36,29 @@ type RollbackResult struct {
 	// earlier version to go back to: it stays current, since revoking it would leave
 	// consumers nothing.
 	KeptFailed bool `json:"keptFailed,omitempty"`
-	// RevokeError is set when the failed version could not be revoked on the target
-	// (after the kept version was verified): the rollback is otherwise done, and running
-	// it again retries the revoke. It holds no material.
+	// Swept holds the handles (a key ID, a serial; never material) of the credentials the
+	// target made for the failed version that the store never got, which this rollback
+	// removed: Create gave up after the target minted (see rotators.Sweeper).
+	Swept []map[string]string `json:"swept,omitempty"`
+	// RevokeError is set when the failed version could not be revoked on the target, or
+	// what its Create left there could not be swept (after the kept version was
+	// verified): the rollback is otherwise done, and running it again retries the revoke
+	// or the sweep. It holds no material.
 	RevokeError string `json:"revokeError,omitempty"`
+}
+
+// RollbackOption sets a rollbackOptions field.
+type RollbackOption func(*rollbackOptions)
+
+type rollbackOptions struct {
+	since time.Time
+}
+
+// WithSweepSince passes when the rotation's Create step began, for the sweep of what a
+// Create that gave up left on the target (rotators.MintRequest.Since). Without it a kind
+// that finds such credentials by age (awsiam, vaultpki) finds none.
+func WithSweepSince(since time.Time) RollbackOption {
+	return func(o *rollbackOptions) { o.since = since }
 }
 
 // Kept says, in words an operator can act on, what consumers read after the rollback.
@@ -87,14 +111,20 @@ func (s Steps) Inspect(ctx context.Context, token secret.VersionToken) (*secret.
 //     new version stays current (KeptFailed): it is the only one there is.
 //  2. A new version still pending is discarded first, so no pending stage outlives the
 //     rotation even if the target cannot be reached to revoke it.
-//  3. The new version is revoked on the target, keeping restore. If the target refuses
-//     (it is down, the admin credential is wrong), the rollback goes on: what consumers
-//     read matters first, and RevokeError says what is left; running Rollback again
-//     retries it.
+//  3. The new version is revoked on the target, keeping restore. If the store never
+//     got it (Create gave up, perhaps after the target minted), a rotators.Sweeper is
+//     asked to remove what a Mint for token left there instead (Swept; opts give it the
+//     time the Create began). If the target refuses (it is down, the admin credential
+//     is wrong), the rollback goes on: what consumers read matters first, and
+//     RevokeError says what is left; running Rollback again retries it.
 //  4. Restore is tested; only if the target refuses it (one role, new password already
 //     set) is its recorded material applied again, and tested once more. Nothing is said
 //     about the kept version before this test.
-func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, restore *secret.Version) (RollbackResult, error) {
+func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, restore *secret.Version, opts ...RollbackOption) (RollbackResult, error) {
+	var o rollbackOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var res RollbackResult
 	observed, err := s.Inspect(ctx, token)
 	if err != nil {
@@ -103,6 +133,7 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, 
 	if observed != nil {
 		failed = observed
 	}
+	res.Failed = failed
 
 	// Step 1. Labels first: consumers must read the working credential again at once.
 	if observed != nil && observed.Has(secret.StageCurrent) {
@@ -125,10 +156,13 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, 
 	}
 
 	// Step 3. The new credential must stop working. Unknown means Create never staged
-	// it, so it never reached the target.
+	// it: a Generator's material never reached the target, but a Minter's target may
+	// have made a credential that only the target itself can now name.
 	var revokeErr error
 	if failed != nil {
 		revokeErr = s.revokeFailed(ctx, *failed, restore, &res)
+	} else {
+		revokeErr = s.sweep(ctx, token, restore, o.since, &res)
 	}
 
 	// Step 4. Prove the kept credential still logs in; repair it only if the target
@@ -180,6 +214,29 @@ func (s Steps) revokeFailed(ctx context.Context, failed secret.Version, restore 
 			return fmt.Errorf("purge failed version %d: %w", failed.Number, err)
 		}
 		res.Purged = true
+	}
+	return nil
+}
+
+// sweep removes what a Create that gave up left on the target: a credential minted for
+// token that the store never staged, so no version names it. It asks the rotator, if it
+// is a rotators.Sweeper, to run the search Mint runs before minting, with what the store
+// knows now; other rotators have nothing to sweep.
+func (s Steps) sweep(ctx context.Context, token secret.VersionToken, restore *secret.Version, since time.Time, res *RollbackResult) error {
+	sw, ok := s.Rotator.(rotators.Sweeper)
+	if !ok {
+		return nil
+	}
+	known, err := s.known(ctx)
+	if err != nil {
+		return fmt.Errorf("sweep what the failed create left: %w", err)
+	}
+	removed, err := sw.Sweep(ctx, rotators.MintRequest{
+		SecretID: s.SecretID, Token: token, Current: restore, Known: known, Since: since,
+	})
+	res.Swept = append(res.Swept, removed...)
+	if err != nil {
+		return fmt.Errorf("sweep what the failed create left: %w", err)
 	}
 	return nil
 }

@@ -142,6 +142,22 @@ type Minter interface {
 	Mint(ctx context.Context, req MintRequest) (Generated, error)
 }
 
+// Sweeper is a Minter that can find, after the fact, the credentials a Mint made for a
+// version the store never got, and remove them. The rollback of a rotation whose Create
+// gave up after the target minted (its retries ran out, or the store refused the write)
+// calls it: the store names no such credential, so nothing else would ever revoke it.
+type Sweeper interface {
+	Minter
+	// Sweep removes (deletes, revokes) every credential the target holds that a Mint for
+	// req.Token made and that no req.Known version holds, found by the same search Mint
+	// runs before it mints (req.Token, req.Since, req.Abandoned; req.Minted is not called
+	// and nothing is minted). It returns the metadata of what this call removed: handles
+	// only (a key ID, a serial), never material. It is idempotent: a credential already
+	// gone is not returned again and is no error. With Since zero, a kind that finds
+	// credentials by age finds none that way.
+	Sweep(ctx context.Context, req MintRequest) (removed []map[string]string, err error)
+}
+
 // Purger is a Rotator whose Revoke can still be undone (an IAM key is deactivated, and
 // reactivating it is a rollback) and whose revocation becomes final in a second step.
 // The workflow calls Purge PurgeAfter() after a successful Revoke. Purging what is already

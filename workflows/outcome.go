@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -32,8 +33,13 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 
 	var rb rotation.RollbackResult
-	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current}
+	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current, Since: r.started(StepCreate)}
 	roll := func(ctx workflow.Context) error {
+		// What an earlier attempt found stays known: once it has discarded the pending
+		// version, the store no longer names the credential it still has to revoke.
+		if in.Failed == nil && rb.Failed != nil {
+			in.Failed = rb.Failed
+		}
 		rb = rotation.RollbackResult{}
 		return r.step(ctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb)
 	}
@@ -83,6 +89,16 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
 		"rotation of "+string(r.in.SecretID)+" rolled back: "+r.status.Error+"; "+rb.Kept(), ErrTypeRolledBack, nil, r.status.RotateResult)
+}
+
+// started is when the named step first started, zero if it never did.
+func (r *rotateRun) started(step string) time.Time {
+	for _, st := range r.status.Steps {
+		if st.Step == step {
+			return st.Started
+		}
+	}
+	return time.Time{}
 }
 
 // fail ends the workflow without a rollback: nothing was changed (plan failed).

@@ -454,3 +454,20 @@ func (s *rotateSuite) TestIncidentRotationReportsAFailedRevokeAtOnce() {
 	s.Equal(workflows.ErrTypeRevokeFailed, appErr.Type())
 	s.Contains(appErr.Error(), "incident inc-1 reports it")
 }
+
+// A Create that failed after staging: the first rollback finds the version, discards it
+// and cannot revoke it; the retried rollback must still be told which version to revoke,
+// since the store no longer names it.
+func (s *rotateSuite) TestRetriedRollbackStillKnowsTheFailedVersion() {
+	s.plan(0)
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).
+		Return(rotation.CreateResult{}, temporal.NewNonRetryableApplicationError("apply failed", activities.ErrTypePermissionDenied, nil)).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool { return in.Failed == nil })).
+		Return(rotation.RollbackResult{Failed: &v2, Restored: &v1, RestoredVerified: true, Discarded: true, RevokeError: "admin refused"}, nil).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool { return in.Failed != nil && in.Failed.Token == v2.Token })).
+		Return(rotation.RollbackResult{Failed: &v2, Restored: &v1, RestoredVerified: true, Revoked: true}, nil).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
+}

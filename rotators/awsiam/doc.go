@@ -2,7 +2,8 @@
 //
 // IAM makes the secret, so the Rotator is a rotators.Minter; a revoked key is first
 // deactivated, which a rollback can undo, and deleted later, so it is also a
-// rotators.Purger. A version's material is the key pair (access_key_id,
+// rotators.Purger; and the user's keys show what a Mint left that the store never got,
+// so it is a rotators.Sweeper. A version's material is the key pair (access_key_id,
 // secret_access_key); its metadata is the key ID and the user name (access_key_id, user),
 // never the secret.
 //
@@ -26,6 +27,10 @@
 //  3. creates the key (iam:CreateAccessKey) and reports its ID through MintRequest.Minted
 //     before anything else can fail, so that a step interrupted from here on passes it
 //     back as abandoned.
+//
+// Sweep runs step 1 alone (iam:ListAccessKeys, iam:DeleteAccessKey): the rollback of a
+// Create that gave up after IAM made the key calls it with the time the Create began, and
+// it returns the key IDs it deleted.
 //
 // Apply makes the key Active (iam:UpdateAccessKey). A new key already is; for a rollback
 // this reactivates a deactivated key. A deleted key cannot come back: Apply then fails with

@@ -1,6 +1,8 @@
 package awsiam
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -53,4 +55,36 @@ func orphans(keys []types.AccessKeyMetadata, req rotators.MintRequest, current s
 		}
 	}
 	return out
+}
+
+// removeOrphans deletes the keys that orphans finds among keys, and returns the keys left
+// and the handles (key ID and user) of those it deleted. Mint runs it before it mints,
+// Sweep on its own, so both find the same keys.
+func (r *Rotator) removeOrphans(ctx context.Context, keys []types.AccessKeyMetadata, req rotators.MintRequest, current string) ([]types.AccessKeyMetadata, []map[string]string, error) {
+	var removed []map[string]string
+	for _, id := range orphans(keys, req, current) {
+		if err := r.deleteKey(ctx, id); err != nil {
+			return keys, removed, fmt.Errorf("delete abandoned key: %w", err)
+		}
+		keys = slices.DeleteFunc(keys, hasID(id))
+		removed = append(removed, map[string]string{MetadataAccessKeyID: id, MetadataUser: r.cfg.UserName})
+	}
+	return keys, removed, nil
+}
+
+// Sweep deletes the user's keys that a Mint for req.Token made and the store never got,
+// found as Mint finds them (see orphans): keys no req.Known version holds, named in
+// req.Abandoned or created at or after req.Since less orphanMargin. The rollback of a
+// Create that gave up after IAM made its key calls it. A key already deleted is not
+// listed, so a second Sweep removes and reports nothing.
+func (r *Rotator) Sweep(ctx context.Context, req rotators.MintRequest) ([]map[string]string, error) {
+	keys, err := r.listKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	_, removed, err := r.removeOrphans(ctx, keys, req, r.currentKey(req.Current))
+	if err != nil {
+		return removed, fmt.Errorf("sweep: %w", err)
+	}
+	return removed, nil
 }

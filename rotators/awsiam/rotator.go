@@ -29,8 +29,9 @@ const (
 )
 
 // Rotator rotates the access keys of one IAM user. It implements rotators.Minter, because
-// IAM makes the secret, and rotators.Purger, because a revoked key is first deactivated
-// (and can be reactivated) and only deleted later.
+// IAM makes the secret, rotators.Purger, because a revoked key is first deactivated (and
+// can be reactivated) and only deleted later, and rotators.Sweeper, because the user's
+// keys show what a failed Mint left.
 type Rotator struct {
 	cfg Config
 	// admin is the admin principal's configuration; Test copies it to sign with the key
@@ -42,8 +43,9 @@ type Rotator struct {
 }
 
 var (
-	_ rotators.Minter = (*Rotator)(nil)
-	_ rotators.Purger = (*Rotator)(nil)
+	_ rotators.Minter  = (*Rotator)(nil)
+	_ rotators.Purger  = (*Rotator)(nil)
+	_ rotators.Sweeper = (*Rotator)(nil)
 )
 
 // New checks cfg, after filling in its defaults, and returns a Rotator for it. awsCfg is
@@ -95,11 +97,9 @@ func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.
 	// Step 2. Keys made by an interrupted Mint of this version, found among the user's
 	// keys (see orphans): their secret is lost, so nobody can use them, and they take a
 	// slot. Only keys listed under the user are touched, and never the current one.
-	for _, id := range orphans(keys, req, current) {
-		if err := r.deleteKey(ctx, id); err != nil {
-			return rotators.Generated{}, fmt.Errorf("mint: delete abandoned key: %w", err)
-		}
-		keys = slices.DeleteFunc(keys, hasID(id))
+	keys, _, err = r.removeOrphans(ctx, keys, req, current)
+	if err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
 	}
 
 	// Step 3. IAM allows two keys per user.

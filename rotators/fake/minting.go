@@ -14,7 +14,7 @@ import (
 
 // Minting is an in-memory target that makes its own keys, like IAM: Mint creates a key,
 // Revoke deactivates it (Apply reactivates it) and Purge deletes it. It implements
-// rotators.Minter and rotators.Purger.
+// rotators.Minter, rotators.Purger and rotators.Sweeper.
 type Minting struct {
 	mu   sync.Mutex
 	keys map[string]*mintedKey
@@ -36,31 +36,18 @@ type mintedKey struct {
 }
 
 var (
-	_ rotators.Minter = (*Minting)(nil)
-	_ rotators.Purger = (*Minting)(nil)
+	_ rotators.Minter  = (*Minting)(nil)
+	_ rotators.Purger  = (*Minting)(nil)
+	_ rotators.Sweeper = (*Minting)(nil)
 )
 
 // NewMinting returns an empty minting target.
 func NewMinting() *Minting { return &Minting{keys: map[string]*mintedKey{}} }
 
-// Mint deletes the abandoned keys (those req.Abandoned names, and those minted for the
-// same token that no req.Known version holds) and makes a new active key.
+// Mint deletes the abandoned keys (see removeOrphans) and makes a new active key.
 func (m *Minting) Mint(_ context.Context, req rotators.MintRequest) (rotators.Generated, error) {
 	m.mu.Lock()
-	known := map[string]bool{}
-	for _, md := range req.Known {
-		known[md["key_id"]] = true
-	}
-	for _, md := range req.Abandoned {
-		if !known[md["key_id"]] {
-			delete(m.keys, md["key_id"])
-		}
-	}
-	for id, k := range m.keys {
-		if k.token == req.Token && !known[id] {
-			delete(m.keys, id)
-		}
-	}
+	m.removeOrphans(req)
 	m.seq++
 	id := fmt.Sprintf("key-%d", m.seq)
 	k := &mintedKey{secret: rand.Text(), active: true, token: req.Token}
@@ -81,6 +68,42 @@ func (m *Minting) Mint(_ context.Context, req rotators.MintRequest) (rotators.Ge
 		Material: secret.Material{"key_id": secret.NewSensitive(id), "key_secret": secret.NewSensitive(k.secret)},
 		Metadata: md,
 	}, nil
+}
+
+// Sweep deletes the keys Mint would delete before minting (see removeOrphans) and mints
+// nothing. It returns the IDs of the keys it deleted, sorted.
+func (m *Minting) Sweep(_ context.Context, req rotators.MintRequest) ([]map[string]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.removeOrphans(req), nil
+}
+
+// removeOrphans deletes the keys an earlier Mint for req.Token left, those req.Abandoned
+// names and those minted for the same token, unless a req.Known version holds them, and
+// returns their metadata, sorted by ID. The caller holds mu.
+func (m *Minting) removeOrphans(req rotators.MintRequest) []map[string]string {
+	known := map[string]bool{}
+	for _, md := range req.Known {
+		known[md["key_id"]] = true
+	}
+	var ids []string
+	for _, md := range req.Abandoned {
+		if id := md["key_id"]; !known[id] && m.keys[id] != nil && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for id, k := range m.keys {
+		if k.token == req.Token && !known[id] && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var removed []map[string]string
+	for _, id := range ids {
+		delete(m.keys, id)
+		removed = append(removed, map[string]string{"key_id": id})
+	}
+	return removed
 }
 
 // Apply reactivates the version's key.

@@ -48,6 +48,13 @@
 // of Create should depend only on the data (the secret ID, the token), so that a repeat
 // is the same request; an API that sees a different body under the same key refuses it.
 //
+// The Rotator is not a rotators.Sweeper: a Create that gives up after the API made a key
+// (its retries run out, or the store refuses the version) leaves that key, and the
+// rollback cannot remove it. The declared calls cannot list keys, and sending Create again
+// under the same Idempotency-Key to learn the key's ID would make a new key on an API
+// that ignores the header (or has forgotten the key), which a failed Revoke would then
+// leave behind too.
+//
 // # Templates
 //
 // Templates see Data: {{.SecretID}}, {{.Token}}, {{.KeyID}}, {{.Admin}} and {{.Secret}},

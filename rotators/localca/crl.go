@@ -32,7 +32,8 @@ func (r *Rotator) revokeSerials(ctx context.Context, serials []*big.Int) error {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	defer unlock()
-	return r.revokeLocked(serials)
+	_, err = r.revokeLocked(serials)
+	return err
 }
 
 // lock takes the CA's lock (CRLFile+".lock"), which guards the CRL and the issuance log,
@@ -45,14 +46,15 @@ func (r *Rotator) lock(ctx context.Context) (func(), error) {
 	return lockFile(ctx, r.crlPath+".lock")
 }
 
-// revokeLocked is revokeSerials for a caller that holds the lock.
-func (r *Rotator) revokeLocked(serials []*big.Int) error {
+// revokeLocked is revokeSerials for a caller that holds the lock. It returns the serials
+// this call added to the CRL, leaving out those it listed already.
+func (r *Rotator) revokeLocked(serials []*big.Int) ([]*big.Int, error) {
 	if len(serials) == 0 {
-		return nil
+		return nil, nil
 	}
 	current, err := r.readCRL()
 	if err != nil {
-		return fmt.Errorf("revoke: %w", err)
+		return nil, fmt.Errorf("revoke: %w", err)
 	}
 	var entries []x509.RevocationListEntry
 	number := big.NewInt(0)
@@ -63,16 +65,16 @@ func (r *Rotator) revokeLocked(serials []*big.Int) error {
 		}
 	}
 	now := r.now().UTC()
-	added := 0
+	var added []*big.Int
 	for _, s := range serials {
 		if listed(entries, s) {
 			continue
 		}
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: now})
-		added++
+		added = append(added, s)
 	}
-	if added == 0 {
-		return nil
+	if len(added) == 0 {
+		return nil, nil
 	}
 
 	// RFC 5280 5.2.3: the CRL number only ever increases, so a consumer can tell the
@@ -91,14 +93,14 @@ func (r *Rotator) revokeLocked(serials []*big.Int) error {
 		RevokedCertificateEntries: entries,
 	}, r.ca.cert, r.ca.key)
 	if err != nil {
-		return fmt.Errorf("revoke: sign the CRL: %w", err)
+		return nil, fmt.Errorf("revoke: sign the CRL: %w", err)
 	}
 	r.point("before CRL write")
 	if err := writeAtomic(r.crlPath, pem.EncodeToMemory(&pem.Block{Type: pemCRL, Bytes: der})); err != nil {
-		return fmt.Errorf("revoke: publish the CRL: %w", err)
+		return nil, fmt.Errorf("revoke: publish the CRL: %w", err)
 	}
 	r.point("after CRL write")
-	return nil
+	return added, nil
 }
 
 // readCRL reads and verifies the published CRL, or returns nil when there is none yet.

@@ -3,9 +3,9 @@
 // dev`, which makes the CA with NewCA and stores it, so a developer gets real, verifiable
 // certificates and a real CRL with no Vault and no network.
 //
-// It is a rotators.Minter (the CA signs; Keyturn makes the key) and a rotators.Renewer (a
+// It is a rotators.Minter (the CA signs; Keyturn makes the key), a rotators.Renewer (a
 // certificate is due once Request.RenewAt of its lifetime has passed, two thirds by
-// default).
+// default) and a rotators.Sweeper (the issuance log names what a Mint signed).
 //
 // # Steps
 //
@@ -19,6 +19,9 @@
 // seconds ago for the TTL but never past the CA's own expiry. The metadata reaches
 // MintRequest.Minted before Mint returns. The material is certificate, private_key and
 // ca_chain (the CA certificate); see package certs.
+//
+// Sweep runs Mint's first step alone, under the same lock: the rollback of a Create that
+// gave up after the CA signed calls it, and it returns the serials it put on the CRL.
 //
 // Apply does nothing: a signed certificate is valid from the start, and a revoked one
 // stays on the CRL.

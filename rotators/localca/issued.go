@@ -137,6 +137,25 @@ func (r *Rotator) orphanSerials(req rotators.MintRequest) ([]*big.Int, error) {
 	return out, nil
 }
 
+// revokeOrphansLocked puts the serials orphanSerials finds on the CRL and returns the
+// handles of those this call added. The caller holds the CA's lock. Mint runs it before
+// it reserves a serial, Sweep on its own, so both find the same certificates.
+func (r *Rotator) revokeOrphansLocked(req rotators.MintRequest) ([]map[string]string, error) {
+	orphans, err := r.orphanSerials(req)
+	if err != nil {
+		return nil, err
+	}
+	added, err := r.revokeLocked(orphans)
+	if err != nil {
+		return nil, fmt.Errorf("revoke abandoned certificates: %w", err)
+	}
+	removed := make([]map[string]string, 0, len(added))
+	for _, n := range added {
+		removed = append(removed, map[string]string{certs.MetadataSerial: certs.FormatSerial(n)})
+	}
+	return removed, nil
+}
+
 func knownSerial(known []map[string]string, n *big.Int) bool {
 	for _, md := range known {
 		if k, err := certs.ParseSerial(md[certs.MetadataSerial]); err == nil && k.Cmp(n) == 0 {

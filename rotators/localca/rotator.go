@@ -38,6 +38,7 @@ func (r *Rotator) point(name string) {
 var (
 	_ rotators.Minter  = (*Rotator)(nil)
 	_ rotators.Renewer = (*Rotator)(nil)
+	_ rotators.Sweeper = (*Rotator)(nil)
 )
 
 // New checks cfg, after filling in its defaults, and returns a Rotator for it. A CA key
@@ -89,6 +90,24 @@ func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.
 	}, nil
 }
 
+// Sweep revokes, under the CA's lock, every certificate the issuance log records for
+// req.Token that no req.Known version holds (and those req.Abandoned names): the search
+// Mint runs before it reserves a serial. The rollback of a Create that gave up after the
+// CA signed calls it. It returns the serials this call put on the CRL; one listed already
+// is not returned again. The token is the identity, so req.Since is not needed.
+func (r *Rotator) Sweep(ctx context.Context, req rotators.MintRequest) ([]map[string]string, error) {
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	defer unlock()
+	removed, err := r.revokeOrphansLocked(req)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	return removed, nil
+}
+
 // reserve runs the first two steps of Mint under the CA's lock, and returns the serial
 // of the certificate to sign.
 //
@@ -105,12 +124,8 @@ func (r *Rotator) reserve(ctx context.Context, req rotators.MintRequest) (*big.I
 		return nil, err
 	}
 	defer unlock()
-	orphans, err := r.orphanSerials(req)
-	if err != nil {
+	if _, err := r.revokeOrphansLocked(req); err != nil {
 		return nil, err
-	}
-	if err := r.revokeLocked(orphans); err != nil {
-		return nil, fmt.Errorf("revoke abandoned certificates: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {

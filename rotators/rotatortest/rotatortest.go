@@ -7,7 +7,8 @@
 // A kind's test calls Run with a Harness whose New gives each subtest a rotator for a
 // target of its own. For a Minter the suite also checks that a Mint repeated under the
 // same token, with no hint but what the store knows and when the rotation began, leaves
-// no credential of a killed earlier Mint working. RunKills goes further: it kills Create
+// no credential of a killed earlier Mint working, and, for a rotators.Sweeper, that Sweep
+// makes the credential of a Mint the store never got stop working. RunKills goes further: it kills Create
 // at random points of a real rotation and counts what the target holds afterwards.
 package rotatortest
 
@@ -75,6 +76,7 @@ func runAll(t *testing.T, h Harness) {
 	}{
 		{"CreateIsSafeToRepeat", createIsSafeToRepeat},
 		{"MintFindsWhatAKilledMintLeft", mintFindsWhatAKilledMintLeft},
+		{"SweepRemovesWhatAFailedMintLeft", sweepRemovesWhatAFailedMintLeft},
 		{"ApplyThenTest", applyThenTest},
 		{"ApplyIsIdempotent", applyIsIdempotent},
 		{"WrongMaterialIsRejected", wrongMaterialIsRejected},

@@ -1,9 +1,10 @@
 // Package vaultpki rotates a TLS certificate signed by a HashiCorp Vault PKI secrets
 // engine, through Vault's MPL-licensed API client.
 //
-// It is a rotators.Minter (Vault signs; Keyturn makes the key) and a rotators.Renewer (a
+// It is a rotators.Minter (Vault signs; Keyturn makes the key), a rotators.Renewer (a
 // certificate is due once Request.RenewAt of its lifetime has passed, two thirds by
-// default).
+// default) and a rotators.Sweeper (the mount's certificate list shows what a Mint
+// signed).
 //
 // # Steps
 //
@@ -21,6 +22,9 @@
 // The key never goes to Vault, which is why the path is sign and not issue. The new
 // certificate's metadata (serial, not_before, not_after, common_name) reaches
 // MintRequest.Minted before Mint returns, as a hint for a retry. The material is certificate, private_key and ca_chain (see package certs).
+//
+// Sweep runs Mint's first step alone: the rollback of a Create that gave up after Vault
+// signed calls it with the time the Create began, and it returns the serials it revoked.
 //
 // Apply does nothing: a signed certificate is valid from the moment Vault signs it, and
 // a revoked one cannot be un-revoked, so there is nothing to turn on or restore.

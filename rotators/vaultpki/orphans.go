@@ -115,6 +115,43 @@ func (r *Rotator) orphanSerials(ctx context.Context, req rotators.MintRequest) (
 	return out, nil
 }
 
+// revokeOrphans revokes the certificates orphanSerials finds and returns the handles
+// (serials) of those it revoked. Mint runs it before it signs, Sweep on its own, so both
+// find the same certificates.
+func (r *Rotator) revokeOrphans(ctx context.Context, req rotators.MintRequest) ([]map[string]string, error) {
+	orphans, err := r.orphanSerials(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("find the certificates of an interrupted attempt: %w", err)
+	}
+	var removed []map[string]string
+	for _, serial := range orphans {
+		if err := r.revokeSerial(ctx, serial); err != nil {
+			return removed, fmt.Errorf("revoke abandoned certificate %s: %w", serial, err)
+		}
+		r.cache.revoked(serial)
+		if n, err := certs.ParseSerial(serial); err == nil {
+			// Vault lists serials with dashes; the metadata form has colons.
+			serial = certs.FormatSerial(n)
+		}
+		removed = append(removed, map[string]string{certs.MetadataSerial: serial})
+	}
+	return removed, nil
+}
+
+// Sweep revokes the certificates a Mint for req.Token had Vault sign and the store never
+// got, found as Mint finds them (see orphanSerials): with req.Since, every certificate of
+// this request's names on the mount, not revoked, unknown to req.Known and signed since
+// the rotation began; without it, only those req.Abandoned names. The rollback of a
+// Create that gave up after Vault signed calls it. A certificate revoked already is not
+// found, so a second Sweep revokes and reports nothing.
+func (r *Rotator) Sweep(ctx context.Context, req rotators.MintRequest) ([]map[string]string, error) {
+	removed, err := r.revokeOrphans(ctx, req)
+	if err != nil {
+		return removed, fmt.Errorf("sweep: %w", err)
+	}
+	return removed, nil
+}
+
 // listCerts lists the serials of every certificate the mount stores (LIST <mount>/certs).
 func (r *Rotator) listCerts(ctx context.Context) ([]string, error) {
 	path := r.cfg.Mount + "/certs"

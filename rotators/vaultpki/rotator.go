@@ -35,6 +35,7 @@ type Rotator struct {
 var (
 	_ rotators.Minter  = (*Rotator)(nil)
 	_ rotators.Renewer = (*Rotator)(nil)
+	_ rotators.Sweeper = (*Rotator)(nil)
 )
 
 // New checks cfg, after filling in its defaults, and returns a Rotator that talks to
@@ -103,15 +104,8 @@ func (r *Rotator) Mint(ctx context.Context, req rotators.MintRequest) (rotators.
 	// Step 1. An abandoned certificate's key is lost, so nobody can use it, but anybody
 	// who copied the key before the crash could: revoke it before making another. Vault
 	// itself says which they are (see orphanSerials); the heartbeat's hint is one source.
-	orphans, err := r.orphanSerials(ctx, req)
-	if err != nil {
-		return rotators.Generated{}, fmt.Errorf("mint: find the certificates of an interrupted attempt: %w", err)
-	}
-	for _, serial := range orphans {
-		if err := r.revokeSerial(ctx, serial); err != nil {
-			return rotators.Generated{}, fmt.Errorf("mint: revoke abandoned certificate %s: %w", serial, err)
-		}
-		r.cache.revoked(serial)
+	if _, err := r.revokeOrphans(ctx, req); err != nil {
+		return rotators.Generated{}, fmt.Errorf("mint: %w", err)
 	}
 
 	// Step 2. The key is made here and never leaves the worker except into the store.
