@@ -91,6 +91,12 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 		"rotation of "+string(r.in.SecretID)+" rolled back: "+r.status.Error+"; "+rb.Kept(), ErrTypeRolledBack, nil, r.status.RotateResult)
 }
 
+// drain discards the signals waiting on ch.
+func drain(ch workflow.ReceiveChannel) {
+	for ch.ReceiveAsync(nil) {
+	}
+}
+
 // started is when the named step first started, zero if it never did.
 func (r *rotateRun) started(step string) time.Time {
 	for _, st := range r.status.Steps {
@@ -136,6 +142,10 @@ func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first
 	r.setOutcome(ctx, outcome)
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetryNow)
 	giveUpCh := workflow.GetSignalChannel(ctx, SignalGiveUp)
+	// Signals sent before this began were about something else (a rollback that has
+	// finished since, say): an operator gives up on, or retries, what they saw.
+	drain(retryCh)
+	drain(giveUpCh)
 	kept := len(r.status.Steps) // timings of earlier steps; of the retries only the last is kept
 	delay := outstandingFirstDelay
 	for {

@@ -159,6 +159,10 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 // purge waits d (a skip-grace signal ends the wait too) and purges the previous version.
 func (r *rotateRun) purge(ctx workflow.Context, d time.Duration) {
 	r.setStep(ctx, StepPurge)
+	// A skip-grace sent before this step (during create or test of a rotation without a
+	// grace period) was meant for the grace period, not for the recovery window that
+	// keeps a revoked key recoverable.
+	drain(workflow.GetSignalChannel(ctx, SignalSkipGrace))
 	if d > 0 {
 		timerCtx, cancelTimer := workflow.WithCancel(ctx)
 		defer cancelTimer()

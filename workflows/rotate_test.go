@@ -471,3 +471,20 @@ func (s *rotateSuite) TestRetriedRollbackStillKnowsTheFailedVersion() {
 	s.Require().True(errors.As(err, &appErr))
 	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
 }
+
+// A give-up sent before anything was outstanding (the CLI refuses it, but a signal can be
+// sent by other means) does not end a revoke that fails later: the operator gave up on
+// nothing they saw.
+func (s *rotateSuite) TestStaleGiveUpDoesNotEndALaterRevoke() {
+	s.plan(0)
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).After(time.Minute).Return(rotation.CreateResult{Version: v2}, nil).Once()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Times(2)
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalGiveUp, nil) }, 10*time.Second)
+	res, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+}

@@ -51,7 +51,8 @@ func newSignalCmd(g *globals, name string) *cobra.Command {
 			switch {
 			case outstanding && d.Outstanding == nil:
 				return fmt.Errorf("the rotation of %s is at step %s with nothing outstanding: %s only applies while a revoke or rollback is being retried", id, d.Step, name)
-			case !outstanding && (d.Step == workflows.StepRevoke || d.Step == workflows.StepRollback || d.Outstanding != nil):
+			case !outstanding && (d.Step == workflows.StepRevoke || d.Step == workflows.StepRollback || d.Outstanding != nil ||
+				(d.Step == workflows.StepPurge && signal == workflows.SignalAbort)):
 				return fmt.Errorf("the rotation of %s is at step %s: %s only applies before the previous version is revoked", id, d.Step, name)
 			}
 			if err := c.SignalWorkflow(cmd.Context(), workflows.RotateWorkflowID(id), "", signal, nil); err != nil {

@@ -42,11 +42,20 @@ type rotationRow struct {
 }
 
 // result is what the row shows in its OUTCOME column: the outcome, else Temporal's status.
+// An outstanding state of a run that is no longer running (terminated by an incident, say)
+// is history, not the present.
 func (r rotationRow) result() string {
-	if r.Outcome != "" {
-		return r.Outcome
+	switch {
+	case r.Outcome == "":
+		return r.Status
+	case r.Status != "running" && isOutstanding(r.Outcome):
+		return r.Status + " (was " + r.Outcome + ")"
 	}
-	return r.Status
+	return r.Outcome
+}
+
+func isOutstanding(outcome string) bool {
+	return outcome == workflows.OutcomeRevokeOutstanding || outcome == workflows.OutcomeRollbackOutstanding
 }
 
 // rotationDetail is one rotation in full, for `keyturn status <id>`.
