@@ -6,11 +6,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
@@ -224,8 +226,9 @@ func (a *Activities) Purge(ctx context.Context, in RevokeInput) error {
 // failed version, what its Create minted is swept from the target, looking back to
 // in.Since.
 func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.RollbackResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.RollbackResult, error) {
-		failed := in.Failed
+	var failed *secret.Version
+	res, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.RollbackResult, error) {
+		failed = in.Failed
 		var recorded secret.Version
 		if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &recorded) == nil && recorded.Token != "" {
 			failed = &recorded
@@ -242,6 +245,37 @@ func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.R
 		}
 		return s.Rollback(ctx, in.Token, failed, in.Restore, rotation.WithSweepSince(in.Since))
 	})
+	if err != nil && failed != nil {
+		// The heartbeat keeps the failed version across this activity's retries; the
+		// error's details keep it for the workflow, whose next rollback is a new activity
+		// and would otherwise find nothing once the pending stage was discarded.
+		return res, withFailedVersion(err, *failed)
+	}
+	return res, err
+}
+
+// withFailedVersion attaches the version a rollback was undoing to its error, keeping
+// the error's type and retryability.
+func withFailedVersion(err error, failed secret.Version) error {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return err
+	}
+	return temporal.NewApplicationErrorWithOptions(appErr.Message(), appErr.Type(), temporal.ApplicationErrorOptions{
+		NonRetryable: appErr.NonRetryable(),
+		Details:      []any{failed},
+	})
+}
+
+// FailedVersionOf returns the version a failed Rollback activity was undoing, if its error
+// carries one.
+func FailedVersionOf(err error) (secret.Version, bool) {
+	var appErr *temporal.ApplicationError
+	var v secret.Version
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&v) == nil && v.Token != "" {
+		return v, true
+	}
+	return v, false
 }
 
 func (a *Activities) resolve(ctx context.Context, id secret.ID) (Binding, error) {

@@ -41,7 +41,11 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 			in.Failed = rb.Failed
 		}
 		rb = rotation.RollbackResult{}
-		return r.step(ctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb)
+		err := r.step(ctx, StepRollback, rollbackOptions, acts.Rollback, in, &rb)
+		if v, ok := activities.FailedVersionOf(err); ok && in.Failed == nil {
+			in.Failed = &v
+		}
+		return err
 	}
 	if err := roll(dctx); err != nil {
 		// The store or the target did not answer for minutes: a pending version or a new

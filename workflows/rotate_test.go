@@ -488,3 +488,20 @@ func (s *rotateSuite) TestStaleGiveUpDoesNotEndALaterRevoke() {
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)
 }
+
+// A rollback attempt that fails outright after it discarded the pending version still
+// tells the workflow which version it was undoing, so the next attempt revokes it.
+func (s *rotateSuite) TestFailedRollbackAttemptPassesTheFailedVersionOn() {
+	s.plan(0)
+	s.env.OnActivity(s.a.Create, mock.Anything, mock.Anything).
+		Return(rotation.CreateResult{}, temporal.NewNonRetryableApplicationError("apply failed", activities.ErrTypePermissionDenied, nil)).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool { return in.Failed == nil })).
+		Return(rotation.RollbackResult{}, temporal.NewApplicationErrorWithOptions("target down", "KeyturnStepFailed",
+			temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{v2}})).Once()
+	s.env.OnActivity(s.a.Rollback, mock.Anything, mock.MatchedBy(func(in activities.RollbackInput) bool { return in.Failed != nil && in.Failed.Token == v2.Token })).
+		Return(rotation.RollbackResult{Failed: &v2, Restored: &v1, RestoredVerified: true, Revoked: true}, nil).Once()
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeRolledBack, appErr.Type())
+}
