@@ -129,6 +129,7 @@ func TestCLINeverReportsASuccessItDidNotGet(t *testing.T) {
 	if err != nil || desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
 		t.Fatalf("the aborted run must be Canceled in Temporal: %v %v", desc.GetWorkflowExecutionInfo().GetStatus(), err)
 	}
+	checkReplay(t, env, "rotate/"+string(id), "", "aborted_in_grace")
 
 	// An unknown ID starts nothing.
 	code, out = keyturn(t, env, "rotate", "e2e/typo")
@@ -192,6 +193,7 @@ func TestWrongAdminPasswordRollbackTellsTheTruth(t *testing.T) {
 	if st.Outcome != "rolled_back" {
 		t.Fatalf("once the admin works the rollback must finish: %+v", st)
 	}
+	checkReplay(t, env, "rotate/"+string(id), "", "rollback_revoke_outstanding_then_retried")
 	if code, out := keyturn(t, env, "retry-now", string(id)); code == 0 || !strings.Contains(out, "nothing to retry-now") {
 		t.Fatalf("retry-now with nothing outstanding must be refused; exit %d:\n%s", code, out)
 	}

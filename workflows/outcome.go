@@ -13,6 +13,17 @@ import (
 	"github.com/keyturn/keyturn/rotation"
 )
 
+// Change IDs for workflow.GetVersion: behaviour a rotation that was already running when
+// its worker was upgraded must not see, so that its history replays on the new code.
+const (
+	// changeFirstRotationNoGrace: a first rotation, with nothing to revoke, skips the grace.
+	changeFirstRotationNoGrace = "first-rotation-no-grace"
+	// changeAbortEndsCanceled: an abort ends the workflow Canceled instead of Completed.
+	changeAbortEndsCanceled = "abort-ends-canceled"
+	// changeDurableRetries: a failed revoke or rollback is retried durably.
+	changeDurableRetries = "durable-retries"
+)
+
 // final reports whether an outcome ends the rotation (the outstanding ones do not).
 func final(outcome string) bool {
 	return outcome != OutcomeRevokeOutstanding && outcome != OutcomeRollbackOutstanding
@@ -88,7 +99,11 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	r.setOutcome(dctx, outcome)
 	if outcome == OutcomeAborted {
 		// Canceled, not Completed: an aborted rotation must not look like a success in
-		// the Web UI's list.
+		// the Web UI's list. (Rotations that began before this change complete as they
+		// did, so their histories replay.)
+		if !cancelled && workflow.GetVersion(dctx, changeAbortEndsCanceled, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return r.status.RotateResult, nil
+		}
 		return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
 	}
 	return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
@@ -138,6 +153,9 @@ func (r *rotateRun) revokeFailed(ctx workflow.Context, cause error) (RotateResul
 // A rotation an incident started does not wait: the incident must finish and report
 // every secret, so the failure is returned at once and the incident's report names it.
 func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first error, attempt func(workflow.Context) error) error {
+	if workflow.GetVersion(ctx, changeDurableRetries, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return fmt.Errorf("%s failed: %s", what, errorMessage(first)) // as rotations that began before this change did
+	}
 	if r.in.IncidentID != "" {
 		return fmt.Errorf("%s failed; incident %s reports it instead of retrying: %s", what, r.in.IncidentID, errorMessage(first))
 	}

@@ -122,7 +122,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 5. Grace: consumers with cached credentials refresh before the old one dies.
 	// With no previous version (a first rotation) nothing will die, so nothing waits.
-	if r.status.PreviousVersion == nil {
+	if r.status.PreviousVersion == nil && workflow.GetVersion(ctx, changeFirstRotationNoGrace, workflow.DefaultVersion, 1) == 1 {
 		grace = 0
 	}
 	if aborted, err := r.grace(ctx, grace); err != nil || aborted {
@@ -151,8 +151,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil {
 		r.purge(ctx, *r.plan.PurgeAfter)
 	}
-	r.setStep(ctx, StepDone)
-	r.setOutcome(ctx, OutcomeRotated)
+	r.setOutcome(ctx, OutcomeRotated) // also sets the step to done
 	return r.status.RotateResult, nil
 }
 
