@@ -89,6 +89,9 @@ type RollbackInput struct {
 	// Since is when the rotation's Create step began (zero if it never did): a kind that
 	// finds by age what a Create that gave up minted looks back to it (rotators.Sweeper).
 	Since time.Time `json:"since,omitempty"`
+	// Until is when the Create step ended, plus a margin: what was made after it is not
+	// this rotation's (rotators.MintRequest.Until).
+	Until time.Time `json:"until,omitempty"`
 }
 
 // Plan resolves the secret and reads its current version.
@@ -243,7 +246,7 @@ func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.R
 		if failed != nil {
 			hb.record(*failed)
 		}
-		return s.Rollback(ctx, in.Token, failed, in.Restore, rotation.WithSweepSince(in.Since))
+		return s.Rollback(ctx, in.Token, failed, in.Restore, rotation.WithSweepSince(in.Since), rotation.WithSweepUntil(in.Until))
 	})
 	if err != nil && failed != nil {
 		// The heartbeat keeps the failed version across this activity's retries; the

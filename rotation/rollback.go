@@ -51,7 +51,7 @@ type RollbackResult struct {
 type RollbackOption func(*rollbackOptions)
 
 type rollbackOptions struct {
-	since time.Time
+	since, until time.Time
 }
 
 // WithSweepSince passes when the rotation's Create step began, for the sweep of what a
@@ -59,6 +59,12 @@ type rollbackOptions struct {
 // that finds such credentials by age (awsiam, vaultpki) finds none.
 func WithSweepSince(since time.Time) RollbackOption {
 	return func(o *rollbackOptions) { o.since = since }
+}
+
+// WithSweepUntil bounds the sweep's window from above (rotators.MintRequest.Until): when
+// the Create step ended, plus a margin.
+func WithSweepUntil(until time.Time) RollbackOption {
+	return func(o *rollbackOptions) { o.until = until }
 }
 
 // Kept says, in words an operator can act on, what consumers read after the rollback.
@@ -162,7 +168,7 @@ func (s Steps) Rollback(ctx context.Context, token secret.VersionToken, failed, 
 	if failed != nil {
 		revokeErr = s.revokeFailed(ctx, *failed, restore, &res)
 	} else {
-		revokeErr = s.sweep(ctx, token, restore, o.since, &res)
+		revokeErr = s.sweep(ctx, token, restore, o, &res)
 	}
 
 	// Step 4. Prove the kept credential still logs in; repair it only if the target
@@ -222,7 +228,7 @@ func (s Steps) revokeFailed(ctx context.Context, failed secret.Version, restore 
 // token that the store never staged, so no version names it. It asks the rotator, if it
 // is a rotators.Sweeper, to run the search Mint runs before minting, with what the store
 // knows now; other rotators have nothing to sweep.
-func (s Steps) sweep(ctx context.Context, token secret.VersionToken, restore *secret.Version, since time.Time, res *RollbackResult) error {
+func (s Steps) sweep(ctx context.Context, token secret.VersionToken, restore *secret.Version, o rollbackOptions, res *RollbackResult) error {
 	sw, ok := s.Rotator.(rotators.Sweeper)
 	if !ok {
 		return nil
@@ -232,7 +238,7 @@ func (s Steps) sweep(ctx context.Context, token secret.VersionToken, restore *se
 		return fmt.Errorf("sweep what the failed create left: %w", err)
 	}
 	removed, err := sw.Sweep(ctx, rotators.MintRequest{
-		SecretID: s.SecretID, Token: token, Current: restore, Known: known, Since: since,
+		SecretID: s.SecretID, Token: token, Current: restore, Known: known, Since: o.since, Until: o.until,
 	})
 	res.Swept = append(res.Swept, removed...)
 	if err != nil {

@@ -132,6 +132,11 @@ type MintRequest struct {
 	// the token, made at or after Since) and make it stop working, unless it returns that
 	// same credential again. How each kind tells them apart is in its package documentation.
 	Since time.Time
+	// Until, when set, bounds that window from above: a credential made after it is not
+	// this rotation's, whatever else matches. A rollback's sweep sets it to the end of the
+	// Create step (plus a margin), so a rollback retried for hours does not remove
+	// credentials someone else made meanwhile. Mint leaves it zero: its window ends now.
+	Until time.Time
 }
 
 // Minter is a Rotator whose material the target makes (or signs). Mint changes the target

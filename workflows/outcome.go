@@ -44,7 +44,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 
 	var rb rotation.RollbackResult
-	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current, Since: r.started(StepCreate)}
+	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current, Since: r.started(StepCreate), Until: r.ended(StepCreate)}
 	roll := func(ctx workflow.Context) error {
 		// What an earlier attempt found stays known: once it has discarded the pending
 		// version, the store no longer names the credential it still has to revoke.
@@ -114,6 +114,21 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 func drain(ch workflow.ReceiveChannel) {
 	for ch.ReceiveAsync(nil) {
 	}
+}
+
+// sweepMargin widens the window of a rollback's sweep past the end of the Create step as
+// the workflow saw it: the activity's last call to the target may land a little later.
+const sweepMargin = time.Minute
+
+// ended is when the named step last ended, plus sweepMargin; zero if it never ran.
+func (r *rotateRun) ended(step string) time.Time {
+	var end time.Time
+	for _, st := range r.status.Steps {
+		if st.Step == step {
+			end = st.Started.Add(st.Duration + sweepMargin)
+		}
+	}
+	return end
 }
 
 // started is when the named step first started, zero if it never did.

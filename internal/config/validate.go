@@ -47,6 +47,7 @@ func (inv *Inventory) Validate() error {
 		firstByPath[s.Store] = i
 	}
 	inv.validateRoleOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
+	inv.validateIAMUserOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	return r.problems.orNil()
 }
 

@@ -49,7 +49,8 @@ func orphans(keys []types.AccessKeyMetadata, req rotators.MintRequest, current s
 		if id == "" || id == current || known[id] || slices.Contains(out, id) {
 			continue
 		}
-		made := !req.Since.IsZero() && k.CreateDate != nil && !k.CreateDate.Before(since)
+		made := !req.Since.IsZero() && k.CreateDate != nil && !k.CreateDate.Before(since) &&
+			(req.Until.IsZero() || !k.CreateDate.After(req.Until.Add(orphanMargin)))
 		if abandoned[id] || made {
 			out = append(out, id)
 		}

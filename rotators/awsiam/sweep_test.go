@@ -87,3 +87,27 @@ func TestSweepWithoutSinceDeletesNothing(t *testing.T) {
 	}
 	tg.wantKeys(t, map[string]types.StatusType{lost.Metadata[MetadataAccessKeyID]: types.StatusTypeActive})
 }
+
+// A key made after the Create step ended (someone else's, while the rollback waited out
+// an outage) is outside the window the rollback gives with Until: Sweep leaves it.
+func TestSweepLeavesKeysMadeAfterTheCreateEnded(t *testing.T) {
+	tg := newTarget(t)
+	r := tg.rotator(t, nil)
+	since := time.Now()
+	lost, err := mintFor(t, r, "rotate/x/run-4", since, nil)
+	if err != nil {
+		t.Fatalf("Mint: %v", err)
+	}
+	until := time.Now()
+	time.Sleep(orphanMargin + 500*time.Millisecond)
+	later := tg.createKey(t, types.StatusTypeActive)
+
+	removed, err := r.Sweep(t.Context(), rotators.MintRequest{SecretID: "test/iam", Token: "rotate/x/run-4", Since: since, Until: until})
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if len(removed) != 1 || removed[0][MetadataAccessKeyID] != lost.Metadata[MetadataAccessKeyID] {
+		t.Fatalf("Sweep removed %v, want only the minted key %s", removed, lost.Metadata[MetadataAccessKeyID])
+	}
+	tg.wantKeys(t, map[string]types.StatusType{later: types.StatusTypeActive})
+}

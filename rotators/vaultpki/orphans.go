@@ -104,7 +104,8 @@ func (r *Rotator) orphanSerials(ctx context.Context, req rotators.MintRequest) (
 		if err != nil {
 			return nil, err
 		}
-		if sc.isCA || sc.revoked || sc.notBefore.Before(from) || sc.cn != r.cfg.Request.CommonName {
+		if sc.isCA || sc.revoked || sc.notBefore.Before(from) || sc.cn != r.cfg.Request.CommonName ||
+			!req.Until.IsZero() && sc.notBefore.After(req.Until.Add(orphanMargin)) {
 			continue
 		}
 		if !hasAll(sc.dnsNames, r.cfg.Request.DNSNames) {
