@@ -14,6 +14,7 @@ import (
 	"github.com/keyturn/keyturn/rotators/certs"
 	"github.com/keyturn/keyturn/rotators/httpapi"
 	"github.com/keyturn/keyturn/rotators/localca"
+	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/rotators/vaultpki"
 )
 
@@ -102,4 +103,22 @@ func (r *Resolver) localca(ctx context.Context, s config.Secret) (rotators.Rotat
 		crl = filepath.Join(r.backends.CRLDir, crl)
 	}
 	return localca.New(localca.Config{CACertPEM: []byte(cert.Reveal()), CAKeyPEM: key, CRLFile: crl, Request: certRequest(k.Certificate)})
+}
+
+// HandleKey names the metadata that a version recorded by hand (`keyturn put --meta
+// KEY=...`) must carry for its kind, so that its rotator can find the credential on the
+// target later to revoke or restore it: a role, an access key ID, an API key ID or a
+// certificate serial. Empty for an unknown kind.
+func HandleKey(kind string) string {
+	switch kind {
+	case config.KindPostgres:
+		return postgres.MetadataRole
+	case config.KindAWSIAM:
+		return awsiam.MetadataAccessKeyID
+	case config.KindHTTPAPI:
+		return httpapi.FieldKeyID
+	case config.KindVaultPKI, config.KindLocalCA:
+		return certs.MetadataSerial
+	}
+	return ""
 }

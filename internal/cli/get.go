@@ -125,18 +125,19 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 	}
 }
 
-// isManaged reports whether the inventory (-f, or the running dev's) names the secret.
-func (g *globals) isManaged(id secret.ID) bool {
+// managedKind reports whether the inventory (-f, or the running dev's) names the secret,
+// and its kind.
+func (g *globals) managedKind(id secret.ID) (string, bool) {
 	path := g.inventoryPath()
 	if path == "" {
-		return false
+		return "", false
 	}
 	inv, err := config.Load(path)
 	if err != nil {
-		return false
+		return "", false
 	}
-	_, ok := inv.Lookup(id)
-	return ok
+	s, ok := inv.Lookup(id)
+	return s.Kind, ok
 }
 
 // openExistingStore opens the file store at --store-dir, refusing to create one: a

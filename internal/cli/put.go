@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -18,6 +20,12 @@ import (
 // are a few KiB; anything bigger is almost certainly the wrong file, and the store keeps
 // every version of a secret in one document.
 const maxPutSize = 64 << 10
+
+// handleHint says what each handle is, for the message that asks for it.
+var handleHint = map[string]string{
+	"role": "login role that uses this password", "access_key_id": "the access key ID in use, AKIA...",
+	"key_id": "the API key's ID", "serial": "the certificate's serial number",
+}
 
 func newPutCmd(g *globals) *cobra.Command {
 	var (
@@ -55,13 +63,14 @@ func newPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if path != id || g.isManaged(id) {
-				// A managed secret's versions carry the handles its rotator needs later.
-				if meta["role"] == "" {
-					return fmt.Errorf("%s is a managed secret: pass --meta role=<login role that uses this password> so it can be revoked and restored", id)
+			if kind, managed := g.managedKind(id); managed {
+				// A managed secret's versions carry the handle its rotator needs later.
+				key := binding.HandleKey(kind)
+				if key != "" && meta[key] == "" {
+					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, handleHint[key])
 				}
-				if meta["username"] == "" {
-					meta["username"] = meta["role"]
+				if kind == config.KindPostgres && meta["username"] == "" {
+					meta["username"] = meta[key]
 				}
 			}
 			// Read and check the whole value before the store is opened: a refused

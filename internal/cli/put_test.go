@@ -160,3 +160,24 @@ func assertNoStore(t *testing.T, store string) {
 		t.Fatalf("a refused put left %s behind (stat: %v)", store, err)
 	}
 }
+
+// A managed secret's recorded version must carry the handle of its kind (here an IAM
+// access key ID, not a Postgres role), as the rotators' own hints say.
+func TestPutAsksForTheHandleOfTheKind(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inv.yaml")
+	if err := os.WriteFile(inv, []byte("version: 1\nsecrets:\n  - id: prod/aws\n    kind: awsiam\n    awsiam:\n      user: app\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	var out bytes.Buffer
+	code := Execute(context.Background(), []string{"put", "prod/aws", "-f", inv, "--store-dir", store, "--field", "secret_access_key"}, strings.NewReader("not-a-real-secret\n"), &out, &out)
+	if code == 0 || !strings.Contains(out.String(), "--meta access_key_id=") || strings.Contains(out.String(), "role=") {
+		t.Fatalf("put of an awsiam secret without its key ID must ask for access_key_id; exit %d:\n%s", code, out.String())
+	}
+	out.Reset()
+	code = Execute(context.Background(), []string{"put", "prod/aws", "-f", inv, "--store-dir", store, "--field", "secret_access_key", "--meta", "access_key_id=AKIAEXAMPLE"}, strings.NewReader("not-a-real-secret\n"), &out, &out)
+	if code != 0 {
+		t.Fatalf("put with the key ID exited %d:\n%s", code, out.String())
+	}
+}
