@@ -70,8 +70,10 @@ const (
 	// OutcomeRollbackOutstanding: a rollback could not finish (the store or the target is
 	// unreachable); it keeps trying like a revoke.
 	OutcomeRollbackOutstanding = "rollback_outstanding"
-	// OutcomeRevokeFailed: an operator gave up on an outstanding revoke (or cancelled the
-	// rotation during it): a credential that should be revoked may still work.
+	// OutcomeRevokeFailed: a credential that should be revoked may still work: an operator
+	// gave up on an outstanding revoke, the rotation was cancelled while revoking the
+	// previous version, or a rotation an incident started could not revoke (it does not
+	// retry; the incident's report names it). The error says which credential.
 	OutcomeRevokeFailed = "revoke_failed"
 	// OutcomeFailed: the rotation failed and its rollback could not be finished. Needs a
 	// human.

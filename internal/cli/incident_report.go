@@ -196,8 +196,8 @@ func humanAction(s workflows.SecretReport, prefix string) string {
 	status := withPrefix("keyturn status "+string(s.ID), prefix)
 	switch s.Outcome {
 	case workflows.OutcomeRevokeFailed:
-		return fmt.Sprintf("the new credential is current and works, but an older one was not revoked and may still be accepted by the target. "+
-			"Fix what the error names (often the target's admin access), then revoke it: `%s` (a new incident revokes every existing version); `%s` shows the versions", again, status)
+		return fmt.Sprintf("a credential that should have been revoked may still be accepted by the target: the previous one after a rotation, or the new one after a rollback (the error says which; `%s` shows the versions and which is current). "+
+			"Fix what the error names (often the target's admin access), then revoke it: `%s` (a new incident revokes every existing version)", status, again)
 	case workflows.OutcomeFailed:
 		return fmt.Sprintf("the rotation did not finish; its error says at which step (a failed plan changed nothing; a failed rollback may leave the target and the store disagreeing). "+
 			"Read the rotation's history (workflow %s in the Web UI) and `%s`, fix the cause, then `%s`", workflows.RotateWorkflowID(s.ID), status, again)
