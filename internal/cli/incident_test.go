@@ -49,7 +49,7 @@ func TestIncidentVerdictNeedsAHuman(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"NEEDS A HUMAN: 2 secret(s)",
-		"a/revoke (revoke_failed): the new credential is current and works, but an older one was not revoked",
+		"a/revoke (revoke_failed): a credential that should have been revoked may still be accepted by the target",
 		"`/opt/keyturn --address 10.0.0.1:7233 incident start --select id=a/revoke",
 		"a/failed (failed): the rotation did not finish",
 		"workflow rotate/a/failed",
