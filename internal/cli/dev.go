@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -171,32 +170,4 @@ func serveCodec(addr string, c *codec.Codec, access codec.Access) (*http.Server,
 	return srv, nil
 }
 
-// commandPrefix is how the user runs keyturn to reach this dev from another terminal, in
-// any directory: the binary as it was invoked (made absolute), plus the flags that a
-// command would not find by itself (a state directory given by flag or environment, a
-// store elsewhere).
-func (g *globals) commandPrefix(cmd *cobra.Command) string {
-	bin := "keyturn"
-	if a := os.Args[0]; strings.ContainsRune(a, '/') && filepath.Base(a) == "keyturn" {
-		if abs, err := filepath.Abs(a); err == nil {
-			bin = shellQuote(abs)
-		}
-	}
-	if g.home != "" || os.Getenv(home.EnvVar) != "" {
-		bin += " --home " + shellQuote(g.homeDir.String())
-	}
-	if cmd.Flags().Changed("store-dir") || os.Getenv("KEYTURN_STORE_DIR") != "" {
-		bin += " --store-dir " + shellQuote(g.storeDir)
-	}
-	return bin
-}
 
-// shellQuote quotes s for a POSIX shell when it holds anything but safe characters.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=,@", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}

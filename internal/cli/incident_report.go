@@ -267,16 +267,3 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// runPrefix is how to run keyturn against the same Temporal in a printed command: the
-// binary and state flags (commandPrefix), and the address and namespace when they were
-// given on this command line.
-func (g *globals) runPrefix(cmd *cobra.Command) string {
-	p := g.commandPrefix(cmd)
-	if cmd.Flags().Changed("address") {
-		p += " --address " + shellQuote(g.address)
-	}
-	if cmd.Flags().Changed("namespace") {
-		p += " --namespace " + shellQuote(g.namespace)
-	}
-	return p
-}

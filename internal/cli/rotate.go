@@ -66,7 +66,8 @@ func newRotateCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("a rotation of %s is already running, and it could not be described: %w", id, derr)
 				}
 				if !attach {
-					return fmt.Errorf("a rotation of %s is already running: %s; nothing was started (watch it with `keyturn status %s`, follow it with `keyturn rotate %s --attach --wait`)", id, runningSummary(d), id, id)
+					kt := g.runPrefix(cmd)
+					return fmt.Errorf("a rotation of %s is already running: %s; nothing was started (watch it with `%s status %s`, follow it with `%s rotate %s --attach --wait`)", id, runningSummary(d), kt, id, kt, id)
 				}
 				if cmd.Flags().Changed("grace") || cmd.Flags().Changed("reason") {
 					fmt.Fprintf(cmd.ErrOrStderr(), "note: --grace and --reason do not apply to the rotation already running; it keeps its own\n")
@@ -84,7 +85,7 @@ func newRotateCmd(g *globals) *cobra.Command {
 			if !wait {
 				return nil
 			}
-			return waitForRotation(cmd.Context(), c, run, id, out)
+			return waitForRotation(cmd.Context(), c, run, id, out, g.runPrefix(cmd))
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the rotation to finish and print its result; exit 0 only if it rotated")
@@ -110,7 +111,7 @@ const outstandingPoll = 2 * time.Second
 
 // waitForRotation waits for the rotation's end and prints its result; it returns an error
 // unless the secret was rotated.
-func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRun, id secret.ID, out io.Writer) error {
+func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRun, id secret.ID, out io.Writer, kt string) error {
 	done := make(chan error, 1)
 	var res workflows.RotateResult
 	go func() { done <- run.Get(ctx, &res) }()
@@ -120,7 +121,7 @@ func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRu
 		select {
 		case err := <-done:
 			if ctx.Err() != nil {
-				return fmt.Errorf("stopped waiting; the rotation goes on: `keyturn status %s`", id)
+				return fmt.Errorf("stopped waiting; the rotation goes on: `%s status %s`", kt, id)
 			}
 			if err != nil {
 				if details, ok := resultFromError(err); ok {
@@ -140,8 +141,8 @@ func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRu
 			}
 			printResult(out, st.RotateResult)
 			o := st.Outstanding
-			return fmt.Errorf("rotation of %s is %s: %s failed (%s); it is retried until it succeeds, next at %s. Stopped waiting: `keyturn status %s` shows it, `keyturn retry-now %s` retries at once",
-				id, st.Outcome, o.What, o.LastError, o.NextAttempt.Local().Format(time.TimeOnly), id, id)
+			return fmt.Errorf("rotation of %s is %s: %s failed (%s); it is retried until it succeeds, next at %s. Stopped waiting: `%s status %s` shows it, `%s retry-now %s` retries at once",
+				id, st.Outcome, o.What, o.LastError, o.NextAttempt.Local().Format(time.TimeOnly), kt, id, kt, id)
 		}
 	}
 }

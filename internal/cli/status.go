@@ -137,7 +137,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if output == "json" {
 					return writeJSON(out, d)
 				}
-				printDetail(out, d)
+				printDetail(out, d, g.runPrefix(cmd))
 				return nil
 			}
 			rows, err := listRotations(cmd.Context(), c, limit)
@@ -296,7 +296,7 @@ func shortSeconds(s float64) string {
 	return d.Round(time.Second).String()
 }
 
-func printDetail(w io.Writer, d rotationDetail) {
+func printDetail(w io.Writer, d rotationDetail, kt string) {
 	fmt.Fprintf(w, "rotation: %s (run %s)\nstatus:   %s, step %s\nstarted:  %s\n", d.SecretID, d.RunID, d.result(), d.Step, d.Started.Local().Format(time.DateTime))
 	if d.Result == nil {
 		return
@@ -305,8 +305,8 @@ func printDetail(w io.Writer, d rotationDetail) {
 		fmt.Fprintf(w, "grace until: %s\n", d.GraceUntil.Local().Format(time.DateTime))
 	}
 	if o := d.Outstanding; o != nil {
-		fmt.Fprintf(w, "outstanding: %s, %d attempt(s) since %s, next at %s (`keyturn retry-now %s` tries at once, `keyturn give-up %s` stops)\nlast error: %s\n",
-			o.What, o.Attempts, o.Since.Local().Format(time.DateTime), o.NextAttempt.Local().Format(time.DateTime), d.SecretID, d.SecretID, o.LastError)
+		fmt.Fprintf(w, "outstanding: %s, %d attempt(s) since %s, next at %s (`%s retry-now %s` tries at once, `%s give-up %s` stops)\nlast error: %s\n",
+			o.What, o.Attempts, o.Since.Local().Format(time.DateTime), o.NextAttempt.Local().Format(time.DateTime), kt, d.SecretID, kt, d.SecretID, o.LastError)
 	}
 	if d.LastError != "" && d.Error == "" && d.Outstanding == nil {
 		fmt.Fprintf(w, "last error: %s\n", d.LastError)
