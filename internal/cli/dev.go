@@ -169,5 +169,3 @@ func serveCodec(addr string, c *codec.Codec, access codec.Access) (*http.Server,
 	go func() { _ = srv.Serve(l) }()
 	return srv, nil
 }
-
-

@@ -266,4 +266,3 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
-
