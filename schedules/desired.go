@@ -84,7 +84,7 @@ func (d Desired) Describe() string {
 	}
 	s := fmt.Sprintf("%q in %s", d.Spec, d.Timezone)
 	if d.Window > 0 {
-		s += ", window " + shortDuration(d.Window)
+		s += ", window " + config.ShortDuration(d.Window)
 	}
 	return s
 }
@@ -134,7 +134,7 @@ func Desire(inv *config.Inventory) ([]Desired, error) {
 			d.RenewalCheck = true
 			d.Timezone = "UTC" // an interval is the same in every zone
 			phase := renewalPhase(s.ID)
-			d.Spec = fmt.Sprintf("renewal check every %s, at minute %d", shortDuration(RenewalCheckEvery), int(phase.Minutes()))
+			d.Spec = fmt.Sprintf("renewal check every %s, at minute %d", config.ShortDuration(RenewalCheckEvery), int(phase.Minutes()))
 			d.spec = &schedulepb.ScheduleSpec{
 				Interval:     []*schedulepb.IntervalSpec{{Interval: durationpb.New(RenewalCheckEvery), Phase: durationpb.New(phase)}},
 				TimezoneName: d.Timezone,
@@ -185,8 +185,8 @@ func (d Desired) record() record {
 		RenewalCheck:  d.RenewalCheck,
 		Spec:          d.Spec,
 		Timezone:      d.Timezone,
-		Window:        shortDuration(d.Window),
-		CatchupWindow: shortDuration(d.CatchupWindow),
+		Window:        config.ShortDuration(d.Window),
+		CatchupWindow: config.ShortDuration(d.CatchupWindow),
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%d\x00%s\x00%s\x00%t\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
 		r.Format, r.SecretID, r.Kind, r.RenewalCheck, r.Spec, r.Timezone, r.Window, r.CatchupWindow,
@@ -215,18 +215,6 @@ func (r record) changes(was record) []string {
 		out = append(out, "the schedule's definition changed")
 	}
 	return out
-}
-
-// shortDuration formats d without trailing zero units: 30m instead of 30m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // Next returns the next n times the schedule is due after from, before jitter, as the

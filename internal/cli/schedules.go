@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -340,14 +341,7 @@ func shortWindow(d time.Duration) string {
 	if d == 0 {
 		return "-"
 	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
+	return config.ShortDuration(d)
 }
 
 func lastRunText(r *schedules.Run) string {

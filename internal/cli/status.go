@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/keyturn/keyturn/codec"
+	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -293,7 +294,7 @@ func shortSeconds(s float64) string {
 	case d < time.Minute:
 		return d.Round(100 * time.Millisecond).String()
 	}
-	return d.Round(time.Second).String()
+	return config.ShortDuration(d.Round(time.Second))
 }
 
 func printDetail(w io.Writer, d rotationDetail, kt string) {

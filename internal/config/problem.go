@@ -99,8 +99,9 @@ func quoteList(values []string) string {
 	return strings.Join(q, ", ")
 }
 
-// shortDuration formats d without trailing zero units: 168h instead of 168h0m0s.
-func shortDuration(d time.Duration) string {
+// ShortDuration formats d without trailing zero units: 168h instead of 168h0m0s. Every
+// place that shows a duration to a person (problems, schedules, status) uses it.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]

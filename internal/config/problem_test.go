@@ -54,8 +54,8 @@ func TestShortDuration(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := shortDuration(tc.d); got != tc.want {
-				t.Errorf("shortDuration(%v) = %q, want %q", tc.d, got, tc.want)
+			if got := ShortDuration(tc.d); got != tc.want {
+				t.Errorf("ShortDuration(%v) = %q, want %q", tc.d, got, tc.want)
 			}
 		})
 	}

@@ -96,7 +96,7 @@ func checkInterval(s cron.Schedule) error {
 			return nil
 		}
 		if gap := next.Sub(prev); gap < MinScheduleInterval {
-			return fmt.Errorf("fires every %s at its closest; rotations must be at least %s apart, so fire at most once an hour (e.g. \"0 * * * *\" or @daily)", shortDuration(gap), shortDuration(MinScheduleInterval))
+			return fmt.Errorf("fires every %s at its closest; rotations must be at least %s apart, so fire at most once an hour (e.g. \"0 * * * *\" or @daily)", ShortDuration(gap), ShortDuration(MinScheduleInterval))
 		}
 		prev = next
 	}

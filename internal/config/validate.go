@@ -79,7 +79,7 @@ func (inv *Inventory) validateTop(r *report) {
 		r.add(line("defaults.window"), "defaults.window", "%s", windowProblem(w))
 	}
 	if cw := inv.Defaults.CatchupWindow; cw < MinCatchupWindow || cw > MaxCatchupWindow {
-		r.add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", shortDuration(MinCatchupWindow), shortDuration(MaxCatchupWindow), shortDuration(DefaultCatchupWindow))
+		r.add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", ShortDuration(MinCatchupWindow), ShortDuration(MaxCatchupWindow), ShortDuration(DefaultCatchupWindow))
 	}
 	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(join("defaults", f)) })
 	if len(inv.Secrets) == 0 {
@@ -93,7 +93,7 @@ func graceProblem(g time.Duration) string {
 	case g < 0:
 		return "must not be negative; use 0s for no grace period"
 	case g > MaxGrace:
-		return fmt.Sprintf("is longer than the maximum of %s; a superseded credential should not stay valid that long", shortDuration(MaxGrace))
+		return fmt.Sprintf("is longer than the maximum of %s; a superseded credential should not stay valid that long", ShortDuration(MaxGrace))
 	}
 	return ""
 }
@@ -221,5 +221,5 @@ func windowProblem(w time.Duration) string {
 	if w < 0 {
 		return "must not be negative; use 0s for no spread"
 	}
-	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", shortDuration(MinScheduleInterval))
+	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", ShortDuration(MinScheduleInterval))
 }

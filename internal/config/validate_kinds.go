@@ -54,7 +54,7 @@ func (c *secretCheck) validateAWSIAM(k *AWSIAM) {
 		c.add("awsiam.delete_after", "must not be negative; use 0s to delete a deactivated key right after revoke")
 	}
 	if k.ConsistencyTimeout <= 0 || k.ConsistencyTimeout > MaxIAMConsistencyTimeout {
-		c.add("awsiam.consistency_timeout", "must be between 1s and %s, within one attempt of the Test step (a minute); remove it to use %s", shortDuration(MaxIAMConsistencyTimeout), shortDuration(DefaultIAMConsistencyTimeout))
+		c.add("awsiam.consistency_timeout", "must be between 1s and %s, within one attempt of the Test step (a minute); remove it to use %s", ShortDuration(MaxIAMConsistencyTimeout), ShortDuration(DefaultIAMConsistencyTimeout))
 	}
 }
 
@@ -73,7 +73,7 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 		c.add("httpapi.key_secret", "required; give the JSON path of the new key's secret in the create response, e.g. data.secret")
 	}
 	if h.Timeout <= 0 || h.Timeout > MaxConnectTimeout {
-		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", shortDuration(MaxConnectTimeout), shortDuration(DefaultHTTPTimeout))
+		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", ShortDuration(MaxConnectTimeout), ShortDuration(DefaultHTTPTimeout))
 	}
 	if h.CAFile != "" || c.s.pos.has("httpapi.ca_file") {
 		c.validateCAFile(h.CAFile)
@@ -166,7 +166,7 @@ func (c *secretCheck) validateCertificate(block string, cert Certificate) {
 		}
 	}
 	if cert.TTL <= 0 {
-		c.add(block+".ttl", "must be positive; remove it to use %s", shortDuration(DefaultCertTTL))
+		c.add(block+".ttl", "must be positive; remove it to use %s", ShortDuration(DefaultCertTTL))
 	}
 	switch {
 	case !contains(keyTypes, cert.KeyType):

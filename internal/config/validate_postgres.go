@@ -74,7 +74,7 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 		return // the built-in default needs no check
 	}
 	if p.ConnectTimeout <= 0 || p.ConnectTimeout > MaxConnectTimeout {
-		c.add("postgres.connect_timeout", "must be more than 0s and at most %s; remove it to use %s", shortDuration(MaxConnectTimeout), shortDuration(DefaultConnectTimeout))
+		c.add("postgres.connect_timeout", "must be more than 0s and at most %s; remove it to use %s", ShortDuration(MaxConnectTimeout), ShortDuration(DefaultConnectTimeout))
 	}
 }
 
