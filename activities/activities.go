@@ -273,12 +273,8 @@ func withFailedVersion(err error, failed secret.Version) error {
 // FailedVersionOf returns the version a failed Rollback activity was undoing, if its error
 // carries one.
 func FailedVersionOf(err error) (secret.Version, bool) {
-	var appErr *temporal.ApplicationError
-	var v secret.Version
-	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&v) == nil && v.Token != "" {
-		return v, true
-	}
-	return v, false
+	v, ok := DetailsOf[secret.Version](err)
+	return v, ok && v.Token != ""
 }
 
 func (a *Activities) resolve(ctx context.Context, id secret.ID) (Binding, error) {

@@ -67,3 +67,20 @@ func classify(err error) error {
 	}
 	return temporal.NewApplicationErrorWithOptions(err.Error(), kind, temporal.ApplicationErrorOptions{NonRetryable: nonRetryable})
 }
+
+// DetailsOf returns the value of type T that a failed or cancelled workflow, child or
+// activity attached to its error (a RotateResult, an IncidentReport, the version a
+// rollback was undoing), and whether there was one. It is the one place that knows
+// where Temporal keeps such details.
+func DetailsOf[T any](err error) (T, bool) {
+	var v T
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&v) == nil {
+		return v, true
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) && canceled.HasDetails() && canceled.Details(&v) == nil {
+		return v, true
+	}
+	return v, false
+}

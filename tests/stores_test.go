@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/mototest"
@@ -299,7 +298,7 @@ func TestStoreOutageThatLasts(t *testing.T) {
 			}
 			waitCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
-			res, ok := resultOf(run.Get(waitCtx, nil))
+			res, ok := activities.DetailsOf[workflows.RotateResult](run.Get(waitCtx, nil))
 			if !ok || res.Outcome != workflows.OutcomeRolledBack || res.Rollback == nil || !res.Rollback.RestoredVerified || !res.Rollback.Discarded {
 				t.Fatalf("once the store answers the rollback must finish: %+v", res)
 			}
@@ -347,13 +346,4 @@ func cutDuringTest(t *testing.T, st storeUnderTest) (*testenv.Env, client.Workfl
 	time.Sleep(300 * time.Millisecond) // Test has read its material; pg_sleep runs
 	st.proxy.Cut()
 	return env, run, first
-}
-
-func resultOf(err error) (workflows.RotateResult, bool) {
-	var res workflows.RotateResult
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&res) == nil {
-		return res, true
-	}
-	return res, false
 }

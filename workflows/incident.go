@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -335,7 +334,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 			var res RotateResult
 			err = child.Get(ctx, &res)
 			if err != nil {
-				fillRotateResult(err, &res)
+				res, _ = activities.DetailsOf[RotateResult](err)
 				rep.Error = errorMessage(err)
 			}
 			rep.Outcome = res.Outcome
@@ -374,16 +373,4 @@ func (r *incidentRun) since(t time.Time) int64 {
 		return 0
 	}
 	return max(1, t.Sub(r.carry.StartedAt).Milliseconds())
-}
-
-// fillRotateResult fills res from the details of a failed rotation, if it carries them.
-func fillRotateResult(err error, res *RotateResult) {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.HasDetails() {
-		_ = appErr.Details(res)
-	}
-	var canceled *temporal.CanceledError
-	if errors.As(err, &canceled) && canceled.HasDetails() {
-		_ = canceled.Details(res)
-	}
 }

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -146,7 +145,7 @@ func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error)
 		return res, temporal.NewCanceledError(res)
 	}
 	if rotateErr != nil {
-		if details, ok := scheduledRotationResult(rotateErr); ok {
+		if details, ok := activities.DetailsOf[RotateResult](rotateErr); ok {
 			rotated = details
 		}
 	}
@@ -209,18 +208,4 @@ func startScheduledRotation(ctx workflow.Context, id secret.ID, reason string) (
 func setScheduledStep(ctx workflow.Context, id secret.ID, step, detail string) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrStep.ValueSet(step))
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** (scheduled): %s: %s", id, step, detail))
-}
-
-// scheduledRotationResult extracts the RotateResult a failed rotation attaches to its failure.
-func scheduledRotationResult(err error) (RotateResult, bool) {
-	var res RotateResult
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&res) == nil {
-		return res, true
-	}
-	var canceled *temporal.CanceledError
-	if errors.As(err, &canceled) && canceled.HasDetails() && canceled.Details(&res) == nil {
-		return res, true
-	}
-	return res, false
 }

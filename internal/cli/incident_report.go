@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -64,7 +64,9 @@ func followIncident(ctx context.Context, c client.Client, run client.WorkflowRun
 	for {
 		select {
 		case <-done:
-			reportFromError(runErr, &rep)
+			if r, ok := activities.DetailsOf[workflows.IncidentReport](runErr); ok {
+				rep = r
+			}
 			return rep, runErr
 		case <-tick.C:
 			val, err := c.QueryWorkflow(ctx, run.GetID(), "", workflows.QueryProgress)
@@ -86,14 +88,6 @@ func followIncident(ctx context.Context, c client.Client, run client.WorkflowRun
 		case <-ctx.Done():
 			return rep, fmt.Errorf("stopped watching; the incident goes on")
 		}
-	}
-}
-
-// reportFromError fills rep from a failed incident's details, if it carries them.
-func reportFromError(err error, rep *workflows.IncidentReport) {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.HasDetails() {
-		_ = appErr.Details(rep)
 	}
 }
 
@@ -248,7 +242,9 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 			}
 			var rep workflows.IncidentReport
 			runErr := c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
-			reportFromError(runErr, &rep)
+			if r, ok := activities.DetailsOf[workflows.IncidentReport](runErr); ok {
+				rep = r
+			}
 			if output == "json" {
 				return writeJSON(out, rep)
 			}

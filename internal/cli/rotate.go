@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -124,7 +125,7 @@ func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRu
 				return fmt.Errorf("stopped waiting; the rotation goes on: `%s status %s`", kt, id)
 			}
 			if err != nil {
-				if details, ok := resultFromError(err); ok {
+				if details, ok := activities.DetailsOf[workflows.RotateResult](err); ok {
 					printResult(out, details)
 				}
 				return rootMessage(err)
@@ -152,20 +153,6 @@ func whoami() string {
 		return u.Username
 	}
 	return ""
-}
-
-// resultFromError extracts the RotateResult a failed or cancelled rotation attaches.
-func resultFromError(err error) (workflows.RotateResult, bool) {
-	var res workflows.RotateResult
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&res) == nil {
-		return res, true
-	}
-	var canceled *temporal.CanceledError
-	if errors.As(err, &canceled) && canceled.HasDetails() && canceled.Details(&res) == nil {
-		return res, true
-	}
-	return res, false
 }
 
 // rootMessage strips the SDK's wrapping ("workflow execution error (type: ...)") so the

@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -294,7 +295,9 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 	}
 	var rep workflows.IncidentReport
 	runErr := c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
-	reportFromError(runErr, &rep)
+	if r, ok := activities.DetailsOf[workflows.IncidentReport](runErr); ok {
+		rep = r
+	}
 	sch := rep.Schedules
 	if rep.IncidentID == "" {
 		return fmt.Errorf("incident %s left no report to read its paused schedules from (%v); resume them by secret ID: `keyturn schedules resume <secret-id> --note ...`", id, rootMessage(runErr))

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/rotation"
@@ -262,7 +263,7 @@ func describeRotation(ctx context.Context, c client.Client, id secret.ID) (rotat
 	}
 	if err != nil {
 		var ok bool
-		if res, ok = resultFromError(err); !ok {
+		if res, ok = activities.DetailsOf[workflows.RotateResult](err); !ok {
 			st.LastError = rootMessage(err).Error()
 		}
 	}
