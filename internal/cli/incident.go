@@ -101,6 +101,7 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "note: the plan above is this command's; --select, --mode and --reason do not apply to the incident already running, whose own progress and report follow")
 				return finishIncident(ctx, c, run, out, interval, g.runPrefix(cmd))
 			}
 			if !yes {
@@ -124,7 +125,7 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("start incident %s: %w", in.IncidentID, err)
 			}
-			fmt.Fprintf(out, "incident %s started (workflow %s, run %s); `keyturn incident status %s` shows it from anywhere\n", in.IncidentID, run.GetID(), run.GetRunID(), in.IncidentID)
+			fmt.Fprintf(out, "incident %s started (workflow %s, run %s); `%s incident status %s` shows it from anywhere\n", in.IncidentID, run.GetID(), run.GetRunID(), g.runPrefix(cmd), shellQuote(in.IncidentID))
 			return finishIncident(ctx, c, run, out, interval, g.runPrefix(cmd))
 		},
 	}
