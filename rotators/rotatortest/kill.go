@@ -30,7 +30,9 @@ type KillHarness struct {
 	// target must pass through point: point(name) before the request leaves and again
 	// once the answer has arrived, before the rotator sees it. point may not return: it
 	// then ends the calling goroutine on the spot (runtime.Goexit), which is what a worker
-	// killed at that instant does to the step.
+	// killed at that instant does to the step. Unlike a real kill, Goexit still runs the
+	// deferred calls on the way out (today only unlocks and closes), so a kill test cannot
+	// catch code that relies on a defer for correctness; the SIGKILL tests in tests/ can.
 	New func(t *testing.T, point func(name string)) rotators.Rotator
 	// Live returns the handles of every credential that exists on the target and is not
 	// revoked (an inactive IAM key counts: it can be reactivated), found by inspecting the
