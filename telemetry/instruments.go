@@ -1,0 +1,80 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Metric names, as OpenTelemetry spells them; Prometheus shows them with underscores, a
+// unit suffix and _total on counters: keyturn_rotations_total,
+// keyturn_rotation_step_duration_seconds.
+const (
+	MetricRotations    = "keyturn.rotations"
+	MetricStepDuration = "keyturn.rotation.step.duration"
+)
+
+// Step results, the result label of MetricStepDuration.
+const (
+	ResultOK    = "ok"
+	ResultError = "error"
+)
+
+// stepBuckets span a local certificate (milliseconds) to a slow cloud API with retries
+// inside one attempt (minutes), in seconds.
+var stepBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// Instruments are Keyturn's own metrics. Their labels are a small fixed set (kind, step,
+// result, trigger, outcome): never a secret, a secret ID or a version token.
+type Instruments struct {
+	rotations    metric.Int64Counter
+	stepDuration metric.Float64Histogram
+}
+
+func newInstruments(m metric.Meter) (*Instruments, error) {
+	rotations, err := m.Int64Counter(MetricRotations,
+		metric.WithDescription("Rotations finished, by kind, trigger and outcome."))
+	if err != nil {
+		return nil, fmt.Errorf("instrument %s: %w", MetricRotations, err)
+	}
+	steps, err := m.Float64Histogram(MetricStepDuration, metric.WithUnit("s"),
+		metric.WithDescription("How long one attempt of a rotation step took, by kind, step and result."),
+		metric.WithExplicitBucketBoundaries(stepBuckets...))
+	if err != nil {
+		return nil, fmt.Errorf("instrument %s: %w", MetricStepDuration, err)
+	}
+	return &Instruments{rotations: rotations, stepDuration: steps}, nil
+}
+
+// mustInstruments is newInstruments on a meter that cannot fail (the no-op one).
+func mustInstruments(m metric.Meter) *Instruments {
+	i, err := newInstruments(m)
+	if err != nil {
+		panic(err)
+	}
+	return i
+}
+
+// NoInstruments records nothing: for activities built without telemetry.
+func NoInstruments() *Instruments { return Disabled().Instruments() }
+
+// StepDone records one attempt of a step: its kind ("postgres"), step ("create") and
+// whether it succeeded.
+func (i *Instruments) StepDone(ctx context.Context, kind, step string, took time.Duration, err error) {
+	result := ResultOK
+	if err != nil {
+		result = ResultError
+	}
+	i.stepDuration.Record(context.WithoutCancel(ctx), took.Seconds(), metric.WithAttributes(
+		attribute.String("kind", kind), attribute.String("step", step), attribute.String("result", result)))
+}
+
+// RotationDone counts a finished rotation by kind, trigger (manual, schedule, incident)
+// and outcome (rotated, rolled_back, ...).
+func (i *Instruments) RotationDone(ctx context.Context, kind, trigger, outcome string) {
+	i.rotations.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(
+		attribute.String("kind", kind), attribute.String("trigger", trigger), attribute.String("outcome", outcome)))
+}
