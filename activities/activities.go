@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/telemetry"
 )
 
 // Binding is what a secret ID resolves to on this worker.
@@ -43,11 +45,31 @@ type Activities struct {
 	// heartbeatEvery is how often a running step tells the server it is alive, so a worker
 	// killed mid-step is noticed within the heartbeat timeout instead of the step timeout.
 	heartbeatEvery time.Duration
+	// instruments record each step's latency and result (never a secret or a token).
+	instruments *telemetry.Instruments
 }
 
-// NewActivities builds the activities over a resolver.
-func NewActivities(r Resolver) *Activities {
-	return &Activities{resolver: r, heartbeatEvery: 2 * time.Second}
+// NewActivities builds the activities over a resolver. Without WithInstruments they
+// record no metrics.
+func NewActivities(r Resolver, opts ...Option) *Activities {
+	a := &Activities{resolver: r, heartbeatEvery: 2 * time.Second, instruments: telemetry.NoInstruments()}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Option adjusts NewActivities. (Not a method: every exported method of Activities is
+// registered as an activity.)
+type Option func(*Activities)
+
+// WithInstruments makes the activities record every step's latency and result on i.
+func WithInstruments(i *telemetry.Instruments) Option {
+	return func(a *Activities) {
+		if i != nil {
+			a.instruments = i
+		}
+	}
 }
 
 // PlanInput names the secret to rotate.
@@ -289,7 +311,8 @@ func (a *Activities) resolve(ctx context.Context, id secret.ID) (Binding, error)
 }
 
 // run resolves the secret and runs one step while heartbeating, so a worker that dies
-// mid-step is detected by the heartbeat timeout and the step retried elsewhere.
+// mid-step is detected by the heartbeat timeout and the step retried elsewhere. Each
+// attempt's latency and result is recorded by kind and step.
 func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(context.Context, rotation.Steps, *beat) (T, error)) (T, error) {
 	var zero T
 	b, err := a.resolve(ctx, id)
@@ -298,11 +321,22 @@ func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(cont
 	}
 	hb := a.heartbeat(ctx)
 	defer hb.stop()
+	started := time.Now()
 	out, err := step(ctx, b.Steps, hb)
+	a.instruments.StepDone(ctx, b.Kind, stepName(ctx), time.Since(started), err)
 	if err != nil {
 		return zero, classify(err)
 	}
 	return out, nil
+}
+
+// stepName is the step a running activity performs, as the step label shows it: its
+// activity type in lower case ("create", "revoke").
+func stepName(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return "unknown"
+	}
+	return strings.ToLower(activity.GetInfo(ctx).ActivityType.Name)
 }
 
 // beat heartbeats a running step every heartbeatEvery, always with the latest progress

@@ -9,12 +9,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Metric names, as OpenTelemetry spells them; Prometheus shows them with underscores, a
-// unit suffix and _total on counters: keyturn_rotations_total,
-// keyturn_rotation_step_duration_seconds.
+// Metric names. They use underscores, as the Temporal SDK's own metrics do, rather than
+// OpenTelemetry's dots: a Prometheus that accepts UTF-8 names would otherwise show the
+// dots, and dashboards would need two spellings. Prometheus adds the unit suffix and
+// _total on counters: keyturn_rotations_total, keyturn_rotation_step_duration_seconds.
 const (
-	MetricRotations    = "keyturn.rotations"
-	MetricStepDuration = "keyturn.rotation.step.duration"
+	MetricRotations    = "keyturn_rotations"
+	MetricStepDuration = "keyturn_rotation_step_duration"
 )
 
 // Step results, the result label of MetricStepDuration.

@@ -70,7 +70,8 @@ func TestExportersFromEnvironment(t *testing.T) {
 // Prometheus name and labels, in what the /metrics endpoint serves.
 func TestPrometheusScrape(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
-	tel, err := Setup(context.Background(), Options{Registry: prometheus.NewRegistry(), SpanExporter: spans})
+	reg := prometheus.NewRegistry()
+	tel, err := Setup(context.Background(), Options{Registry: reg, SpanExporter: spans})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +82,18 @@ func TestPrometheusScrape(t *testing.T) {
 	tel.Instruments().StepDone(context.Background(), "localca", "create", 30*time.Millisecond, nil)
 	tel.Instruments().StepDone(context.Background(), "localca", "test", time.Second, errors.New("refused"))
 	tel.Instruments().RotationDone(context.Background(), "localca", "manual", "rotated")
+
+	// As gathered, before any escaping for the scraper: a Prometheus that accepts UTF-8
+	// names sees these.
+	gathered, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range gathered {
+		if strings.Contains(f.GetName(), ".") {
+			t.Errorf("metric %q has a dot in its name", f.GetName())
+		}
+	}
 
 	srv, err := tel.ServeMetrics("127.0.0.1:0")
 	if err != nil {
