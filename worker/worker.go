@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/telemetry"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -26,8 +27,13 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 	for _, e := range extras {
 		e(&o)
 	}
+	var instruments *telemetry.Instruments
+	if o.telemetry != nil {
+		instruments = o.telemetry.Instruments()
+		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments})
+	}
 	w := sdkworker.New(c, TaskQueue, opts)
-	Register(w, activities.NewActivities(resolver))
+	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments)))
 	catalog, _ := resolver.(activities.Catalog)
 	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, o.schedules), activity.RegisterOptions{})
 	return w
@@ -38,6 +44,14 @@ type Option func(*options)
 
 type options struct {
 	schedules activities.SchedulePauser
+	telemetry *telemetry.Telemetry
+}
+
+// WithTelemetry records Keyturn's metrics on t: every step's latency, and every
+// rotation's outcome. Traces and the Temporal SDK's metrics come with the client (see
+// telemetry.Telemetry.Interceptors and TemporalMetrics), not from here.
+func WithTelemetry(t *telemetry.Telemetry) Option {
+	return func(o *options) { o.telemetry = t }
 }
 
 // WithSchedules lets incidents pause and resume the schedules of the secrets they work on

@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
@@ -10,6 +14,7 @@ import (
 
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/home"
+	"github.com/keyturn/keyturn/telemetry"
 )
 
 // dial connects to Temporal the standard way: the Temporal config file and profile
@@ -37,6 +42,9 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 		opts.Namespace = g.namespace
 	}
 	opts.Logger = log.NewStructuredLogger(logger)
+	if err := g.instrument(&opts, logger); err != nil {
+		return nil, err
+	}
 	c, err := g.codec(false)
 	if err != nil {
 		return nil, err
@@ -54,6 +62,48 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w (is `keyturn dev` running, or TEMPORAL_ADDRESS set?)", opts.HostPort, err)
 	}
 	return cl, nil
+}
+
+// instrument adds tracing (when OTEL_* asks for it) and the Temporal SDK's metrics to a
+// client's options, so a trace runs from this command through the workflow it starts.
+func (g *globals) instrument(opts *client.Options, logger *slog.Logger) error {
+	tel, err := g.telemetry(logger, nil)
+	if err != nil {
+		return err
+	}
+	interceptors, err := tel.Interceptors()
+	if err != nil {
+		return fmt.Errorf("Temporal tracing interceptor: %w", err)
+	}
+	opts.Interceptors = append(opts.Interceptors, interceptors...)
+	opts.MetricsHandler = tel.TemporalMetrics(logger)
+	return nil
+}
+
+// telemetry sets up the process's telemetry from the OTEL_* variables once; with a
+// registry, metrics are also kept there for a Prometheus scrape. The first call decides.
+func (g *globals) telemetry(logger *slog.Logger, registry *prometheus.Registry) (*telemetry.Telemetry, error) {
+	if g.tel != nil {
+		return g.tel, nil
+	}
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: registry, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("telemetry (OTEL_* variables): %w", err)
+	}
+	g.tel = tel
+	return tel, nil
+}
+
+// closeTelemetry flushes what the command traced and measured, within
+// telemetry.ShutdownTimeout.
+func (g *globals) closeTelemetry(stderr io.Writer) {
+	if g.tel == nil {
+		return
+	}
+	if err := g.tel.Shutdown(context.Background()); err != nil {
+		fmt.Fprintln(stderr, "keyturn: warning:", err)
+	}
+	g.tel = nil
 }
 
 // codec loads the payload encryption key: the file named by --codec-key-file or

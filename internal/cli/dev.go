@@ -22,6 +22,10 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
+// defaultDevMetricsAddr is where `keyturn dev` serves /metrics unless --metrics-addr says
+// otherwise (9464 is the port OpenTelemetry's Prometheus exporters use by convention).
+const defaultDevMetricsAddr = "127.0.0.1:9464"
+
 func newDevCmd(g *globals) *cobra.Command {
 	var (
 		port      int
@@ -119,11 +123,34 @@ func newDevCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("inventory %s: %w", inv.Path, err)
 			}
 
+			// Metrics are on by default in dev (--metrics-addr "" turns them off). When the
+			// default port is taken (a second dev, a test run beside), any free port does:
+			// the banner says which.
+			byDefault := !cmd.Flags().Changed("metrics-addr") && g.metricsAddr == ""
+			if byDefault {
+				g.metricsAddr = defaultDevMetricsAddr
+			}
+			metrics, err := g.serveMetrics(logger)
+			if err != nil && byDefault && g.tel != nil {
+				logger.Warn("default metrics address in use; serving on a free port", "address", defaultDevMetricsAddr)
+				g.metricsAddr = "127.0.0.1:0"
+				metrics, err = g.serveMetrics(logger)
+			}
+			if err != nil {
+				return err
+			}
+			if metrics != nil {
+				defer func() { _ = metrics.Close() }()
+			}
 			dc := codec.DataConverter(payloadCodec)
-			c, err := client.Dial(client.Options{
+			clientOpts := client.Options{
 				HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger),
 				DataConverter: dc, FailureConverter: codec.FailureConverter(dc),
-			})
+			}
+			if err := g.instrument(&clientOpts, logger); err != nil {
+				return err
+			}
+			c, err := client.Dial(clientOpts)
 			if err != nil {
 				return fmt.Errorf("connect to the embedded server: %w", err)
 			}
@@ -138,6 +165,9 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  Web UI:    %s/namespaces/%s/workflows\n", u, srv.Namespace())
 			}
 			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n  Payloads:  encrypted with %s (codec server for the UI on %s)\n", inventory, len(inv.Secrets), g.storeDir, g.codecKey, codecAddr)
+			if metrics != nil {
+				fmt.Fprintf(out, "  Metrics:   http://%s/metrics\n", metrics.Addr)
+			}
 			if len(inv.Secrets) > 0 {
 				kt := g.commandPrefix(cmd)
 				fmt.Fprintln(out, "Try, in another terminal:")
@@ -147,7 +177,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  %s status\n  %s get %s\n", kt, kt, inv.Secrets[0].ID)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
-			return runWorker(cmd, c, inv, store, logger)
+			return runWorker(cmd, c, inv, store, logger, g.tel)
 		},
 	}
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyturn/keyturn/internal/home"
+	"github.com/keyturn/keyturn/telemetry"
 )
 
 // globals are the flags every command shares.
@@ -24,10 +25,20 @@ type globals struct {
 	storeDir  string
 	codecKey  string
 	logLevel  string
+	// metricsAddr is where the worker serves /metrics; empty: nowhere.
+	metricsAddr string
+	// tel is the process's telemetry, set up by the first command that needs it and
+	// flushed by Execute when the command returns.
+	tel *telemetry.Telemetry
 }
 
 // NewRoot builds the keyturn command tree.
 func NewRoot() *cobra.Command {
+	root, _ := newRoot()
+	return root
+}
+
+func newRoot() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "keyturn",
@@ -47,6 +58,7 @@ func NewRoot() *cobra.Command {
 	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ""), "directory of the dev file store (KEYTURN_STORE_DIR; default <home>/store)")
 	pf.StringVar(&g.codecKey, "codec-key-file", envOr("KEYTURN_CODEC_KEY_FILE", ""), "payload encryption key file (KEYTURN_CODEC_KEY_FILE; default <home>/codec.key when it exists)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.metricsAddr, "metrics-addr", envOr("KEYTURN_METRICS_ADDR", ""), "host:port where the worker serves Prometheus metrics at /metrics (KEYTURN_METRICS_ADDR; default off, 127.0.0.1:9464 in dev; \"\" turns it off)")
 
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.resolveHome() }
 	root.AddCommand(
@@ -66,13 +78,14 @@ func NewRoot() *cobra.Command {
 		newDiffCmd(g),
 		newSchedulesCmd(g),
 	)
-	return root
+	return root, g
 }
 
 // Execute runs the command line and returns the process exit code: 0 on success, 1 on
 // any failure, with the error on stderr.
 func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := NewRoot()
+	root, g := newRoot()
+	defer g.closeTelemetry(stderr)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -12,6 +13,7 @@ import (
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/telemetry"
 	"github.com/keyturn/keyturn/worker"
 )
 
@@ -33,14 +35,36 @@ func newWorkerCmd(g *globals) *cobra.Command {
 			if k, err := g.codec(false); err == nil && k == nil {
 				logger.Warn("payloads are not encrypted: set --codec-key-file (KEYTURN_CODEC_KEY_FILE) to encrypt them")
 			}
+			metrics, err := g.serveMetrics(logger)
+			if err != nil {
+				return err
+			}
+			if metrics != nil {
+				defer func() { _ = metrics.Close() }()
+				logger.Info("serving Prometheus metrics", "url", "http://"+metrics.Addr+"/metrics")
+			}
 			c, err := g.dial(logger)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			return runWorker(cmd, c, inv, store, logger)
+			return runWorker(cmd, c, inv, store, logger, g.tel)
 		},
 	}
+}
+
+// serveMetrics sets up telemetry with a Prometheus registry and serves it at /metrics on
+// --metrics-addr; nil when the address is empty. Call it before dial, so the client's
+// Temporal SDK metrics land in the same registry.
+func (g *globals) serveMetrics(logger *slog.Logger) (*telemetry.MetricsServer, error) {
+	if g.metricsAddr == "" {
+		return nil, nil
+	}
+	tel, err := g.telemetry(logger, prometheus.NewRegistry())
+	if err != nil {
+		return nil, err
+	}
+	return tel.ServeMetrics(g.metricsAddr)
 }
 
 func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error) {
@@ -63,10 +87,10 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 // runWorker runs a worker until the command's context ends (SIGINT or SIGTERM in the
 // binary), then stops it, letting running activities finish within the worker's
 // stop timeout.
-func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger) error {
+func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry) error {
 	resolver := binding.New(inv, backends(store, logger))
 	defer func() { _ = resolver.Close() }()
-	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}))
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

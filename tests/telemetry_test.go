@@ -1,0 +1,240 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/keyturn/keyturn/internal/cli"
+	"github.com/keyturn/keyturn/internal/testenv"
+)
+
+// TestDevTelemetry runs `keyturn dev` with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an
+// OTLP/HTTP receiver and --metrics-addr on a free port, rotates the demo certificate
+// with `keyturn rotate`, then:
+//   - scrapes /metrics over HTTP and finds Keyturn's step latency and rotation outcome
+//     for kind="localca", and the Temporal SDK's own metrics;
+//   - finds one trace that runs from the rotate command's StartWorkflow through the
+//     workflow into every activity of the rotation.
+func TestDevTelemetry(t *testing.T) {
+	otlp := &otlpReceiver{}
+	collector := httptest.NewServer(otlp)
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_SERVICE_NAME", "keyturn-under-test")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+
+	dir := t.TempDir()
+	state := filepath.Join(dir, ".keyturn")
+	port, codecPort, metricsPort := freePort(t), freePort(t), freePort(t)
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var devOut testenv.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--home", state,
+			"--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--metrics-addr", metricsAddr, "--log-level", "warn"},
+			strings.NewReader(""), &devOut, &devOut)
+	}()
+	defer func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("keyturn dev did not stop within 30s")
+		}
+	}()
+	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
+		default:
+		}
+		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
+	})
+	if !strings.Contains(devOut.String(), "Metrics:   http://"+metricsAddr+"/metrics") {
+		t.Fatalf("the dev banner does not show the metrics endpoint:\n%s", devOut.String())
+	}
+
+	// Twice: the second rotation has a previous version to revoke.
+	for range 2 {
+		var out bytes.Buffer
+		code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--home", state, "--grace", "0s"}, strings.NewReader(""), &out, &out)
+		if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
+			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+		}
+	}
+
+	// Metrics, as Prometheus scrapes them.
+	families := scrape(t, "http://"+metricsAddr+"/metrics")
+	steps := series(families["keyturn_rotation_step_duration_seconds"])
+	for _, step := range []string{"create", "test", "promote", "revoke"} {
+		if !steps[`kind="localca",result="ok",step="`+step+`"`] {
+			t.Errorf("no keyturn_rotation_step_duration_seconds series for step %s; series: %v", step, steps)
+		}
+	}
+	if r := series(families["keyturn_rotations_total"]); !r[`kind="localca",outcome="rotated",trigger="manual"`] || len(r) != 1 || families["keyturn_rotations_total"].GetMetric()[0].GetCounter().GetValue() != 2 {
+		t.Errorf("keyturn_rotations_total series = %v, want one manual rotated localca, counted twice", r)
+	}
+	for _, name := range []string{"temporal_workflow_completed_total", "temporal_activity_execution_latency_seconds", "temporal_request_total"} {
+		if families[name] == nil {
+			t.Errorf("the Temporal SDK metric %s is missing from /metrics", name)
+		}
+	}
+
+	// Traces, as an OpenTelemetry Collector receives them: the second rotation's, which
+	// revokes.
+	var trace map[string]bool
+	deadline := time.Now().Add(20 * time.Second)
+	for trace = otlp.traceOf("StartWorkflow:Rotate"); !trace["RunActivity:Revoke"] && time.Now().Before(deadline); trace = otlp.traceOf("StartWorkflow:Rotate") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, span := range []string{"StartWorkflow:Rotate", "RunWorkflow:Rotate", "RunActivity:Plan", "RunActivity:Create", "RunActivity:Test", "RunActivity:Promote", "RunActivity:Revoke"} {
+		if !trace[span] {
+			t.Errorf("the trace of `keyturn rotate` lacks %s; it has %v", span, trace)
+		}
+	}
+	if t.Failed() {
+		t.Logf("traces received: %v", otlp.allTraces())
+	}
+	if !otlp.hasService("keyturn-under-test") {
+		t.Error("no span carries OTEL_SERVICE_NAME as its service.name")
+	}
+}
+
+// otlpReceiver is an OTLP/HTTP collector stand-in: it keeps every trace export request.
+type otlpReceiver struct {
+	mu     sync.Mutex
+	traces []*coltrace.ExportTraceServiceRequest
+	bodies [][]byte
+}
+
+func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bodies = append(o.bodies, body)
+	if r.URL.Path == "/v1/traces" {
+		var req coltrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		o.traces = append(o.traces, &req)
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK)
+}
+
+// allTraces lists every trace's span names, for a failure message.
+func (o *otlpReceiver) allTraces() map[string][]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string][]string{}
+	for _, req := range o.traces {
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					tid := hex.EncodeToString(s.GetTraceId())
+					out[tid] = append(out[tid], s.GetName())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// traceOf returns the names of every span in the trace of the last span called root.
+func (o *otlpReceiver) traceOf(root string) map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var id string
+	byTrace := map[string]map[string]bool{}
+	for _, req := range o.traces {
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					tid := hex.EncodeToString(s.GetTraceId())
+					if byTrace[tid] == nil {
+						byTrace[tid] = map[string]bool{}
+					}
+					byTrace[tid][s.GetName()] = true
+					if s.GetName() == root {
+						id = tid
+					}
+				}
+			}
+		}
+	}
+	return byTrace[id]
+}
+
+func (o *otlpReceiver) hasService(name string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, req := range o.traces {
+		for _, rs := range req.GetResourceSpans() {
+			for _, a := range rs.GetResource().GetAttributes() {
+				if a.GetKey() == "service.name" && a.GetValue().GetStringValue() == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// scrape fetches a Prometheus endpoint and parses its text format.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %s", url, resp.Status)
+	}
+	var parser expfmt.TextParser
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	return families
+}
+
+// series lists a family's label sets as `a="x",b="y"`, leaving out the OpenTelemetry
+// scope labels every series carries.
+func series(f *dto.MetricFamily) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range f.GetMetric() {
+		var labels []string
+		for _, l := range m.GetLabel() {
+			if !strings.HasPrefix(l.GetName(), "otel_scope_") {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+		}
+		out[strings.Join(labels, ",")] = true
+	}
+	return out
+}
