@@ -4,28 +4,51 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	sdkpb "go.temporal.io/api/sdk/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/keyturn/keyturn/codec"
+	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/telemetry"
+	"github.com/keyturn/keyturn/worker"
 	"github.com/keyturn/keyturn/workflows"
 )
 
 // TestCanaryNeverLeaks plants a known password as the current credential, rotates, and
 // scans every event of the workflow history (raw protobuf and JSON), every log line of the
-// worker and server, all CLI output and the PostgreSQL server log (log_statement=all) for
-// it, for the new password and for the admin password: zero hits.
+// worker and server, all CLI output, the PostgreSQL server log (log_statement=all), every
+// span the worker exported (names, attributes, events, status), the worker's /metrics and
+// the CLI's OTLP exports for it, for the new password and for the admin password: zero
+// hits.
 func TestCanaryNeverLeaks(t *testing.T) {
-	env := testenv.New(t, testenv.Options{PostgresSettings: map[string]string{"log_statement": "all"}})
+	// The CLI exports its spans and metrics over OTLP, as configured by OTEL_*; the
+	// worker's go to an in-memory exporter and a Prometheus registry, through the same
+	// telemetry setup. All of it is scanned.
+	otlp := &otlpReceiver{}
+	collector := httptest.NewServer(otlp)
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	env := testenv.New(t, testenv.Options{PostgresSettings: map[string]string{"log_statement": "all"}, NoWorker: true})
 	ctx := context.Background()
+	spans, metricsURL := startTracedWorker(t, env)
 	const id = secret.ID("e2e/app")
 
 	// Plant the canary as version 1: twin app_a logs in with it.
@@ -139,7 +162,22 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if !strings.Contains(details, "rotated") {
 		t.Fatalf("the workflow's current details do not show its outcome: %s", details)
 	}
+	spanText := spanDump(spans.GetSpans())
+	if !strings.Contains(spanText, "RunActivity:Create") || !strings.Contains(spanText, workflows.RotateWorkflowID(id)) {
+		t.Fatalf("the worker exported no span of the rotation with its attributes: the scan would prove nothing:\n%.2000s", spanText)
+	}
+	metricsText := scrapeText(t, metricsURL)
+	if !strings.Contains(metricsText, "keyturn_rotation_step_duration_seconds") || !strings.Contains(metricsText, "temporal_") {
+		t.Fatalf("/metrics lacks Keyturn's or Temporal's metrics: the scan would prove nothing:\n%.2000s", metricsText)
+	}
+	otlpBodies := otlp.allBodies()
+	if otlp.traceOf("StartWorkflow:Rotate") == nil {
+		t.Fatal("the CLI exported no StartWorkflow span over OTLP: the scan would prove nothing")
+	}
 	places := map[string][]byte{
+		"exported spans (worker)":               []byte(spanText),
+		"/metrics":                              []byte(metricsText),
+		"OTLP exports (CLI)":                    otlpBodies,
 		"describe (search attributes, summary)": describe,
 		"current details (UI)":                  []byte(details),
 		"history (stored)":                      storedRaw,
@@ -163,4 +201,85 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		t.Fatalf("nothing to scan: %d events, %d bytes of logs", len(h.GetEvents()), len(env.Logs.String()))
 	}
 	checkReplay(t, env, workflows.RotateWorkflowID(id), "", "rotate_adopting_planted_version")
+}
+
+// startTracedWorker starts the env's worker on a client of its own with telemetry: spans
+// to an in-memory exporter, metrics to a registry served at the returned /metrics URL.
+func startTracedWorker(t *testing.T, env *testenv.Env) (*tracetest.InMemoryExporter, string) {
+	t.Helper()
+	spans := tracetest.NewInMemoryExporter()
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: prometheus.NewRegistry(), SpanExporter: spans, Logger: env.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	metrics, err := tel.ServeMetrics("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = metrics.Close() })
+	interceptors, err := tel.Interceptors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := codec.DataConverter(env.Codec)
+	c, err := client.Dial(client.Options{
+		HostPort: env.Server.FrontendAddr(), Namespace: env.Server.Namespace(), Logger: log.NewStructuredLogger(env.Logger),
+		DataConverter: dc, FailureConverter: codec.FailureConverter(dc),
+		Interceptors: interceptors, MetricsHandler: tel.TemporalMetrics(env.Logger),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	w := worker.New(c, binding.New(env.Inventory, env.Backends), sdkworker.Options{}, worker.WithTelemetry(tel))
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return spans, "http://" + metrics.Addr + "/metrics"
+}
+
+// spanDump writes out everything a span carries that a person or a backend could read:
+// its name, attributes, events with theirs, status, links and resource.
+func spanDump(spans tracetest.SpanStubs) string {
+	var b strings.Builder
+	attrs := func(kvs []attribute.KeyValue) {
+		for _, kv := range kvs {
+			fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value.Emit())
+		}
+	}
+	for _, s := range spans {
+		fmt.Fprintf(&b, "span %s status=%s %q", s.Name, s.Status.Code, s.Status.Description)
+		attrs(s.Attributes)
+		for _, e := range s.Events {
+			fmt.Fprintf(&b, "\n  event %s", e.Name)
+			attrs(e.Attributes)
+		}
+		for _, l := range s.Links {
+			b.WriteString("\n  link")
+			attrs(l.Attributes)
+		}
+		if s.Resource != nil {
+			b.WriteString("\n  resource")
+			attrs(s.Resource.Attributes())
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// scrapeText fetches a Prometheus endpoint's text as it is.
+func scrapeText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -164,6 +164,13 @@ func (o *otlpReceiver) allTraces() map[string][]string {
 	return out
 }
 
+// allBodies joins every request body received, for leak scans.
+func (o *otlpReceiver) allBodies() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return bytes.Join(o.bodies, []byte("\n"))
+}
+
 // traceOf returns the names of every span in the trace of the last span called root.
 func (o *otlpReceiver) traceOf(root string) map[string]bool {
 	o.mu.Lock()
