@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -244,4 +245,49 @@ func series(f *dto.MetricFamily) map[string]bool {
 		out[strings.Join(labels, ",")] = true
 	}
 	return out
+}
+
+// TestDevMetricsOnByDefault: `keyturn dev` serves /metrics without being asked, and when
+// its default port 127.0.0.1:9464 is taken (here by the test), on a free one that its
+// banner names.
+func TestDevMetricsOnByDefault(t *testing.T) {
+	if l, err := net.Listen("tcp", "127.0.0.1:9464"); err == nil {
+		defer l.Close()
+	} // else: something else holds it, which is the case under test too
+	dir := t.TempDir()
+	state := filepath.Join(dir, ".keyturn")
+	port, codecPort := freePort(t), freePort(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var devOut testenv.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--home", state,
+			"--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
+			strings.NewReader(""), &devOut, &devOut)
+	}()
+	defer func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("keyturn dev did not stop within 30s")
+		}
+	}()
+	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
+		default:
+		}
+		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
+	})
+	_, rest, ok := strings.Cut(devOut.String(), "Metrics:   ")
+	url, _, _ := strings.Cut(rest, "\n")
+	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") || strings.Contains(url, ":9464/") {
+		t.Fatalf("the banner does not name a free metrics port:\n%s", devOut.String())
+	}
+	waitFor(t, 10*time.Second, url+" to serve the Temporal SDK's metrics", func() bool {
+		return scrape(t, url)["temporal_request_total"] != nil
+	})
 }
