@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/keyturn/keyturn/internal/cli"
+	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
 )
 
@@ -290,4 +291,64 @@ func TestDevMetricsOnByDefault(t *testing.T) {
 	waitFor(t, 10*time.Second, url+" to serve the Temporal SDK's metrics", func() bool {
 		return scrape(t, url)["temporal_request_total"] != nil
 	})
+}
+
+// TestWorkerMetrics: `keyturn worker` with KEYTURN_METRICS_ADDR serves /metrics, and a
+// rotation that fails and rolls back shows there by its outcome, beside one that worked,
+// without opening the Temporal UI.
+func TestWorkerMetrics(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoWorker: true, Secrets: []demo.Secret{
+		{ID: "e2e/app", Strategy: "alternating", Grace: "0s"},
+		// Its check query needs a table the group role cannot read: Test fails.
+		{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}},
+	}})
+	superExec(t, env, "CREATE TABLE vault_only (x int)")
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	t.Setenv("KEYTURN_METRICS_ADDR", addr)
+
+	ctx, stop := context.WithCancel(context.Background())
+	var workerOut testenv.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Execute(ctx, []string{"worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
+			"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile},
+			strings.NewReader(""), &workerOut, &workerOut)
+	}()
+	defer func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("keyturn worker did not stop within 30s")
+		}
+	}()
+	waitFor(t, 30*time.Second, "the worker to serve /metrics", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("keyturn worker exited %d early:\n%s", code, workerOut.String())
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	if code, out := keyturn(t, env, "rotate", "e2e/app", "--wait"); code != 0 {
+		t.Fatalf("rotate e2e/app exited %d:\n%s", code, out)
+	}
+	if code, out := keyturn(t, env, "rotate", "e2e/broken", "--wait"); code == 0 || !strings.Contains(out, "rolled_back") {
+		t.Fatalf("rotate e2e/broken should roll back; exited %d:\n%s", code, out)
+	}
+	families := scrape(t, "http://"+addr+"/metrics")
+	got := series(families["keyturn_rotations_total"])
+	for _, want := range []string{`kind="postgres",outcome="rotated",trigger="manual"`, `kind="postgres",outcome="rolled_back",trigger="manual"`} {
+		if !got[want] {
+			t.Errorf("keyturn_rotations_total lacks {%s}; series: %v", want, got)
+		}
+	}
+	if steps := series(families["keyturn_rotation_step_duration_seconds"]); !steps[`kind="postgres",result="error",step="test"`] {
+		t.Errorf("the failed Test step is not measured; series: %v", steps)
+	}
 }
