@@ -31,8 +31,12 @@ const (
 // exporters returns the exporter names for a signal: OTEL_<SIGNAL>_EXPORTER when set,
 // else "otlp" when an OTLP endpoint is configured, else none. The specification's
 // default is "otlp" always; Keyturn exports nothing unless asked, so a worker without
-// a collector does not log connection errors forever.
+// a collector does not log connection errors forever. OTEL_SDK_DISABLED=true turns every
+// exporter off (a Prometheus endpoint asked for with a flag stays).
 func (e environment) exporters(s signal) []string {
+	if strings.EqualFold(strings.TrimSpace(e.getenv("OTEL_SDK_DISABLED")), "true") {
+		return nil
+	}
 	if v := strings.TrimSpace(e.getenv("OTEL_" + strings.ToUpper(string(s)) + "_EXPORTER")); v != "" {
 		var names []string
 		for name := range strings.SplitSeq(v, ",") {

@@ -31,8 +31,8 @@ import (
 // DefaultServiceName names the service when OTEL_SERVICE_NAME does not.
 const DefaultServiceName = "keyturn"
 
-// ShutdownTimeout bounds the final flush: a collector that is down must not hold up a
-// worker's exit or a `keyturn rotate` that has finished.
+// ShutdownTimeout bounds the final flush by default: a collector that is down must not
+// hold up a worker's exit or a `keyturn rotate` that has finished.
 const ShutdownTimeout = 5 * time.Second
 
 // instrumentationName is the scope of Keyturn's own tracer and meter.
@@ -50,6 +50,8 @@ type Options struct {
 	SpanExporter sdktrace.SpanExporter
 	// Logger reports export errors; default slog.Default().
 	Logger *slog.Logger
+	// ShutdownTimeout bounds Shutdown; default ShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
 
 // Telemetry holds the providers Setup built. Its zero value is not usable; Disabled
@@ -62,6 +64,7 @@ type Telemetry struct {
 	instruments    *Instruments
 	logger         *slog.Logger
 	shutdown       []func(context.Context) error
+	flushTimeout   time.Duration
 }
 
 // Disabled returns telemetry that traces and measures nothing.
@@ -72,6 +75,7 @@ func Disabled() *Telemetry {
 		meterProvider:  mp,
 		instruments:    mustInstruments(mp.Meter(instrumentationName)),
 		logger:         slog.Default(),
+		flushTimeout:   ShutdownTimeout,
 	}
 }
 
@@ -83,6 +87,9 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	}
 	if opts.ServiceName == "" {
 		opts.ServiceName = DefaultServiceName
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = ShutdownTimeout
 	}
 	env := environment{getenv: os.Getenv}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", opts.ServiceName)))
@@ -98,7 +105,7 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry resource: %w", err)
 	}
 
-	t := &Telemetry{registry: opts.Registry, logger: opts.Logger}
+	t := &Telemetry{registry: opts.Registry, logger: opts.Logger, flushTimeout: opts.ShutdownTimeout}
 	// Tracing.
 	spanExporters, err := env.spanExporters(ctx)
 	if err != nil {
@@ -162,9 +169,9 @@ func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.meterProvide
 // Instruments are Keyturn's own metrics on this telemetry's meter.
 func (t *Telemetry) Instruments() *Instruments { return t.instruments }
 
-// Shutdown flushes and stops the providers, giving up after ShutdownTimeout.
+// Shutdown flushes and stops the providers, giving up after Options.ShutdownTimeout.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.flushTimeout)
 	defer cancel()
 	var errs []error
 	for i := len(t.shutdown) - 1; i >= 0; i-- {

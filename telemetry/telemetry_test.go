@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -47,6 +48,7 @@ func TestExportersFromEnvironment(t *testing.T) {
 		"grpc":                     {env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, traces: []string{"otlp"}, proto: "grpc", protoOK: true},
 		"per-signal protocol wins": {env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, proto: "http/protobuf", protoOK: true},
 		"json refused":             {env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, protoOK: false},
+		"sdk disabled":             {env: map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, traces: nil, proto: "http/protobuf", protoOK: true},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -63,6 +65,34 @@ func TestExportersFromEnvironment(t *testing.T) {
 	e := environment{getenv: func(k string) string { return map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}[k] }}
 	if _, err := e.spanExporters(context.Background()); err == nil {
 		t.Error("an unsupported trace exporter is accepted")
+	}
+}
+
+// TestShutdownIsBounded: a collector that accepts the connection and never answers does
+// not hold up Shutdown past its timeout, and the failed flush is reported.
+func TestShutdownIsBounded(t *testing.T) {
+	stuck := make(chan struct{})
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stuck }))
+	defer collector.Close()
+	defer close(stuck)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	tel, err := Setup(context.Background(), Options{ShutdownTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tel.Tracing() {
+		t.Fatal("an OTLP endpoint did not turn tracing on")
+	}
+	_, span := tel.TracerProvider().Tracer("test").Start(context.Background(), "work")
+	span.End()
+	started := time.Now()
+	err = tel.Shutdown(context.Background())
+	if took := time.Since(started); took > 2*time.Second {
+		t.Fatalf("Shutdown took %s with a 300ms timeout", took)
+	}
+	if err == nil {
+		t.Fatal("a flush that never reached the collector is not reported")
 	}
 }
 
