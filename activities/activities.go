@@ -122,7 +122,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err != nil {
 		return PlanResult{}, err
 	}
+	started := time.Now()
 	current, err := b.Steps.Current(ctx)
+	a.instruments.StepDone(ctx, b.Kind, stepName(ctx), time.Since(started), err)
 	if err != nil {
 		return PlanResult{}, classify(err)
 	}

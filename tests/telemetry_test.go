@@ -86,7 +86,7 @@ func TestDevTelemetry(t *testing.T) {
 	// Metrics, as Prometheus scrapes them.
 	families := scrape(t, "http://"+metricsAddr+"/metrics")
 	steps := series(families["keyturn_rotation_step_duration_seconds"])
-	for _, step := range []string{"create", "test", "promote", "revoke"} {
+	for _, step := range []string{"plan", "create", "test", "promote", "revoke"} {
 		if !steps[`kind="localca",result="ok",step="`+step+`"`] {
 			t.Errorf("no keyturn_rotation_step_duration_seconds series for step %s; series: %v", step, steps)
 		}
