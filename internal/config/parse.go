@@ -20,7 +20,7 @@ const maxFileSize = 4 << 20
 // The fields known at each level of the file, in the order they are documented. They are
 // listed in "unknown field" problems.
 var (
-	topFields      = []string{"version", "defaults", "secrets"}
+	topFields      = []string{"version", "defaults", "secrets", "notifications"}
 	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window"}
 	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
@@ -123,6 +123,7 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		b.duration("catchup_window", &inv.Defaults.CatchupWindow)
 	}
 	d.secrets(top, inv)
+	d.notifications(top, inv)
 	return inv, d
 }
 
