@@ -65,6 +65,7 @@ func NewRoot() *cobra.Command {
 		newApplyCmd(g),
 		newDiffCmd(g),
 		newSchedulesCmd(g),
+		newNotifyCmd(g),
 	)
 	return root
 }
