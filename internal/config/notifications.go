@@ -1,12 +1,6 @@
 package config
 
-import (
-	"fmt"
-
-	"gopkg.in/yaml.v3"
-
-	"github.com/keyturn/keyturn/secret"
-)
+import "github.com/keyturn/keyturn/secret"
 
 // Event types a notification route can subscribe to. The inventory names them, so this
 // file owns the words; package notify gives them its Type and builds the events.
@@ -107,24 +101,14 @@ func (d *decoder) notifications(top block, inv *Inventory) {
 	if !ok {
 		return
 	}
-	e, ok := nb.take("routes")
-	if !ok || isNull(e.val) {
-		return
-	}
-	if e.val.Kind != yaml.SequenceNode {
-		d.fail(e.val.Line, "notifications.routes", "must be a list of routes, each starting with '- name: ...', got %s", describe(e.val))
-		return
-	}
-	for i, item := range e.val.Content {
-		item = resolve(item)
-		path := fmt.Sprintf("notifications.routes[%d]", i)
-		r := NotifyRoute{Line: item.Line, pos: positions{}}
-		// Kept even when it is not a mapping, so later indexes match the file.
-		if f := d.fields(item, path, routeFields); f != nil {
-			d.route(block{d: d, fields: f, path: path, pos: r.pos}, &r)
+	d.mappings(nb, "routes", "a list of routes, each starting with '- name: ...'", routeFields, func(line int, b *block) {
+		r := NotifyRoute{Line: line, pos: positions{}}
+		if b != nil {
+			b.pos = r.pos
+			d.route(*b, &r)
 		}
 		inv.Notifications.Routes = append(inv.Notifications.Routes, r)
-	}
+	})
 }
 
 // route decodes the fields of one route.

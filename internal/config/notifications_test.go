@@ -1,8 +1,6 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,17 +14,8 @@ secrets:
       user: orders-app
 `
 
-func writeInventory(t *testing.T, text string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "inv.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestNotificationRoutesLoad(t *testing.T) {
-	inv, err := Load(writeInventory(t, notifySecrets+`notifications:
+	inv, err := Load(writeTemp(t, notifySecrets+`notifications:
   routes:
     - name: security
       url: env:SECURITY_WEBHOOK_URL
@@ -58,7 +47,7 @@ func TestNotificationRoutesLoad(t *testing.T) {
 }
 
 func TestNotificationFormatDefaultsToJSON(t *testing.T) {
-	inv, err := Load(writeInventory(t, notifySecrets+`notifications:
+	inv, err := Load(writeTemp(t, notifySecrets+`notifications:
   routes:
     - name: ops
       url: env:OPS_URL
@@ -76,7 +65,7 @@ func TestNotificationFormatDefaultsToJSON(t *testing.T) {
 // webhook URL is never repeated.
 func TestNotificationProblemsAreAllReportedWithLines(t *testing.T) {
 	const slackURL = "https://hooks.slack.com/services/T000/B000/CANARYsecretPATH"
-	_, err := Load(writeInventory(t, notifySecrets+`notifications:
+	_, err := Load(writeTemp(t, notifySecrets+`notifications:
   routes:
     - name: Security Team
       url: `+slackURL+`
@@ -103,20 +92,20 @@ func TestNotificationProblemsAreAllReportedWithLines(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		`inv.yaml:10: notifications.routes[0].name: "Security Team" is not a valid route name`,
-		`inv.yaml:11: notifications.routes[0].url: is written out (value hidden)`,
-		`inv.yaml:12: notifications.routes[0].format: unknown format "xml"`,
-		`inv.yaml:27: notifications.routes[4].signing_key: required for format "json"`,
-		`inv.yaml:13: notifications.routes[0].events[1]: unknown event "rotation_faild" (did you mean "rotation_failed"?)`,
-		`inv.yaml:13: notifications.routes[0].events[2]: event "rotation_failed" is listed twice`,
-		`inv.yaml:15: notifications.routes[0].match.tags[0]: tag "Prod" is not valid`,
-		`inv.yaml:16: notifications.routes[0].match.secrets[0]: secret "prod/nope" is not in this inventory`,
-		`inv.yaml:16: notifications.routes[0].match.secrets[1]: "Not/Valid" is not a valid secret id`,
-		`inv.yaml:17: notifications.routes[0].match.owners[0]: "pay ments" is not a valid owner`,
-		`inv.yaml:18: notifications.routes[1].name: required`,
-		`inv.yaml:19: notifications.routes[1].signing_key: not a reference (value hidden)`,
-		`inv.yaml:23: notifications.routes[3].name: route name "dup" is already used at line 20`,
-		`inv.yaml:26: notifications.routes[3].colour: unknown field "colour"`,
+		`inventory.yaml:10: notifications.routes[0].name: "Security Team" is not a valid route name`,
+		`inventory.yaml:11: notifications.routes[0].url: is written out (value hidden)`,
+		`inventory.yaml:12: notifications.routes[0].format: unknown format "xml"`,
+		`inventory.yaml:27: notifications.routes[4].signing_key: required for format "json"`,
+		`inventory.yaml:13: notifications.routes[0].events[1]: unknown event "rotation_faild" (did you mean "rotation_failed"?)`,
+		`inventory.yaml:13: notifications.routes[0].events[2]: event "rotation_failed" is listed twice`,
+		`inventory.yaml:15: notifications.routes[0].match.tags[0]: tag "Prod" is not valid`,
+		`inventory.yaml:16: notifications.routes[0].match.secrets[0]: secret "prod/nope" is not in this inventory`,
+		`inventory.yaml:16: notifications.routes[0].match.secrets[1]: "Not/Valid" is not a valid secret id`,
+		`inventory.yaml:17: notifications.routes[0].match.owners[0]: "pay ments" is not a valid owner`,
+		`inventory.yaml:18: notifications.routes[1].name: required`,
+		`inventory.yaml:19: notifications.routes[1].signing_key: not a reference (value hidden)`,
+		`inventory.yaml:23: notifications.routes[3].name: route name "dup" is already used at line 20`,
+		`inventory.yaml:26: notifications.routes[3].colour: unknown field "colour"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing problem %q in:\n%s", want, msg)
@@ -129,12 +118,12 @@ func TestNotificationProblemsAreAllReportedWithLines(t *testing.T) {
 
 func TestNotificationsWrongShapes(t *testing.T) {
 	for name, tc := range map[string]struct{ block, want string }{
-		"routes not a list": {"notifications:\n  routes: {name: x}\n", "inv.yaml:9: notifications.routes: must be a list of routes"},
-		"unknown key":       {"notifications:\n  route: []\n", `inv.yaml:9: notifications.route: unknown field "route" (did you mean "routes"?)`},
-		"events not a list": {"notifications:\n  routes:\n    - name: x\n      url: env:X\n      signing_key: env:K\n      events: rotation_failed\n", "inv.yaml:13: notifications.routes[0].events: must be a list"},
+		"routes not a list": {"notifications:\n  routes: {name: x}\n", "inventory.yaml:9: notifications.routes: must be a list of routes"},
+		"unknown key":       {"notifications:\n  route: []\n", `inventory.yaml:9: notifications.route: unknown field "route" (did you mean "routes"?)`},
+		"events not a list": {"notifications:\n  routes:\n    - name: x\n      url: env:X\n      signing_key: env:K\n      events: rotation_failed\n", "inventory.yaml:13: notifications.routes[0].events: must be a list"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Load(writeInventory(t, notifySecrets+tc.block))
+			_, err := Load(writeTemp(t, notifySecrets+tc.block))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want %q, got:\n%v", tc.want, err)
 			}

@@ -5,11 +5,6 @@ import (
 	"strings"
 )
 
-// IsLoopbackHost reports whether host names this machine (localhost or a loopback IP),
-// the one place plain http is allowed: for an httpapi call here, and for a notification
-// webhook in package notify, which checks the URL when it has resolved the reference.
-func IsLoopbackHost(host string) bool { return isLoopback(host) }
-
 // validateNotifications checks every route of the notifications block.
 func (inv *Inventory) validateNotifications(r *report) {
 	first := map[string]*NotifyRoute{}
