@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/secret"
@@ -99,9 +97,10 @@ func (e Event) Seal() Event {
 const maxErrorRunes = 500
 
 // ErrorText is the one way error text enters an event: err's message with every value in
-// known replaced by [REDACTED], control characters removed and the length capped. Errors
-// in Keyturn are material-free by design; the caller passes whatever material it holds
-// (a new password, an admin key) as a second wall, never the only one.
+// known replaced by [REDACTED], then cleaned like the inventory's problem messages (no
+// escape sequences or control characters) and capped. Errors in Keyturn are
+// material-free by design; the caller passes whatever material it holds (a new password,
+// an admin key) as a second wall, never the only one.
 func ErrorText(err error, known ...secret.Sensitive) string {
 	if err == nil {
 		return ""
@@ -112,20 +111,7 @@ func ErrorText(err error, known ...secret.Sensitive) string {
 			msg = strings.ReplaceAll(msg, v, secret.Redacted)
 		}
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range msg {
-		if r == utf8.RuneError || (!unicode.IsPrint(r) && r != ' ') {
-			continue
-		}
-		if n == maxErrorRunes {
-			b.WriteString("…")
-			break
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
+	return config.Displayable(msg, maxErrorRunes)
 }
 
 // Sample is the event `keyturn notify test` sends: type test, a fresh ID each time (so a
