@@ -48,7 +48,9 @@ type Revealer interface {
 	Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive, error)
 }
 
-// Sender delivers events to routes. The zero value needs only Revealer.
+// Sender delivers events to routes. The zero value needs only Revealer; set the fields
+// before the first Send, which builds the HTTP client from them. A Sender is safe for
+// concurrent use.
 type Sender struct {
 	// Revealer resolves each route's url and signing_key references.
 	Revealer Revealer
@@ -100,10 +102,6 @@ func (s *Sender) SendAll(ctx context.Context, routes []config.NotifyRoute, e Eve
 func (s *Sender) Send(ctx context.Context, rt config.NotifyRoute, e Event) (Delivery, error) {
 	e = e.Seal()
 	d := Delivery{Route: rt.Name, EventID: e.ID}
-	fail := func(format string, args ...any) (Delivery, error) {
-		d.Err = fmt.Errorf("notify route %q: %w: %s", rt.Name, ErrNotDelivered, fmt.Sprintf(format, args...))
-		return d, d.Err
-	}
 	failWrap := func(err error, format string, args ...any) (Delivery, error) {
 		d.Err = fmt.Errorf("notify route %q: %w: %s: %w", rt.Name, ErrNotDelivered, fmt.Sprintf(format, args...), err)
 		return d, d.Err
@@ -158,7 +156,7 @@ func (s *Sender) Send(ctx context.Context, rt config.NotifyRoute, e Event) (Deli
 		}
 		select {
 		case <-ctx.Done():
-			return fail("gave up after %d attempt(s): %v: deadline reached", d.Attempts, cause)
+			return failWrap(ctx.Err(), "gave up after %d attempt(s), the last: %v", d.Attempts, cause)
 		case <-time.After(backoff):
 		}
 		backoff *= 2

@@ -349,3 +349,19 @@ func TestSendAllDoesNotWaitForADeadRouteBeforeOthers(t *testing.T) {
 		t.Fatalf("deliveries: %+v", ds)
 	}
 }
+
+// A caller that gives up (a worker shutting down) is not kept waiting for the backoff.
+func TestCancelDuringBackoffReturnsAtOnce(t *testing.T) {
+	_, s, route := serve(t, config.NotifyFormatJSON, http.StatusServiceUnavailable)
+	s.Backoff = 10 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	d, err := s.Send(ctx, route, failure())
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNotDelivered) || d.Attempts != 1 || d.Status != 503 {
+		t.Fatalf("Send = %+v, %v", d, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("took %s after the cancel", took)
+	}
+}
