@@ -64,7 +64,7 @@ func newNotifyTestCmd(g *globals) *cobra.Command {
 			event := notify.Sample(time.Now())
 			deliveries := sender.SendAll(cmd.Context(), routes, event)
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "sent test event %s to %d route(s):\n", event.ID, len(routes))
+			fmt.Fprintf(out, "test event %s, %d route(s):\n", event.ID, len(routes))
 			failed := 0
 			for _, d := range deliveries {
 				if d.Err != nil {

@@ -78,8 +78,9 @@ notifications:
 	if code != 1 {
 		t.Fatalf("a failed route must exit 1, got %d:\n%s", code, out)
 	}
+	t.Logf("keyturn notify test printed:\n%s", out)
 	for _, want := range []string{
-		"to 3 route(s)",
+		", 3 route(s):",
 		"security: delivered (200 OK, 1 attempt(s))",
 		"chat: delivered (200 OK, 1 attempt(s))",
 		`dead: FAILED: notify route "dead": notification not delivered: attempt 1 of 4: receiver refused it: status 410 Gone`,
@@ -117,7 +118,7 @@ notifications:
 	mu.Unlock()
 
 	code, out = run(t, "", "notify", "test", "--route", "security", "-f", inv, "--store-dir", store)
-	if code != 0 || !strings.Contains(out, "to 1 route(s)") || !strings.Contains(out, "security: delivered") {
+	if code != 0 || !strings.Contains(out, ", 1 route(s):") || !strings.Contains(out, "security: delivered") {
 		t.Fatalf("--route security: %d\n%s", code, out)
 	}
 	code, out = run(t, "", "notify", "test", "--route", "nope", "-f", inv)
