@@ -77,6 +77,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newApplyCmd(g),
 		newDiffCmd(g),
 		newSchedulesCmd(g),
+		newNotifyCmd(g),
 	)
 	return root, g
 }

@@ -21,6 +21,7 @@ func (inv *Inventory) ApplyDefaults() {
 	for i := range inv.Secrets {
 		inv.Secrets[i].applyDefaults(inv.Defaults)
 	}
+	inv.Notifications.applyDefaults()
 }
 
 // applyDefaults fills the empty fields of one secret.

@@ -117,6 +117,8 @@ type Inventory struct {
 	Defaults Defaults
 	// Secrets in file order.
 	Secrets []Secret
+	// Notifications routes events to webhooks; see package notify.
+	Notifications Notifications
 	// Path is the file the inventory was read from, used in problem reports.
 	Path string
 

@@ -20,7 +20,7 @@ const maxFileSize = 4 << 20
 // The fields known at each level of the file, in the order they are documented. They are
 // listed in "unknown field" problems.
 var (
-	topFields      = []string{"version", "defaults", "secrets"}
+	topFields      = []string{"version", "defaults", "secrets", "notifications"}
 	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window"}
 	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
@@ -123,29 +123,44 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		b.duration("catchup_window", &inv.Defaults.CatchupWindow)
 	}
 	d.secrets(top, inv)
+	d.notifications(top, inv)
 	return inv, d
 }
 
 // secrets decodes the secrets list into inv.
 func (d *decoder) secrets(top block, inv *Inventory) {
-	e, ok := top.take("secrets")
+	d.mappings(top, "secrets", "a list of secrets, each starting with '- id: ...'", secretFields, func(line int, b *block) {
+		s := Secret{Line: line, pos: positions{}}
+		if b != nil {
+			b.pos = s.pos
+			d.secret(*b, &s)
+		}
+		inv.Secrets = append(inv.Secrets, s)
+	})
+}
+
+// mappings decodes the list name of b item by item: each is passed
+// to item with its line and, when it is a mapping, as a block (pos unset, for item to
+// fill in). An item that is not a mapping is passed too, with a nil block, so the indexes
+// in problems about later items match the file.
+func (d *decoder) mappings(b block, name, want string, known []string, item func(line int, b *block)) {
+	path := join(b.path, name)
+	e, ok := b.take(name)
 	if !ok || isNull(e.val) {
 		return
 	}
 	if e.val.Kind != yaml.SequenceNode {
-		d.fail(e.val.Line, "secrets", "must be a list of secrets, each starting with '- id: ...', got %s", describe(e.val))
+		d.fail(e.val.Line, path, "must be %s, got %s", want, describe(e.val))
 		return
 	}
-	for i, item := range e.val.Content {
-		item = resolve(item)
-		path := fmt.Sprintf("secrets[%d]", i)
-		s := Secret{Line: item.Line, pos: positions{}}
-		// A secret that is not a mapping is still appended, so the indexes in problems
-		// about later secrets match the file.
-		if f := d.fields(item, path, secretFields); f != nil {
-			d.secret(block{d: d, fields: f, path: path, pos: s.pos}, &s)
+	for i, n := range e.val.Content {
+		n = resolve(n)
+		itemPath := fmt.Sprintf("%s[%d]", path, i)
+		if f := d.fields(n, itemPath, known); f != nil {
+			item(n.Line, &block{d: d, fields: f, path: itemPath})
+			continue
 		}
-		inv.Secrets = append(inv.Secrets, s)
+		item(n.Line, nil)
 	}
 }
 

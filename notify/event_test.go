@@ -1,0 +1,126 @@
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// An event has no field that could hold material: no secret.Sensitive, no
+// secret.Material, at any depth, and no interface or map that could smuggle one in.
+func TestEventHasNoMaterialFields(t *testing.T) {
+	sensitive := reflect.TypeFor[secret.Sensitive]()
+	material := reflect.TypeFor[secret.Material]()
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		switch {
+		case typ == sensitive || typ == material:
+			t.Errorf("%s is a %s: events must never hold material", path, typ)
+			return
+		case typ.Kind() == reflect.Interface || typ.Kind() == reflect.Map:
+			t.Errorf("%s is a %s, which could hold material; use a concrete type", path, typ)
+			return
+		}
+		switch typ.Kind() {
+		case reflect.Struct:
+			if typ == reflect.TypeFor[time.Time]() {
+				return
+			}
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				walk(path+"."+f.Name, f.Type)
+			}
+		case reflect.Slice, reflect.Array, reflect.Pointer:
+			walk(path+"[]", typ.Elem())
+		}
+	}
+	walk("Event", reflect.TypeFor[Event]())
+}
+
+// A canary passed in an error message reaches no body of any event type once it has
+// gone through ErrorText, and the check can see it when it has not.
+func TestNoEventBodyCarriesTheCanary(t *testing.T) {
+	const canary = "CANARY-pa55w0rd-7f3a"
+	cause := fmt.Errorf("test: log in as %q with %s: %w", "app_a", canary, errors.New("password authentication failed"))
+	for _, typ := range append(Types(), Test) {
+		e := Event{
+			Type: typ, Time: time.Now(), SecretID: "prod/orders-db/app", Kind: "postgres", Tags: []string{"prod"},
+			Owner: "payments", Step: "test", Outcome: "rolled_back", ErrorClass: "credential_rejected",
+			ErrorMessage: ErrorText(cause, secret.NewSensitive(canary)),
+			WorkflowID:   "rotate/prod/orders-db/app", RunID: "r1", IncidentID: "inc-1",
+		}.Seal()
+		for _, format := range []string{config.NotifyFormatJSON, config.NotifyFormatSlack} {
+			body, err := Body(format, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(body), canary) {
+				t.Errorf("%s body of %s carries the canary: %s", format, typ, body)
+			}
+			if !strings.Contains(string(body), "password authentication failed") {
+				t.Errorf("%s body of %s lost the error's useful part: %s", format, typ, body)
+			}
+			// The control: unsanitised, the same text would be caught.
+			raw := e
+			raw.ErrorMessage = cause.Error()
+			if b, _ := Body(format, raw); !strings.Contains(string(b), canary) {
+				t.Fatalf("the canary scan cannot see an unsanitised message in the %s body", format)
+			}
+		}
+	}
+}
+
+func TestErrorTextCleansAndCaps(t *testing.T) {
+	got := ErrorText(errors.New("bad\x1b[31m thing\r\n" + strings.Repeat("x", 2000)))
+	if strings.ContainsAny(got, "\x1b\r\n") {
+		t.Errorf("control characters kept: %q", got)
+	}
+	if n := len([]rune(got)); n != maxErrorRunes+1 || !strings.HasSuffix(got, "…") {
+		t.Errorf("not capped: %d runes", n)
+	}
+	if ErrorText(nil) != "" {
+		t.Error("nil error must give empty text")
+	}
+}
+
+// The ID comes from what happened, not when: a retried send or activity reports the same
+// event with the same ID, and a different run or outcome is a different event.
+func TestEventIDIsDerivedFromTheEvent(t *testing.T) {
+	base := Event{Type: RotationFailed, SecretID: "prod/db", WorkflowID: "rotate/prod/db", RunID: "run-1", Step: "test", Outcome: "failed", Time: time.Now()}
+	later := base
+	later.Time = base.Time.Add(time.Minute)
+	later.ErrorMessage = "different text on the retry"
+	if a, b := base.Seal().ID, later.Seal().ID; a != b || !strings.HasPrefix(a, "evt_") {
+		t.Fatalf("same event, different IDs: %s %s", a, b)
+	}
+	for name, change := range map[string]func(*Event){
+		"run":     func(e *Event) { e.RunID = "run-2" },
+		"outcome": func(e *Event) { e.Outcome = "rolled_back" },
+		"type":    func(e *Event) { e.Type = RevokeOutstanding },
+		"step":    func(e *Event) { e.Step = "promote" },
+		"secret":  func(e *Event) { e.SecretID = "prod/db2" },
+		"shifted": func(e *Event) { e.WorkflowID, e.RunID = "rotate/prod/dbr", "un-1" },
+	} {
+		other := base
+		change(&other)
+		if other.Seal().ID == base.Seal().ID {
+			t.Errorf("changing the %s kept the ID", name)
+		}
+	}
+	if Sample(time.Now()).ID == Sample(time.Now()).ID {
+		t.Error("two test samples must have different IDs, or a deduplicating receiver hides the second")
+	}
+}
+
+func TestTypesAreTheInventoryNames(t *testing.T) {
+	types := Types()
+	if len(types) != len(config.NotifyEvents) || types[0] != RotationFailed || types[len(types)-1] != IncidentFinished {
+		t.Fatalf("Types() = %v", types)
+	}
+}
