@@ -24,6 +24,8 @@ import (
 // Binding is what a secret ID resolves to on this worker.
 type Binding struct {
 	Kind  string
+	// Tags are the secret's tags in the inventory, for notification routing.
+	Tags  []string
 	Grace time.Duration
 	Steps rotation.Steps
 	// RecordCurrentFirst, when set, refuses a rotation while the store has no current
@@ -47,12 +49,16 @@ type Activities struct {
 	heartbeatEvery time.Duration
 	// instruments record each step's latency and result (never a secret or a token).
 	instruments *telemetry.Instruments
+	// notifier delivers events to the inventory's webhooks; nil sends none.
+	notifier Notifier
 }
 
 // NewActivities builds the activities over a resolver. Without WithInstruments they
 // record no metrics.
 func NewActivities(r Resolver, opts ...Option) *Activities {
 	a := &Activities{resolver: r, heartbeatEvery: 2 * time.Second, instruments: telemetry.NoInstruments()}
+	// The worker's resolver (binding.Resolver) also knows where to send notifications.
+	a.notifier, _ = r.(Notifier)
 	for _, o := range opts {
 		o(a)
 	}

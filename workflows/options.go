@@ -60,6 +60,12 @@ var (
 	// retries) every few minutes, backing off to once an hour: a durable timer between
 	// attempts, so it survives worker restarts and costs nothing while it waits. An hour
 	// apart, a week of attempts is about 1,700 history events, far below the limit.
+	// A notification is bounded by its sender (15 s for every route at once); the
+	// activity gets one retry, for a worker lost while sending. Its failure is ignored.
+	notifyOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2},
+	}
 	outstandingFirstDelay = 30 * time.Second
 	outstandingMaxDelay   = time.Hour
 )

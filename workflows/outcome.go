@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotation"
 )
 
@@ -22,7 +23,24 @@ const (
 	changeAbortEndsCanceled = "abort-ends-canceled"
 	// changeDurableRetries: a failed revoke or rollback is retried durably.
 	changeDurableRetries = "durable-retries"
+	// changeNotify: a rotation that fails, rolls back or cannot revoke notifies webhooks.
+	changeNotify = "notify"
 )
+
+// notify reports the rotation's state to the inventory's webhooks, from an activity (the
+// workflow does no I/O), ignoring its failure: a dead webhook never fails a rotation.
+// Rotations an incident started are reported by the incident instead.
+func (r *rotateRun) notify(ctx workflow.Context, eventType notify.Type) {
+	if r.in.IncidentID != "" || workflow.GetVersion(ctx, changeNotify, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	errText := r.status.Error
+	if o := r.status.Outstanding; o != nil {
+		errText = o.What + ": " + o.LastError
+	}
+	in := activities.NotifyInput{Type: string(eventType), SecretID: r.in.SecretID, Kind: r.status.Kind, Step: r.status.Step, Outcome: r.status.Outcome, Error: errText}
+	_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, notifyOptions), acts.Notify, in).Get(ctx, nil)
+}
 
 // final reports whether an outcome ends the rotation (the outstanding ones do not).
 func final(outcome string) bool {
@@ -64,6 +82,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 		if err := r.keepTrying(dctx, "rollback", OutcomeRollbackOutstanding, err, roll); err != nil {
 			r.status.Error = fmt.Sprintf("%s; the rollback could not be finished: %s", r.status.Error, err)
 			r.setOutcome(dctx, OutcomeFailed)
+			r.notify(dctx, notify.RotationFailed)
 			return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
 				"rotation of "+string(r.in.SecretID)+" failed and its rollback could not be finished: "+r.status.Error+
 					" (check the target and the store now)", ErrTypeFailed, nil, r.status.RotateResult)
@@ -91,12 +110,16 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 			r.status.Rollback = &rb
 			r.status.Error = fmt.Sprintf("%s; %s, but the new version could not be revoked and may still work on the target: %s", r.status.Error, rb.Kept(), err)
 			r.setOutcome(dctx, OutcomeRevokeFailed)
+			r.notify(dctx, notify.RotationFailed)
 			return r.status.RotateResult, temporal.NewNonRetryableApplicationError(
 				"rotation of "+string(r.in.SecretID)+" rolled back, but: "+r.status.Error, ErrTypeRevokeFailed, nil, r.status.RotateResult)
 		}
 	}
 	r.status.Rollback = &rb
 	r.setOutcome(dctx, outcome)
+	if outcome == OutcomeRolledBack {
+		r.notify(dctx, notify.RotationRolledBack)
+	}
 	if outcome == OutcomeAborted {
 		// Canceled, not Completed: an aborted rotation must not look like a success in
 		// the Web UI's list. (Rotations that began before this change complete as they
@@ -145,6 +168,7 @@ func (r *rotateRun) started(step string) time.Time {
 func (r *rotateRun) fail(ctx workflow.Context, cause error, errType, outcome string) (RotateResult, error) {
 	r.status.Error = errorMessage(cause)
 	r.setOutcome(ctx, outcome)
+	r.notify(ctx, notify.RotationFailed)
 	return r.status.RotateResult, temporal.NewNonRetryableApplicationError("rotation of "+string(r.in.SecretID)+" failed: "+r.status.Error, errType, nil, r.status.RotateResult)
 }
 
@@ -153,6 +177,7 @@ func (r *rotateRun) fail(ctx workflow.Context, cause error, errType, outcome str
 func (r *rotateRun) revokeFailed(ctx workflow.Context, cause error) (RotateResult, error) {
 	r.status.Error = "the new version is current and works, but the previous version could not be revoked and may still work on the target: " + cause.Error()
 	r.setOutcome(ctx, OutcomeRevokeFailed)
+	r.notify(ctx, notify.RotationFailed)
 	if ctx.Err() != nil {
 		return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
 	}
@@ -177,6 +202,11 @@ func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first
 	o := &Outstanding{What: what, Attempts: 1, Since: workflow.Now(ctx), LastError: errorMessage(first)}
 	r.status.Outstanding = o
 	r.setOutcome(ctx, outcome)
+	if outcome == OutcomeRevokeOutstanding {
+		r.notify(ctx, notify.RevokeOutstanding)
+	} else {
+		r.notify(ctx, notify.RotationFailed)
+	}
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetryNow)
 	giveUpCh := workflow.GetSignalChannel(ctx, SignalGiveUp)
 	// Signals sent before this began were about something else (a rollback that has

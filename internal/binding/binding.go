@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/postgres"
@@ -25,6 +27,22 @@ type Resolver struct {
 	backends  Backends
 	env       func(string) (string, bool)
 	opened    *openedStores
+
+	notifyOnce sync.Once
+	router     *notify.Router
+	sender     *notify.Sender
+}
+
+var _ activities.Notifier = (*Resolver)(nil)
+
+// Notify delivers e to the inventory's notification routes that take it, resolving each
+// route's url and signing_key references when it sends (as it does admin passwords).
+func (r *Resolver) Notify(ctx context.Context, e notify.Event) []notify.Delivery {
+	r.notifyOnce.Do(func() {
+		r.router = notify.NewRouter(r.inv.Notifications)
+		r.sender = &notify.Sender{Revealer: r}
+	})
+	return notify.Dispatch(ctx, r.router, r.sender, e)
 }
 
 var _ activities.Resolver = (*Resolver)(nil)
@@ -54,6 +72,7 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 	}
 	return activities.Binding{
 		Kind:               s.Kind,
+		Tags:               s.Tags,
 		Grace:              s.Grace,
 		Steps:              rotation.Steps{SecretID: id, Rotator: rot, Store: storeAt(store, id, secret.ID(s.Store.Path))},
 		RecordCurrentFirst: r.recordCurrentFirst(s),
