@@ -23,7 +23,7 @@ import (
 
 // Binding is what a secret ID resolves to on this worker.
 type Binding struct {
-	Kind  string
+	Kind string
 	// Tags are the secret's tags in the inventory, for notification routing.
 	Tags  []string
 	Grace time.Duration

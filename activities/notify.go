@@ -51,7 +51,7 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) (NotifyResult, 
 		Type: notify.Type(in.Type), Time: info.StartedTime,
 		SecretID: in.SecretID, Kind: in.Kind, Step: in.Step, Outcome: in.Outcome,
 
-		WorkflowID:   info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 	}
 	if in.Error != "" {
 		e.ErrorMessage = notify.ErrorText(errors.New(in.Error))
