@@ -18,7 +18,6 @@ import (
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/testdeps"
-	"github.com/keyturn/keyturn/internal/testenv"
 )
 
 // browserReason is the rotation's --reason: it travels only inside the encrypted workflow
@@ -40,37 +39,13 @@ func TestBrowserWebUIDecodesPayloads(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, ".keyturn")
 	port, uiPort, codecPort := freePort(t), freePort(t), freePort(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var devOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--home", state,
-			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
-			strings.NewReader(""), &devOut, &devOut)
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("keyturn dev did not stop within 30s of Ctrl-C")
-		}
-	}()
-	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
-		default:
-		}
-		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
-	})
+	dev := startDev(t, "--no-demo-postgres", "--home", state, "--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort))
 
 	var out bytes.Buffer
 	code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--grace", "0s", "--reason", browserReason, "--home", state},
 		strings.NewReader(""), &out, &out)
 	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
-		t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+		t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), dev.Out.String())
 	}
 	m := regexp.MustCompile(`\(workflow (\S+), run ([0-9a-f-]+)\)`).FindStringSubmatch(out.String())
 	if m == nil {

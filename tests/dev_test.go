@@ -12,12 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testdeps"
-	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -28,33 +26,16 @@ import (
 func TestDevQuickStart(t *testing.T) {
 	dir := t.TempDir()
 	port, uiPort, codecPort := freePort(t), freePort(t), freePort(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-
-	var devOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--home", filepath.Join(dir, ".keyturn"),
-			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
-			strings.NewReader(""), &devOut, &devOut)
-	}()
-	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
-		default:
-		}
-		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
-	})
-	if !strings.Contains(devOut.String(), "keyturn --home "+filepath.Join(dir, ".keyturn")+" rotate demo/app --wait") {
-		t.Fatalf("dev does not tell the user what to try:\n%s", devOut.String())
+	dev := startDev(t, "--home", filepath.Join(dir, ".keyturn"), "--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort))
+	if !strings.Contains(dev.Out.String(), "keyturn --home "+filepath.Join(dir, ".keyturn")+" rotate demo/app --wait") {
+		t.Fatalf("dev does not tell the user what to try:\n%s", dev.Out.String())
 	}
 
 	store := filepath.Join(dir, ".keyturn", "store")
 	var out bytes.Buffer
 	code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--grace", "0s", "--home", filepath.Join(dir, ".keyturn")}, strings.NewReader(""), &out, &out)
 	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
-		t.Fatalf("rotate exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+		t.Fatalf("rotate exited %d:\n%s\ndev output:\n%s", code, out.String(), dev.Out.String())
 	}
 	out.Reset()
 	code = cli.Execute(context.Background(), []string{"get", "demo/app", "--store-dir", store}, strings.NewReader(""), &out, &out)
@@ -66,7 +47,7 @@ func TestDevQuickStart(t *testing.T) {
 	out.Reset()
 	code = cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--grace", "0s", "--home", filepath.Join(dir, ".keyturn")}, strings.NewReader(""), &out, &out)
 	if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
-		t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+		t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), dev.Out.String())
 	}
 
 	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)) + "/api/v1/namespaces/default/workflows?query=KeyturnSecretID%3D%27demo%2Fapp%27")
@@ -80,14 +61,8 @@ func TestDevQuickStart(t *testing.T) {
 		t.Fatalf("the Web UI does not list the rotation by KeyturnSecretID: %d\n%.500s", resp.StatusCode, body.String())
 	}
 
-	stop()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("keyturn dev exited %d on Ctrl-C:\n%s", code, devOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("keyturn dev did not stop within 30s of Ctrl-C")
+	if code := dev.Stop(t); code != 0 {
+		t.Fatalf("keyturn dev exited %d on Ctrl-C:\n%s", code, dev.Out.String())
 	}
 }
 
@@ -107,32 +82,16 @@ func TestDevCertificateOnly(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, ".keyturn")
 	port, uiPort, codecPort := freePort(t), freePort(t), freePort(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var devOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--home", state,
-			"--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
-			strings.NewReader(""), &devOut, &devOut)
-	}()
-	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
-		default:
-		}
-		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
-	})
-	if !strings.Contains(devOut.String(), "keyturn --home "+state+" rotate demo/cert --wait") || strings.Contains(devOut.String(), "demo/app") {
-		t.Fatalf("dev should offer the certificate alone:\n%s", devOut.String())
+	dev := startDev(t, "--no-demo-postgres", "--no-ui", "--home", state, "--temporal-port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--codec-port", strconv.Itoa(codecPort))
+	if !strings.Contains(dev.Out.String(), "keyturn --home "+state+" rotate demo/cert --wait") || strings.Contains(dev.Out.String(), "demo/app") {
+		t.Fatalf("dev should offer the certificate alone:\n%s", dev.Out.String())
 	}
 	rotate := func() {
 		t.Helper()
 		var out bytes.Buffer
 		code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--home", state, "--grace", "0s"}, strings.NewReader(""), &out, &out)
 		if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
-			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), dev.Out.String())
 		}
 	}
 	rotate()
@@ -169,10 +128,5 @@ func TestDevCertificateOnly(t *testing.T) {
 	if !revokedIn(list, parseCert(t, []byte(firstM.Get("certificate").Reveal())).SerialNumber) {
 		t.Fatalf("version %d's certificate is not in the dev CA's CRL", first.Number)
 	}
-	stop()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("keyturn dev did not stop within 30s of Ctrl-C")
-	}
+	dev.Stop(t)
 }

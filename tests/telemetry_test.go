@@ -45,33 +45,9 @@ func TestDevTelemetry(t *testing.T) {
 	state := filepath.Join(dir, ".keyturn")
 	port, codecPort, metricsPort := freePort(t), freePort(t), freePort(t)
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var devOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--home", state,
-			"--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--metrics-addr", metricsAddr, "--log-level", "warn"},
-			strings.NewReader(""), &devOut, &devOut)
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("keyturn dev did not stop within 30s")
-		}
-	}()
-	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
-		default:
-		}
-		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
-	})
-	if !strings.Contains(devOut.String(), "Metrics:   http://"+metricsAddr+"/metrics") {
-		t.Fatalf("the dev banner does not show the metrics endpoint:\n%s", devOut.String())
+	dev := startDev(t, "--no-demo-postgres", "--no-ui", "--home", state, "--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--metrics-addr", metricsAddr)
+	if !strings.Contains(dev.Out.String(), "Metrics:   http://"+metricsAddr+"/metrics") {
+		t.Fatalf("the dev banner does not show the metrics endpoint:\n%s", dev.Out.String())
 	}
 
 	// Twice: the second rotation has a previous version to revoke.
@@ -79,7 +55,7 @@ func TestDevTelemetry(t *testing.T) {
 		var out bytes.Buffer
 		code := cli.Execute(context.Background(), []string{"rotate", "demo/cert", "--wait", "--home", state, "--grace", "0s"}, strings.NewReader(""), &out, &out)
 		if code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
-			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), devOut.String())
+			t.Fatalf("rotate demo/cert exited %d:\n%s\ndev output:\n%s", code, out.String(), dev.Out.String())
 		}
 	}
 
@@ -258,35 +234,11 @@ func TestDevMetricsOnByDefault(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, ".keyturn")
 	port, codecPort := freePort(t), freePort(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var devOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"dev", "--no-demo-postgres", "--no-ui", "--home", state,
-			"--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--log-level", "warn"},
-			strings.NewReader(""), &devOut, &devOut)
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("keyturn dev did not stop within 30s")
-		}
-	}()
-	waitFor(t, 90*time.Second, "keyturn dev to say it is running", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn dev exited %d early:\n%s", code, devOut.String())
-		default:
-		}
-		return strings.Contains(devOut.String(), "Press Ctrl-C to stop.")
-	})
-	_, rest, ok := strings.Cut(devOut.String(), "Metrics:   ")
+	dev := startDev(t, "--no-demo-postgres", "--no-ui", "--home", state, "--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort))
+	_, rest, ok := strings.Cut(dev.Out.String(), "Metrics:   ")
 	url, _, _ := strings.Cut(rest, "\n")
 	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") || strings.Contains(url, ":9464/") {
-		t.Fatalf("the banner does not name a free metrics port:\n%s", devOut.String())
+		t.Fatalf("the banner does not name a free metrics port:\n%s", dev.Out.String())
 	}
 	waitFor(t, 10*time.Second, url+" to serve the Temporal SDK's metrics", func() bool {
 		return scrape(t, url)["temporal_request_total"] != nil
