@@ -127,14 +127,7 @@ func PauseScope(ctx context.Context, c client.Client, ids []secret.ID, note stri
 		}
 		return changed, nil
 	})
-	for i, v := range verdicts {
-		switch v {
-		case changed:
-			out.Paused = append(out.Paused, candidates[i])
-		case kept:
-			out.KeptPaused = append(out.KeptPaused, candidates[i])
-		}
-	}
+	out.Paused, out.KeptPaused = verdicts.split(candidates)
 	return out, err
 }
 
@@ -171,22 +164,31 @@ func ResumePausedWith(ctx context.Context, c client.Client, scheduleIDs []string
 		}
 		return changed, nil
 	})
-	for i, v := range verdicts {
+	out.Resumed, out.Left = verdicts.split(scheduleIDs)
+	return out, err
+}
+
+// verdicts are each's answers, by the index of the schedule ID they are about.
+type verdicts []verdict
+
+// split sorts sids into those changed and those kept; absent ones are in neither.
+func (vs verdicts) split(sids []string) (changedIDs, keptIDs []string) {
+	for i, v := range vs {
 		switch v {
 		case changed:
-			out.Resumed = append(out.Resumed, scheduleIDs[i])
+			changedIDs = append(changedIDs, sids[i])
 		case kept:
-			out.Left = append(out.Left, scheduleIDs[i])
+			keptIDs = append(keptIDs, sids[i])
 		}
 	}
-	return out, err
+	return changedIDs, keptIDs
 }
 
 // each runs do on every schedule ID, at most parallel at once, and returns the verdicts
 // by index and the first error. Every ID is tried even after an error, so a partial
 // answer names everything that did change.
-func each(ctx context.Context, sids []string, do func(string) (verdict, error)) ([]verdict, error) {
-	out := make([]verdict, len(sids))
+func each(ctx context.Context, sids []string, do func(string) (verdict, error)) (verdicts, error) {
+	out := make(verdicts, len(sids))
 	errs := make([]error, len(sids))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
