@@ -283,11 +283,10 @@ func awsIAMCase(t *testing.T) kindCase {
 	}
 }
 
-func httpAPICase(t *testing.T) kindCase {
-	api := apitest.Start(t)
-	return kindCase{
-		id: "e2e/api",
-		extra: fmt.Sprintf(`  - id: e2e/api
+// httpAPIEntry is the inventory entry of e2e/api, an HTTP API key on the test API at base
+// (apitest, or a proxy in front of it); its admin token is e2e/api-admin#token.
+func httpAPIEntry(base string) string {
+	return fmt.Sprintf(`  - id: e2e/api
     kind: httpapi
     grace: 0s
     httpapi:
@@ -310,7 +309,14 @@ func httpAPICase(t *testing.T) kindCase {
         gone: [404]
       key_id: data.id
       key_secret: data.secret
-`, api.URL()),
+`, base)
+}
+
+func httpAPICase(t *testing.T) kindCase {
+	api := apitest.Start(t)
+	return kindCase{
+		id:    "e2e/api",
+		extra: httpAPIEntry(api.URL()),
 		seed: func(ctx context.Context, store *file.Store) error {
 			_, err := store.Put(ctx, "e2e/api-admin", secret.Material{"token": secret.NewSensitive(api.AdminToken())}, nil)
 			return err

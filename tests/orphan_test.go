@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/internal/mototest"
 	"github.com/keyturn/keyturn/internal/testenv"
@@ -82,21 +82,7 @@ func TestWorkerKilledAfterIAMMadeTheKey(t *testing.T) {
 		return ids
 	}
 
-	first := workerProcess(t, env)
-	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "awsiam"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-proxy.held:
-	case <-time.After(time.Minute):
-		t.Fatal("the worker never asked IAM for a key")
-	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = first.Process.Wait()
-	proxy.release()
+	run := rotateAndKillWhenHeld(t, env, id, "awsiam", proxy, "the worker never asked IAM for a key")
 	afterKill := keys()
 	if len(afterKill) != 2 {
 		t.Fatalf("after the kill the user has keys %v, want the adopted one and the one the killed worker never heard of", afterKill)
@@ -204,51 +190,14 @@ func TestWorkerKilledAfterTheAPIMadeTheKey(t *testing.T) {
 	})
 	env := testenv.New(t, testenv.Options{
 		NoWorker: true,
-		Extra: fmt.Sprintf(`  - id: e2e/api
-    kind: httpapi
-    grace: 0s
-    httpapi:
-      admin: "file:e2e/api-admin#token"
-      create:
-        method: POST
-        url: %[1]s/v1/keys
-        headers: {Authorization: "Bearer {{.Admin}}", Content-Type: application/json}
-        body: '{"name": "{{.SecretID}}"}'
-        success: [201]
-      test:
-        method: GET
-        url: %[1]s/v1/whoami
-        headers: {Authorization: "Bearer {{.Secret}}"}
-      revoke:
-        method: DELETE
-        url: %[1]s/v1/keys/{{.KeyID}}
-        headers: {Authorization: "Bearer {{.Admin}}"}
-        success: [204]
-        gone: [404]
-      key_id: data.id
-      key_secret: data.secret
-`, proxy.srv.URL),
+		Extra:    httpAPIEntry(proxy.srv.URL),
 		Seed: func(ctx context.Context, store *file.Store) error {
 			_, err := store.Put(ctx, "e2e/api-admin", secret.Material{"token": secret.NewSensitive(api.AdminToken())}, nil)
 			return err
 		},
 	})
 	ctx := context.Background()
-	first := workerProcess(t, env)
-	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "httpapi"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-proxy.held:
-	case <-time.After(time.Minute):
-		t.Fatal("the worker never asked the API for a key")
-	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = first.Process.Wait()
-	proxy.release()
+	run := rotateAndKillWhenHeld(t, env, id, "httpapi", proxy, "the worker never asked the API for a key")
 	afterKill := api.Count()
 
 	workerProcess(t, env)
@@ -268,4 +217,28 @@ func TestWorkerKilledAfterTheAPIMadeTheKey(t *testing.T) {
 		t.Fatalf("the API holds %d live keys (current live: %v) and made %d; want one, the current version's",
 			api.Count(), api.Live(v.Metadata["key_id"]), api.Created())
 	}
+}
+
+// rotateAndKillWhenHeld starts a worker process and a rotation of id, waits until the
+// proxy holds back the target's answer to the create call (the credential exists, the
+// worker has not heard of it), SIGKILLs the worker there, then lets the answer go. It
+// returns the rotation, which a new worker must finish.
+func rotateAndKillWhenHeld(t *testing.T, env *testenv.Env, id secret.ID, kind string, proxy *holdingProxy, never string) client.WorkflowRun {
+	t.Helper()
+	first := workerProcess(t, env)
+	run, err := env.Client.ExecuteWorkflow(context.Background(), workflows.RotateStartOptions(id, kind), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-proxy.held:
+	case <-time.After(time.Minute):
+		t.Fatal(never)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = first.Process.Wait()
+	proxy.release()
+	return run
 }
