@@ -104,16 +104,8 @@ func PauseScope(ctx context.Context, c client.Client, ids []secret.ID, note stri
 	if err != nil {
 		return out, err
 	}
-	verdicts, err := each(ctx, candidates, func(sid string) (verdict, error) {
-		h := c.ScheduleClient().GetHandle(ctx, sid)
-		d, err := h.Describe(ctx)
-		if isNotFound(err) {
-			return absent, nil
-		}
-		if err != nil {
-			return absent, fmt.Errorf("describe schedule %s: %w", sid, err)
-		}
-		if st := d.Schedule.State; st != nil && st.Paused {
+	verdicts, err := each(ctx, c, candidates, func(sid string, h client.ScheduleHandle, st *client.ScheduleState) (verdict, error) {
+		if st != nil && st.Paused {
 			if st.Note == note {
 				return changed, nil
 			}
@@ -144,16 +136,8 @@ func ResumePausedWith(ctx context.Context, c client.Client, scheduleIDs []string
 	if note == "" {
 		note = DefaultResumeNote
 	}
-	verdicts, err := each(ctx, scheduleIDs, func(sid string) (verdict, error) {
-		h := c.ScheduleClient().GetHandle(ctx, sid)
-		d, err := h.Describe(ctx)
-		if isNotFound(err) {
-			return absent, nil
-		}
-		if err != nil {
-			return absent, fmt.Errorf("describe schedule %s: %w", sid, err)
-		}
-		if st := d.Schedule.State; st == nil || !st.Paused || st.Note != pausedNote {
+	verdicts, err := each(ctx, c, scheduleIDs, func(sid string, h client.ScheduleHandle, st *client.ScheduleState) (verdict, error) {
+		if st == nil || !st.Paused || st.Note != pausedNote {
 			return kept, nil
 		}
 		if err := h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: note}); err != nil {
@@ -166,6 +150,20 @@ func ResumePausedWith(ctx context.Context, c client.Client, scheduleIDs []string
 	})
 	out.Resumed, out.Left = verdicts.split(scheduleIDs)
 	return out, err
+}
+
+// describeThen describes one schedule and runs do on it; a schedule that does not exist is
+// absent.
+func describeThen(ctx context.Context, c client.Client, sid string, do func(string, client.ScheduleHandle, *client.ScheduleState) (verdict, error)) (verdict, error) {
+	h := c.ScheduleClient().GetHandle(ctx, sid)
+	d, err := h.Describe(ctx)
+	if isNotFound(err) {
+		return absent, nil
+	}
+	if err != nil {
+		return absent, fmt.Errorf("describe schedule %s: %w", sid, err)
+	}
+	return do(sid, h, d.Schedule.State)
 }
 
 // verdicts are each's answers, by the index of the schedule ID they are about.
@@ -184,10 +182,11 @@ func (vs verdicts) split(sids []string) (changedIDs, keptIDs []string) {
 	return changedIDs, keptIDs
 }
 
-// each runs do on every schedule ID, at most parallel at once, and returns the verdicts
-// by index and the first error. Every ID is tried even after an error, so a partial
+// each describes every schedule ID and runs do on those that exist, with the schedule's
+// handle and state, at most parallel at once; it returns the verdicts by index (absent
+// for a schedule that does not exist) and the first error. Every ID is tried even after an error, so a partial
 // answer names everything that did change.
-func each(ctx context.Context, sids []string, do func(string) (verdict, error)) (verdicts, error) {
+func each(ctx context.Context, c client.Client, sids []string, do func(sid string, h client.ScheduleHandle, st *client.ScheduleState) (verdict, error)) (verdicts, error) {
 	out := make(verdicts, len(sids))
 	errs := make([]error, len(sids))
 	sem := make(chan struct{}, parallel)
@@ -198,7 +197,7 @@ func each(ctx context.Context, sids []string, do func(string) (verdict, error)) 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i], errs[i] = do(sid)
+			out[i], errs[i] = describeThen(ctx, c, sid, do)
 		}()
 	}
 	wg.Wait()
