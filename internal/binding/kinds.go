@@ -108,17 +108,17 @@ func (r *Resolver) localca(ctx context.Context, s config.Secret) (rotators.Rotat
 // HandleKey names the metadata that a version recorded by hand (`keyturn put --meta
 // KEY=...`) must carry for its kind, so that its rotator can find the credential on the
 // target later to revoke or restore it: a role, an access key ID, an API key ID or a
-// certificate serial. Empty for an unknown kind.
-func HandleKey(kind string) string {
+// certificate serial, and what it is in words. Empty for an unknown kind.
+func HandleKey(kind string) (key, what string) {
 	switch kind {
 	case config.KindPostgres:
-		return postgres.MetadataRole
+		return postgres.MetadataRole, "login role that uses this password"
 	case config.KindAWSIAM:
-		return awsiam.MetadataAccessKeyID
+		return awsiam.MetadataAccessKeyID, "the access key ID in use, AKIA..."
 	case config.KindHTTPAPI:
-		return httpapi.FieldKeyID
+		return httpapi.FieldKeyID, "the API key's ID"
 	case config.KindVaultPKI, config.KindLocalCA:
-		return certs.MetadataSerial
+		return certs.MetadataSerial, "the certificate's serial number"
 	}
-	return ""
+	return "", ""
 }

@@ -21,12 +21,6 @@ import (
 // every version of a secret in one document.
 const maxPutSize = 64 << 10
 
-// handleHint says what each handle is, for the message that asks for it.
-var handleHint = map[string]string{
-	"role": "login role that uses this password", "access_key_id": "the access key ID in use, AKIA...",
-	"key_id": "the API key's ID", "serial": "the certificate's serial number",
-}
-
 func newPutCmd(g *globals) *cobra.Command {
 	var (
 		field    string
@@ -65,9 +59,9 @@ func newPutCmd(g *globals) *cobra.Command {
 			}
 			if kind, managed := g.managedKind(id); managed {
 				// A managed secret's versions carry the handle its rotator needs later.
-				key := binding.HandleKey(kind)
+				key, what := binding.HandleKey(kind)
 				if key != "" && meta[key] == "" {
-					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, handleHint[key])
+					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, what)
 				}
 				if kind == config.KindPostgres && meta["username"] == "" {
 					meta["username"] = meta[key]
