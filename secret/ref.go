@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -22,12 +23,22 @@ func (id ID) Validate() error {
 		return fmt.Errorf("secret id is empty")
 	}
 	if len(id) > 200 {
-		return fmt.Errorf("secret id %q is longer than 200 characters", string(id))
+		return fmt.Errorf("secret id %s is longer than 200 characters", id.shown())
 	}
 	if !idPattern.MatchString(string(id)) {
-		return fmt.Errorf("secret id %q is not path-like: use lower-case segments of a-z, 0-9, '.', '_' and '-' separated by '/', e.g. prod/orders-db/app", string(id))
+		return fmt.Errorf("secret id %s is not path-like: use lower-case segments of a-z, 0-9, '.', '_' and '-' separated by '/', e.g. prod/orders-db/app", id.shown())
 	}
 	return nil
+}
+
+// shown is an ID that failed validation as a message may repeat it: Go-quoted (control
+// characters and invalid bytes escaped) and cut to 64 bytes, so a hostile or pasted value
+// is never echoed raw or whole.
+func (id ID) shown() string {
+	if len(id) > 64 {
+		return strconv.Quote(string(id[:64])) + "..."
+	}
+	return strconv.Quote(string(id))
 }
 
 // VersionToken identifies one version of a secret across every system that holds it (the

@@ -136,6 +136,10 @@ func TestCLINeverReportsASuccessItDidNotGet(t *testing.T) {
 	if code == 0 || !strings.Contains(out, `"e2e/typo" is not in inventory`) {
 		t.Fatalf("rotate of an unknown ID exited %d:\n%s", code, out)
 	}
+	code, out = keyturn(t, env, "status", "e2e/typo")
+	if code == 0 || !strings.Contains(out, `"e2e/typo" is not in inventory`) || strings.Contains(out, "start one with") {
+		t.Fatalf("status of an unknown ID must say it is not in the inventory, not offer to rotate it; exit %d:\n%s", code, out)
+	}
 	if n := visible(t, env, "WorkflowId = 'rotate/e2e/typo'", 0); n != 0 {
 		t.Fatalf("rotate of an unknown ID left %d workflow(s)", n)
 	}

@@ -62,7 +62,7 @@ func newRotateCmd(g *globals) *cobra.Command {
 			out := cmd.OutOrStdout()
 			run, err := c.ExecuteWorkflow(cmd.Context(), workflows.RotateStartOptions(id, s.Kind), workflows.RotateWorkflowName, in)
 			if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
-				d, derr := describeRotation(cmd.Context(), c, id)
+				d, derr := describeRotation(cmd.Context(), c, id, g.runPrefix(cmd))
 				if derr != nil {
 					return fmt.Errorf("a rotation of %s is already running, and it could not be described: %w", id, derr)
 				}

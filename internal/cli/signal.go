@@ -41,7 +41,7 @@ func newSignalCmd(g *globals, name string) *cobra.Command {
 			defer c.Close()
 			// A signal the workflow can no longer act on would be accepted and ignored;
 			// say so instead.
-			d, err := describeRotation(cmd.Context(), c, id)
+			d, err := describeRotation(cmd.Context(), c, id, g.runPrefix(cmd))
 			if err != nil {
 				return err
 			}

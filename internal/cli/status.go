@@ -132,7 +132,18 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if err := id.Validate(); err != nil {
 					return err
 				}
-				d, err := describeRotation(cmd.Context(), c, id)
+				if path := g.inventoryPath(); path != "" {
+					// An ID the inventory does not know has no rotation to show and none to
+					// start: say that, not "none has run yet".
+					inv, err := config.Load(path)
+					if err != nil {
+						return err
+					}
+					if _, err := lookupSecret(inv, id); err != nil {
+						return err
+					}
+				}
+				d, err := describeRotation(cmd.Context(), c, id, g.runPrefix(cmd))
 				if err != nil {
 					return err
 				}
@@ -235,12 +246,12 @@ func statusName(s enumspb.WorkflowExecutionStatus) string {
 	return "unknown"
 }
 
-func describeRotation(ctx context.Context, c client.Client, id secret.ID) (rotationDetail, error) {
+func describeRotation(ctx context.Context, c client.Client, id secret.ID, kt string) (rotationDetail, error) {
 	wid := workflows.RotateWorkflowID(id)
 	desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		return rotationDetail{}, fmt.Errorf("no rotation of %s has run yet: start one with `keyturn rotate %s`", id, id)
+		return rotationDetail{}, fmt.Errorf("no rotation of %s has run yet: start one with `%s rotate %s`", id, kt, id)
 	}
 	if err != nil {
 		return rotationDetail{}, fmt.Errorf("describe rotation of %s: %w", id, err)
