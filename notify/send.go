@@ -14,8 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/telemetry/httpspans"
 )
 
 // Defaults of a Sender.
@@ -63,6 +66,10 @@ type Sender struct {
 	Timeout        time.Duration
 	// Now is the clock signatures are dated by; nil means time.Now.
 	Now func() time.Time
+	// TracerProvider, when set, gets a client span for each request: method, host and
+	// status only, since a webhook's URL is a credential (telemetry/httpspans.HostOnly);
+	// nil traces nothing.
+	TracerProvider trace.TracerProvider
 
 	once   sync.Once
 	client *http.Client
@@ -230,12 +237,7 @@ func transportError(err error, u *url.URL) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	msg := err.Error()
-	for _, part := range []string{u.String(), u.RawQuery, u.EscapedPath(), u.Path} {
-		if len(part) > 1 {
-			msg = strings.ReplaceAll(msg, part, "[URL]")
-		}
-	}
+	msg := httpspans.ScrubURL(err.Error(), u)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w (%s)", context.DeadlineExceeded, msg)
 	}
@@ -247,7 +249,7 @@ func (s *Sender) httpClient() *http.Client {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.TLSClientConfig = &tls.Config{RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
 		s.client = &http.Client{
-			Transport: transport,
+			Transport: httpspans.Transport(transport, s.TracerProvider, httpspans.HostOnly),
 			// A redirect would resend a signed event somewhere the inventory does not name.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

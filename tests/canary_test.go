@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/client"
@@ -24,6 +24,8 @@ import (
 
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/spantest"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
@@ -38,6 +40,13 @@ import (
 // span the worker exported (names, attributes, events, status), the worker's /metrics and
 // the CLI's OTLP exports for it, for the new password and for the admin password: zero
 // hits.
+//
+// So that the worker's spans cover every kind of call Keyturn makes, the admin password
+// is read from a real Vault, an API key (e2e/api) is rotated against a real HTTP API with
+// its versions in Secrets Manager (moto), and a rotation that rolls back (e2e/broken) is
+// told to a webhook whose URL path is a secret, as a Slack webhook's is. Their material,
+// tokens and that URL are scanned for too, and the spans of each kind must be there,
+// under the activities that made them.
 func TestCanaryNeverLeaks(t *testing.T) {
 	// The CLI exports its spans and metrics over OTLP, as configured by OTEL_*; the
 	// worker's go to an in-memory exporter and a Prometheus registry, through the same
@@ -46,9 +55,22 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	collector := httptest.NewServer(otlp)
 	defer collector.Close()
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
-	env := testenv.New(t, testenv.Options{PostgresSettings: map[string]string{"log_statement": "all"}, NoWorker: true})
+	tel, spans, metricsURL := tracedTelemetry(t)
+	targets := startCanaryTargets(t, tel.TracerProvider())
+	env := testenv.New(t, testenv.Options{
+		PostgresSettings: map[string]string{"log_statement": "all"}, NoWorker: true,
+		Secrets: []demo.Secret{
+			{ID: "e2e/app", Strategy: "alternating", Grace: "0s", AdminPassword: "vault:secret/admin/e2e"},
+			// Its check query needs a table the group role cannot read: Test fails.
+			{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}},
+		},
+		Backends:  targets.backends,
+		SeedAdmin: targets.seedAdmin,
+		Seed:      targets.seed,
+		Extra:     targets.inventory,
+	})
 	ctx := context.Background()
-	spans, metricsURL := startTracedWorker(t, env)
+	startTracedWorker(t, env, tel)
 	const id = secret.ID("e2e/app")
 
 	// Plant the canary as version 1: twin app_a logs in with it.
@@ -78,6 +100,19 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if err := login(ctx, env, "app_a", canary); err == nil {
 		t.Fatal("the canary credential still logs in after its rotation")
 	}
+	// The API key, whose versions go to Secrets Manager, and the rotation that rolls back
+	// and is told to the webhook.
+	if code, out := keyturn(t, env, "rotate", "e2e/api", "--wait"); code != 0 {
+		t.Fatalf("rotate e2e/api exited %d:\n%s", code, out)
+	}
+	superExec(t, env, "CREATE TABLE vault_only (x int)")
+	if code, out := keyturn(t, env, "rotate", "e2e/broken", "--wait"); code == 0 || !strings.Contains(out, "rolled_back") {
+		t.Fatalf("rotate e2e/broken should roll back; exited %d:\n%s", code, out)
+	}
+	waitFor(t, time.Minute, "the rolled-back notification", func() bool {
+		events, _, _ := targets.webhook.received()
+		return len(events) >= 1
+	})
 
 	_, newMaterial := current(t, env, id)
 	_, adminMaterial, err := env.Store.Read(ctx, "admin/e2e", secret.StageCurrent)
@@ -98,6 +133,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	}
 	_, storedKey, _ := strings.Cut(verifierText, "$")
 	secrets["new password's verifier keys"] = storedKey[strings.Index(storedKey, "$")+1:]
+	for name, value := range targets.secrets(t) {
+		secrets[name] = value
+	}
 	for name, path := range map[string]string{"file store key": filepath.Join(env.StoreDir, "store.key"), "codec key": env.CodecKeyFile} {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -162,10 +200,11 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if !strings.Contains(details, "rotated") {
 		t.Fatalf("the workflow's current details do not show its outcome: %s", details)
 	}
-	spanText := spanDump(spans.GetSpans())
+	spanText := spantest.Dump(spans.GetSpans())
 	if !strings.Contains(spanText, "RunActivity:Create") || !strings.Contains(spanText, workflows.RotateWorkflowID(id)) {
 		t.Fatalf("the worker exported no span of the rotation with its attributes: the scan would prove nothing:\n%.2000s", spanText)
 	}
+	targets.wantSpans(t, spans.GetSpans())
 	metricsText := scrapeText(t, metricsURL)
 	if !strings.Contains(metricsText, "keyturn_rotation_step_duration_seconds") || !strings.Contains(metricsText, "temporal_") {
 		t.Fatalf("/metrics lacks Keyturn's or Temporal's metrics: the scan would prove nothing:\n%.2000s", metricsText)
@@ -203,12 +242,12 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	checkReplay(t, env, workflows.RotateWorkflowID(id), "", "rotate_adopting_planted_version")
 }
 
-// startTracedWorker starts the env's worker on a client of its own with telemetry: spans
-// to an in-memory exporter, metrics to a registry served at the returned /metrics URL.
-func startTracedWorker(t *testing.T, env *testenv.Env) (*tracetest.InMemoryExporter, string) {
+// tracedTelemetry sets up telemetry as the worker does, with its spans going to an
+// in-memory exporter and its metrics to a registry served at the returned /metrics URL.
+func tracedTelemetry(t *testing.T) (*telemetry.Telemetry, *tracetest.InMemoryExporter, string) {
 	t.Helper()
 	spans := tracetest.NewInMemoryExporter()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: prometheus.NewRegistry(), SpanExporter: spans, Logger: env.Logger})
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: prometheus.NewRegistry(), SpanExporter: spans})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +257,13 @@ func startTracedWorker(t *testing.T, env *testenv.Env) (*tracetest.InMemoryExpor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = metrics.Close() })
+	return tel, spans, "http://" + metrics.Addr + "/metrics"
+}
+
+// startTracedWorker starts the env's worker on a client of its own with tel, and every
+// call to a target or store traced on tel's provider.
+func startTracedWorker(t *testing.T, env *testenv.Env, tel *telemetry.Telemetry) {
+	t.Helper()
 	interceptors, err := tel.Interceptors()
 	if err != nil {
 		t.Fatal(err)
@@ -232,41 +278,13 @@ func startTracedWorker(t *testing.T, env *testenv.Env) (*tracetest.InMemoryExpor
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	w := worker.New(c, binding.New(env.Inventory, env.Backends), sdkworker.Options{}, worker.WithTelemetry(tel))
+	backends := env.Backends
+	backends.TracerProvider = tel.TracerProvider()
+	w := worker.New(c, binding.New(env.Inventory, backends), sdkworker.Options{}, worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	return spans, "http://" + metrics.Addr + "/metrics"
-}
-
-// spanDump writes out everything a span carries that a person or a backend could read:
-// its name, attributes, events with theirs, status, links and resource.
-func spanDump(spans tracetest.SpanStubs) string {
-	var b strings.Builder
-	attrs := func(kvs []attribute.KeyValue) {
-		for _, kv := range kvs {
-			fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value.Emit())
-		}
-	}
-	for _, s := range spans {
-		fmt.Fprintf(&b, "span %s status=%s %q", s.Name, s.Status.Code, s.Status.Description)
-		attrs(s.Attributes)
-		for _, e := range s.Events {
-			fmt.Fprintf(&b, "\n  event %s", e.Name)
-			attrs(e.Attributes)
-		}
-		for _, l := range s.Links {
-			b.WriteString("\n  link")
-			attrs(l.Attributes)
-		}
-		if s.Resource != nil {
-			b.WriteString("\n  resource")
-			attrs(s.Resource.Attributes())
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
 }
 
 // scrapeText fetches a Prometheus endpoint's text as it is.

@@ -18,11 +18,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/testdeps"
 	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/telemetry/pgxspans"
 )
 
 // TestDevTelemetry runs `keyturn dev` with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an
@@ -31,7 +34,10 @@ import (
 //   - scrapes /metrics over HTTP and finds Keyturn's step latency and rotation outcome
 //     for kind="localca", and the Temporal SDK's own metrics;
 //   - finds one trace that runs from the rotate command's StartWorkflow through the
-//     workflow into every activity of the rotation.
+//     workflow into every activity of the rotation;
+//   - rotates the demo PostgreSQL role, demo/app, and finds in its trace the SQL
+//     statements and connections as spans under the activities that made them: the
+//     password's ALTER ROLE under Create, the new login under Test.
 func TestDevTelemetry(t *testing.T) {
 	otlp := &otlpReceiver{}
 	collector := httptest.NewServer(otlp)
@@ -45,7 +51,7 @@ func TestDevTelemetry(t *testing.T) {
 	state := filepath.Join(dir, ".keyturn")
 	port, codecPort, metricsPort := freePort(t), freePort(t), freePort(t)
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
-	dev := startDev(t, "--no-demo-postgres", "--no-ui", "--home", state, "--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--metrics-addr", metricsAddr)
+	dev := startDev(t, "--no-ui", "--home", state, "--temporal-port", strconv.Itoa(port), "--codec-port", strconv.Itoa(codecPort), "--metrics-addr", metricsAddr)
 	if !strings.Contains(dev.Out.String(), "Metrics:   http://"+metricsAddr+"/metrics") {
 		t.Fatalf("the dev banner does not show the metrics endpoint:\n%s", dev.Out.String())
 	}
@@ -94,6 +100,55 @@ func TestDevTelemetry(t *testing.T) {
 	if !otlp.hasService("keyturn-under-test") {
 		t.Error("no span carries OTEL_SERVICE_NAME as its service.name")
 	}
+
+	// The demo role, last, so that its trace is the last StartWorkflow:Rotate.
+	if !strings.Contains(dev.Out.String(), "rotate demo/app") {
+		if testdeps.InCI() {
+			t.Fatalf("keyturn dev started without its demo PostgreSQL, so no SQL span can be checked:\n%s", dev.Out.String())
+		}
+		t.Skip("keyturn dev has no demo PostgreSQL here (no server binaries): the SQL spans are not checked")
+	}
+	var out bytes.Buffer
+	if code := cli.Execute(context.Background(), []string{"rotate", "demo/app", "--wait", "--home", state, "--grace", "0s"}, strings.NewReader(""), &out, &out); code != 0 || !strings.Contains(out.String(), "outcome:  rotated") {
+		t.Fatalf("rotate demo/app exited %d:\n%s\ndev output:\n%s", code, out.String(), dev.Out.String())
+	}
+	want := map[string]string{"ALTER ROLE": "RunActivity:Create", pgxspans.ConnectSpanName: "RunActivity:Test", "SELECT": "RunActivity:Test"}
+	var found map[string]bool
+	for deadline := time.Now().Add(20 * time.Second); len(found) < len(want) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		found = sqlUnderActivities(otlp.spansOf("StartWorkflow:Rotate"), want)
+	}
+	if len(found) < len(want) {
+		t.Errorf("the trace of `keyturn rotate demo/app` lacks SQL spans under its activities: want %v, found %v; traces: %v", want, found, otlp.allTraces())
+	}
+}
+
+// sqlUnderActivities returns which of want's span names (SQL spans, by name) were found
+// with db.system.name postgresql directly under the activity span want names.
+func sqlUnderActivities(spans []*tracepb.Span, want map[string]string) map[string]bool {
+	byID := map[string]*tracepb.Span{}
+	for _, s := range spans {
+		byID[hex.EncodeToString(s.GetSpanId())] = s
+	}
+	found := map[string]bool{}
+	for _, s := range spans {
+		activity, ok := want[s.GetName()]
+		if !ok || !hasAttr(s, "db.system.name", "postgresql") {
+			continue
+		}
+		if parent := byID[hex.EncodeToString(s.GetParentSpanId())]; parent != nil && parent.GetName() == activity {
+			found[s.GetName()] = true
+		}
+	}
+	return found
+}
+
+func hasAttr(s *tracepb.Span, key, value string) bool {
+	for _, a := range s.GetAttributes() {
+		if a.GetKey() == key && a.GetValue().GetStringValue() == value {
+			return true
+		}
+	}
+	return false
 }
 
 // otlpReceiver is an OTLP/HTTP collector stand-in: it keeps every trace export request.
@@ -151,19 +206,25 @@ func (o *otlpReceiver) allBodies() []byte {
 
 // traceOf returns the names of every span in the trace of the last span called root.
 func (o *otlpReceiver) traceOf(root string) map[string]bool {
+	names := map[string]bool{}
+	for _, s := range o.spansOf(root) {
+		names[s.GetName()] = true
+	}
+	return names
+}
+
+// spansOf returns every span in the trace of the last span called root.
+func (o *otlpReceiver) spansOf(root string) []*tracepb.Span {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var id string
-	byTrace := map[string]map[string]bool{}
+	byTrace := map[string][]*tracepb.Span{}
 	for _, req := range o.traces {
 		for _, rs := range req.GetResourceSpans() {
 			for _, ss := range rs.GetScopeSpans() {
 				for _, s := range ss.GetSpans() {
 					tid := hex.EncodeToString(s.GetTraceId())
-					if byTrace[tid] == nil {
-						byTrace[tid] = map[string]bool{}
-					}
-					byTrace[tid][s.GetName()] = true
+					byTrace[tid] = append(byTrace[tid], s)
 					if s.GetName() == root {
 						id = tid
 					}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -37,6 +38,10 @@ type Backends struct {
 	// CRLDir is where local CA revocation lists with a relative crl_file are written;
 	// empty means relative to the worker's working directory.
 	CRLDir string
+	// TracerProvider gets the spans around every call the rotators make to a target
+	// (SQL, AWS, HTTP) and every webhook request; nil traces nothing. The Vault and AWSSM
+	// openers above are given it by whoever builds them, for the stores' own calls.
+	TracerProvider trace.TracerProvider
 }
 
 // openedStores caches the stores opened so far, one per Vault mount and one for AWS.

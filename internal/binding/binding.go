@@ -40,7 +40,7 @@ var _ activities.Notifier = (*Resolver)(nil)
 func (r *Resolver) Notify(ctx context.Context, e notify.Event) []notify.Delivery {
 	r.notifyOnce.Do(func() {
 		r.router = notify.NewRouter(r.inv.Notifications)
-		r.sender = &notify.Sender{Revealer: r}
+		r.sender = &notify.Sender{Revealer: r, TracerProvider: r.backends.TracerProvider}
 	})
 	return notify.Dispatch(ctx, r.router, r.sender, e)
 }
@@ -123,7 +123,7 @@ func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotat
 			Role: p.Role, Strategy: p.Strategy,
 			AdminUser: p.Admin.Username, AdminPassword: password,
 			CheckQuery: p.CheckQuery, TerminateSessions: p.TerminateSessions,
-			ConnectTimeout: p.ConnectTimeout,
+			ConnectTimeout: p.ConnectTimeout, TracerProvider: r.backends.TracerProvider,
 		}
 		if len(p.Twins) == 2 {
 			cfg.Twins = [2]string{p.Twins[0], p.Twins[1]}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyturn/keyturn/rotators/localca"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/rotators/vaultpki"
+	"github.com/keyturn/keyturn/telemetry/awsspans"
 )
 
 // The rotators of the kinds other than postgres. Each resolves its references (an admin
@@ -30,6 +31,7 @@ func (r *Resolver) awsiam(ctx context.Context, s config.Secret) (rotators.Rotato
 	if err != nil {
 		return nil, fmt.Errorf("%s: load AWS configuration: %w", s.ID, err)
 	}
+	awsspans.Instrument(&awsCfg, r.backends.TracerProvider)
 	return awsiam.New(awsiam.Config{
 		UserName: k.User, DeleteInactive: k.DeleteInactive,
 		DeleteAfter: k.DeleteAfter, ConsistencyTimeout: k.ConsistencyTimeout,
@@ -54,7 +56,7 @@ func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotat
 	return httpapi.New(httpapi.Config{
 		Create: call(k.Create), Test: call(k.Test), Revoke: call(k.Revoke),
 		KeyIDPath: k.KeyID, KeySecretPath: k.KeySecret,
-		Admin: admin, Timeout: k.Timeout, CABundle: caPEM,
+		Admin: admin, Timeout: k.Timeout, CABundle: caPEM, TracerProvider: r.backends.TracerProvider,
 	})
 }
 

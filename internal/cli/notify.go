@@ -53,7 +53,7 @@ func newNotifyTestCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b := backends(store, g.logger(cmd.ErrOrStderr()))
+			b := backends(store, g.logger(cmd.ErrOrStderr()), nil) // a one-off check: not traced
 			if store == nil {
 				b.File = nil // a nil *file.Store in the interface would look like a store
 			}

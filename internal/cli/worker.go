@@ -88,7 +88,7 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 // binary), then stops it, letting running activities finish within the worker's
 // stop timeout.
 func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry) error {
-	resolver := binding.New(inv, backends(store, logger))
+	resolver := binding.New(inv, backends(store, logger, tel.TracerProvider()))
 	defer func() { _ = resolver.Close() }()
 	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -81,6 +83,10 @@ type Config struct {
 	// a copy that does not follow redirects. Defaults to a client with Timeout, trusting
 	// CABundle when it is set; Client and CABundle do not go together.
 	Client *http.Client
+	// TracerProvider, when set, gets a client span for each request
+	// (telemetry/httpspans: the URL without its query string, no headers, no bodies);
+	// nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // ApplyDefaults fills in the fields left empty that have defaults.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/telemetry/httpspans"
 )
 
 // StatusError is an unexpected response: which call, which request and what status. It
@@ -157,10 +158,8 @@ func (c compiledCall) adminFailure(res response) error {
 }
 
 // redactURL returns scheme://host/path: queries can hold identifiers an operator would
-// rather not see in an error, and never belong in one.
-func redactURL(u *url.URL) string {
-	return u.Scheme + "://" + u.Host + u.EscapedPath()
-}
+// rather not see in an error, and never belong in one. Spans record the same.
+func redactURL(u *url.URL) string { return httpspans.RedactURL(u, httpspans.SchemeHostPath) }
 
 // unwrapURLError drops the *url.Error around a transport error: its message quotes the
 // whole URL, query string included.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/telemetry/httpspans"
 )
 
 // Names of the material fields and the metadata key.
@@ -60,6 +61,7 @@ func New(cfg Config) (*Rotator, error) {
 		client.Timeout = r.cfg.Timeout
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	client.Transport = httpspans.Transport(client.Transport, cfg.TracerProvider, httpspans.SchemeHostPath)
 	r.client = &client
 	return r, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -72,6 +74,10 @@ type Config struct {
 	// ConnectTimeout bounds each connection attempt, and all of Test. Defaults to
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// TracerProvider, when set, gets a span for each connection and each statement
+	// (telemetry/pgxspans: operation names, never the statement text); nil traces
+	// nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // ApplyDefaults fills in the fields left empty that have defaults.

@@ -40,6 +40,9 @@ func (r *Rotator) connConfig(user, password string) (*pgx.ConnConfig, error) {
 	cfg.Password = password
 	cfg.ConnectTimeout = r.cfg.ConnectTimeout
 	cfg.RuntimeParams["application_name"] = applicationName
+	if r.tracer != nil { // a nil *Tracer in the interface would look like a tracer
+		cfg.Tracer = r.tracer
+	}
 	if r.onNotice != nil {
 		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { r.onNotice(n) }
 	}

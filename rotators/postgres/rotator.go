@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/telemetry/pgxspans"
 )
 
 // Keys of the metadata Generate writes, and of the material field.
@@ -28,6 +29,8 @@ const (
 // steps of a rotation, which may be hours apart.
 type Rotator struct {
 	cfg Config
+	// tracer makes the spans of every session; nil when cfg has no TracerProvider.
+	tracer *pgxspans.Tracer
 	// onNotice, when set (by tests), receives every NOTICE the server sends on the
 	// rotator's sessions.
 	onNotice func(*pgconn.Notice)
@@ -41,7 +44,7 @@ func New(cfg Config) (*Rotator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Rotator{cfg: cfg}, nil
+	return &Rotator{cfg: cfg, tracer: pgxspans.New(cfg.TracerProvider, cfg.Host, cfg.Port, cfg.Database)}, nil
 }
 
 // Generate makes a new password for the login role the next version will use: the twin
@@ -239,13 +242,22 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 // more than one statement: pgx's Exec without arguments would use the simple protocol,
 // which runs "SELECT 1; COMMIT; INSERT ..." whole, the INSERT after the read-only
 // transaction has ended.
+//
+// pgconn does not call pgx's tracer, so the query's span is made here.
 func (r *Rotator) runCheckQuery(ctx context.Context, conn *pgx.Conn) error {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
 	defer rollback(ctx, tx)
-	return conn.PgConn().ExecParams(ctx, r.cfg.CheckQuery, nil, nil, nil, nil).Read().Err
+	if r.tracer != nil {
+		ctx = r.tracer.TraceQueryStart(ctx, conn, pgx.TraceQueryStartData{SQL: r.cfg.CheckQuery})
+	}
+	res := conn.PgConn().ExecParams(ctx, r.cfg.CheckQuery, nil, nil, nil, nil).Read()
+	if r.tracer != nil {
+		r.tracer.TraceQueryEnd(ctx, conn, pgx.TraceQueryEndData{CommandTag: res.CommandTag, Err: res.Err})
+	}
+	return res.Err
 }
 
 // Revoke disables the version's login role and, with TerminateSessions or

@@ -13,9 +13,11 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/telemetry/awsspans"
 )
 
 var _ stores.Store = (*Store)(nil)
@@ -38,6 +40,9 @@ type Config struct {
 	// NamePrefix is put before each secret ID to make the AWS secret name:
 	// "keyturn/" + "prod/orders-db/app". Scope the IAM policy to it.
 	NamePrefix string
+	// TracerProvider, when set, gets a client span for each Secrets Manager call
+	// (telemetry/awsspans: operation, region, status, never a value); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is the AWS Secrets Manager store. It is safe for concurrent use.
@@ -87,6 +92,9 @@ func NewFromConfig(awsCfg aws.Config, cfg Config) (*Store, error) {
 	}
 	client := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
 		o.Region = region
+		if opt := awsspans.APIOption(cfg.TracerProvider); opt != nil {
+			o.APIOptions = append(slices.Clip(o.APIOptions), opt)
+		}
 		if cfg.Endpoint != "" {
 			// A client option outranks AWS_ENDPOINT_URL_SECRETS_MANAGER, which the SDK
 			// would otherwise apply over the configuration's BaseEndpoint.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/telemetry/httpspans"
 )
 
 var _ stores.Store = (*Store)(nil)
@@ -108,6 +109,8 @@ func newClient(cfg Config) (*api.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
+	// Only now: the API's configuration steps above need the bare *http.Transport.
+	ac.HttpClient.Transport = httpspans.Transport(ac.HttpClient.Transport, cfg.TracerProvider, httpspans.SchemeHostPath)
 	client.ClearToken()
 	client.ClearNamespace()
 	if cfg.Namespace != "" {

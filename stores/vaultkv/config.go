@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -55,6 +57,10 @@ type Config struct {
 	// Logger receives token renewal problems; slog.Default() when nil. Nothing secret is
 	// ever logged.
 	Logger *slog.Logger
+	// TracerProvider, when set, gets a client span for each request to Vault
+	// (telemetry/httpspans: method, host and path, no query, headers or bodies); nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Auth says how to log in to Vault.
