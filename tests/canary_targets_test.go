@@ -15,6 +15,7 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/mototest"
 	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/internal/vaulttest"
 	"github.com/keyturn/keyturn/rotators/httpapi/apitest"
 	"github.com/keyturn/keyturn/secret"
@@ -26,8 +27,9 @@ import (
 )
 
 // canaryTargets are the servers besides PostgreSQL that the canary's rotations reach, so
-// that the worker makes a span of every kind: Vault (the admin password), an HTTP API (the
-// API key), Secrets Manager (the API key's versions) and a webhook.
+// that the worker makes a span of every kind: Vault (e2e/app's admin password), an HTTP
+// API (the API key e2e/api), Secrets Manager (e2e/broken's versions) and a webhook (told
+// that e2e/broken rolled back).
 type canaryTargets struct {
 	vault   *vaulttest.Server
 	seedKV  *api.KVv2
@@ -68,8 +70,8 @@ func startCanaryTargets(t *testing.T, tp trace.TracerProvider) *canaryTargets {
 			return awssm.NewFromConfig(c.moto.AWSConfig(ctx), awssm.Config{TracerProvider: tp})
 		},
 	}
-	c.inventory = httpAPIEntry(c.api.URL()) + "    store: {type: awssm}\n" +
-		"notifications:\n  routes:\n    - name: security\n      url: env:KEYTURN_TEST_NOTIFY_URL\n      format: slack\n" +
+	c.inventory = httpAPIEntry(c.api.URL()) +
+		"notifications:\n  routes:\n    - name: security\n      url: env:KEYTURN_TEST_NOTIFY_URL\n      format: json\n" +
 		"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [rotation_rolled_back]\n"
 	return c
 }
@@ -89,16 +91,9 @@ func (c *canaryTargets) seed(ctx context.Context, store *file.Store) error {
 // secrets are what the targets hold that must appear nowhere: the API key Keyturn made
 // and the API's admin token, the webhook's URL and signing key, the Vault token and the
 // AWS secret key.
-func (c *canaryTargets) secrets(t *testing.T) map[string]string {
+func (c *canaryTargets) secrets(t *testing.T, env *testenv.Env) map[string]string {
 	t.Helper()
-	sm, err := awssm.NewFromConfig(c.moto.AWSConfig(context.Background()), awssm.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := sm.Read(context.Background(), "e2e/api", secret.StageCurrent)
-	if err != nil {
-		t.Fatalf("read e2e/api's current version from Secrets Manager: %v", err)
-	}
+	_, key := current(t, env, "e2e/api")
 	return map[string]string{
 		"API key secret":      key.Get("key_secret").Reveal(),
 		"API admin token":     c.api.AdminToken(),
@@ -147,8 +142,8 @@ func (c *canaryTargets) wantSpans(t *testing.T, spans tracetest.SpanStubs) {
 				underActivity++
 			}
 			if kind == "webhook" {
-				if u, ok := spantest.Attrs(s)["url.full"]; ok {
-					t.Errorf("the webhook's span records url.full %q", u)
+				if _, ok := spantest.Attrs(s)["url.full"]; ok {
+					t.Error("the webhook's span records url.full, which is a credential")
 				}
 			}
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/spantest"
 	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/telemetry"
@@ -42,9 +43,9 @@ import (
 // hits.
 //
 // So that the worker's spans cover every kind of call Keyturn makes, the admin password
-// is read from a real Vault, an API key (e2e/api) is rotated against a real HTTP API with
-// its versions in Secrets Manager (moto), and a rotation that rolls back (e2e/broken) is
-// told to a webhook whose URL path is a secret, as a Slack webhook's is. Their material,
+// is read from a real Vault, an API key (e2e/api) is rotated against a real HTTP API, and
+// a rotation that stages its version in Secrets Manager (moto) and rolls back
+// (e2e/broken) is told to a webhook whose URL path is a secret, as a Slack webhook's is. Their material,
 // tokens and that URL are scanned for too, and the spans of each kind must be there,
 // under the activities that made them.
 func TestCanaryNeverLeaks(t *testing.T) {
@@ -62,7 +63,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		Secrets: []demo.Secret{
 			{ID: "e2e/app", Strategy: "alternating", Grace: "0s", AdminPassword: "vault:secret/admin/e2e"},
 			// Its check query needs a table the group role cannot read: Test fails.
-			{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}},
+			{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}, Store: "awssm"},
 		},
 		Backends:  targets.backends,
 		SeedAdmin: targets.seedAdmin,
@@ -100,8 +101,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if err := login(ctx, env, "app_a", canary); err == nil {
 		t.Fatal("the canary credential still logs in after its rotation")
 	}
-	// The API key, whose versions go to Secrets Manager, and the rotation that rolls back
-	// and is told to the webhook.
+	// The API key, and the rotation that stages in Secrets Manager, rolls back and is
+	// told to the webhook.
 	if code, out := keyturn(t, env, "rotate", "e2e/api", "--wait"); code != 0 {
 		t.Fatalf("rotate e2e/api exited %d:\n%s", code, out)
 	}
@@ -113,6 +114,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		events, _, _ := targets.webhook.received()
 		return len(events) >= 1
 	})
+	if events, _, rejected := targets.webhook.received(); rejected != 0 || events[0].Type != notify.RotationRolledBack {
+		t.Fatalf("the webhook rejected %d deliveries; got %+v", rejected, events)
+	}
 
 	_, newMaterial := current(t, env, id)
 	_, adminMaterial, err := env.Store.Read(ctx, "admin/e2e", secret.StageCurrent)
@@ -133,7 +137,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	}
 	_, storedKey, _ := strings.Cut(verifierText, "$")
 	secrets["new password's verifier keys"] = storedKey[strings.Index(storedKey, "$")+1:]
-	for name, value := range targets.secrets(t) {
+	for name, value := range targets.secrets(t, env) {
 		secrets[name] = value
 	}
 	for name, path := range map[string]string{"file store key": filepath.Join(env.StoreDir, "store.key"), "codec key": env.CodecKeyFile} {
