@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,32 +73,13 @@ func TestOutcomesAreCounted(t *testing.T) {
 	run(false, workflows.RotateInput{SecretID: "a/b", Reason: workflows.ReasonScheduled})
 	// The parent is not a rotation and is not counted.
 
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, f := range families {
-		if f.GetName() != "keyturn_rotations_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				if !strings.HasPrefix(l.GetName(), "otel_scope_") {
-					labels = append(labels, l.GetName()+"="+l.GetValue())
-				}
-			}
-			got = append(got, strings.Join(labels, ",")+" "+strconv.FormatFloat(m.GetCounter().GetValue(), 'f', -1, 64))
-		}
-	}
-	slices.Sort(got)
+	got := gathered(t, reg, "keyturn_rotations_total")
 	want := []string{
-		"kind=fake,outcome=rolled_back,trigger=manual 1",
-		"kind=fake,outcome=rotated,trigger=incident 1",
-		"kind=fake,outcome=rotated,trigger=manual 2",
-		"kind=fake,outcome=rotated,trigger=schedule 1",
-		"kind=unknown,outcome=failed,trigger=manual 1",
+		"keyturn_rotations_total kind=fake,outcome=rolled_back,trigger=manual 1",
+		"keyturn_rotations_total kind=fake,outcome=rotated,trigger=incident 1",
+		"keyturn_rotations_total kind=fake,outcome=rotated,trigger=manual 2",
+		"keyturn_rotations_total kind=fake,outcome=rotated,trigger=schedule 1",
+		"keyturn_rotations_total kind=unknown,outcome=failed,trigger=manual 1",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("keyturn_rotations_total:\n got %q\nwant %q", got, want)

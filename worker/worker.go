@@ -30,7 +30,7 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 	var instruments *telemetry.Instruments
 	if o.telemetry != nil {
 		instruments = o.telemetry.Instruments()
-		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments})
+		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments}, &incidentOutcomes{instruments: instruments})
 	}
 	w := sdkworker.New(c, TaskQueue, opts)
 	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments)))
@@ -47,9 +47,10 @@ type options struct {
 	telemetry *telemetry.Telemetry
 }
 
-// WithTelemetry records Keyturn's metrics on t: every step's latency, and every
-// rotation's outcome. Traces and the Temporal SDK's metrics come with the client (see
-// telemetry.Telemetry.Interceptors and TemporalMetrics), not from here.
+// WithTelemetry records Keyturn's metrics on t: every step's latency, every rotation's
+// outcome, and every incident's progress and outcome. Traces and the Temporal SDK's
+// metrics come with the client (see telemetry.Telemetry.Interceptors and
+// TemporalMetrics), not from here.
 func WithTelemetry(t *telemetry.Telemetry) Option {
 	return func(o *options) { o.telemetry = t }
 }
