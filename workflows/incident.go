@@ -44,7 +44,8 @@ const maxStartAttempts = 3
 // secret stop any rotation in flight and either contain (revoke everything, then issue a
 // new credential) or rotate with no grace. Each secret's work is a Rotate workflow with
 // ID rotate/<secret-id>, so nothing else can rotate it meanwhile, carrying the search
-// attribute KeyturnIncidentID.
+// attribute KeyturnIncidentID. The inventory's webhooks are told when it has started,
+// when its scope is contained and when it has finished (incident_notify.go).
 func Incident(ctx workflow.Context, in IncidentInput) (IncidentReport, error) {
 	r := &incidentRun{in: in}
 	r.report = IncidentReport{
