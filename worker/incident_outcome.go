@@ -12,26 +12,14 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// incidentOutcomes measures every run of the Incident workflow from its report, the way
-// outcomes measures rotations: from outside, so the workflow's commands stay as they are.
-// When a run's function returns outside replay it counts the secrets the run brought to
-// each state (the report's counts less those the run was handed by the one before it), the
-// containment time if this run completed the scope's containment, and, unless the run
-// continues as new, the incident by its outcome. Each is thus counted once per incident,
-// with the same rare exception as outcomes: a workflow task that fails after the function
-// returned and is retried counts its run again.
-type incidentOutcomes struct {
-	interceptor.WorkerInterceptorBase
-	instruments *telemetry.Instruments
-}
-
-func (o *incidentOutcomes) InterceptWorkflow(ctx workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
-	if workflow.GetInfo(ctx).WorkflowType.Name != workflows.IncidentWorkflowName {
-		return next
-	}
-	return &incidentOutcomeInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, instruments: o.instruments}
-}
-
+// incidentOutcomeInbound measures every run of the Incident workflow from its report, the
+// way outcomeInbound counts rotations. When a run's function returns outside replay it
+// counts the secrets the run brought to each state (the report's counts less those the
+// run was handed by the one before it), the containment time if this run completed the
+// scope's containment, and, unless the run continues as new, the incident by its outcome.
+// Each is thus counted once per incident, with the same rare exception as rotations: a
+// workflow task that fails after the function returned and is retried counts its run
+// again.
 type incidentOutcomeInbound struct {
 	interceptor.WorkflowInboundInterceptorBase
 	instruments *telemetry.Instruments

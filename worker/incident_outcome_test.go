@@ -55,17 +55,12 @@ func firstCarry() *workflows.IncidentCarry {
 // brought to a state, the run that contained the whole scope observes the containment
 // time, and only the last run counts the incident, by its outcome.
 func TestIncidentOutcomesAreCountedOnce(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
+	tel, reg := testTelemetry(t)
 	run := func(in workflows.IncidentInput) {
 		t.Helper()
 		var suite testsuite.WorkflowTestSuite
 		env := suite.NewTestWorkflowEnvironment()
-		env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&incidentOutcomes{instruments: tel.Instruments()}}})
+		env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&outcomes{instruments: tel.Instruments()}}})
 		env.RegisterWorkflowWithOptions(fakeIncident, workflow.RegisterOptions{Name: workflows.IncidentWorkflowName})
 		env.SetTestTimeout(10 * time.Second)
 		env.ExecuteWorkflow(workflows.IncidentWorkflowName, in)
@@ -89,6 +84,18 @@ func TestIncidentOutcomesAreCountedOnce(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("incident metrics:\n got %q\nwant %q", got, want)
 	}
+}
+
+// testTelemetry sets up telemetry whose metrics go to the returned registry.
+func testTelemetry(t *testing.T) (*telemetry.Telemetry, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	return tel, reg
 }
 
 // gathered lists the series of the named families as "name labels value" (a histogram

@@ -1,20 +1,17 @@
 package worker
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/keyturn/keyturn/telemetry"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -41,12 +38,7 @@ func scheduledParent(ctx workflow.Context, in workflows.RotateInput) error {
 }
 
 func TestOutcomesAreCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
+	tel, reg := testTelemetry(t)
 	run := func(parent bool, in workflows.RotateInput) {
 		t.Helper()
 		var suite testsuite.WorkflowTestSuite

@@ -30,7 +30,7 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 	var instruments *telemetry.Instruments
 	if o.telemetry != nil {
 		instruments = o.telemetry.Instruments()
-		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments}, &incidentOutcomes{instruments: instruments})
+		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments})
 	}
 	w := sdkworker.New(c, TaskQueue, opts)
 	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments)))
