@@ -62,6 +62,11 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) (NotifyResult, 
 			e.Kind = b.Kind
 		}
 	}
+	return a.deliver(ctx, e), nil
+}
+
+// deliver seals e and sends it to the routes that take it, reporting each route's fate.
+func (a *Activities) deliver(ctx context.Context, e notify.Event) NotifyResult {
 	e = e.Seal()
 	res := NotifyResult{EventID: e.ID}
 	for _, d := range a.notifier.Notify(ctx, e) {
@@ -71,5 +76,5 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) (NotifyResult, 
 		}
 		res.Delivered = append(res.Delivered, d.Route)
 	}
-	return res, nil
+	return res
 }

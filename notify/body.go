@@ -74,6 +74,11 @@ func slackMessage(e Event) slack {
 	add("Step", e.Step)
 	add("Outcome", e.Outcome)
 	add("Incident", e.IncidentID)
+	if e.Incident != nil {
+		for _, l := range e.Incident.lines() {
+			add(l[0], l[1])
+		}
+	}
 	add("Error", strings.TrimSpace(e.ErrorClass+" "+e.ErrorMessage))
 
 	ctx := fmt.Sprintf("event %s · %s", mrkdwn(e.ID), e.Time.UTC().Format("2006-01-02 15:04:05Z"))

@@ -69,6 +69,8 @@ type Event struct {
 	RunID      string `json:"run_id,omitempty"`
 	// IncidentID names the incident, for incident events and rotations it started.
 	IncidentID string `json:"incident_id,omitempty"`
+	// Incident describes the incident, in incident-wide events only.
+	Incident *Incident `json:"incident,omitempty"`
 }
 
 // DerivedID is the ID of the event computed from what happened: its type, workflow and
@@ -83,12 +85,17 @@ func (e Event) DerivedID() string {
 	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Seal returns the event with its ID derived when it has none, and its time in UTC.
+// Seal returns the event with its ID derived when it has none, its time in UTC and the
+// operator's words of an incident cleaned and capped.
 func (e Event) Seal() Event {
 	if e.ID == "" {
 		e.ID = e.DerivedID()
 	}
 	e.Time = e.Time.UTC()
+	if e.Incident != nil {
+		i := e.Incident.sealed()
+		e.Incident = &i
+	}
 	return e
 }
 

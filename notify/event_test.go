@@ -54,7 +54,14 @@ func TestNoEventBodyCarriesTheCanary(t *testing.T) {
 			Owner: "payments", Step: "test", Outcome: "rolled_back", ErrorClass: "credential_rejected",
 			ErrorMessage: ErrorText(cause, secret.NewSensitive(canary)),
 			WorkflowID:   "rotate/prod/orders-db/app", RunID: "r1", IncidentID: "inc-1",
-		}.Seal()
+		}
+		if strings.HasPrefix(string(typ), "incident_") {
+			// An incident-wide event: about the incident, with its summary.
+			e.SecretID, e.Kind, e.Tags, e.Owner, e.Step, e.WorkflowID, e.RunID = "", "", nil, "", "", "incident/inc-1", ""
+			e.Incident = &Incident{Mode: "contain", Selector: "tag=prod", Reason: "key pasted in chat", Operator: "oncall",
+				Secrets: 12, Contained: 11, NotContained: 1, Rotated: 10, Failed: 2, NeedsHuman: 2, ContainedSeconds: 4.2}
+		}
+		e = e.Seal()
 		for _, format := range []string{config.NotifyFormatJSON, config.NotifyFormatSlack} {
 			body, err := Body(format, e)
 			if err != nil {
@@ -65,6 +72,9 @@ func TestNoEventBodyCarriesTheCanary(t *testing.T) {
 			}
 			if !strings.Contains(string(body), "password authentication failed") {
 				t.Errorf("%s body of %s lost the error's useful part: %s", format, typ, body)
+			}
+			if e.Incident != nil && (!strings.Contains(string(body), "key pasted in chat") || !strings.Contains(string(body), "11")) {
+				t.Errorf("%s body of %s lost the incident's summary: %s", format, typ, body)
 			}
 			// The control: unsanitised, the same text would be caught.
 			raw := e
@@ -122,5 +132,35 @@ func TestTypesAreTheInventoryNames(t *testing.T) {
 	types := Types()
 	if len(types) != len(config.NotifyEvents) || types[0] != RotationFailed || types[len(types)-1] != IncidentFinished {
 		t.Fatalf("Types() = %v", types)
+	}
+}
+
+// An incident's summary shows in chat with its counts, and the operator's words reach
+// no receiver with escape sequences or unbounded.
+func TestIncidentSummary(t *testing.T) {
+	e := Event{Type: IncidentContained, IncidentID: "inc-1", WorkflowID: "incident/inc-1", Incident: &Incident{
+		Mode: "contain", Selector: "prefix=prod/", Reason: "leak\x1b[31m <!channel>\n" + strings.Repeat("x", 1000), Operator: "oncall",
+		Secrets: 3, Contained: 2, NotContained: 1, Failed: 1, NeedsHuman: 1, ContainedSeconds: 1.25,
+	}}.Seal()
+	if r := e.Incident.Reason; strings.ContainsAny(r, "\x1b\n") || len([]rune(r)) > maxWordsRunes+1 {
+		t.Errorf("reason not cleaned and capped: %q", r)
+	}
+	body, err := Body(config.NotifyFormatSlack, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Incident contained", "prefix=prod/ (3 secrets)", "2 contained, 1 not contained, 0 rotated, 1 failed, 1 need a human", "1.25s", "lt;!channel"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("slack body lacks %q: %s", want, body)
+		}
+	}
+	if strings.Contains(string(body), "<!channel>") {
+		t.Error("the reason can mention @channel in Slack")
+	}
+	// The incident's events are told apart by type and incident, not by run or time.
+	other := e
+	other.Type = IncidentFinished
+	if other.DerivedID() == e.DerivedID() {
+		t.Error("incident_contained and incident_finished share an ID")
 	}
 }

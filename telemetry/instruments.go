@@ -29,10 +29,11 @@ const (
 var stepBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 // Instruments are Keyturn's own metrics. Their labels are a small fixed set (kind, step,
-// result, trigger, outcome): never a secret, a secret ID or a version token.
+// result, trigger, outcome, state): never a secret, a secret ID or a version token.
 type Instruments struct {
 	rotations    metric.Int64Counter
 	stepDuration metric.Float64Histogram
+	incident     incidentInstruments
 }
 
 func newInstruments(m metric.Meter) (*Instruments, error) {
@@ -47,7 +48,11 @@ func newInstruments(m metric.Meter) (*Instruments, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instrument %s: %w", MetricStepDuration, err)
 	}
-	return &Instruments{rotations: rotations, stepDuration: steps}, nil
+	incident, err := newIncidentInstruments(m)
+	if err != nil {
+		return nil, err
+	}
+	return &Instruments{rotations: rotations, stepDuration: steps, incident: incident}, nil
 }
 
 // mustInstruments is newInstruments on a meter that cannot fail (the no-op one).

@@ -6,7 +6,7 @@
 // providers through its OpenTelemetry contrib (Interceptors, TemporalMetrics).
 //
 // No instrument takes a secret, a version token or a workflow ID as a label: labels are
-// kind, step, result, outcome and trigger, a small fixed set each.
+// kind, step, result, outcome, trigger and state, a small fixed set each.
 package telemetry
 
 import (

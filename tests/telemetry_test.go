@@ -274,15 +274,21 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 func series(f *dto.MetricFamily) map[string]bool {
 	out := map[string]bool{}
 	for _, m := range f.GetMetric() {
-		var labels []string
-		for _, l := range m.GetLabel() {
-			if !strings.HasPrefix(l.GetName(), "otel_scope_") {
-				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
-			}
-		}
-		out[strings.Join(labels, ",")] = true
+		out[labelsOf(m)] = true
 	}
 	return out
+}
+
+// labelsOf writes a series' labels as `a="x",b="y"`, the OpenTelemetry scope labels left
+// out.
+func labelsOf(m *dto.Metric) string {
+	var labels []string
+	for _, l := range m.GetLabel() {
+		if !strings.HasPrefix(l.GetName(), "otel_scope_") {
+			labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+		}
+	}
+	return strings.Join(labels, ",")
 }
 
 // TestDevMetricsOnByDefault: `keyturn dev` serves /metrics without being asked, and when

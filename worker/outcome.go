@@ -20,21 +20,26 @@ const (
 	TriggerIncident = "incident"
 )
 
-// outcomes counts every Rotate workflow that finishes, by kind, trigger and outcome. It
-// watches the workflow from outside: the Rotate workflow's commands stay as they are, so
-// recorded histories still replay. It counts only when the workflow function returns
-// outside replay, which is once per rotation (a workflow task that fails after the
-// function returned and is retried could count it twice; that is rare and errs high).
+// outcomes counts every Rotate workflow that finishes, by kind, trigger and outcome, and
+// measures incidents (incidentOutcomeInbound). It watches the workflows from outside:
+// their commands stay as they are, so recorded histories still replay. It counts only
+// when the workflow function returns outside replay, which is once per rotation (a
+// workflow task that fails after the function returned and is retried could count it
+// twice; that is rare and errs high).
 type outcomes struct {
 	interceptor.WorkerInterceptorBase
 	instruments *telemetry.Instruments
 }
 
 func (o *outcomes) InterceptWorkflow(ctx workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
-	if workflow.GetInfo(ctx).WorkflowType.Name != workflows.RotateWorkflowName {
-		return next
+	base := interceptor.WorkflowInboundInterceptorBase{Next: next}
+	switch workflow.GetInfo(ctx).WorkflowType.Name {
+	case workflows.RotateWorkflowName:
+		return &outcomeInbound{WorkflowInboundInterceptorBase: base, instruments: o.instruments}
+	case workflows.IncidentWorkflowName:
+		return &incidentOutcomeInbound{WorkflowInboundInterceptorBase: base, instruments: o.instruments}
 	}
-	return &outcomeInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, instruments: o.instruments}
+	return next
 }
 
 type outcomeInbound struct {

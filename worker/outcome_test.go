@@ -1,21 +1,17 @@
 package worker
 
 import (
-	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/keyturn/keyturn/telemetry"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -42,12 +38,7 @@ func scheduledParent(ctx workflow.Context, in workflows.RotateInput) error {
 }
 
 func TestOutcomesAreCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
+	tel, reg := testTelemetry(t)
 	run := func(parent bool, in workflows.RotateInput) {
 		t.Helper()
 		var suite testsuite.WorkflowTestSuite
@@ -74,32 +65,13 @@ func TestOutcomesAreCounted(t *testing.T) {
 	run(false, workflows.RotateInput{SecretID: "a/b", Reason: workflows.ReasonScheduled})
 	// The parent is not a rotation and is not counted.
 
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, f := range families {
-		if f.GetName() != "keyturn_rotations_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				if !strings.HasPrefix(l.GetName(), "otel_scope_") {
-					labels = append(labels, l.GetName()+"="+l.GetValue())
-				}
-			}
-			got = append(got, strings.Join(labels, ",")+" "+strconv.FormatFloat(m.GetCounter().GetValue(), 'f', -1, 64))
-		}
-	}
-	slices.Sort(got)
+	got := gathered(t, reg, "keyturn_rotations_total")
 	want := []string{
-		"kind=fake,outcome=rolled_back,trigger=manual 1",
-		"kind=fake,outcome=rotated,trigger=incident 1",
-		"kind=fake,outcome=rotated,trigger=manual 2",
-		"kind=fake,outcome=rotated,trigger=schedule 1",
-		"kind=unknown,outcome=failed,trigger=manual 1",
+		"keyturn_rotations_total kind=fake,outcome=rolled_back,trigger=manual 1",
+		"keyturn_rotations_total kind=fake,outcome=rotated,trigger=incident 1",
+		"keyturn_rotations_total kind=fake,outcome=rotated,trigger=manual 2",
+		"keyturn_rotations_total kind=fake,outcome=rotated,trigger=schedule 1",
+		"keyturn_rotations_total kind=unknown,outcome=failed,trigger=manual 1",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("keyturn_rotations_total:\n got %q\nwant %q", got, want)

@@ -47,9 +47,10 @@ type options struct {
 	telemetry *telemetry.Telemetry
 }
 
-// WithTelemetry records Keyturn's metrics on t: every step's latency, and every
-// rotation's outcome. Traces and the Temporal SDK's metrics come with the client (see
-// telemetry.Telemetry.Interceptors and TemporalMetrics), not from here.
+// WithTelemetry records Keyturn's metrics on t: every step's latency, every rotation's
+// outcome, and every incident's progress and outcome. Traces and the Temporal SDK's
+// metrics come with the client (see telemetry.Telemetry.Interceptors and
+// TemporalMetrics), not from here.
 func WithTelemetry(t *telemetry.Telemetry) Option {
 	return func(o *options) { o.telemetry = t }
 }

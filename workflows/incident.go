@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -43,7 +44,8 @@ const maxStartAttempts = 3
 // secret stop any rotation in flight and either contain (revoke everything, then issue a
 // new credential) or rotate with no grace. Each secret's work is a Rotate workflow with
 // ID rotate/<secret-id>, so nothing else can rotate it meanwhile, carrying the search
-// attribute KeyturnIncidentID.
+// attribute KeyturnIncidentID. The inventory's webhooks are told when it has started,
+// when its scope is contained and when it has finished (incident_notify.go).
 func Incident(ctx workflow.Context, in IncidentInput) (IncidentReport, error) {
 	r := &incidentRun{in: in}
 	r.report = IncidentReport{
@@ -62,13 +64,15 @@ func Incident(ctx workflow.Context, in IncidentInput) (IncidentReport, error) {
 }
 
 type incidentRun struct {
-	in     IncidentInput
-	report IncidentReport
-	carry  IncidentCarry
+	in       IncidentInput
+	report   IncidentReport
+	carry    IncidentCarry
+	notifier incidentNotifier
 }
 
 func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	actx := workflow.WithActivityOptions(ctx, incidentStepOptions)
+	r.startNotifier(ctx)
 	first := r.in.Carry == nil
 	if first {
 		var scope []activities.SecretInfo
@@ -89,6 +93,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		// any difference is reported for it to say.
 		r.carry.ScopeDiff = diffScope(r.carry.Scope, r.in.Planned)
 		r.report.ScopeDiff = r.carry.ScopeDiff
+		r.notify(ctx, notify.IncidentStarted, "")
 		r.report.Phase = PhasePause
 		// The note names the incident: resuming checks it, so a schedule someone paused
 		// for another reason is never resumed on the incident's behalf.
@@ -112,19 +117,14 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		if r.in.Mode == ModeContain {
 			r.report.Phase = PhaseContain
 			r.carry.Contained = r.containAll(ctx)
+			r.settle(ctx, r.report.Contained)
 		}
 	} else {
 		r.carry = *r.in.Carry
 		r.report.StartedAt = r.carry.StartedAt
-		r.report.ScopeDiff = r.carry.ScopeDiff
 		r.report.Schedules = r.carry.Schedules
-		r.report.Total = len(r.carry.Scope)
-		for _, ms := range r.carry.Contained {
-			r.countContained(ms)
-		}
-		for _, s := range r.carry.Done {
-			r.count(s)
-		}
+		r.report.IncidentProgress = r.carry.Progress()
+		r.notifier.settled = settledIn(&r.carry)
 	}
 
 	start := len(r.carry.Done)
@@ -135,7 +135,9 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		next := r.in
 		next.Carry = &r.carry
 		next.Planned = nil // compared once, in the first run
-		return r.report, workflow.NewContinueAsNewError(ctx, IncidentWorkflowName, next)
+		err := workflow.NewContinueAsNewError(ctx, IncidentWorkflowName, next)
+		r.finishNotifying(ctx, err)
+		return r.report, err
 	}
 
 	if err := r.resumeSchedules(ctx); err != nil {
@@ -144,11 +146,13 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	r.report.Phase = PhaseDone
 	r.report.Secrets = r.carry.Done
 	r.report.FinishedAt = workflow.Now(ctx)
+	var err error
 	if r.report.Failed > 0 {
-		return r.report, temporal.NewNonRetryableApplicationError(
+		err = temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("incident %s: %d of %d secrets failed; see the report", r.in.IncidentID, r.report.Failed, r.report.Total), ErrTypeFailed, nil, r.report)
 	}
-	return r.report, nil
+	r.finishNotifying(ctx, err)
+	return r.report, err
 }
 
 // resumeSchedules resumes, with --resume-schedules, the schedules the incident paused
@@ -188,8 +192,10 @@ func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (Incid
 	r.report.Schedules = *sch
 	r.report.Secrets = r.carry.Done
 	r.report.FinishedAt = workflow.Now(ctx)
-	return r.report, temporal.NewNonRetryableApplicationError(
+	failed := temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("incident %s: %s: %s", r.in.IncidentID, what, errorMessage(err)), ErrTypeFailed, err, r.report)
+	r.finishNotifying(ctx, failed)
+	return r.report, failed
 }
 
 // containBatch is how many secrets one ContainBatch activity contains, and
@@ -219,7 +225,7 @@ func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
 		for j, c := range res {
 			if c.Error == "" && !c.At.IsZero() {
 				out[b.first+j] = r.since(c.At)
-				r.countContained(out[b.first+j])
+				r.report.addContained(out[b.first+j])
 			}
 		}
 	}
@@ -236,14 +242,6 @@ func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
 		collect(b)
 	}
 	return out
-}
-
-// countContained adds a batch-contained secret to the progress.
-func (r *incidentRun) countContained(ms int64) {
-	if ms > 0 {
-		r.report.Contained++
-		r.report.AllContainedMs = max(r.report.AllContainedMs, ms)
-	}
 }
 
 // work handles scope[start:end] with bounded parallelism and appends the reports in scope
@@ -273,28 +271,14 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 				rep.ContainedMs, rep.Batch = ms, true
 			}
 			reports[i-start] = rep
-			r.count(rep)
+			r.report.add(rep, ms > 0)
+			if ms == 0 {
+				r.settle(ctx, 1) // the batch had not contained it: its rotation did, or it failed
+			}
 		})
 	}
 	wg.Wait(ctx)
 	r.carry.Done = append(r.carry.Done, reports...)
-}
-
-// count adds one secret's report to the progress; a batch-contained secret was counted
-// by countContained already.
-func (r *incidentRun) count(rep SecretReport) {
-	r.report.Done++
-	if rep.ContainedMs > 0 && !rep.Batch {
-		r.report.Contained++
-		r.report.AllContainedMs = max(r.report.AllContainedMs, rep.ContainedMs)
-	}
-	if rep.RotatedMs > 0 && rep.Error == "" {
-		r.report.Rotated++
-		r.report.AllRotatedMs = max(r.report.AllRotatedMs, rep.RotatedMs)
-	}
-	if rep.Error != "" {
-		r.report.Failed++
-	}
 }
 
 // one runs the incident's Rotate workflow for one secret, stopping a rotation that holds

@@ -223,6 +223,9 @@ type IncidentProgress struct {
 	Contained int    `json:"contained"`
 	Rotated   int    `json:"rotated"`
 	Failed    int    `json:"failed"`
+	// NeedsHuman counts the secrets that ended in a state the incident cannot finish by
+	// itself (IncidentReport.NeedingHuman): every failed one, and any not rotated.
+	NeedsHuman int `json:"needsHuman"`
 	// AllContainedMs and AllRotatedMs are when the last secret was contained and rotated,
 	// in milliseconds after the start: the incident's speed.
 	AllContainedMs int64 `json:"allContainedMs,omitempty"`

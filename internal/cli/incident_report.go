@@ -38,7 +38,7 @@ func incidentVerdict(rep workflows.IncidentReport, runErr error) error {
 	if !rep.ScopeDiff.Empty() {
 		problems = append(problems, "the worker's scope was not the plan shown (see above)")
 	}
-	if n := len(needingHuman(rep)); n > 0 {
+	if n := len(rep.NeedingHuman()); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d secret(s) need a human (see above)", n))
 	}
 	if len(problems) > 0 {
@@ -135,7 +135,7 @@ func printReport(w io.Writer, rep workflows.IncidentReport, prefix string) {
 	_ = tw.Flush()
 	printScopeDiff(w, rep.ScopeDiff)
 	printSchedules(w, rep.Schedules, prefix)
-	if needs := needingHuman(rep); len(needs) > 0 {
+	if needs := rep.NeedingHuman(); len(needs) > 0 {
 		fmt.Fprintf(w, "NEEDS A HUMAN: %d secret(s):\n", len(needs))
 		for _, s := range needs {
 			fmt.Fprintf(w, "  %s (%s): %s\n", s.ID, s.Outcome, humanAction(s, prefix))
@@ -169,19 +169,6 @@ func withPrefix(command, prefix string) string {
 		return command
 	}
 	return prefix + strings.TrimPrefix(command, "keyturn")
-}
-
-// needingHuman lists the secrets whose rotation ended in a state the incident cannot
-// finish by itself: anything but a tested, promoted new credential with the old one
-// refused.
-func needingHuman(rep workflows.IncidentReport) []workflows.SecretReport {
-	var out []workflows.SecretReport
-	for _, s := range rep.Secrets {
-		if s.Outcome != workflows.OutcomeRotated || s.Error != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // humanAction says what to do about a secret the incident could not finish.
@@ -253,7 +240,7 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 			if runErr != nil {
 				return rootMessage(runErr)
 			}
-			if n := len(needingHuman(rep)); n > 0 {
+			if n := len(rep.NeedingHuman()); n > 0 {
 				return fmt.Errorf("%d secret(s) need a human (see above)", n)
 			}
 			return nil
