@@ -13,12 +13,16 @@ import (
 const changeIncidentNotify = "incident-notify"
 
 // incidentNotifier sends an incident's events from an activity (the workflow does no
-// I/O) without waiting for them: a dead webhook must not hold up containment. Each run
-// waits for what it sent before it ends, so no event is lost with the run; that wait is
-// bounded by notifyOptions and its outcome is only logged, never the incident's.
+// I/O) without waiting for them: a dead webhook must not hold up containment. The events
+// go out one after the other, in the order the incident reached them, so a receiver never
+// reads "contained" or "finished" before "started". Each run waits for what it sent
+// before it ends, so no event is lost with the run; that wait is bounded by
+// notifyOptions and its outcome is only logged, never the incident's.
 type incidentNotifier struct {
 	on      bool
 	pending []pendingEvent
+	// last is the newest event's send; the next one starts when it is over.
+	last workflow.Future
 	// settled counts the secrets whose containment is over: contained by the batch, or
 	// done (contained by their own rotation, or failed). incident_contained is sent when
 	// it reaches the scope's size, which happens once per incident.
@@ -43,7 +47,17 @@ func (r *incidentRun) notify(ctx workflow.Context, typ notify.Type, outcome stri
 	}
 	in := activities.NotifyIncidentInput{Type: string(typ), IncidentID: r.in.IncidentID, Outcome: outcome, Incident: r.summary(typ)}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	f := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, notifyOptions), acts.NotifyIncident, in)
+	prev := r.notifier.last
+	f, done := workflow.NewFuture(dctx)
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		if prev != nil {
+			_ = prev.Get(gctx, nil) // its outcome is reported by finishNotifying
+		}
+		var res activities.NotifyResult
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(gctx, notifyOptions), acts.NotifyIncident, in).Get(gctx, &res)
+		done.Set(res, err)
+	})
+	r.notifier.last = f
 	r.notifier.pending = append(r.notifier.pending, pendingEvent{typ, f})
 }
 
@@ -87,7 +101,7 @@ func (r *incidentRun) finishNotifying(ctx workflow.Context, err error) {
 			workflow.GetLogger(ctx).Warn("incident notification not delivered", "incident", r.in.IncidentID, "event", string(p.typ), "eventId", res.EventID, "failed", res.Failed)
 		}
 	}
-	r.notifier.pending = nil
+	r.notifier.pending, r.notifier.last = nil, nil
 }
 
 // summary is the incident as its typ event describes it: the operator's words and the
