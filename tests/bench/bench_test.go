@@ -1,6 +1,8 @@
 // Package bench measures a real Postgres rotation against a bare workflow of four no-op
 // activities, in one process on the embedded Temporal server, and reports both and their
-// ratio. Run with `make bench`. Figures are reported, never asserted.
+// ratio; what telemetry costs that rotation (telemetry_test.go); and the incident
+// playbook over thousands of secrets (incident_test.go, `make bench-incident`). Run with
+// `make bench`. Figures are reported, never asserted.
 package bench
 
 import (
