@@ -28,7 +28,10 @@ test: vet tools
 test-short:
 	$(GO) test -count=1 -short ./...
 
-# Benchmarks: a no-op 4-activity workflow against a real Postgres rotation in one process.
+# Benchmarks: a no-op 4-activity workflow against a real Postgres rotation in one process;
+# the cost of telemetry: the same rotation with telemetry off and on, interleaved in one
+# run, then `keyturn worker` processes with and without it for memory and CPU (the bench
+# builds the binary). How to read the figures: README, "Development".
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 40x -timeout 20m ./tests/bench/
 

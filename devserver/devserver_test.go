@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -39,6 +40,42 @@ func TestInMemoryRunsWorkflowsAndRegistersSearchAttributes(t *testing.T) {
 	id := runGreet(t, c, "rotate/x", temporal.NewSearchAttributeKeyKeyword("KeyturnSecretID").ValueSet("x"))
 	runGreet(t, c, "rotate/y", temporal.NewSearchAttributeKeyKeyword("KeyturnSecretID").ValueSet("y"))
 	awaitVisible(t, c, srv.Namespace(), `KeyturnSecretID = "x"`, id)
+}
+
+// Extra namespaces get the same search attributes, and a worker in one never takes the
+// tasks of another namespace's task queue of the same name.
+func TestExtraNamespacesAreSeparate(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, Options{
+		FrontendAddr:     "127.0.0.1:0",
+		DisableUI:        true,
+		ExtraNamespaces:  []string{"second"},
+		SearchAttributes: keyturnAttributes(),
+	})
+	first := dial(t, srv)
+	second := dialNamespace(t, srv, "second")
+	requireSearchAttributes(t, first, srv.Namespace(), keyturnAttributes())
+	requireSearchAttributes(t, second, "second", keyturnAttributes())
+
+	// Only the second namespace has a worker: a workflow started in the first one, before
+	// the second one's runs, is never picked up.
+	ctx := context.Background()
+	waiting, err := first.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "rotate/x", TaskQueue: testTaskQueue}, greetWorkflow, "keyturn")
+	if err != nil {
+		t.Fatalf("start in the first namespace: %v", err)
+	}
+	runWorker(t, second)
+	runGreet(t, second, "rotate/x", temporal.NewSearchAttributeKeyKeyword("KeyturnSecretID").ValueSet("x"))
+	iter := first.GetWorkflowHistory(ctx, waiting.GetID(), waiting.GetRunID(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		event, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if event.GetEventType() == enums.EVENT_TYPE_WORKFLOW_TASK_STARTED {
+			t.Fatal("a worker of the second namespace took a workflow task of the first")
+		}
+	}
 }
 
 func TestRestartKeepsStateAndAddsNewSearchAttributes(t *testing.T) {
@@ -153,8 +190,9 @@ func TestTakenFrontendPortIsReported(t *testing.T) {
 func TestOptionsAreValidatedTogether(t *testing.T) {
 	t.Parallel()
 	_, err := Options{
-		FrontendAddr: "example.com:7233",
-		UIAddr:       "127.0.0.1:99999",
+		FrontendAddr:    "example.com:7233",
+		UIAddr:          "127.0.0.1:99999",
+		ExtraNamespaces: []string{"default", ""},
 		SearchAttributes: map[string]enums.IndexedValueType{
 			"WorkflowId":  enums.INDEXED_VALUE_TYPE_KEYWORD,
 			"KeyturnKind": enums.INDEXED_VALUE_TYPE_UNSPECIFIED,
@@ -163,7 +201,7 @@ func TestOptionsAreValidatedTogether(t *testing.T) {
 	if err == nil {
 		t.Fatal("resolve accepted invalid options")
 	}
-	for _, want := range []string{"frontend address", "UI address", "WorkflowId", "KeyturnKind"} {
+	for _, want := range []string{"frontend address", "UI address", `extra namespace "default"`, `extra namespace ""`, "WorkflowId", "KeyturnKind"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

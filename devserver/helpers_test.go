@@ -76,9 +76,15 @@ func stopServer(t *testing.T, srv *Server) {
 // dial connects an SDK client to srv and closes it when the test ends.
 func dial(t *testing.T, srv *Server) client.Client {
 	t.Helper()
+	return dialNamespace(t, srv, srv.Namespace())
+}
+
+// dialNamespace connects an SDK client to a namespace of srv.
+func dialNamespace(t *testing.T, srv *Server, namespace string) client.Client {
+	t.Helper()
 	c, err := client.Dial(client.Options{
 		HostPort:  srv.FrontendAddr(),
-		Namespace: srv.Namespace(),
+		Namespace: namespace,
 		Logger:    sdklog.NewStructuredLogger(quietLogger(testLogger(t), slog.LevelWarn)),
 	})
 	if err != nil {

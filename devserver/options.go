@@ -42,6 +42,12 @@ type Options struct {
 	// Namespace is registered at start if it does not exist. Default "default".
 	Namespace string
 
+	// ExtraNamespaces are registered at start like Namespace, with the same search
+	// attributes. Workers in different namespaces never take each other's tasks, even on
+	// a task queue of the same name: a benchmark runs two differently built workers side
+	// by side this way.
+	ExtraNamespaces []string
+
 	// FrontendAddr is the host:port of the gRPC frontend, default
 	// "127.0.0.1:7233". Port 0 picks a free port; read it back with
 	// [Server.FrontendAddr]. The host must be an IP address or "localhost".
@@ -87,6 +93,7 @@ func (e *AddrInUseError) Error() string {
 type settings struct {
 	stateDir         string
 	namespace        string
+	extraNamespaces  []string
 	frontendHost     string
 	frontendPort     int // 0 until a free port is picked
 	uiEnabled        bool
@@ -98,11 +105,17 @@ type settings struct {
 	codecEndpoint    string
 }
 
+// namespaces lists every namespace to register: Namespace first, then the extra ones.
+func (s settings) namespaces() []string {
+	return append([]string{s.namespace}, s.extraNamespaces...)
+}
+
 // resolve applies defaults and validates o, reporting every problem at once.
 func (o Options) resolve() (settings, error) {
 	s := settings{
 		stateDir:         o.StateDir,
 		namespace:        o.Namespace,
+		extraNamespaces:  o.ExtraNamespaces,
 		searchAttributes: o.SearchAttributes,
 		logger:           o.Logger,
 		logLevel:         o.LogLevel,
@@ -139,6 +152,13 @@ func (o Options) resolve() (settings, error) {
 		}
 	}
 
+	seen := map[string]bool{s.namespace: true}
+	for _, ns := range o.ExtraNamespaces {
+		if ns == "" || seen[ns] {
+			problems = append(problems, fmt.Errorf("extra namespace %q: empty or named twice", ns))
+		}
+		seen[ns] = true
+	}
 	problems = append(problems, validateSearchAttributes(o.SearchAttributes)...)
 	if len(problems) > 0 {
 		return settings{}, fmt.Errorf("invalid dev server options: %w", errors.Join(problems...))

@@ -64,8 +64,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := registerNamespace(sql, s.namespace, s.searchAttributes); err != nil {
-		return nil, err
+	for _, ns := range s.namespaces() {
+		if err := registerNamespace(sql, ns, s.searchAttributes); err != nil {
+			return nil, err
+		}
 	}
 
 	// Step 3. The four services.
@@ -101,11 +103,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, errors.Join(err, server.Stop())
 	}
-	added, err := ensureSearchAttributes(readyCtx, c, s.namespace, s.searchAttributes)
-	c.Close()
-	if err != nil {
-		return nil, errors.Join(err, server.Stop())
+	added := false
+	for _, ns := range s.namespaces() {
+		a, err := ensureSearchAttributes(readyCtx, c, ns, s.searchAttributes)
+		if err != nil {
+			c.Close()
+			return nil, errors.Join(fmt.Errorf("namespace %s: %w", ns, err), server.Stop())
+		}
+		added = added || a
 	}
+	c.Close()
 	if added {
 		server.stopForcedReads = forceSearchAttributeReads(dc)
 	}

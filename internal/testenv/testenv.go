@@ -26,18 +26,21 @@ import (
 	"github.com/keyturn/keyturn/internal/pgtest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/telemetry"
 	"github.com/keyturn/keyturn/worker"
 	"github.com/keyturn/keyturn/workflows"
 )
 
 // Temporal starts an in-memory embedded Temporal server on a free port, with Keyturn's
-// search attributes, and stops it when the test ends.
-func Temporal(t testing.TB, logger *slog.Logger) *devserver.Server {
+// search attributes in its namespace and in each of extraNamespaces, and stops it when the
+// test ends.
+func Temporal(t testing.TB, logger *slog.Logger, extraNamespaces ...string) *devserver.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{
 		FrontendAddr:     "127.0.0.1:0",
+		ExtraNamespaces:  extraNamespaces,
 		DisableUI:        true,
 		SearchAttributes: workflows.SearchAttributes(),
 		Logger:           logger,
@@ -52,7 +55,13 @@ func Temporal(t testing.TB, logger *slog.Logger) *devserver.Server {
 // Client dials the server; with a codec, payloads are encrypted as in production.
 func Client(t testing.TB, srv *devserver.Server, logger *slog.Logger, payloadCodec *codec.Codec) client.Client {
 	t.Helper()
-	opts := client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)}
+	return dial(t, client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)}, payloadCodec)
+}
+
+// dial connects with opts, encrypting payloads with payloadCodec when there is one, and
+// closes the client when the test ends.
+func dial(t testing.TB, opts client.Options, payloadCodec *codec.Codec) client.Client {
+	t.Helper()
 	if payloadCodec != nil {
 		opts.DataConverter = codec.DataConverter(payloadCodec)
 		opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
@@ -110,6 +119,10 @@ type Options struct {
 	// Seed, when set, runs before the inventory is loaded, to put what Extra's references
 	// point at into the file store (an admin token, a CA).
 	Seed func(ctx context.Context, store *file.Store) error
+	// ExtraNamespaces are registered on the server beside its own, with Keyturn's search
+	// attributes: a second worker there (DialWith, StartWorkerOn) never takes the tasks of
+	// the first, though both poll Keyturn's task queue.
+	ExtraNamespaces []string
 }
 
 // New starts Temporal, PostgreSQL, prepares each secret's target (one group role per
@@ -179,7 +192,7 @@ func New(t testing.TB, opts Options) *Env {
 	if env.Codec, err = codec.New(keys...); err != nil {
 		t.Fatal(err)
 	}
-	env.Server = Temporal(t, logger)
+	env.Server = Temporal(t, logger, opts.ExtraNamespaces...)
 	env.Client = Client(t, env.Server, logger, env.Codec)
 	if !opts.NoWorker {
 		env.StartWorker(t)
@@ -190,12 +203,36 @@ func New(t testing.TB, opts Options) *Env {
 // StartWorker starts an in-process worker over the env's inventory and store.
 func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 	t.Helper()
-	w := worker.New(e.Client, binding.New(e.Inventory, e.Backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules))
+	return e.StartWorkerOn(t, e.Client, nil)
+}
+
+// StartWorkerOn starts an in-process worker over the env's inventory and store on c (a
+// client from DialWith, say), recording Keyturn's own metrics on tel when it is not nil,
+// as `keyturn worker` does. It stops when the test ends; stopping it earlier is harmless.
+func (e *Env) StartWorkerOn(t testing.TB, c client.Client, tel *telemetry.Telemetry) sdkworker.Worker {
+	t.Helper()
+	w := worker.New(c, binding.New(e.Inventory, e.Backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
 	t.Cleanup(w.Stop)
 	return w
+}
+
+// DialWith dials a namespace of the env's server (its own or one of
+// Options.ExtraNamespaces) with the env's payload codec and tel's instrumentation, as
+// `keyturn worker` dials: tel's tracing interceptor (none when tel does not trace) and
+// the Temporal SDK's metrics on tel's meter. A worker on this client inherits both.
+func (e *Env) DialWith(t testing.TB, namespace string, tel *telemetry.Telemetry) client.Client {
+	t.Helper()
+	interceptors, err := tel.Interceptors()
+	if err != nil {
+		t.Fatalf("tracing interceptor: %v", err)
+	}
+	return dial(t, client.Options{
+		HostPort: e.Server.FrontendAddr(), Namespace: namespace, Logger: log.NewStructuredLogger(e.Logger),
+		Interceptors: interceptors, MetricsHandler: tel.TemporalMetrics(e.Logger),
+	}, e.Codec)
 }
 
 // Resolver returns the resolver the worker uses, for direct checks in tests.

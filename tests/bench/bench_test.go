@@ -1,9 +1,12 @@
 // Package bench measures a real Postgres rotation against a bare workflow of four no-op
 // activities, in one process on the embedded Temporal server, and reports both and their
-// ratio. Run with `make bench`. Figures are reported, never asserted.
+// ratio; what telemetry costs that rotation (telemetry_test.go); and the incident
+// playbook over thousands of secrets (incident_test.go, `make bench-incident`). Run with
+// `make bench`. Figures are reported, never asserted.
 package bench
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -40,39 +44,13 @@ func noopWorkflow(ctx workflow.Context) error {
 
 func BenchmarkRotationVsNoop(b *testing.B) {
 	env := testenv.New(b, testenv.Options{Secrets: []demo.Secret{{ID: "bench/app", Strategy: "alternating", Grace: "0s"}}})
-	w := sdkworker.New(env.Client, noopQueue, sdkworker.Options{})
-	w.RegisterWorkflow(noopWorkflow)
-	w.RegisterActivity(noopActivity)
-	if err := w.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-
-	noop := func() time.Duration {
-		start := time.Now()
-		run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: noopQueue}, noopWorkflow)
-		if err == nil {
-			err = run.Get(ctx, nil)
-		}
-		if err != nil {
-			b.Fatalf("no-op workflow: %v", err)
-		}
-		return time.Since(start)
-	}
+	startNoopWorker(b, env.Client)
+	noop := func() time.Duration { return runNoop(b, env.Client) }
 	var lastRun client.WorkflowRun
 	rotate := func() time.Duration {
-		start := time.Now()
-		run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions("bench/app", "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: "bench/app"})
-		var res workflows.RotateResult
-		if err == nil {
-			err = run.Get(ctx, &res)
-		}
-		if err != nil || res.Outcome != workflows.OutcomeRotated {
-			b.Fatalf("rotation: %v (outcome %q)", err, res.Outcome)
-		}
+		d, run := rotateOnce(b, env.Client, "bench/app")
 		lastRun = run
-		return time.Since(start)
+		return d
 	}
 	for range 3 { // warm up connections, caches and the task queues
 		noop()
@@ -87,6 +65,7 @@ func BenchmarkRotationVsNoop(b *testing.B) {
 	}
 	b.StopTimer()
 
+	ctx := context.Background()
 	events := 0
 	it := env.Client.GetWorkflowHistory(ctx, lastRun.GetID(), lastRun.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
@@ -107,8 +86,59 @@ func BenchmarkRotationVsNoop(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // the per-op time mixes both workflows; the metrics above are the figures
 }
 
-func percentile(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
+// startNoopWorker runs the bare workflow's worker on c until the benchmark ends.
+func startNoopWorker(b *testing.B, c client.Client) {
+	b.Helper()
+	w := sdkworker.New(c, noopQueue, sdkworker.Options{})
+	w.RegisterWorkflow(noopWorkflow)
+	w.RegisterActivity(noopActivity)
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.Stop)
+}
+
+// runTimeout bounds one workflow run of the benchmarks: a worker that died fails the
+// benchmark instead of hanging it.
+const runTimeout = 2 * time.Minute
+
+// runNoop runs the bare workflow once through c and returns how long it took.
+func runNoop(b *testing.B, c client.Client) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	start := time.Now()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: noopQueue}, noopWorkflow)
+	if err == nil {
+		err = run.Get(ctx, nil)
+	}
+	if err != nil {
+		b.Fatalf("no-op workflow: %v", err)
+	}
+	return time.Since(start)
+}
+
+// rotateOnce rotates a secret through c, as `keyturn rotate --wait` does, fails the
+// benchmark unless it rotated, and returns how long it took and its run.
+func rotateOnce(b *testing.B, c client.Client, id secret.ID) (time.Duration, client.WorkflowRun) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	start := time.Now()
+	run, err := c.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	var res workflows.RotateResult
+	if err == nil {
+		err = run.Get(ctx, &res)
+	}
+	if err != nil || res.Outcome != workflows.OutcomeRotated {
+		b.Fatalf("rotation of %s: %v (outcome %q)", id, err, res.Outcome)
+	}
+	return time.Since(start), run
+}
+
+// percentile is the p-th percentile of xs (nearest rank), which it leaves unsorted.
+func percentile[T cmp.Ordered](xs []T, p int) T {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
 	return s[max(0, min(len(s)-1, i-1))]
