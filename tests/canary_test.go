@@ -16,14 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	sdkpb "go.temporal.io/api/sdk/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
-	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/keyturn/keyturn/codec"
-	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/spantest"
 	"github.com/keyturn/keyturn/internal/testenv"
@@ -31,7 +26,6 @@ import (
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/telemetry"
-	"github.com/keyturn/keyturn/worker"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -268,27 +262,7 @@ func tracedTelemetry(t *testing.T) (*telemetry.Telemetry, *tracetest.InMemoryExp
 // call to a target or store traced on tel's provider.
 func startTracedWorker(t *testing.T, env *testenv.Env, tel *telemetry.Telemetry) {
 	t.Helper()
-	interceptors, err := tel.Interceptors()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := codec.DataConverter(env.Codec)
-	c, err := client.Dial(client.Options{
-		HostPort: env.Server.FrontendAddr(), Namespace: env.Server.Namespace(), Logger: log.NewStructuredLogger(env.Logger),
-		DataConverter: dc, FailureConverter: codec.FailureConverter(dc),
-		Interceptors: interceptors, MetricsHandler: tel.TemporalMetrics(env.Logger),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	backends := env.Backends
-	backends.TracerProvider = tel.TracerProvider()
-	w := worker.New(c, binding.New(env.Inventory, backends), sdkworker.Options{}, worker.WithTelemetry(tel))
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	env.StartWorkerOn(t, env.DialWith(t, env.Server.Namespace(), tel), tel)
 }
 
 // scrapeText fetches a Prometheus endpoint's text as it is.

@@ -211,7 +211,11 @@ func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 // as `keyturn worker` does. It stops when the test ends; stopping it earlier is harmless.
 func (e *Env) StartWorkerOn(t testing.TB, c client.Client, tel *telemetry.Telemetry) sdkworker.Worker {
 	t.Helper()
-	w := worker.New(c, binding.New(e.Inventory, e.Backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel))
+	backends := e.Backends
+	if tel != nil {
+		backends.TracerProvider = tel.TracerProvider() // calls to targets and stores traced, as in `keyturn worker`
+	}
+	w := worker.New(c, binding.New(e.Inventory, backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
