@@ -74,7 +74,7 @@ func (s *Sweep) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	defer s.wg.Wait()
+	defer s.Wait()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -86,6 +86,9 @@ func (s *Sweep) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Wait waits for the overdue notifications in flight, which their timeout bounds.
+func (s *Sweep) Wait() { s.wg.Wait() }
 
 // Once sweeps one time and returns what it saw. Notifications of overdue secrets are
 // sent in the background.

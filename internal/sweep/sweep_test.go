@@ -144,7 +144,7 @@ func TestSweep(t *testing.T) {
 	// First sweep, with the webhook down.
 	rc.setFail(true)
 	s.Once(ctx)
-	s.wg.Wait()
+	s.Wait()
 	m := gather(t, reg)
 	for _, want := range []struct {
 		name, secretID string
@@ -195,7 +195,7 @@ func TestSweep(t *testing.T) {
 	rc.setFail(false)
 	for range 2 {
 		s.Once(ctx)
-		s.wg.Wait()
+		s.Wait()
 	}
 	events, rejected := rc.received()
 	if len(events) != 1 || rejected != 0 {
@@ -215,7 +215,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Once(ctx)
-	s.wg.Wait()
+	s.Wait()
 	m = gather(t, reg)
 	if v, ok := m.value("keyturn_secret_overdue", "secret_id", "a/never"); !ok || v != 0 {
 		t.Errorf("after its first version a/never is not overdue: %v %v", v, ok)
