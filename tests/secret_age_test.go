@@ -21,22 +21,26 @@ import (
 )
 
 // TestNeverRotatedSecretIsOverdue runs `keyturn worker` with a 10 s sweep over an
-// inventory of two secrets, neither ever rotated, and a webhook route for secret_overdue:
+// inventory of two Postgres secrets, neither ever rotated, and a webhook route for secret_overdue:
 //   - both show keyturn_secret_overdue 1 on /metrics without any rotation running, and a
 //     real receiver gets one signed secret_overdue event for each, however many sweeps;
 //   - after e2e/app's rotation, its age is small and it is no longer overdue;
 //   - `keyturn status --overdue` lists exactly e2e/never and exits 2, in table and JSON,
-//     and `keyturn status` shows each secret's age, maximum age and last outcome.
+//     and `keyturn status` shows each secret's age, maximum age and last outcome;
+//   - a third secret, e2e/vaulted, lives in a Vault neither the worker nor the CLI can
+//     reach: it has no age or overdue series, the store error is counted, no sweep is a
+//     success, and status says its state is unknown instead of guessing.
 func TestNeverRotatedSecretIsOverdue(t *testing.T) {
 	rc := &receiver{key: []byte("overdue-webhook-signing-key-4242")}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
 	t.Setenv("KEYTURN_TEST_NOTIFY_URL", hook.URL)
 	t.Setenv("KEYTURN_TEST_NOTIFY_KEY", string(rc.key))
+	t.Setenv("VAULT_ADDR", "") // e2e/vaulted's store cannot be reached: neither by the worker nor by status
 	env := testenv.New(t, testenv.Options{NoWorker: true, Secrets: []demo.Secret{
 		{ID: "e2e/app", Strategy: "alternating", Grace: "0s", Owner: "payments", MaxAge: "1h"},
 		{ID: "e2e/never", Strategy: "alternating", Grace: "0s", Owner: "platform", MaxAge: "30d", Target: demo.Target{Role: "never"}},
-	}, Extra: "notifications:\n  routes:\n    - name: owners\n      url: env:KEYTURN_TEST_NOTIFY_URL\n" +
+	}, Extra: vaultedSecret + "notifications:\n  routes:\n    - name: owners\n      url: env:KEYTURN_TEST_NOTIFY_URL\n" +
 		"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [secret_overdue]\n      match: {owners: [payments, platform]}\n"})
 	metrics := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/metrics"
 	startWorker(t, env, "--metrics-addr", strings.TrimSuffix(strings.TrimPrefix(metrics, "http://"), "/metrics"), "--sweep-interval", "10s")
@@ -56,9 +60,20 @@ func TestNeverRotatedSecretIsOverdue(t *testing.T) {
 	if families["keyturn_secret_age_seconds"] != nil && len(families["keyturn_secret_age_seconds"].GetMetric()) != 0 {
 		t.Errorf("a secret without a current version has no age series: %v", series(families["keyturn_secret_age_seconds"]))
 	}
-	if families["keyturn_sweep_last_success_timestamp_seconds"] == nil || gaugeOf(families["keyturn_revokes_outstanding"], "e2e/app") != 0 {
-		t.Errorf("a sweep that read everything: last success and revokes outstanding 0; got %v / %v",
-			series(families["keyturn_sweep_last_success_timestamp_seconds"]), series(families["keyturn_revokes_outstanding"]))
+	if gaugeOf(families["keyturn_revokes_outstanding"], "e2e/app") != 0 {
+		t.Errorf("no revoke outstanding: %v", series(families["keyturn_revokes_outstanding"]))
+	}
+	// e2e/vaulted's store could not be read: no age, no verdict (not a stale or zero
+	// one), its policy still shown, the error counted, and no sweep counts as a success.
+	if gaugeOf(families["keyturn_secret_overdue"], "e2e/vaulted") != -1 || gaugeOf(families["keyturn_secret_age_seconds"], "e2e/vaulted") != -1 ||
+		gaugeOf(families["keyturn_secret_max_age_seconds"], "e2e/vaulted") != 30*86400 {
+		t.Errorf("e2e/vaulted: want only its max age; overdue %v, age %v", series(families["keyturn_secret_overdue"]), series(families["keyturn_secret_age_seconds"]))
+	}
+	if n := counterOf(families["keyturn_sweep_errors_total"], "store"); n < 1 {
+		t.Errorf("keyturn_sweep_errors_total{source=store} = %v, want at least 1", n)
+	}
+	if f := families["keyturn_sweep_last_success_timestamp_seconds"]; f != nil && len(f.GetMetric()) > 0 {
+		t.Errorf("a sweep that could not read e2e/vaulted's store is no success: %v", series(f))
 	}
 
 	waitFor(t, time.Minute, "a secret_overdue event for each secret", func() bool {
@@ -107,7 +122,8 @@ func TestNeverRotatedSecretIsOverdue(t *testing.T) {
 	// keyturn status --overdue: exactly e2e/never, exit 2.
 	code, out := keyturn(t, env, "status", "--overdue")
 	t.Logf("keyturn status --overdue:\n%s", out)
-	if code != cli.ExitOverdue || !strings.Contains(out, "e2e/never") || strings.Contains(out, "e2e/app") || !strings.Contains(out, "overdue: e2e/never: no current version: never rotated") {
+	if code != cli.ExitOverdue || !strings.Contains(out, "e2e/never") || strings.Contains(out, "e2e/app") || !strings.Contains(out, "overdue: e2e/never: no current version: never rotated") ||
+		!strings.Contains(out, "cannot tell whether e2e/vaulted is overdue: open the vault store") {
 		t.Fatalf("status --overdue exited %d, want %d with e2e/never alone:\n%s", code, cli.ExitOverdue, out)
 	}
 	code, out = keyturn(t, env, "status", "--overdue", "-o", "json")
@@ -123,7 +139,7 @@ func TestNeverRotatedSecretIsOverdue(t *testing.T) {
 	// keyturn status: the secrets with their age and last outcome, then the rotations.
 	code, out = keyturn(t, env, "status")
 	t.Logf("keyturn status:\n%s", out)
-	if code != 0 || !strings.Contains(out, "AGE") || !strings.Contains(out, "MAX AGE") || !strings.Contains(out, "never rotated") {
+	if code != 0 || !strings.Contains(out, "AGE") || !strings.Contains(out, "MAX AGE") || !strings.Contains(out, "never rotated") || !strings.Contains(out, "unknown: e2e/vaulted: store: open the vault store") {
 		t.Fatalf("status exited %d:\n%s", code, out)
 	}
 	for _, line := range strings.Split(out, "\n") {
@@ -132,6 +148,10 @@ func TestNeverRotatedSecretIsOverdue(t *testing.T) {
 		case len(f) > 0 && f[0] == "e2e/app" && len(f) >= 8 && f[1] == "postgres" && f[2] == "payments":
 			if f[4] != "1h" || f[5] != "no" || !strings.Contains(line, "rotated") {
 				t.Errorf("e2e/app's row must show max age 1h, not overdue, last outcome rotated: %q", line)
+			}
+		case len(f) > 0 && f[0] == "e2e/vaulted":
+			if f[3] != "?" || f[4] != "30d" || f[5] != "?" {
+				t.Errorf("e2e/vaulted's row must show its age and verdict unknown: %q", line)
 			}
 		case len(f) > 0 && f[0] == "e2e/never" && f[1] == "postgres":
 			if !strings.Contains(line, "never rotated") || !strings.Contains(line, "30d") || !strings.Contains(line, "yes") {
@@ -148,6 +168,27 @@ func TestNeverRotatedSecretIsOverdue(t *testing.T) {
 		detail.Secret.Age == nil || detail.Secret.LastRotation == nil || detail.Secret.LastRotation.Outcome != "rotated" || *detail.Secret.RevokesOutstanding != 0 {
 		t.Fatalf("status e2e/app -o json exited %d (%v):\n%s", code, err, out)
 	}
+}
+
+// vaultedSecret is an inventory entry whose store is Vault, which the test gives neither
+// the worker nor the CLI: its state cannot be read.
+const vaultedSecret = `  - id: e2e/vaulted
+    kind: postgres
+    store: {type: vault}
+    max_age: 30d
+    postgres: {host: 127.0.0.1, port: 5999, database: demo, sslmode: disable, role: vaulted, admin: {username: keyturn_admin, password: "file:admin/e2e"}}
+`
+
+// counterOf is the value of the counter family's series for a source, -1 when it has none.
+func counterOf(f *dto.MetricFamily, source string) float64 {
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "source" && l.GetValue() == source {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return -1
 }
 
 // startWorker runs `keyturn worker` over the env, with extra flags, until the test ends.
