@@ -26,29 +26,18 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// rotationRow is one rotation as `keyturn status` lists it. Its JSON form is documented
-// in docs/status.md; times are RFC 3339, durations in seconds.
+// rotationRow is one rotation as `keyturn status` lists it: the run as secretstate reads
+// it, with the secret it rotates. Its JSON form is documented in docs/status.md; times are
+// RFC 3339, durations in seconds.
 type rotationRow struct {
 	SecretID string `json:"secretId"`
 	Kind     string `json:"kind"`
-	// Status is Temporal's: running, completed, failed, cancelled, terminated, timed out.
-	Status string `json:"status"`
-	// Outcome is how the rotation ended (rotated, rolled_back, aborted, revoke_failed,
-	// failed) or an outstanding state while it keeps trying; empty while it runs normally.
-	Outcome string `json:"outcome,omitempty"`
-	// Step is the step it is on, or where it ended.
-	Step            string     `json:"step"`
-	Started         time.Time  `json:"started"`
-	Closed          *time.Time `json:"closed,omitempty"`
-	DurationSeconds float64    `json:"durationSeconds"`
-	RunID           string     `json:"runId"`
+	secretstate.Run
+	DurationSeconds float64 `json:"durationSeconds"`
 }
 
-// result is what the row shows in its OUTCOME column: the outcome, else Temporal's status
-// (see secretstate.Run.Result).
-func (r rotationRow) result() string {
-	return secretstate.Run{Status: r.Status, Outcome: r.Outcome}.Result()
-}
+// result is what the row shows in its OUTCOME column (see secretstate.Run.Result).
+func (r rotationRow) result() string { return r.Result() }
 
 // rotationDetail is one rotation in full, for `keyturn status <id>`.
 type rotationDetail struct {
@@ -254,8 +243,7 @@ func listRotations(ctx context.Context, c client.Client, limit int) ([]rotationR
 }
 
 func rowOf(runID string, status enumspb.WorkflowExecutionStatus, started, closed time.Time, sa *commonpb.SearchAttributes) rotationRow {
-	run := secretstate.RunOf(runID, status, started, closed, sa)
-	r := rotationRow{RunID: run.RunID, Status: run.Status, Outcome: run.Outcome, Step: run.Step, Started: run.Started, Closed: run.Closed}
+	r := rotationRow{Run: secretstate.RunOf(runID, status, started, closed, sa)}
 	end := time.Now()
 	if r.Closed != nil {
 		end = *r.Closed

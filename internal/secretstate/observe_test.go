@@ -67,14 +67,7 @@ func TestObserve(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	invPath := filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(invPath, []byte(inventoryText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := config.Load(invPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv := loadInventory(t, dir)
 
 	// Stores: versions written two hours before the observation's clock, and now.
 	now := time.Now().UTC()
@@ -224,14 +217,7 @@ func TestObserveWithTemporalDown(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	invPath := filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(invPath, []byte(inventoryText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := config.Load(invPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv := loadInventory(t, dir)
 	store, err := file.Open(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +265,20 @@ func stubIncident(ctx workflow.Context, id string) error {
 	}
 	workflow.GetSignalChannel(ctx, "never").Receive(ctx, nil)
 	return nil
+}
+
+// loadInventory writes inventoryText into dir and loads it.
+func loadInventory(t *testing.T, dir string) *config.Inventory {
+	t.Helper()
+	path := filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(path, []byte(inventoryText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }
 
 func put(t *testing.T, s *file.Store, id secret.ID, m secret.Material) secret.Version {

@@ -73,8 +73,9 @@ type Run struct {
 	Status string `json:"status"`
 	// Outcome is the KeyturnOutcome search attribute: how it ended, or an outstanding
 	// state while it keeps trying.
-	Outcome string     `json:"outcome,omitempty"`
-	Step    string     `json:"step,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Step is the step it is on, or where it ended (KeyturnStep).
+	Step    string     `json:"step"`
 	Started time.Time  `json:"started"`
 	Closed  *time.Time `json:"closed,omitempty"`
 }

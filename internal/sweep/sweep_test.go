@@ -101,45 +101,20 @@ func (rc *receiver) setFail(b bool) {
 // next sweep.
 func TestSweep(t *testing.T) {
 	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rc := &receiver{key: []byte("sweep-test-signing-key-0123456789")}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
 	t.Setenv("SWEEP_TEST_URL", hook.URL)
 	t.Setenv("SWEEP_TEST_KEY", string(rc.key))
 
-	dir := t.TempDir()
-	path := filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(path, []byte(inventoryText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := file.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t, inventoryText)
 	canary := secret.NewSensitive("Canary-sweep-5d2f-DoNotLeak")
-	if _, err := store.Put(ctx, "a/fresh", secret.Material{"password": canary}, nil); err != nil {
+	if _, err := f.store.Put(ctx, "a/fresh", secret.Material{"password": canary}, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := testenv.Temporal(t, logger)
-	c := testenv.Client(t, srv, logger, nil)
-
-	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Setup(ctx, telemetry.Options{Registry: reg, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tel.Shutdown(ctx) }()
-	gauges, err := telemetry.NewSecretGauges(tel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolver := binding.New(inv, binding.Backends{File: store}) // no Vault: v/unreadable cannot be read
-	s := &Sweep{Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c}, Gauges: gauges, Notifier: resolver, Logger: logger}
+	store, reg := f.store, f.reg
+	s := f.sweep()
+	s.Notifier = f.resolver
 
 	// First sweep, with the webhook down.
 	rc.setFail(true)
@@ -241,33 +216,10 @@ func TestSweep(t *testing.T) {
 // sweeps at once and stops with its context.
 func TestSweepLastSuccess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	path := filepath.Join(dir, "inventory.yaml")
-	text := strings.Split(inventoryText, "  - id: v/unreadable")[0]
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := file.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := testenv.Temporal(t, logger)
-	c := testenv.Client(t, srv, logger, nil)
-	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Setup(ctx, telemetry.Options{Registry: reg, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gauges, err := telemetry.NewSecretGauges(tel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Sweep{Observer: &secretstate.Observer{Inventory: inv, Stores: binding.New(inv, binding.Backends{File: store}), Temporal: c}, Gauges: gauges, Logger: logger, Interval: time.Hour}
+	f := newFixture(t, strings.Split(inventoryText, "  - id: v/unreadable")[0])
+	reg := f.reg
+	s := f.sweep()
+	s.Interval = time.Hour
 	before := time.Now()
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
@@ -284,6 +236,52 @@ func TestSweepLastSuccess(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// fixture is what a sweep runs over: an inventory, a file store (and no Vault), an
+// embedded Temporal server, and telemetry into a registry.
+type fixture struct {
+	inv      *config.Inventory
+	store    *file.Store
+	resolver *binding.Resolver
+	gauges   *telemetry.SecretGauges
+	reg      *prometheus.Registry
+	sweep    func() *Sweep
+}
+
+func newFixture(t *testing.T, inventory string) fixture {
+	t.Helper()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(path, []byte(inventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := file.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testenv.Client(t, testenv.Temporal(t, logger), logger, nil)
+	reg := prometheus.NewRegistry()
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Registry: reg, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(ctx) })
+	gauges, err := telemetry.NewSecretGauges(tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixture{inv: inv, store: store, resolver: binding.New(inv, binding.Backends{File: store}), gauges: gauges, reg: reg}
+	f.sweep = func() *Sweep {
+		return &Sweep{Observer: &secretstate.Observer{Inventory: inv, Stores: f.resolver, Temporal: c}, Gauges: gauges, Logger: logger}
+	}
+	return f
 }
 
 // families are gathered metrics by name.
