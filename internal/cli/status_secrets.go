@@ -203,6 +203,11 @@ func nextRun(s secretstate.Secret) string {
 		return s.NextRun.Local().Format("2006-01-02 15:04")
 	}
 	for _, sch := range s.Schedules {
+		if sch.RenewalCheck && sch.NextRun != nil && s.StoreError != "" {
+			return "?" // the renewal check runs, but when the certificate is due is unknown
+		}
+	}
+	for _, sch := range s.Schedules {
 		if sch.Missing {
 			return "not applied"
 		}

@@ -202,7 +202,10 @@ func (o *Observer) readSchedules(ctx context.Context, s *config.Secret, st *Secr
 			return
 		}
 		st.Schedules = append(st.Schedules, sch)
-		if sch.NextRun != nil && st.StoreError == "" {
+		if sch.NextRun != nil {
+			if st.StoreError != "" {
+				return // when the certificate is due is unknown, so is the earliest run
+			}
 			due := at // no certificate yet: the next check issues one
 			if st.Current != nil {
 				_, due = certs.Due(*st.Current, at, renewAt(s))

@@ -54,6 +54,9 @@ secrets:
   - id: certs/web
     kind: localca
     localca: {ca_cert: "file:ca#c", ca_key: "file:ca#k", crl_file: ca.crl, common_name: web.localhost, ttl: 30d}
+  - id: certs/api
+    kind: localca
+    localca: {ca_cert: "file:ca#c", ca_key: "file:ca#k", crl_file: ca.crl, common_name: api.localhost, ttl: 30d}
 `
 
 // canary is material put into the stores; no observation may ever hold it.
@@ -62,7 +65,8 @@ const canary = "Canary-secretstate-7c1e-DoNotLeak"
 // TestObserve reads every kind of state from real servers: versions from a file store
 // (on a clock two hours ahead, so one secret is old) and from Vault, a document that was
 // tampered with, rotations and an incident from real workflow runs in an embedded
-// Temporal server, a schedule applied there and one that never was.
+// Temporal server, schedules applied there (a cron one, a certificate's renewal check)
+// and one that never was.
 func TestObserve(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -81,6 +85,13 @@ func TestObserve(t *testing.T) {
 	put(t, store, "files/tampered", material)
 	storeNow = now.Add(-time.Minute)
 	fresh := put(t, store, "files/fresh", material)
+	// A certificate valid for 30 days from a day ago: due for renewal at 2/3 of that.
+	notBefore := now.Add(-24 * time.Hour).Truncate(time.Second)
+	if _, err := store.Put(ctx, "certs/api", material, map[string]string{
+		"not_before": notBefore.Format(time.RFC3339), "not_after": notBefore.Add(30 * 24 * time.Hour).Format(time.RFC3339),
+	}); err != nil {
+		t.Fatal(err)
+	}
 	tamper(t, filepath.Join(dir, "store", "secrets", "files%2Ftampered.json"))
 
 	vault := vaulttest.Start(t, vaulttest.Options{})
@@ -127,7 +138,7 @@ func TestObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(workflows.IncidentWorkflowID("leak-7"), workflows.IncidentWorkflowName, "leak-7")
-	plan, err := schedules.Plan(ctx, c, srv.Namespace(), inventoryWith(inv, "files/fresh"))
+	plan, err := schedules.Plan(ctx, c, srv.Namespace(), inventoryWith(inv, "files/fresh", "certs/api"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +199,11 @@ func TestObserve(t *testing.T) {
 	cert := byID(obs, "certs/web")
 	if len(cert.Schedules) != 1 || !cert.Schedules[0].Missing || !cert.Schedules[0].RenewalCheck || cert.NextRun != nil || cert.MaxAgeFrom != config.PolicyCertificate || cert.ScheduleError != "" {
 		t.Errorf("certs/web: its renewal check was never applied, so no next run: %s", dump(cert))
+	}
+
+	api := byID(obs, "certs/api")
+	if due := notBefore.Add(20 * 24 * time.Hour); api.NextRun == nil || !api.NextRun.Equal(due) || len(api.Schedules) != 1 || api.Schedules[0].NextRun == nil {
+		t.Errorf("certs/api: its renewal check runs hourly, so its next rotation is its renewal point %v: %s", due, dump(api))
 	}
 
 	if obs.IncidentsError != "" || obs.Incidents[0].ID != "leak-7" || obs.Incidents[0].RunID == "" {

@@ -57,7 +57,8 @@ type Secret struct {
 	// schedule, and a certificate's renewal check.
 	Schedules []Schedule `json:"schedules,omitempty"`
 	// NextRun is when a schedule is next expected to rotate the secret; nil when none
-	// will (no schedule, all paused or missing) or it is unknown (ScheduleError).
+	// will (no schedule, all paused or missing) or it is unknown (ScheduleError, or a
+	// certificate's StoreError: when it is due for renewal is unknown).
 	NextRun       *time.Time `json:"nextRun,omitempty"`
 	ScheduleError string     `json:"scheduleError,omitempty"`
 }
