@@ -110,16 +110,13 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration) error {
 	resolver := binding.New(inv, backends(store, logger, tel.TracerProvider()))
 	defer func() { _ = resolver.Close() }()
+	gauges, err := telemetry.NewSecretGauges(tel)
+	if err != nil {
+		return err
+	}
 	sw := &sweep.Sweep{
 		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c},
-		Notifier: resolver, Interval: sweepEvery, Logger: logger,
-	}
-	if tel != nil {
-		gauges, err := telemetry.NewSecretGauges(tel)
-		if err != nil {
-			return err
-		}
-		sw.Gauges = gauges
+		Gauges:   gauges, Notifier: resolver, Interval: sweepEvery, Logger: logger, TracerProvider: tel.TracerProvider(),
 	}
 	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {

@@ -19,6 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/notify"
@@ -35,6 +38,9 @@ const (
 	// above notify's own 15 s per delivery; the sweep never waits for it.
 	DefaultNotifyTimeout = 30 * time.Second
 )
+
+// tracerName is the instrumentation scope of the sweep's span.
+const tracerName = "github.com/keyturn/keyturn/internal/sweep"
 
 // MinInterval is the shortest interval accepted: shorter would read every store
 // several times a minute for facts that change in hours.
@@ -58,6 +64,9 @@ type Sweep struct {
 	NotifyTimeout time.Duration
 	// Logger reports failed reads and deliveries; slog.Default() when nil.
 	Logger *slog.Logger
+	// TracerProvider, when set, makes each sweep a span, the parent of the store calls
+	// the binding traces, so they form one trace a sweep instead of loose root spans.
+	TracerProvider trace.TracerProvider
 
 	mu sync.Mutex
 	// notified holds the overdue events sent (true) or being sent (false), by event ID,
@@ -93,6 +102,11 @@ func (s *Sweep) Wait() { s.wg.Wait() }
 // Once sweeps one time and returns what it saw. Notifications of overdue secrets are
 // sent in the background.
 func (s *Sweep) Once(ctx context.Context) secretstate.Observation {
+	if s.TracerProvider != nil {
+		var span trace.Span
+		ctx, span = s.TracerProvider.Tracer(tracerName).Start(ctx, "Sweep")
+		defer span.End()
+	}
 	obs := s.Observer.Observe(ctx)
 	if ctx.Err() != nil {
 		return obs // cancelled mid-sweep: what it saw is incomplete, not the state
@@ -116,6 +130,8 @@ func (s *Sweep) Once(ctx context.Context) secretstate.Observation {
 		sample.Incidents = append(sample.Incidents, in.ID)
 	}
 	sample.Succeeded = len(errs) == 0
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("keyturn.sweep.secrets", len(obs.Secrets)),
+		attribute.Int("keyturn.sweep.overdue", countOverdue(obs)), attribute.Int("keyturn.sweep.failed_reads", len(errs)))
 	s.logger().Debug("sweep done", "secrets", len(obs.Secrets), "overdue", countOverdue(obs), "failed_reads", len(errs))
 	if s.Gauges != nil {
 		for source, n := range errs {

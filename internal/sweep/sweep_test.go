@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
@@ -165,6 +167,9 @@ func TestSweep(t *testing.T) {
 	if events, _ := rc.received(); len(events) != 0 {
 		t.Fatalf("the webhook was down, yet it got %d events", len(events))
 	}
+	if got := f.spans.GetSpans(); len(got) != 1 || got[0].Name != "Sweep" || !hasAttrs(got[0].Attributes, "keyturn.sweep.secrets=3", "keyturn.sweep.overdue=1", "keyturn.sweep.failed_reads=1") {
+		t.Errorf("want one Sweep span with its counts, got %+v", got)
+	}
 
 	// The webhook is back: the next sweep sends again, and the one after does not.
 	rc.setFail(false)
@@ -246,6 +251,7 @@ type fixture struct {
 	resolver *binding.Resolver
 	gauges   *telemetry.SecretGauges
 	reg      *prometheus.Registry
+	spans    *tracetest.InMemoryExporter
 	sweep    func() *Sweep
 }
 
@@ -268,7 +274,8 @@ func newFixture(t *testing.T, inventory string) fixture {
 	}
 	c := testenv.Client(t, testenv.Temporal(t, logger), logger, nil)
 	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Setup(ctx, telemetry.Options{Registry: reg, Logger: logger})
+	spans := tracetest.NewInMemoryExporter()
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Registry: reg, SpanExporter: spans, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,9 +284,9 @@ func newFixture(t *testing.T, inventory string) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fixture{inv: inv, store: store, resolver: binding.New(inv, binding.Backends{File: store}), gauges: gauges, reg: reg}
+	f := fixture{inv: inv, store: store, resolver: binding.New(inv, binding.Backends{File: store}), gauges: gauges, reg: reg, spans: spans}
 	f.sweep = func() *Sweep {
-		return &Sweep{Observer: &secretstate.Observer{Inventory: inv, Stores: f.resolver, Temporal: c}, Gauges: gauges, Logger: logger}
+		return &Sweep{Observer: &secretstate.Observer{Inventory: inv, Stores: f.resolver, Temporal: c}, Gauges: gauges, Logger: logger, TracerProvider: tel.TracerProvider()}
 	}
 	return f
 }
@@ -336,4 +343,18 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// hasAttrs reports whether attrs hold every key=value given.
+func hasAttrs(attrs []attribute.KeyValue, want ...string) bool {
+	have := map[string]bool{}
+	for _, kv := range attrs {
+		have[string(kv.Key)+"="+kv.Value.Emit()] = true
+	}
+	for _, w := range want {
+		if !have[w] {
+			return false
+		}
+	}
+	return true
 }
