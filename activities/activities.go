@@ -25,7 +25,10 @@ import (
 type Binding struct {
 	Kind string
 	// Tags are the secret's tags in the inventory, for notification routing.
-	Tags  []string
+	Tags []string
+	// Owner is the team or person the inventory names for the secret, for notification
+	// routing; empty when it names none.
+	Owner string
 	Grace time.Duration
 	Steps rotation.Steps
 	// RecordCurrentFirst, when set, refuses a rotation while the store has no current

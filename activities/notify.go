@@ -57,7 +57,7 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) (NotifyResult, 
 		e.ErrorMessage = notify.ErrorText(errors.New(in.Error))
 	}
 	if b, err := a.resolve(ctx, in.SecretID); err == nil {
-		e.Tags = b.Tags
+		e.Tags, e.Owner = b.Tags, b.Owner
 		if e.Kind == "" {
 			e.Kind = b.Kind
 		}

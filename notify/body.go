@@ -71,6 +71,9 @@ func slackMessage(e Event) slack {
 	add("Kind", e.Kind)
 	add("Tags", strings.Join(e.Tags, ", "))
 	add("Owner", e.Owner)
+	if o := e.Overdue; o != nil {
+		add("Overdue", o.Reason)
+	}
 	add("Step", e.Step)
 	add("Outcome", e.Outcome)
 	add("Incident", e.IncidentID)

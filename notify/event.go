@@ -56,6 +56,8 @@ type Event struct {
 	Tags []string `json:"tags,omitempty"`
 	// Owner is the team or person responsible for the secret, when known.
 	Owner string `json:"owner,omitempty"`
+	// Overdue says how an overdue secret stands, in secret_overdue events only.
+	Overdue *Overdue `json:"overdue,omitempty"`
 	// Step is the rotation step the event comes from (create, test, promote, revoke).
 	Step string `json:"step,omitempty"`
 	// Outcome is the rotation's or incident's outcome (failed, rolled_back, ...).
@@ -77,8 +79,13 @@ type Event struct {
 // run, step, outcome, secret and incident. Time is left out on purpose: a retried send
 // or activity happens later but reports the same thing, and must carry the same ID.
 func (e Event) DerivedID() string {
+	return deriveID(string(e.Type), e.WorkflowID, e.RunID, e.Step, e.Outcome, string(e.SecretID), e.IncidentID)
+}
+
+// deriveID hashes what identifies an event into its ID.
+func deriveID(parts ...string) string {
 	h := sha256.New()
-	for _, part := range []string{string(e.Type), e.WorkflowID, e.RunID, e.Step, e.Outcome, string(e.SecretID), e.IncidentID} {
+	for _, part := range parts {
 		// Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}

@@ -164,3 +164,33 @@ func TestIncidentSummary(t *testing.T) {
 		t.Error("incident_contained and incident_finished share an ID")
 	}
 }
+
+// An overdue event's ID depends on the secret and its current version, never on the time,
+// and differs from every rotation event's.
+func TestOverdueEventID(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := Overdue{Version: "rotate/a/b/r1", VersionNumber: 3, AgeSeconds: 100, MaxAgeSeconds: 50, MaxAgeFrom: "max_age", Reason: "age \x1b[31m2h is over\x07 the maximum 1h"}
+	e := OverdueEvent(at, "a/b", "postgres", "payments", []string{"prod"}, o)
+	if e.Type != SecretOverdue || e.SecretID != "a/b" || e.Owner != "payments" || e.Overdue.Version != o.Version || e.Overdue.Reason != "age 2h is over the maximum 1h" || !strings.HasPrefix(e.ID, "evt_") {
+		t.Fatalf("event %+v %+v", e, e.Overdue)
+	}
+	if later := OverdueEvent(at.Add(time.Hour), "a/b", "postgres", "payments", nil, Overdue{Version: o.Version}); later.ID != e.ID {
+		t.Errorf("a later sweep finding the same version overdue must send the same ID: %s != %s", later.ID, e.ID)
+	}
+	ids := map[string]string{e.ID: "first"}
+	for name, other := range map[string]Event{
+		"new version":  OverdueEvent(at, "a/b", "postgres", "", nil, Overdue{Version: "rotate/a/b/r2"}),
+		"no version":   OverdueEvent(at, "a/b", "postgres", "", nil, Overdue{}),
+		"other secret": OverdueEvent(at, "a/c", "postgres", "", nil, Overdue{Version: o.Version}),
+		"rotation":     Event{Type: RotationFailed, SecretID: "a/b", RunID: "r1"}.Seal(),
+	} {
+		if prev, dup := ids[other.ID]; dup {
+			t.Errorf("%s has the ID of %s", name, prev)
+		}
+		ids[other.ID] = name
+	}
+	body, err := Body(config.NotifyFormatSlack, e)
+	if err != nil || !strings.Contains(string(body), "*Overdue:* age 2h is over the maximum 1h") {
+		t.Errorf("the Slack body must say why: %s %v", body, err)
+	}
+}

@@ -83,12 +83,9 @@ func Get(ctx context.Context, c client.Client, scheduleID string) (Status, error
 	if !ok {
 		return Status{}, fmt.Errorf("%s is not a Keyturn schedule ID (IDs start with %s or %s)", scheduleID, CronPrefix, RenewalPrefix)
 	}
-	d, err := c.ScheduleClient().GetHandle(ctx, scheduleID).Describe(ctx)
-	if isNotFound(err) {
-		return Status{}, fmt.Errorf("%w: %s", ErrNotFound, scheduleID)
-	}
+	d, err := describeSchedule(ctx, c, scheduleID)
 	if err != nil {
-		return Status{}, fmt.Errorf("describe schedule %s: %w", scheduleID, err)
+		return Status{}, err
 	}
 	st := Status{
 		ScheduleID:     scheduleID,
@@ -120,6 +117,38 @@ func Get(ctx context.Context, c client.Client, scheduleID string) (Status, error
 		st.LastRun = lastRun(ctx, c, d.Info.RecentActions[n-1])
 	}
 	return st, nil
+}
+
+// NextRun is when a Keyturn schedule starts its next run (Temporal's next action time,
+// jitter included) and whether it is paused; the time is zero when the schedule is paused
+// or has no run left. It reads only the schedule's description: the age sweep asks it
+// for every scheduled secret on every pass. An error wraps ErrNotFound when Temporal has
+// no such schedule (the inventory's was never applied).
+func NextRun(ctx context.Context, c client.Client, scheduleID string) (next time.Time, paused bool, err error) {
+	d, err := describeSchedule(ctx, c, scheduleID)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if s := d.Schedule.State; s != nil && s.Paused {
+		return time.Time{}, true, nil
+	}
+	if len(d.Info.NextActionTimes) > 0 {
+		next = d.Info.NextActionTimes[0]
+	}
+	return next, false, nil
+}
+
+// describeSchedule reads a schedule's description; an error wrapping ErrNotFound when
+// Temporal has no schedule with the ID.
+func describeSchedule(ctx context.Context, c client.Client, scheduleID string) (*client.ScheduleDescription, error) {
+	d, err := c.ScheduleClient().GetHandle(ctx, scheduleID).Describe(ctx)
+	if isNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, scheduleID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe schedule %s: %w", scheduleID, err)
+	}
+	return d, nil
 }
 
 // lastRun reads how a run went. What cannot be read (the run's history was already

@@ -88,7 +88,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rotate exited %d:\n%s", code, out)
 	}
-	for _, args := range [][]string{{"status"}, {"status", string(id)}, {"status", string(id), "-o", "json"}, {"get", string(id)}, {"get", string(id), "-o", "json"}, {"get", string(id), "--stage", "previous"}} {
+	for _, args := range [][]string{{"status"}, {"status", string(id)}, {"status", string(id), "-o", "json"}, {"status", "--secrets", "-o", "json"}, {"status", "--overdue"}, {"get", string(id)}, {"get", string(id), "-o", "json"}, {"get", string(id), "--stage", "previous"}} {
 		_, out := keyturn(t, env, args...)
 		cliOut.WriteString(out)
 	}
@@ -207,6 +207,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if !strings.Contains(metricsText, "keyturn_rotation_step_duration_seconds") || !strings.Contains(metricsText, "temporal_") {
 		t.Fatalf("/metrics lacks Keyturn's or Temporal's metrics: the scan would prove nothing:\n%.2000s", metricsText)
 	}
+	sweepMetrics, overdueBodies := canarySweep(t, env)
 	otlpBodies := otlp.allBodies()
 	if otlp.traceOf("StartWorkflow:Rotate") == nil {
 		t.Fatal("the CLI exported no StartWorkflow span over OTLP: the scan would prove nothing")
@@ -214,6 +215,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	places := map[string][]byte{
 		"exported spans (worker)":               []byte(spanText),
 		"/metrics":                              []byte(metricsText),
+		"/metrics (secret sweep)":               []byte(sweepMetrics),
+		"secret_overdue notifications":          overdueBodies,
 		"OTLP exports (CLI)":                    otlpBodies,
 		"describe (search attributes, summary)": describe,
 		"current details (UI)":                  []byte(details),

@@ -54,7 +54,7 @@ func (rc *receiver) received() ([]notify.Event, []string, int) {
 }
 
 // TestRotationProblemsReachAWebhook: a rotation whose admin password is wrong tells a real
-// receiver, signed, that a revoke is outstanding, and once it is fixed that the rotation
+// receiver, signed and naming the secret's owner, that a revoke is outstanding, and once it is fixed that the rotation
 // rolled back; no material in any body, and a rotation that works sends nothing.
 func TestRotationProblemsReachAWebhook(t *testing.T) {
 	rc := &receiver{key: []byte("webhook-signing-key-0123456789")}
@@ -63,7 +63,7 @@ func TestRotationProblemsReachAWebhook(t *testing.T) {
 	t.Setenv("KEYTURN_TEST_NOTIFY_URL", srv.URL)
 	t.Setenv("KEYTURN_TEST_NOTIFY_KEY", string(rc.key))
 	env := testenv.New(t, testenv.Options{
-		Secrets: []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "0s"}},
+		Secrets: []demo.Secret{{ID: "e2e/app", Strategy: "alternating", Grace: "0s", Owner: "payments"}},
 		Extra: "notifications:\n  routes:\n    - name: security\n      url: env:KEYTURN_TEST_NOTIFY_URL\n      format: json\n" +
 			"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [rotation_failed, rotation_rolled_back, revoke_outstanding]\n",
 	})
@@ -107,7 +107,7 @@ func TestRotationProblemsReachAWebhook(t *testing.T) {
 	}
 	for i, want := range []notify.Type{notify.RevokeOutstanding, notify.RotationRolledBack} {
 		e := events[i]
-		if e.Type != want || e.SecretID != id || e.Kind != "postgres" || e.WorkflowID != "rotate/e2e/app" || e.RunID == "" || e.ID == "" {
+		if e.Type != want || e.SecretID != id || e.Kind != "postgres" || e.Owner != "payments" || e.WorkflowID != "rotate/e2e/app" || e.RunID == "" || e.ID == "" {
 			t.Fatalf("event %d: want %s for %s, got %+v", i, want, id, e)
 		}
 	}

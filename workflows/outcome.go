@@ -43,9 +43,7 @@ func (r *rotateRun) notify(ctx workflow.Context, eventType notify.Type) {
 }
 
 // final reports whether an outcome ends the rotation (the outstanding ones do not).
-func final(outcome string) bool {
-	return outcome != OutcomeRevokeOutstanding && outcome != OutcomeRollbackOutstanding
-}
+func final(outcome string) bool { return !IsOutstanding(outcome) }
 
 // rollback runs the compensation on a disconnected context, so it still runs when the
 // workflow was cancelled, and decides what to undo from what the activity observes. It

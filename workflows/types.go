@@ -80,6 +80,12 @@ const (
 	OutcomeFailed = "failed"
 )
 
+// IsOutstanding reports whether an outcome is one of the two a running rotation holds
+// while it keeps retrying a revoke or a rollback.
+func IsOutstanding(outcome string) bool {
+	return outcome == OutcomeRevokeOutstanding || outcome == OutcomeRollbackOutstanding
+}
+
 // RotateInput starts a rotation. References only: the workflow never sees material.
 type RotateInput struct {
 	SecretID secret.ID `json:"secretId"`

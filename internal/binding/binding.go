@@ -73,6 +73,7 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 	return activities.Binding{
 		Kind:               s.Kind,
 		Tags:               s.Tags,
+		Owner:              s.Owner,
 		Grace:              s.Grace,
 		Steps:              rotation.Steps{SecretID: id, Rotator: rot, Store: storeAt(store, id, secret.ID(s.Store.Path))},
 		RecordCurrentFirst: r.recordCurrentFirst(s),
@@ -89,6 +90,21 @@ func (r *Resolver) recordCurrentFirst(s config.Secret) string {
 		return fmt.Sprintf("record the password the role uses now with `keyturn put %s -f %s --meta role=%s < current-password.txt`, then rotate", s.ID, r.inv.Path, s.Postgres.Role)
 	}
 	return fmt.Sprintf("write the password the role %s uses now into the %s store at %s as its current version (field password, metadata role=%s), then rotate", s.Postgres.Role, s.Store.Type, s.Store.Path, s.Postgres.Role)
+}
+
+// Store opens the store of one secret, addressed by the secret's ID (its store path is
+// the binding's business), without building its rotator: reading a secret's versions
+// needs no admin credential.
+func (r *Resolver) Store(ctx context.Context, id secret.ID) (stores.Store, error) {
+	s, ok := r.inv.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not in the inventory %s", activities.ErrUnknownSecret, id, r.inv.Path)
+	}
+	store, err := r.store(ctx, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	return storeAt(store, id, secret.ID(s.Store.Path)), nil
 }
 
 func (r *Resolver) store(ctx context.Context, ref config.StoreRef) (stores.Store, error) {

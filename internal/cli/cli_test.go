@@ -39,6 +39,10 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 		"bad limit":                 {[]string{"status", "--limit", "-1"}, []string{"--limit -1"}},
 		"put without value":         {[]string{"put", "admin/x", "--store-dir", filepath.Join(dir, "store")}, []string{"no value on stdin"}},
 		"worker without inventory":  {[]string{"worker"}, []string{"no inventory"}},
+		"overdue with an id":        {[]string{"status", "prod/x", "--overdue"}, []string{"leave out the secret ID"}},
+		"overdue without inventory": {[]string{"status", "--overdue", "--home", dir}, []string{"none was found", "pass -f FILE"}},
+		"sweep interval too short":  {[]string{"worker", "--sweep-interval", "1s"}, []string{"sweep interval 1s", "at least 10s"}},
+		"sweep interval not one":    {[]string{"dev", "--sweep-interval", "often"}, []string{"sweep interval often"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("KEYTURN_INVENTORY", "")
@@ -72,5 +76,38 @@ func TestPutThenGet(t *testing.T) {
 	code, out = run(t, "", "get", "admin/x", "--store-dir", store, "--reveal")
 	if code != 0 || !strings.Contains(out, "password: s3cret-value") {
 		t.Fatalf("get --reveal: %d\n%s", code, out)
+	}
+}
+
+// config validate shows each secret's owner and the maximum age in force, derived ones
+// with how they were found.
+func TestConfigValidateShowsAgePolicies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inventory.yaml")
+	text := `version: 1
+defaults: {owner: platform}
+secrets:
+  - id: a/weekly
+    kind: postgres
+    schedule: "0 3 * * 1"
+    window: 30m
+    postgres: {host: localhost, sslmode: disable, database: d, role: a, admin: {username: k, password: "env:PW"}}
+  - id: a/none
+    kind: postgres
+    owner: payments
+    postgres: {host: localhost, sslmode: disable, database: d, role: b, admin: {username: k, password: "env:PW"}}
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := run(t, "", "config", "validate", "-f", path)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"2 secret(s), no problems", "OWNER", "MAX AGE",
+		"a/weekly  postgres  platform  14d30m   schedule: 2 × 7d between runs + 30m window",
+		"a/none    postgres  payments  none     no max_age, schedule or certificate lifetime: never overdue by age"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }

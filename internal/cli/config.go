@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -22,9 +24,35 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d secret(s), no problems\n", g.inventory, len(inv.Secrets))
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: %d secret(s), no problems\n", g.inventory, len(inv.Secrets))
+			printAgePolicies(out, inv)
 			return nil
 		},
 	})
 	return cmd
+}
+
+// printAgePolicies shows each secret's owner and the maximum age in force, with where it
+// comes from: a derived one is only visible here and in `keyturn status`.
+func printAgePolicies(w io.Writer, inv *config.Inventory) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SECRET\tKIND\tOWNER\tMAX AGE\tFROM")
+	for _, s := range inv.Secrets {
+		p := s.AgePolicy()
+		maxAge, why := "none", "no max_age, schedule or certificate lifetime: never overdue by age"
+		if p.MaxAge > 0 {
+			maxAge, why = config.DayDuration(p.MaxAge), p.Why
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(s.Owner), maxAge, why)
+	}
+	_ = tw.Flush()
+}
+
+// orDash is v, or "-" for a column that has no value.
+func orDash(v string) string {
+	if v == "" {
+		return "-"
+	}
+	return v
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/home"
+	"github.com/keyturn/keyturn/internal/sweep"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -26,14 +27,19 @@ import (
 // otherwise (9464 is the port OpenTelemetry's Prometheus exporters use by convention).
 const defaultDevMetricsAddr = "127.0.0.1:9464"
 
+// devSweepInterval is the sweep interval of `keyturn dev`: shorter than a worker's, so
+// what a rotation changes shows in the metrics while one watches.
+const devSweepInterval = time.Minute
+
 func newDevCmd(g *globals) *cobra.Command {
 	var (
-		port      int
-		uiPort    int
-		noUI      bool
-		codecPort int
-		demoStore string
-		noPG      bool
+		port       int
+		uiPort     int
+		noUI       bool
+		codecPort  int
+		demoStore  string
+		noPG       bool
+		sweepEvery string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -44,6 +50,10 @@ func newDevCmd(g *globals) *cobra.Command {
 			"PostgreSQL is installed a throwaway cluster (scram-sha-256) with a demo role, demo/app.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			every, err := sweep.Interval(sweepEvery)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			logger := g.logger(cmd.ErrOrStderr())
@@ -168,6 +178,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			if metrics != nil {
 				fmt.Fprintf(out, "  Metrics:   http://%s/metrics\n", metrics.Addr)
 			}
+			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", config.DayDuration(every))
 			if len(inv.Secrets) > 0 {
 				kt := g.commandPrefix(cmd)
 				fmt.Fprintln(out, "Try, in another terminal:")
@@ -177,7 +188,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  %s status\n  %s get %s\n", kt, kt, inv.Secrets[0].ID)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
-			return runWorker(cmd, c, inv, store, logger, g.tel)
+			return runWorker(cmd, c, inv, store, logger, g.tel, every)
 		},
 	}
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")
@@ -186,6 +197,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&demoStore, "demo-store", "file", "where the demo secret's versions go: file, vault (needs VAULT_ADDR and VAULT_TOKEN) or awssm (needs AWS_REGION and credentials, or AWS_ENDPOINT_URL)")
 	cmd.Flags().BoolVar(&noPG, "no-demo-postgres", false, "leave out the demo PostgreSQL; the demo is then the local CA's certificate alone")
 	cmd.Flags().IntVar(&codecPort, "codec-port", 8234, "port on 127.0.0.1 of the codec server the Web UI uses to decrypt payloads")
+	addSweepFlag(cmd, &sweepEvery, devSweepInterval)
 	return cmd
 }
 

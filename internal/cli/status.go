@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -15,50 +16,28 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// rotationRow is one rotation as `keyturn status` lists it. Its JSON form is documented
-// in docs/status.md; times are RFC 3339, durations in seconds.
+// rotationRow is one rotation as `keyturn status` lists it: the run as secretstate reads
+// it, with the secret it rotates. Its JSON form is documented in docs/status.md; times are
+// RFC 3339, durations in seconds.
 type rotationRow struct {
 	SecretID string `json:"secretId"`
 	Kind     string `json:"kind"`
-	// Status is Temporal's: running, completed, failed, cancelled, terminated, timed out.
-	Status string `json:"status"`
-	// Outcome is how the rotation ended (rotated, rolled_back, aborted, revoke_failed,
-	// failed) or an outstanding state while it keeps trying; empty while it runs normally.
-	Outcome string `json:"outcome,omitempty"`
-	// Step is the step it is on, or where it ended.
-	Step            string     `json:"step"`
-	Started         time.Time  `json:"started"`
-	Closed          *time.Time `json:"closed,omitempty"`
-	DurationSeconds float64    `json:"durationSeconds"`
-	RunID           string     `json:"runId"`
+	secretstate.Run
+	DurationSeconds float64 `json:"durationSeconds"`
 }
 
-// result is what the row shows in its OUTCOME column: the outcome, else Temporal's status.
-// An outstanding state of a run that is no longer running (terminated by an incident, say)
-// is history, not the present.
-func (r rotationRow) result() string {
-	switch {
-	case r.Outcome == "":
-		return r.Status
-	case r.Status != "running" && isOutstanding(r.Outcome):
-		return r.Status + " (was " + r.Outcome + ")"
-	}
-	return r.Outcome
-}
-
-func isOutstanding(outcome string) bool {
-	return outcome == workflows.OutcomeRevokeOutstanding || outcome == workflows.OutcomeRollbackOutstanding
-}
+// result is what the row shows in its OUTCOME column (see secretstate.Run.Result).
+func (r rotationRow) result() string { return r.Result() }
 
 // rotationDetail is one rotation in full, for `keyturn status <id>`.
 type rotationDetail struct {
@@ -72,6 +51,8 @@ type rotationDetail struct {
 	Rollback        *rotation.RollbackResult `json:"rollback,omitempty"`
 	Outstanding     *workflows.Outstanding   `json:"outstanding,omitempty"`
 	Steps           []stepRow                `json:"steps"`
+	// Secret is the secret's state now (age, policy, next run), when an inventory is known.
+	Secret *secretstate.Secret `json:"secret,omitempty"`
 	// Result is the workflow's own status, for printing; the JSON form is the fields above.
 	Result *workflows.RotateStatus `json:"-"`
 }
@@ -108,12 +89,26 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var output string
-	var limit int
+	var (
+		output      string
+		limit       int
+		overdue     bool
+		secretsOnly bool
+	)
 	cmd := &cobra.Command{
 		Use:   "status [<secret-id>]",
-		Short: "Show recent rotations, or one secret's latest rotation in detail",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Show each secret's age and next run, and recent rotations; or one secret in detail",
+		Long: `Without an ID: each secret of the inventory (-f, KEYTURN_INVENTORY or the running
+keyturn dev's) with the age of its current version, its maximum age, whether it is overdue,
+its next scheduled run, its latest rotation's outcome and any revoke still outstanding;
+then the most recent rotations. --secrets shows only the secrets, --overdue only the
+overdue ones (exit 0: none overdue; 2: some are; 1: none overdue among those read, but a
+secret could not be read). With an ID: that secret and its latest rotation in detail.
+
+Ages come from the stores as this machine reaches them (the file store of --store-dir or
+--home, Vault through VAULT_*, AWS through its standard chain); a store it cannot read is
+reported for its secrets, never guessed.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output %q: use table or json", output)
@@ -121,37 +116,52 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if limit < 1 {
 				return fmt.Errorf("--limit %d: use a number of rotations, 1 or more", limit)
 			}
-			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
+			if (overdue || secretsOnly) && len(args) == 1 {
+				return fmt.Errorf("--overdue and --secrets list the inventory's secrets; leave out the secret ID, or use `%s status %s` alone", g.runPrefix(cmd), args[0])
+			}
+			var inv *config.Inventory
+			if overdue || secretsOnly {
+				path := g.inventoryPath()
+				if path == "" {
+					return fmt.Errorf("--overdue and --secrets list the inventory's secrets, and none was found: pass -f FILE or set KEYTURN_INVENTORY (with `keyturn dev` running, its inventory is found in %s)", g.homeDir)
+				}
+				var err error
+				if inv, err = config.Load(path); err != nil {
+					return err
+				}
+			} else if path := g.inventoryPath(); path != "" {
+				var err error
+				if inv, err = config.Load(path); err != nil {
+					return err
+				}
+			}
+			logger := g.logger(cmd.ErrOrStderr())
+			c, err := g.dial(logger)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			out := cmd.OutOrStdout()
 			if len(args) == 1 {
-				id := secret.ID(args[0])
-				if err := id.Validate(); err != nil {
-					return err
+				return statusOfSecret(cmd, g, c, inv, secret.ID(args[0]), output, logger)
+			}
+			if inv != nil {
+				obs := g.observeSecrets(cmd.Context(), c, inv, logger)
+				if overdue {
+					return printOverdue(out, cmd.ErrOrStderr(), obs, output)
 				}
-				if path := g.inventoryPath(); path != "" {
-					// An ID the inventory does not know has no rotation to show and none to
-					// start: say that, not "none has run yet".
-					inv, err := config.Load(path)
-					if err != nil {
+				if secretsOnly {
+					if output == "json" {
+						return writeJSON(out, obs)
+					}
+					return printSecrets(out, obs)
+				}
+				if output == "table" {
+					if err := printSecrets(out, obs); err != nil {
 						return err
 					}
-					if _, err := lookupSecret(inv, id); err != nil {
-						return err
-					}
+					fmt.Fprintln(out)
 				}
-				d, err := describeRotation(cmd.Context(), c, id, g.runPrefix(cmd))
-				if err != nil {
-					return err
-				}
-				if output == "json" {
-					return writeJSON(out, d)
-				}
-				printDetail(out, d, g.runPrefix(cmd))
-				return nil
 			}
 			rows, err := listRotations(cmd.Context(), c, limit)
 			if err != nil {
@@ -170,7 +180,41 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many recent rotations to list")
+	cmd.Flags().BoolVar(&overdue, "overdue", false, "list only the overdue secrets; exit 2 when there are any (see above)")
+	cmd.Flags().BoolVar(&secretsOnly, "secrets", false, "list the secrets only, not the recent rotations (-o json: the state of every secret)")
 	return cmd
+}
+
+// statusOfSecret shows one secret: its state (when an inventory is known) and its latest
+// rotation in detail.
+func statusOfSecret(cmd *cobra.Command, g *globals, c client.Client, inv *config.Inventory, id secret.ID, output string, logger *slog.Logger) error {
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	var state *secretstate.Secret
+	if inv != nil {
+		// An ID the inventory does not know has no rotation to show and none to start:
+		// say that, not "none has run yet".
+		if _, err := lookupSecret(inv, id); err != nil {
+			return err
+		}
+		obs := g.observeSecrets(cmd.Context(), c, inv, logger, id)
+		state = &obs.Secrets[0]
+		if output == "table" {
+			printSecretState(out, *state)
+		}
+	}
+	d, err := describeRotation(cmd.Context(), c, id, g.runPrefix(cmd))
+	if err != nil {
+		return err
+	}
+	d.Secret = state
+	if output == "json" {
+		return writeJSON(out, d)
+	}
+	printDetail(out, d, g.runPrefix(cmd))
+	return nil
 }
 
 func listRotations(ctx context.Context, c client.Client, limit int) ([]rotationRow, error) {
@@ -199,51 +243,15 @@ func listRotations(ctx context.Context, c client.Client, limit int) ([]rotationR
 }
 
 func rowOf(runID string, status enumspb.WorkflowExecutionStatus, started, closed time.Time, sa *commonpb.SearchAttributes) rotationRow {
-	r := rotationRow{RunID: runID, Status: statusName(status), Started: started}
+	r := rotationRow{Run: secretstate.RunOf(runID, status, started, closed, sa)}
 	end := time.Now()
-	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && closed.Unix() > 0 {
-		r.Closed = &closed
-		end = closed
+	if r.Closed != nil {
+		end = *r.Closed
 	}
 	r.DurationSeconds = end.Sub(started).Round(time.Millisecond).Seconds()
-	fields := sa.GetIndexedFields()
-	r.Outcome = keyword(fields, workflows.SearchAttrOutcome.GetName())
-	r.SecretID = keyword(fields, workflows.SearchAttrSecretID.GetName())
-	r.Kind = keyword(fields, workflows.SearchAttrKind.GetName())
-	r.Step = keyword(fields, workflows.SearchAttrStep.GetName())
+	r.SecretID = secretstate.Keyword(sa, workflows.SearchAttrSecretID.GetName())
+	r.Kind = secretstate.Keyword(sa, workflows.SearchAttrKind.GetName())
 	return r
-}
-
-func keyword(fields map[string]*commonpb.Payload, name string) string {
-	p, ok := fields[name]
-	if !ok {
-		return ""
-	}
-	var s string
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
-		return ""
-	}
-	return s
-}
-
-func statusName(s enumspb.WorkflowExecutionStatus) string {
-	switch s {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		return "running"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		return "completed"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
-		return "failed"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		return "cancelled"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		return "terminated"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		return "timed out"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
-		return "continued"
-	}
-	return "unknown"
 }
 
 func describeRotation(ctx context.Context, c client.Client, id secret.ID, kt string) (rotationDetail, error) {
@@ -258,7 +266,7 @@ func describeRotation(ctx context.Context, c client.Client, id secret.ID, kt str
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	d := rotationDetail{rotationRow: rowOf(info.GetExecution().GetRunId(), info.GetStatus(), info.GetStartTime().AsTime(), info.GetCloseTime().AsTime(), info.GetSearchAttributes())}
-	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if d.Status == secretstate.StatusRunning {
 		st, err := queryStatus(ctx, c, wid, d.RunID)
 		if err != nil {
 			return d, fmt.Errorf("query rotation of %s: %w (is a keyturn worker running?)", id, err)

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/secretstate"
+	"github.com/keyturn/keyturn/internal/sweep"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/telemetry"
@@ -18,7 +22,8 @@ import (
 )
 
 func newWorkerCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var sweepEvery string
+	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a Keyturn worker against a Temporal cluster (TEMPORAL_* variables, profiles, TLS)",
 		Long: "Runs the rotation workflows and activities for the secrets in the inventory.\n" +
@@ -27,6 +32,10 @@ func newWorkerCmd(g *globals) *cobra.Command {
 			"or a profile in the Temporal config file (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			every, err := sweep.Interval(sweepEvery)
+			if err != nil {
+				return err
+			}
 			logger := g.logger(cmd.ErrOrStderr())
 			inv, store, err := g.loadInventoryAndStore()
 			if err != nil {
@@ -48,9 +57,17 @@ func newWorkerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			return runWorker(cmd, c, inv, store, logger, g.tel)
+			return runWorker(cmd, c, inv, store, logger, g.tel, every)
 		},
 	}
+	addSweepFlag(cmd, &sweepEvery, sweep.DefaultInterval)
+	return cmd
+}
+
+// addSweepFlag adds --sweep-interval, KEYTURN_SWEEP_INTERVAL, with the command's default.
+func addSweepFlag(cmd *cobra.Command, dst *string, fallback time.Duration) {
+	cmd.Flags().StringVar(dst, "sweep-interval", envOr("KEYTURN_SWEEP_INTERVAL", config.DayDuration(fallback)),
+		"how often the worker reads every secret's store and rotations for the age, overdue and revoke metrics and the overdue notifications (KEYTURN_SWEEP_INTERVAL; at least "+sweep.MinInterval.String()+")")
 }
 
 // serveMetrics sets up telemetry with a Prometheus registry and serves it at /metrics on
@@ -87,16 +104,35 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 // runWorker runs a worker until the command's context ends (SIGINT or SIGTERM in the
 // binary), then stops it, letting running activities finish within the worker's
 // stop timeout.
-func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry) error {
+//
+// Beside it runs the secret sweep, every sweepEvery and once at start, which keeps the
+// age, overdue and revoke gauges current on tel's meter and notifies overdue secrets.
+func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration) error {
 	resolver := binding.New(inv, backends(store, logger, tel.TracerProvider()))
 	defer func() { _ = resolver.Close() }()
+	gauges, err := telemetry.NewSecretGauges(tel)
+	if err != nil {
+		return err
+	}
+	sw := &sweep.Sweep{
+		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c},
+		Gauges:   gauges, Notifier: resolver, Interval: sweepEvery, Logger: logger, TracerProvider: tel.TracerProvider(),
+	}
 	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir())
+	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir(), "sweep_interval", config.DayDuration(sweepEvery))
+	sweepCtx, stopSweep := context.WithCancel(cmd.Context())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		sw.Run(sweepCtx)
+	}()
 	<-cmd.Context().Done()
+	stopSweep()
 	w.Stop()
+	<-swept
 	logger.Info("worker stopped")
 	return nil
 }

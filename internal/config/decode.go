@@ -223,7 +223,7 @@ func (b block) boolean(name string, dst *bool) bool {
 	return true
 }
 
-// duration decodes a Go duration string. A bare number is refused: "grace: 15" could mean
+// duration decodes a duration (see ParseDuration). A bare number is refused: "grace: 15" could mean
 // seconds or minutes, and guessing wrong here changes how long a revoked credential lives.
 func (b block) duration(name string, dst *time.Duration) bool {
 	n, ok := b.scalar(name, "a duration")
@@ -239,9 +239,9 @@ func (b block) duration(name string, dst *time.Duration) bool {
 		b.d.fail(n.Line, field, "a bare number has no unit; add one, e.g. %[1]ss, %[1]sm or %[1]sh (0s for zero)", displayable(n.Value, maxValueRunes))
 		return false
 	}
-	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	v, err := ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
-		b.d.fail(n.Line, field, "%s is not a duration; use a number with a unit: 0s, 90s, 15m, 1h30m", quoteValue(n.Value))
+		b.d.fail(n.Line, field, "%s is not a duration; use a number with a unit: 0s, 90s, 15m, 1h30m, 30d", quoteValue(n.Value))
 		return false
 	}
 	*dst = v

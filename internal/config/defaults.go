@@ -48,6 +48,12 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if s.Timezone == "" {
 		s.Timezone = DefaultTimezone
 	}
+	if s.Owner == "" {
+		s.Owner = d.Owner
+	}
+	if s.unset("max_age", s.MaxAge == 0) {
+		s.MaxAge = d.MaxAge
+	}
 	if s.Postgres != nil {
 		s.Postgres.applyDefaults(s)
 	}

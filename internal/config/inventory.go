@@ -141,6 +141,10 @@ type Defaults struct {
 	// was down; older missed runs are dropped, so an outage does not replay months of
 	// rotations. ApplyDefaults sets DefaultCatchupWindow.
 	CatchupWindow time.Duration
+	// Owner is the owner of secrets that name none; see Secret.Owner.
+	Owner string
+	// MaxAge is the maximum age of secrets that set none; see Secret.MaxAge.
+	MaxAge time.Duration
 }
 
 // Secret is one managed secret.
@@ -151,6 +155,9 @@ type Secret struct {
 	Kind string
 	// Description is free text for people.
 	Description string
+	// Owner is the team or person responsible for the secret (payments, alice@example.com):
+	// notification routes match it and the age metrics carry it as a label.
+	Owner string
 	// Store says where new versions are written.
 	Store StoreRef
 	// Grace is how long the previous credential stays valid after a rotation. Zero is
@@ -165,6 +172,11 @@ type Secret struct {
 	// Window spreads a scheduled rotation over this long after the cron time (Temporal
 	// schedule jitter), so secrets sharing a spec do not all rotate in the same second.
 	Window time.Duration
+	// MaxAge is how old the current version may get before the secret is overdue, as the
+	// file (or its defaults block) wrote it; zero when neither did. AgePolicy is the
+	// policy in force, derived from the schedule or the certificate's lifetime when
+	// MaxAge is zero.
+	MaxAge time.Duration
 	// Postgres is the kind-specific block, set when Kind is KindPostgres; the others
 	// likewise for their kinds. Exactly one is set in a valid inventory.
 	Postgres *Postgres

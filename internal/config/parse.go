@@ -21,8 +21,8 @@ const maxFileSize = 4 << 20
 // listed in "unknown field" problems.
 var (
 	topFields      = []string{"version", "defaults", "secrets", "notifications"}
-	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window"}
-	secretFields   = []string{"id", "kind", "description", "store", "grace", "tags", "schedule", "timezone", "window", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
+	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age"}
+	secretFields   = []string{"id", "kind", "description", "owner", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "allow_plaintext", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -121,6 +121,8 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		b.strList("tags", &inv.Defaults.Tags)
 		b.duration("window", &inv.Defaults.Window)
 		b.duration("catchup_window", &inv.Defaults.CatchupWindow)
+		b.str("owner", &inv.Defaults.Owner)
+		b.duration("max_age", &inv.Defaults.MaxAge)
 	}
 	d.secrets(top, inv)
 	d.notifications(top, inv)
@@ -171,6 +173,7 @@ func (d *decoder) secret(b block, s *Secret) {
 	s.ID = secret.ID(id)
 	b.str("kind", &s.Kind)
 	b.str("description", &s.Description)
+	b.str("owner", &s.Owner)
 	if st, ok := b.sub("store", storeFields); ok {
 		st.str("type", &s.Store.Type)
 		st.str("path", &s.Store.Path)
@@ -181,6 +184,7 @@ func (d *decoder) secret(b block, s *Secret) {
 	b.str("schedule", &s.Schedule)
 	b.str("timezone", &s.Timezone)
 	b.duration("window", &s.Window)
+	b.duration("max_age", &s.MaxAge)
 	if pb, ok := b.sub("postgres", postgresFields); ok {
 		s.Postgres = d.postgres(pb)
 	}

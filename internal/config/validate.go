@@ -83,6 +83,16 @@ func (inv *Inventory) validateTop(r *report) {
 		r.add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", ShortDuration(MinCatchupWindow), ShortDuration(MaxCatchupWindow), ShortDuration(DefaultCatchupWindow))
 	}
 	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(join("defaults", f)) })
+	if o := inv.Defaults.Owner; o != "" || inv.pos.has("defaults.owner") {
+		if msg := ownerProblem(o); msg != "" {
+			r.add(line("defaults.owner"), "defaults.owner", "%s", msg)
+		}
+	}
+	if m := inv.Defaults.MaxAge; m != 0 || inv.pos.has("defaults.max_age") {
+		if msg := maxAgeProblem(m); msg != "" {
+			r.add(line("defaults.max_age"), "defaults.max_age", "%s", msg)
+		}
+	}
 	if len(inv.Secrets) == 0 {
 		r.add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
 	}
@@ -168,7 +178,13 @@ func (c *secretCheck) validate() {
 		}
 	}
 	checkTags(c.r, join(c.path, "tags"), s.Tags, c.inv.Defaults.Tags, s.line)
+	if s.pos.has("owner") {
+		if msg := ownerProblem(s.Owner); msg != "" {
+			c.add("owner", "%s", msg)
+		}
+	}
 	c.validateSchedule()
+	c.validateMaxAge()
 
 	c.validateKindBlocks()
 }

@@ -117,8 +117,8 @@ func (c routeCheck) validateMatch() {
 		}
 	}
 	for i, o := range m.Owners {
-		if strings.TrimSpace(o) == "" || strings.ContainsAny(o, " \t") || !isDisplayable(o) {
-			c.add(fmt.Sprintf("match.owners[%d]", i), "%s is not a valid owner; use a team or person name without spaces, e.g. payments", quoteValue(o))
+		if msg := ownerProblem(o); msg != "" {
+			c.add(fmt.Sprintf("match.owners[%d]", i), "%s", msg)
 		}
 	}
 }

@@ -212,6 +212,8 @@ type Secret struct {
 	Store string
 	// AdminPassword is the admin password reference; empty means file:<Target.AdminRef>.
 	AdminPassword string
+	// Owner and MaxAge are the secret's owner and max_age; empty leaves them out.
+	Owner, MaxAge string
 }
 
 // Inventory renders an inventory file for the secrets.
@@ -226,6 +228,12 @@ func entries(secrets []Secret) string {
 		fmt.Fprintf(&b, "  - id: %s\n    kind: postgres\n    grace: %s\n    tags: [demo]\n", s.ID, s.Grace)
 		if s.Store != "" {
 			fmt.Fprintf(&b, "    store: {type: %s}\n", s.Store)
+		}
+		if s.Owner != "" {
+			fmt.Fprintf(&b, "    owner: %s\n", s.Owner)
+		}
+		if s.MaxAge != "" {
+			fmt.Fprintf(&b, "    max_age: %s\n", s.MaxAge)
 		}
 		b.WriteString("    postgres:\n")
 		fmt.Fprintf(&b, "      host: %s\n      port: %d\n      database: %s\n      sslmode: disable\n", s.Target.Host, s.Target.Port, s.Target.Database)

@@ -1,0 +1,148 @@
+package secretstate
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// Observation is the state of an inventory's secrets at one moment. Its JSON form is part
+// of `keyturn status -o json` (docs/status.md).
+type Observation struct {
+	// At is when the observation started; ages are counted to it.
+	At time.Time `json:"at"`
+	// Secrets are in inventory order.
+	Secrets []Secret `json:"secrets"`
+	// Incidents are the incident playbooks running now; empty with IncidentsError set when
+	// Temporal could not be asked.
+	Incidents      []Incident `json:"incidents"`
+	IncidentsError string     `json:"incidentsError,omitempty"`
+}
+
+// Secret is what is true now of one secret. A fact that could not be read is nil (or
+// empty) with the matching error set; it is never guessed.
+type Secret struct {
+	ID    secret.ID `json:"secretId"`
+	Kind  string    `json:"kind"`
+	Owner string    `json:"owner,omitempty"`
+
+	// Current is the current version (references and metadata, never material); nil when
+	// the store holds none, or could not be read (StoreError).
+	Current *secret.Version `json:"currentVersion,omitempty"`
+	// Age is how long ago the store recorded the current version; nil when there is none
+	// or the store could not be read.
+	Age *Seconds `json:"ageSeconds,omitempty"`
+	// MaxAge is the maximum age the policy allows, nil without a policy; MaxAgeFrom says
+	// where it comes from (config's Policy constants).
+	MaxAge     *Seconds `json:"maxAgeSeconds,omitempty"`
+	MaxAgeFrom string   `json:"maxAgeFrom,omitempty"`
+	// Overdue: older than MaxAge, or no current version at all. Nil when the store could
+	// not be read; OverdueReason says why a secret is overdue.
+	Overdue       *bool  `json:"overdue,omitempty"`
+	OverdueReason string `json:"overdueReason,omitempty"`
+	StoreError    string `json:"storeError,omitempty"`
+
+	// LastRotation is the latest run under rotate/<secret-id>; nil when none ever ran (in
+	// the namespace's retention) or Temporal could not be asked (RotationError).
+	LastRotation *Run `json:"lastRotation,omitempty"`
+	// RevokesOutstanding counts the revokes (or rollbacks) a running rotation is still
+	// retrying: 0 or 1, as a secret has one rotation at a time. Nil when unknown.
+	RevokesOutstanding *int   `json:"revokesOutstanding,omitempty"`
+	RotationError      string `json:"rotationError,omitempty"`
+
+	// Schedules are the Temporal schedules the inventory gives the secret: its cron
+	// schedule, and a certificate's renewal check.
+	Schedules []Schedule `json:"schedules,omitempty"`
+	// NextRun is when a schedule is next expected to rotate the secret; nil when none
+	// will (no schedule, all paused or missing) or it is unknown (ScheduleError, or a
+	// certificate's StoreError: when it is due for renewal is unknown).
+	NextRun       *time.Time `json:"nextRun,omitempty"`
+	ScheduleError string     `json:"scheduleError,omitempty"`
+}
+
+// IsOverdue reports whether the secret is known to be overdue.
+func (s Secret) IsOverdue() bool { return s.Overdue != nil && *s.Overdue }
+
+// Run is one rotation workflow run.
+type Run struct {
+	RunID string `json:"runId"`
+	// Status is Temporal's, in words: running, completed, failed, cancelled, terminated,
+	// timed out.
+	Status string `json:"status"`
+	// Outcome is the KeyturnOutcome search attribute: how it ended, or an outstanding
+	// state while it keeps trying.
+	Outcome string `json:"outcome,omitempty"`
+	// Step is the step it is on, or where it ended (KeyturnStep).
+	Step    string     `json:"step"`
+	Started time.Time  `json:"started"`
+	Closed  *time.Time `json:"closed,omitempty"`
+}
+
+// Result is the run's outcome in one word or phrase, as status tables show it: the
+// outcome, else Temporal's status. An outstanding state of a run that no longer runs
+// (terminated by an incident, say) is history, not the present.
+func (r Run) Result() string {
+	switch {
+	case r.Outcome == "":
+		return r.Status
+	case r.Status != StatusRunning && workflows.IsOutstanding(r.Outcome):
+		return r.Status + " (was " + r.Outcome + ")"
+	}
+	return r.Outcome
+}
+
+// Outstanding reports whether the run is running and still retrying a revoke or a
+// rollback.
+func (r Run) Outstanding() bool {
+	return r.Status == StatusRunning && workflows.IsOutstanding(r.Outcome)
+}
+
+// Schedule is one of a secret's Temporal schedules as it stands.
+type Schedule struct {
+	ID string `json:"scheduleId"`
+	// RenewalCheck marks a certificate's hourly renewal check.
+	RenewalCheck bool `json:"renewalCheck,omitempty"`
+	// Missing: the inventory asks for the schedule and Temporal has none (`keyturn apply`
+	// has not run since it was added).
+	Missing bool `json:"missing,omitempty"`
+	Paused  bool `json:"paused,omitempty"`
+	// NextRun is Temporal's next action time; nil when paused, missing or done.
+	NextRun *time.Time `json:"nextRun,omitempty"`
+}
+
+// Incident is a running incident playbook.
+type Incident struct {
+	ID      string    `json:"incidentId"`
+	RunID   string    `json:"runId"`
+	Started time.Time `json:"started"`
+}
+
+// Seconds is a duration that reads and writes JSON as a number of seconds, with
+// millisecond precision, as every duration in `keyturn status -o json` does.
+type Seconds time.Duration
+
+// Duration is s as a time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(s) }
+
+// MarshalJSON writes the seconds.
+func (s Seconds) MarshalJSON() ([]byte, error) {
+	return json.Marshal(math.Round(time.Duration(s).Seconds()*1000) / 1000)
+}
+
+// UnmarshalJSON reads seconds.
+func (s *Seconds) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*s = Seconds(time.Duration(f * float64(time.Second)))
+	return nil
+}
+
+func secondsPtr(d time.Duration) *Seconds {
+	s := Seconds(d)
+	return &s
+}
