@@ -12,18 +12,21 @@ import (
 	"github.com/keyturn/keyturn/internal/testdeps"
 )
 
-// The alert rules shipped in deploy/prometheus, and their promtool unit tests.
+// The alert rules shipped in deploy/prometheus, their promtool unit tests, and the example
+// Prometheus configuration that loads them.
 const (
-	alertsDir       = "../deploy/prometheus"
-	alertsFile      = "keyturn-alerts.yml"
-	alertsTestsFile = "keyturn-alerts.test.yml"
+	alertsDir            = "../deploy/prometheus"
+	alertsFile           = "keyturn-alerts.yml"
+	alertsTestsFile      = "keyturn-alerts.test.yml"
+	prometheusConfigFile = "prometheus.yml"
 )
 
-// TestAlertRulesPromtool checks the rules with `promtool check rules` and runs their unit
-// tests with `promtool test rules`. promtool comes with Debian's prometheus package.
+// TestAlertRulesPromtool checks the rules with `promtool check rules`, runs their unit
+// tests with `promtool test rules`, and checks the example configuration (which loads
+// the rules) with `promtool check config`. promtool comes with Debian's prometheus package.
 func TestAlertRulesPromtool(t *testing.T) {
 	promtool := prometheusBinary(t, "promtool")
-	for _, args := range [][]string{{"check", "rules", alertsFile}, {"test", "rules", alertsTestsFile}} {
+	for _, args := range [][]string{{"check", "rules", alertsFile}, {"test", "rules", alertsTestsFile}, {"check", "config", prometheusConfigFile}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = alertsDir
 		out, err := cmd.CombinedOutput()

@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/keyturn/keyturn/internal/testenv"
 )
 
-// TestPrometheusScrapesAWorker: a real Prometheus (Debian's package) scrapes a real
-// `keyturn worker` every second with deploy/prometheus's rules, as the README configures
-// it, and evaluates them every second. A rotation that rolls back shows there as
+// TestPrometheusScrapesAWorker: a real Prometheus (Debian's package), configured by the
+// example deploy/prometheus/prometheus.yml, scrapes a real `keyturn worker` and evaluates
+// the alert rules, both every second. A rotation that rolls back shows there as
 // keyturn_rotations_total{outcome="rolled_back"} and fires KeyturnRotationRolledBack
 // (and not KeyturnRotationFailed); an incident that fails fires KeyturnIncidentFailed.
 func TestPrometheusScrapesAWorker(t *testing.T) {
@@ -73,28 +75,40 @@ type promServer struct {
 // second, each condition holds within a few seconds.
 const promWait = 60 * time.Second
 
-// startPrometheus runs bin on a free port with a fresh data directory, scraping target
-// as job "keyturn" and loading the alert rules, scrape and evaluation every second; it
-// returns once Prometheus is ready, and kills it when the test ends (the data directory
-// goes with the test's temporary directory).
+// startPrometheus runs bin on a free port with a fresh data directory and the example
+// configuration deploy/prometheus/prometheus.yml, changed only where a test must: its
+// target is the worker at target, its rule files are found from the test's directory,
+// and it scrapes and evaluates every second. It returns once Prometheus is ready, and
+// kills it when the test ends (the data directory goes with the test's temporary one).
 func startPrometheus(t *testing.T, bin, target string) *promServer {
 	t.Helper()
 	dir := t.TempDir()
-	rules, err := filepath.Abs(filepath.Join(alertsDir, alertsFile))
+	var config map[string]any
+	readYAML(t, filepath.Join(alertsDir, prometheusConfigFile), &config)
+	config["global"] = map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+	rules, _ := config["rule_files"].([]any)
+	for i, r := range rules {
+		abs, err := filepath.Abs(filepath.Join(alertsDir, fmt.Sprint(r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules[i] = abs
+	}
+	jobs, _ := config["scrape_configs"].([]any)
+	if len(rules) != 1 || len(jobs) != 1 {
+		t.Fatalf("%s: want one rule file and one scrape job, got %v and %v", prometheusConfigFile, rules, jobs)
+	}
+	job, _ := jobs[0].(map[string]any)
+	if job["job_name"] != "keyturn" {
+		t.Fatalf("%s: the scrape job is %v; the alert rules select job \"keyturn\"", prometheusConfigFile, job["job_name"])
+	}
+	job["static_configs"] = []any{map[string]any{"targets": []string{target}}}
+	data, err := yaml.Marshal(config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: [%q]
-scrape_configs:
-  - job_name: keyturn
-    static_configs: [{targets: [%q]}]
-`, rules, target)
 	configPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+	if err := os.WriteFile(configPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))

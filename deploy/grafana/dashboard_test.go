@@ -13,6 +13,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"gopkg.in/yaml.v3"
 )
 
 // dashboardFile is the dashboard operators load.
@@ -168,4 +169,46 @@ func describe(ref *dashboard.DataSourceRef) string {
 		return "none"
 	}
 	return "type " + deref(ref.Type) + ", uid " + deref(ref.Uid)
+}
+
+// TestProvisioningExamples: the provisioning examples are Grafana's file format: a file
+// provider for the dashboards with a path, and a Prometheus data source with a URL.
+// (No Grafana runs in CI: this checks their shape, not that Grafana loads them.)
+func TestProvisioningExamples(t *testing.T) {
+	var dashboards struct {
+		APIVersion int `yaml:"apiVersion"`
+		Providers  []struct {
+			Name    string `yaml:"name"`
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	readYAML(t, "provisioning/dashboards/keyturn.yaml", &dashboards)
+	if dashboards.APIVersion != 1 || len(dashboards.Providers) != 1 || dashboards.Providers[0].Type != "file" || dashboards.Providers[0].Options.Path == "" {
+		t.Errorf("provisioning/dashboards/keyturn.yaml: want apiVersion 1 and one file provider with a path, got %+v", dashboards)
+	}
+	var datasources struct {
+		APIVersion  int `yaml:"apiVersion"`
+		Datasources []struct {
+			Type string `yaml:"type"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	readYAML(t, "provisioning/datasources/prometheus.yaml", &datasources)
+	if datasources.APIVersion != 1 || len(datasources.Datasources) != 1 || datasources.Datasources[0].Type != "prometheus" || datasources.Datasources[0].URL == "" {
+		t.Errorf("provisioning/datasources/prometheus.yaml: want apiVersion 1 and one prometheus data source with a URL, got %+v", datasources)
+	}
+}
+
+func readYAML(t *testing.T, path string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, into); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
 }
