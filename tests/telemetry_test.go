@@ -316,43 +316,8 @@ func TestDevMetricsOnByDefault(t *testing.T) {
 // rotation that fails and rolls back shows there by its outcome, beside one that worked,
 // without opening the Temporal UI.
 func TestWorkerMetrics(t *testing.T) {
-	env := testenv.New(t, testenv.Options{NoWorker: true, Secrets: []demo.Secret{
-		{ID: "e2e/app", Strategy: "alternating", Grace: "0s"},
-		// Its check query needs a table the group role cannot read: Test fails.
-		{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}},
-	}})
-	superExec(t, env, "CREATE TABLE vault_only (x int)")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	t.Setenv("KEYTURN_METRICS_ADDR", addr)
-
-	ctx, stop := context.WithCancel(context.Background())
-	var workerOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
-			"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile},
-			strings.NewReader(""), &workerOut, &workerOut)
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("keyturn worker did not stop within 30s")
-		}
-	}()
-	waitFor(t, 30*time.Second, "the worker to serve /metrics", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn worker exited %d early:\n%s", code, workerOut.String())
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			_ = resp.Body.Close()
-		}
-		return err == nil
-	})
+	env := brokenEnv(t)
+	addr := startMetricsWorker(t, env)
 
 	if code, out := keyturn(t, env, "rotate", "e2e/app", "--wait"); code != 0 {
 		t.Fatalf("rotate e2e/app exited %d:\n%s", code, out)
@@ -370,4 +335,55 @@ func TestWorkerMetrics(t *testing.T) {
 	if steps := series(families["keyturn_rotation_step_duration_seconds"]); !steps[`kind="postgres",result="error",step="test"`] {
 		t.Errorf("the failed Test step is not measured; series: %v", steps)
 	}
+}
+
+// brokenEnv starts an environment without a worker and with two Postgres secrets:
+// e2e/app rotates; e2e/broken's check query needs a table its role cannot read, so its
+// Test step fails and a rotation of it rolls back.
+func brokenEnv(t *testing.T) *testenv.Env {
+	t.Helper()
+	env := testenv.New(t, testenv.Options{NoWorker: true, Secrets: []demo.Secret{
+		{ID: "e2e/app", Strategy: "alternating", Grace: "0s"},
+		{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}},
+	}})
+	superExec(t, env, "CREATE TABLE vault_only (x int)")
+	return env
+}
+
+// startMetricsWorker runs `keyturn worker` (as a user would, through the CLI) on env with
+// KEYTURN_METRICS_ADDR on a free port, until the test ends; it returns that address once
+// /metrics answers.
+func startMetricsWorker(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	t.Setenv("KEYTURN_METRICS_ADDR", addr)
+	ctx, stop := context.WithCancel(context.Background())
+	var workerOut testenv.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Execute(ctx, []string{"worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
+			"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile},
+			strings.NewReader(""), &workerOut, &workerOut)
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("keyturn worker did not stop within 30s")
+		}
+	})
+	waitFor(t, 30*time.Second, "the worker to serve /metrics", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("keyturn worker exited %d early:\n%s", code, workerOut.String())
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err == nil
+	})
+	return addr
 }
