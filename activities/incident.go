@@ -157,7 +157,7 @@ func NewIncidentActivities(c client.Client, catalog Catalog, schedules ScheduleP
 // Scope resolves a selector against the worker's inventory.
 func (a *IncidentActivities) Scope(_ context.Context, s Selector) ([]SecretInfo, error) {
 	if a.catalog == nil {
-		return nil, temporal.NewNonRetryableApplicationError("this worker has no inventory to select from", ErrTypeInvalidConfig, nil)
+		return nil, temporal.NewNonRetryableApplicationError("this process has no inventory to select from", ErrTypeInvalidConfig, nil)
 	}
 	out, err := Select(a.catalog.Secrets(), s)
 	if err != nil {

@@ -5,8 +5,10 @@
 // from a registry (the worker's /metrics). The Temporal SDK is wired to the same
 // providers through its OpenTelemetry contrib (Interceptors, TemporalMetrics).
 //
-// No instrument takes a secret, a version token or a workflow ID as a label: labels are
-// kind, step, result, outcome, trigger and state, a small fixed set each.
+// No instrument takes material or a version token as a label. The rotation, step and
+// incident metrics are labelled by small fixed sets (kind, step, result, outcome,
+// trigger, state); the sweep's gauges (secrets.go) name a secret by its ID and owner and
+// an incident by its ID, references an alert must give to say which one.
 package telemetry
 
 import (

@@ -27,7 +27,7 @@ type FieldStore interface {
 type Backends struct {
 	// File is the dev file store; nil when there is none.
 	File stores.Store
-	// Vault opens a Vault KV v2 store on a mount; nil when this worker has no Vault
+	// Vault opens a Vault KV v2 store on a mount; nil when this process has no Vault
 	// (VAULT_ADDR unset).
 	Vault func(ctx context.Context, mount string) (FieldStore, error)
 	// AWSSM opens the AWS Secrets Manager store; nil when not configured.
@@ -68,7 +68,7 @@ func (o *openedStores) get(ctx context.Context, key string, open func(context.Co
 
 func (r *Resolver) vault(ctx context.Context, mount string) (FieldStore, error) {
 	if r.backends.Vault == nil {
-		return nil, fmt.Errorf("%w: store type vault: this worker has no Vault; set VAULT_ADDR and VAULT_TOKEN (or KEYTURN_VAULT_AUTH_METHOD) in its environment", rotators.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: store type vault: this process has no Vault; set VAULT_ADDR and VAULT_TOKEN (or KEYTURN_VAULT_AUTH_METHOD) in its environment", rotators.ErrInvalidConfig)
 	}
 	if mount == "" {
 		mount = "secret"
@@ -78,7 +78,7 @@ func (r *Resolver) vault(ctx context.Context, mount string) (FieldStore, error) 
 
 func (r *Resolver) awssm(ctx context.Context) (FieldStore, error) {
 	if r.backends.AWSSM == nil {
-		return nil, fmt.Errorf("%w: store type awssm: this worker has no AWS configuration", rotators.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: store type awssm: this process has no AWS configuration", rotators.ErrInvalidConfig)
 	}
 	return r.opened.get(ctx, "awssm", r.backends.AWSSM)
 }

@@ -111,7 +111,7 @@ func (r *Resolver) store(ctx context.Context, ref config.StoreRef) (stores.Store
 	switch ref.Type {
 	case config.StoreFile:
 		if r.fileStore == nil {
-			return nil, fmt.Errorf("%w: store type file: this worker has no file store", rotators.ErrInvalidConfig)
+			return nil, fmt.Errorf("%w: store type file: this process has no file store", rotators.ErrInvalidConfig)
 		}
 		return r.fileStore, nil
 	case config.StoreVault:
@@ -187,7 +187,7 @@ func (r *Resolver) Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive
 		return secret.NewSensitive(v), nil
 	case config.RefFile:
 		if r.fileStore == nil {
-			return secret.Sensitive{}, fmt.Errorf("%w: %s: this worker has no file store", ErrRefUnresolved, ref)
+			return secret.Sensitive{}, fmt.Errorf("%w: %s: this process has no file store", ErrRefUnresolved, ref)
 		}
 		_, m, err := r.fileStore.Read(ctx, secret.ID(parts.Path), secret.StageCurrent)
 		if errors.Is(err, stores.ErrNotFound) {

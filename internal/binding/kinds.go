@@ -25,7 +25,7 @@ import (
 func (r *Resolver) awsiam(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
 	k := s.AWSIAM
 	if r.backends.AWS == nil {
-		return nil, fmt.Errorf("%w: %s: this worker has no AWS configuration", rotators.ErrInvalidConfig, s.ID)
+		return nil, fmt.Errorf("%w: %s: this process has no AWS configuration", rotators.ErrInvalidConfig, s.ID)
 	}
 	awsCfg, err := r.backends.AWS(ctx)
 	if err != nil {
