@@ -46,14 +46,18 @@ var SweepSources = []string{SweepSourceStore, SweepSourceRotations, SweepSourceS
 // rather than shown stale or as zero.
 type SecretSample struct {
 	ID, Kind, Owner string
-	// Age of the current version; nil without one or when the store could not be read.
-	Age *time.Duration
+	// Created is when the store recorded the current version; the age gauge counts from
+	// it to each collection. Nil without a current version, when the store could not be
+	// read, or when it records no creation time.
+	Created *time.Time
 	// MaxAge is the policy's maximum age; nil without a policy.
 	MaxAge *time.Duration
 	// Overdue; nil when the store could not be read.
 	Overdue *bool
-	// RevokesOutstanding; nil when Temporal could not be asked.
-	RevokesOutstanding *int
+	// RevokesOutstanding holds, for every state of the gauge's state label, 1 when the
+	// secret has a revoke (or rollback) outstanding in that state, else 0; nil when
+	// Temporal could not be asked.
+	RevokesOutstanding map[string]int
 }
 
 // SweepSample is what one sweep saw.
@@ -73,6 +77,7 @@ type SweepSample struct {
 // SweepSample published, at each collection, so a scrape never sees half a sweep.
 type SecretGauges struct {
 	errors metric.Int64Counter
+	now    func() time.Time
 
 	mu          sync.Mutex
 	last        SweepSample
@@ -83,7 +88,7 @@ type SecretGauges struct {
 // process: each call registers its own callback.
 func NewSecretGauges(t *Telemetry) (*SecretGauges, error) {
 	m := t.MeterProvider().Meter(instrumentationName)
-	g := &SecretGauges{}
+	g := &SecretGauges{now: time.Now}
 	var errs []error
 	gauge := func(name, unit, description string) metric.Float64ObservableGauge {
 		opts := []metric.Float64ObservableGaugeOption{metric.WithDescription(description)}
@@ -96,10 +101,10 @@ func NewSecretGauges(t *Telemetry) (*SecretGauges, error) {
 		}
 		return i
 	}
-	age := gauge(MetricSecretAge, "s", "Age of each secret's current version: now minus the time its store recorded the version (stores record no promotion time, so it includes the minutes from Create to Promote). Absent for a secret without a current version or whose store could not be read in the last sweep.")
+	age := gauge(MetricSecretAge, "s", "Age of each secret's current version: the time of the scrape minus the time its store recorded the version, as the last sweep read it (stores record no promotion time, so it includes the minutes from Create to Promote). Absent for a secret without a current version, whose store records no creation time, or whose store could not be read in the last sweep.")
 	maxAge := gauge(MetricSecretMaxAge, "s", "The maximum age each secret's rotation policy allows (max_age, or derived from its schedule or its certificate's lifetime); absent for a secret without a policy.")
 	overdue := gauge(MetricSecretOverdue, "", "1 when a secret is older than its maximum age or has no current version at all, else 0; absent when its store could not be read in the last sweep.")
-	revokes := gauge(MetricRevokesOutstanding, "", "Revokes (or rollbacks) a running rotation of the secret is still retrying: 0 or 1. Absent when Temporal could not be asked in the last sweep.")
+	revokes := gauge(MetricRevokesOutstanding, "", "Revokes (or rollbacks) of the secret outstanding, by state: retrying (a running rotation retries a revoke), rollback (it retries a rollback), failed (the latest rotation ended revoke_failed: a credential may still work and nothing retries it). One series per state, 1 for the secret's state, else 0. Absent when Temporal could not be asked in the last sweep.")
 	incidents := gauge(MetricIncidentRunning, "", "1 for each incident playbook running now.")
 	lastSuccess := gauge(MetricSweepLastSuccess, "s", "Unix time at which the last sweep that read everything without an error started; absent until one has.")
 	var err error
@@ -112,10 +117,14 @@ func NewSecretGauges(t *Telemetry) (*SecretGauges, error) {
 	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		now := g.now()
 		for _, s := range g.last.Secrets {
-			labels := metric.WithAttributes(attribute.String("secret_id", s.ID), attribute.String("kind", s.Kind), attribute.String("owner", s.Owner))
-			if s.Age != nil {
-				o.ObserveFloat64(age, s.Age.Seconds(), labels)
+			ids := []attribute.KeyValue{attribute.String("secret_id", s.ID), attribute.String("kind", s.Kind), attribute.String("owner", s.Owner)}
+			labels := metric.WithAttributes(ids...)
+			if s.Created != nil {
+				// Counted to now, not to the sweep: the gauge keeps aging between sweeps. A
+				// store clock ahead of ours is not a negative age.
+				o.ObserveFloat64(age, max(now.Sub(*s.Created), 0).Seconds(), labels)
 			}
 			if s.MaxAge != nil {
 				o.ObserveFloat64(maxAge, s.MaxAge.Seconds(), labels)
@@ -123,8 +132,8 @@ func NewSecretGauges(t *Telemetry) (*SecretGauges, error) {
 			if s.Overdue != nil {
 				o.ObserveFloat64(overdue, boolValue(*s.Overdue), labels)
 			}
-			if s.RevokesOutstanding != nil {
-				o.ObserveFloat64(revokes, float64(*s.RevokesOutstanding), labels)
+			for state, n := range s.RevokesOutstanding {
+				o.ObserveFloat64(revokes, float64(n), metric.WithAttributes(append(ids, attribute.String("state", state))...))
 			}
 		}
 		if g.last.IncidentsKnown {

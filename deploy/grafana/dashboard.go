@@ -89,7 +89,7 @@ func (b *builder) overview() []cog.Builder[dashboard.Panel] {
 			instant("A", `sum(up{job="$job"})`)),
 		b.stat("Overdue secrets", "Secrets older than their policy's maximum age, or with no current version (alert KeyturnSecretOverdue).", "none", steps(green, level{1, red}),
 			instant("A", `count(max by (secret_id) (keyturn_secret_overdue{job="$job"}) == 1) or vector(0)`)),
-		b.stat("Revokes outstanding", "Versions that should be revoked and may still work (alert KeyturnRevokeOutstanding).", "none", steps(green, level{1, orange}),
+		b.stat("Revokes outstanding", "Secrets with a version that should be revoked and may still work: a revoke or rollback a rotation retries, or a rotation that ended revoke_failed (alert KeyturnRevokeOutstanding).", "none", steps(green, level{1, orange}),
 			instant("A", `sum(max by (secret_id) (keyturn_revokes_outstanding{job="$job"})) or vector(0)`)),
 		b.stat("Incidents running", "Incidents in progress (alert KeyturnIncidentRunning).", "none", steps(green, level{1, red}),
 			instant("A", `count(max by (incident_id) (keyturn_incident_running{job="$job"}) == 1) or vector(0)`)),
@@ -131,9 +131,9 @@ func (b *builder) secrets() []cog.Builder[dashboard.Panel] {
 			query("A", `max by (secret_id) (keyturn_secret_age_seconds{job="$job", secret_id=~"$secret"})`, "{{secret_id}} age"),
 			query("B", `max by (secret_id) (keyturn_secret_max_age_seconds{job="$job", secret_id=~"$secret"})`, "{{secret_id}} maximum age")).
 			OverrideByQuery("B", dashed()),
-		b.table("Revokes outstanding", "Secrets with versions that should be revoked and may still work. `keyturn status <secret-id>` names them; `keyturn retry-now <secret-id>` retries.", 8,
-			tableQuery("A", `max by (secret_id, kind, owner) (keyturn_revokes_outstanding{job="$job"}) > 0`)).
-			WithTransformation(organize(map[string]string{"secret_id": "Secret", "kind": "Kind", "owner": "Owner", "Value": "Outstanding"}, "Time")),
+		b.table("Revokes outstanding", "Secrets with a version that should be revoked and may still work, by state: retrying (a rotation retries the revoke: `keyturn retry-now <secret-id>` tries at once), rollback (it retries a rollback), failed (it ended revoke_failed and nothing retries it: contain the secret with an incident). `keyturn status <secret-id>` names the version.", 8,
+			tableQuery("A", `max by (secret_id, kind, owner, state) (keyturn_revokes_outstanding{job="$job"}) > 0`)).
+			WithTransformation(organize(map[string]string{"secret_id": "Secret", "kind": "Kind", "owner": "Owner", "state": "State"}, "Time", "Value")),
 	}
 }
 

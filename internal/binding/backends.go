@@ -45,25 +45,57 @@ type Backends struct {
 }
 
 // openedStores caches the stores opened so far, one per Vault mount and one for AWS.
+// A store is opened without holding the cache's lock, so one that hangs (a Vault mount
+// that does not answer) holds up only the callers that want that same store.
 type openedStores struct {
-	mu     sync.Mutex
-	stores map[string]FieldStore
+	mu      sync.Mutex
+	stores  map[string]FieldStore
+	opening map[string]*opening
 }
 
-func newOpenedStores() *openedStores { return &openedStores{stores: map[string]FieldStore{}} }
+// opening is one store being opened; done closes when store and err are set.
+type opening struct {
+	done  chan struct{}
+	store FieldStore
+	err   error
+}
 
+func newOpenedStores() *openedStores {
+	return &openedStores{stores: map[string]FieldStore{}, opening: map[string]*opening{}}
+}
+
+// get returns the store of key, opening it with open unless it is open or being opened
+// (then it waits for that, or for ctx). A failed open is not cached: the next call tries
+// again.
 func (o *openedStores) get(ctx context.Context, key string, open func(context.Context) (FieldStore, error)) (FieldStore, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if s, ok := o.stores[key]; ok {
+		o.mu.Unlock()
 		return s, nil
 	}
-	s, err := open(ctx)
-	if err != nil {
-		return nil, err
+	op, busy := o.opening[key]
+	if !busy {
+		op = &opening{done: make(chan struct{})}
+		o.opening[key] = op
 	}
-	o.stores[key] = s
-	return s, nil
+	o.mu.Unlock()
+	if busy {
+		select {
+		case <-op.done:
+			return op.store, op.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	op.store, op.err = open(ctx)
+	o.mu.Lock()
+	delete(o.opening, key)
+	if op.err == nil {
+		o.stores[key] = op.store
+	}
+	o.mu.Unlock()
+	close(op.done)
+	return op.store, op.err
 }
 
 func (r *Resolver) vault(ctx context.Context, mount string) (FieldStore, error) {
@@ -83,8 +115,18 @@ func (r *Resolver) awssm(ctx context.Context) (FieldStore, error) {
 	return r.opened.get(ctx, "awssm", r.backends.AWSSM)
 }
 
-// Close closes the stores the resolver opened (Vault token renewal, connections).
+// Close closes the stores the resolver opened (Vault token renewal, connections), once
+// those being opened are done (their callers' contexts bound that).
 func (r *Resolver) Close() error {
+	r.opened.mu.Lock()
+	var busy []*opening
+	for _, op := range r.opened.opening {
+		busy = append(busy, op)
+	}
+	r.opened.mu.Unlock()
+	for _, op := range busy {
+		<-op.done
+	}
 	r.opened.mu.Lock()
 	defer r.opened.mu.Unlock()
 	var errs []error

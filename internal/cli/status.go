@@ -107,7 +107,9 @@ secret could not be read). With an ID: that secret and its latest rotation in de
 
 Ages come from the stores as this machine reaches them (the file store of --store-dir or
 --home, Vault through VAULT_*, AWS through its standard chain); a store it cannot read is
-reported for its secrets, never guessed.`,
+reported for its secrets, never guessed. Each read of a store or of Temporal gets 30 s,
+and all of them together 60 s; what is not read by then is reported unknown.
+-o json without --secrets or --overdue lists the recent rotations only (no store is read).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -145,7 +147,9 @@ reported for its secrets, never guessed.`,
 			if len(args) == 1 {
 				return statusOfSecret(cmd, g, c, inv, secret.ID(args[0]), output, logger)
 			}
-			if inv != nil {
+			// Plain `status -o json` prints the rotations only: reading every store for it
+			// would cost time and print nothing.
+			if inv != nil && (overdue || secretsOnly || output == "table") {
 				obs := g.observeSecrets(cmd.Context(), c, inv, logger)
 				if overdue {
 					return printOverdue(out, cmd.ErrOrStderr(), obs, output)

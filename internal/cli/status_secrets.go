@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -23,10 +24,18 @@ import (
 // command worked, and found something to act on (as `keyturn diff` exits ExitPending).
 const ExitOverdue = 2
 
+// ObserveDeadline bounds all of `keyturn status`'s reads of the secrets' state (each
+// read also has secretstate's own timeout): stores that cannot be reached cannot hold
+// the command for minutes. What is not read by then is reported unknown, with the
+// error.
+const ObserveDeadline = 60 * time.Second
+
 // observeSecrets reads the state of the inventory's secrets (of ids only, when given)
 // with secretstate, the package the worker's sweep uses too, from this machine: the file
-// store of --store-dir, and Vault and AWS from the environment.
+// store of --store-dir, and Vault and AWS from the environment; within ObserveDeadline.
 func (g *globals) observeSecrets(ctx context.Context, c client.Client, inv *config.Inventory, logger *slog.Logger, ids ...secret.ID) secretstate.Observation {
+	ctx, cancel := context.WithTimeout(ctx, ObserveDeadline)
+	defer cancel()
 	var tp trace.TracerProvider
 	if g.tel != nil {
 		tp = g.tel.TracerProvider() // the store reads are spans of the command, as the rest of it
@@ -79,19 +88,21 @@ func printNotes(w io.Writer, secrets []secretstate.Secret) {
 		if s.IsOverdue() {
 			fmt.Fprintf(w, "overdue: %s: %s\n", s.ID, s.OverdueReason)
 		}
-		for _, u := range unread(s) {
+		for _, u := range unknowns(s) {
 			fmt.Fprintf(w, "unknown: %s: %s\n", s.ID, u)
 		}
 	}
 }
 
-// unread names each part of a secret's state that could not be read, and why.
-func unread(s secretstate.Secret) []string {
+// unknowns names each part of a secret's state that is unknown, and why: the sources
+// that could not be read, and an age its store does not record.
+func unknowns(s secretstate.Secret) []string {
 	var out []string
-	for _, e := range []struct{ what, err string }{{"store", s.StoreError}, {"rotation", s.RotationError}, {"schedule", s.ScheduleError}} {
-		if e.err != "" {
-			out = append(out, e.what+": "+e.err)
-		}
+	for _, e := range s.ReadErrors() {
+		out = append(out, e.Source+": "+e.Err)
+	}
+	if s.AgeUnknown() {
+		out = append(out, "age: "+cmp.Or(s.OverdueReason, "the store records no creation time for the current version"))
 	}
 	return out
 }
@@ -115,7 +126,7 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 		fmt.Fprintf(w, " (%s)", s.OverdueReason)
 	}
 	fmt.Fprintf(w, "\nnext run: %s\nrevoke:   %s\n", nextRun(s), revoke(s))
-	for _, u := range unread(s) {
+	for _, u := range unknowns(s) {
 		fmt.Fprintf(w, "unknown:  %s\n", u)
 	}
 	fmt.Fprintln(w)
@@ -146,13 +157,13 @@ func printOverdue(out, errOut io.Writer, obs secretstate.Observation, output str
 		return err
 	}
 	for _, s := range unknown {
-		fmt.Fprintf(errOut, "keyturn: cannot tell whether %s is overdue: %s\n", s.ID, s.StoreError)
+		fmt.Fprintf(errOut, "keyturn: cannot tell whether %s is overdue: %s\n", s.ID, cmp.Or(s.StoreError, s.OverdueReason))
 	}
 	switch {
 	case len(late) > 0:
 		return &exitError{code: ExitOverdue, err: fmt.Errorf("%d secret(s) overdue: %s", len(late), ids(late))}
 	case len(unknown) > 0:
-		return fmt.Errorf("could not read %d secret(s), so whether they are overdue is unknown: %s", len(unknown), ids(unknown))
+		return fmt.Errorf("whether %d secret(s) are overdue is unknown: %s", len(unknown), ids(unknown))
 	}
 	return nil
 }
@@ -174,6 +185,10 @@ func age(s secretstate.Secret) string {
 		return config.RoughDuration(s.Age.Duration())
 	case s.StoreError != "":
 		return "?"
+	case s.AgeUnknown():
+		return "unknown"
+	case s.Versions > 0:
+		return "no current version"
 	}
 	return "never rotated"
 }
@@ -234,8 +249,16 @@ func revoke(s secretstate.Secret) string {
 	switch {
 	case s.RevokesOutstanding == nil:
 		return "?"
-	case *s.RevokesOutstanding > 0:
-		return "outstanding"
+	case *s.RevokesOutstanding == 0:
+		return "-"
 	}
-	return "-"
+	switch s.RevokeState {
+	case secretstate.RevokeRetrying:
+		return "retrying"
+	case secretstate.RollbackRetrying:
+		return "rollback retrying"
+	case secretstate.RevokeFailed:
+		return "failed"
+	}
+	return "outstanding"
 }

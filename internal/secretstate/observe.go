@@ -28,8 +28,9 @@ import (
 const (
 	// DefaultParallel is how many secrets are read at once.
 	DefaultParallel = 8
-	// DefaultReadTimeout bounds the reads of one secret, so a store that hangs leaves
-	// that secret unknown instead of holding up the rest.
+	// DefaultReadTimeout bounds each read of a secret (its store, its rotation, each
+	// schedule) and the incident list, so a source that hangs leaves that fact unknown
+	// instead of holding up the rest.
 	DefaultReadTimeout = 30 * time.Second
 )
 
@@ -105,23 +106,30 @@ func (o *Observer) readTimeout() time.Duration {
 	return o.ReadTimeout
 }
 
-// observe reads one secret.
+// observe reads one secret. Each read has its own timeout, so a store that hangs leaves
+// the secret's age unknown, not its rotation and schedules too (with an error that would
+// blame Temporal).
 func (o *Observer) observe(ctx context.Context, s *config.Secret, at time.Time) Secret {
-	ctx, cancel := context.WithTimeout(ctx, o.readTimeout())
-	defer cancel()
 	st := Secret{ID: s.ID, Kind: s.Kind, Owner: s.Owner}
 	policy := s.AgePolicy()
 	if policy.MaxAge > 0 {
 		st.MaxAge, st.MaxAgeFrom = secondsPtr(policy.MaxAge), policy.Source
 	}
-	o.readStore(ctx, s, &st, at)
+	o.bounded(ctx, func(ctx context.Context) { o.readStore(ctx, s, &st, at) })
 	if o.Temporal == nil {
 		st.RotationError = "no Temporal client"
 		return st
 	}
-	o.readRotation(ctx, &st)
+	o.bounded(ctx, func(ctx context.Context) { o.readRotation(ctx, &st) })
 	o.readSchedules(ctx, s, &st, at)
 	return st
+}
+
+// bounded runs one read under its own ReadTimeout.
+func (o *Observer) bounded(ctx context.Context, read func(context.Context)) {
+	ctx, cancel := context.WithTimeout(ctx, o.readTimeout())
+	defer cancel()
+	read(ctx)
 }
 
 // readStore finds the current version and judges the age.
@@ -136,16 +144,27 @@ func (o *Observer) readStore(ctx context.Context, s *config.Secret, st *Secret, 
 		st.StoreError = errorText(fmt.Errorf("read versions from the %s store: %w", s.Store.Type, err))
 		return
 	}
+	st.Versions = len(versions)
 	for i := range versions {
 		if slices.Contains(versions[i].Stages, secret.StageCurrent) {
 			st.Current = &versions[i]
 		}
 	}
 	overdue := false
-	if st.Current == nil {
+	switch {
+	case st.Current == nil && len(versions) == 0:
 		overdue = true
 		st.OverdueReason = "no current version: never rotated"
-	} else {
+	case st.Current == nil:
+		overdue = true
+		st.OverdueReason = fmt.Sprintf("no current version (the store holds %d earlier version(s))", len(versions))
+	case st.Current.CreatedAt.IsZero():
+		// A store that records no creation time: the age is unknown, not 292 years.
+		if st.MaxAge != nil {
+			st.OverdueReason = fmt.Sprintf("age unknown: the store records no creation time for version %d", st.Current.Number)
+			return
+		}
+	default:
 		age := max(at.Sub(st.Current.CreatedAt), 0) // a store clock ahead of ours is not a negative age
 		st.Age = secondsPtr(age)
 		if st.MaxAge != nil && age > st.MaxAge.Duration() {
@@ -173,7 +192,7 @@ func (o *Observer) readRotation(ctx context.Context, st *Secret) {
 	run := RunOf(info.GetExecution().GetRunId(), info.GetStatus(), info.GetStartTime().AsTime(), info.GetCloseTime().AsTime(), info.GetSearchAttributes())
 	st.LastRotation = &run
 	n := 0
-	if run.Outstanding() {
+	if st.RevokeState = run.RevokeState(); st.RevokeState != "" {
 		n = 1
 	}
 	st.RevokesOutstanding = &n
@@ -219,8 +238,11 @@ func (o *Observer) readSchedules(ctx context.Context, s *config.Secret, st *Secr
 	}
 }
 
-// schedule reads one schedule; a schedule Temporal does not have is Missing, not an error.
+// schedule reads one schedule, under its own ReadTimeout; a schedule Temporal does not
+// have is Missing, not an error.
 func (o *Observer) schedule(ctx context.Context, id string, renewal bool) (Schedule, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.readTimeout())
+	defer cancel()
 	sch := Schedule{ID: id, RenewalCheck: renewal}
 	next, paused, err := schedules.NextRun(ctx, o.Temporal, id)
 	switch {

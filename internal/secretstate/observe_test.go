@@ -51,6 +51,19 @@ secrets:
     kind: postgres
     store: {type: vault}
     postgres: {host: localhost, sslmode: disable, database: d, role: f, admin: {username: k, password: "env:PW"}}
+  - id: files/gaveup
+    kind: postgres
+    postgres: {host: localhost, sslmode: disable, database: d, role: g, admin: {username: k, password: "env:PW"}}
+  - id: files/staged
+    kind: postgres
+    postgres: {host: localhost, sslmode: disable, database: d, role: h, admin: {username: k, password: "env:PW"}}
+  - id: files/undated
+    kind: postgres
+    max_age: 30d
+    postgres: {host: localhost, sslmode: disable, database: d, role: i, admin: {username: k, password: "env:PW"}}
+  - id: files/hung
+    kind: postgres
+    postgres: {host: localhost, sslmode: disable, database: d, role: j, admin: {username: k, password: "env:PW"}}
   - id: certs/web
     kind: localca
     localca: {ca_cert: "file:ca#c", ca_key: "file:ca#k", crl_file: ca.crl, common_name: web.localhost, ttl: 30d}
@@ -93,6 +106,11 @@ func TestObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	tamper(t, filepath.Join(dir, "store", "secrets", "files%2Ftampered.json"))
+	// A version staged and never promoted: the store holds a version, none current.
+	if _, err := store.StagePending(ctx, storesRequest("files/staged", material)); err != nil {
+		t.Fatal(err)
+	}
+	put(t, store, "files/undated", material)
 
 	vault := vaulttest.Start(t, vaulttest.Options{})
 	openVault := func(ctx context.Context, mount string) (binding.FieldStore, error) {
@@ -134,6 +152,10 @@ func TestObserve(t *testing.T) {
 		return run
 	}
 	start(workflows.RotateWorkflowID("files/fresh"), workflows.RotateWorkflowName, workflows.OutcomeRevokeOutstanding)
+	if err := start(workflows.RotateWorkflowID("files/gaveup"), workflows.RotateWorkflowName, workflows.OutcomeRevokeFailed).Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(workflows.RotateWorkflowID("files/hung"), workflows.RotateWorkflowName, workflows.OutcomeRollbackOutstanding)
 	if err := start(workflows.RotateWorkflowID("files/old"), workflows.RotateWorkflowName, workflows.OutcomeRotated).Get(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +168,16 @@ func TestObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	o := secretstate.Observer{Inventory: inv, Stores: binding.New(inv, binding.Backends{File: store, Vault: openVault}), Temporal: c, Now: func() time.Time { return now }}
+	// files/undated's store records no creation time; files/hung's store never answers.
+	odd := oddStores{Stores: binding.New(inv, binding.Backends{File: store, Vault: openVault}), undated: "files/undated", hung: "files/hung"}
+	o := secretstate.Observer{Inventory: inv, Stores: odd, Temporal: c, Now: func() time.Time { return now }, ReadTimeout: 3 * time.Second}
 	var obs secretstate.Observation
 	waitFor(t, "the running incident and the outstanding revoke to show", func() bool {
 		obs = o.Observe(ctx)
 		s := byID(obs, "files/fresh")
-		return len(obs.Incidents) == 1 && s.LastRotation != nil && s.LastRotation.Outcome == workflows.OutcomeRevokeOutstanding
+		h := byID(obs, "files/hung")
+		return len(obs.Incidents) == 1 && s.LastRotation != nil && s.LastRotation.Outcome == workflows.OutcomeRevokeOutstanding &&
+			h.LastRotation != nil && h.LastRotation.Outcome == workflows.OutcomeRollbackOutstanding
 	})
 	if !obs.At.Equal(now) || len(obs.Secrets) != len(inv.Secrets) {
 		t.Fatalf("observation at %v of %d secrets, want %v and %d", obs.At, len(obs.Secrets), now, len(inv.Secrets))
@@ -171,7 +197,7 @@ func TestObserve(t *testing.T) {
 		fr.MaxAgeFrom != config.PolicySchedule || fr.MaxAge.Duration() != 14*config.Day {
 		t.Errorf("files/fresh: want a minute old, not overdue, max age 14d from its weekly schedule: %s", dump(fr))
 	}
-	if fr.RevokesOutstanding == nil || *fr.RevokesOutstanding != 1 || !fr.LastRotation.Outstanding() || fr.LastRotation.Status != secretstate.StatusRunning {
+	if fr.RevokesOutstanding == nil || *fr.RevokesOutstanding != 1 || fr.RevokeState != secretstate.RevokeRetrying || fr.LastRotation.Status != secretstate.StatusRunning {
 		t.Errorf("files/fresh: want one outstanding revoke: %s", dump(fr))
 	}
 	if fr.NextRun == nil || fr.NextRun.Weekday() != time.Monday || !fr.NextRun.After(now) || len(fr.Schedules) != 1 || fr.Schedules[0].ID != "keyturn/files/fresh" {
@@ -184,6 +210,33 @@ func TestObserve(t *testing.T) {
 	}
 	if never.LastRotation != nil || never.RevokesOutstanding == nil || *never.RevokesOutstanding != 0 || never.NextRun != nil || len(never.Schedules) != 0 {
 		t.Errorf("files/never: no rotation, no schedule: %s", dump(never))
+	}
+
+	gaveUp := byID(obs, "files/gaveup")
+	if gaveUp.RevokesOutstanding == nil || *gaveUp.RevokesOutstanding != 1 || gaveUp.RevokeState != secretstate.RevokeFailed || gaveUp.LastRotation == nil || gaveUp.LastRotation.Status != "completed" {
+		t.Errorf("files/gaveup: a rotation that ended revoke_failed leaves a revoke outstanding, failed: %s", dump(gaveUp))
+	}
+	if old.RevokeState != "" || never.RevokeState != "" {
+		t.Errorf("nothing outstanding: %q %q", old.RevokeState, never.RevokeState)
+	}
+
+	staged := byID(obs, "files/staged")
+	if !staged.IsOverdue() || staged.Current != nil || staged.Versions != 1 || staged.OverdueReason != "no current version (the store holds 1 earlier version(s))" {
+		t.Errorf("files/staged: a store with versions but none current is overdue, not 'never rotated': %s", dump(staged))
+	}
+	if never.Versions != 0 {
+		t.Errorf("files/never: no version at all: %s", dump(never))
+	}
+
+	undated := byID(obs, "files/undated")
+	if undated.Current == nil || undated.Age != nil || undated.Overdue != nil || !undated.AgeUnknown() || undated.StoreError != "" ||
+		!strings.Contains(undated.OverdueReason, "records no creation time") {
+		t.Errorf("files/undated: a version without a creation time has no age and no verdict, with the reason: %s", dump(undated))
+	}
+
+	hung := byID(obs, "files/hung")
+	if hung.StoreError == "" || hung.Overdue != nil || hung.RotationError != "" || hung.RevokeState != secretstate.RollbackRetrying || hung.ScheduleError != "" {
+		t.Errorf("files/hung: a store that hangs leaves the age unknown, and the rotation readable on its own timeout: %s", dump(hung))
 	}
 
 	bad := byID(obs, "files/tampered")
@@ -260,6 +313,35 @@ func TestObserveWithTemporalDown(t *testing.T) {
 	if all := o.Observe(ctx); all.IncidentsError == "" || all.Incidents != nil {
 		t.Errorf("incidents must be unknown, with the reason: %+v %q", all.Incidents, all.IncidentsError)
 	}
+}
+
+// oddStores opens the stores of Stores, except two: undated's gives its versions no
+// creation time, hung's never answers.
+type oddStores struct {
+	secretstate.Stores
+	undated, hung secret.ID
+}
+
+func (o oddStores) Store(ctx context.Context, id secret.ID) (stores.Store, error) {
+	if id == o.hung {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	s, err := o.Stores.Store(ctx, id)
+	if id == o.undated && err == nil {
+		s = undatedStore{s}
+	}
+	return s, err
+}
+
+type undatedStore struct{ stores.Store }
+
+func (u undatedStore) ListVersions(ctx context.Context, id secret.ID) ([]secret.Version, error) {
+	vs, err := u.Store.ListVersions(ctx, id)
+	for i := range vs {
+		vs[i].CreatedAt = time.Time{}
+	}
+	return vs, err
 }
 
 // stubRotate stands in for the Rotate workflow as the observation sees it: it sets the

@@ -32,15 +32,21 @@ type Secret struct {
 	// Current is the current version (references and metadata, never material); nil when
 	// the store holds none, or could not be read (StoreError).
 	Current *secret.Version `json:"currentVersion,omitempty"`
-	// Age is how long ago the store recorded the current version; nil when there is none
-	// or the store could not be read.
+	// Versions is how many versions the store holds, of any stage: 0 with no Current is a
+	// secret never rotated (nor put), more is one whose current version is gone. 0 too
+	// when the store could not be read.
+	Versions int `json:"versions,omitempty"`
+	// Age is how long ago the store recorded the current version; nil when there is none,
+	// the store could not be read, or it records no creation time for it (AgeUnknown).
 	Age *Seconds `json:"ageSeconds,omitempty"`
 	// MaxAge is the maximum age the policy allows, nil without a policy; MaxAgeFrom says
 	// where it comes from (config's Policy constants).
 	MaxAge     *Seconds `json:"maxAgeSeconds,omitempty"`
 	MaxAgeFrom string   `json:"maxAgeFrom,omitempty"`
 	// Overdue: older than MaxAge, or no current version at all. Nil when the store could
-	// not be read; OverdueReason says why a secret is overdue.
+	// not be read, or when the current version's age is unknown and a policy limits it.
+	// OverdueReason says why a secret is overdue, or why that is unknown with a store
+	// that could be read.
 	Overdue       *bool  `json:"overdue,omitempty"`
 	OverdueReason string `json:"overdueReason,omitempty"`
 	StoreError    string `json:"storeError,omitempty"`
@@ -48,10 +54,13 @@ type Secret struct {
 	// LastRotation is the latest run under rotate/<secret-id>; nil when none ever ran (in
 	// the namespace's retention) or Temporal could not be asked (RotationError).
 	LastRotation *Run `json:"lastRotation,omitempty"`
-	// RevokesOutstanding counts the revokes (or rollbacks) a running rotation is still
-	// retrying: 0 or 1, as a secret has one rotation at a time. Nil when unknown.
-	RevokesOutstanding *int   `json:"revokesOutstanding,omitempty"`
-	RotationError      string `json:"rotationError,omitempty"`
+	// RevokesOutstanding counts the revokes (or rollbacks) outstanding: 0 or 1, as the
+	// latest rotation decides it (RevokeState). Nil when unknown.
+	RevokesOutstanding *int `json:"revokesOutstanding,omitempty"`
+	// RevokeState says what is outstanding, when RevokesOutstanding is 1: RevokeRetrying,
+	// RollbackRetrying or RevokeFailed.
+	RevokeState   string `json:"revokeState,omitempty"`
+	RotationError string `json:"rotationError,omitempty"`
 
 	// Schedules are the Temporal schedules the inventory gives the secret: its cron
 	// schedule, and a certificate's renewal check.
@@ -65,6 +74,36 @@ type Secret struct {
 
 // IsOverdue reports whether the secret is known to be overdue.
 func (s Secret) IsOverdue() bool { return s.Overdue != nil && *s.Overdue }
+
+// AgeUnknown reports whether the store was read and holds a current version, but no
+// time it was recorded, so its age is unknown.
+func (s Secret) AgeUnknown() bool { return s.Current != nil && s.Age == nil }
+
+// Sources of a secret's facts, as ReadErrors names them; the sweep's error counter uses
+// the same words (telemetry.SweepSource*).
+const (
+	SourceStore     = "store"
+	SourceRotations = "rotations"
+	SourceSchedules = "schedules"
+)
+
+// ReadError is one source of a secret's state that could not be read, and why.
+type ReadError struct {
+	Source string // SourceStore, SourceRotations or SourceSchedules
+	Err    string
+}
+
+// ReadErrors lists the sources of the secret's state that could not be read, in the
+// order they are read; empty when every read worked.
+func (s Secret) ReadErrors() []ReadError {
+	var out []ReadError
+	for _, e := range []ReadError{{SourceStore, s.StoreError}, {SourceRotations, s.RotationError}, {SourceSchedules, s.ScheduleError}} {
+		if e.Err != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
 
 // Run is one rotation workflow run.
 type Run struct {
@@ -94,10 +133,38 @@ func (r Run) Result() string {
 	return r.Outcome
 }
 
-// Outstanding reports whether the run is running and still retrying a revoke or a
-// rollback.
-func (r Run) Outstanding() bool {
-	return r.Status == StatusRunning && workflows.IsOutstanding(r.Outcome)
+// What a secret's latest rotation leaves outstanding (Secret.RevokeState).
+const (
+	// RevokeRetrying: the rotation runs and keeps retrying a revoke (revoke_outstanding).
+	RevokeRetrying = "retrying"
+	// RollbackRetrying: the rotation runs and keeps retrying a rollback
+	// (rollback_outstanding).
+	RollbackRetrying = "rollback"
+	// RevokeFailed: the rotation ended revoke_failed (an operator gave up, it was
+	// cancelled while revoking, or an incident's rotation could not revoke): a credential
+	// that should be revoked may still work, and nothing retries it.
+	RevokeFailed = "failed"
+)
+
+// RevokeStates lists every RevokeState, as the keyturn_revokes_outstanding gauge's state
+// label takes them.
+var RevokeStates = []string{RevokeRetrying, RollbackRetrying, RevokeFailed}
+
+// RevokeState is what the run, as the secret's latest, leaves outstanding: a revoke or
+// rollback it still retries while it runs, or a revoke it ended without ("" for none).
+// A run ended from outside while retrying (terminated) is history: Result says so.
+func (r Run) RevokeState() string {
+	switch {
+	case r.Outcome == workflows.OutcomeRevokeFailed:
+		return RevokeFailed
+	case r.Status != StatusRunning:
+		return ""
+	case r.Outcome == workflows.OutcomeRevokeOutstanding:
+		return RevokeRetrying
+	case r.Outcome == workflows.OutcomeRollbackOutstanding:
+		return RollbackRetrying
+	}
+	return ""
 }
 
 // Schedule is one of a secret's Temporal schedules as it stands.

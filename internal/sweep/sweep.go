@@ -9,7 +9,8 @@
 // scrapes is current (the alert rules take the max over workers). It also keeps working
 // while Temporal is down: the stores are still read, and the Temporal facts are reported
 // as unreadable. The price is one set of reads per worker per interval, and one overdue
-// notification per worker, which carry the same event ID so receivers drop the repeats.
+// notification per worker, which carry the same event ID so receivers drop the repeats;
+// a notification that fails is sent again at later sweeps, with a doubling wait.
 package sweep
 
 import (
@@ -37,6 +38,12 @@ const (
 	// DefaultNotifyTimeout bounds the delivery of one overdue event to all its routes,
 	// above notify's own 15 s per delivery; the sweep never waits for it.
 	DefaultNotifyTimeout = 30 * time.Second
+	// FirstResendWait is how long after a failed overdue notification the sweep sends it
+	// again at the earliest; each further failure doubles the wait, up to MaxResendWait,
+	// so a dead webhook is not called every sweep forever.
+	FirstResendWait = 5 * time.Minute
+	// MaxResendWait caps the wait between attempts.
+	MaxResendWait = 4 * time.Hour
 )
 
 // tracerName is the instrumentation scope of the sweep's span.
@@ -69,11 +76,35 @@ type Sweep struct {
 	TracerProvider trace.TracerProvider
 
 	mu sync.Mutex
-	// notified holds the overdue events sent (true) or being sent (false), by event ID,
-	// so a secret that stays overdue is not announced again every interval. Only the
-	// events of secrets still overdue are kept.
-	notified map[string]bool
+	// notified holds the overdue events sent, being sent or failed, by event ID, so a
+	// secret that stays overdue is not announced again every interval, and a failed
+	// event is sent again only after its backoff. Only the events of secrets still
+	// overdue are kept.
+	notified map[string]*notice
 	wg       sync.WaitGroup
+}
+
+// notice is where one overdue event stands.
+type notice struct {
+	sent     bool
+	sending  bool
+	failures int       // attempts that failed, in a row
+	retryAt  time.Time // the earliest sweep time to send again after a failure
+}
+
+// due reports whether the event should be sent at a sweep at time at.
+func (n *notice) due(at time.Time) bool {
+	return !n.sent && !n.sending && !at.Before(n.retryAt)
+}
+
+// failed records a failed attempt of a sweep at time at, and when to try again.
+func (n *notice) failed(at time.Time) {
+	n.failures++
+	wait := FirstResendWait
+	for i := 1; i < n.failures && wait < MaxResendWait; i++ {
+		wait *= 2
+	}
+	n.retryAt = at.Add(min(wait, MaxResendWait))
 }
 
 // Run sweeps at once, then every Interval, until ctx ends; then it waits for the overdue
@@ -111,28 +142,32 @@ func (s *Sweep) Once(ctx context.Context) secretstate.Observation {
 	if ctx.Err() != nil {
 		return obs // cancelled mid-sweep: what it saw is incomplete, not the state
 	}
-	errs := map[string]int{}
+	errs := map[string]int{} // failed reads by source (secretstate's sources are telemetry's)
+	failed := 0
 	sample := telemetry.SweepSample{At: obs.At, Incidents: []string{}, IncidentsKnown: obs.IncidentsError == ""}
 	for _, sec := range obs.Secrets {
 		sample.Secrets = append(sample.Secrets, toSample(sec))
-		for source, msg := range map[string]string{telemetry.SweepSourceStore: sec.StoreError, telemetry.SweepSourceRotations: sec.RotationError, telemetry.SweepSourceSchedules: sec.ScheduleError} {
-			if msg != "" {
-				errs[source]++
-				s.logger().Warn("sweep: could not read", "secret", sec.ID, "source", source, "error", msg)
-			}
+		for _, e := range sec.ReadErrors() {
+			errs[e.Source]++
+			failed++
+			s.logger().Warn("sweep: could not read", "secret", sec.ID, "source", e.Source, "error", e.Err)
+		}
+		if sec.AgeUnknown() {
+			s.logger().Warn("sweep: age unknown", "secret", sec.ID, "reason", sec.OverdueReason)
 		}
 	}
 	if obs.IncidentsError != "" {
 		errs[telemetry.SweepSourceIncidents]++
+		failed++
 		s.logger().Warn("sweep: could not read", "source", telemetry.SweepSourceIncidents, "error", obs.IncidentsError)
 	}
 	for _, in := range obs.Incidents {
 		sample.Incidents = append(sample.Incidents, in.ID)
 	}
-	sample.Succeeded = len(errs) == 0
+	sample.Succeeded = failed == 0
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("keyturn.sweep.secrets", len(obs.Secrets)),
-		attribute.Int("keyturn.sweep.overdue", countOverdue(obs)), attribute.Int("keyturn.sweep.failed_reads", len(errs)))
-	s.logger().Debug("sweep done", "secrets", len(obs.Secrets), "overdue", countOverdue(obs), "failed_reads", len(errs))
+		attribute.Int("keyturn.sweep.overdue", countOverdue(obs)), attribute.Int("keyturn.sweep.failed_reads", failed))
+	s.logger().Debug("sweep done", "secrets", len(obs.Secrets), "overdue", countOverdue(obs), "failed_reads", failed)
 	if s.Gauges != nil {
 		for source, n := range errs {
 			s.Gauges.SweepErrors(ctx, source, n)
@@ -144,10 +179,19 @@ func (s *Sweep) Once(ctx context.Context) secretstate.Observation {
 }
 
 func toSample(sec secretstate.Secret) telemetry.SecretSample {
-	out := telemetry.SecretSample{ID: string(sec.ID), Kind: sec.Kind, Owner: sec.Owner, Overdue: sec.Overdue, RevokesOutstanding: sec.RevokesOutstanding}
+	out := telemetry.SecretSample{ID: string(sec.ID), Kind: sec.Kind, Owner: sec.Owner, Overdue: sec.Overdue}
 	if sec.Age != nil {
-		d := sec.Age.Duration()
-		out.Age = &d
+		created := sec.Current.CreatedAt
+		out.Created = &created
+	}
+	if sec.RevokesOutstanding != nil {
+		out.RevokesOutstanding = map[string]int{}
+		for _, state := range secretstate.RevokeStates {
+			out.RevokesOutstanding[state] = 0
+		}
+		if *sec.RevokesOutstanding > 0 {
+			out.RevokesOutstanding[sec.RevokeState] = 1
+		}
 	}
 	if sec.MaxAge != nil {
 		d := sec.MaxAge.Duration()
@@ -157,8 +201,9 @@ func toSample(sec secretstate.Secret) telemetry.SecretSample {
 }
 
 // notifyOverdue sends a secret_overdue event for each overdue secret not announced yet
-// with its current version, each in the background, and forgets the events of secrets
-// no longer overdue (or overdue with another version).
+// with its current version (or whose last attempt failed and whose backoff is over),
+// each in the background, and forgets the events of secrets no longer overdue (or
+// overdue with another version).
 func (s *Sweep) notifyOverdue(ctx context.Context, obs secretstate.Observation) {
 	if s.Notifier == nil {
 		return
@@ -169,15 +214,19 @@ func (s *Sweep) notifyOverdue(ctx context.Context, obs secretstate.Observation) 
 	}
 	var send []notify.Event
 	s.mu.Lock()
-	still := map[string]bool{}
+	still := map[string]*notice{}
 	for _, sec := range obs.Secrets {
 		if !sec.IsOverdue() {
 			continue
 		}
 		e := overdueEvent(obs.At, sec, tags[sec.ID])
-		sent, known := s.notified[e.ID]
-		still[e.ID] = sent
+		n, known := s.notified[e.ID]
 		if !known {
+			n = &notice{}
+		}
+		still[e.ID] = n
+		if n.due(obs.At) {
+			n.sending = true
 			send = append(send, e)
 		}
 	}
@@ -188,6 +237,7 @@ func (s *Sweep) notifyOverdue(ctx context.Context, obs secretstate.Observation) 
 	if timeout <= 0 {
 		timeout = DefaultNotifyTimeout
 	}
+	at := obs.At
 	for _, e := range send {
 		s.wg.Add(1)
 		go func() {
@@ -208,14 +258,16 @@ func (s *Sweep) notifyOverdue(ctx context.Context, obs secretstate.Observation) 
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if _, still := s.notified[e.ID]; !still {
+			n, still := s.notified[e.ID]
+			if !still {
 				return // no longer overdue: nothing to remember
 			}
+			n.sending = false
 			if failed > 0 {
-				delete(s.notified, e.ID) // try again at the next sweep
+				n.failed(at) // try again at a sweep after the backoff
 				return
 			}
-			s.notified[e.ID] = true
+			n.sent = true
 		}()
 	}
 }

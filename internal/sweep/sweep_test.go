@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,10 @@ secrets:
     store: {type: vault}
     max_age: 30d
     postgres: {host: localhost, sslmode: disable, database: d, role: c, admin: {username: k, password: "env:PW"}}
+  - id: v/unreadable-too
+    kind: postgres
+    store: {type: vault}
+    postgres: {host: localhost, sslmode: disable, database: d, role: d, admin: {username: k, password: "env:PW"}}
 notifications:
   routes:
     - name: ops
@@ -100,7 +105,7 @@ func (rc *receiver) setFail(b bool) {
 // overdue and announced once, signed, however often it is swept; a secret whose store
 // cannot be read has no age and no verdict, counts as a store error and keeps the sweep
 // from counting as a success; a webhook that is down is counted and tried again at the
-// next sweep.
+// sweep after its backoff, and not before.
 func TestSweep(t *testing.T) {
 	ctx := context.Background()
 	rc := &receiver{key: []byte("sweep-test-signing-key-0123456789")}
@@ -117,6 +122,8 @@ func TestSweep(t *testing.T) {
 	store, reg := f.store, f.reg
 	s := f.sweep()
 	s.Notifier = f.resolver
+	clock := time.Now()
+	s.Observer.Now = func() time.Time { return clock }
 
 	// First sweep, with the webhook down.
 	rc.setFail(true)
@@ -152,8 +159,8 @@ func TestSweep(t *testing.T) {
 	if labels := m.labels("keyturn_secret_overdue", "secret_id", "a/never"); labels["owner"] != "platform" {
 		t.Errorf("the owner from the defaults block: %v", labels)
 	}
-	if n, _ := m.value("keyturn_sweep_errors_total", "source", "store"); n != 1 {
-		t.Errorf("keyturn_sweep_errors_total{source=store} = %v, want 1 (v/unreadable)", n)
+	if n, _ := m.value("keyturn_sweep_errors_total", "source", "store"); n != 2 {
+		t.Errorf("keyturn_sweep_errors_total{source=store} = %v, want 2 (v/unreadable and v/unreadable-too)", n)
 	}
 	if n, _ := m.value("keyturn_sweep_errors_total", "source", "notify"); n != 1 {
 		t.Errorf("keyturn_sweep_errors_total{source=notify} = %v, want 1 (the webhook was down)", n)
@@ -167,12 +174,33 @@ func TestSweep(t *testing.T) {
 	if events, _ := rc.received(); len(events) != 0 {
 		t.Fatalf("the webhook was down, yet it got %d events", len(events))
 	}
-	if got := f.spans.GetSpans(); len(got) != 1 || got[0].Name != "Sweep" || !hasAttrs(got[0].Attributes, "keyturn.sweep.secrets=3", "keyturn.sweep.overdue=1", "keyturn.sweep.failed_reads=1") {
+	if got := f.spans.GetSpans(); len(got) != 1 || got[0].Name != "Sweep" || !hasAttrs(got[0].Attributes, "keyturn.sweep.secrets=4", "keyturn.sweep.overdue=1", "keyturn.sweep.failed_reads=2") {
 		t.Errorf("want one Sweep span with its counts, got %+v", got)
 	}
+	states := map[string]float64{}
+	for _, metric := range m["keyturn_revokes_outstanding"].GetMetric() {
+		if hasLabel(metric, "secret_id", "a/never") {
+			l := map[string]string{}
+			for _, p := range metric.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			states[l["state"]] = metric.GetGauge().GetValue()
+		}
+	}
+	if len(states) != 3 || states["retrying"] != 0 || states["rollback"] != 0 || states["failed"] != 0 {
+		t.Errorf("keyturn_revokes_outstanding of a/never: want a 0 for each state, got %v", states)
+	}
 
-	// The webhook is back: the next sweep sends again, and the one after does not.
+	// The webhook is back, but the failed event waits for its backoff: the next sweep
+	// does not send it.
 	rc.setFail(false)
+	s.Once(ctx)
+	s.Wait()
+	if events, _ := rc.received(); len(events) != 0 {
+		t.Fatalf("a failed event is sent again only after its backoff; got %d", len(events))
+	}
+	// After it, the next sweep sends it, and the one after does not.
+	clock = clock.Add(FirstResendWait)
 	for range 2 {
 		s.Once(ctx)
 		s.Wait()
@@ -203,8 +231,11 @@ func TestSweep(t *testing.T) {
 	if events, _ := rc.received(); len(events) != 1 {
 		t.Errorf("a secret no longer overdue is not announced: %d events", len(events))
 	}
-	if n, _ := m.value("keyturn_sweep_errors_total", "source", "store"); n != 4 {
-		t.Errorf("keyturn_sweep_errors_total{source=store} = %v after 4 sweeps, want 4", n)
+	if n, _ := m.value("keyturn_sweep_errors_total", "source", "store"); n != 10 {
+		t.Errorf("keyturn_sweep_errors_total{source=store} = %v after 5 sweeps of 2 unreadable secrets, want 10", n)
+	}
+	if n, _ := m.value("keyturn_sweep_errors_total", "source", "notify"); n != 1 {
+		t.Errorf("keyturn_sweep_errors_total{source=notify} = %v, want 1 (one failed attempt)", n)
 	}
 	for _, f := range m {
 		for _, metric := range f.GetMetric() {
@@ -213,6 +244,73 @@ func TestSweep(t *testing.T) {
 					t.Fatal("a label holds material")
 				}
 			}
+		}
+	}
+}
+
+// TestResendBackoff: each failed attempt of an overdue notification doubles the wait
+// before the next, up to MaxResendWait.
+func TestResendBackoff(t *testing.T) {
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := &notice{}
+	for i, want := range []time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 40 * time.Minute, 80 * time.Minute, 160 * time.Minute, 4 * time.Hour, 4 * time.Hour} {
+		n.failed(at)
+		if got := n.retryAt.Sub(at); got != want {
+			t.Errorf("after %d failure(s): wait %v, want %v", i+1, got, want)
+		}
+		if n.due(at.Add(want-time.Second)) || !n.due(at.Add(want)) {
+			t.Errorf("after %d failure(s): due before %v, or not at it", i+1, want)
+		}
+	}
+}
+
+// TestSampleOfSecret: the gauges get the state of an outstanding revoke as a 1 in that
+// state's series and 0 in the others, every state present; none when Temporal could
+// not be asked. The age counts from the store's creation time, and a version without
+// one has no age series.
+func TestSampleOfSecret(t *testing.T) {
+	one, zero := 1, 0
+	for _, c := range []struct {
+		name string
+		sec  secretstate.Secret
+		want map[string]int
+	}{
+		{"retrying", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeRetrying}, map[string]int{"retrying": 1, "rollback": 0, "failed": 0}},
+		{"failed", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeFailed}, map[string]int{"retrying": 0, "rollback": 0, "failed": 1}},
+		{"rollback", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RollbackRetrying}, map[string]int{"retrying": 0, "rollback": 1, "failed": 0}},
+		{"none", secretstate.Secret{RevokesOutstanding: &zero}, map[string]int{"retrying": 0, "rollback": 0, "failed": 0}},
+		{"unknown", secretstate.Secret{}, nil},
+	} {
+		got := toSample(c.sec).RevokesOutstanding
+		if len(got) != len(c.want) || (c.want == nil) != (got == nil) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+		for k, v := range c.want {
+			if got[k] != v {
+				t.Errorf("%s: %v, want %v", c.name, got, c.want)
+			}
+		}
+	}
+	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	age := secretstate.Seconds(time.Hour)
+	if s := toSample(secretstate.Secret{Current: &secret.Version{CreatedAt: created}, Age: &age}); s.Created == nil || !s.Created.Equal(created) {
+		t.Errorf("the sample carries the creation time: %+v", s)
+	}
+	if s := toSample(secretstate.Secret{Current: &secret.Version{}}); s.Created != nil {
+		t.Errorf("a version without a creation time has no age: %+v", s)
+	}
+}
+
+// TestReadErrorSources: the sources a secret's read errors name are sources of the
+// sweep's error counter.
+func TestReadErrorSources(t *testing.T) {
+	errs := secretstate.Secret{StoreError: "x", RotationError: "y", ScheduleError: "z"}.ReadErrors()
+	if len(errs) != 3 {
+		t.Fatalf("want 3 read errors, got %v", errs)
+	}
+	for _, e := range errs {
+		if !slices.Contains(telemetry.SweepSources, e.Source) {
+			t.Errorf("source %q is not one of telemetry.SweepSources %v", e.Source, telemetry.SweepSources)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package awssm
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -77,4 +78,25 @@ func TestSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	spantest.WantNoneOf(t, rec.Spans(), material, creds.SecretAccessKey)
+}
+
+// TestSpansOfAnInstrumentedConfig: a store built with a tracer provider from a
+// configuration already instrumented (awsspans.Instrument, as the binding does for the
+// awsiam rotator) works, and traces each call once.
+func TestSpansOfAnInstrumentedConfig(t *testing.T) {
+	srv := mototest.Need(t, moto)
+	rec := spantest.New(t)
+	awsCfg := srv.AWSConfig(t.Context())
+	awsspans.Instrument(&awsCfg, rec.Provider)
+	s, err := NewFromConfig(awsCfg, Config{NamePrefix: testPrefix, TracerProvider: rec.Provider})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.Read(t.Context(), "spans/instrumented-never-written", secret.StageCurrent)
+	if !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("want not found from moto, got %v", err)
+	}
+	if spans := rec.Scope(awsspans.ScopeName); len(spans) != 1 {
+		t.Errorf("want one span for the one call, got:\n%s", spantest.Dump(spans))
+	}
 }

@@ -34,7 +34,8 @@ const SystemName = "aws-api"
 
 // Instrument makes every client built from cfg trace its calls on tp. It appends to a
 // copy of cfg.APIOptions, so other copies of the configuration are not changed. A nil
-// tp leaves cfg as it is.
+// tp leaves cfg as it is. A client that also gets APIOption (or is instrumented twice)
+// traces each call once: the first option added wins.
 func Instrument(cfg *aws.Config, tp trace.TracerProvider) {
 	if opt := APIOption(tp); opt != nil {
 		cfg.APIOptions = append(slices.Clip(cfg.APIOptions), opt)
@@ -55,10 +56,19 @@ type spans struct{ tracer trace.Tracer }
 
 type spanKey struct{}
 
+// spanID names the middleware in the stack; add leaves a stack that has it as it is.
+const spanID = "KeyturnSpan"
+
 func (m spans) add(stack *middleware.Stack) error {
+	// Once per stack: a configuration given Instrument can reach a client that adds
+	// APIOption too (a store built from an instrumented configuration), and a second
+	// middleware of the same ID would make every call fail.
+	if _, ok := stack.Initialize.Get(spanID); ok {
+		return nil
+	}
 	// After the SDK's own initialize middleware, which names the service, the operation
 	// and the region.
-	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("KeyturnSpan", m.operation), middleware.After); err != nil {
+	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc(spanID, m.operation), middleware.After); err != nil {
 		return err
 	}
 	// Before the others of its step, so it sees each attempt's response as the SDK
