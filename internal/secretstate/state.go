@@ -141,8 +141,9 @@ const (
 	// (rollback_outstanding).
 	RollbackRetrying = "rollback"
 	// RevokeFailed: the rotation ended revoke_failed (an operator gave up, it was
-	// cancelled while revoking, or an incident's rotation could not revoke): a credential
-	// that should be revoked may still work, and nothing retries it.
+	// cancelled while revoking, or an incident's rotation could not revoke), or it was
+	// ended from outside (terminated, timed out) while still retrying a revoke or a
+	// rollback: a credential that should be revoked may still work, and nothing retries it.
 	RevokeFailed = "failed"
 )
 
@@ -152,10 +153,13 @@ var RevokeStates = []string{RevokeRetrying, RollbackRetrying, RevokeFailed}
 
 // RevokeState is what the run, as the secret's latest, leaves outstanding: a revoke or
 // rollback it still retries while it runs, or a revoke it ended without ("" for none).
-// A run ended from outside while retrying (terminated) is history: Result says so.
+// A run ended from outside while it retried (terminated) retries no more, so what it was
+// retrying is as failed as a revoke_failed: nobody else will do it.
 func (r Run) RevokeState() string {
 	switch {
 	case r.Outcome == workflows.OutcomeRevokeFailed:
+		return RevokeFailed
+	case r.Status != StatusRunning && workflows.IsOutstanding(r.Outcome):
 		return RevokeFailed
 	case r.Status != StatusRunning:
 		return ""
