@@ -174,6 +174,10 @@ and all of them together 60 s; what is not read by then is reported unknown.
 			if output == "json" {
 				return writeJSON(out, rows)
 			}
+			if len(rows) == 0 {
+				_, err := fmt.Fprintln(out, "no rotation has run yet")
+				return err
+			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SECRET\tKIND\tOUTCOME\tSTEP\tSTARTED\tDURATION\tRUN")
 			for _, r := range rows {
