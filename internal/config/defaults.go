@@ -51,6 +51,9 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if s.Owner == "" {
 		s.Owner = d.Owner
 	}
+	if s.Sensitivity == "" && !s.pos.has("sensitivity") {
+		s.Sensitivity = d.Sensitivity
+	}
 	if s.unset("max_age", s.MaxAge == 0) {
 		s.MaxAge = d.MaxAge
 	}

@@ -145,6 +145,8 @@ type Defaults struct {
 	Owner string
 	// MaxAge is the maximum age of secrets that set none; see Secret.MaxAge.
 	MaxAge time.Duration
+	// Sensitivity is the sensitivity of secrets that set none; see Secret.Sensitivity.
+	Sensitivity string
 }
 
 // Secret is one managed secret.
@@ -158,6 +160,12 @@ type Secret struct {
 	// Owner is the team or person responsible for the secret (payments, alice@example.com):
 	// notification routes match it and the age metrics carry it as a label.
 	Owner string
+	// Sensitivity is how much harm a leak does: one of the Sensitivity constants, or
+	// empty when neither the secret nor the defaults block says.
+	Sensitivity string
+	// Consumers are the applications that read the secret, with how often each re-reads
+	// it; Warnings compares the slowest with the grace period.
+	Consumers []Consumer
 	// Store says where new versions are written.
 	Store StoreRef
 	// Grace is how long the previous credential stays valid after a rotation. Zero is

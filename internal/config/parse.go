@@ -21,8 +21,8 @@ const maxFileSize = 4 << 20
 // listed in "unknown field" problems.
 var (
 	topFields      = []string{"version", "defaults", "secrets", "notifications"}
-	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age"}
-	secretFields   = []string{"id", "kind", "description", "owner", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
+	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age", "sensitivity"}
+	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "allow_plaintext", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -123,6 +123,7 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		b.duration("catchup_window", &inv.Defaults.CatchupWindow)
 		b.str("owner", &inv.Defaults.Owner)
 		b.duration("max_age", &inv.Defaults.MaxAge)
+		b.str("sensitivity", &inv.Defaults.Sensitivity)
 	}
 	d.secrets(top, inv)
 	d.notifications(top, inv)
@@ -174,6 +175,8 @@ func (d *decoder) secret(b block, s *Secret) {
 	b.str("kind", &s.Kind)
 	b.str("description", &s.Description)
 	b.str("owner", &s.Owner)
+	b.str("sensitivity", &s.Sensitivity)
+	d.consumers(b, s)
 	if st, ok := b.sub("store", storeFields); ok {
 		st.str("type", &s.Store.Type)
 		st.str("path", &s.Store.Path)

@@ -18,10 +18,25 @@ type Problem struct {
 	Field string
 	// Message says what is wrong and what to do about it.
 	Message string
+	// Severity is SeverityError (the zero value) for a problem that makes the inventory
+	// invalid, SeverityWarning for one that Load accepts; see Inventory.Warnings.
+	Severity Severity
 }
 
+// Severity says whether a problem refuses the inventory.
+type Severity int
+
+const (
+	// SeverityError: the inventory is refused until it is fixed.
+	SeverityError Severity = iota
+	// SeverityWarning: the inventory works as written, but likely not as meant; it is
+	// printed by `keyturn config validate` and at the start of `keyturn dev` and
+	// `keyturn worker`, and never refuses the inventory.
+	SeverityWarning
+)
+
 // String formats the problem as "file:line: field: message", dropping the parts that are
-// unknown.
+// unknown; a warning reads "file:line: warning: field: message".
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -29,6 +44,9 @@ func (p Problem) String() string {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}
 	b.WriteString(": ")
+	if p.Severity == SeverityWarning {
+		b.WriteString("warning: ")
+	}
 	if p.Field != "" {
 		b.WriteString(p.Field)
 		b.WriteString(": ")

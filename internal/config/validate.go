@@ -93,6 +93,11 @@ func (inv *Inventory) validateTop(r *report) {
 			r.add(line("defaults.max_age"), "defaults.max_age", "%s", msg)
 		}
 	}
+	if v := inv.Defaults.Sensitivity; v != "" || inv.pos.has("defaults.sensitivity") {
+		if msg := sensitivityProblem(v); msg != "" {
+			r.add(line("defaults.sensitivity"), "defaults.sensitivity", "%s", msg)
+		}
+	}
 	if len(inv.Secrets) == 0 {
 		r.add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
 	}
@@ -185,6 +190,7 @@ func (c *secretCheck) validate() {
 	}
 	c.validateSchedule()
 	c.validateMaxAge()
+	c.validateConsumers()
 
 	c.validateKindBlocks()
 }
