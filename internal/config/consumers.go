@@ -83,8 +83,10 @@ func (d *decoder) consumers(b block, s *Secret) {
 	i := 0
 	d.mappings(b, "consumers", "a list of consumers, each starting with '- name: ...'", consumerFields, func(line int, cb *block) {
 		c := Consumer{Line: line}
+		item := fmt.Sprintf("consumers[%d]", i)
+		s.pos[item] = line // a missing field is reported where its consumer starts
 		if cb != nil {
-			cb.pos, cb.rel = s.pos, fmt.Sprintf("consumers[%d]", i)
+			cb.pos, cb.rel = s.pos, item
 			cb.str("name", &c.Name)
 			cb.duration("refresh", &c.Refresh)
 		}
