@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -25,12 +26,24 @@ func newConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s: %d secret(s), no problems\n", g.inventory, len(inv.Secrets))
+			warnings := inv.Warnings()
+			fmt.Fprintf(out, "%s: %d secret(s), no problems, %d warning(s)\n", g.inventory, len(inv.Secrets), len(warnings))
+			for _, w := range warnings {
+				fmt.Fprintf(out, "  %s\n", w)
+			}
 			printAgePolicies(out, inv)
 			return nil
 		},
 	})
 	return cmd
+}
+
+// logWarnings logs the inventory's warnings (see config.Inventory.Warnings) at the start
+// of a command that serves it: they never stop it, but whoever starts it should see them.
+func logWarnings(logger *slog.Logger, inv *config.Inventory) {
+	for _, w := range inv.Warnings() {
+		logger.Warn("inventory warning", "warning", w.String())
+	}
 }
 
 // printAgePolicies shows each secret's owner and the maximum age in force, with where it

@@ -128,6 +128,7 @@ func newDevCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			logWarnings(logger, inv)
 			inventory, err := filepath.Abs(inv.Path)
 			if err != nil {
 				return fmt.Errorf("inventory %s: %w", inv.Path, err)

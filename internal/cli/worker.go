@@ -41,6 +41,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			logWarnings(logger, inv)
 			if k, err := g.codec(false); err == nil && k == nil {
 				logger.Warn("payloads are not encrypted: set --codec-key-file (KEYTURN_CODEC_KEY_FILE) to encrypt them")
 			}

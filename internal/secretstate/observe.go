@@ -110,7 +110,10 @@ func (o *Observer) readTimeout() time.Duration {
 // the secret's age unknown, not its rotation and schedules too (with an error that would
 // blame Temporal).
 func (o *Observer) observe(ctx context.Context, s *config.Secret, at time.Time) Secret {
-	st := Secret{ID: s.ID, Kind: s.Kind, Owner: s.Owner}
+	st := Secret{ID: s.ID, Kind: s.Kind, Owner: s.Owner, Sensitivity: s.Sensitivity}
+	for _, c := range s.Consumers {
+		st.Consumers = append(st.Consumers, Consumer{Name: c.Name, Refresh: Seconds(c.Refresh)})
+	}
 	policy := s.AgePolicy()
 	if policy.MaxAge > 0 {
 		st.MaxAge, st.MaxAgeFrom = secondsPtr(policy.MaxAge), policy.Source

@@ -34,6 +34,9 @@ secrets:
   - id: files/old
     kind: postgres
     owner: payments
+    sensitivity: high
+    consumers: [{name: orders-api, refresh: 5m}]
+    grace: 1h
     max_age: 1h
     postgres: {host: localhost, sslmode: disable, database: d, role: a, admin: {username: k, password: "env:PW"}}
   - id: files/fresh
@@ -185,8 +188,9 @@ func TestObserve(t *testing.T) {
 
 	old := byID(obs, "files/old")
 	if old.Age == nil || old.Age.Duration() != 2*time.Hour || old.MaxAge == nil || old.MaxAge.Duration() != time.Hour || old.MaxAgeFrom != config.PolicyMaxAge ||
-		!old.IsOverdue() || old.OverdueReason != "age 2h is over the maximum 1h (max_age)" || old.Owner != "payments" {
-		t.Errorf("files/old: want 2h old, over its max_age 1h, owner payments: %s", dump(old))
+		!old.IsOverdue() || old.OverdueReason != "age 2h is over the maximum 1h (max_age)" || old.Owner != "payments" ||
+		old.Sensitivity != "high" || len(old.Consumers) != 1 || old.Consumers[0] != (secretstate.Consumer{Name: "orders-api", Refresh: secretstate.Seconds(5 * time.Minute)}) {
+		t.Errorf("files/old: want 2h old, over its max_age 1h, owner payments, sensitivity high, consumer orders-api every 5m: %s", dump(old))
 	}
 	if r := old.LastRotation; r == nil || r.Status != "completed" || r.Result() != workflows.OutcomeRotated || old.RevokesOutstanding == nil || *old.RevokesOutstanding != 0 {
 		t.Errorf("files/old: want its finished rotation and no outstanding revoke: %s", dump(old))

@@ -28,6 +28,10 @@ type Secret struct {
 	ID    secret.ID `json:"secretId"`
 	Kind  string    `json:"kind"`
 	Owner string    `json:"owner,omitempty"`
+	// Sensitivity and Consumers are as the inventory gives them (config.Secret): facts
+	// about who depends on the secret, carried so status shows them beside its state.
+	Sensitivity string     `json:"sensitivity,omitempty"`
+	Consumers   []Consumer `json:"consumers,omitempty"`
 
 	// Current is the current version (references and metadata, never material); nil when
 	// the store holds none, or could not be read (StoreError).
@@ -70,6 +74,13 @@ type Secret struct {
 	// certificate's StoreError: when it is due for renewal is unknown).
 	NextRun       *time.Time `json:"nextRun,omitempty"`
 	ScheduleError string     `json:"scheduleError,omitempty"`
+}
+
+// Consumer is an application that reads the secret, as the inventory lists it.
+type Consumer struct {
+	Name string `json:"name"`
+	// Refresh is how often it re-reads the secret (its cache TTL).
+	Refresh Seconds `json:"refreshSeconds"`
 }
 
 // IsOverdue reports whether the secret is known to be overdue.
