@@ -111,3 +111,34 @@ secrets:
 		}
 	}
 }
+
+// config validate prints a grace shorter than the slowest consumer's refresh as a warning
+// with its line, and still accepts the inventory.
+func TestConfigValidateWarnsOfSlowConsumers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inventory.yaml")
+	text := `version: 1
+secrets:
+  - id: a/short-grace
+    kind: postgres
+    grace: 5m
+    sensitivity: high
+    consumers:
+      - name: reports
+        refresh: 1h
+    postgres: {host: localhost, sslmode: disable, database: d, role: a, admin: {username: k, password: "env:PW"}}
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := run(t, "", "config", "validate", "-f", path)
+	if code != 0 {
+		t.Fatalf("a warning must not refuse the inventory; exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"1 secret(s), no problems, 1 warning(s)",
+		path + ":9: warning: secrets[0].consumers[0].refresh: secret a/short-grace: grace 5m is shorter than consumer reports's refresh 1h plus a margin of 15m",
+		"raise grace to at least 1h15m or make reports refresh at least every 4m"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

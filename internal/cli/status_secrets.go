@@ -71,9 +71,10 @@ func (s cliStores) Store(ctx context.Context, id secret.ID) (stores.Store, error
 // why each overdue one is, and what could not be read.
 func printSecrets(w io.Writer, obs secretstate.Observation) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SECRET\tKIND\tOWNER\tAGE\tMAX AGE\tOVERDUE\tNEXT RUN\tLAST OUTCOME\tREVOKE")
+	// SENSITIVITY comes last so the columns before it stay where scripts found them.
+	fmt.Fprintln(tw, "SECRET\tKIND\tOWNER\tAGE\tMAX AGE\tOVERDUE\tNEXT RUN\tLAST OUTCOME\tREVOKE\tSENSITIVITY")
 	for _, s := range obs.Secrets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(s.Owner), age(s), maxAge(s), overdue(s), nextRun(s), lastOutcome(s), revoke(s))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(s.Owner), age(s), maxAge(s), overdue(s), nextRun(s), lastOutcome(s), revoke(s), orDash(s.Sensitivity))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -113,7 +114,17 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 	if s.Owner != "" {
 		fmt.Fprintf(w, ", owner %s", s.Owner)
 	}
-	fmt.Fprintf(w, ")\nage:      %s", age(s))
+	if s.Sensitivity != "" {
+		fmt.Fprintf(w, ", sensitivity %s", s.Sensitivity)
+	}
+	fmt.Fprintln(w, ")")
+	for _, c := range s.Consumers {
+		fmt.Fprintf(w, "consumer: %s, re-reads every %s\n", c.Name, config.DayDuration(c.Refresh.Duration()))
+	}
+	if len(s.Consumers) == 0 {
+		fmt.Fprintln(w, "consumer: none listed in the inventory")
+	}
+	fmt.Fprintf(w, "age:      %s", age(s))
 	if s.Current != nil {
 		fmt.Fprintf(w, " (version %d, recorded %s)", s.Current.Number, s.Current.CreatedAt.Local().Format(time.DateTime))
 	}

@@ -3,7 +3,9 @@ package cli
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -35,5 +37,58 @@ func TestSecretColumns(t *testing.T) {
 	undated := secretstate.Secret{Current: &secret.Version{Number: 3}, OverdueReason: "age unknown: the store records no creation time for version 3", StoreError: ""}
 	if u := unknowns(undated); len(u) != 1 || !strings.Contains(u[0], "no creation time") {
 		t.Errorf("an unknown age is listed with its reason: %v", u)
+	}
+}
+
+// TestSecretStateShowsConsumers: `keyturn status <id>` names the owner, the sensitivity
+// and every consumer with its refresh, and its JSON carries them; the table has a
+// SENSITIVITY column.
+func TestSecretStateShowsConsumers(t *testing.T) {
+	zero := 0
+	no := false
+	s := secretstate.Secret{ID: "prod/orders-db", Kind: "postgres", Owner: "payments", Sensitivity: "critical",
+		Consumers: []secretstate.Consumer{
+			{Name: "orders-api", Refresh: secretstate.Seconds(5 * time.Minute)},
+			{Name: "nightly-report", Refresh: secretstate.Seconds(config.Day)},
+		},
+		Overdue: &no, RevokesOutstanding: &zero}
+	var b strings.Builder
+	printSecretState(&b, s)
+	for _, want := range []string{
+		"secret:   prod/orders-db (postgres, owner payments, sensitivity critical)\n",
+		"consumer: orders-api, re-reads every 5m\n",
+		"consumer: nightly-report, re-reads every 1d\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("one-secret view lacks %q:\n%s", want, b.String())
+		}
+	}
+
+	b.Reset()
+	printSecretState(&b, secretstate.Secret{ID: "a/b", Kind: "postgres", Overdue: &no, RevokesOutstanding: &zero})
+	if !strings.Contains(b.String(), "secret:   a/b (postgres)\nconsumer: none listed in the inventory\n") {
+		t.Errorf("a secret without owner, sensitivity or consumers:\n%s", b.String())
+	}
+
+	b.Reset()
+	if err := writeJSON(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"owner": "payments"`, `"sensitivity": "critical"`, `"name": "orders-api"`, `"refreshSeconds": 300`, `"refreshSeconds": 86400`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, b.String())
+		}
+	}
+
+	b.Reset()
+	if err := printSecrets(&b, secretstate.Observation{Secrets: []secretstate.Secret{s}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if f := strings.Fields(lines[0]); f[len(f)-1] != "SENSITIVITY" {
+		t.Errorf("the table's last column is %q, want SENSITIVITY:\n%s", f[len(f)-1], b.String())
+	}
+	if f := strings.Fields(lines[1]); f[0] != "prod/orders-db" || f[2] != "payments" || f[len(f)-1] != "critical" {
+		t.Errorf("row %q: want owner payments and sensitivity critical", lines[1])
 	}
 }
