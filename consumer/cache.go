@@ -200,10 +200,10 @@ func (c *Cache) refresh(ctx context.Context, id secret.ID) (Value, error) {
 		return stale, nil
 	}
 	if e.has {
-		return Value{}, fmt.Errorf("read secret %s: the last good value, read %s ago, is older than MaxStale %s: %w",
+		return Value{}, fmt.Errorf("get %s: the last good value, read %s ago, is older than MaxStale %s: %w",
 			id, now.Sub(stale.ReadAt).Round(time.Second), c.opts.MaxStale, err)
 	}
-	return Value{}, fmt.Errorf("read secret %s: %w", id, err)
+	return Value{}, fmt.Errorf("get %s: %w", id, err)
 }
 
 // servable reports whether e's last good value may still be served stale. Callers hold mu.

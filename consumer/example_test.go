@@ -142,5 +142,5 @@ func ExampleOptions_stale() {
 	// Output:
 	// serving dev/orders-db stale, 5m0s old (read dev/orders-db: connection refused)
 	// got version 1 error: <nil>
-	// read secret dev/orders-db: the last good value, read 15m0s ago, is older than MaxStale 10m0s: read dev/orders-db: connection refused
+	// get dev/orders-db: the last good value, read 15m0s ago, is older than MaxStale 10m0s: read dev/orders-db: connection refused
 }
