@@ -61,7 +61,7 @@ func runStoreCase(t *testing.T, sc storeCase) {
 	if err != nil {
 		t.Fatalf("Get after the first promote: %v", err)
 	}
-	if v.Field("password").Reveal() != first || v.Version.Token != "v1" || v.Version.Number != 1 {
+	if v.Field("password").Reveal() != first || v.Version.Token != "v1" || v.Version.Number < 1 {
 		t.Fatalf("Get after the first promote: version %d %q, or not its password", v.Version.Number, v.Version.Token)
 	}
 	if v.Version.Metadata["username"] != "app" {
@@ -74,11 +74,14 @@ func runStoreCase(t *testing.T, sc storeCase) {
 		t.Fatalf("within the TTL Get read the store again (got %q)", v.Version.Token)
 	}
 	c.Invalidate(sc.id)
+	firstNumber := v.Version.Number
 	v, err = c.Get(t.Context(), sc.id)
 	if err != nil {
 		t.Fatalf("Get after Invalidate: %v", err)
 	}
-	if v.Field("password").Reveal() != second || v.Version.Token != "v2" || v.Version.Number != 2 {
+	// Stores number versions their own way (Vault counts its staging writes); each new
+	// version's number is higher.
+	if v.Field("password").Reveal() != second || v.Version.Token != "v2" || v.Version.Number <= firstNumber {
 		t.Fatalf("Get after Invalidate: version %d %q, or not its password", v.Version.Number, v.Version.Token)
 	}
 
