@@ -184,7 +184,8 @@ func (c *Cache) refresh(ctx context.Context, id secret.ID) (Value, error) {
 		c.mu.Unlock()
 		return v, nil
 	}
-	stale, servable := e.value, e.has && c.servable(e, now)
+	stale, had := e.value, e.has
+	servable := had && c.servable(e, now)
 	if servable {
 		e.nextRetry = now.Add(c.opts.RetryAfter)
 	}
@@ -199,7 +200,7 @@ func (c *Cache) refresh(ctx context.Context, id secret.ID) (Value, error) {
 		}
 		return stale, nil
 	}
-	if e.has {
+	if had {
 		return Value{}, fmt.Errorf("get %s: the last good value, read %s ago, is older than MaxStale %s: %w",
 			id, now.Sub(stale.ReadAt).Round(time.Second), c.opts.MaxStale, err)
 	}
