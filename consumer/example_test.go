@@ -1,0 +1,146 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/keyturn/keyturn/consumer"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/stores/file"
+)
+
+// rotate writes a version the way Keyturn's worker does: staged as pending, then promoted
+// to current.
+func rotate(ctx context.Context, st stores.Store, id secret.ID, token, password string) error {
+	_, err := st.StagePending(ctx, stores.StageRequest{
+		SecretID: id,
+		Token:    secret.VersionToken(token),
+		Material: secret.Material{"password": secret.NewSensitive(password)},
+		Metadata: map[string]string{"username": "orders_app"},
+	})
+	if err != nil {
+		return err
+	}
+	return st.Promote(ctx, id, secret.VersionToken(token))
+}
+
+// Read the current version of a secret from the dev file store through a cache.
+func Example() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "keyturn-example")
+	defer os.RemoveAll(dir)
+
+	// Keyturn's side: the worker rotates dev/orders-db into the file store.
+	worker, _ := file.Open(dir)
+	if err := rotate(ctx, worker, "dev/orders-db", "v1", "first-password"); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// The application's side.
+	src, err := consumer.OpenFile(dir)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cache, err := consumer.New(src, consumer.Options{TTL: time.Minute})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	v, err := cache.Get(ctx, "dev/orders-db")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("version:", v.Version.Number, v.Version.Token)
+	fmt.Println("user:", v.Version.Metadata["username"])
+	fmt.Println("password:", v.Field("password")) // Sensitive prints redacted
+	fmt.Println("is the first one:", v.Field("password").Reveal() == "first-password")
+	// Output:
+	// version: 1 v1
+	// user: orders_app
+	// password: [REDACTED]
+	// is the first one: true
+}
+
+// After a rotation, a consumer whose credential is refused invalidates the cached value
+// and reads the new version at once, without waiting for the TTL.
+func ExampleCache_Invalidate() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "keyturn-example")
+	defer os.RemoveAll(dir)
+	worker, _ := file.Open(dir)
+	_ = rotate(ctx, worker, "dev/orders-db", "v1", "first-password")
+
+	src, _ := consumer.OpenFile(dir)
+	cache, _ := consumer.New(src, consumer.Options{TTL: time.Hour})
+	v, _ := cache.Get(ctx, "dev/orders-db")
+	fmt.Println("before:", v.Version.Number)
+
+	_ = rotate(ctx, worker, "dev/orders-db", "v2", "second-password")
+	v, _ = cache.Get(ctx, "dev/orders-db")
+	fmt.Println("cached within the TTL:", v.Version.Number)
+
+	// e.g. Postgres answered 28P01 (invalid password) to a new connection.
+	cache.Invalidate("dev/orders-db")
+	v, _ = cache.Get(ctx, "dev/orders-db")
+	fmt.Println("after Invalidate:", v.Version.Number)
+	// Output:
+	// before: 1
+	// cached within the TTL: 1
+	// after Invalidate: 2
+}
+
+// outage is a Source that fails while down is set, standing in for a store that cannot
+// be reached.
+type outage struct {
+	consumer.Source
+	down bool
+}
+
+func (o *outage) Current(ctx context.Context, id secret.ID) (consumer.Value, error) {
+	if o.down {
+		return consumer.Value{}, fmt.Errorf("read %s: connection refused", id)
+	}
+	return o.Source.Current(ctx, id)
+}
+
+// The store is unreachable: the cache serves the last good value while it is younger
+// than MaxStale and says so through OnStale; after that Get fails, naming the secret.
+func ExampleOptions_stale() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "keyturn-example")
+	defer os.RemoveAll(dir)
+	worker, _ := file.Open(dir)
+	_ = rotate(ctx, worker, "dev/orders-db", "v1", "first-password")
+	src, _ := consumer.OpenFile(dir)
+	store := &outage{Source: src}
+
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC) // a clock the example moves
+	cache, _ := consumer.New(store, consumer.Options{
+		TTL:      time.Minute,
+		MaxStale: 10 * time.Minute,
+		Now:      func() time.Time { return now },
+		OnStale: func(id secret.ID, age time.Duration, err error) {
+			fmt.Printf("serving %s stale, %s old (%v)\n", id, age, err)
+		},
+	})
+	_, _ = cache.Get(ctx, "dev/orders-db")
+
+	store.down = true
+	now = now.Add(5 * time.Minute)
+	v, err := cache.Get(ctx, "dev/orders-db")
+	fmt.Println("got version", v.Version.Number, "error:", err)
+
+	now = now.Add(10 * time.Minute)
+	_, err = cache.Get(ctx, "dev/orders-db")
+	fmt.Println(err)
+	// Output:
+	// serving dev/orders-db stale, 5m0s old (read dev/orders-db: connection refused)
+	// got version 1 error: <nil>
+	// get dev/orders-db: the last good value, read 15m0s ago, is older than MaxStale 10m0s: read dev/orders-db: connection refused
+}
