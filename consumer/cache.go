@@ -207,6 +207,22 @@ func (c *Cache) refresh(ctx context.Context, id secret.ID) (Value, error) {
 	return Value{}, fmt.Errorf("get %s: %w", id, err)
 }
 
+// freshUntil returns when id's cached value stops being served without reading the
+// store: its expiry, or while a stale value waits out RetryAfter, the next retry. Zero
+// when nothing is cached.
+func (c *Cache) freshUntil(id secret.ID) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[id]
+	if e == nil || !e.has {
+		return time.Time{}
+	}
+	if e.nextRetry.After(e.expires) {
+		return e.nextRetry
+	}
+	return e.expires
+}
+
 // servable reports whether e's last good value may still be served stale. Callers hold mu.
 func (c *Cache) servable(e *entry, now time.Time) bool {
 	return c.opts.MaxStale > 0 && now.Sub(e.value.ReadAt) < c.opts.MaxStale
