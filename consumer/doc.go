@@ -23,6 +23,15 @@
 //	v, err := cache.Get(ctx, "prod/orders-db/app")
 //	password := v.Field("password").Reveal()
 //
+// Hooks for clients read through a Cache and refresh on an authentication failure:
+//
+//   - consumer/pgxconsumer logs pgx and pgxpool connections in with the current password
+//     (and user: the alternating strategy's twin role) and, when PostgreSQL refuses it
+//     with 28P01, invalidates the secret and connects once more with a fresh read.
+//   - NewAWSCredentials is an aws.CredentialsProvider for a rotated IAM access key; its
+//     credentials expire when the Cache would read again, so aws.CredentialsCache follows
+//     the Cache.
+//
 // Read through the cache every time the credential is used to open something new (a
 // connection, a client); do not copy the value into a long-lived variable at start-up,
 // which is exactly the consumer that breaks at the first revoke.

@@ -3,8 +3,13 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyturn/keyturn/consumer"
 	"github.com/keyturn/keyturn/secret"
@@ -143,4 +148,30 @@ func ExampleOptions_stale() {
 	// serving dev/orders-db stale, 5m0s old (read dev/orders-db: connection refused)
 	// got version 1 error: <nil>
 	// get dev/orders-db: the last good value, read 15m0s ago, is older than MaxStale 10m0s: read dev/orders-db: connection refused
+}
+
+// An AWS SDK client signing with an IAM access key Keyturn rotates (fields
+// access_key_id and secret_access_key). It needs AWS, so it is compiled, not run.
+func ExampleNewAWSCredentials() {
+	ctx := context.Background()
+	src, err := consumer.OpenFile("/var/lib/keyturn/store")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The SDK's credentials expire when the cache re-reads: keep the TTL well under the
+	// rotation's grace period.
+	cache, err := consumer.New(src, consumer.Options{TTL: 5 * time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	creds := consumer.NewAWSCredentials(cache, "prod/billing/aws")
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithCredentialsProvider(aws.NewCredentialsCache(creds)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Println(aws.ToString(out.Arn))
 }
