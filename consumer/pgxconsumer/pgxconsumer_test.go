@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +42,23 @@ type fixture struct {
 	super   *pgx.Conn
 	retries atomic.Int64
 	hook    *Hook
+
+	mu        sync.Mutex
+	retryErrs []string // what OnRetry was given, %+v, to scan for passwords
+}
+
+// noPasswordInRetries fails the test when an error OnRetry received holds a password.
+func (f *fixture) noPasswordInRetries(t *testing.T, passwords ...string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, msg := range f.retryErrs {
+		for _, pw := range passwords {
+			if strings.Contains(msg, pw) {
+				t.Fatal("an error given to OnRetry holds a password")
+			}
+		}
+	}
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -72,6 +90,9 @@ func newFixture(t *testing.T) *fixture {
 		if id != f.id || !strings.Contains(err.Error(), "28P01") {
 			t.Errorf("OnRetry(%s, %v): want %s and a 28P01 refusal", id, err, f.id)
 		}
+		f.mu.Lock()
+		f.retryErrs = append(f.retryErrs, fmt.Sprintf("%v %+v %#v", err, err, err))
+		f.mu.Unlock()
 		f.retries.Add(1)
 	}})
 	f.exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN", pgx.Identifier{f.role}.Sanitize()))
@@ -203,6 +224,7 @@ func TestPoolRetriesOnceWhenThePasswordChangedUnderTheCache(t *testing.T) {
 	if st := pool.Stat(); st.AcquiredConns() != 0 {
 		t.Fatalf("%d connections still acquired after the batch closed", st.AcquiredConns())
 	}
+	f.noPasswordInRetries(t, v1, v2, v3, v4)
 }
 
 func TestAPasswordThatStaysWrongFailsAfterOneRetryWithoutMaterial(t *testing.T) {
@@ -253,6 +275,7 @@ func TestAPasswordThatStaysWrongFailsAfterOneRetryWithoutMaterial(t *testing.T) 
 	defer pool.Close()
 	_, err = pool.Exec(t.Context(), "SELECT 1")
 	check("Pool.Exec", err, 2)
+	f.noPasswordInRetries(t, right, wrong)
 }
 
 func TestConnectLogsInAsTheRoleWhenNoUsernameIsGiven(t *testing.T) {
