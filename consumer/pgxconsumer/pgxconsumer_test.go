@@ -224,7 +224,64 @@ func TestPoolRetriesOnceWhenThePasswordChangedUnderTheCache(t *testing.T) {
 	if st := pool.Stat(); st.AcquiredConns() != 0 {
 		t.Fatalf("%d connections still acquired after the batch closed", st.AcquiredConns())
 	}
-	f.noPasswordInRetries(t, v1, v2, v3, v4)
+	used := []string{v1, v2, v3, v4}
+
+	// The other retrying operations, each on a password changed under the cache.
+	ops := []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"Query", func(ctx context.Context) error {
+			rows, err := pool.Query(ctx, "SELECT 1")
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			return rows.Err()
+		}},
+		{"Begin", func(ctx context.Context) error {
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			return tx.Rollback(ctx)
+		}},
+		{"BeginTx", func(ctx context.Context) error {
+			tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
+			if err != nil {
+				return err
+			}
+			return tx.Rollback(ctx)
+		}},
+		{"CopyFrom", func(ctx context.Context) error {
+			_, err := pool.CopyFrom(ctx, pgx.Identifier{"pg_temp", "never"}, []string{"x"}, pgx.CopyFromRows(nil))
+			// The table does not exist: the point is that the connect got through.
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42P01" {
+				return nil
+			}
+			return err
+		}},
+		{"Ping", pool.Ping},
+		{"AcquireFunc", func(ctx context.Context) error {
+			return pool.AcquireFunc(ctx, func(*pgxpool.Conn) error { return nil })
+		}},
+	}
+	for i, op := range ops {
+		pw := password(t)
+		used = append(used, pw)
+		f.setPassword(t, f.role, pw)
+		f.promote(t, fmt.Sprintf("op%d", i), map[string]string{MetadataUsername: f.role}, pw)
+		pool.Reset()
+		before := f.retries.Load()
+		if err := op.run(t.Context()); err != nil {
+			t.Fatalf("%s after the password changed: %v", op.name, err)
+		}
+		if n := f.retries.Load() - before; n != 1 {
+			t.Fatalf("%s: %d retries, want 1", op.name, n)
+		}
+	}
+	f.noPasswordInRetries(t, used...)
 }
 
 func TestAPasswordThatStaysWrongFailsAfterOneRetryWithoutMaterial(t *testing.T) {
