@@ -350,35 +350,15 @@ func brokenEnv(t *testing.T) *testenv.Env {
 	return env
 }
 
-// startMetricsWorker runs `keyturn worker` (as a user would, through the CLI) on env with
-// KEYTURN_METRICS_ADDR on a free port, until the test ends; it returns that address once
-// /metrics answers.
+// startMetricsWorker runs `keyturn worker` (startWorker: as a user would, through the
+// CLI) on env with KEYTURN_METRICS_ADDR on a free port, until the test ends; it returns
+// that address once /metrics answers.
 func startMetricsWorker(t *testing.T, env *testenv.Env) string {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	t.Setenv("KEYTURN_METRICS_ADDR", addr)
-	ctx, stop := context.WithCancel(context.Background())
-	var workerOut testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Execute(ctx, []string{"worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
-			"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile},
-			strings.NewReader(""), &workerOut, &workerOut)
-	}()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("keyturn worker did not stop within 30s")
-		}
-	})
+	startWorker(t, env)
 	waitFor(t, 30*time.Second, "the worker to serve /metrics", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("keyturn worker exited %d early:\n%s", code, workerOut.String())
-		default:
-		}
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err == nil {
 			_ = resp.Body.Close()
