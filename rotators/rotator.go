@@ -182,3 +182,54 @@ type Renewer interface {
 	Rotator
 	Due(v secret.Version, now time.Time) (due bool, at time.Time)
 }
+
+// UsageRequest asks whether a version is still in use at the target.
+type UsageRequest struct {
+	Version secret.Version
+	// Keep is the version that replaced it and must not be counted (a single-strategy
+	// role shares its name with the new version).
+	Keep *secret.Version
+	// Since is when the replacement was promoted: a use the target saw before it is not
+	// evidence that a consumer has not moved (an IAM key's last-used time, a session
+	// opened earlier under a shared role name).
+	Since time.Time
+}
+
+// Use is one use of a credential the target reports: who, from where, since when. It
+// names callers and never carries material.
+type Use struct {
+	// User is the login the use runs as (a role name, an access key ID).
+	User string `json:"user,omitempty"`
+	// Application is what the client calls itself (application_name, a user agent).
+	Application string `json:"application,omitempty"`
+	// Client is the client's address, when the target knows it.
+	Client string `json:"client,omitempty"`
+	// Since is when the use began (a session's start) or was last seen (a key's last use).
+	Since time.Time `json:"since,omitempty"`
+	// Detail says anything else an operator needs to find the caller (a backend PID, a
+	// service name), in words.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Usage is what the target showed about one version.
+type Usage struct {
+	// Uses lists the uses found; empty means the target shows the version idle.
+	Uses []Use `json:"uses,omitempty"`
+	// Checked says in words what was looked at ("sessions of role app_b in
+	// pg_stat_activity"), for the status and the notification of a held revoke.
+	Checked string `json:"checked"`
+}
+
+// InUse reports whether the target showed any use.
+func (u Usage) InUse() bool { return len(u.Uses) > 0 }
+
+// UsageReporter is a Rotator whose target can tell whether a version is still in use.
+// The revoke gate asks it before revoking an old version and waits, within the secret's
+// policy, until the version is idle, so that a consumer that has not moved yet is held up
+// instead of broken. Kinds that cannot tell do not implement it; their revoke is gated by
+// the grace period alone.
+type UsageReporter interface {
+	Rotator
+	// InUse reads, and never changes, the target. It is safe to call repeatedly.
+	InUse(ctx context.Context, req UsageRequest) (Usage, error)
+}
