@@ -38,13 +38,15 @@ type Vault struct {
 	// Mount is the KV v2 mount; vaultkv.DefaultMount ("secret") when empty.
 	Mount string
 	// StagingPrefix is the worker's staging prefix, when it is not the default. The
-	// store's read path consults the staging document so that a promotion caught half
-	// way reads as done, so the token's policy needs read on it (see the package doc).
+	// consumer never reads under it (see vaultkv.Store.ReadCurrent); it is only used to
+	// refuse a secret whose path would fall under it, as the worker does.
 	StagingPrefix string
 }
 
-// OpenVault logs in to Vault and reads secrets from KV v2. Close the returned source to
-// stop its token renewal.
+// OpenVault logs in to Vault and reads secrets from KV v2 through the store's
+// current-only read path (vaultkv.Store.ReadCurrent): the token needs read on
+// <mount>/data/<path> and <mount>/metadata/<path>, and nothing on the staging prefix.
+// Close the returned source to stop its token renewal.
 func OpenVault(ctx context.Context, v Vault) (*StoreSource, error) {
 	st, err := vaultkv.New(ctx, vaultkv.Config{
 		Address:       v.Address,
