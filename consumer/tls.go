@@ -101,6 +101,9 @@ func (t *TLSCertificates) GetClientCertificate(req *tls.CertificateRequestInfo) 
 // Certificate returns the current certificate, parsed once per version. An error names
 // the secret and never carries material.
 func (t *TLSCertificates) Certificate(ctx context.Context) (*tls.Certificate, error) {
+	if t.cache == nil {
+		return nil, fmt.Errorf("tls certificate %s: NewTLSCertificates was given no cache", t.id)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.opts.ReadTimeout)
