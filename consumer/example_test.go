@@ -252,3 +252,34 @@ func ExampleNewTLSCertificates() {
 	// presents the first certificate: true
 	// presents the second certificate: true
 }
+
+// A client presenting a certificate Keyturn rotates to a server that requires one
+// (mutual TLS). It needs that server, so it is compiled, not run.
+func ExampleTLSCertificates_GetClientCertificate() {
+	src, err := consumer.OpenFile("/var/lib/keyturn/store")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cache, err := consumer.New(src, consumer.Options{TTL: 5 * time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	clientCerts := consumer.NewTLSCertificates(cache, "prod/billing/client-tls", consumer.TLSOptions{})
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs:              roots,
+		GetClientCertificate: clientCerts.GetClientCertificate, // asked on every new connection
+		MinVersion:           tls.VersionTLS12,
+	}}}
+	resp, err := client.Get("https://payments.internal/health")
+	if err != nil {
+		// A refused certificate: read the secret again before the next connection.
+		cache.Invalidate("prod/billing/client-tls")
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	log.Println(resp.Status)
+}
