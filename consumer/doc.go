@@ -31,6 +31,13 @@
 //   - NewAWSCredentials is an aws.CredentialsProvider for a rotated IAM access key; its
 //     credentials expire when the Cache would read again, so aws.CredentialsCache follows
 //     the Cache.
+//   - NewTLSCertificates serves a rotated certificate (fields certificate, private_key,
+//     ca_chain) to crypto/tls: GetCertificate for a server, GetClientCertificate for a
+//     client in mutual TLS. Each version is parsed once; the next handshake after the
+//     Cache reads a new version presents it. Connections already established keep the
+//     certificate they began with, which is fine: the old certificate stays valid
+//     through the grace period and is retired by expiry and the CRL, which peers check
+//     when they connect.
 //
 // Read through the cache every time the credential is used to open something new (a
 // connection, a client); do not copy the value into a long-lived variable at start-up,
@@ -60,10 +67,24 @@
 //
 // # Access each store needs
 //
-//   - File store: read access to the store directory and its store.key.
+// A consumer only reads, and needs read access only:
+//
+//   - File store: read on the store directory, its secrets/ and its store.key (mode 0600
+//     or stricter, so the consumer runs as the store's owner). OpenFile opens the store
+//     read-only: it creates no lock file, tidies and upgrades nothing, and refuses a
+//     store from before format 2 with the command that upgrades it.
 //   - AWS Secrets Manager: secretsmanager:GetSecretValue on the secret (only AWSCURRENT
 //     is read).
 //   - Vault: read on <mount>/data/<path> and <mount>/metadata/<path> (the version
-//     ledger), and read on <mount>/data/<staging-prefix>/<path>: the store's read path
-//     consults the staging document so that a promotion caught half way reads as done.
+//     ledger), and nothing on the staging prefix (keyturn-pending by default), where
+//     pending material lives: OpenVault reads through vaultkv.Store.ReadCurrent, which
+//     never reads there. For the few milliseconds a promotion spends between writing the
+//     new version and recording it in the ledger (longer if a worker crashes right
+//     there, until it retries), a consumer still reads the version before, which keeps
+//     working until the promotion is done and the grace period has passed.
+//
+// A consumer's Vault policy for the secrets under prod/ on the mount "secret":
+//
+//	path "secret/data/prod/*"     { capabilities = ["read"] }
+//	path "secret/metadata/prod/*" { capabilities = ["read"] }
 package consumer

@@ -2,9 +2,14 @@ package consumer_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyturn/keyturn/consumer"
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/rotators/certs"
+	"github.com/keyturn/keyturn/rotators/localca"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
@@ -174,4 +182,104 @@ func ExampleNewAWSCredentials() {
 		log.Fatal(err)
 	}
 	log.Println(aws.ToString(out.Arn))
+}
+
+// Serve HTTPS with a certificate Keyturn rotates: every handshake takes the current
+// certificate from the cache, so the server presents a new one as soon as the cache has
+// read it, with no restart. Here the worker's side rotates a certificate signed by a
+// local CA into the dev file store.
+func ExampleNewTLSCertificates() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "keyturn-example")
+	defer os.RemoveAll(dir)
+	storeDir := filepath.Join(dir, "store")
+
+	// Keyturn's side: the localca rotator, run through the rotation steps.
+	caPEM, caKey, _ := localca.NewCA("Example CA", time.Hour)
+	rotator, _ := localca.New(localca.Config{
+		CACertPEM: caPEM, CAKeyPEM: caKey, CRLFile: filepath.Join(dir, "ca.crl"),
+		Request: certs.Request{CommonName: "api.example.test", IPAddresses: []string{"127.0.0.1"}, TTL: time.Hour},
+	})
+	worker, _ := file.Open(storeDir)
+	steps := rotation.Steps{SecretID: "prod/api/tls", Rotator: rotator, Store: worker}
+	rotateCertificate := func(token secret.VersionToken) string {
+		created, err := steps.Create(ctx, token)
+		if err == nil {
+			_, err = steps.Promote(ctx, token)
+		}
+		if err != nil {
+			fmt.Println(err)
+		}
+		return created.Version.Metadata[certs.MetadataSerial]
+	}
+	first := rotateCertificate("run-1")
+
+	// The application's side: an HTTPS server whose certificate comes from the cache.
+	src, _ := consumer.OpenFile(storeDir)
+	cache, _ := consumer.New(src, consumer.Options{TTL: 5 * time.Minute})
+	serverCerts := consumer.NewTLSCertificates(cache, "prod/api/tls", consumer.TLSOptions{})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{
+		TLSConfig:         &tls.Config{GetCertificate: serverCerts.GetCertificate, MinVersion: tls.VersionTLS12},
+		Handler:           http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	defer srv.Close()
+
+	// A client trusting the CA; each request is a new connection, so a new handshake.
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		DisableKeepAlives: true,
+	}}
+	served := func() string {
+		resp, err := client.Get("https://" + ln.Addr().String())
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		return certs.FormatSerial(resp.TLS.PeerCertificates[0].SerialNumber)
+	}
+
+	fmt.Println("presents the first certificate:", served() == first)
+	second := rotateCertificate("run-2")
+	// The cache reads the new version after its TTL; Invalidate makes that now.
+	cache.Invalidate("prod/api/tls")
+	fmt.Println("presents the second certificate:", served() == second)
+	// Output:
+	// presents the first certificate: true
+	// presents the second certificate: true
+}
+
+// A client presenting a certificate Keyturn rotates to a server that requires one
+// (mutual TLS). It needs that server, so it is compiled, not run.
+func ExampleTLSCertificates_GetClientCertificate() {
+	src, err := consumer.OpenFile("/var/lib/keyturn/store")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cache, err := consumer.New(src, consumer.Options{TTL: 5 * time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	clientCerts := consumer.NewTLSCertificates(cache, "prod/billing/client-tls", consumer.TLSOptions{})
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs:              roots,
+		GetClientCertificate: clientCerts.GetClientCertificate, // asked on every new connection
+		MinVersion:           tls.VersionTLS12,
+	}}}
+	resp, err := client.Get("https://payments.internal/health")
+	if err != nil {
+		// A refused certificate: read the secret again before the next connection.
+		cache.Invalidate("prod/billing/client-tls")
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	log.Println(resp.Status)
 }

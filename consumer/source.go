@@ -40,6 +40,14 @@ type StoreReader interface {
 	Read(ctx context.Context, id secret.ID, stage secret.Stage) (secret.Version, secret.Material, error)
 }
 
+// CurrentReader is a store that reads the current version alone, with less access than
+// its full read path needs: stores/vaultkv's ReadCurrent reads the consumer path only,
+// never the staging prefix where pending material lives. StoreSource uses it when the
+// store has it.
+type CurrentReader interface {
+	ReadCurrent(ctx context.Context, id secret.ID) (secret.Version, secret.Material, error)
+}
+
 // StoreSource is a Source over a Keyturn store's own read path, so that a consumer reads
 // a version exactly as the rotation engine wrote it.
 type StoreSource struct {
@@ -56,13 +64,23 @@ func FromStore(r StoreReader) *StoreSource {
 	return &StoreSource{r: r, now: time.Now}
 }
 
-// Current implements Source: the version holding the current stage. An error wraps the
-// store's (errors.Is(err, stores.ErrNotFound) when the secret has no current version).
+// Current implements Source: the version holding the current stage, through the store's
+// ReadCurrent when it is a CurrentReader. An error wraps the store's
+// (errors.Is(err, stores.ErrNotFound) when the secret has no current version).
 func (s *StoreSource) Current(ctx context.Context, id secret.ID) (Value, error) {
 	if err := id.Validate(); err != nil {
 		return Value{}, fmt.Errorf("read current: %w", err)
 	}
-	v, m, err := s.r.Read(ctx, id, secret.StageCurrent)
+	var (
+		v   secret.Version
+		m   secret.Material
+		err error
+	)
+	if cr, ok := s.r.(CurrentReader); ok {
+		v, m, err = cr.ReadCurrent(ctx, id)
+	} else {
+		v, m, err = s.r.Read(ctx, id, secret.StageCurrent)
+	}
 	if err != nil {
 		return Value{}, err
 	}

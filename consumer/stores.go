@@ -2,9 +2,6 @@ package consumer
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -15,15 +12,14 @@ import (
 )
 
 // OpenFile reads secrets from the dev file store in dir (the directory holding
-// store.key and secrets/, e.g. ~/.keyturn/store for `keyturn dev`). The process needs
-// read access to the key file, which must be mode 0600 or stricter. Unlike file.Open it
-// refuses a directory with no store key: a mistyped path must fail, not become an empty
-// store.
+// store.key and secrets/, e.g. ~/.keyturn/store for `keyturn dev`). It opens the store
+// read-only (file.OpenReadOnly): it never creates, locks, tidies or upgrades anything,
+// so the process needs read access only, to the directory, its secrets/ and store.key,
+// which must be mode 0600 or stricter. A directory with no store key is refused, so a
+// mistyped path fails instead of reading as an empty store; so is a store written by a
+// Keyturn older than format 2, with the command that upgrades it.
 func OpenFile(dir string) (*StoreSource, error) {
-	if _, err := os.Stat(filepath.Join(dir, "store.key")); err != nil {
-		return nil, fmt.Errorf("open file store %s: no store key: %w", dir, err)
-	}
-	st, err := file.Open(dir)
+	st, err := file.OpenReadOnly(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -42,13 +38,15 @@ type Vault struct {
 	// Mount is the KV v2 mount; vaultkv.DefaultMount ("secret") when empty.
 	Mount string
 	// StagingPrefix is the worker's staging prefix, when it is not the default. The
-	// store's read path consults the staging document so that a promotion caught half
-	// way reads as done, so the token's policy needs read on it (see the package doc).
+	// consumer never reads under it (see vaultkv.Store.ReadCurrent); it is only used to
+	// refuse a secret whose path would fall under it, as the worker does.
 	StagingPrefix string
 }
 
-// OpenVault logs in to Vault and reads secrets from KV v2. Close the returned source to
-// stop its token renewal.
+// OpenVault logs in to Vault and reads secrets from KV v2 through the store's
+// current-only read path (vaultkv.Store.ReadCurrent): the token needs read on
+// <mount>/data/<path> and <mount>/metadata/<path>, and nothing on the staging prefix.
+// Close the returned source to stop its token renewal.
 func OpenVault(ctx context.Context, v Vault) (*StoreSource, error) {
 	st, err := vaultkv.New(ctx, vaultkv.Config{
 		Address:       v.Address,

@@ -11,11 +11,10 @@ import (
 )
 
 // consumerPolicy is the access the package doc says a consumer needs, for mount
-// "secret" and the default staging prefix: read only.
+// "secret": read on the consumer paths, nothing on the staging prefix.
 const consumerPolicy = `
-path "secret/data/prod/*"                 { capabilities = ["read"] }
-path "secret/metadata/prod/*"             { capabilities = ["read"] }
-path "secret/data/keyturn-pending/prod/*" { capabilities = ["read"] }
+path "secret/data/prod/*"     { capabilities = ["read"] }
+path "secret/metadata/prod/*" { capabilities = ["read"] }
 `
 
 // consumerToken creates a token holding only consumerPolicy.

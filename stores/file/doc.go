@@ -24,5 +24,8 @@
 // the key file's header records that it was. Plaintext never reaches the disk. Versions
 // that hold no stage any more are deleted at once: the store keeps no dead material.
 //
+// OpenReadOnly gives a Reader for applications that only read (package consumer): it
+// writes nothing at all, and refuses a store that still needs the format 2 upgrade.
+//
 // It suits one machine. Production consumers read from Vault KV or AWS Secrets Manager.
 package file

@@ -52,8 +52,9 @@
 // # Policy
 //
 // The worker's token needs this policy (also in policy.hcl, and as Policy), with the
-// mount and wildcards adapted; consumers' policies must not grant read on the staging
-// prefix:
+// mount and wildcards adapted. Consumers' policies must not grant read on the staging
+// prefix: an application reads with ReadCurrent, which needs read on M/data/P and
+// M/metadata/P only (Read needs the staging document too):
 //
 //	path "secret/data/*"                     { capabilities = ["create", "read", "update"] }
 //	path "secret/metadata/*"                 { capabilities = ["read", "patch"] }
