@@ -1,6 +1,9 @@
 // Package stores defines where credential versions live for their consumers. Each
-// implementation is a subpackage (file, later vaultkv and awssm); storetest holds the
-// conformance suite every implementation must pass.
+// implementation is a subpackage (file, vaultkv and awssm); storetest holds the
+// conformance suite every implementation must pass. ConsumerMetadataValue and
+// CheckConsumerMetadata are the one rule for how metadata appears in a JSON object
+// consumers read (the port of a database secret is a number, as in AWS's structure for
+// database credentials).
 package stores
 
 import (

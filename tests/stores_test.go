@@ -36,6 +36,9 @@ type storeUnderTest struct {
 	// consumer reads the password the way consumers do: the consumer path in Vault,
 	// AWSCURRENT in Secrets Manager. Empty when there is none yet.
 	consumer func(ctx context.Context, id secret.ID) (string, error)
+	// platform reads the current value with the platform's own tool (the aws command
+	// line, Vault's HTTP API) and returns the JSON object consumers get.
+	platform func(t *testing.T, id secret.ID) []byte
 	proxy    *testenv.Proxy
 }
 
@@ -72,7 +75,8 @@ func vaultStore(t *testing.T) storeUnderTest {
 			pw, _ := kv.Data["password"].(string)
 			return pw, nil
 		},
-		proxy: proxy,
+		platform: vaultHTTPRead(srv.Addr, srv.Token),
+		proxy:    proxy,
 	}
 }
 
@@ -116,7 +120,8 @@ func awsStore(t *testing.T) storeUnderTest {
 			pw, _ := v["password"].(string)
 			return pw, nil
 		},
-		proxy: proxy,
+		platform: awsCLIRead(m.Endpoint),
+		proxy:    proxy,
 	}
 }
 

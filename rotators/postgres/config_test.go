@@ -102,7 +102,12 @@ func TestGeneratePicksTheInactiveTwin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]string{MetadataRole: c.want, MetadataUsername: c.want, MetadataStrategy: StrategyAlternating}
+		want := map[string]string{
+			MetadataRole: c.want, MetadataUsername: c.want, MetadataStrategy: StrategyAlternating,
+			// AWS's structure for database credentials, the user being this version's twin;
+			// port and database are the defaults.
+			"engine": "postgres", "host": "db.internal", "port": "5432", "dbname": "postgres",
+		}
 		for k, v := range want {
 			if g.Metadata[k] != v {
 				t.Errorf("current %v: metadata %q = %q, want %q", c.current, k, g.Metadata[k], v)

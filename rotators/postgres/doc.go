@@ -40,6 +40,17 @@
 // It only ever touches the twins and, with the single strategy, Config.Role: any other name
 // in a version's metadata is refused with rotators.ErrInvalidConfig.
 //
+// # What a version holds
+//
+// The material is one field, "password". The metadata names the login role ("role", and
+// "username" for consumers: with the alternating strategy, the twin that password belongs
+// to), the "strategy", and the server: "engine" ("postgres"), "host", "port" and "dbname"
+// from Config.Host, Port and Database. Read as one JSON object (stores/vaultkv,
+// stores/awssm), that is AWS's documented structure for database credentials, which RDS
+// Proxy, AWS's JDBC wrapper and the Secrets Manager caching clients read. Versions made
+// before the server fields existed carry role, username and strategy only; every step
+// still works with them, since only "role" is needed to act on a version.
+//
 // # Passwords
 //
 // A password is 32 random bytes in unpadded URL-safe base64 (43 characters). It reaches the

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -48,8 +49,9 @@ func New(cfg Config) (*Rotator, error) {
 }
 
 // Generate makes a new password for the login role the next version will use: the twin
-// that Current does not use, or the managed role itself with the single strategy. It does
-// not touch the server.
+// that Current does not use, or the managed role itself with the single strategy. Its
+// metadata names that role as the user name, and the server consumers reach it on. It
+// does not touch the server.
 func (r *Rotator) Generate(_ context.Context, req rotators.GenerateRequest) (rotators.Generated, error) {
 	login := r.cfg.Role
 	if r.cfg.Strategy == StrategyAlternating {
@@ -64,6 +66,10 @@ func (r *Rotator) Generate(_ context.Context, req rotators.GenerateRequest) (rot
 			MetadataRole:     login,
 			MetadataStrategy: r.cfg.Strategy,
 			MetadataUsername: login,
+			MetadataEngine:   EnginePostgres,
+			MetadataHost:     r.cfg.Host,
+			MetadataPort:     strconv.Itoa(r.cfg.Port),
+			MetadataDBName:   r.cfg.Database,
 		},
 	}, nil
 }

@@ -22,6 +22,15 @@
 //	  }
 //	}
 //
+// The top level is what AWS's own tools read. A database version's metadata and material
+// (rotators/postgres: engine, host, port, dbname, username, role, strategy; password) make
+// it AWS's documented structure for database credentials, so RDS Proxy, AWS's JDBC
+// wrapper and the caching clients read it unchanged; the metadata key "port" is written
+// as a JSON number there (stores.ConsumerMetadataValue), as that structure has it, and as
+// text in the bookkeeping, which is what Keyturn reads back. Values written before those
+// fields existed (username only) read as before. Material and metadata share the top
+// level, so a name may be one or the other, and neither may be "keyturn".
+//
 // Version numbers come from the secret's tag keyturn:next-number, advanced before each
 // new version is stored, so numbers increase and are never reused even though superseded
 // and discarded versions lose their labels and drop out of sight. Versions Keyturn did not

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
 )
 
 // BookkeepingKey is the key of the SecretString's JSON object where Keyturn keeps its
@@ -69,10 +70,16 @@ type bookkeeping struct {
 // encodeValue builds the SecretString of a new version: the material fields, the
 // metadata as plain fields (consumers want "username" beside "password"), and the
 // bookkeeping. This is the one place the material is revealed for writing.
+//
+// The top level is what AWS's tools read. For a database secret the rotator's metadata
+// and material make it AWS's documented structure for database credentials (engine, host,
+// port, dbname, username, password); stores.ConsumerMetadataValue writes the port as the
+// JSON number that structure has. The bookkeeping keeps the metadata as text too, and is
+// what Keyturn reads back, so a version's metadata round-trips unchanged.
 func encodeValue(bk bookkeeping, m secret.Material) (string, error) {
 	obj := make(map[string]any, len(m)+len(bk.Metadata)+1)
 	for k, v := range bk.Metadata {
-		obj[k] = v
+		obj[k] = stores.ConsumerMetadataValue(k, v)
 	}
 	for k, v := range m {
 		obj[k] = v.Reveal()
@@ -205,6 +212,9 @@ func checkStage(token secret.VersionToken, m secret.Material, metadata map[strin
 		case k == BookkeepingKey:
 			return fmt.Errorf("metadata key %q is reserved for Keyturn's bookkeeping", k)
 		}
+	}
+	if err := stores.CheckConsumerMetadata(metadata); err != nil {
+		return fmt.Errorf("version %q: %w", token, err)
 	}
 	return nil
 }

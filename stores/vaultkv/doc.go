@@ -9,9 +9,12 @@
 // "keyturn-pending"):
 //
 //   - M/data/P, the consumer path, holds exactly the current version: its material
-//     fields plus its non-secret metadata fields (a user name), nothing else. Each
-//     promotion writes one new KV version with check-and-set, so two writers can never
-//     interleave.
+//     fields plus its non-secret metadata fields (a user name), nothing else. For a
+//     database secret that is AWS's documented structure for database credentials
+//     (engine, host, port, dbname, username, password, from rotators/postgres), with
+//     "port" written as a JSON number (stores.ConsumerMetadataValue); the ledger keeps
+//     it as text. Each promotion writes one new KV version with check-and-set, so two
+//     writers can never interleave.
 //   - M/metadata/P custom metadata is the ledger: "keyturn.v<N>" says which Keyturn
 //     version (token, number, creation time, metadata) KV version N holds, as compact
 //     JSON. Current is the KV current_version, previous the KV version before it;

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
 )
 
 // ledgerPrefix starts every custom-metadata key this store owns on a consumer path:
@@ -255,11 +256,14 @@ func parseLedger(custom map[string]any) map[int]string {
 }
 
 // consumerData is what the consumer path holds for a version: its material and, for
-// consumers that need them (a user name), its non-secret metadata.
+// consumers that need them (a user name; for a database, the rest of AWS's structure for
+// database credentials: engine, host, port, dbname), its non-secret metadata, the port
+// as a JSON number (stores.ConsumerMetadataValue). The ledger keeps the metadata as text,
+// so what Keyturn reads back is unchanged.
 func consumerData(material, metadata map[string]string) map[string]any {
 	out := make(map[string]any, len(material)+len(metadata))
 	for k, v := range metadata {
-		out[k] = v
+		out[k] = stores.ConsumerMetadataValue(k, v)
 	}
 	for k, v := range material {
 		out[k] = v

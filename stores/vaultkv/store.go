@@ -329,6 +329,9 @@ func (s *Store) checkStage(req stores.StageRequest) error {
 			return fmt.Errorf("version %q has %q both as material and as metadata: consumers read both from one path", req.Token, field)
 		}
 	}
+	if err := stores.CheckConsumerMetadata(req.Metadata); err != nil {
+		return fmt.Errorf("version %q of %s: %w", req.Token, req.SecretID, err)
+	}
 	// The ledger keeps token and metadata in one custom-metadata value; refuse now what
 	// Vault would refuse at promote time.
 	worst := record{Token: req.Token, Number: 1 << 31, Created: 1 << 42, Metadata: req.Metadata}
