@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build tools test test-short vet bench bench-incident record-histories clean
+.PHONY: dev build tools test test-short vet bench bench-incident bench-consumers record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
@@ -44,6 +44,20 @@ P ?= $(KEYTURN_BENCH_INCIDENT_PARALLELISM)
 bench-incident:
 	KEYTURN_BENCH_INCIDENT_N=$(N) KEYTURN_BENCH_INCIDENT_PARALLELISM=$(P) \
 		$(GO) test -run '^$$' -bench '^BenchmarkIncident$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
+
+# Consumer safety across real rotations (tests/consumerbench, docs/pgbouncer.md): a service
+# using consumer/pgxconsumer queries at 200/s directly and through PgBouncer (transaction
+# pooling) while ROTATIONS rotations with a 3s grace run back to back, then a naive consumer
+# that read its password once across NAIVE_ROTATIONS rotations of its own secret, with
+# NAIVE_REVOKE_GATE as that secret's revoke_gate policy (YAML, e.g.
+# '{wait: until_unused, max: 20s, then: hold}'; empty: none). Prints a table.
+ROTATIONS ?= 100
+NAIVE_ROTATIONS ?= 3
+NAIVE_REVOKE_GATE ?=
+bench-consumers:
+	KEYTURN_BENCH_CONSUMERS_ROTATIONS=$(ROTATIONS) KEYTURN_BENCH_CONSUMERS_NAIVE_ROTATIONS=$(NAIVE_ROTATIONS) \
+	KEYTURN_BENCH_CONSUMERS_NAIVE_REVOKE_GATE='$(NAIVE_REVOKE_GATE)' \
+		$(GO) test -run '^$$' -bench '^BenchmarkConsumers$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/consumerbench/
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
