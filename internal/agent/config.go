@@ -185,6 +185,10 @@ func decodeConfig(p *problems, name string, data []byte) *Config {
 	if err := dec.Decode(&extra); err == nil {
 		p.add(extra.Line, "", "a second YAML document starts here; the agent's file is one document")
 	}
+	if len(doc.Content) == 0 {
+		p.add(1, "", "the file holds no settings; it needs store and templates")
+		return nil
+	}
 	root := doc.Content[0]
 	top, ok := p.decodeMapping(root, "", topFields)
 	if !ok {

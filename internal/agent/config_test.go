@@ -58,6 +58,7 @@ func TestParseReportsEveryProblemWithItsPlace(t *testing.T) {
 		want []string // each must appear in the error
 	}{
 		"empty file":        {"", []string{"agent.yaml:1", "empty"}},
+		"only comments":     {"# an agent\n", []string{"agent.yaml:1: "}},
 		"not yaml":          {"store: [", []string{"not valid YAML"}},
 		"no store":          {"templates: []", []string{"store: is required", "templates: no templates"}},
 		"unknown store":     {"store: {type: " + planted + "}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:1: store.type: unknown store type", `"file", "vault", "awssm"`}},

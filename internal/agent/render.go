@@ -321,14 +321,19 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return l.Buffer.Write(p)
 }
 
-// scrub replaces every material value found in s with [REDACTED], longest first so a
-// value holding another is not left half visible. Values shorter than four bytes are left
+// scrub replaces every material value found in s with [REDACTED], as it is and as JSON
+// escapes it, longest first so a value holding another is not left half visible. It is a
+// best effort for text the agent does not control (a reload command's output). Values shorter than four bytes are left
 // alone: they would redact ordinary words, and are no secret anyway.
 func scrub(s string, m secret.Material) string {
-	vals := make([]string, 0, len(m))
+	vals := make([]string, 0, 2*len(m))
 	for _, v := range m {
-		if len(v.Reveal()) >= 4 {
-			vals = append(vals, v.Reveal())
+		if val := v.Reveal(); len(val) >= 4 {
+			vals = append(vals, val)
+			// A reload command that prints a JSON file prints the value escaped.
+			if q, err := json.Marshal(val); err == nil && string(q[1:len(q)-1]) != val {
+				vals = append(vals, string(q[1:len(q)-1]))
+			}
 		}
 	}
 	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })

@@ -164,3 +164,11 @@ func TestRenderErrorsHoldNoMaterial(t *testing.T) {
 		})
 	}
 }
+
+func TestScrub(t *testing.T) {
+	m := secret.Material{"a": secret.NewSensitive(`pa"ss\word`), "b": secret.NewSensitive("abc"), "c": secret.NewSensitive("long-" + planted)}
+	got := scrub(`raw pa"ss\word json "pa\"ss\\word" `+"long-"+planted+" abc", m)
+	if want := "raw [REDACTED] json \"[REDACTED]\" [REDACTED] abc"; got != want {
+		t.Fatalf("scrub = %q, want %q", got, want)
+	}
+}
