@@ -58,8 +58,8 @@ func TestAgentCommandErrors(t *testing.T) {
 // TestAgentFollowsARealRotation runs the keyturn binary's agent over the file store that
 // a real worker rotates a real PostgreSQL role into (embedded Temporal, scram-sha-256):
 // the agent renders the credential (mode 0600), the credential in the file logs in, a
-// second rotation is followed by a new file and a reload, and SIGTERM stops the agent
-// with status 0. Nothing the agent prints holds a password.
+// second rotation is followed by a new file and a reload (a command, and in a second
+// agent a SIGHUP to a real process), and SIGTERM stops the agents with status 0. Nothing the agent prints holds a password.
 func TestAgentFollowsARealRotation(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	const id = secret.ID("e2e/app")
@@ -118,16 +118,30 @@ reload:
 	}
 
 	// The daemon: started over the files --once wrote, it neither rewrites nor reloads.
-	var logs testenv.SyncBuffer
-	agent := exec.Command(bin, "agent", "-c", cfgPath, "--log-level", "debug")
-	agent.Stdout, agent.Stderr = &logs, &logs
-	if err := agent.Start(); err != nil {
+	agent := startAgent(t, bin, cfgPath)
+	logs := agent.logs
+	waitUntil(t, "the agent's first pass", func() bool { return strings.Contains(logs.String(), "file is up to date") })
+
+	// A second agent reloads a real process with SIGHUP, named by its pid file; the
+	// process records each SIGHUP it gets.
+	pidFile, hups := filepath.Join(dir, "app.pid"), filepath.Join(dir, "hups.log")
+	app := exec.Command("sh", "-c", `trap 'echo hup >> `+hups+`' HUP; echo $$ > `+pidFile+`.tmp; mv `+pidFile+`.tmp `+pidFile+`; while :; do sleep 0.05; done`)
+	if err := app.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- agent.Wait() }()
-	t.Cleanup(func() { agent.Process.Kill() })
-	waitUntil(t, "the agent's first pass", func() bool { return strings.Contains(logs.String(), "file is up to date") })
+	t.Cleanup(func() { app.Process.Kill(); app.Wait() })
+	waitUntil(t, "the app's pid file", func() bool { return readText(t, pidFile) != "" })
+	sigCfg := filepath.Join(dir, "agent-signal.yaml")
+	pw := filepath.Join(out, "pw")
+	if err := os.WriteFile(sigCfg, []byte(fmt.Sprintf("store: {type: file, dir: %s}\npoll: 1s\ntemplates:\n  - {secret: e2e/app, destination: %s, format: raw, fields: [password]}\nreload: {signal: SIGHUP, pid_file: %s}\n",
+		env.StoreDir, pw, pidFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sigAgent := startAgent(t, bin, sigCfg)
+	waitUntil(t, "the app to record the first SIGHUP", func() bool { return len(readLines(t, hups)) == 1 })
+	if readText(t, pw) != m1.Get("password").Reveal() {
+		t.Fatal("the signal agent's file does not hold the current password")
+	}
 	if n := len(readLines(t, reloads)); n != 1 {
 		t.Fatalf("reloads after --once and the daemon's start = %d, want 1 (--once's)", n)
 	}
@@ -151,6 +165,9 @@ reload:
 	if err := pgLogin(readText(t, dsn)); err != nil {
 		t.Fatalf("the rotated credential the agent rendered does not log in: %v", err)
 	}
+	waitUntil(t, "the app to record a second SIGHUP", func() bool {
+		return readText(t, pw) == m2.Get("password").Reveal() && len(readLines(t, hups)) == 2
+	})
 	if got := readLines(t, reloads); got[1] != string(id) {
 		t.Fatalf("the reload's KEYTURN_CHANGED_SECRETS = %q, want %s", got[1], id)
 	}
@@ -159,17 +176,23 @@ reload:
 		t.Fatalf("reloads = %d after a quiet poll, want 2", n)
 	}
 
-	// 3. SIGTERM stops it with status 0.
-	if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("agent exited with %v after SIGTERM:\n%s", err, scrubbed(logs.String(), m1, m2))
+	// 3. SIGTERM stops both with status 0.
+	for _, a := range []*agentProcess{agent, sigAgent} {
+		if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("agent did not stop within 20s of SIGTERM")
+		select {
+		case err := <-a.exited:
+			if err != nil {
+				t.Fatalf("agent exited with %v after SIGTERM:\n%s", err, scrubbed(a.logs.String(), m1, m2))
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("agent did not stop within 20s of SIGTERM")
+		}
+	}
+	assertNoPassword(t, "the signal agent's log", sigAgent.logs.String(), m1, m2)
+	if !strings.Contains(sigAgent.logs.String(), `msg=reloaded reload="SIGHUP to the pid in `+pidFile) {
+		t.Errorf("the signal agent's log does not report the SIGHUP:\n%s", sigAgent.logs.String())
 	}
 	text := logs.String()
 	assertNoPassword(t, "the agent's log", text, m1, m2)
@@ -181,6 +204,28 @@ reload:
 			t.Errorf("agent log lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// agentProcess is `keyturn agent` running as its own process.
+type agentProcess struct {
+	cmd    *exec.Cmd
+	logs   *testenv.SyncBuffer
+	exited chan error
+}
+
+// startAgent starts the binary's agent on cfg at debug level; it is killed when the test
+// ends if it is still running.
+func startAgent(t *testing.T, bin, cfg string) *agentProcess {
+	t.Helper()
+	a := &agentProcess{logs: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
+	a.cmd = exec.Command(bin, "agent", "-c", cfg, "--log-level", "debug")
+	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { a.exited <- a.cmd.Wait() }()
+	t.Cleanup(func() { a.cmd.Process.Kill() })
+	return a
 }
 
 // buildKeyturn builds the keyturn binary, as operators run it; the build cache makes
