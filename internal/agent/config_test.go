@@ -66,7 +66,7 @@ func TestParseReportsEveryProblemWithItsPlace(t *testing.T) {
 		"vault no token":    {"store: {type: vault, address: http://v}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.token_file", "VAULT_TOKEN", "never put the token in this file"}},
 		"token in the file": {"store: {type: vault, token: " + planted + "}\n", []string{`store."token": unknown field`, "token_file"}},
 		"bare poll":         {"store: {type: file, dir: /s}\npoll: 30\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:2: poll: a bare number has no unit"}},
-		"short poll":        {"store: {type: file, dir: /s}\npoll: 10ms\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"poll: must be at least 1s"}},
+		"short poll":        {"store: {type: file, dir: /s}\npoll: 10ms\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:2: poll: must be at least 1s"}},
 		"template problems": {`store: {type: file, dir: /s}
 templates:
   - secret: Not Valid
@@ -81,11 +81,11 @@ templates:
     format: env
     env_prefix: db-
 `, []string{
-			"agent.yaml:3: templates[0].secret: secret id", "templates[0].destination: must be an absolute path",
-			"templates[0].format: unknown format", "agent.yaml:6: templates[1].secret: is required",
-			"templates[1].fields: format raw writes one field", "templates[1].mode: must be octal",
-			"agent.yaml:10: templates[2].destination: is also the destination of templates[1]",
-			"templates[2].env_prefix: must be upper-case",
+			"agent.yaml:3: templates[0].secret: secret id", "agent.yaml:4: templates[0].destination: must be an absolute path",
+			"agent.yaml:5: templates[0].format: unknown format", "agent.yaml:6: templates[1].secret: is required",
+			"agent.yaml:8: templates[1].fields: format raw writes one field", "agent.yaml:9: templates[1].mode: must be octal",
+			"agent.yaml:11: templates[2].destination: is also the destination of templates[1]",
+			"agent.yaml:13: templates[2].env_prefix: must be upper-case",
 		}},
 		"world readable":        {"store: {type: file, dir: /s}\ntemplates: [{secret: a/b, destination: /x, format: raw, mode: \"0644\"}]", []string{"lets every user on the machine read the secret"}},
 		"template syntax":       {"store: {type: file, dir: /s}\ntemplates:\n  - {secret: a/b, destination: /x, template: \"{{ if }}\"}\n", []string{"agent.yaml:3: templates[0].template: does not parse"}},

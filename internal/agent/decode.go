@@ -64,9 +64,17 @@ func (e Errors) Error() string {
 type problems struct {
 	file string
 	list Errors
+	// lines holds the line of every field decoded, by dotted path, so a problem found
+	// after decoding (validation) points at the field's own line when it is in the file.
+	lines map[string]int
 }
 
+// add records a problem; a field present in the file is placed on its own line, else on
+// line (its block's, or 0 for the file as a whole).
 func (p *problems) add(line int, field, format string, args ...any) {
+	if l, ok := p.lines[field]; ok {
+		line = l
+	}
 	p.list = append(p.list, Problem{File: p.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -132,6 +140,10 @@ func (p *problems) decodeMapping(n *yaml.Node, path string, known []string) (map
 			continue
 		}
 		m.fields[k.Value] = [2]*yaml.Node{k, v}
+		if p.lines == nil {
+			p.lines = map[string]int{}
+		}
+		p.lines[join(path, k.Value)] = k.Line
 	}
 	return m, true
 }
