@@ -78,6 +78,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newDiffCmd(g),
 		newSchedulesCmd(g),
 		newNotifyCmd(g),
+		newAgentCmd(g),
 	)
 	return root, g
 }
