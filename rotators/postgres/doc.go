@@ -55,6 +55,7 @@
 //
 //	CREATE ROLE keyturn_admin WITH LOGIN CREATEROLE PASSWORD '...';
 //	GRANT pg_signal_backend TO keyturn_admin;  -- only with TerminateSessions
+//	GRANT pg_read_all_stats TO keyturn_admin;  -- only for the revoke gate (InUse)
 //
 // CREATEROLE there reaches every non-superuser role: the admin can create, alter and
 // drop any of them, set any of their passwords, and grant membership in any of them,
@@ -84,6 +85,34 @@
 // group role, and answers with a NOTICE ("permission will be denied to set role"); the
 // setting is for the twins, who are members, so Apply silences that notice for its own
 // transaction (SET LOCAL client_min_messages = warning). No other step sends notices.
+//
+// # In use
+//
+// The Rotator is a rotators.UsageReporter: before the revoke, the gate asks InUse whether
+// the old version's login role still has sessions, read from pg_stat_activity across
+// every database of the server:
+//
+//	SELECT pid, application_name, host(client_addr), client_port, backend_start, datname, state
+//	FROM pg_stat_activity WHERE usename = '<login>' AND pid <> pg_backend_pid()
+//
+// Each session becomes a rotators.Use: the role, its application_name, the client's
+// address and port, when it began, and its backend PID, database and state. With the
+// alternating strategy the old version is the other twin, and every session of it
+// counts. With the single strategy the role is the new version's too, so only sessions
+// that began before the promotion count (backend_start < UsageRequest.Since); the
+// count errs towards holding, since a session opened with the new password between
+// Apply and the promotion counts as well, and it depends on the server's clock agreeing
+// with the worker's. Its sessions also outlive the revoke, which has nothing to disable
+// on a shared role, so there the gate tells the operator who still runs on the old
+// password rather than protecting them.
+//
+// The admin needs pg_read_all_stats for this. Without it PostgreSQL still lists other
+// roles' sessions and their user names, but hides when and from where they began (and
+// what they run), so InUse refuses with rotators.ErrPermissionDenied naming the grant
+// rather than report callers it cannot name or a shared role as idle. The role also lets
+// the admin read every session's current query text and the server's statistics views;
+// membership in the login role itself would do as well but grants its data, which is
+// worse. InUse only reads.
 //
 // # Errors
 //
