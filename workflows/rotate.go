@@ -132,6 +132,14 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		return r.rollback(ctx, err, OutcomeAborted)
 	}
 
+	// Step 5b. Revoke gate: when the secret's policy says so, wait until the target shows
+	// the previous version unused (or hold its revoke) before revoking it.
+	if r.gated(ctx) {
+		if err := r.revokeGate(ctx, *r.plan.RevokeGate); err != nil {
+			return r.revokeFailed(ctx, err)
+		}
+	}
+
 	// Step 6. Revoke the previous version, keeping the new one. A revoke that fails is
 	// not the end: the old credential must not stay valid forever, so it is retried,
 	// durably, until it succeeds or an operator gives up.
