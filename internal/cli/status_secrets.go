@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // ExitOverdue is `keyturn status --overdue`'s exit code when a secret is overdue: the
@@ -270,6 +271,31 @@ func revoke(s secretstate.Secret) string {
 		return "rollback retrying"
 	case secretstate.RevokeFailed:
 		return "failed"
+	case secretstate.RevokeWaiting, secretstate.RevokeHeld:
+		return s.RevokeState + gateUses(s)
 	}
 	return "outstanding"
+}
+
+// gateUses says what holds a waiting or held revoke: ": 2 sessions (app_b as orders-api
+// from 10.0.0.5:41000 since 12:01:05Z, and 1 more)", ": no use seen", or "" when the gate
+// could not be asked.
+func gateUses(s secretstate.Secret) string {
+	g := s.RevokeGate
+	switch {
+	case g == nil:
+		return ""
+	case len(g.Uses) == 0 && g.LastError != "":
+		return ": use unknown, the last check failed"
+	case len(g.Uses) == 0:
+		return ": no use seen"
+	}
+	noun := "use"
+	if s.Kind == config.KindPostgres {
+		noun = "session"
+	}
+	if len(g.Uses) != 1 {
+		noun += "s"
+	}
+	return fmt.Sprintf(": %d %s (%s)", len(g.Uses), noun, workflows.DescribeUses(g.Uses, 1))
 }
