@@ -87,6 +87,34 @@ func TestRevokeGateHoldsOnARealSession(t *testing.T) {
 		t.Fatalf("the old password must be refused once the gate let the revoke go, got %v", err)
 	}
 	checkReplay(t, env, run.GetID(), run.GetRunID(), "rotate_revoke_gate_held")
+
+	// Held again, and an operator decides: `keyturn revoke-now` revokes with the session
+	// still open. (skip-grace is refused in the gate and names revoke-now.)
+	v2, m2 := current(t, env, id)
+	openSession(t, env, v2.Metadata["role"], m2.Get("password"), "batch-job")
+	run, err = env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the second revoke to be held", func() bool {
+		v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
+		return err == nil && v.Get(&held) == nil && held.Outcome == workflows.OutcomeRevokeHeld
+	})
+	if code, out := keyturn(t, env, "skip-grace", string(id)); code == 0 || !strings.Contains(out, "keyturn revoke-now "+string(id)) {
+		t.Fatalf("skip-grace in the gate exited %d:\n%s", code, out)
+	}
+	if code, out := keyturn(t, env, "revoke-now", string(id)); code != 0 {
+		t.Fatalf("revoke-now exited %d:\n%s", code, out)
+	}
+	if err := run.Get(ctx, &res); err != nil || res.RevokeGate.State != workflows.GateRevokedByOperator || len(res.RevokeGate.Uses) != 1 {
+		t.Fatalf("after revoke-now: %+v, %v", res.RevokeGate, err)
+	}
+	if err := login(ctx, env, v2.Metadata["role"], m2.Get("password")); err == nil {
+		t.Fatal("the revoked password must be refused after revoke-now")
+	}
+	if code, out := keyturn(t, env, "revoke-now", string(id)); code == 0 || !strings.Contains(out, "there is nothing to revoke-now") {
+		t.Fatalf("revoke-now after the rotation ended exited %d:\n%s", code, out)
+	}
 }
 
 // openSession logs in as user and keeps the connection open, as a consumer's pool does.
