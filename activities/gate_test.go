@@ -16,7 +16,7 @@ import (
 type silent struct{ rotators.Rotator }
 
 func TestCheckUsage(t *testing.T) {
-	target := fake.New(fake.Twins)
+	target := fake.NewWithUsage(fake.Twins)
 	since := time.Now()
 	open := rotators.Use{User: "app_a", Application: "orders-api", Client: "10.0.0.5:41000", Since: since.Add(-time.Hour)}
 	target.SetUses("app_a", open)
@@ -43,7 +43,7 @@ func TestCheckUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := activities.NewActivities(bound{activities.Binding{Kind: "localca", Steps: rotation.Steps{SecretID: dueID, Rotator: silent{target}, Store: store}}})
+	b := activities.NewActivities(bound{activities.Binding{Kind: "localca", Steps: rotation.Steps{SecretID: dueID, Rotator: silent{target.Rotator}, Store: store}}})
 	if res, err := b.CheckUsage(context.Background(), in); err != nil || !res.Unsupported {
 		t.Fatalf("CheckUsage on a kind without InUse = %+v, %v: want Unsupported", res, err)
 	}

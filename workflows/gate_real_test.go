@@ -25,7 +25,7 @@ func TestRealActivitiesGateHoldsUntilTheSessionCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := fake.New(fake.Twins)
+	target := fake.NewWithUsage(fake.Twins)
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := ts.NewTestWorkflowEnvironment()
@@ -33,7 +33,7 @@ func TestRealActivitiesGateHoldsUntilTheSessionCloses(t *testing.T) {
 		Steps: rotation.Steps{SecretID: id, Rotator: target, Store: store}}
 	worker.Register(env, activities.NewActivities(oneSecret{b}))
 	env.SetStartWorkflowOptions(clientOptions())
-	r := &realEnv{env: env, target: target, store: store}
+	r := &realEnv{env: env, target: target.Rotator, store: store}
 	v1, m1 := r.seed(t)
 	role := v1.Metadata["role"]
 	target.SetUses(role, session)

@@ -33,9 +33,6 @@ type Rotator struct {
 	mu      sync.Mutex
 	logins  map[string]string // role -> accepted password; absent means NOLOGIN
 	applies int
-	// uses are the open sessions per role InUse reports (SetUses).
-	uses        map[string][]rotators.Use
-	usageChecks int
 
 	// ApplyFailures makes the next N Apply calls fail after doing nothing, as when the
 	// target is unreachable.
@@ -121,42 +118,4 @@ func (f *Rotator) Applies() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.applies
-}
-
-var _ rotators.UsageReporter = (*Rotator)(nil)
-
-// SetUses makes InUse report uses for role until changed; nil or none makes it idle.
-func (f *Rotator) SetUses(role string, uses ...rotators.Use) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.uses == nil {
-		f.uses = map[string][]rotators.Use{}
-	}
-	f.uses[role] = uses
-}
-
-// UsageChecks counts InUse calls.
-func (f *Rotator) UsageChecks() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.usageChecks
-}
-
-// InUse reports the uses set with SetUses for the version's role, unless the kept
-// version shares the role (the Shared mode), where only uses that began before req.Since
-// count, as a real target's sessions opened with the old password would.
-func (f *Rotator) InUse(_ context.Context, req rotators.UsageRequest) (rotators.Usage, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.usageChecks++
-	role := req.Version.Metadata["role"]
-	shared := req.Keep != nil && req.Keep.Metadata["role"] == role
-	var out []rotators.Use
-	for _, u := range f.uses[role] {
-		if shared && !u.Since.Before(req.Since) {
-			continue
-		}
-		out = append(out, u)
-	}
-	return rotators.Usage{Uses: out, Checked: fmt.Sprintf("fake sessions of role %s", role)}, nil
 }
