@@ -10,7 +10,9 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/notify"
+	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -266,4 +268,22 @@ func (s *rotateSuite) TestGateSkippedWithoutPreviousOrInIncident() {
 	s.Require().NoError(err)
 	s.Nil(res.RevokeGate)
 	s.NotContains(stepsOf(res), workflows.StepRevokeGate)
+}
+
+// A contain-mode rotation skips the gate and records the sessions its containment ended.
+func (s *rotateSuite) TestContainSkipsTheGateAndRecordsEndedSessions() {
+	gate := activities.RevokeGate{MaxWait: time.Hour, Poll: time.Minute, Hold: true}
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.Anything).Return(activities.PlanResult{Kind: "postgres", Grace: time.Hour, Current: &v1, RevokeGate: &gate}, nil).Once()
+	s.env.OnActivity(s.a.Contain, mock.Anything, mock.Anything).Return(activities.ContainResult{
+		ContainResult: rotation.ContainResult{Revoked: []int{1}, Ended: []rotators.Use{session}}, ContainedAt: time.Now()}, nil).Once()
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	cur := v2
+	cur.Stages = []secret.Stage{secret.StageCurrent}
+	s.env.OnActivity(s.a.Promote, mock.Anything, mock.Anything).Return(rotation.PromoteResult{Current: cur}, nil).Once()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Maybe() // already contained: idempotent
+	res, err := s.run(workflows.RotateInput{SecretID: id, Contain: true, IncidentID: "inc-1"})
+	s.Require().NoError(err)
+	s.Nil(res.RevokeGate)
+	s.Equal([]rotators.Use{session}, res.EndedSessions)
 }

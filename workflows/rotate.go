@@ -86,6 +86,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 				return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
 			}
 			r.status.ContainedAt = contained.ContainedAt
+			r.status.EndedSessions = contained.Ended
 		}
 		r.plan.Current = nil
 	}

@@ -155,6 +155,10 @@ type RotateResult struct {
 	Steps           []StepTiming             `json:"steps"`
 	// ContainedAt is when a contain-mode rotation had every earlier version refused.
 	ContainedAt time.Time `json:"containedAt,omitzero"`
+	// EndedSessions are the uses the target showed of the versions a contain-mode rotation
+	// revoked, just before it ended them (handles only): an incident skips the revoke
+	// gate, and records whom it cut off instead.
+	EndedSessions []rotators.Use `json:"endedSessions,omitempty"`
 	// PromotedAt is when the new version became current.
 	PromotedAt time.Time `json:"promotedAt,omitzero"`
 	// RevokeGate is what the revoke gate saw and decided; nil when the secret's policy
