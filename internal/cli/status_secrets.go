@@ -16,6 +16,7 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/workflows"
@@ -138,6 +139,23 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 		fmt.Fprintf(w, " (%s)", s.OverdueReason)
 	}
 	fmt.Fprintf(w, "\nnext run: %s\nrevoke:   %s\n", nextRun(s), revoke(s))
+	if g := s.RevokeGate; g != nil {
+		until := "revoke anyway"
+		if g.Hold {
+			until = "hold"
+		}
+		fmt.Fprintf(w, "gate:     %s since %s, max wait until %s (then %s), %d check(s) of %s\n", g.State, g.Since.Local().Format(time.DateTime), g.Until.Local().Format(time.DateTime), until, g.Checks, orDash(g.Checked))
+		for _, u := range g.Uses {
+			fmt.Fprintf(w, "use:      %s", workflows.DescribeUses([]rotators.Use{u}, 1))
+			if u.Detail != "" {
+				fmt.Fprintf(w, " (%s)", u.Detail)
+			}
+			fmt.Fprintln(w)
+		}
+		if g.LastError != "" {
+			fmt.Fprintf(w, "gate:     the last check failed: %s\n", g.LastError)
+		}
+	}
 	for _, u := range unknowns(s) {
 		fmt.Fprintf(w, "unknown:  %s\n", u)
 	}
