@@ -53,8 +53,13 @@ func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotat
 			return nil, fmt.Errorf("%w: %s: httpapi.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
 		}
 	}
-	return httpapi.New(httpapi.Config{
-		Create: call(k.Create), Test: call(k.Test), Revoke: call(k.Revoke),
+	var inUse *httpapi.UsageCheck
+	if u := k.InUse; u != nil {
+		inUse = &httpapi.UsageCheck{Call: call(u.HTTPCall), LastUsedPath: u.LastUsed, FlagPath: u.Flag}
+	}
+	// Build, not New: the rotator reports usage to the revoke gate only when in_use is declared.
+	return httpapi.Build(httpapi.Config{
+		Create: call(k.Create), Test: call(k.Test), Revoke: call(k.Revoke), InUse: inUse,
 		KeyIDPath: k.KeyID, KeySecretPath: k.KeySecret,
 		Admin: admin, Timeout: k.Timeout, CABundle: caPEM, TracerProvider: r.backends.TracerProvider,
 	})

@@ -23,6 +23,9 @@ type HTTPAPI struct {
 	Admin Ref
 	// Create, Test and Revoke are the three calls.
 	Create, Test, Revoke HTTPCall
+	// InUse, if set, asks the API whether a key is still in use, for the revoke gate
+	// (in_use). Without it the gate cannot ask and relies on the grace period.
+	InUse *HTTPUsageCheck
 	// KeyID and KeySecret are JSON paths into the create response, e.g. data.id.
 	KeyID, KeySecret string
 	// Timeout bounds one request.
@@ -42,6 +45,17 @@ type HTTPCall struct {
 	Success []int
 	// Gone lists the statuses that mean the key is already gone.
 	Gone []int
+}
+
+// HTTPUsageCheck is the in_use call: a request made as the admin about {{.KeyID}}, and
+// where its answer says whether the key is in use. Exactly one of LastUsed and Flag.
+type HTTPUsageCheck struct {
+	HTTPCall
+	// LastUsed is the JSON path of the key's last-use time (RFC 3339, Unix seconds or
+	// null), e.g. data.last_used_at; a use after the promotion holds the revoke.
+	LastUsed string
+	// Flag is the JSON path of a boolean the API sets while the key is in use.
+	Flag string
 }
 
 // Certificate is what a certificate kind asks its CA for.
@@ -96,11 +110,13 @@ const (
 
 var (
 	awsiamFields   = []string{"user", "delete_inactive", "delete_after", "consistency_timeout"}
-	httpapiFields  = []string{"admin", "create", "test", "revoke", "key_id", "key_secret", "timeout", "ca_file"}
+	httpapiFields  = []string{"admin", "create", "test", "revoke", "in_use", "key_id", "key_secret", "timeout", "ca_file"}
 	httpCallFields = []string{"method", "url", "headers", "body", "success", "gone"}
-	certFields     = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
-	vaultpkiFields = append([]string{"mount", "role", "ca_file"}, certFields...)
-	localcaFields  = append([]string{"ca_cert", "ca_key", "crl_file"}, certFields...)
-	keyTypes       = []string{"ec", "rsa"}
-	httpMethods    = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+	// httpUsageFields are the fields of the in_use call: a call and where to read it.
+	httpUsageFields = append([]string{"last_used", "flag"}, httpCallFields...)
+	certFields      = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
+	vaultpkiFields  = append([]string{"mount", "role", "ca_file"}, certFields...)
+	localcaFields   = append([]string{"ca_cert", "ca_key", "crl_file"}, certFields...)
+	keyTypes        = []string{"ec", "rsa"}
+	httpMethods     = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 )

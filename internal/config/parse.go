@@ -236,22 +236,31 @@ func (d *decoder) httpapi(b block) *HTTPAPI {
 		call *HTTPCall
 	}{{"create", &h.Create}, {"test", &h.Test}, {"revoke", &h.Revoke}} {
 		call := c.call
-		cb, ok := b.sub(c.name, httpCallFields)
-		if !ok {
-			continue
+		if cb, ok := b.sub(c.name, httpCallFields); ok {
+			httpCall(cb, call)
 		}
-		cb.str("method", &call.Method)
-		cb.str("url", &call.URL)
-		cb.strMap("headers", &call.Headers)
-		cb.str("body", &call.Body)
-		cb.intList("success", &call.Success)
-		cb.intList("gone", &call.Gone)
+	}
+	if ub, ok := b.sub("in_use", httpUsageFields); ok {
+		h.InUse = &HTTPUsageCheck{}
+		httpCall(ub, &h.InUse.HTTPCall)
+		ub.str("last_used", &h.InUse.LastUsed)
+		ub.str("flag", &h.InUse.Flag)
 	}
 	b.str("key_id", &h.KeyID)
 	b.str("key_secret", &h.KeySecret)
 	b.duration("timeout", &h.Timeout)
 	b.str("ca_file", &h.CAFile)
 	return h
+}
+
+// httpCall decodes the fields of one declared request.
+func httpCall(b block, call *HTTPCall) {
+	b.str("method", &call.Method)
+	b.str("url", &call.URL)
+	b.strMap("headers", &call.Headers)
+	b.str("body", &call.Body)
+	b.intList("success", &call.Success)
+	b.intList("gone", &call.Gone)
 }
 
 // certificate decodes the certificate fields shared by the certificate kinds.

@@ -78,17 +78,19 @@ func (g RevokeGate) String() string {
 
 // usageProblem says why a secret's kind cannot tell whether a version is still in use,
 // or "" when it can. The kinds that can implement rotators.UsageReporter: a Postgres role
-// has sessions, an IAM key a last-used time. A certificate is presented to whoever asks,
-// and nothing records who still holds the old one; an HTTP API key has no use the target
-// reports unless the API offers a check.
+// has sessions, an IAM key a last-used time, an HTTP API key whose secret declares an
+// in_use call. A certificate is presented to whoever asks, and nothing records who still
+// holds the old one.
 func usageProblem(s *Secret) string {
 	switch s.Kind {
 	case KindPostgres, KindAWSIAM:
 		return ""
 	case KindHTTPAPI:
-		// The httpapi rotator declares no usage check in this release, so the gate has
-		// nothing to ask.
-		return "an httpapi secret declares no check that reports whether an old key is still in use"
+		// Only a declared in_use call makes the httpapi rotator a UsageReporter.
+		if s.HTTPAPI != nil && s.HTTPAPI.InUse != nil {
+			return ""
+		}
+		return "an httpapi secret without an in_use check cannot report whether an old key is still in use (declare httpapi.in_use if the API offers a last-used time)"
 	case KindVaultPKI, KindLocalCA:
 		return fmt.Sprintf("a %s certificate cannot report whether it is still in use (nothing records who still presents the old one)", s.Kind)
 	}

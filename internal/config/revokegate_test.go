@@ -87,7 +87,7 @@ func TestRevokeGateProblems(t *testing.T) {
 		"httpapi without a check": {
 			text: "version: 1\nsecrets:\n  - id: h/k\n    kind: httpapi\n    revoke_gate: {wait: until_unused}\n" +
 				"    httpapi: {admin: \"env:A\", key_id: id, key_secret: secret, create: {method: POST, url: \"https://x.example/keys\"}, test: {method: GET, url: \"https://x.example/me\"}, revoke: {method: DELETE, url: \"https://x.example/keys/{{.KeyID}}\"}}\n",
-			want: []string{`5 secrets[0].revoke_gate.wait: secret h/k: wait: until_unused needs a target that reports use, but an httpapi secret declares no check that reports whether an old key is still in use; set wait: no`},
+			want: []string{`5 secrets[0].revoke_gate.wait: secret h/k: wait: until_unused needs a target that reports use, but an httpapi secret without an in_use check cannot report whether an old key is still in use (declare httpapi.in_use if the API offers a last-used time); set wait: no`},
 		},
 		"unknown field": {
 			text: "version: 1\nsecrets:\n" + pgWith("a/b", "a", "    revoke_gate: {wait: until_unused, timeout: 1h}\n"),
@@ -113,5 +113,29 @@ func TestRevokeGateProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An httpapi secret that declares in_use can report use, so its gate may wait.
+func TestRevokeGateOnHTTPAPIWithInUse(t *testing.T) {
+	inv, err := Load(writeTemp(t, `version: 1
+secrets:
+  - id: a/api
+    kind: httpapi
+    revoke_gate: {wait: until_unused, then: hold}
+    httpapi:
+      admin: env:ADMIN
+      create: {method: POST, url: "https://x.example/keys"}
+      test: {method: GET, url: "https://x.example/whoami"}
+      revoke: {method: DELETE, url: "https://x.example/keys/{{.KeyID}}"}
+      in_use: {url: "https://x.example/keys/{{.KeyID}}", last_used: data.last_used}
+      key_id: id
+      key_secret: secret
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inv.Secrets[0].RevokeGate.Holds() {
+		t.Fatalf("gate %+v", inv.Secrets[0].RevokeGate)
 	}
 }

@@ -66,6 +66,22 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 	}{{"create", h.Create}, {"test", h.Test}, {"revoke", h.Revoke}} {
 		c.validateHTTPCall("httpapi."+call.name, call.call)
 	}
+	if u := h.InUse; u != nil {
+		c.validateHTTPCall("httpapi.in_use", u.HTTPCall)
+		switch {
+		case u.LastUsed == "" && u.Flag == "":
+			c.add("httpapi.in_use", "say how to read the answer: last_used (the JSON path of the key's last-use time, e.g. data.last_used_at) or flag (the JSON path of a boolean that is true while the key is in use)")
+		case u.LastUsed != "" && u.Flag != "":
+			c.add("httpapi.in_use", "give last_used or flag, not both")
+		}
+		usesSecret := strings.Contains(u.Body, ".Secret")
+		for _, v := range u.Headers {
+			usesSecret = usesSecret || strings.Contains(v, ".Secret")
+		}
+		if usesSecret {
+			c.add("httpapi.in_use", "must not use {{.Secret}}: a request made with the old key would itself be a use of it; authenticate with {{.Admin}}")
+		}
+	}
 	if h.KeyID == "" {
 		c.add("httpapi.key_id", "required; give the JSON path of the new key's ID in the create response, e.g. data.id")
 	}

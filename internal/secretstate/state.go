@@ -63,7 +63,7 @@ type Secret struct {
 	RevokesOutstanding *int `json:"revokesOutstanding,omitempty"`
 	// RevokeState says what is outstanding, when RevokesOutstanding is 1: RevokeRetrying,
 	// RollbackRetrying or RevokeFailed.
-	RevokeState   string `json:"revokeState,omitempty"`
+	RevokeState string `json:"revokeState,omitempty"`
 	// RevokeGate is the running rotation's revoke gate, as its status query answers,
 	// when RevokeState is RevokeWaiting or RevokeHeld: the uses of the previous version
 	// the target showed (handles only). Nil otherwise, or when the query failed.

@@ -79,10 +79,35 @@
 // reactivating it (Apply): the material in the store still works. After Purge the key is
 // gone for good. DeleteAfter 0 purges right after Revoke.
 //
+// # In use
+//
+// The Rotator is a rotators.UsageReporter: before the revoke, the gate asks InUse whether
+// the old key is still used, and InUse asks IAM when it was last used
+// (iam:GetAccessKeyLastUsed). A last use after UsageRequest.Since, the promotion, is a
+// consumer that has not moved; the Use names the key ID and, in Detail, the service and
+// region of that last request. IAM keeps no more than that: not who called, from where,
+// or how often, and only the latest use.
+//
+// IAM's last-used data lags. GetAccessKeyLastUsed's reference gives no figure; AWS
+// documents that IAM's last accessed information "usually appears within 4 hours"
+// (LastUsedDelay). So an idle answer within hours of the promotion proves little: set
+// the gate's wait for this secret well beyond four hours, or rely on the grace period.
+// A key that IAM no longer knows is idle.
+//
+// What the tests could prove on moto 5.2.1: moto records a key's last use at once, with
+// the service and region, on every request it receives signed with the key (in
+// moto/core/responses.py, before the request is even authorised), so a use after the
+// promotion is reported, a use before it is not, a key never used has no date, and a
+// deleted key answers NoSuchEntity. What they could not: AWS's delay, which moto does
+// not imitate; which requests AWS counts as a use (moto counts every one, and records
+// nothing for an unsigned request); AWS's answer for a deleted key; and the resolution of
+// AWS's LastUsedDate.
+//
 // # Permissions of the admin principal
 //
 // iam-policy.json in this directory is the least privilege: iam:ListAccessKeys,
-// iam:CreateAccessKey, iam:UpdateAccessKey and iam:DeleteAccessKey on
+// iam:CreateAccessKey, iam:UpdateAccessKey, iam:DeleteAccessKey and, for the revoke gate,
+// iam:GetAccessKeyLastUsed on
 // arn:aws:iam::ACCOUNT_ID:user/USER_NAME (a user with a path is user/PATH/USER_NAME).
 // The admin must not be the rotated user: a rotation would revoke its own credential.
 //

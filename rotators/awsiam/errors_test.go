@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
@@ -17,7 +18,7 @@ import (
 )
 
 func TestPolicyFileIsLeastPrivilege(t *testing.T) {
-	want := []string{"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey"}
+	want := []string{"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey"}
 	got := slices.Sorted(slices.Values(policyActions(t)))
 	if !slices.Equal(got, want) {
 		t.Fatalf("iam-policy.json allows %v, want exactly %v", got, want)
@@ -48,6 +49,10 @@ func TestPermissionDenied(t *testing.T) {
 		}},
 		{"iam:DeleteAccessKey", types.StatusTypeInactive, func(t *testing.T, r *Rotator, v secret.Version) error {
 			return r.Purge(t.Context(), rotators.RevokeRequest{Version: v})
+		}},
+		{"iam:GetAccessKeyLastUsed", types.StatusTypeActive, func(t *testing.T, r *Rotator, v secret.Version) error {
+			_, err := r.InUse(t.Context(), rotators.UsageRequest{Version: v, Since: time.Now()})
+			return err
 		}},
 	} {
 		t.Run(tc.missing, func(t *testing.T) {

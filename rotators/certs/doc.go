@@ -36,4 +36,10 @@
 // Due says a version should be replaced once RenewAt (by default two thirds) of its
 // lifetime has passed, read from its metadata alone, so the schedules can decide without
 // touching the material.
+//
+// # No usage check
+//
+// Neither certificate kind (localca, vaultpki) is a rotators.UsageReporter: a CA learns
+// nothing of where a certificate is presented, so the revoke gate cannot ask whether an
+// old certificate is still in use, and its revoke waits for the grace period alone.
 package certs

@@ -64,6 +64,9 @@ type Config struct {
 	Test Call
 	// Revoke deletes the key .KeyID, authenticated with .Admin.
 	Revoke Call
+	// InUse, when set, asks the API whether a key is still in use, for the revoke gate
+	// [in_use]. Without it the rotator does not report usage at all (see Build).
+	InUse *UsageCheck
 	// KeyIDPath is the JSON path (dotted, e.g. "data.id", with [n] for array elements) of
 	// the new key's ID in the create response; required. The ID becomes metadata, so it
 	// must be an identifier, never the secret.
@@ -99,6 +102,14 @@ func (c *Config) ApplyDefaults() {
 			x.call.Method = x.method
 		}
 		x.call.Method = strings.ToUpper(x.call.Method)
+	}
+	if c.InUse != nil {
+		in := *c.InUse // a copy: the caller's value is not changed
+		if in.Method == "" {
+			in.Method = DefaultInUseMethod
+		}
+		in.Method = strings.ToUpper(in.Method)
+		c.InUse = &in
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout

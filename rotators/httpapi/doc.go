@@ -31,6 +31,29 @@
 // an API that answers 404 for a deleted key). It never deletes the key of
 // RevokeRequest.Keep.
 //
+// # In use
+//
+// An API that can say whether a key is still used may declare a fourth call, InUse (the
+// inventory's in_use block), for the revoke gate. It is sent as the admin with the old
+// version's {{.KeyID}} (never with the old key itself, which would be a use), no
+// Idempotency-Key, method GET unless set, and its answer is read at one JSON path:
+//
+//   - last_used (UsageCheck.LastUsedPath): when the key was last used, an RFC 3339
+//     string, Unix seconds or null for never; the key is in use when that is after the
+//     promotion;
+//   - flag (UsageCheck.FlagPath): a boolean by which the API says, by its own rule,
+//     whether the key is in use.
+//
+// A gone status means the key no longer exists, which is idle. The call must only read:
+// that is the API's promise for the endpoint declared, not something Keyturn can check.
+//
+// New's *Rotator never reports usage. Build, which the worker uses, returns it as a
+// rotators.UsageReporter only when InUse is declared; otherwise the kind cannot tell,
+// and the revoke gate relies on the grace period alone rather than on a rotator that
+// would call every key idle. Many APIs record a key's last use late or coarsely (to the
+// hour or the day); what the API documents for its own field bounds what the gate can
+// know, so its wait must outlast that delay.
+//
 // Create and Revoke failures: 401 and 403 wrap rotators.ErrPermissionDenied; a 2xx not
 // listed under success, 3xx (the rotator follows no redirect), 400, 422 and the other 4xx
 // wrap rotators.ErrInvalidConfig;

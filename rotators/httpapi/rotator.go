@@ -34,6 +34,7 @@ type Rotator struct {
 	create     compiledCall
 	test       compiledCall
 	revoke     compiledCall
+	inUse      *compiledUsage // nil unless Config.InUse is set
 	idPath     jsonPath
 	secretPath jsonPath
 	caPool     *x509.CertPool // from CABundle; nil for the system's roots
@@ -42,7 +43,9 @@ type Rotator struct {
 var _ rotators.Minter = (*Rotator)(nil)
 
 // New checks cfg, after filling in its defaults, and returns a Rotator for it. Every
-// problem is reported at once, in one error wrapping rotators.ErrInvalidConfig.
+// problem is reported at once, in one error wrapping rotators.ErrInvalidConfig. A
+// *Rotator never reports usage, even with cfg.InUse set: Build returns the rotator a
+// worker runs, which does exactly when InUse is declared.
 func New(cfg Config) (*Rotator, error) {
 	r, err := compile(cfg)
 	if err != nil {
@@ -74,6 +77,9 @@ func compile(cfg Config) (*Rotator, error) {
 	r.create = compileCall(&p, "create", cfg.Create, cfg.Admin)
 	r.test = compileCall(&p, "test", cfg.Test, cfg.Admin)
 	r.revoke = compileCall(&p, "revoke", cfg.Revoke, cfg.Admin)
+	if cfg.InUse != nil {
+		r.inUse = compileUsage(&p, *cfg.InUse, cfg.Admin)
+	}
 	var err error
 	if r.idPath, err = parsePath(cfg.KeyIDPath); err != nil {
 		p.add("key_id", "%v", err)

@@ -63,4 +63,9 @@
 // checks all of it and reports every problem at once, wrapping rotators.ErrInvalidConfig.
 // The key lives in memory only for the life of the Rotator; Keyturn's store holds it at
 // rest.
+//
+// # No usage check
+//
+// The Rotator is not a rotators.UsageReporter: the CA cannot see where a certificate is
+// presented, so the revoke gate relies on the grace period alone (see rotators/certs).
 package localca

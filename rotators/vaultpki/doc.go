@@ -65,4 +65,10 @@
 // that is not the version's certificate, wraps rotators.ErrCredentialRejected in Test.
 // Anything else (Vault unreachable, sealed, a CRL that does not list a revoked serial
 // yet) is returned plain, for the workflow to retry.
+//
+// # No usage check
+//
+// The Rotator is not a rotators.UsageReporter: Vault's PKI engine cannot see where a
+// certificate is presented, so the revoke gate relies on the grace period alone (see
+// rotators/certs).
 package vaultpki

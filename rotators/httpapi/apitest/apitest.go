@@ -9,6 +9,12 @@
 //	POST   /v1/keys       Authorization: Bearer <admin>  -> 201 {"data":{"id":"key_…","secret":"sk_…"}}
 //	GET    /v1/whoami     Authorization: Bearer <secret> -> 200 {"key_id":"key_…"}, 401 unless live
 //	DELETE /v1/keys/{id}  Authorization: Bearer <admin>  -> 204, 404 when unknown or already deleted
+//	GET    /v1/keys/{id}  Authorization: Bearer <admin>  -> 200 {"data":{"id":"key_…","last_used_at":"<RFC 3339>"|null,"in_use":bool}},
+//	                                                        404 when unknown or deleted
+//
+// A key is used when it authenticates a request (/v1/whoami); last_used_at is the time of
+// its latest use, null before the first, and in_use says whether that was within the
+// last InUseWindow (a minute by default), the way an API that judges for itself answers.
 //
 // A POST with an Idempotency-Key seen before gets the first response again, secret
 // included, when its body is the same, and 422 when it differs. A wrong admin token gets
@@ -27,7 +33,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
+
+// DefaultInUseWindow is how recent a key's last use must be for in_use to be true.
+const DefaultInUseWindow = time.Minute
 
 // Request is what the server records of a request: never a header value that is a
 // credential, never a body.
@@ -52,11 +62,13 @@ type Server struct {
 	failures    int
 	failStatus  int
 	refuseAdmin bool
+	inUseWindow time.Duration
 }
 
 type key struct {
-	secret string
-	live   bool
+	secret   string
+	live     bool
+	lastUsed time.Time // zero until the key authenticates a request
 }
 
 // replay is the response to an idempotent POST, kept to be sent again.
@@ -87,10 +99,11 @@ func StartTLS(t testing.TB) *Server {
 func newServer(t testing.TB) *Server {
 	t.Helper()
 	return &Server{
-		admin:      "admin_" + rand.Text(),
-		keys:       map[string]*key{},
-		bySecret:   map[string]string{},
-		idempotent: map[string]replay{},
+		admin:       "admin_" + rand.Text(),
+		keys:        map[string]*key{},
+		bySecret:    map[string]string{},
+		idempotent:  map[string]replay{},
+		inUseWindow: DefaultInUseWindow,
 	}
 }
 
@@ -157,6 +170,23 @@ func (s *Server) RefuseAdmin(refuse bool) {
 	s.refuseAdmin = refuse
 }
 
+// InUseWindow sets how recent a key's last use must be for in_use to be true.
+func (s *Server) InUseWindow(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inUseWindow = d
+}
+
+// LastUsed is when the key last authenticated a request; zero if never or unknown.
+func (s *Server) LastUsed(keyID string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keys[keyID]; ok {
+		return k.lastUsed
+	}
+	return time.Time{}
+}
+
 // Delete deletes a key behind the client's back, as an operator in the API's console
 // would; it reports whether the key was live.
 func (s *Server) Delete(keyID string) bool {
@@ -176,6 +206,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST /v1/keys", s.createKey)
 	mux.HandleFunc("GET /v1/whoami", s.whoami)
 	mux.HandleFunc("DELETE /v1/keys/{id}", s.deleteKey)
+	mux.HandleFunc("GET /v1/keys/{id}", s.getKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, IdempotencyKey: r.Header.Get("Idempotency-Key")})
@@ -253,6 +284,9 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	id, ok := s.bySecret[bearer(r)]
 	live := ok && s.keys[id].live
+	if live {
+		s.keys[id].lastUsed = time.Now().UTC()
+	}
 	s.mu.Unlock()
 	if !live {
 		writeError(w, http.StatusUnauthorized, "invalid API key")
@@ -271,6 +305,31 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// getKey describes a key without its secret, as key listings of APIs do.
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
+	if !s.adminOK(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	s.mu.Lock()
+	k, ok := s.keys[id]
+	live := ok && k.live
+	var lastUsed *string
+	inUse := false
+	if live && !k.lastUsed.IsZero() {
+		at := k.lastUsed.Format(time.RFC3339Nano)
+		lastUsed = &at
+		inUse = time.Since(k.lastUsed) < s.inUseWindow
+	}
+	s.mu.Unlock()
+	if !live {
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
+	out, _ := json.Marshal(map[string]any{"data": map[string]any{"id": id, "last_used_at": lastUsed, "in_use": inUse}})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func bearer(r *http.Request) string {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyturn/keyturn/rotators/httpapi/apitest"
 )
@@ -163,4 +164,49 @@ func TestServersAreIndependent(t *testing.T) {
 	if status, _ := call(t, a, "POST", "/v1/keys", b.AdminToken(), "", ""); status != 401 {
 		t.Errorf("one server's admin token on another = %d, want 401", status)
 	}
+}
+
+// GET /v1/keys/{id} shows when a key last authenticated a request, never its secret, and
+// answers 404 once it is deleted; only the admin may ask.
+func TestKeyLastUsed(t *testing.T) {
+	s := apitest.Start(t)
+	id, secret := create(t, s, "", "")
+	describe := func() (int, map[string]any) {
+		status, out := call(t, s, "GET", "/v1/keys/"+id, s.AdminToken(), "", "")
+		data, _ := out["data"].(map[string]any)
+		return status, data
+	}
+	status, data := describe()
+	if status != http.StatusOK || data["id"] != id || data["last_used_at"] != nil || data["in_use"] != false {
+		t.Fatalf("a key never used: %d %v, want last_used_at null and in_use false", status, data)
+	}
+	if status, _ := call(t, s, "GET", "/v1/whoami", secret, "", ""); status != http.StatusOK {
+		t.Fatalf("whoami: %d", status)
+	}
+	status, data = describe()
+	at, _ := data["last_used_at"].(string)
+	if status != http.StatusOK || at == "" || data["in_use"] != true || !s.LastUsed(id).Equal(mustParse(t, at)) {
+		t.Fatalf("after a use: %d %v, want last_used_at %v and in_use true", status, data, s.LastUsed(id))
+	}
+	for _, v := range data {
+		if v == secret {
+			t.Fatal("the key's description shows its secret")
+		}
+	}
+	if status, _ := call(t, s, "GET", "/v1/keys/"+id, secret, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("the key itself asking: %d, want 401", status)
+	}
+	s.Delete(id)
+	if status, _ := describe(); status != http.StatusNotFound {
+		t.Errorf("a deleted key: %d, want 404", status)
+	}
+}
+
+func mustParse(t *testing.T, s string) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
 }
