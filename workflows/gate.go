@@ -213,7 +213,11 @@ func gateDetails(g *RevokeGateStatus, id secret.ID) string {
 	case GateHeld:
 		fmt.Fprintf(&b, "revoke held since %s: max wait ended %s with the previous version still in use", g.HeldSince.UTC().Format("2006-01-02 15:04:05Z"), g.Until.UTC().Format("15:04:05Z"))
 	default:
-		fmt.Fprintf(&b, "revoke gate: waiting until the previous version is unused, at most until %s (then %s)", g.Until.UTC().Format("2006-01-02 15:04:05Z"), map[bool]string{true: "hold", false: "revoke anyway"}[g.Hold])
+		then := "revoke anyway"
+		if g.Hold {
+			then = "hold"
+		}
+		fmt.Fprintf(&b, "revoke gate: waiting until the previous version is unused, at most until %s (then %s)", g.Until.UTC().Format("2006-01-02 15:04:05Z"), then)
 	}
 	fmt.Fprintf(&b, "; %s", usesSummary(g))
 	if g.Checked != "" {

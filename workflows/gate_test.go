@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/activities"
@@ -286,4 +287,27 @@ func (s *rotateSuite) TestContainSkipsTheGateAndRecordsEndedSessions() {
 	s.Require().NoError(err)
 	s.Nil(res.RevokeGate)
 	s.Equal([]rotators.Use{session}, res.EndedSessions)
+}
+
+// The Web UI's details line names the gate and the session while it holds.
+func (s *rotateSuite) TestGateDetailsNameTheUses() {
+	s.planGate(0, activities.RevokeGate{MaxWait: time.Minute, Poll: 30 * time.Second, Hold: true})
+	s.upToPromote()
+	s.usage(1_000_000)
+	s.revokeOK()
+	s.notified()
+	var details string
+	s.env.RegisterDelayedCallback(func() {
+		d, err := s.env.QueryWorkflow("__temporal_workflow_metadata")
+		s.Require().NoError(err)
+		var md sdkpb.WorkflowMetadata
+		s.Require().NoError(d.Get(&md))
+		details = md.GetCurrentDetails()
+		s.env.SignalWorkflow(workflows.SignalRevokeNow, nil)
+	}, 10*time.Minute)
+	_, err := s.run(workflows.RotateInput{SecretID: id})
+	s.Require().NoError(err)
+	s.Contains(details, "revoke held since")
+	s.Contains(details, "1 use(s) open (app_a as orders-api from 10.0.0.5:41000 since 12:01:00Z)")
+	s.Contains(details, "keyturn revoke-now prod/orders-db/app")
 }
