@@ -89,17 +89,14 @@ func TestRevokeGateHoldsOnARealSession(t *testing.T) {
 	checkReplay(t, env, run.GetID(), run.GetRunID(), "rotate_revoke_gate_held")
 
 	// Held again, and an operator decides: `keyturn revoke-now` revokes with the session
-	// still open. (skip-grace is refused in the gate and names revoke-now.)
+	// still open. (`rotate --wait` stops waiting once the revoke is held and says why;
+	// skip-grace is refused in the gate and names revoke-now.)
 	v2, m2 := current(t, env, id)
 	openSession(t, env, v2.Metadata["role"], m2.Get("password"), "batch-job")
-	run, err = env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-	if err != nil {
-		t.Fatal(err)
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code == 0 || !strings.Contains(out, "is revoke_held") || !strings.Contains(out, "as batch-job from 127.0.0.1") {
+		t.Fatalf("rotate --wait on a held revoke exited %d:\n%s", code, out)
 	}
-	waitFor(t, 60*time.Second, "the second revoke to be held", func() bool {
-		v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
-		return err == nil && v.Get(&held) == nil && held.Outcome == workflows.OutcomeRevokeHeld
-	})
+	run = env.Client.GetWorkflow(ctx, workflows.RotateWorkflowID(id), "")
 	if code, out := keyturn(t, env, "skip-grace", string(id)); code == 0 || !strings.Contains(out, "keyturn revoke-now "+string(id)) {
 		t.Fatalf("skip-grace in the gate exited %d:\n%s", code, out)
 	}
