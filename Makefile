@@ -61,7 +61,7 @@ bench-consumers:
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
-	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures' ./tests/
+	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession' ./tests/
 
 clean:
 	rm -rf bin

@@ -30,7 +30,10 @@ type Binding struct {
 	// routing; empty when it names none.
 	Owner string
 	Grace time.Duration
-	Steps rotation.Steps
+	// RevokeGate, when set, makes a rotation wait after the grace period until the target
+	// shows the previous version unused (see RevokeGate); nil revokes when grace ends.
+	RevokeGate *RevokeGate
+	Steps      rotation.Steps
 	// RecordCurrentFirst, when set, refuses a rotation while the store has no current
 	// version, and says how to record the credential in use. A target whose one login is
 	// changed in place (Postgres, single strategy) would otherwise be left unable to log
@@ -95,6 +98,9 @@ type PlanResult struct {
 	// PurgeAfter is set for kinds whose revocation is made final in a second step (an IAM
 	// key is deactivated, then deleted): how long to wait between the two.
 	PurgeAfter *time.Duration `json:"purgeAfter,omitempty"`
+	// RevokeGate is the secret's revoke gate from the inventory; nil when it does not
+	// wait for the previous version to be unused.
+	RevokeGate *RevokeGate `json:"revokeGate,omitempty"`
 }
 
 // StepInput names a secret and one of its versions.
@@ -140,7 +146,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if current == nil && b.RecordCurrentFirst != "" {
 		return PlanResult{}, classify(fmt.Errorf("%w: %s has no current version in its store, and a failed first rotation would leave its login unusable with nothing to restore: %s", rotators.ErrInvalidConfig, in.SecretID, b.RecordCurrentFirst))
 	}
-	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current}
+	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current, RevokeGate: b.RevokeGate}
 	if after, ok := b.Steps.PurgeAfter(); ok {
 		res.PurgeAfter = &after
 	}

@@ -15,6 +15,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -235,6 +237,8 @@ type ContainedSecret struct {
 	ID    secret.ID `json:"id"`
 	At    time.Time `json:"at,omitzero"`
 	Error string    `json:"error,omitempty"`
+	// Ended are the uses the containment ended (rotation.ContainResult.Ended).
+	Ended []rotators.Use `json:"ended,omitempty"`
 }
 
 // ContainBatch contains many secrets in one activity, which is what makes an incident's
@@ -260,14 +264,15 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 			defer func() { <-sem }()
 			out[i] = ContainedSecret{ID: id}
 			b, err := a.resolve(ctx, id)
+			var res rotation.ContainResult
 			if err == nil {
-				_, err = b.Steps.Contain(ctx)
+				res, err = b.Steps.Contain(ctx)
 			}
 			if err != nil {
 				out[i].Error = err.Error()
 				return
 			}
-			out[i].At = time.Now()
+			out[i].At, out[i].Ended = time.Now(), res.Ended
 		}()
 	}
 	wg.Wait()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 
 	"github.com/keyturn/keyturn/notify"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -27,6 +29,18 @@ type NotifyInput struct {
 	Outcome  string    `json:"outcome,omitempty"`
 	// Error is the rotation's error as the workflow already shows it (material-free).
 	Error string `json:"error,omitempty"`
+	// Gate is the revoke gate's state, for revoke_held and revoke_released.
+	Gate *GateNotice `json:"gate,omitempty"`
+}
+
+// GateNotice is what the workflow tells a revoke gate event: the uses by handles only.
+type GateNotice struct {
+	State     string         `json:"state"`
+	Since     time.Time      `json:"since"`
+	HeldSince time.Time      `json:"heldSince,omitzero"`
+	Checked   string         `json:"checked,omitempty"`
+	Uses      []rotators.Use `json:"uses,omitempty"`
+	LastError string         `json:"lastError,omitempty"`
 }
 
 // NotifyResult says how the event fared on each route that took it.
@@ -56,6 +70,10 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) (NotifyResult, 
 	if in.Error != "" {
 		e.ErrorMessage = notify.ErrorText(errors.New(in.Error))
 	}
+	if g := in.Gate; g != nil {
+		e.RevokeGate = &notify.RevokeGate{State: g.State, Since: g.Since, HeldSince: g.HeldSince, Checked: g.Checked, Uses: g.Uses, UsesTotal: len(g.Uses),
+			LastError: notify.ErrorText(errorOrNil(g.LastError))}
+	}
 	if b, err := a.resolve(ctx, in.SecretID); err == nil {
 		e.Tags, e.Owner = b.Tags, b.Owner
 		if e.Kind == "" {
@@ -63,6 +81,14 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) (NotifyResult, 
 		}
 	}
 	return a.deliver(ctx, e), nil
+}
+
+// errorOrNil makes an error of a message, nil for "".
+func errorOrNil(msg string) error {
+	if msg == "" {
+		return nil
+	}
+	return errors.New(msg)
 }
 
 // deliver seals e and sends it to the routes that take it, reporting each route's fate.

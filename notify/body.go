@@ -25,6 +25,8 @@ var titles = map[Type]string{
 	RotationFailed:     ":rotating_light: Rotation failed",
 	RotationRolledBack: ":leftwards_arrow_with_hook: Rotation rolled back",
 	RevokeOutstanding:  ":warning: Old credential not revoked yet",
+	RevokeHeld:         ":no_entry: Revoke held: the old credential is still in use",
+	RevokeReleased:     ":white_check_mark: Held revoke proceeds",
 	SecretOverdue:      ":hourglass: Secret overdue for rotation",
 	IncidentStarted:    ":rotating_light: Incident started",
 	IncidentContained:  ":shield: Incident contained",
@@ -77,6 +79,11 @@ func slackMessage(e Event) slack {
 	add("Step", e.Step)
 	add("Outcome", e.Outcome)
 	add("Incident", e.IncidentID)
+	if e.RevokeGate != nil {
+		for _, l := range e.RevokeGate.lines() {
+			add(l[0], l[1])
+		}
+	}
 	if e.Incident != nil {
 		for _, l := range e.Incident.lines() {
 			add(l[0], l[1])

@@ -21,6 +21,8 @@ const (
 	RotationFailed     Type = config.EventRotationFailed
 	RotationRolledBack Type = config.EventRotationRolledBack
 	RevokeOutstanding  Type = config.EventRevokeOutstanding
+	RevokeHeld         Type = config.EventRevokeHeld
+	RevokeReleased     Type = config.EventRevokeReleased
 	SecretOverdue      Type = config.EventSecretOverdue
 	IncidentStarted    Type = config.EventIncidentStarted
 	IncidentContained  Type = config.EventIncidentContained
@@ -58,6 +60,9 @@ type Event struct {
 	Owner string `json:"owner,omitempty"`
 	// Overdue says how an overdue secret stands, in secret_overdue events only.
 	Overdue *Overdue `json:"overdue,omitempty"`
+	// RevokeGate says what the revoke gate saw, in revoke_held and revoke_released
+	// events only.
+	RevokeGate *RevokeGate `json:"revoke_gate,omitempty"`
 	// Step is the rotation step the event comes from (create, test, promote, revoke).
 	Step string `json:"step,omitempty"`
 	// Outcome is the rotation's or incident's outcome (failed, rolled_back, ...).
@@ -102,6 +107,10 @@ func (e Event) Seal() Event {
 	if e.Incident != nil {
 		i := e.Incident.sealed()
 		e.Incident = &i
+	}
+	if e.RevokeGate != nil {
+		g := e.RevokeGate.sealed()
+		e.RevokeGate = &g
 	}
 	return e
 }

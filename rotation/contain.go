@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -16,6 +17,12 @@ type ContainResult struct {
 	Revoked []int `json:"revoked,omitempty"`
 	// Discarded is true when a pending version was removed from the store.
 	Discarded bool `json:"discarded,omitempty"`
+	// Ended lists the uses the target showed of the contained versions just before they
+	// were revoked with their sessions ended: who the containment cut off (handles only).
+	// Empty for kinds that cannot tell (rotators.UsageReporter).
+	Ended []rotators.Use `json:"ended,omitempty"`
+	// EndedUnknown says why the uses could not be listed; containment went on regardless.
+	EndedUnknown string `json:"endedUnknown,omitempty"`
 }
 
 // Contain revokes every version of the secret that may still work on the target, the
@@ -34,6 +41,7 @@ func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("read %s version: %w", stage, err)
 		}
+		s.recordEnded(ctx, v, &res)
 		req := rotators.RevokeRequest{Version: v, EndSessions: true}
 		if err := s.Rotator.Revoke(ctx, req); err != nil {
 			return res, fmt.Errorf("contain: revoke %s version %d: %w", stage, v.Number, err)
@@ -54,6 +62,30 @@ func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// recordEnded adds to res the uses of v the target shows, before Contain revokes it: an
+// incident skips the revoke gate (containment means now) but records whom it cut off. A
+// failure to list them never holds up the containment; it is noted instead. Versions
+// that share a login (a single-strategy role) report the same sessions: each is listed
+// once.
+func (s Steps) recordEnded(ctx context.Context, v secret.Version, res *ContainResult) {
+	r, ok := s.Rotator.(rotators.UsageReporter)
+	if !ok {
+		return
+	}
+	usage, err := r.InUse(ctx, rotators.UsageRequest{Version: v})
+	if err != nil {
+		if res.EndedUnknown == "" {
+			res.EndedUnknown = fmt.Sprintf("list the uses of version %d before containing it: %v", v.Number, err)
+		}
+		return
+	}
+	for _, u := range usage.Uses {
+		if !slices.Contains(res.Ended, u) {
+			res.Ended = append(res.Ended, u)
+		}
+	}
 }
 
 // Supersede cleans up after a rotation that was stopped without its compensation (an

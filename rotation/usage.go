@@ -36,4 +36,3 @@ func (s Steps) ReportsUsage() bool {
 	_, ok := s.Rotator.(rotators.UsageReporter)
 	return ok
 }
-

@@ -16,6 +16,10 @@ import (
 const (
 	MetricRotations    = "keyturn_rotations"
 	MetricStepDuration = "keyturn_rotation_step_duration"
+	// MetricRevokeGateWaits counts revoke gates that ended, by kind, outcome (how the gate
+	// ended: idle, revoked_anyway, revoked_by_operator, stopped, unsupported) and held
+	// (whether it held the revoke first): keyturn_revoke_gate_waits_total.
+	MetricRevokeGateWaits = "keyturn_revoke_gate_waits"
 )
 
 // Step results, the result label of MetricStepDuration.
@@ -33,6 +37,7 @@ var stepBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 type Instruments struct {
 	rotations    metric.Int64Counter
 	stepDuration metric.Float64Histogram
+	gateWaits    metric.Int64Counter
 	incident     incidentInstruments
 }
 
@@ -48,11 +53,16 @@ func newInstruments(m metric.Meter) (*Instruments, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instrument %s: %w", MetricStepDuration, err)
 	}
+	gateWaits, err := m.Int64Counter(MetricRevokeGateWaits,
+		metric.WithDescription("Revoke gates that ended, by kind, outcome (idle, revoked_anyway, revoked_by_operator, stopped, unsupported) and held (true when the revoke was held first)."))
+	if err != nil {
+		return nil, fmt.Errorf("instrument %s: %w", MetricRevokeGateWaits, err)
+	}
 	incident, err := newIncidentInstruments(m)
 	if err != nil {
 		return nil, err
 	}
-	return &Instruments{rotations: rotations, stepDuration: steps, incident: incident}, nil
+	return &Instruments{rotations: rotations, stepDuration: steps, gateWaits: gateWaits, incident: incident}, nil
 }
 
 // mustInstruments is newInstruments on a meter that cannot fail (the no-op one).
@@ -83,4 +93,11 @@ func (i *Instruments) StepDone(ctx context.Context, kind, step string, took time
 func (i *Instruments) RotationDone(ctx context.Context, kind, trigger, outcome string) {
 	i.rotations.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(
 		attribute.String("kind", kind), attribute.String("trigger", trigger), attribute.String("outcome", outcome)))
+}
+
+// RevokeGateDone counts a revoke gate that ended: the secret's kind, how it ended (a
+// workflows.Gate* state) and whether it held the revoke before.
+func (i *Instruments) RevokeGateDone(ctx context.Context, kind, outcome string, held bool) {
+	i.gateWaits.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(
+		attribute.String("kind", kind), attribute.String("outcome", outcome), attribute.Bool("held", held)))
 }

@@ -61,6 +61,9 @@ func (o *outcomeInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.E
 		result, _ = activities.DetailsOf[workflows.RotateResult](err)
 	}
 	o.instruments.RotationDone(context.Background(), label(result.Kind, "unknown"), trigger(ctx, input), label(result.Outcome, outcomeOf(err)))
+	if g := result.RevokeGate; g != nil {
+		o.instruments.RevokeGateDone(context.Background(), label(result.Kind, "unknown"), g.State, !g.HeldSince.IsZero())
+	}
 	return res, err
 }
 

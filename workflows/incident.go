@@ -217,6 +217,7 @@ func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
 		f     workflow.Future
 	}
 	out := make([]int64, len(r.carry.Scope))
+	r.carry.Ended = make([][]string, len(r.carry.Scope))
 	collect := func(b batch) {
 		var res []activities.ContainedSecret
 		if err := b.f.Get(ctx, &res); err != nil {
@@ -225,6 +226,7 @@ func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
 		for j, c := range res {
 			if c.Error == "" && !c.At.IsZero() {
 				out[b.first+j] = r.since(c.At)
+				r.carry.Ended[b.first+j] = endedLines(c.Ended)
 				r.report.addContained(out[b.first+j])
 			}
 		}
@@ -269,6 +271,9 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i], ms > 0, slices.Contains(r.carry.Stopped, r.carry.Scope[i]))
 			if ms > 0 && rep.ContainedMs == 0 {
 				rep.ContainedMs, rep.Batch = ms, true
+			}
+			if ms > 0 && i < len(r.carry.Ended) {
+				rep.Ended = slices.Concat(r.carry.Ended[i], rep.Ended)
 			}
 			reports[i-start] = rep
 			r.report.add(rep, ms > 0)
@@ -323,6 +328,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 			}
 			rep.Outcome = res.Outcome
 			rep.ContainedMs = r.since(res.ContainedAt)
+			rep.Ended = endedLines(res.EndedSessions)
 			rep.RotatedMs = r.since(res.PromotedAt)
 			return rep
 		}

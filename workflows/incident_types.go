@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -74,6 +75,9 @@ type IncidentCarry struct {
 	// Contained holds, by scope index, when the first run's batch containment contained
 	// each secret (ms after the start; 0: not contained there, its rotation does it).
 	Contained []int64 `json:"contained,omitempty"`
+	// Ended holds, by scope index, the uses the batch containment ended (described by
+	// endedLines); empty where it ended none or the kind cannot tell.
+	Ended [][]string `json:"ended,omitempty"`
 	// Stopped lists the secrets whose rotation in flight the first run stopped.
 	Stopped []secret.ID `json:"stopped,omitempty"`
 	// ScopeDiff is how the worker's scope differed from the CLI's plan.
@@ -197,6 +201,27 @@ type SecretReport struct {
 	// rather than by its own rotation.
 	Batch bool   `json:"b,omitempty"`
 	Error string `json:"e,omitempty"`
+	// Ended names the uses (sessions) containment ended: user, application, client and
+	// since when, at most maxEndedLines. An incident skips the revoke gate; this is who
+	// it cut off.
+	Ended []string `json:"u,omitempty"`
+}
+
+// maxEndedLines caps the uses a secret's report names: the report is carried from run to
+// run of a long incident, so it stays small.
+const maxEndedLines = 5
+
+// endedLines describes uses for a SecretReport, capped at maxEndedLines.
+func endedLines(uses []rotators.Use) []string {
+	var out []string
+	for i := range uses {
+		if i == maxEndedLines {
+			out = append(out, fmt.Sprintf("and %d more", len(uses)-maxEndedLines))
+			break
+		}
+		out = append(out, DescribeUses(uses[i:i+1], 1))
+	}
+	return out
 }
 
 // IncidentReport is the result of an incident.

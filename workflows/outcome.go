@@ -251,7 +251,9 @@ func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first
 func (r *rotateRun) details() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s**: ", r.in.SecretID)
-	switch o := r.status.Outstanding; {
+	switch o, g := r.status.Outstanding, r.status.RevokeGate; {
+	case g != nil && (g.State == GateWaiting || g.State == GateHeld):
+		b.WriteString(gateDetails(g, r.in.SecretID))
 	case o != nil:
 		fmt.Fprintf(&b, "%s, %s outstanding: %d attempt(s) failed since %s, next at %s (`keyturn retry-now %s` tries at once); last error: %s",
 			r.status.Outcome, o.What, o.Attempts, o.Since.UTC().Format("2006-01-02 15:04:05Z"), o.NextAttempt.UTC().Format("15:04:05Z"), r.in.SecretID, o.LastError)

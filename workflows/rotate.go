@@ -86,6 +86,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 				return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
 			}
 			r.status.ContainedAt = contained.ContainedAt
+			r.status.EndedSessions = contained.Ended
 		}
 		r.plan.Current = nil
 	}
@@ -130,6 +131,14 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 			err = errors.New("aborted by signal during the grace period")
 		}
 		return r.rollback(ctx, err, OutcomeAborted)
+	}
+
+	// Step 5b. Revoke gate: when the secret's policy says so, wait until the target shows
+	// the previous version unused (or hold its revoke) before revoking it.
+	if r.gated(ctx) {
+		if err := r.revokeGate(ctx, *r.plan.RevokeGate); err != nil {
+			return r.revokeFailed(ctx, err)
+		}
 	}
 
 	// Step 6. Revoke the previous version, keeping the new one. A revoke that fails is

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -24,7 +25,11 @@ const (
 	SignalRetryNow = "retry-now"
 	// SignalGiveUp ends the attempts of an outstanding revoke or rollback: an operator has
 	// decided to finish by hand. The rotation then ends with what is true at that moment.
+	// In the revoke gate it stops the gate without revoking, like an abort there.
 	SignalGiveUp = "give-up"
+	// SignalRevokeNow, while the revoke gate waits for the previous version to go unused
+	// (or holds its revoke), revokes it at once, whoever still uses it.
+	SignalRevokeNow = "revoke-now"
 	// QueryStatus returns a RotateStatus.
 	QueryStatus = "status"
 )
@@ -40,7 +45,10 @@ const (
 	StepTest    = "test"
 	StepPromote = "promote"
 	StepGrace   = "grace"
-	StepRevoke  = "revoke"
+	// StepRevokeGate waits, after the grace period, until the target shows the previous
+	// version unused (the secret's revoke_gate policy), or holds its revoke.
+	StepRevokeGate = "revoke_gate"
+	StepRevoke     = "revoke"
 	// StepContain revokes every existing version at once (incident, contain mode).
 	StepContain = "contain"
 	// StepPurge waits out the kind's recovery window after revoke, then makes the
@@ -70,6 +78,11 @@ const (
 	// OutcomeRollbackOutstanding: a rollback could not finish (the store or the target is
 	// unreachable); it keeps trying like a revoke.
 	OutcomeRollbackOutstanding = "rollback_outstanding"
+	// OutcomeRevokeHeld: the revoke gate waited max_wait and the previous version is still
+	// in use, so its revoke is held (revoke_gate then: hold). The rotation keeps checking
+	// and revokes once the version is idle or an operator sends revoke-now. The new
+	// version is current; the old one works meanwhile.
+	OutcomeRevokeHeld = "revoke_held"
 	// OutcomeRevokeFailed: a credential that should be revoked may still work: an operator
 	// gave up on an outstanding revoke, the rotation was cancelled while revoking the
 	// previous version, or a rotation an incident started could not revoke (it does not
@@ -80,10 +93,10 @@ const (
 	OutcomeFailed = "failed"
 )
 
-// IsOutstanding reports whether an outcome is one of the two a running rotation holds
-// while it keeps retrying a revoke or a rollback.
+// IsOutstanding reports whether an outcome is one a running rotation holds while it keeps
+// retrying a revoke or a rollback, or holds a revoke in its gate: not a final outcome.
 func IsOutstanding(outcome string) bool {
-	return outcome == OutcomeRevokeOutstanding || outcome == OutcomeRollbackOutstanding
+	return outcome == OutcomeRevokeOutstanding || outcome == OutcomeRollbackOutstanding || outcome == OutcomeRevokeHeld
 }
 
 // RotateInput starts a rotation. References only: the workflow never sees material.
@@ -142,8 +155,15 @@ type RotateResult struct {
 	Steps           []StepTiming             `json:"steps"`
 	// ContainedAt is when a contain-mode rotation had every earlier version refused.
 	ContainedAt time.Time `json:"containedAt,omitzero"`
+	// EndedSessions are the uses the target showed of the versions a contain-mode rotation
+	// revoked, just before it ended them (handles only): an incident skips the revoke
+	// gate, and records whom it cut off instead.
+	EndedSessions []rotators.Use `json:"endedSessions,omitempty"`
 	// PromotedAt is when the new version became current.
 	PromotedAt time.Time `json:"promotedAt,omitzero"`
+	// RevokeGate is what the revoke gate saw and decided; nil when the secret's policy
+	// does not wait or the rotation did not reach the gate.
+	RevokeGate *RevokeGateStatus `json:"revokeGate,omitempty"`
 	// Error is the failure that ended the rotation, without material.
 	Error string `json:"error,omitempty"`
 }
@@ -171,4 +191,50 @@ type Outstanding struct {
 	NextAttempt time.Time `json:"nextAttempt"`
 	// LastError is the latest attempt's error, without material.
 	LastError string `json:"lastError"`
+}
+
+// States of the revoke gate (RevokeGateStatus.State). The first two hold while it waits;
+// the others say how it ended.
+const (
+	// GateWaiting: checking until the previous version is idle or max_wait passes.
+	GateWaiting = "waiting"
+	// GateHeld: max_wait passed with uses open and the policy holds: still checking.
+	GateHeld = "held"
+	// GateIdle: the target showed the version unused; it was then revoked.
+	GateIdle = "idle"
+	// GateRevokedAnyway: max_wait passed with uses open and the policy revokes anyway.
+	GateRevokedAnyway = "revoked_anyway"
+	// GateRevokedByOperator: an operator sent revoke-now while the gate waited or held.
+	GateRevokedByOperator = "revoked_by_operator"
+	// GateStopped: an operator aborted or gave up, or the rotation was cancelled, while
+	// the gate waited: the previous version was NOT revoked and still works.
+	GateStopped = "stopped"
+	// GateUnsupported: the kind could not tell whether the version is in use (the
+	// inventory changed under the rotation); it was revoked after the grace period.
+	GateUnsupported = "unsupported"
+)
+
+// RevokeGateStatus is the revoke gate of one rotation: what it waits for, what the target
+// showed at the last check, and how it ended. Uses name callers by handles only.
+type RevokeGateStatus struct {
+	// State is one of the Gate constants.
+	State string `json:"state"`
+	// Since is when the gate began (the grace period's end); Until is when max_wait runs
+	// out. HeldSince is when it began to hold, zero if it never did.
+	Since     time.Time `json:"since"`
+	Until     time.Time `json:"until"`
+	HeldSince time.Time `json:"heldSince,omitzero"`
+	// Hold says what happens at Until with uses still open: hold (true) or revoke anyway.
+	Hold bool `json:"hold,omitempty"`
+	// Checks counts the questions asked of the target; LastCheck and NextCheck are when.
+	Checks    int       `json:"checks"`
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	NextCheck time.Time `json:"nextCheck,omitzero"`
+	// Checked says what the target looked at; Uses are the uses it showed at the last
+	// check that worked (they stay when a later check fails: LastError says so).
+	Checked   string         `json:"checked,omitempty"`
+	Uses      []rotators.Use `json:"uses,omitempty"`
+	LastError string         `json:"lastError,omitempty"`
+	// Ended is when the gate let the revoke proceed or stopped; zero while it waits.
+	Ended time.Time `json:"ended,omitzero"`
 }

@@ -75,6 +75,7 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 		Tags:               s.Tags,
 		Owner:              s.Owner,
 		Grace:              s.Grace,
+		RevokeGate:         revokeGate(s.RevokeGate),
 		Steps:              rotation.Steps{SecretID: id, Rotator: rot, Store: storeAt(store, id, secret.ID(s.Store.Path))},
 		RecordCurrentFirst: r.recordCurrentFirst(s),
 	}, nil
@@ -261,4 +262,13 @@ func describeTarget(s config.Secret) string {
 		return "local CA, " + s.LocalCA.CommonName
 	}
 	return s.Kind
+}
+
+// revokeGate is the secret's revoke gate as the workflow applies it; nil when it does not
+// wait (Validate has refused a waiting gate on a kind that cannot report use).
+func revokeGate(g config.RevokeGate) *activities.RevokeGate {
+	if !g.Waits() {
+		return nil
+	}
+	return &activities.RevokeGate{MaxWait: g.MaxWait, Poll: g.Poll, Hold: g.Holds()}
 }

@@ -133,6 +133,7 @@ func printReport(w io.Writer, rep workflows.IncidentReport, prefix string) {
 		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%s\n", s.ID, s.Outcome, sup, msOrDash(s.ContainedMs), msOrDash(s.RotatedMs), s.Error)
 	}
 	_ = tw.Flush()
+	printEnded(w, rep.Secrets)
 	printScopeDiff(w, rep.ScopeDiff)
 	printSchedules(w, rep.Schedules, prefix)
 	if needs := rep.NeedingHuman(); len(needs) > 0 {
@@ -248,4 +249,19 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// printEnded names the sessions containment ended, per secret: an incident skips the
+// revoke gate, so these are the consumers it cut off (they must reconnect with the new
+// version).
+func printEnded(w io.Writer, secrets []workflows.SecretReport) {
+	for _, s := range secrets {
+		if len(s.Ended) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "sessions ended by containing %s:\n", s.ID)
+		for _, line := range s.Ended {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
 }

@@ -69,6 +69,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newSignalCmd(g, "skip-grace"),
 		newSignalCmd(g, "retry-now"),
 		newSignalCmd(g, "give-up"),
+		newSignalCmd(g, "revoke-now"),
 		newStatusCmd(g),
 		newGetCmd(g),
 		newPutCmd(g),

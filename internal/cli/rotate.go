@@ -137,6 +137,12 @@ func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRu
 			return nil
 		case <-tick.C:
 			st, err := queryStatus(ctx, c, workflows.RotateWorkflowID(id), run.GetRunID())
+			if err == nil && st.Outcome == workflows.OutcomeRevokeHeld && st.RevokeGate != nil {
+				// A held revoke waits for a consumer, which may take days.
+				printResult(out, st.RotateResult)
+				return fmt.Errorf("rotation of %s is %s: the new version is current, and the previous one is still in use (%s), so its revoke is held until it is idle. Stopped waiting: `%s status %s` names the uses, `%s revoke-now %s` revokes anyway",
+					id, st.Outcome, workflows.DescribeUses(st.RevokeGate.Uses, 3), kt, id, kt, id)
+			}
 			if err != nil || st.Outstanding == nil {
 				continue
 			}

@@ -16,8 +16,10 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // ExitOverdue is `keyturn status --overdue`'s exit code when a secret is overdue: the
@@ -137,6 +139,23 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 		fmt.Fprintf(w, " (%s)", s.OverdueReason)
 	}
 	fmt.Fprintf(w, "\nnext run: %s\nrevoke:   %s\n", nextRun(s), revoke(s))
+	if g := s.RevokeGate; g != nil {
+		until := "revoke anyway"
+		if g.Hold {
+			until = "hold"
+		}
+		fmt.Fprintf(w, "gate:     %s since %s, max wait until %s (then %s), %d check(s) of %s\n", g.State, g.Since.Local().Format(time.DateTime), g.Until.Local().Format(time.DateTime), until, g.Checks, orDash(g.Checked))
+		for _, u := range g.Uses {
+			fmt.Fprintf(w, "use:      %s", workflows.DescribeUses([]rotators.Use{u}, 1))
+			if u.Detail != "" {
+				fmt.Fprintf(w, " (%s)", u.Detail)
+			}
+			fmt.Fprintln(w)
+		}
+		if g.LastError != "" {
+			fmt.Fprintf(w, "gate:     the last check failed: %s\n", g.LastError)
+		}
+	}
 	for _, u := range unknowns(s) {
 		fmt.Fprintf(w, "unknown:  %s\n", u)
 	}
@@ -270,6 +289,31 @@ func revoke(s secretstate.Secret) string {
 		return "rollback retrying"
 	case secretstate.RevokeFailed:
 		return "failed"
+	case secretstate.RevokeWaiting, secretstate.RevokeHeld:
+		return s.RevokeState + gateUses(s)
 	}
 	return "outstanding"
+}
+
+// gateUses says what holds a waiting or held revoke: ": 2 sessions (app_b as orders-api
+// from 10.0.0.5:41000 since 12:01:05Z, and 1 more)", ": no use seen", or "" when the gate
+// could not be asked.
+func gateUses(s secretstate.Secret) string {
+	g := s.RevokeGate
+	switch {
+	case g == nil:
+		return ""
+	case len(g.Uses) == 0 && g.LastError != "":
+		return ": use unknown, the last check failed"
+	case len(g.Uses) == 0:
+		return ": no use seen"
+	}
+	noun := "use"
+	if s.Kind == config.KindPostgres {
+		noun = "session"
+	}
+	if len(g.Uses) != 1 {
+		noun += "s"
+	}
+	return fmt.Sprintf(": %d %s (%s)", len(g.Uses), noun, workflows.DescribeUses(g.Uses, 1))
 }

@@ -7,7 +7,9 @@ import (
 
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
+	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // TestSecretColumns: the AGE column tells a secret never rotated from one whose current
@@ -26,6 +28,12 @@ func TestSecretColumns(t *testing.T) {
 		{"no creation time", secretstate.Secret{Current: &secret.Version{Number: 3}, Versions: 1, OverdueReason: "age unknown: the store records no creation time for version 3", RevokesOutstanding: &one, RevokeState: secretstate.RevokeFailed}, "unknown", "failed"},
 		{"store unread", secretstate.Secret{StoreError: "down", RevokesOutstanding: &one, RevokeState: secretstate.RevokeRetrying}, "?", "retrying"},
 		{"temporal unread", secretstate.Secret{RotationError: "down"}, "never rotated", "?"},
+		{"gate held", secretstate.Secret{Kind: "postgres", RevokesOutstanding: &one, RevokeState: secretstate.RevokeHeld, RevokeGate: &workflows.RevokeGateStatus{State: workflows.GateHeld,
+			Uses: []rotators.Use{{User: "app_b", Application: "orders-api", Client: "10.0.0.5:41000", Since: time.Date(2026, 12, 3, 12, 1, 5, 0, time.UTC)}, {User: "app_b"}}}},
+			"never rotated", "held: 2 sessions (app_b as orders-api from 10.0.0.5:41000 since 12:01:05Z, and 1 more)"},
+		{"gate waiting, check failing", secretstate.Secret{Kind: "awsiam", RevokesOutstanding: &one, RevokeState: secretstate.RevokeWaiting, RevokeGate: &workflows.RevokeGateStatus{State: workflows.GateWaiting, LastError: "throttled"}},
+			"never rotated", "waiting: use unknown, the last check failed"},
+		{"gate not asked", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeWaiting}, "never rotated", "waiting"},
 	} {
 		if got := age(c.s); got != c.age {
 			t.Errorf("%s: AGE %q, want %q", c.name, got, c.age)

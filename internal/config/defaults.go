@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // ApplyDefaults fills every field the file left empty: first from the defaults block, then
 // from the built-in defaults (the Default constants). Tags from the defaults block are
 // merged into each secret's own. It changes nothing that was set, so calling it twice is
@@ -57,6 +59,7 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if s.unset("max_age", s.MaxAge == 0) {
 		s.MaxAge = d.MaxAge
 	}
+	s.RevokeGate.applyDefaults(d.RevokeGate, func(f string) bool { return s.pos.has(strings.TrimSuffix("revoke_gate."+f, ".")) })
 	if s.Postgres != nil {
 		s.Postgres.applyDefaults(s)
 	}

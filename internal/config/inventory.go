@@ -147,6 +147,9 @@ type Defaults struct {
 	MaxAge time.Duration
 	// Sensitivity is the sensitivity of secrets that set none; see Secret.Sensitivity.
 	Sensitivity string
+	// RevokeGate holds the revoke_gate fields secrets inherit when they leave them out;
+	// fields the block leaves out are zero here (built-in defaults apply per secret).
+	RevokeGate RevokeGate
 }
 
 // Secret is one managed secret.
@@ -185,6 +188,10 @@ type Secret struct {
 	// policy in force, derived from the schedule or the certificate's lifetime when
 	// MaxAge is zero.
 	MaxAge time.Duration
+	// RevokeGate says whether a rotation waits, after the grace period, for the target to
+	// show the previous version unused before revoking it; after ApplyDefaults every
+	// field is set (Wait is GateWaitNo unless the file asks for a gate).
+	RevokeGate RevokeGate
 	// Postgres is the kind-specific block, set when Kind is KindPostgres; the others
 	// likewise for their kinds. Exactly one is set in a valid inventory.
 	Postgres *Postgres

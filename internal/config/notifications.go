@@ -11,6 +11,12 @@ const (
 	EventRotationRolledBack = "rotation_rolled_back"
 	// EventRevokeOutstanding: the old credential could not be revoked yet and still works.
 	EventRevokeOutstanding = "revoke_outstanding"
+	// EventRevokeHeld: the revoke gate waited max_wait and holds the revoke of the old
+	// credential, which is still in use; the event names the uses.
+	EventRevokeHeld = "revoke_held"
+	// EventRevokeReleased: a held revoke proceeds (the old credential went idle, or an
+	// operator sent revoke-now).
+	EventRevokeReleased = "revoke_released"
 	// EventSecretOverdue: a secret is older than its rotation policy allows.
 	EventSecretOverdue = "secret_overdue"
 	// EventIncidentStarted, EventIncidentContained and EventIncidentFinished follow an
@@ -34,7 +40,7 @@ const DefaultNotifyFormat = NotifyFormatJSON
 
 var (
 	// NotifyEvents lists every event type a route may name, in documentation order.
-	NotifyEvents = []string{EventRotationFailed, EventRotationRolledBack, EventRevokeOutstanding, EventSecretOverdue, EventIncidentStarted, EventIncidentContained, EventIncidentFinished}
+	NotifyEvents = []string{EventRotationFailed, EventRotationRolledBack, EventRevokeOutstanding, EventRevokeHeld, EventRevokeReleased, EventSecretOverdue, EventIncidentStarted, EventIncidentContained, EventIncidentFinished}
 
 	notifyFormats       = []string{NotifyFormatJSON, NotifyFormatSlack}
 	notificationsFields = []string{"routes"}

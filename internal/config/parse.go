@@ -21,8 +21,8 @@ const maxFileSize = 4 << 20
 // listed in "unknown field" problems.
 var (
 	topFields      = []string{"version", "defaults", "secrets", "notifications"}
-	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age", "sensitivity"}
-	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
+	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age", "sensitivity", "revoke_gate"}
+	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "revoke_gate", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "allow_plaintext", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -124,6 +124,9 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		b.str("owner", &inv.Defaults.Owner)
 		b.duration("max_age", &inv.Defaults.MaxAge)
 		b.str("sensitivity", &inv.Defaults.Sensitivity)
+		if gb, ok := b.sub("revoke_gate", revokeGateFields); ok {
+			revokeGate(gb, &inv.Defaults.RevokeGate)
+		}
 	}
 	d.secrets(top, inv)
 	d.notifications(top, inv)
@@ -188,6 +191,9 @@ func (d *decoder) secret(b block, s *Secret) {
 	b.str("timezone", &s.Timezone)
 	b.duration("window", &s.Window)
 	b.duration("max_age", &s.MaxAge)
+	if gb, ok := b.sub("revoke_gate", revokeGateFields); ok {
+		revokeGate(gb, &s.RevokeGate)
+	}
 	if pb, ok := b.sub("postgres", postgresFields); ok {
 		s.Postgres = d.postgres(pb)
 	}

@@ -98,6 +98,7 @@ func (inv *Inventory) validateTop(r *report) {
 			r.add(line("defaults.sensitivity"), "defaults.sensitivity", "%s", msg)
 		}
 	}
+	inv.validateDefaultsGate(r)
 	if len(inv.Secrets) == 0 {
 		r.add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
 	}
@@ -191,6 +192,7 @@ func (c *secretCheck) validate() {
 	c.validateSchedule()
 	c.validateMaxAge()
 	c.validateConsumers()
+	c.validateRevokeGate()
 
 	c.validateKindBlocks()
 }

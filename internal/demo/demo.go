@@ -214,6 +214,9 @@ type Secret struct {
 	AdminPassword string
 	// Owner and MaxAge are the secret's owner and max_age; empty leaves them out.
 	Owner, MaxAge string
+	// RevokeGate is the secret's revoke_gate block as flow YAML ("{wait: until_unused}");
+	// empty leaves it out.
+	RevokeGate string
 }
 
 // Inventory renders an inventory file for the secrets.
@@ -234,6 +237,9 @@ func entries(secrets []Secret) string {
 		}
 		if s.MaxAge != "" {
 			fmt.Fprintf(&b, "    max_age: %s\n", s.MaxAge)
+		}
+		if s.RevokeGate != "" {
+			fmt.Fprintf(&b, "    revoke_gate: %s\n", s.RevokeGate)
 		}
 		b.WriteString("    postgres:\n")
 		fmt.Fprintf(&b, "      host: %s\n      port: %d\n      database: %s\n      sslmode: disable\n", s.Target.Host, s.Target.Port, s.Target.Database)

@@ -199,6 +199,23 @@ func (o *Observer) readRotation(ctx context.Context, st *Secret) {
 		n = 1
 	}
 	st.RevokesOutstanding = &n
+	if st.RevokeState == RevokeWaiting || st.RevokeState == RevokeHeld {
+		st.RevokeGate = o.readGate(ctx, st.ID, run.RunID)
+	}
+}
+
+// readGate asks a rotation in its revoke gate what the gate saw, under its own
+// ReadTimeout; nil when the query fails (the state is known from the search attributes
+// all the same).
+func (o *Observer) readGate(ctx context.Context, id secret.ID, runID string) *workflows.RevokeGateStatus {
+	ctx, cancel := context.WithTimeout(ctx, o.readTimeout())
+	defer cancel()
+	v, err := o.Temporal.QueryWorkflow(ctx, workflows.RotateWorkflowID(id), runID, workflows.QueryStatus)
+	var status workflows.RotateStatus
+	if err != nil || v.Get(&status) != nil {
+		return nil
+	}
+	return status.RevokeGate
 }
 
 // readSchedules reads the secret's schedules and works out when one rotates it next: the

@@ -63,8 +63,12 @@ type Secret struct {
 	RevokesOutstanding *int `json:"revokesOutstanding,omitempty"`
 	// RevokeState says what is outstanding, when RevokesOutstanding is 1: RevokeRetrying,
 	// RollbackRetrying or RevokeFailed.
-	RevokeState   string `json:"revokeState,omitempty"`
-	RotationError string `json:"rotationError,omitempty"`
+	RevokeState string `json:"revokeState,omitempty"`
+	// RevokeGate is the running rotation's revoke gate, as its status query answers,
+	// when RevokeState is RevokeWaiting or RevokeHeld: the uses of the previous version
+	// the target showed (handles only). Nil otherwise, or when the query failed.
+	RevokeGate    *workflows.RevokeGateStatus `json:"revokeGate,omitempty"`
+	RotationError string                      `json:"rotationError,omitempty"`
 
 	// Schedules are the Temporal schedules the inventory gives the secret: its cron
 	// schedule, and a certificate's renewal check.
@@ -156,11 +160,17 @@ const (
 	// ended from outside (terminated, timed out) while still retrying a revoke or a
 	// rollback: a credential that should be revoked may still work, and nothing retries it.
 	RevokeFailed = "failed"
+	// RevokeWaiting: the rotation's revoke gate waits for the previous version to be
+	// unused (step revoke_gate, within max_wait). Intended, and not alerted on.
+	RevokeWaiting = "waiting"
+	// RevokeHeld: the revoke gate held the revoke after max_wait with the previous version
+	// still in use (revoke_held); it keeps checking. KeyturnRevokeHeld alerts on it.
+	RevokeHeld = "held"
 )
 
 // RevokeStates lists every RevokeState, as the keyturn_revokes_outstanding gauge's state
 // label takes them.
-var RevokeStates = []string{RevokeRetrying, RollbackRetrying, RevokeFailed}
+var RevokeStates = []string{RevokeRetrying, RollbackRetrying, RevokeFailed, RevokeWaiting, RevokeHeld}
 
 // RevokeState is what the run, as the secret's latest, leaves outstanding: a revoke or
 // rollback it still retries while it runs, or a revoke it ended without ("" for none).
@@ -178,6 +188,10 @@ func (r Run) RevokeState() string {
 		return RevokeRetrying
 	case r.Outcome == workflows.OutcomeRollbackOutstanding:
 		return RollbackRetrying
+	case r.Outcome == workflows.OutcomeRevokeHeld:
+		return RevokeHeld
+	case r.Step == workflows.StepRevokeGate:
+		return RevokeWaiting
 	}
 	return ""
 }
