@@ -187,7 +187,7 @@ func TestSweep(t *testing.T) {
 			states[l["state"]] = metric.GetGauge().GetValue()
 		}
 	}
-	if len(states) != 3 || states["retrying"] != 0 || states["rollback"] != 0 || states["failed"] != 0 {
+	if len(states) != len(secretstate.RevokeStates) || states["retrying"] != 0 || states["rollback"] != 0 || states["failed"] != 0 || states["waiting"] != 0 || states["held"] != 0 {
 		t.Errorf("keyturn_revokes_outstanding of a/never: want a 0 for each state, got %v", states)
 	}
 
@@ -275,10 +275,12 @@ func TestSampleOfSecret(t *testing.T) {
 		sec  secretstate.Secret
 		want map[string]int
 	}{
-		{"retrying", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeRetrying}, map[string]int{"retrying": 1, "rollback": 0, "failed": 0}},
-		{"failed", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeFailed}, map[string]int{"retrying": 0, "rollback": 0, "failed": 1}},
-		{"rollback", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RollbackRetrying}, map[string]int{"retrying": 0, "rollback": 1, "failed": 0}},
-		{"none", secretstate.Secret{RevokesOutstanding: &zero}, map[string]int{"retrying": 0, "rollback": 0, "failed": 0}},
+		{"retrying", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeRetrying}, map[string]int{"retrying": 1, "rollback": 0, "failed": 0, "waiting": 0, "held": 0}},
+		{"failed", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeFailed}, map[string]int{"retrying": 0, "rollback": 0, "failed": 1, "waiting": 0, "held": 0}},
+		{"rollback", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RollbackRetrying}, map[string]int{"retrying": 0, "rollback": 1, "failed": 0, "waiting": 0, "held": 0}},
+		{"waiting", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeWaiting}, map[string]int{"retrying": 0, "rollback": 0, "failed": 0, "waiting": 1, "held": 0}},
+		{"held", secretstate.Secret{RevokesOutstanding: &one, RevokeState: secretstate.RevokeHeld}, map[string]int{"retrying": 0, "rollback": 0, "failed": 0, "waiting": 0, "held": 1}},
+		{"none", secretstate.Secret{RevokesOutstanding: &zero}, map[string]int{"retrying": 0, "rollback": 0, "failed": 0, "waiting": 0, "held": 0}},
 		{"unknown", secretstate.Secret{}, nil},
 	} {
 		got := toSample(c.sec).RevokesOutstanding
