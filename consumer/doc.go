@@ -35,9 +35,11 @@
 //     ca_chain) to crypto/tls: GetCertificate for a server, GetClientCertificate for a
 //     client in mutual TLS. Each version is parsed once; the next handshake after the
 //     Cache reads a new version presents it. Connections already established keep the
-//     certificate they began with, which is fine: the old certificate stays valid
-//     through the grace period and is retired by expiry and the CRL, which peers check
-//     when they connect.
+//     certificate they began with. The old certificate stays valid until it expires:
+//     the rotation lists it in the CA's CRL, but only peers that check the CRL refuse
+//     it (Go's crypto/tls does not), so keep certificate lifetimes short. When the
+//     store cannot be read past the Cache's MaxStale, the last good certificate is
+//     served until it expires, and OnError says so.
 //
 // Read through the cache every time the credential is used to open something new (a
 // connection, a client); do not copy the value into a long-lived variable at start-up,

@@ -17,10 +17,12 @@ type TLSOptions struct {
 	// ReadTimeout bounds one Get of the cache when the handshake carries no deadline of
 	// its own. Zero: DefaultReadTimeout.
 	ReadTimeout time.Duration
-	// OnError, when set, is called when a version read from the cache cannot be used as
-	// a certificate (a field missing, a PEM that does not parse, a key that is not the
-	// certificate's) and the last good certificate is served instead. It names the
-	// secret and the version; it never carries material.
+	// OnError, when set, is called when the last good certificate is served instead of
+	// the current version: once per version that cannot be used as a certificate (a
+	// field missing, a PEM that does not parse, a key that is not the certificate's;
+	// version names it), and at each handshake while the Cache cannot read the store at
+	// all (past its MaxStale; version is the one served). It names the secret and the
+	// version; it never carries material.
 	OnError func(id secret.ID, version secret.VersionToken, err error)
 	// Now is the clock that decides whether the last good certificate is still valid;
 	// time.Now when nil.
@@ -40,17 +42,21 @@ type TLSOptions struct {
 // Every handshake asks the Cache, so a new certificate is served from the first
 // handshake after the Cache reads the new version (after its TTL, or at once after
 // Invalidate). Connections already established keep the certificate they were set up
-// with: TLS does not swap certificates mid-connection, and it need not, since a
-// rotation retires the old certificate by expiry and the CRL, which peers check when
-// they connect. Keep the Cache's TTL well under the rotation's grace period, as for
+// with: TLS does not swap certificates mid-connection. The old certificate stays valid
+// until it expires; a rotation also lists it in the CA's CRL, but only peers that check
+// the CRL refuse it there (Go's crypto/tls and most clients do not), so keep
+// certificate lifetimes short. Keep the Cache's TTL well under the rotation's grace period, as for
 // any credential, so that new connections have moved to the new certificate before the
 // old one is revoked.
 //
 // The parsed certificate is kept per version: the PEM is parsed once, when the cache
 // hands out a version not seen before. When the store cannot be read, the Cache serves
-// the last good value while MaxStale allows (its stale-on-error), and so does this. A
-// version whose material is not a usable certificate is reported through OnError while
-// the last good certificate is served, as long as that one has not expired.
+// the last good value while MaxStale allows (its stale-on-error); past that, this serves
+// the last good certificate until it expires, reporting through OnError, because a
+// server that refuses every handshake is worse than one presenting a certificate that
+// is still within its validity. A version whose material is not a usable certificate is
+// parsed once and reported through OnError while the last good certificate is served,
+// as long as that one has not expired.
 //
 // It serves one certificate whatever name the peer asks for; a server with several
 // names and one TLSCertificates each picks one by hello.ServerName in its own
@@ -62,6 +68,15 @@ type TLSCertificates struct {
 
 	mu   sync.Mutex
 	last *parsedCertificate // the newest version that parsed; nil before the first
+	bad  *failedVersion     // the newest version that did not parse; nil when none
+}
+
+// failedVersion is a version refused as a certificate, kept so that it is parsed and
+// reported once, not at every handshake.
+type failedVersion struct {
+	token  secret.VersionToken
+	number int
+	err    error
 }
 
 // parsedCertificate is one version's certificate, ready for crypto/tls.
@@ -109,27 +124,44 @@ func (t *TLSCertificates) Certificate(ctx context.Context) (*tls.Certificate, er
 		ctx, cancel = context.WithTimeout(ctx, t.opts.ReadTimeout)
 		defer cancel()
 	}
+	t.mu.Lock()
+	last, bad := t.last, t.bad
+	t.mu.Unlock()
+
 	v, err := t.cache.Get(ctx, t.id)
 	if err != nil {
-		return nil, fmt.Errorf("tls certificate: %w", err)
+		// The Cache gave up on the store (past MaxStale, or nothing read yet). A
+		// certificate, unlike a password, carries its own end of life: the last good one
+		// is served until it expires, so a store outage does not take the server down.
+		// Peers that check the CRL refuse it once the rotation has revoked it.
+		err = fmt.Errorf("tls certificate: %w", err)
+		if !t.usable(last) {
+			return nil, err
+		}
+		t.report(last.token, err)
+		return last.cert, nil
 	}
-
-	t.mu.Lock()
-	last := t.last
-	t.mu.Unlock()
 	if last != nil && last.token == v.Version.Token && last.number == v.Version.Number {
+		return last.cert, nil
+	}
+	if bad != nil && bad.token == v.Version.Token && bad.number == v.Version.Number {
+		// Already parsed and refused (and reported): not again at every handshake.
+		if !t.usable(last) {
+			return nil, bad.err
+		}
 		return last.cert, nil
 	}
 
 	cert, err := tlsCertificate(v.Material)
 	if err != nil {
 		err = fmt.Errorf("tls certificate %s: version %d (%s): %w", t.id, v.Version.Number, v.Version.Token, err)
-		if last == nil || !t.opts.Now().Before(last.cert.Leaf.NotAfter) {
+		t.mu.Lock()
+		t.bad = &failedVersion{token: v.Version.Token, number: v.Version.Number, err: err}
+		t.mu.Unlock()
+		if !t.usable(last) {
 			return nil, err
 		}
-		if t.opts.OnError != nil {
-			t.opts.OnError(t.id, v.Version.Token, err)
-		}
+		t.report(v.Version.Token, err)
 		return last.cert, nil
 	}
 	p := &parsedCertificate{token: v.Version.Token, number: v.Version.Number, cert: cert}
@@ -141,6 +173,18 @@ func (t *TLSCertificates) Certificate(ctx context.Context) (*tls.Certificate, er
 	t.last = p
 	t.mu.Unlock()
 	return cert, nil
+}
+
+// usable reports whether p is a certificate that can still be served: one parsed before
+// and not yet expired.
+func (t *TLSCertificates) usable(p *parsedCertificate) bool {
+	return p != nil && t.opts.Now().Before(p.cert.Leaf.NotAfter)
+}
+
+func (t *TLSCertificates) report(version secret.VersionToken, err error) {
+	if t.opts.OnError != nil {
+		t.opts.OnError(t.id, version, err)
+	}
 }
 
 // tlsCertificate builds a tls.Certificate from a certificate version's material: the

@@ -159,7 +159,21 @@ func TestTLSServerPicksUpARotatedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache, clock, rec := newTestCache(t, src, Options{TTL: time.Minute, Jitter: -1, MaxStale: 10 * time.Minute})
-	hooks := NewTLSCertificates(cache, id, TLSOptions{})
+	// The hooks judge expiry on the certificates' own clock, moved on below to past the
+	// last good certificate's end.
+	var (
+		tlsMu     sync.Mutex
+		tlsOffset time.Duration
+		outage    []error
+	)
+	hooks := NewTLSCertificates(cache, id, TLSOptions{
+		Now: func() time.Time { tlsMu.Lock(); defer tlsMu.Unlock(); return time.Now().Add(tlsOffset) },
+		OnError: func(_ secret.ID, _ secret.VersionToken, err error) {
+			tlsMu.Lock()
+			defer tlsMu.Unlock()
+			outage = append(outage, err)
+		},
+	})
 	url := serveTLS(t, &tls.Config{GetCertificate: hooks.GetCertificate, MinVersion: tls.VersionTLS12})
 
 	fresh := client(rot.ca, false, nil) // a new connection, so a new handshake, per request
@@ -212,14 +226,26 @@ func TestTLSServerPicksUpARotatedCertificate(t *testing.T) {
 		t.Fatalf("OnStale was called %d times, want once", n)
 	}
 
-	// Past MaxStale the handshake fails, and the error names the secret, not the key.
+	// Past MaxStale the Cache gives up, but the last good certificate is still within its
+	// validity: it is served, and OnError says so, naming the secret, not the key.
 	clock.Advance(10 * time.Minute)
+	if got, _ := get(t, fresh, url); got != second {
+		t.Fatalf("past MaxStale the server presented %s, want the last good %s", got, second)
+	}
+	tlsMu.Lock()
+	if len(outage) == 0 || !strings.Contains(outage[0].Error(), id) {
+		t.Fatalf("OnError past MaxStale: %v, want a report naming %s", outage, id)
+	}
+	checkNoKey(t, outage[0], a)
+	// Once that certificate has expired there is nothing to serve: the handshake fails.
+	tlsOffset = 2 * time.Hour
+	tlsMu.Unlock()
 	if _, err := fresh.Get(url); err == nil {
-		t.Fatal("a handshake past MaxStale succeeded")
+		t.Fatal("a handshake with only an expired certificate succeeded")
 	}
 	_, err = hooks.Certificate(t.Context())
 	if err == nil || !strings.Contains(err.Error(), id) {
-		t.Fatalf("Certificate past MaxStale: %v, want an error naming %s", err, id)
+		t.Fatalf("Certificate past MaxStale and expiry: %v, want an error naming %s", err, id)
 	}
 	checkNoKey(t, err, a)
 }
@@ -308,6 +334,12 @@ func TestTLSBadVersionKeepsTheLastGoodCertificate(t *testing.T) {
 	got, err := hooks.Certificate(t.Context())
 	if err != nil || got != good {
 		t.Fatalf("Certificate with a broken version: %v; want the last good certificate", err)
+	}
+	// The broken version is parsed and reported once, not at every handshake.
+	for range 3 {
+		if got, err := hooks.Certificate(t.Context()); err != nil || got != good {
+			t.Fatalf("Certificate with a broken version, again: %v; want the last good certificate", err)
+		}
 	}
 	mu.Lock()
 	if len(reports) != 1 || !strings.Contains(reports[0].Error(), "not the certificate's key") {
