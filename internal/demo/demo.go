@@ -80,7 +80,11 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 			return nil, err
 		}
 		env.Cluster = c
-		yaml += entries([]Secret{{ID: "demo/app", Target: t, Strategy: "alternating", Grace: "10s", CheckQuery: "SELECT count(*) FROM orders", Store: opts.StoreType}})
+		// The revoke gate is on, so that a session left open with the old password holds
+		// the revoke (and says whose it is) instead of being cut off: what a user of the
+		// demo should see first.
+		yaml += entries([]Secret{{ID: "demo/app", Target: t, Strategy: "alternating", Grace: "10s", CheckQuery: "SELECT count(*) FROM orders", Store: opts.StoreType,
+			RevokeGate: "{wait: until_unused, max_wait: 2m, then: hold, poll: 5s}"}})
 		if opts.Logger != nil {
 			opts.Logger.Info("demo PostgreSQL started", "addr", fmt.Sprintf("%s:%d", c.Host, c.Port), "role", t.Role, "admin", t.Admin)
 		}
@@ -131,6 +135,9 @@ func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target
 		fmt.Sprintf(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s LOGIN CREATEROLE; END IF; END $$`, quote(t.Admin), admin),
 		fmt.Sprintf(`ALTER ROLE %s WITH LOGIN CREATEROLE PASSWORD %s`, admin, quote(verifier)),
 		fmt.Sprintf(`GRANT pg_signal_backend TO %s`, admin),
+		// The revoke gate reads who is still logged in as an old twin; without it the
+		// server hides other roles' session details.
+		fmt.Sprintf(`GRANT pg_read_all_stats TO %s`, admin),
 	}
 	// PostgreSQL 16 took the right to grant any role away from CREATEROLE; there the admin
 	// needs ADMIN OPTION on the group role, without inheriting its privileges. On 15 that
