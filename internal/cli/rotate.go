@@ -191,6 +191,9 @@ func printResult(w io.Writer, r workflows.RotateResult) {
 	if r.Rollback != nil {
 		fmt.Fprintf(w, "kept:     %s\n", r.Rollback.Kept())
 	}
+	if g := r.RevokeGate; g != nil {
+		fmt.Fprintf(w, "gate:     %s\n", gateOutcome(*g))
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "error:    %s\n", r.Error)
 	}
@@ -225,4 +228,30 @@ func handleOf(md map[string]string) string {
 		}
 	}
 	return "no handle recorded"
+}
+
+// gateOutcome says in one line what the revoke gate saw and did, for a rotation's
+// detail: how it ended, or where it stands while it waits.
+func gateOutcome(g workflows.RevokeGateStatus) string {
+	uses := fmt.Sprintf("%d use(s) open", len(g.Uses))
+	if len(g.Uses) > 0 {
+		uses += ": " + workflows.DescribeUses(g.Uses, 3)
+	}
+	switch g.State {
+	case workflows.GateWaiting:
+		return fmt.Sprintf("waiting since %s, %s", g.Since.Local().Format(time.DateTime), uses)
+	case workflows.GateHeld:
+		return fmt.Sprintf("held since %s, %s", g.HeldSince.Local().Format(time.DateTime), uses)
+	case workflows.GateIdle:
+		return fmt.Sprintf("the previous version was idle after %d check(s); revoked", g.Checks)
+	case workflows.GateRevokedAnyway:
+		return fmt.Sprintf("max wait passed with %s; revoked anyway, as the policy says", uses)
+	case workflows.GateRevokedByOperator:
+		return fmt.Sprintf("revoke-now sent by an operator with %s; revoked", uses)
+	case workflows.GateStopped:
+		return fmt.Sprintf("stopped by an operator or a cancellation with %s: the previous version was NOT revoked and still works", uses)
+	case workflows.GateUnsupported:
+		return "the kind could not tell whether the previous version was in use; revoked after the grace period"
+	}
+	return g.State
 }

@@ -144,7 +144,11 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 		if g.Hold {
 			until = "hold"
 		}
-		fmt.Fprintf(w, "gate:     %s since %s, max wait until %s (then %s), %d check(s) of %s\n", g.State, g.Since.Local().Format(time.DateTime), g.Until.Local().Format(time.DateTime), until, g.Checks, orDash(g.Checked))
+		since := g.Since
+		if g.State == workflows.GateHeld && !g.HeldSince.IsZero() {
+			since = g.HeldSince
+		}
+		fmt.Fprintf(w, "gate:     %s since %s, max wait until %s (then %s), %d check(s) of %s\n", g.State, since.Local().Format(time.DateTime), g.Until.Local().Format(time.DateTime), until, g.Checks, orDash(g.Checked))
 		for _, u := range g.Uses {
 			fmt.Fprintf(w, "use:      %s", workflows.DescribeUses([]rotators.Use{u}, 1))
 			if u.Detail != "" {
