@@ -29,7 +29,7 @@ import (
 // canaryTargets are the servers besides PostgreSQL that the canary's rotations reach, so
 // that the worker makes a span of every kind: Vault (e2e/app's admin password), an HTTP
 // API (the API key e2e/api), Secrets Manager (e2e/broken's versions) and a webhook (told
-// that e2e/broken rolled back).
+// that e2e/broken rolled back, and that e2e/app's revoke was held and released).
 type canaryTargets struct {
 	vault   *vaulttest.Server
 	seedKV  *api.KVv2
@@ -72,7 +72,7 @@ func startCanaryTargets(t *testing.T, tp trace.TracerProvider) *canaryTargets {
 	}
 	c.inventory = httpAPIEntry(c.api.URL()) +
 		"notifications:\n  routes:\n    - name: security\n      url: env:KEYTURN_TEST_NOTIFY_URL\n      format: json\n" +
-		"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [rotation_rolled_back]\n"
+		"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [rotation_rolled_back, revoke_held, revoke_released]\n"
 	return c
 }
 

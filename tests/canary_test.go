@@ -9,16 +9,19 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/spantest"
 	"github.com/keyturn/keyturn/internal/testenv"
@@ -35,6 +38,20 @@ import (
 // span the worker exported (names, attributes, events, status), the worker's /metrics and
 // the CLI's OTLP exports for it, for the new password and for the admin password: zero
 // hits.
+//
+// The rotation goes through the revoke gate: a consumer session stays open with the
+// canary password, so the gate holds (then: hold). While it holds, `rotate --wait`, the
+// status query, the UI's current details, `keyturn status` (table, one secret, JSON,
+// --secrets JSON), the sweep's keyturn_revokes_outstanding{state="held"} and the
+// revoke_held webhook are captured; `keyturn revoke-now` releases it (its output, the
+// revoke_released webhook, keyturn_revoke_gate_waits_total), and the scanned history
+// holds the CheckUsage activity's results. Webhook bodies are scanned as delivered and,
+// for the gate's events, as Slack messages. `keyturn agent` renders the canary from the
+// store, once and as a daemon that follows the rotation and reloads: its logs are
+// scanned, and its files (material by design, not scanned) must be 0600 and hold the
+// password. Last, an incident contains e2e/app with a session open on the new password:
+// its report, which names the session it ended, and its histories are scanned, and its
+// new password joins what is scanned for.
 //
 // So that the worker's spans cover every kind of call Keyturn makes, the admin password
 // is read from a real Vault, an API key (e2e/api) is rotated against a real HTTP API, and
@@ -55,7 +72,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	env := testenv.New(t, testenv.Options{
 		PostgresSettings: map[string]string{"log_statement": "all"}, NoWorker: true,
 		Secrets: []demo.Secret{
-			{ID: "e2e/app", Strategy: "alternating", Grace: "0s", AdminPassword: "vault:secret/admin/e2e"},
+			{ID: "e2e/app", Strategy: "alternating", Grace: "0s", AdminPassword: "vault:secret/admin/e2e",
+				RevokeGate: "{wait: until_unused, max_wait: 5s, then: hold, poll: 5s}"},
 			// Its check query needs a table the group role cannot read: Test fails.
 			{ID: "e2e/broken", Strategy: "alternating", Grace: "0s", CheckQuery: "SELECT count(*) FROM vault_only", Target: demo.Target{Role: "broken"}, Store: "awssm"},
 		},
@@ -81,13 +99,49 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if err := login(ctx, env, "app_a", canary); err != nil {
 		t.Fatalf("planted canary does not log in: %v", err)
 	}
+	// The gate's check sees other roles' sessions only with pg_read_all_stats.
+	for _, s := range env.Inventory.Secrets {
+		if s.ID == id {
+			superExec(t, env, "GRANT pg_read_all_stats TO "+pgx.Identifier{s.Postgres.Admin.Username}.Sanitize())
+		}
+	}
+	agent := startCanaryAgent(t, env, id, canary)
+	if !strings.Contains(agent.onceOut, string(id)) {
+		t.Fatalf("keyturn agent --once logged nothing about %s: the scan would prove nothing:\n%s", id, agent.onceOut)
+	}
 
+	// A consumer that read the canary once keeps its session: the gate holds the revoke,
+	// and `rotate --wait` stops waiting and names the session.
+	session := openSession(t, env, "app_a", canary, canaryGateApp)
 	var cliOut strings.Builder
 	code, out := keyturn(t, env, "rotate", string(id), "--wait")
 	cliOut.WriteString(out)
-	if code != 0 {
-		t.Fatalf("rotate exited %d:\n%s", code, out)
+	if code == 0 || !strings.Contains(out, "is revoke_held") || !strings.Contains(out, "as "+canaryGateApp+" from 127.0.0.1") {
+		t.Fatalf("rotate --wait must stop at the held revoke and name the session; exited %d:\n%s", code, out)
 	}
+	run := env.Client.GetWorkflow(ctx, workflows.RotateWorkflowID(id), "")
+	held := captureHeldGate(t, env, id, "app_a")
+	cliOut.WriteString(held.cli)
+	heldEvent := gateEvent(t, targets.webhook, id, notify.RevokeHeld, workflows.GateHeld, "app_a")
+	// The sweep while the revoke is held: keyturn_revokes_outstanding{state="held"}.
+	heldSweepMetrics, heldOverdueBodies := canarySweep(t, env)
+	if !regexp.MustCompile(`keyturn_revokes_outstanding\{[^}]*secret_id="e2e/app"[^}]*state="held"[^}]*\} 1\n`).MatchString(heldSweepMetrics) {
+		t.Fatalf("the sweep does not export the held revoke: the scan would prove nothing:\n%.3000s", heldSweepMetrics)
+	}
+	if err := login(ctx, env, "app_a", canary); err != nil {
+		t.Fatalf("the canary must still log in while its revoke is held: %v", err)
+	}
+	code, out = keyturn(t, env, "revoke-now", string(id))
+	cliOut.WriteString(out)
+	if code != 0 {
+		t.Fatalf("revoke-now exited %d:\n%s", code, out)
+	}
+	var res workflows.RotateResult
+	if err := run.Get(ctx, &res); err != nil || res.Outcome != workflows.OutcomeRotated || res.RevokeGate == nil || res.RevokeGate.State != workflows.GateRevokedByOperator {
+		t.Fatalf("after revoke-now: %+v, %v", res, err)
+	}
+	releasedEvent := gateEvent(t, targets.webhook, id, notify.RevokeReleased, workflows.GateRevokedByOperator, "app_a")
+	_ = session.Close(ctx)
 	for _, args := range [][]string{{"status"}, {"status", string(id)}, {"status", string(id), "-o", "json"}, {"status", "--secrets", "-o", "json"}, {"status", "--overdue"}, {"get", string(id)}, {"get", string(id), "-o", "json"}, {"get", string(id), "--stage", "previous"}} {
 		_, out := keyturn(t, env, args...)
 		cliOut.WriteString(out)
@@ -106,13 +160,32 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	}
 	waitFor(t, time.Minute, "the rolled-back notification", func() bool {
 		events, _, _ := targets.webhook.received()
-		return len(events) >= 1
+		for _, e := range events {
+			if e.Type == notify.RotationRolledBack {
+				return true
+			}
+		}
+		return false
 	})
-	if events, _, rejected := targets.webhook.received(); rejected != 0 || events[0].Type != notify.RotationRolledBack {
-		t.Fatalf("the webhook rejected %d deliveries; got %+v", rejected, events)
+	events, hookBodies, rejected := targets.webhook.received()
+	if rejected != 0 || len(events) != 3 {
+		t.Fatalf("the webhook rejected %d deliveries; want revoke_held, revoke_released and rotation_rolled_back, got %+v", rejected, events)
+	}
+	// The receiver's JSON as delivered, and the same events as a chat message.
+	webhookBodies := []byte(strings.Join(hookBodies, "\n"))
+	for _, e := range []notify.Event{heldEvent, releasedEvent} {
+		b, err := notify.Body(config.NotifyFormatSlack, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		webhookBodies = append(append(webhookBodies, '\n'), b...)
+	}
+	if !bytes.Contains(webhookBodies, []byte(canaryGateApp)) {
+		t.Fatal("the webhook bodies do not name the held revoke's session: the scan would prove nothing")
 	}
 
 	_, newMaterial := current(t, env, id)
+	agentOut := agent.follow(t, id, newMaterial.Get("password"))
 	_, adminMaterial, err := env.Store.Read(ctx, "admin/e2e", secret.StageCurrent)
 	if err != nil {
 		t.Fatal(err)
@@ -142,11 +215,16 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		secrets[name] = strings.TrimSpace(lines[len(lines)-1])
 	}
+	// An incident contains e2e/app with a session open on the new password: it skips the
+	// gate and its report names the session it ended. From here on the rotation scanned
+	// is the gated run, not the incident's.
+	incident := runCanaryIncident(t, env, id)
+	secrets["incident's new password"] = incident.password
 
 	// First wall: even decrypted, the history holds references only. Second wall: as
 	// stored, the payloads are encrypted, so not even the handles show.
-	stored := history(t, env, workflows.RotateWorkflowID(id), "")
-	h := decodedHistory(t, env, workflows.RotateWorkflowID(id), "")
+	stored := history(t, env, workflows.RotateWorkflowID(id), run.GetRunID())
+	h := decodedHistory(t, env, workflows.RotateWorkflowID(id), run.GetRunID())
 	raw, err := proto.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +241,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if !bytes.Contains(raw, handle) {
 		t.Fatal("the decoded history lacks the new version's handle: decoding failed and the scan would prove nothing")
 	}
+	if !bytes.Contains(raw, []byte("CheckUsage")) || !bytes.Contains(raw, []byte(canaryGateApp)) {
+		t.Fatal("the decoded history lacks the CheckUsage activity's results naming the session: the scan would prove nothing")
+	}
 	if bytes.Contains(storedRaw, handle) {
 		t.Fatal("the stored history shows payload content in the clear: the codec is not applied")
 	}
@@ -175,7 +256,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	}
 	// What the Web UI shows beside the history: search attributes (the outcome among
 	// them), the summary, and the current details that the workflow metadata query answers.
-	desc, err := env.Client.DescribeWorkflowExecution(ctx, workflows.RotateWorkflowID(id), "")
+	desc, err := env.Client.DescribeWorkflowExecution(ctx, workflows.RotateWorkflowID(id), run.GetRunID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +267,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if !bytes.Contains(describe, []byte("KeyturnOutcome")) {
 		t.Fatal("the description lacks KeyturnOutcome: the scan of search attributes would prove nothing")
 	}
-	md, err := env.Client.QueryWorkflow(ctx, workflows.RotateWorkflowID(id), "", "__temporal_workflow_metadata")
+	md, err := env.Client.QueryWorkflow(ctx, workflows.RotateWorkflowID(id), run.GetRunID(), "__temporal_workflow_metadata")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +289,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		t.Fatalf("/metrics lacks Keyturn's or Temporal's metrics: the scan would prove nothing:\n%.2000s", metricsText)
 	}
 	sweepMetrics, overdueBodies := canarySweep(t, env)
+	if !regexp.MustCompile(`keyturn_revoke_gate_waits_total\{[^}]*held="true"[^}]*outcome="revoked_by_operator"`).MatchString(metricsText) {
+		t.Fatalf("/metrics lacks the held gate's keyturn_revoke_gate_waits_total: the scan would prove nothing:\n%.3000s", metricsText)
+	}
 	otlpBodies := otlp.allBodies()
 	if otlp.traceOf("StartWorkflow:Rotate") == nil {
 		t.Fatal("the CLI exported no StartWorkflow span over OTLP: the scan would prove nothing")
@@ -217,9 +301,17 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		"/metrics":                              []byte(metricsText),
 		"/metrics (secret sweep)":               []byte(sweepMetrics),
 		"secret_overdue notifications":          overdueBodies,
+		"/metrics (secret sweep, revoke held)":  []byte(heldSweepMetrics),
+		"secret_overdue notifications (held)":   heldOverdueBodies,
 		"OTLP exports (CLI)":                    otlpBodies,
 		"describe (search attributes, summary)": describe,
 		"current details (UI)":                  []byte(details),
+		"current details (UI, held)":            []byte(held.details),
+		"status query (held)":                   held.query,
+		"webhook deliveries":                    webhookBodies,
+		"keyturn agent logs":                    []byte(agent.onceOut + agentOut),
+		"incident report (CLI)":                 []byte(incident.cli),
+		"incident histories":                    incident.histories,
 		"history (stored)":                      storedRaw,
 		"history (protobuf)":                    raw,
 		"history (json)":                        js,
@@ -240,7 +332,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if len(h.GetEvents()) < 10 || env.Logs.String() == "" {
 		t.Fatalf("nothing to scan: %d events, %d bytes of logs", len(h.GetEvents()), len(env.Logs.String()))
 	}
-	checkReplay(t, env, workflows.RotateWorkflowID(id), "", "rotate_adopting_planted_version")
+	checkReplay(t, env, workflows.RotateWorkflowID(id), run.GetRunID(), "rotate_adopting_planted_version")
 }
 
 // tracedTelemetry sets up telemetry as the worker does, with its spans going to an
