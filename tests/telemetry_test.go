@@ -84,12 +84,23 @@ func TestDevTelemetry(t *testing.T) {
 
 	// Traces, as an OpenTelemetry Collector receives them: the second rotation's, which
 	// revokes.
+	// The worker exports in batches, so the workflow's own span (which ends last) may
+	// arrive after its activities': wait for all of them.
+	wantSpans := []string{"StartWorkflow:Rotate", "RunWorkflow:Rotate", "RunActivity:Plan", "RunActivity:Create", "RunActivity:Test", "RunActivity:Promote", "RunActivity:Revoke"}
+	hasAll := func(trace map[string]bool) bool {
+		for _, span := range wantSpans {
+			if !trace[span] {
+				return false
+			}
+		}
+		return true
+	}
 	var trace map[string]bool
 	deadline := time.Now().Add(20 * time.Second)
-	for trace = otlp.traceOf("StartWorkflow:Rotate"); !trace["RunActivity:Revoke"] && time.Now().Before(deadline); trace = otlp.traceOf("StartWorkflow:Rotate") {
+	for trace = otlp.traceOf("StartWorkflow:Rotate"); !hasAll(trace) && time.Now().Before(deadline); trace = otlp.traceOf("StartWorkflow:Rotate") {
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, span := range []string{"StartWorkflow:Rotate", "RunWorkflow:Rotate", "RunActivity:Plan", "RunActivity:Create", "RunActivity:Test", "RunActivity:Promote", "RunActivity:Revoke"} {
+	for _, span := range wantSpans {
 		if !trace[span] {
 			t.Errorf("the trace of `keyturn rotate` lacks %s; it has %v", span, trace)
 		}
