@@ -359,7 +359,7 @@ func scrub(s string, ms ...secret.Material) string {
 	return s
 }
 
-// shQuote quotes a string for a POSIX shell: 'it'\''s'.
+// shQuote quotes a string for a POSIX shell: 'it'\”s'.
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func sortedKeys(m map[string]string) []string {
