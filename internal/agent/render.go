@@ -359,7 +359,8 @@ func scrub(s string, ms ...secret.Material) string {
 	return s
 }
 
-// shQuote quotes a string for a POSIX shell: 'it'\”s'.
+// shQuote quotes a string for a POSIX shell: in single quotes, each quote inside written
+// as a closing quote, an escaped quote and an opening quote.
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func sortedKeys(m map[string]string) []string {
