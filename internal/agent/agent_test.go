@@ -328,16 +328,16 @@ reload: {command: [sh, -c, 'cat OUT/pw; echo; echo broken >&2; exit 3']}
 	}
 	noMaterial(t, "Once's error", err.Error(), pw)
 	logs := f.logs.String()
-	if !strings.Contains(logs, "reload failed; it runs again at the next change") || !strings.Contains(logs, "[REDACTED]") || !strings.Contains(logs, "broken") {
+	if !strings.Contains(logs, "reload failed; the files stay marked and it is tried again") || !strings.Contains(logs, "[REDACTED]") || !strings.Contains(logs, "broken") {
 		t.Fatalf("log lacks the failed reload with its scrubbed output:\n%s", logs)
 	}
 	noMaterial(t, "the agent's log", logs, pw)
 	if got := readFile(t, filepath.Join(f.out, "pw")); got != pw {
 		t.Fatal("the file was not rendered before the failed reload")
 	}
-	// No change: the failed reload is not run again.
-	if r := b.Pass(context.Background()); r.ReloadErr != nil || len(r.Written) != 0 {
-		t.Fatalf("pass after a failed reload without a change = %+v", r)
+	// No change, but the reload is still pending: the next pass runs it again.
+	if r := b.Pass(context.Background()); r.ReloadErr == nil || !r.ReloadPending || len(r.Written) != 0 {
+		t.Fatalf("pass after a failed reload without a change = %+v, want the reload retried (and failing again)", r)
 	}
 }
 
@@ -369,6 +369,9 @@ reload: {command: [sh, -c, 'echo x >> OUT/reloads']}
 	}
 	if got := lines(t, filepath.Join(f.out, "reloads")); len(got) != 1 {
 		t.Fatalf("reloads = %q, want 1 (none on the restart)", got)
+	}
+	if _, err := os.Lstat(pendingMarker(filepath.Join(f.out, "pw"))); !os.IsNotExist(err) {
+		t.Fatalf("a reload-pending marker is left after a successful reload: %v", err)
 	}
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Fatal("a stray temporary file survived the start")

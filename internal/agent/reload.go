@@ -35,6 +35,16 @@ type batch struct {
 	secrets []string
 }
 
+// add puts t's file and secret in the batch, each once.
+func (b *batch) add(t *Template) {
+	if !contains(b.files, t.Destination) {
+		b.files = append(b.files, t.Destination)
+	}
+	if !contains(b.secrets, string(t.Secret)) {
+		b.secrets = append(b.secrets, string(t.Secret))
+	}
+}
+
 // describe names the reload for logs: the program or the signal and its target.
 func (r *Reload) describe() string {
 	if len(r.Command) > 0 {
@@ -54,13 +64,40 @@ func (r *Reload) run(ctx context.Context, b batch) (output string, err error) {
 	return "", r.sendSignal()
 }
 
+// withheldEnvPrefixes are the environment variables a reload command does not inherit.
+// They are where the agent's own store credentials come from: VAULT_TOKEN (and Vault's
+// other settings), the AWS standard chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_*...), and
+// Keyturn's own settings. The agent's token_file is a file, not the environment, and is
+// not handed on either. A reload command that needs credentials of its own should get
+// them its own way (a file it reads, its own profile), not borrow the agent's.
+var withheldEnvPrefixes = []string{"VAULT_", "AWS_", "KEYTURN_"}
+
+// reloadEnv is env without the withheld variables. Names are compared ignoring case, so
+// aws_secret_access_key is withheld as well.
+func reloadEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+next:
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		for _, p := range withheldEnvPrefixes {
+			if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 // runCommand runs argv without a shell (no quoting or injection to get wrong) in a
-// process group of its own, so a timeout ends the command and whatever it started.
+// process group of its own, so a timeout ends the command and whatever it started. Its
+// environment is the agent's without the store's credentials (reloadEnv), plus the batch.
 func (r *Reload) runCommand(ctx context.Context, b batch) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.Command[0], r.Command[1:]...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(reloadEnv(os.Environ()),
 		"KEYTURN_CHANGED_FILES="+strings.Join(b.files, "\n"),
 		"KEYTURN_CHANGED_SECRETS="+strings.Join(b.secrets, "\n"),
 	)

@@ -207,7 +207,10 @@ func renderJSON(t *Template, v consumer.Value) ([]byte, error) {
 
 // renderPEM concatenates PEM fields in order, each checked to be PEM so a field that is
 // not (a password) is never written into a certificate bundle. An absent ca_chain is
-// skipped when the list is the default: a certificate from a root needs none.
+// skipped, whether the list is the default or names it: a certificate issued straight
+// from a root has none (a vaultpki version may hold no chain), and the same template has
+// to work for every version. Any other missing field (the certificate, the key) is an
+// error.
 func renderPEM(t *Template, v consumer.Value) ([]byte, error) {
 	names := t.Fields
 	if len(names) == 0 {
@@ -215,7 +218,7 @@ func renderPEM(t *Template, v consumer.Value) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	for _, name := range names {
-		if _, ok := v.Material[name]; !ok && len(t.Fields) == 0 && name == certs.FieldCAChain {
+		if _, ok := v.Material[name]; !ok && name == certs.FieldCAChain {
 			continue
 		}
 		text, err := field(v, name)
@@ -280,8 +283,7 @@ func templateFuncs(v *consumer.Value) template.FuncMap {
 			return strings.TrimSuffix(b.String(), "\n")
 		},
 		"base64": func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
-		// sh quotes a string for a POSIX shell: 'it'\''s'.
-		"sh": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
+		"sh":     shQuote,
 	}
 }
 
@@ -321,19 +323,33 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return l.Buffer.Write(p)
 }
 
-// scrub replaces every material value found in s with [REDACTED], as it is and as JSON
-// escapes it, longest first so a value holding another is not left half visible. It is a
-// best effort for text the agent does not control (a reload command's output). Values shorter than four bytes are left
-// alone: they would redact ordinary words, and are no secret anyway.
-func scrub(s string, m secret.Material) string {
-	vals := make([]string, 0, 2*len(m))
-	for _, v := range m {
-		if val := v.Reveal(); len(val) >= 4 {
-			vals = append(vals, val)
-			// A reload command that prints a JSON file prints the value escaped.
-			if q, err := json.Marshal(val); err == nil && string(q[1:len(q)-1]) != val {
-				vals = append(vals, string(q[1:len(q)-1]))
+// scrub replaces every material value found in s with [REDACTED], longest first so a
+// value holding another is not left half visible. Each value is looked for as it is and
+// in the forms the template functions write it (JSON-escaped, sh-quoted, base64), since a
+// reload command that prints its configuration prints it as rendered. It is a best effort
+// for text the agent does not control (a reload command's output). Values shorter than
+// four bytes are left alone: they would redact ordinary words, and are no secret anyway.
+func scrub(s string, ms ...secret.Material) string {
+	seen := map[string]bool{}
+	var vals []string
+	add := func(v string) {
+		if len(v) >= 4 && !seen[v] {
+			seen[v] = true
+			vals = append(vals, v)
+		}
+	}
+	for _, m := range ms {
+		for _, v := range m {
+			val := v.Reveal()
+			if len(val) < 4 {
+				continue
 			}
+			add(val)
+			if q, err := json.Marshal(val); err == nil {
+				add(string(q[1 : len(q)-1]))
+			}
+			add(shQuote(val))
+			add(base64.StdEncoding.EncodeToString([]byte(val)))
 		}
 	}
 	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
@@ -342,6 +358,10 @@ func scrub(s string, m secret.Material) string {
 	}
 	return s
 }
+
+// shQuote quotes a string for a POSIX shell: in single quotes, each quote inside written
+// as a closing quote, an escaped quote and an opening quote.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func sortedKeys(m map[string]string) []string {
 	out := make([]string, 0, len(m))

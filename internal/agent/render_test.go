@@ -122,6 +122,29 @@ func TestPEMBundle(t *testing.T) {
 	if err != nil || string(got) != certPEM {
 		t.Fatalf("certificate only: %v\n%s", err, got)
 	}
+	// The nginx example lists the chain explicitly: a version without one (a vaultpki
+	// certificate issued by a root) still renders, as the certificate alone.
+	got, err = tmpl(t, FormatPEM, "", "certificate", "ca_chain").render(v)
+	if err != nil || string(got) != certPEM {
+		t.Fatalf("[certificate, ca_chain] without a chain: %v\n%s", err, got)
+	}
+	// With a chain it is written after the certificate.
+	withChain := value(map[string]string{"certificate": certPEM, "ca_chain": certPEM, "private_key": keyPEM}, nil)
+	got, err = tmpl(t, FormatPEM, "", "certificate", "ca_chain").render(withChain)
+	if err != nil || string(got) != certPEM+certPEM {
+		t.Fatalf("[certificate, ca_chain] with a chain: %v\n%s", err, got)
+	}
+	// A missing certificate or key is still an error, listed or by default.
+	for _, fields := range [][]string{{"certificate", "ca_chain"}, {"certificate", "private_key"}, nil} {
+		_, err = tmpl(t, FormatPEM, "", fields...).render(value(map[string]string{"ca_chain": certPEM}, nil))
+		if err == nil || !strings.Contains(err.Error(), `the secret has no field "certificate"`) {
+			t.Fatalf("pem %v without a certificate = %v", fields, err)
+		}
+	}
+	_, err = tmpl(t, FormatPEM, "", "certificate", "private_key").render(value(map[string]string{"certificate": certPEM}, nil))
+	if err == nil || !strings.Contains(err.Error(), `the secret has no field "private_key"`) {
+		t.Fatalf("pem without its key = %v", err)
+	}
 	// A password is never written into a bundle.
 	_, err = tmpl(t, FormatPEM, "", "password").render(value(map[string]string{"password": "not-pem-" + planted}, nil))
 	if err == nil || !strings.Contains(err.Error(), `field "password" is not PEM`) || strings.Contains(err.Error(), planted) {
@@ -170,5 +193,21 @@ func TestScrub(t *testing.T) {
 	got := scrub(`raw pa"ss\word json "pa\"ss\\word" `+"long-"+planted+" abc", m)
 	if want := "raw [REDACTED] json \"[REDACTED]\" [REDACTED] abc"; got != want {
 		t.Fatalf("scrub = %q, want %q", got, want)
+	}
+
+	// The forms the template functions write are scrubbed too, and every material given
+	// (this pass's, what the files hold, what they held before) is looked for.
+	old := secret.Material{"password": secret.NewSensitive("it's-" + planted)}
+	cur := secret.Material{"password": secret.NewSensitive("new-" + planted)}
+	tp := tmpl(t, FormatTemplate, `b64={{ field "password" | base64 }} sh={{ field "password" | sh }} json={{ field "password" | json }}`)
+	for _, m := range []secret.Material{old, cur} {
+		out, err := tp.render(consumer.Value{Version: secret.Version{SecretID: "prod/app/db", Number: 1}, Material: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := scrub(string(out), cur, old)
+		if want := `b64=[REDACTED] sh=[REDACTED] json="[REDACTED]"`; got != want {
+			t.Fatalf("scrub of the rendered forms = %q, want %q", got, want)
+		}
 	}
 }

@@ -16,11 +16,11 @@ import (
 )
 
 // readOnlyPolicy is the access docs/agent.md says the agent needs on Vault, for mount
-// "secret" and the default staging prefix: read, nothing else.
+// "secret": read on the data and the metadata (the version ledger), nothing else, and
+// nothing at all on the staging prefix, where pending material lives.
 const readOnlyPolicy = `
-path "secret/data/prod/*"                 { capabilities = ["read"] }
-path "secret/metadata/prod/*"             { capabilities = ["read"] }
-path "secret/data/keyturn-pending/prod/*" { capabilities = ["read"] }
+path "secret/data/prod/*"     { capabilities = ["read"] }
+path "secret/metadata/prod/*" { capabilities = ["read"] }
 `
 
 // TestVaultWithReadOnlyToken runs the agent on a real Vault with a token that can only

@@ -24,9 +24,13 @@ do. It needs only read access to the store. Files are written atomically with mo
 unless the template says otherwise; when the store cannot be read they are left as they
 are and the log says how stale they are.
 
+A reload stays pending on disk (a marker beside each file) until it succeeds, so a failed
+reload is retried at later polls, by a restarted agent and by the next --once. A reload
+command does not inherit the agent's VAULT_*, AWS_* or KEYTURN_* variables.
+
 Without --once it runs until SIGINT or SIGTERM. With --once it renders, reloads if a file
-changed, and exits 1 if any file could not be rendered or the reload failed (for init
-containers and cron). The file's format: docs/agent.md.`,
+changed or a reload is still pending, and exits 1 if any file could not be rendered or
+the reload failed (for init containers and cron). The file's format: docs/agent.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configPath == "" {
@@ -57,7 +61,7 @@ containers and cron). The file's format: docs/agent.md.`,
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", envOr("KEYTURN_AGENT_CONFIG", ""), "the agent's YAML file (KEYTURN_AGENT_CONFIG)")
-	cmd.Flags().BoolVar(&once, "once", false, "render once and exit; exit 1 if a file could not be rendered or the reload failed")
+	cmd.Flags().BoolVar(&once, "once", false, "render once and exit; exit 1 if a file could not be rendered or the reload (new or pending) failed")
 	cmd.Flags().BoolVar(&check, "check", false, "only validate the file and exit")
 	return cmd
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/keyturn/keyturn/internal/testdeps"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/stores"
+	"github.com/keyturn/keyturn/stores/file"
 )
 
 func TestAgentCommandErrors(t *testing.T) {
@@ -319,5 +321,61 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAgentOnceRetriesAPendingReload is `keyturn agent --once` from cron over a real file
+// store, each run a fresh agent: a failing reload makes the run exit 1; the next run
+// finds the file up to date, retries the pending reload and exits 1 again while it
+// fails; once it works the run exits 0; the run after that reloads nothing.
+func TestAgentOnceRetriesAPendingReload(t *testing.T) {
+	dir := t.TempDir()
+	storeDir, out := filepath.Join(dir, "store"), filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := file.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pw := "cron-once-" + fmt.Sprint(time.Now().UnixNano())
+	if _, err := st.StagePending(ctx, stores.StageRequest{SecretID: "prod/app/db", Token: "v1",
+		Material: secret.Material{"password": secret.NewSensitive(pw)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Promote(ctx, "prod/app/db", "v1"); err != nil {
+		t.Fatal(err)
+	}
+
+	failFlag, reloads := filepath.Join(dir, "fail"), filepath.Join(dir, "reloads.log")
+	script := filepath.Join(dir, "reload.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nif [ -e "+failFlag+" ]; then echo fail >> "+reloads+"; exit 4; fi\necho ok >> "+reloads+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(failFlag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("store: {type: file, dir: %s}\ntemplates:\n  - {secret: prod/app/db, destination: %s/pw, format: raw}\nreload: {command: [%s]}\n", storeDir, out, script)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 1, 0, 0} {
+		if i == 2 {
+			os.Remove(failFlag)
+		}
+		code, output := run(t, "", "agent", "-c", cfg, "--once")
+		if code != want {
+			t.Fatalf("run %d exited %d, want %d:\n%s", i+1, code, want, output)
+		}
+		if want == 1 && !strings.Contains(output, "exited with status 4") {
+			t.Fatalf("run %d does not report the reload's failure:\n%s", i+1, output)
+		}
+		if strings.Contains(output, pw) {
+			t.Fatalf("run %d's output holds the password", i+1)
+		}
+	}
+	if got := strings.Join(readLines(t, reloads), ","); got != "fail,fail,ok" {
+		t.Fatalf("reloads = %s, want fail,fail,ok", got)
 	}
 }
