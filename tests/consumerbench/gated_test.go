@@ -141,7 +141,6 @@ type heldRevoke struct {
 	// heldRun and heldFailed are the naive consumer's queries between the hold and the
 	// session's close; run and failed over the whole cycle.
 	heldRun, heldFailed, run, failed int
-	heldFor                          time.Duration
 	// After the close: the rotation's outcome and the gate's end state, how long until
 	// the server showed the login revoked and until the rotation ended.
 	outcome, gateState string
@@ -289,7 +288,7 @@ func heldCycle(t testing.TB, env *testenv.Env, super *pgx.Conn, s Settings, toHe
 	stop()
 	<-done
 	endRun, endFailed := n.stats.counts()
-	c.heldRun, c.heldFailed, c.heldFor = endRun-heldRun, endFailed-heldFailed, time.Since(started)-c.toHeld
+	c.heldRun, c.heldFailed = endRun-heldRun, endFailed-heldFailed
 
 	// Step 4. The consumer closes its session; the gate's next check finds the login idle
 	// and the revoke goes ahead.
