@@ -49,8 +49,10 @@ bench-incident:
 # using consumer/pgxconsumer queries at 200/s directly and through PgBouncer (transaction
 # pooling) while ROTATIONS rotations with a 3s grace run back to back, then a naive consumer
 # that read its password once across NAIVE_ROTATIONS rotations of its own secret, with
-# NAIVE_REVOKE_GATE as that secret's revoke_gate policy (YAML, e.g.
-# '{wait: until_unused, max: 20s, then: hold}'; empty: none). Prints a table.
+# NAIVE_REVOKE_GATE as that secret's revoke_gate policy (YAML; empty: the benchmark's
+# '{wait: until_unused, max_wait: 5s, then: hold, poll: 5s}', which holds each revoke until
+# the naive session closes; none: no gate, the control that shows the breakage). Prints a
+# table.
 ROTATIONS ?= 100
 NAIVE_ROTATIONS ?= 3
 NAIVE_REVOKE_GATE ?=

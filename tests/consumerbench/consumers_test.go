@@ -76,9 +76,9 @@ func TestConsumersSurviveRotations(t *testing.T) {
 	s := defaultSettings()
 	s.Rotations = 4
 	s.check(t)
-	env := newEnv(t, s)
+	env, _ := newEnv(t, s)
 	res := runAB(t, env, s)
-	report(io.Discard, s, res, nil) // the report's code runs in CI too
+	report(io.Discard, s, res, nil, nil) // the report's code runs in CI too
 	t.Logf("rotations: %s; elapsed %s", res.rotations.summary(), res.elapsed.Round(time.Millisecond))
 
 	if got := res.rotations.count("rotated"); got != s.Rotations {
@@ -114,26 +114,41 @@ func TestConsumersSurviveRotations(t *testing.T) {
 
 // BenchmarkConsumers is `make bench-consumers`: (a) and (b) across 100 back-to-back
 // rotations (KEYTURN_BENCH_CONSUMERS_ROTATIONS), then (c) across a few rotations of its own
-// secret (KEYTURN_BENCH_CONSUMERS_NAIVE_ROTATIONS), with the naive secret's revoke_gate
-// policy from KEYTURN_BENCH_CONSUMERS_NAIVE_REVOKE_GATE. It runs once whatever b.N is and
-// prints a table. A rotation of (a) and (b)'s secret that does not end "rotated", or a
-// failed query of (a) or (b), fails it; (c)'s figures are reported only.
+// secret (KEYTURN_BENCH_CONSUMERS_NAIVE_ROTATIONS) under the naive secret's revoke_gate
+// policy from KEYTURN_BENCH_CONSUMERS_NAIVE_REVOKE_GATE (empty: defaultNaiveGate, which
+// holds; "none": no gate, the control that shows the breakage). It runs once whatever
+// b.N is and prints a table. A rotation of (a) and (b)'s secret that does not end
+// "rotated", or a failed query of (a) or (b), fails it; so does, under a holding gate, a
+// revoke of (c) not held, a failed query of (c), or a revoke that does not go ahead once
+// (c) has closed its session. Without a holding gate (c)'s figures are reported only.
 func BenchmarkConsumers(b *testing.B) {
 	s := defaultSettings()
 	s.Rotations = envInt(b, envRotations, s.Rotations)
 	s.NaiveRotations = envInt(b, envNaiveRotations, 3)
-	s.NaiveRevokeGate = os.Getenv(envNaiveRevokeGate)
+	switch v := strings.TrimSpace(os.Getenv(envNaiveRevokeGate)); v {
+	case "":
+	case "none":
+		s.NaiveRevokeGate = ""
+	default:
+		s.NaiveRevokeGate = v
+	}
 	s.check(b)
-	env := newEnv(b, s)
+	env, obs := newEnv(b, s)
 	b.ResetTimer()
 	ab := runAB(b, env, s)
 	var naive *naiveResult
-	if s.NaiveRotations > 0 {
+	var gated *gatedResult
+	switch {
+	case s.NaiveRotations == 0:
+	case inventorySecret(b, env, naiveSecret).RevokeGate.Holds():
+		r := runNaiveGated(b, env, obs, s)
+		gated = &r
+	default:
 		r := runNaive(b, env, s)
 		naive = &r
 	}
 	b.StopTimer()
-	report(os.Stdout, s, ab, naive)
+	report(os.Stdout, s, ab, naive, gated)
 	if got := ab.rotations.count("rotated"); got != s.Rotations {
 		b.Fatalf("rotations of %s: %s, want rotated=%d (%v)", appSecret, ab.rotations.summary(), s.Rotations, ab.rotations.errors)
 	}
@@ -143,13 +158,19 @@ func BenchmarkConsumers(b *testing.B) {
 			b.Errorf("%s: %d queries failed", svc.name, failed)
 		}
 	}
+	// (c) under a holding gate is the gate's promise.
+	if gated != nil {
+		for _, p := range gated.problems(s.NaiveRotations) {
+			b.Error(p)
+		}
+	}
 	for range b.N {
 		// One run is the measurement; b.N only satisfies the benchmark loop.
 	}
 }
 
 // report prints the run's table.
-func report(w io.Writer, s Settings, ab abResult, naive *naiveResult) {
+func report(w io.Writer, s Settings, ab abResult, naive *naiveResult, gated *gatedResult) {
 	fmt.Fprintf(w, "\nConsumer safety across real rotations (PostgreSQL with scram-sha-256; alternating strategy; terminate_sessions on)\n")
 	fmt.Fprintf(w, "rotations of %s: %d back to back, grace %s; outcomes %s; rotation p50 %.2fs p99 %.2fs; load ran %.1fs\n",
 		appSecret, s.Rotations, s.Grace, ab.rotations.summary(),
@@ -174,6 +195,9 @@ func report(w io.Writer, s Settings, ab abResult, naive *naiveResult) {
 		for _, e := range svc.stats.errorsSeen() {
 			fmt.Fprintf(w, "  %s failure: %s\n", svc.name, e)
 		}
+	}
+	if gated != nil {
+		reportGated(w, s, *gated)
 	}
 	if naive == nil {
 		return

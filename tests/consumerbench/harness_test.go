@@ -10,13 +10,18 @@
 //   - (b) the same service connecting through PgBouncer in transaction pooling
 //     (auth_type scram-sha-256 with auth_query, server connections shorter-lived than the
 //     grace period; docs/pgbouncer.md);
-//   - (c) a naive consumer that reads the password once at start and keeps one session.
+//   - (c) a naive consumer that reads the password once at start and keeps one session,
+//     on a secret of its own whose revoke_gate holds the revoke until the old login is
+//     unused (by default), or without a gate (the control, which shows it break).
 //
-// TestConsumersSurviveRotations is the short version CI runs: a handful of rotations,
-// asserting 0 failed queries for (a) and (b). BenchmarkConsumers (`make bench-consumers`)
-// runs 100 rotations for (a) and (b) together and a few more with (c), and prints a
-// table. There a failed query of (a) or (b), or one of their rotations not ending
-// "rotated", fails the run; (c)'s figures are reported only.
+// TestConsumersSurviveRotations is the short version CI runs for (a) and (b): a handful
+// of rotations, asserting 0 failed queries. TestNaiveConsumerHeldByGate is (c)'s: one
+// revoke held with 0 failed queries, then going ahead once the session closes.
+// BenchmarkConsumers (`make bench-consumers`) runs 100 rotations for (a) and (b) together
+// and a few more with (c), and prints a table. There a failed query of (a) or (b), or one
+// of their rotations not ending "rotated", fails the run; under a holding gate so does a
+// revoke of (c) not held, a failed query of (c), or a revoke that does not go ahead after
+// the close. Without a gate (c)'s figures are reported only.
 package consumerbench
 
 import (
@@ -72,12 +77,21 @@ type Settings struct {
 	// (auth_type scram-sha-256, auth_query, pool_mode transaction).
 	Bouncer map[string]string
 	// NaiveRevokeGate is YAML for the naive secret's revoke_gate field, e.g.
-	// "{wait: until_unused, max: 20s, then: hold}"; empty leaves the field out.
+	// defaultNaiveGate; empty leaves the field out (the control: revoke after grace).
 	NaiveRevokeGate string
-	// NaiveRotationTimeout bounds each rotation of the naive secret; a rotation the gate
-	// holds past it is reported as held and waited for once the naive consumer stops.
+	// NaiveRotationTimeout bounds each rotation of the naive secret without a holding
+	// gate; a rotation still running then is reported and waited for once the naive
+	// consumer stops.
 	NaiveRotationTimeout time.Duration
+	// NaiveHold is how long, with a holding gate, the naive consumer keeps querying after
+	// Keyturn reports the revoke held, before it closes its session.
+	NaiveHold time.Duration
 }
+
+// defaultNaiveGate is the naive secret's revoke_gate unless the run says otherwise: wait
+// for the old login's sessions to end, hold the revoke after max_wait, check at the
+// shortest interval Keyturn allows (config.MinGatePoll).
+const defaultNaiveGate = "{wait: until_unused, max_wait: 5s, then: hold, poll: 5s}"
 
 // defaultSettings: a grace period of a few seconds, and everything a consumer holds
 // renewed well within it.
@@ -98,6 +112,8 @@ func defaultSettings() Settings {
 			"server_idle_timeout": "1",
 		},
 		NaiveRotationTimeout: time.Minute,
+		NaiveRevokeGate:      defaultNaiveGate,
+		NaiveHold:            10 * time.Second,
 	}
 }
 
@@ -119,8 +135,11 @@ func (s Settings) check(t testing.TB) {
 }
 
 // newEnv starts Temporal, the cluster and the worker with the run's secrets; the naive
-// secret's entry gets the revoke_gate policy when one is set.
-func newEnv(t testing.TB, s Settings) *testenv.Env {
+// secret's entry gets the revoke_gate policy when one is set. With a gate, the admin role
+// is granted pg_read_all_stats (without it PostgreSQL hides other roles' sessions and the
+// gate cannot tell whether the old login is idle), the gate's notifications go to obs's
+// webhook receiver, and the worker records Keyturn's metrics on obs's registry.
+func newEnv(t testing.TB, s Settings) (*testenv.Env, *observers) {
 	t.Helper()
 	grace := s.Grace.String()
 	app := demo.Secret{ID: appSecret, Target: demo.Target{Role: "app"}, Strategy: "alternating", Grace: grace, TerminateSessions: true}
@@ -128,39 +147,58 @@ func newEnv(t testing.TB, s Settings) *testenv.Env {
 	if s.NaiveRotations > 0 {
 		// Each target's preparation hands the demo table to its group role, so "app" goes
 		// last: the services read the table, the naive consumer only runs SELECT 1.
-		naive := demo.Secret{ID: naiveSecret, Target: demo.Target{Role: "naive"}, Strategy: "alternating", Grace: grace, TerminateSessions: true}
+		naive := demo.Secret{ID: naiveSecret, Target: demo.Target{Role: "naive"}, Strategy: "alternating", Grace: grace, TerminateSessions: true,
+			RevokeGate: s.NaiveRevokeGate}
 		secrets = []demo.Secret{naive, app}
 	}
 	env := testenv.New(t, testenv.Options{Secrets: secrets, NoWorker: true})
-	if s.NaiveRevokeGate != "" {
-		setPolicy(t, env, naiveSecret, "revoke_gate: "+s.NaiveRevokeGate)
+	obs := newObservers(t)
+	if s.NaiveRotations > 0 && s.NaiveRevokeGate != "" {
+		grantReadAllStats(t, env)
+		patchInventory(t, env, func(inv string) string { return inv + obs.notificationsBlock() })
 	}
-	env.StartWorker(t)
-	return env
+	env.StartWorkerOn(t, env.Client, obs.tel)
+	return env, obs
 }
 
-// setPolicy adds a field to one secret of the env's generated inventory and reloads it,
-// before the worker starts. The inventory's loader rejects a field it does not know, so a
-// policy this build cannot honour fails the run instead of being ignored.
-func setPolicy(t testing.TB, env *testenv.Env, id secret.ID, field string) {
+// patchInventory rewrites the env's generated inventory and reloads it, before the worker
+// starts. The loader rejects a field it does not know, so a policy this build cannot
+// honour fails the run instead of being ignored.
+func patchInventory(t testing.TB, env *testenv.Env, patch func(string) string) {
 	t.Helper()
 	raw, err := os.ReadFile(env.InventoryPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	marker := "  - id: " + string(id) + "\n"
-	if !strings.Contains(string(raw), marker) {
-		t.Fatalf("generated inventory has no entry %q", id)
-	}
-	patched := strings.Replace(string(raw), marker, marker+"    "+field+"\n", 1)
-	if err := os.WriteFile(env.InventoryPath, []byte(patched), 0o600); err != nil {
+	if err := os.WriteFile(env.InventoryPath, []byte(patch(string(raw))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := config.Load(env.InventoryPath)
 	if err != nil {
-		t.Fatalf("inventory with %q for %s: %v", field, id, err)
+		t.Fatalf("patched inventory: %v", err)
 	}
 	env.Inventory = inv
+}
+
+// grantReadAllStats lets the run's admin role see every session's user and client in
+// pg_stat_activity, as README's revoke gate section tells users to.
+func grantReadAllStats(t testing.TB, env *testenv.Env) {
+	t.Helper()
+	sec := inventorySecret(t, env, naiveSecret)
+	super := superConn(t, env.Cluster)
+	if _, err := super.Exec(context.Background(), "GRANT pg_read_all_stats TO "+pgx.Identifier{sec.Postgres.Admin.Username}.Sanitize()); err != nil {
+		t.Fatalf("grant pg_read_all_stats to the admin: %v", err)
+	}
+}
+
+// inventorySecret is id's entry in the env's inventory.
+func inventorySecret(t testing.TB, env *testenv.Env, id secret.ID) config.Secret {
+	t.Helper()
+	sec, ok := env.Inventory.Lookup(id)
+	if !ok {
+		t.Fatalf("the inventory has no secret %s", id)
+	}
+	return sec
 }
 
 // rotationLog records the rotations of one secret.
