@@ -218,10 +218,22 @@ type Usage struct {
 	// Checked says in words what was looked at ("sessions of role app_b in
 	// pg_stat_activity"), for the status and the notification of a held revoke.
 	Checked string `json:"checked"`
+	// NotBefore, when set, is when an empty Uses begins to mean idle: the target reports
+	// uses this late (IAM's last-used data can lag by hours, an API may update a key's
+	// last use in batches), so before NotBefore an empty Uses only says that no use has
+	// been recorded yet, and a consumer still on the old version may have used it since
+	// the promotion. The revoke gate keeps waiting until then. The zero time: an empty
+	// Uses means idle at once.
+	NotBefore time.Time `json:"notBefore,omitzero"`
 }
 
 // InUse reports whether the target showed any use.
 func (u Usage) InUse() bool { return len(u.Uses) > 0 }
+
+// IdleAt reports whether the answer shows the version idle at now: no use was found and
+// the target's reporting delay (NotBefore) has passed. The revoke gate passes its
+// workflow time.
+func (u Usage) IdleAt(now time.Time) bool { return !u.InUse() && !now.Before(u.NotBefore) }
 
 // UsageReporter is a Rotator whose target can tell whether a version is still in use.
 // The revoke gate asks it before revoking an old version and waits, within the secret's

@@ -55,7 +55,12 @@ func (r *rotateRun) gated(ctx workflow.Context) bool {
 // been current since the promotion and consumers that moved use it; the gate exists
 // because some have not, and restoring the old version would break the ones that moved.
 // A check that fails (the target is down) counts as "still in use": the gate never
-// revokes on a guess, and max_wait bounds the wait all the same.
+// revokes on a guess, and max_wait bounds the wait all the same. So does an idle answer
+// given before the target's reporting delay has passed (rotators.Usage.NotBefore: IAM
+// records a key's use up to hours late): it says only that no use was recorded yet. The
+// gate asks again at NotBefore at the latest, and only an idle answer from then on
+// releases it. A zero NotBefore, as every result before it existed, releases at once, so
+// recorded histories replay unchanged.
 func (r *rotateRun) revokeGate(ctx workflow.Context, p activities.RevokeGate) error {
 	r.setStep(ctx, StepRevokeGate)
 	started := workflow.Now(ctx)
@@ -93,11 +98,16 @@ func (r *rotateRun) revokeGate(ctx workflow.Context, p activities.RevokeGate) er
 		case res.Unsupported:
 			g.State, g.LastError, g.Uses = GateUnsupported, "", nil
 			return nil
-		case !res.InUse():
-			g.Checked, g.Uses, g.LastError = res.Checked, nil, ""
+		case res.IdleAt(now):
+			g.Checked, g.Uses, g.LastError, g.IdleFrom = res.Checked, nil, "", time.Time{}
 			return r.releaseGate(ctx, g, GateIdle)
+		case !res.InUse():
+			// No use recorded, but the target records uses late (res.NotBefore, from
+			// the activity's result, so replay sees the same): not yet evidence of idle.
+			// It counts as a use would: wait, and max_wait decides as for one.
+			g.Checked, g.Uses, g.LastError, g.IdleFrom = res.Checked, nil, "", res.NotBefore
 		default:
-			g.Checked, g.Uses, g.LastError = res.Checked, res.Uses, ""
+			g.Checked, g.Uses, g.LastError, g.IdleFrom = res.Checked, res.Uses, "", time.Time{}
 		}
 
 		// Decide: max_wait has passed with the version in use (or unknown).
@@ -118,6 +128,9 @@ func (r *rotateRun) revokeGate(ctx workflow.Context, p activities.RevokeGate) er
 		wait := delay
 		if g.State == GateWaiting && g.Until.Sub(now) < wait {
 			wait = g.Until.Sub(now) // decide at max_wait, not up to a poll interval later
+		}
+		if g.IdleFrom.After(now) && g.IdleFrom.Sub(now) < wait {
+			wait = g.IdleFrom.Sub(now) // ask again when an idle answer begins to count
 		}
 		g.NextCheck = now.Add(wait)
 		workflow.SetCurrentDetails(ctx, r.details())
@@ -170,11 +183,15 @@ func (r *rotateRun) notifyGate(ctx workflow.Context, eventType notify.Type) {
 }
 
 // usesSummary says what the gate last saw, in words: "2 uses open (app_b from
-// 10.0.0.5:5432 since 12:01:05Z, ...)", "no use seen" or "use unknown (last check: ...)".
+// 10.0.0.5:5432 since 12:01:05Z, ...)", "no use seen", "no use seen yet; the target
+// reports uses late, so idle counts from 16:05:00Z" or "use unknown (last check: ...)".
 func usesSummary(g *RevokeGateStatus) string {
 	if len(g.Uses) == 0 {
-		if g.LastError != "" {
+		switch {
+		case g.LastError != "":
 			return "use unknown (last check failed: " + g.LastError + ")"
+		case !g.IdleFrom.IsZero():
+			return "no use seen yet; the target reports uses late, so idle counts from " + g.IdleFrom.UTC().Format("2006-01-02 15:04:05Z")
 		}
 		return "no use seen"
 	}
@@ -211,7 +228,11 @@ func gateDetails(g *RevokeGateStatus, id secret.ID) string {
 	var b strings.Builder
 	switch g.State {
 	case GateHeld:
-		fmt.Fprintf(&b, "revoke held since %s: max wait ended %s with the previous version still in use", g.HeldSince.UTC().Format("2006-01-02 15:04:05Z"), g.Until.UTC().Format("15:04:05Z"))
+		why := "with the previous version still in use"
+		if len(g.Uses) == 0 {
+			why = "before the target showed the previous version idle"
+		}
+		fmt.Fprintf(&b, "revoke held since %s: max wait ended %s %s", g.HeldSince.UTC().Format("2006-01-02 15:04:05Z"), g.Until.UTC().Format("15:04:05Z"), why)
 	default:
 		then := "revoke anyway"
 		if g.Hold {

@@ -235,6 +235,10 @@ type RevokeGateStatus struct {
 	Checked   string         `json:"checked,omitempty"`
 	Uses      []rotators.Use `json:"uses,omitempty"`
 	LastError string         `json:"lastError,omitempty"`
+	// IdleFrom is set when the last check found no use but the target reports uses late
+	// (rotators.Usage.NotBefore): an idle answer counts from then on, and until then the
+	// gate waits as for a use. Zero otherwise.
+	IdleFrom time.Time `json:"idleFrom,omitzero"`
 	// Ended is when the gate let the revoke proceed or stopped; zero while it waits.
 	Ended time.Time `json:"ended,omitzero"`
 }

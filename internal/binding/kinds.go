@@ -55,7 +55,8 @@ func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotat
 	}
 	var inUse *httpapi.UsageCheck
 	if u := k.InUse; u != nil {
-		inUse = &httpapi.UsageCheck{Call: call(u.HTTPCall), LastUsedPath: u.LastUsed, FlagPath: u.Flag}
+		check := u.Check()
+		inUse = &check
 	}
 	// Build, not New: the rotator reports usage to the revoke gate only when in_use is declared.
 	return httpapi.Build(httpapi.Config{

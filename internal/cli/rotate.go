@@ -140,8 +140,12 @@ func waitForRotation(ctx context.Context, c client.Client, run client.WorkflowRu
 			if err == nil && st.Outcome == workflows.OutcomeRevokeHeld && st.RevokeGate != nil {
 				// A held revoke waits for a consumer, which may take days.
 				printResult(out, st.RotateResult)
-				return fmt.Errorf("rotation of %s is %s: the new version is current, and the previous one is still in use (%s), so its revoke is held until it is idle. Stopped waiting: `%s status %s` names the uses, `%s revoke-now %s` revokes anyway",
-					id, st.Outcome, workflows.DescribeUses(st.RevokeGate.Uses, 3), kt, id, kt, id)
+				seen := "still in use (" + workflows.DescribeUses(st.RevokeGate.Uses, 3) + ")"
+				if len(st.RevokeGate.Uses) == 0 {
+					seen = "not yet shown idle" // the check failed, or idle could not count yet
+				}
+				return fmt.Errorf("rotation of %s is %s: the new version is current, and the previous one is %s, so its revoke is held until it is idle. Stopped waiting: `%s status %s` names the uses, `%s revoke-now %s` revokes anyway",
+					id, st.Outcome, seen, kt, id, kt, id)
 			}
 			if err != nil || st.Outstanding == nil {
 				continue

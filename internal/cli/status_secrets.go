@@ -309,6 +309,9 @@ func gateUses(s secretstate.Secret) string {
 		return ""
 	case len(g.Uses) == 0 && g.LastError != "":
 		return ": use unknown, the last check failed"
+	case len(g.Uses) == 0 && !g.IdleFrom.IsZero():
+		// The target records uses late (IAM): no use yet is not idle yet.
+		return ": no use seen yet, idle counts from " + g.IdleFrom.UTC().Format("2006-01-02 15:04Z")
 	case len(g.Uses) == 0:
 		return ": no use seen"
 	}

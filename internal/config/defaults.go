@@ -74,10 +74,6 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if k := s.HTTPAPI; k != nil && k.Timeout == 0 {
 		k.Timeout = DefaultHTTPTimeout
 	}
-	if k := s.HTTPAPI; k != nil && k.InUse != nil && k.InUse.Method == "" {
-		// The one call whose method has a default: asking must not change anything.
-		k.InUse.Method = "GET"
-	}
 	if k := s.VaultPKI; k != nil {
 		if k.Mount == "" {
 			k.Mount = DefaultPKIMount

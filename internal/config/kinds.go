@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/keyturn/keyturn/rotators/httpapi"
+)
 
 // AWSIAM describes an IAM user whose access key pair Keyturn rotates. The admin principal
 // comes from the worker's standard AWS credential chain.
@@ -56,6 +60,20 @@ type HTTPUsageCheck struct {
 	LastUsed string
 	// Flag is the JSON path of a boolean the API sets while the key is in use.
 	Flag string
+	// Delay is how late, at worst, the API shows a use in LastUsed (in_use.delay): an
+	// idle answer counts only from the promotion plus Delay. Zero by default.
+	Delay time.Duration
+}
+
+// Check is the in_use check as the httpapi rotator takes it; its Method is left empty
+// when the file names none, and the rotator's ApplyDefaults fills it in (GET).
+func (u HTTPUsageCheck) Check() httpapi.UsageCheck {
+	return httpapi.UsageCheck{Call: u.HTTPCall.call(), LastUsedPath: u.LastUsed, FlagPath: u.Flag, Delay: u.Delay}
+}
+
+// call is the declared request as the httpapi rotator takes it.
+func (c HTTPCall) call() httpapi.Call {
+	return httpapi.Call{Method: c.Method, URL: c.URL, Headers: c.Headers, Body: c.Body, Success: c.Success, Gone: c.Gone}
 }
 
 // Certificate is what a certificate kind asks its CA for.
@@ -113,7 +131,7 @@ var (
 	httpapiFields  = []string{"admin", "create", "test", "revoke", "in_use", "key_id", "key_secret", "timeout", "ca_file"}
 	httpCallFields = []string{"method", "url", "headers", "body", "success", "gone"}
 	// httpUsageFields are the fields of the in_use call: a call and where to read it.
-	httpUsageFields = append([]string{"last_used", "flag"}, httpCallFields...)
+	httpUsageFields = append([]string{"last_used", "flag", "delay"}, httpCallFields...)
 	certFields      = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
 	vaultpkiFields  = append([]string{"mount", "role", "ca_file"}, certFields...)
 	localcaFields   = append([]string{"ca_cert", "ca_key", "crl_file"}, certFields...)

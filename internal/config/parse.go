@@ -245,6 +245,7 @@ func (d *decoder) httpapi(b block) *HTTPAPI {
 		httpCall(ub, &h.InUse.HTTPCall)
 		ub.str("last_used", &h.InUse.LastUsed)
 		ub.str("flag", &h.InUse.Flag)
+		ub.duration("delay", &h.InUse.Delay)
 	}
 	b.str("key_id", &h.KeyID)
 	b.str("key_secret", &h.KeySecret)

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"time"
+
+	"github.com/keyturn/keyturn/rotators/awsiam"
 )
 
 // The revoke gate: before a rotation revokes the previous version it may ask the target
@@ -187,4 +189,41 @@ func (c *secretCheck) validateRevokeGate() {
 		return
 	}
 	c.add("kind", "secret %s inherits revoke_gate wait: until_unused from the defaults block (line %d), but %s; add revoke_gate: {wait: no} to this secret", s.ID, c.inv.pos.line("defaults.revoke_gate.wait"), why)
+}
+
+// reportingDelay is how late, at worst, the secret's target shows a use of an old
+// version, and who says so; zero when it shows one at once. The rotators own the
+// figures: awsiam.LastUsedDelay, and the httpapi in_use check's declared delay. The
+// revoke gate takes no idle answer for idle before the promotion plus this delay.
+func reportingDelay(s *Secret) (time.Duration, string) {
+	switch {
+	case s.Kind == KindAWSIAM:
+		return awsiam.LastUsedDelay, fmt.Sprintf("AWS records an access key's use up to %s late", DayDuration(awsiam.LastUsedDelay))
+	case s.Kind == KindHTTPAPI && s.HTTPAPI != nil && s.HTTPAPI.InUse != nil && s.HTTPAPI.InUse.LastUsed != "" && s.HTTPAPI.InUse.Delay > 0:
+		return s.HTTPAPI.InUse.Delay, fmt.Sprintf("the API shows a key's use up to %s late (httpapi.in_use.delay)", DayDuration(s.HTTPAPI.InUse.Delay))
+	}
+	return 0, ""
+}
+
+// gateDelayWarning warns when a secret's gate waits but ends (grace plus max_wait after
+// the promotion) before its target's reporting delay has passed: no idle answer can
+// count by then, so the gate always ends by max_wait, revoking anyway or holding, and
+// waiting bought nothing but time.
+func (inv *Inventory) gateDelayWarning(r *report, i int, s *Secret) {
+	if !s.RevokeGate.Waits() {
+		return
+	}
+	delay, who := reportingDelay(s)
+	if delay <= 0 || s.Grace+s.RevokeGate.MaxWait >= delay {
+		return
+	}
+	then := "revokes anyway, whoever still uses the old credential"
+	if s.RevokeGate.Holds() {
+		then = "holds the revoke until an idle answer counts or an operator sends revoke-now"
+	}
+	field := "revoke_gate.max_wait"
+	r.add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
+		"secret %s: %s, but its revoke gate ends %s after the promotion (grace %s plus max_wait %s), before an idle answer can count, so the gate never sees the old version idle and at max_wait always %s; raise revoke_gate.max_wait to at least %s (or grace to at least %s)",
+		s.ID, who, DayDuration(s.Grace+s.RevokeGate.MaxWait), DayDuration(s.Grace), DayDuration(s.RevokeGate.MaxWait), then,
+		DayDuration(delay-s.Grace), DayDuration(delay-s.RevokeGate.MaxWait))
 }

@@ -139,3 +139,57 @@ secrets:
 		t.Fatalf("gate %+v", inv.Secrets[0].RevokeGate)
 	}
 }
+
+// A gate that ends before its target's reporting delay (AWS: awsiam.LastUsedDelay; an
+// API's declared in_use.delay) can never count an idle answer: a warning naming the
+// secret, the numbers and the fix, never a problem. Enough grace plus max_wait, or a
+// gate that does not wait, warns nothing.
+func TestRevokeGateReportingDelayWarning(t *testing.T) {
+	iam := func(id, user, extra string) string {
+		return "  - id: " + id + "\n    kind: awsiam\n" + extra + "    awsiam: {user: " + user + "}\n"
+	}
+	inv, err := Load(writeTemp(t, `version: 1
+secrets:
+`+iam("a/short", "a", "    grace: 1h\n    revoke_gate: {wait: until_unused, max_wait: 1h, then: hold}\n")+ // 3-7
+		iam("b/enough", "b", "    grace: 1h\n    revoke_gate: {wait: until_unused, max_wait: 3h}\n")+ // 8-12
+		iam("c/nowait", "c", "    grace: 1h\n")+ // 13-16
+		`  - id: d/api
+    kind: httpapi
+    grace: 10m
+    revoke_gate: {wait: until_unused, max_wait: 20m}
+    httpapi:
+      admin: env:ADMIN
+      create: {method: POST, url: "https://x.example/keys"}
+      test: {method: GET, url: "https://x.example/whoami", headers: {Authorization: "Bearer {{.Secret}}"}}
+      revoke: {method: DELETE, url: "https://x.example/keys/{{.KeyID}}"}
+      in_use: {url: "https://x.example/keys/{{.KeyID}}", last_used: data.last_used, delay: 1h}
+      key_id: id
+      key_secret: secret
+`))
+	if err != nil {
+		t.Fatalf("a warning refused the inventory: %v", err)
+	}
+	w := inv.Warnings()
+	if len(w) != 2 {
+		t.Fatalf("got %d warnings, want 2: %v", len(w), w)
+	}
+	for i, want := range []struct {
+		line  int
+		field string
+		text  []string
+	}{
+		{6, "secrets[0].revoke_gate.max_wait", []string{"secret a/short: AWS records an access key's use up to 4h late", "ends 2h after the promotion (grace 1h plus max_wait 1h)",
+			"always holds the revoke", "raise revoke_gate.max_wait to at least 3h (or grace to at least 3h)"}},
+		{20, "secrets[3].revoke_gate.max_wait", []string{"secret d/api: the API shows a key's use up to 1h late (httpapi.in_use.delay)", "always revokes anyway",
+			"raise revoke_gate.max_wait to at least 50m (or grace to at least 40m)"}},
+	} {
+		if w[i].Line != want.line || w[i].Field != want.field || w[i].Severity != SeverityWarning {
+			t.Errorf("warning %d: %d %s (severity %d), want %d %s", i, w[i].Line, w[i].Field, w[i].Severity, want.line, want.field)
+		}
+		for _, text := range want.text {
+			if !strings.Contains(w[i].Message, text) {
+				t.Errorf("warning %d: %q\nwant it to contain %q", i, w[i].Message, text)
+			}
+		}
+	}
+}

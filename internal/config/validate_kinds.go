@@ -67,19 +67,16 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 		c.validateHTTPCall("httpapi."+call.name, call.call)
 	}
 	if u := h.InUse; u != nil {
-		c.validateHTTPCall("httpapi.in_use", u.HTTPCall)
-		switch {
-		case u.LastUsed == "" && u.Flag == "":
-			c.add("httpapi.in_use", "say how to read the answer: last_used (the JSON path of the key's last-use time, e.g. data.last_used_at) or flag (the JSON path of a boolean that is true while the key is in use)")
-		case u.LastUsed != "" && u.Flag != "":
-			c.add("httpapi.in_use", "give last_used or flag, not both")
-		}
-		usesSecret := strings.Contains(u.Body, ".Secret")
-		for _, v := range u.Headers {
-			usesSecret = usesSecret || strings.Contains(v, ".Secret")
-		}
-		if usesSecret {
-			c.add("httpapi.in_use", "must not use {{.Secret}}: a request made with the old key would itself be a use of it; authenticate with {{.Admin}}")
+		// The rotator owns in_use's defaults and its own rules (how the answer is read,
+		// the delay, no {{.Secret}}); the call's general checks are the same as for every
+		// call, made on the call as the rotator will send it.
+		check := u.Check()
+		check.ApplyDefaults()
+		call := u.HTTPCall
+		call.Method = check.Method
+		c.validateHTTPCall("httpapi.in_use", call)
+		for _, p := range check.Problems() {
+			c.add("httpapi."+p.Field, "%s", p.Message)
 		}
 	}
 	if h.KeyID == "" {

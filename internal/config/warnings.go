@@ -9,12 +9,15 @@ import (
 // written but likely not as meant, in file order, each with SeverityWarning. They never
 // make the inventory invalid: Load returns it all the same, and callers print them.
 //
-// Today there is one: a grace period shorter than the slowest consumer's refresh plus
-// GraceMargin, which revokes the old credential while that consumer may still hold it.
+// Today there are two: a grace period shorter than the slowest consumer's refresh plus
+// GraceMargin, which revokes the old credential while that consumer may still hold it;
+// and a revoke gate that ends before its target's reporting delay has passed, so that no
+// idle answer can ever count (see gateDelayWarning).
 func (inv *Inventory) Warnings() []Problem {
 	r := &report{file: inv.Path}
 	for i := range inv.Secrets {
 		s := &inv.Secrets[i]
+		inv.gateDelayWarning(r, i, s)
 		slowest, ok := s.SlowestConsumer()
 		if !ok || slowest.Refresh <= 0 {
 			continue

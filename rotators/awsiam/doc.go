@@ -90,9 +90,12 @@
 //
 // IAM's last-used data lags. GetAccessKeyLastUsed's reference gives no figure; AWS
 // documents that IAM's last accessed information "usually appears within 4 hours"
-// (LastUsedDelay). So an idle answer within hours of the promotion proves little: set
-// the gate's wait for this secret well beyond four hours, or rely on the grace period.
-// A key that IAM no longer knows is idle.
+// (LastUsedDelay). So an idle answer sets Usage.NotBefore to the promotion plus
+// LastUsedDelay, and the revoke gate does not take it for idle before then: it keeps
+// waiting, and if max_wait ends first its `then` applies as for a use. A gate that
+// should release an unused key needs grace plus max_wait of at least LastUsedDelay;
+// the inventory's validation warns when they are shorter. A key that IAM no longer
+// knows is idle at once.
 //
 // What the tests could prove on moto 5.2.1: moto records a key's last use at once, with
 // the service and region, on every request it receives signed with the key (in

@@ -25,7 +25,9 @@ var _ rotators.UsageReporter = (*Rotator)(nil)
 // it has not moved. The Use names the key ID as the user and, in Detail, the service and
 // region of the last request; AWS records nothing of the caller's address or program.
 // IAM reports uses late (see LastUsedDelay), and only the last one, so an idle answer
-// means "no use IAM has recorded yet" and Usage.Checked says so.
+// means "no use IAM has recorded yet": it sets Usage.NotBefore to req.Since plus
+// LastUsedDelay, and the revoke gate does not take it for idle before then. Checked says
+// so too.
 //
 // A key IAM no longer knows is idle. A key of another IAM user, or a version that is
 // the one kept, is refused or idle as Revoke would treat it. It only reads.
@@ -55,7 +57,10 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 	}
 	last := out.AccessKeyLastUsed
 	if last == nil || last.LastUsedDate == nil || !last.LastUsedDate.After(req.Since) {
-		return rotators.Usage{Checked: checked}, nil
+		// A use since the promotion may not be recorded yet: idle only counts once IAM
+		// has had LastUsedDelay to record it.
+		notBefore := req.Since.Add(LastUsedDelay).UTC()
+		return rotators.Usage{Checked: fmt.Sprintf("%s; no use recorded yet, so idle counts from %s", checked, notBefore.Format(time.RFC3339)), NotBefore: notBefore}, nil
 	}
 	return rotators.Usage{
 		Uses: []rotators.Use{{

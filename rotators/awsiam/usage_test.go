@@ -97,6 +97,54 @@ func TestInUseByLastUsed(t *testing.T) {
 	}
 }
 
+// TestInUseIdleNotBeforeTheDelay: a key used before the promotion reads idle, but, with
+// the promotion less than LastUsedDelay ago, the answer says when idle begins to count
+// (NotBefore, the promotion plus the delay): before then the gate keeps waiting. A key
+// IAM no longer knows cannot be used at all, so its idle counts at once.
+func TestInUseIdleNotBeforeTheDelay(t *testing.T) {
+	tg := newTarget(t)
+	s := &steps{t: t, r: tg.rotator(t, nil)}
+	v1, m1 := s.mint(nil)
+	signWith(t, tg, m1) // the consumer's last recorded use, before the rotation
+	v2, _ := s.mint(&v1)
+	promoted := afterASecond()
+
+	u := inUse(t, s.r, v1, &v2, promoted)
+	if u.InUse() {
+		t.Fatalf("a key last used before the promotion shows in use: %+v", u)
+	}
+	want := promoted.Add(LastUsedDelay)
+	if !u.NotBefore.Equal(want) {
+		t.Fatalf("NotBefore = %v, want the promotion plus LastUsedDelay, %v", u.NotBefore, want)
+	}
+	now := time.Now()
+	if u.IdleAt(now) {
+		t.Errorf("IdleAt(now) = true inside the reporting delay: the gate would revoke on an answer that is not evidence")
+	}
+	if !u.IdleAt(want) || u.IdleAt(want.Add(-time.Second)) {
+		t.Errorf("IdleAt around NotBefore: want idle from %v on, not before", want)
+	}
+	if !strings.Contains(u.Checked, "idle counts from "+want.UTC().Format(time.RFC3339)) {
+		t.Errorf("Checked = %q; want it to say when idle counts from", u.Checked)
+	}
+
+	// A use IAM has recorded is a use whatever the delay.
+	signWith(t, tg, m1)
+	if u := inUse(t, s.r, v1, &v2, promoted); !u.InUse() || u.IdleAt(want) {
+		t.Errorf("after a use of the old key: %+v, want in use", u)
+	}
+	// Gone: idle at once.
+	if err := s.r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1, Keep: &v2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.r.Purge(t.Context(), rotators.RevokeRequest{Version: v1, Keep: &v2}); err != nil {
+		t.Fatal(err)
+	}
+	if u := inUse(t, s.r, v1, &v2, promoted); !u.NotBefore.IsZero() || !u.IdleAt(time.Now()) {
+		t.Errorf("InUse of a deleted key = %+v, want idle at once", u)
+	}
+}
+
 // TestInUseRefusesWhatItCannotJudge: no promotion time, a version of another user; and
 // the kept version's own key is never counted.
 func TestInUseRefusesWhatItCannotJudge(t *testing.T) {

@@ -105,10 +105,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.InUse != nil {
 		in := *c.InUse // a copy: the caller's value is not changed
-		if in.Method == "" {
-			in.Method = DefaultInUseMethod
-		}
-		in.Method = strings.ToUpper(in.Method)
+		in.ApplyDefaults()
 		c.InUse = &in
 	}
 	if c.Timeout == 0 {
@@ -125,17 +122,21 @@ func (c Config) Validate() error {
 }
 
 // problems collects configuration problems, each with the field it is about.
-type problems []string
+type problems []Problem
 
 func (p *problems) add(field, format string, args ...any) {
-	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+	*p = append(*p, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 func (p problems) err() error {
 	if len(p) == 0 {
 		return nil
 	}
-	return fmt.Errorf("httpapi: %w: %s", rotators.ErrInvalidConfig, strings.Join(p, "; "))
+	texts := make([]string, len(p))
+	for i, x := range p {
+		texts[i] = x.Field + ": " + x.Message
+	}
+	return fmt.Errorf("httpapi: %w: %s", rotators.ErrInvalidConfig, strings.Join(texts, "; "))
 }
 
 // checkCall checks what can be checked of a call without its templates.

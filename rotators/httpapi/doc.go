@@ -51,8 +51,10 @@
 // rotators.UsageReporter only when InUse is declared; otherwise the kind cannot tell,
 // and the revoke gate relies on the grace period alone rather than on a rotator that
 // would call every key idle. Many APIs record a key's last use late or coarsely (to the
-// hour or the day); what the API documents for its own field bounds what the gate can
-// know, so its wait must outlast that delay.
+// hour or the day): such an API declares how late as UsageCheck.Delay (in_use.delay),
+// and an idle answer then sets rotators.Usage.NotBefore to the promotion plus the delay,
+// before which the revoke gate does not take it for idle. Without a declared delay the
+// first idle answer releases the gate, however long its max_wait.
 //
 // Create and Revoke failures: 401 and 403 wrap rotators.ErrPermissionDenied; a 2xx not
 // listed under success, 3xx (the rotator follows no redirect), 400, 422 and the other 4xx

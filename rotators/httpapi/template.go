@@ -240,7 +240,7 @@ func compileCall(p *problems, name string, c Call, admin secret.Sensitive) compi
 		}
 	} else {
 		for _, f := range withSecret {
-			p.add(f, "uses .Secret, which only test has: %s authenticates with {{.Admin}}", name)
+			p.add(f, "%s", secretRefusal(name))
 		}
 		if len(withAdmin) > 0 && admin.IsZero() {
 			p.add("admin", "is empty, but %s uses .Admin", strings.Join(withAdmin, " and "))

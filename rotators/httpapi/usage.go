@@ -5,16 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
+	"strings"
+	"text/template"
 	"time"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
 
-// DefaultInUseMethod is the method of an InUse call that names none.
+// DefaultInUseMethod is the method of an InUse call that names none: asking must not
+// change anything.
 const DefaultInUseMethod = http.MethodGet
+
+// MaxUsageDelay bounds UsageCheck.Delay: an API that records a use more than a week late
+// cannot hold a revoke gate (whose max_wait is bounded too) to anything useful.
+const MaxUsageDelay = 7 * 24 * time.Hour
 
 // UsageCheck is a call that asks the API whether a key is still in use, for the revoke
 // gate: the inventory's in_use block. Its URL, headers and body are templates like the
@@ -35,6 +44,61 @@ type UsageCheck struct {
 	// is in use [flag]. The API's own rule applies (how recent a use counts); the
 	// promotion time is not used.
 	FlagPath string
+	// Delay is how late, at worst, the API shows a use in LastUsedPath [delay]: many APIs
+	// update a key's last use in batches or round it. An idle answer counts only from
+	// the promotion plus Delay (rotators.Usage.NotBefore); before then the revoke gate
+	// keeps waiting. Zero, the default, means the API shows a use at once. last_used only:
+	// with FlagPath the API's own rule already says how recent a use counts.
+	Delay time.Duration
+}
+
+// ApplyDefaults fills in what an in_use check left empty: the method, GET, upper-cased
+// like the other calls'. It is the one place the default is set; Config.ApplyDefaults
+// calls it, and so does the inventory's validation.
+func (c *UsageCheck) ApplyDefaults() {
+	if c.Method == "" {
+		c.Method = DefaultInUseMethod
+	}
+	c.Method = strings.ToUpper(c.Method)
+}
+
+// Problem is one problem with a configuration, named by the inventory's field
+// ("in_use.last_used", "in_use.headers.Authorization").
+type Problem struct {
+	Field, Message string
+}
+
+// Problems reports what breaks the rules that are an in_use check's own: exactly one
+// of last_used and flag, each a valid JSON path; a delay within bounds and with
+// last_used only; and no {{.Secret}} in any header or the body. The inventory's
+// validation calls it, so the rules have one owner; the call's general checks
+// (method, URL, statuses) are the inventory's own, as for every call, and the rotator
+// makes both when it is built. c's defaults need not be applied.
+func (c UsageCheck) Problems() []Problem {
+	var p problems
+	usageRules(&p, c)
+	for _, h := range slices.Sorted(maps.Keys(c.Headers)) {
+		refuseSecret(&p, "in_use", "in_use.headers."+h, c.Headers[h])
+	}
+	refuseSecret(&p, "in_use", "in_use.body", c.Body)
+	return p
+}
+
+// refuseSecret adds a problem when the template text, of field of call name, uses
+// .Secret. Text that does not parse is left to the template checks.
+func refuseSecret(p *problems, name, field, text string) {
+	t, err := template.New(field).Funcs(funcs).Parse(text)
+	if err == nil && uses(t, "Secret") {
+		p.add(field, "%s", secretRefusal(name))
+	}
+}
+
+// secretRefusal says why call name may not use .Secret.
+func secretRefusal(name string) string {
+	if name == "in_use" {
+		return "must not use {{.Secret}}: a request made with the old key would itself be a use of it; authenticate with {{.Admin}}"
+	}
+	return fmt.Sprintf("uses .Secret, which only test has: %s authenticates with {{.Admin}}", name)
 }
 
 // compiledUsage is a UsageCheck with its templates and path parsed.
@@ -42,31 +106,45 @@ type compiledUsage struct {
 	call     compiledCall
 	path     jsonPath
 	lastUsed bool // path is LastUsedPath; otherwise FlagPath
+	delay    time.Duration
 }
 
 // compileUsage checks and parses c, adding what is wrong to p under the inventory's
 // field names (in_use.url, in_use.last_used ...).
 func compileUsage(p *problems, c UsageCheck, admin secret.Sensitive) *compiledUsage {
-	u := &compiledUsage{call: compileCall(p, "in_use", c.Call, admin)}
+	u := &compiledUsage{call: compileCall(p, "in_use", c.Call, admin), delay: c.Delay}
+	u.path, u.lastUsed = usageRules(p, c)
+	return u
+}
+
+// usageRules checks how an in_use answer is read, and the delay, adding what is wrong
+// to p; it returns the parsed path and whether it is last_used's.
+func usageRules(p *problems, c UsageCheck) (jsonPath, bool) {
+	var path jsonPath
+	var err error
+	lastUsed := false
 	switch {
 	case c.LastUsedPath != "" && c.FlagPath != "":
 		p.add("in_use", "give last_used or flag, not both")
 	case c.LastUsedPath != "":
-		path, err := parsePath(c.LastUsedPath)
-		if err != nil {
+		if path, err = parsePath(c.LastUsedPath); err != nil {
 			p.add("in_use.last_used", "%v", err)
 		}
-		u.path, u.lastUsed = path, true
+		lastUsed = true
 	case c.FlagPath != "":
-		path, err := parsePath(c.FlagPath)
-		if err != nil {
+		if path, err = parsePath(c.FlagPath); err != nil {
 			p.add("in_use.flag", "%v", err)
 		}
-		u.path = path
 	default:
-		p.add("in_use", "say how to read the answer: last_used (the JSON path of the key's last-use time) or flag (the JSON path of a boolean that is true while the key is in use)")
+		p.add("in_use", "say how to read the answer: last_used (the JSON path of the key's last-use time, e.g. data.last_used_at) or flag (the JSON path of a boolean that is true while the key is in use)")
 	}
-	return u
+	switch {
+	case c.Delay < 0 || c.Delay > MaxUsageDelay:
+		p.add("in_use.delay", "must be between 0s and %s (a week): how late, at worst, the API shows a use in last_used, e.g. 1h", shortDuration(MaxUsageDelay))
+	case c.Delay > 0 && c.FlagPath != "" && c.LastUsedPath == "":
+		p.add("in_use.delay", "only applies with last_used: with flag the API's own answer says whether the key is in use; remove it")
+	}
+	return path, lastUsed
 }
 
 // Build is New for a worker: the rotator it returns implements rotators.UsageReporter
@@ -91,7 +169,8 @@ var _ rotators.UsageReporter = (*reportingRotator)(nil)
 
 // InUse sends the in_use call as the admin with the old version's {{.KeyID}} and reads
 // the answer: with last_used, the key is in use when its last use came after req.Since,
-// the promotion; with flag, when the API says true. A gone status means the key no longer
+// the promotion, and an idle answer counts only from req.Since plus the declared delay
+// (Usage.NotBefore); with flag, when the API says true. A gone status means the key no longer
 // exists: idle. 401 and 403 wrap rotators.ErrPermissionDenied; a response the path does
 // not fit wraps rotators.ErrInvalidConfig; server errors, rate limits and network
 // failures are plain errors, to be retried. The version kept is never counted.
@@ -112,6 +191,9 @@ func (r *reportingRotator) InUse(ctx context.Context, req rotators.UsageRequest)
 				rotators.ErrInvalidConfig, id)
 		}
 		checked += fmt.Sprintf(": a last use (%s) after %s", u.path.text, req.Since.UTC().Format(time.RFC3339))
+		if u.delay > 0 {
+			checked += fmt.Sprintf("; the API may show a use up to %s late (in_use.delay)", shortDuration(u.delay))
+		}
 	} else {
 		checked += fmt.Sprintf(": the API's own answer (%s)", u.path.text)
 	}
@@ -153,11 +235,29 @@ func (r *reportingRotator) InUse(ctx context.Context, req rotators.UsageRequest)
 		return rotators.Usage{}, fail("last_used path %q: %v", u.path.text, err)
 	}
 	if last.IsZero() || !last.After(req.Since) {
-		return rotators.Usage{Checked: checked}, nil
+		if u.delay == 0 {
+			return rotators.Usage{Checked: checked}, nil
+		}
+		// A use since the promotion may not show yet: idle counts once the API has had
+		// its declared delay to show it.
+		notBefore := req.Since.Add(u.delay).UTC()
+		return rotators.Usage{Checked: fmt.Sprintf("%s; no use shown yet, so idle counts from %s", checked, notBefore.Format(time.RFC3339)), NotBefore: notBefore}, nil
 	}
 	return rotators.Usage{Checked: checked, Uses: []rotators.Use{{
 		User: id, Since: last, Detail: fmt.Sprintf("the API reports the key's last use at %s", last.Format(time.RFC3339)),
 	}}}, nil
+}
+
+// shortDuration writes d without its zero tail: 1h, 1h30m, 90s as 1m30s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // maxUnixSeconds is a bound for a Unix time in seconds (the year 5138): a number above it

@@ -152,6 +152,40 @@ func TestInUseByLastUsed(t *testing.T) {
 	}
 }
 
+// With last_used and a declared delay: an idle answer says from when it counts
+// (NotBefore, the promotion plus the delay), so the revoke gate keeps waiting until the
+// API has had time to show a use; without a delay, idle counts at once.
+func TestInUseLastUsedDelay(t *testing.T) {
+	s := apitest.Start(t)
+	cfg := usageConfig(s, false)
+	cfg.InUse.Delay = 90 * time.Minute
+	built := mustBuild(t, cfg)
+	r := reporter(t, built)
+	v1, m1 := mintWith(t, built, "rotate/prod/payments/api/run-1", 1)
+	useKey(t, s, m1) // before the rotation
+	v2, _ := mintWith(t, built, "rotate/prod/payments/api/run-2", 2)
+	promoted := time.Now()
+
+	u := askInUse(t, r, v1, &v2, promoted)
+	want := promoted.Add(90 * time.Minute)
+	if u.InUse() || !u.NotBefore.Equal(want) || u.IdleAt(time.Now()) || !u.IdleAt(want) {
+		t.Fatalf("InUse inside the delay = %+v; want no use, NotBefore %v, and not idle before it", u, want)
+	}
+	if !strings.Contains(u.Checked, "up to 1h30m late (in_use.delay)") || !strings.Contains(u.Checked, "idle counts from") {
+		t.Errorf("Checked = %q; want the delay and when idle counts from", u.Checked)
+	}
+	useKey(t, s, m1) // shows at once on this API: a use is a use, delay or not
+	if u := askInUse(t, r, v1, &v2, promoted); !u.InUse() {
+		t.Errorf("a use after the promotion = %+v, want in use", u)
+	}
+
+	// No delay declared: idle is idle now.
+	plain := reporter(t, mustBuild(t, usageConfig(s, false)))
+	if u := askInUse(t, plain, v2, nil, time.Now()); u.InUse() || !u.NotBefore.IsZero() || !u.IdleAt(time.Now()) {
+		t.Errorf("without a delay: %+v, want idle at once", u)
+	}
+}
+
 // With flag: the API's own answer decides, whatever the promotion time.
 func TestInUseByFlag(t *testing.T) {
 	s := apitest.Start(t)
@@ -267,11 +301,14 @@ func TestInUseConfigValidation(t *testing.T) {
 		"both paths":       {func(c *httpapi.UsageCheck) { c.FlagPath = "data.in_use" }, "in_use: give last_used or flag, not both"},
 		"bad path":         {func(c *httpapi.UsageCheck) { c.LastUsedPath = "data..x" }, "in_use.last_used:"},
 		"bad flag path":    {func(c *httpapi.UsageCheck) { c.LastUsedPath, c.FlagPath = "", "[x]" }, "in_use.flag:"},
-		"old key's secret": {func(c *httpapi.UsageCheck) { c.Headers = map[string]string{"Authorization": "Bearer {{.Secret}}"} }, "in_use.headers.Authorization: uses .Secret"},
+		"old key's secret": {func(c *httpapi.UsageCheck) { c.Headers = map[string]string{"Authorization": "Bearer {{.Secret}}"} }, "in_use.headers.Authorization: must not use {{.Secret}}"},
 		"secret in url":    {func(c *httpapi.UsageCheck) { c.URL = s.URL() + "/v1/keys/{{.Admin}}" }, "in_use.url: uses .Admin"},
 		"no url":           {func(c *httpapi.UsageCheck) { c.URL = "" }, "in_use.url: is empty"},
 		"method":           {func(c *httpapi.UsageCheck) { c.Method = "TRACE" }, "in_use.method"},
 		"idempotency":      {func(c *httpapi.UsageCheck) { c.Headers = map[string]string{"Idempotency-Key": "x"} }, "in_use.headers.Idempotency-Key"},
+		"negative delay":   {func(c *httpapi.UsageCheck) { c.Delay = -time.Second }, "in_use.delay: must be between 0s and 168h"},
+		"delay too long":   {func(c *httpapi.UsageCheck) { c.Delay = 8 * 24 * time.Hour }, "in_use.delay: must be between 0s and 168h"},
+		"delay with flag":  {func(c *httpapi.UsageCheck) { c.LastUsedPath, c.FlagPath, c.Delay = "", "data.in_use", time.Hour }, "in_use.delay: only applies with last_used"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := base
@@ -294,5 +331,42 @@ func TestInUseConfigValidation(t *testing.T) {
 	}
 	if check.Method != "" {
 		t.Errorf("Build changed the caller's UsageCheck: method %q", check.Method)
+	}
+	check.ApplyDefaults()
+	if check.Method != http.MethodGet {
+		t.Errorf("ApplyDefaults: method %q, want GET", check.Method)
+	}
+}
+
+// Problems, which the inventory's validation calls, reports the in_use check's own rules
+// with the same field names, reads templates rather than text ({{.SecretID}} is not
+// {{.Secret}}), and leaves the call's general checks to the caller.
+func TestUsageCheckProblems(t *testing.T) {
+	ok := httpapi.UsageCheck{Call: httpapi.Call{URL: "https://x.example/keys/{{.KeyID}}",
+		Headers: map[string]string{"Authorization": "Bearer {{.Admin}}", "X-Owner": "{{.SecretID}}"}}, LastUsedPath: "data.last_used_at", Delay: time.Hour}
+	if p := ok.Problems(); len(p) != 0 {
+		t.Errorf("Problems of a good check = %+v", p)
+	}
+	bad := ok
+	bad.Call.Method = "TRACE" // a general check: not Problems' to report
+	bad.Headers = map[string]string{"Authorization": "Bearer {{.Secret}}"}
+	bad.Body = `{"k": "{{.Secret}}"}`
+	bad.FlagPath = "data.in_use"
+	got := map[string]string{}
+	for _, p := range bad.Problems() {
+		got[p.Field] = p.Message
+	}
+	want := map[string]string{
+		"in_use":                       "give last_used or flag, not both",
+		"in_use.headers.Authorization": "must not use {{.Secret}}",
+		"in_use.body":                  "must not use {{.Secret}}",
+	}
+	if len(got) != len(want) {
+		t.Errorf("Problems = %v, want exactly the fields %v", got, want)
+	}
+	for f, w := range want {
+		if !strings.Contains(got[f], w) {
+			t.Errorf("Problems[%s] = %q, want %q", f, got[f], w)
+		}
 	}
 }

@@ -110,12 +110,24 @@
 // address and port, when it began, and its backend PID, database and state. With the
 // alternating strategy the old version is the other twin, and every session of it
 // counts. With the single strategy the role is the new version's too, so only sessions
-// that began before the promotion count (backend_start < UsageRequest.Since); the
-// count errs towards holding, since a session opened with the new password between
-// Apply and the promotion counts as well, and it depends on the server's clock agreeing
-// with the worker's. Its sessions also outlive the revoke, which has nothing to disable
-// on a shared role, so there the gate tells the operator who still runs on the old
-// password rather than protecting them.
+// that began before the promotion count: backend_start, by the server's clock, before
+// UsageRequest.Since plus the server clock's offset from the worker's (measured at each
+// check from clock_timestamp(), with the query's latency erring towards holding) plus
+// SessionStartMargin (a minute, for the workflow's clock and drift). So a server clock
+// ahead of the worker's does not make an old session look new. The count errs towards
+// holding: a session opened with the new password between Apply and the promotion, or
+// within the margin after it, counts as well. Its sessions also outlive the revoke,
+// which has nothing to disable on a shared role, so there the gate tells the operator
+// who still runs on the old password rather than protecting them.
+//
+// pg_stat_activity lists the server's sessions, and only those: InUse cannot see a
+// client of PgBouncer (or another pooler) that logged in to the pooler with the old
+// password but has no server connection at this moment (transaction pooling gives it
+// one per transaction; the pooler closes idle server connections), nor, with the single
+// strategy, tell which password the pooler's clients used, since its server connections
+// log in as the same role. Sessions on hot standbys are in their own pg_stat_activity
+// and not seen either. Behind a pooler or with readers on standbys an idle answer is not
+// proof; docs/pgbouncer.md says what to do.
 //
 // The admin needs pg_read_all_stats for this. Without it PostgreSQL still lists other
 // roles' sessions and their user names, but hides when and from where they began (and

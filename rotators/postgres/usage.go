@@ -20,6 +20,19 @@ import (
 // strategy, tell old sessions from new ones.
 const statsRole = "pg_read_all_stats"
 
+// SessionStartMargin widens the single strategy's line between old and new sessions:
+// a session counts if it began before the promotion plus the server clock's measured
+// offset plus this margin. The offset is measured at each check (the server's
+// clock_timestamp() against the worker's clock); the margin covers what that cannot
+// see: the promotion time is the workflow's clock (Temporal's), not the worker's, and
+// clocks drift. It errs towards holding: a session opened with the new password within
+// the margin after the promotion counts as a use until it closes.
+const SessionStartMargin = time.Minute
+
+// workerClock is the worker's clock as InUse reads it to measure the server's offset; a
+// test sets it to stand for a worker whose clock is behind or ahead.
+var workerClock = time.Now
+
 var _ rotators.UsageReporter = (*Rotator)(nil)
 
 // InUse lists the open sessions of the version's login role in pg_stat_activity (every
@@ -30,9 +43,12 @@ var _ rotators.UsageReporter = (*Rotator)(nil)
 // twin) every session of the old role counts. When it uses the same role (the single
 // strategy: only the password changed) a session counts only if it began before
 // req.Since, the promotion, since only those can have logged in with the old password;
-// Usage.Checked says so. That errs towards holding: a session opened with the new
-// password between Apply and the promotion counts too. backend_start is the server's
-// clock and req.Since the worker's, so a skew between them shifts that line.
+// Usage.Checked says so. backend_start is the server's clock and req.Since the
+// workflow's, so the line is moved by the server's offset from the worker's clock,
+// measured at each check, and then by SessionStartMargin: a server clock ahead would
+// otherwise make old-password sessions look new, and the old version idle. All of it
+// errs towards holding: a session opened with the new password between Apply and the
+// promotion, or within the margin after it, counts too.
 //
 // A role that does not exist has no sessions. An admin that lacks pg_read_all_stats (and
 // the privileges of the role) gets an error wrapping rotators.ErrPermissionDenied that
@@ -49,13 +65,6 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 			rotators.ErrInvalidConfig, req.Version.Token, login)
 	}
 	checked := fmt.Sprintf("sessions of role %q in pg_stat_activity", login)
-	var before *time.Time
-	if shared {
-		since := req.Since.UTC()
-		before = &since
-		checked = fmt.Sprintf("sessions of role %q in pg_stat_activity that began before %s (the new version uses the same role; only a session opened earlier can hold the old password)",
-			login, since.Format(time.RFC3339))
-	}
 
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
 	defer cancel()
@@ -66,13 +75,27 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 	defer closeConn(ctx, conn)
 
 	var exists, stats, member bool
+	var serverNow time.Time
+	asked := workerClock()
 	err = conn.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
 		       pg_has_role(current_user, $2::name, 'USAGE'),
-		       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND pg_has_role(current_user, oid, 'USAGE'))`,
-		login, statsRole).Scan(&exists, &stats, &member)
+		       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND pg_has_role(current_user, oid, 'USAGE')),
+		       clock_timestamp()`,
+		login, statsRole).Scan(&exists, &stats, &member, &serverNow)
 	if err != nil {
 		return rotators.Usage{}, fail(fmt.Sprintf("in use: check what admin %q may see", r.cfg.AdminUser), err)
+	}
+	var before *time.Time
+	if shared {
+		// The server read its clock after the worker did, so the offset measured is the
+		// true one plus the query's latency: an error towards holding.
+		offset := serverNow.Sub(asked).Round(time.Millisecond)
+		line := req.Since.Add(offset + SessionStartMargin).UTC()
+		before = &line
+		checked = fmt.Sprintf("sessions of role %q in pg_stat_activity that began before %s by the server's clock: the promotion at %s, plus the server clock's offset from the worker's (%s, measured now) and a margin of %s "+
+			"(the new version uses the same role; only a session opened earlier can hold the old password, and one opened within the margin after the promotion counts too)",
+			login, line.Format(time.RFC3339), req.Since.UTC().Format(time.RFC3339), offset, SessionStartMargin)
 	}
 	if !exists {
 		return rotators.Usage{Checked: checked + ": the role does not exist"}, nil

@@ -114,7 +114,9 @@ func TestInUseAlternating(t *testing.T) {
 }
 
 // TestInUseSingle: the role is shared with the new version, so only sessions that began
-// before the promotion count, and Checked says so.
+// before the promotion (plus the server clock's offset and SessionStartMargin) count, and
+// Checked says so. A server clock ahead of the worker's does not make an old session
+// look new; a session opened within the margin after the promotion counts too.
 func TestInUseSingle(t *testing.T) {
 	cfg := usageConfig(t, StrategySingle)
 	super := superConn(t)
@@ -129,23 +131,46 @@ func TestInUseSingle(t *testing.T) {
 	if err := super.QueryRow(t.Context(), "SELECT clock_timestamp()").Scan(&promoted); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(200 * time.Millisecond) // well past the offset's measuring error
 	late := openSession(t, v2, m2, "rereads")
 	if _, lateStart := backendStart(t, late); !lateStart.After(promoted) {
 		t.Fatalf("the late session began at %v, not after the promotion at %v", lateStart, promoted)
 	}
 
+	// The line is the promotion plus the margin: the late session, opened with the new
+	// password right after the promotion, counts as well (towards holding).
 	u := inUse(t, s.r, v1, &v2, promoted)
-	if len(u.Uses) != 1 || u.Uses[0].Application != "read-once" || !u.Uses[0].Since.Equal(earlyStart) {
-		t.Fatalf("InUse = %+v, want only the session opened before the promotion", u)
+	if len(u.Uses) != 2 || u.Uses[0].Application != "read-once" || !u.Uses[0].Since.Equal(earlyStart) || u.Uses[1].Application != "rereads" {
+		t.Fatalf("InUse = %+v, want the session opened before the promotion and the one within the margin after it", u)
 	}
-	if !strings.Contains(u.Checked, "before "+promoted.UTC().Format(time.RFC3339)) || !strings.Contains(u.Checked, "same role") {
-		t.Errorf("Checked = %q; want it to say only sessions begun before the promotion count, and why", u.Checked)
+	if !strings.Contains(u.Checked, "the promotion at "+promoted.UTC().Format(time.RFC3339)) || !strings.Contains(u.Checked, "same role") ||
+		!strings.Contains(u.Checked, "margin of "+SessionStartMargin.String()) {
+		t.Errorf("Checked = %q; want it to say only sessions begun before the promotion and the margin count, and why", u.Checked)
 	}
+
+	// A promotion a margin earlier puts the line between the two sessions.
+	sinceMargin := promoted.Add(-SessionStartMargin)
+	u = inUse(t, s.r, v1, &v2, sinceMargin)
+	if len(u.Uses) != 1 || u.Uses[0].Application != "read-once" {
+		t.Fatalf("InUse with the line between the sessions = %+v, want only the early one", u)
+	}
+
+	// A worker whose clock is 10 minutes behind the server's records the promotion 10
+	// minutes early. Without the measured offset the line would fall before the early
+	// session, which would read as new, and the old password as idle.
+	behind := 10 * time.Minute
+	workerClock = func() time.Time { return time.Now().Add(-behind) }
+	t.Cleanup(func() { workerClock = time.Now })
+	u = inUse(t, s.r, v1, &v2, sinceMargin.Add(-behind))
+	if len(u.Uses) != 1 || u.Uses[0].Application != "read-once" {
+		t.Fatalf("InUse with the server's clock 10m ahead = %+v, want the early session still counted, and only it", u)
+	}
+	workerClock = time.Now
 
 	if err := early.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	waitIdle(t, s.r, v1, &v2, promoted)
+	waitIdle(t, s.r, v1, &v2, sinceMargin)
 
 	// Without a promotion time a shared role's sessions cannot be told apart.
 	_, err := s.r.InUse(t.Context(), rotators.UsageRequest{Version: v1, Keep: &v2})
