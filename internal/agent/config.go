@@ -331,8 +331,13 @@ func (c *Config) validate(p *problems) {
 	c.ApplyDefaults()
 	switch c.Store.Type {
 	case StoreFile:
-		if c.Store.Dir == "" {
+		switch {
+		case c.Store.Dir == "":
 			p.add(c.Store.Line, "store.dir", "is required for the file store: the directory holding store.key and secrets/")
+		case !filepath.IsAbs(c.Store.Dir):
+			// No shell reads this file: "~" and relative paths would silently mean
+			// something else depending on where and as whom the agent starts.
+			p.add(c.Store.Line, "store.dir", "must be an absolute path (no ~; `keyturn dev` prints its store's path as Store:)")
 		}
 	case StoreVault:
 		if c.Store.Address == "" {

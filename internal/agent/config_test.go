@@ -63,6 +63,7 @@ func TestParseReportsEveryProblemWithItsPlace(t *testing.T) {
 		"no store":          {"templates: []", []string{"store: is required", "templates: no templates"}},
 		"unknown store":     {"store: {type: " + planted + "}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:1: store.type: unknown store type", `"file", "vault", "awssm"`}},
 		"file without dir":  {"store: {type: file}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.dir: is required"}},
+		"file dir with ~":   {"store: {type: file, dir: ~/.local/share/keyturn/store}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.dir: must be an absolute path (no ~"}},
 		"vault no token":    {"store: {type: vault, address: http://v}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.token_file", "VAULT_TOKEN", "never put the token in this file"}},
 		"token in the file": {"store: {type: vault, token: " + planted + "}\n", []string{`store."token": unknown field`, "token_file"}},
 		"bare poll":         {"store: {type: file, dir: /s}\npoll: 30\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:2: poll: a bare number has no unit"}},
