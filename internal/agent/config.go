@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -158,13 +159,13 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates a configuration; name is the file name used in problems.
 // Files a template names (template_file) are read relative to name's directory.
 func Parse(name string, data []byte) (*Config, error) {
-	p := &problems{file: name}
+	p := &problems{Decoder: yamlfields.Decoder{Report: yamlfields.Report{File: name}}}
 	cfg := decodeConfig(p, name, data)
 	if cfg != nil {
 		cfg.validate(p)
 	}
-	if len(p.list) > 0 {
-		return nil, p.list
+	if len(p.Problems) > 0 {
+		return nil, Errors(p.Problems)
 	}
 	return cfg, nil
 }
@@ -190,59 +191,59 @@ func decodeConfig(p *problems, name string, data []byte) *Config {
 		return nil
 	}
 	root := doc.Content[0]
-	top, ok := p.decodeMapping(root, "", topFields)
+	top, ok := p.mapping(root, "", topFields)
 	if !ok {
 		return nil
 	}
 	cfg := &Config{Path: name}
-	if f, ok := top.fields["store"]; ok {
-		cfg.Store.Line = f[0].Line
-		if st, ok := p.decodeMapping(f[1], "store", storeFields); ok {
-			st.str("type", &cfg.Store.Type)
-			st.str("dir", &cfg.Store.Dir)
-			st.str("address", &cfg.Store.Address)
-			st.str("token_file", &cfg.Store.TokenFile)
-			st.str("mount", &cfg.Store.Mount)
-			st.str("staging_prefix", &cfg.Store.StagingPrefix)
-			st.str("name_prefix", &cfg.Store.NamePrefix)
-			st.str("region", &cfg.Store.Region)
+	if f, ok := top.Fields["store"]; ok {
+		cfg.Store.Line = f.Key.Line
+		if st, ok := p.mapping(f.Val, "store", storeFields); ok {
+			st.Str("type", &cfg.Store.Type)
+			st.Str("dir", &cfg.Store.Dir)
+			st.Str("address", &cfg.Store.Address)
+			st.Str("token_file", &cfg.Store.TokenFile)
+			st.Str("mount", &cfg.Store.Mount)
+			st.Str("staging_prefix", &cfg.Store.StagingPrefix)
+			st.Str("name_prefix", &cfg.Store.NamePrefix)
+			st.Str("region", &cfg.Store.Region)
 		}
 	} else {
 		p.add(root.Line, "store", "is required: say where secrets are read, e.g. store: {type: file, dir: /var/lib/keyturn/store}")
 	}
-	top.duration("poll", &cfg.Poll)
-	top.duration("read_timeout", &cfg.ReadTimeout)
-	if f, ok := top.fields["templates"]; ok && f[1].Kind == yaml.SequenceNode {
-		for i, n := range f[1].Content {
+	top.Duration("poll", &cfg.Poll)
+	top.Duration("read_timeout", &cfg.ReadTimeout)
+	if f, ok := top.Fields["templates"]; ok && f.Val.Kind == yaml.SequenceNode {
+		for i, n := range f.Val.Content {
 			path := fmt.Sprintf("templates[%d]", i)
 			t := Template{Line: n.Line, UID: -1, GID: -1}
-			if m, ok := p.decodeMapping(n, path, templateFields); ok {
+			if m, ok := p.mapping(n, path, templateFields); ok {
 				decodeTemplate(m, name, &t)
 			}
 			cfg.Templates = append(cfg.Templates, t)
 		}
 	} else if ok {
-		p.add(f[1].Line, "templates", "must be a list of templates, each starting with '- secret: ...', got %s", kind(f[1]))
+		p.add(f.Val.Line, "templates", "must be a list of templates, each starting with '- secret: ...', got %s", yamlfields.Describe(f.Val))
 	}
-	if f, ok := top.fields["reload"]; ok {
-		r := &Reload{Line: f[0].Line}
-		if m, ok := p.decodeMapping(f[1], "reload", reloadFields); ok {
-			m.strList("command", &r.Command)
-			m.duration("timeout", &r.Timeout)
+	if f, ok := top.Fields["reload"]; ok {
+		r := &Reload{Line: f.Key.Line}
+		if m, ok := p.mapping(f.Val, "reload", reloadFields); ok {
+			m.StrList("command", &r.Command)
+			m.Duration("timeout", &r.Timeout)
 			var sig string
-			m.str("signal", &sig)
+			m.Str("signal", &sig)
 			if sig != "" {
 				s, ok := parseSignal(sig)
 				if !ok {
-					p.add(m.lineOf("signal"), "reload.signal", "is not a signal this agent sends; use one of %s", strings.Join(signalNames(), ", "))
+					p.add(m.LineOf("signal"), "reload.signal", "is not a signal this agent sends; use one of %s", strings.Join(signalNames(), ", "))
 				}
 				r.Signal = s
 			}
-			m.integer("pid", &r.Pid)
-			m.str("pid_file", &r.PidFile)
+			m.Integer("pid", &r.Pid)
+			m.Str("pid_file", &r.PidFile)
 			// A pid of 0 would signal the agent's own process group: refuse it below.
-			if m.has("pid") && r.Pid <= 0 {
-				p.add(m.lineOf("pid"), "reload.pid", "must be a process ID above 0; or name a pid_file")
+			if m.Has("pid") && r.Pid <= 0 {
+				p.add(m.LineOf("pid"), "reload.pid", "must be a process ID above 0; or name a pid_file")
 			}
 		}
 		cfg.Reload = r
@@ -250,52 +251,52 @@ func decodeConfig(p *problems, name string, data []byte) *Config {
 	return cfg
 }
 
-func decodeTemplate(m mapping, configPath string, t *Template) {
+func decodeTemplate(m yamlfields.Block, configPath string, t *Template) {
 	var id, mode, owner, group, file string
-	m.str("secret", &id)
+	m.Str("secret", &id)
 	t.Secret = secret.ID(id)
-	m.str("destination", &t.Destination)
-	m.str("format", &t.Format)
-	m.strList("fields", &t.Fields)
-	m.str("env_prefix", &t.EnvPrefix)
-	m.str("template", &t.Text)
-	m.str("template_file", &file)
+	m.Str("destination", &t.Destination)
+	m.Str("format", &t.Format)
+	m.StrList("fields", &t.Fields)
+	m.Str("env_prefix", &t.EnvPrefix)
+	m.Str("template", &t.Text)
+	m.Str("template_file", &file)
 	if file != "" {
-		if m.has("template") {
-			m.p.add(m.lineOf("template_file"), join(m.path, "template_file"), "set either template or template_file, not both")
+		if m.Has("template") {
+			m.D.Add(m.LineOf("template_file"), yamlfields.Join(m.Path, "template_file"), "set either template or template_file, not both")
 		}
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(filepath.Dir(configPath), file)
 		}
 		data, err := os.ReadFile(file)
 		if err != nil {
-			m.p.add(m.lineOf("template_file"), join(m.path, "template_file"), "cannot be read (%v); give a readable file, relative to the config file's directory", errors.Unwrap(err))
+			m.D.Add(m.LineOf("template_file"), yamlfields.Join(m.Path, "template_file"), "cannot be read (%v); give a readable file, relative to the config file's directory", errors.Unwrap(err))
 		}
 		t.Text = string(data)
 	}
-	if n, ok := m.scalar("mode", "a string"); ok {
+	if n, ok := m.Scalar("mode", "a string"); ok {
 		mode = n.Value
 		// YAML reads 0640 unquoted as the number 416 (octal): take its digits as written.
 		v, err := strconv.ParseUint(strings.TrimPrefix(mode, "0o"), 8, 32)
 		if err != nil || v > 0o777 {
-			m.p.add(n.Line, join(m.path, "mode"), "must be octal permission bits such as \"0600\" or \"0640\" (quote it)")
+			m.D.Add(n.Line, yamlfields.Join(m.Path, "mode"), "must be octal permission bits such as \"0600\" or \"0640\" (quote it)")
 		} else {
 			t.Mode = os.FileMode(v)
 		}
 	}
-	m.str("owner", &owner)
-	m.str("group", &group)
+	m.Str("owner", &owner)
+	m.Str("group", &group)
 	if owner != "" {
 		uid, err := lookupUser(owner)
 		if err != nil {
-			m.p.add(m.lineOf("owner"), join(m.path, "owner"), "%v; give a user name or numeric uid that exists on this machine", err)
+			m.D.Add(m.LineOf("owner"), yamlfields.Join(m.Path, "owner"), "%v; give a user name or numeric uid that exists on this machine", err)
 		}
 		t.UID = uid
 	}
 	if group != "" {
 		gid, err := lookupGroup(group)
 		if err != nil {
-			m.p.add(m.lineOf("group"), join(m.path, "group"), "%v; give a group name or numeric gid that exists on this machine", err)
+			m.D.Add(m.LineOf("group"), yamlfields.Join(m.Path, "group"), "%v; give a group name or numeric gid that exists on this machine", err)
 		}
 		t.GID = gid
 	}
@@ -349,10 +350,10 @@ func (c *Config) validate(p *problems) {
 	case StoreAWSSM:
 	case "":
 		if c.Store.Line > 0 {
-			p.add(c.Store.Line, "store.type", "is required: one of %s", quoteList(storeTypes))
+			p.add(c.Store.Line, "store.type", "is required: one of %s", yamlfields.QuoteList(storeTypes))
 		}
 	default:
-		p.add(c.Store.Line, "store.type", "unknown store type; use one of %s", quoteList(storeTypes))
+		p.add(c.Store.Line, "store.type", "unknown store type; use one of %s", yamlfields.QuoteList(storeTypes))
 	}
 	if c.Poll < time.Second {
 		p.add(0, "poll", "must be at least 1s; 30s to a few minutes suits most services (keep it well under the rotation's grace period)")
@@ -395,60 +396,52 @@ func (c *Config) validate(p *problems) {
 
 func (t *Template) validate(p *problems, path string) {
 	if t.Secret == "" {
-		p.add(t.Line, join(path, "secret"), "is required: the secret's path in the store (its ID, unless the inventory sets store.path)")
+		p.add(t.Line, yamlfields.Join(path, "secret"), "is required: the secret's path in the store (its ID, unless the inventory sets store.path)")
 	} else if err := t.Secret.Validate(); err != nil {
-		p.add(t.Line, join(path, "secret"), "%v", err)
+		p.add(t.Line, yamlfields.Join(path, "secret"), "%v", err)
 	}
 	switch {
 	case t.Destination == "":
-		p.add(t.Line, join(path, "destination"), "is required: the file to write, e.g. /run/app/db.env")
+		p.add(t.Line, yamlfields.Join(path, "destination"), "is required: the file to write, e.g. /run/app/db.env")
 	case !filepath.IsAbs(t.Destination):
-		p.add(t.Line, join(path, "destination"), "must be an absolute path, so the file does not depend on where the agent starts")
+		p.add(t.Line, yamlfields.Join(path, "destination"), "must be an absolute path, so the file does not depend on where the agent starts")
 	case strings.HasSuffix(t.Destination, "/"):
-		p.add(t.Line, join(path, "destination"), "names a directory; name the file to write")
+		p.add(t.Line, yamlfields.Join(path, "destination"), "names a directory; name the file to write")
 	}
 	if t.Format == "" {
-		p.add(t.Line, join(path, "format"), "is required: one of %s", quoteList(formats))
+		p.add(t.Line, yamlfields.Join(path, "format"), "is required: one of %s", yamlfields.QuoteList(formats))
 		return
 	}
-	if !contains(formats, t.Format) {
-		p.add(t.Line, join(path, "format"), "unknown format; use one of %s", quoteList(formats))
+	if !yamlfields.Contains(formats, t.Format) {
+		p.add(t.Line, yamlfields.Join(path, "format"), "unknown format; use one of %s", yamlfields.QuoteList(formats))
 		return
 	}
 	if t.Format == FormatTemplate {
 		if t.Text == "" {
-			p.add(t.Line, join(path, "template"), "format template needs the template inline (template: |) or in a file (template_file)")
+			p.add(t.Line, yamlfields.Join(path, "template"), "format template needs the template inline (template: |) or in a file (template_file)")
 			return
 		}
 		parsed, err := parseTemplate(t.Destination, t.Text)
 		if err != nil {
 			// A parse error quotes the template's own text, which is configuration,
 			// not material.
-			p.add(t.Line, join(path, "template"), "does not parse: %v", err)
+			p.add(t.Line, yamlfields.Join(path, "template"), "does not parse: %v", err)
 			return
 		}
 		t.parsed = parsed
 	} else if t.Text != "" {
-		p.add(t.Line, join(path, "template"), "is only used with format template; remove it or set format: template")
+		p.add(t.Line, yamlfields.Join(path, "template"), "is only used with format template; remove it or set format: template")
 	}
 	if t.Format == FormatRaw && len(t.Fields) > 1 {
-		p.add(t.Line, join(path, "fields"), "format raw writes one field; list one, or use env, json or a template")
+		p.add(t.Line, yamlfields.Join(path, "fields"), "format raw writes one field; list one, or use env, json or a template")
 	}
 	if t.EnvPrefix != "" && t.Format != FormatEnv {
-		p.add(t.Line, join(path, "env_prefix"), "is only used with format env")
+		p.add(t.Line, yamlfields.Join(path, "env_prefix"), "is only used with format env")
 	}
 	if t.EnvPrefix != "" && envName("", t.EnvPrefix) != t.EnvPrefix {
-		p.add(t.Line, join(path, "env_prefix"), "must be upper-case letters, digits and _, e.g. DB_")
+		p.add(t.Line, yamlfields.Join(path, "env_prefix"), "must be upper-case letters, digits and _, e.g. DB_")
 	}
 	if t.Mode&0o007 != 0 {
-		p.add(t.Line, join(path, "mode"), "lets every user on the machine read the secret; use 0600, or 0640 with a group")
+		p.add(t.Line, yamlfields.Join(path, "mode"), "lets every user on the machine read the secret; use 0600, or 0640 with a group")
 	}
-}
-
-func quoteList(values []string) string {
-	q := make([]string, len(values))
-	for i, v := range values {
-		q[i] = strconv.Quote(v)
-	}
-	return strings.Join(q, ", ")
 }

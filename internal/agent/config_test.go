@@ -65,7 +65,7 @@ func TestParseReportsEveryProblemWithItsPlace(t *testing.T) {
 		"file without dir":  {"store: {type: file}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.dir: is required"}},
 		"file dir with ~":   {"store: {type: file, dir: ~/.local/share/keyturn/store}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.dir: must be an absolute path (no ~"}},
 		"vault no token":    {"store: {type: vault, address: http://v}\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"store.token_file", "VAULT_TOKEN", "never put the token in this file"}},
-		"token in the file": {"store: {type: vault, token: " + planted + "}\n", []string{`store."token": unknown field`, "token_file"}},
+		"token in the file": {"store: {type: vault, token: " + planted + "}\n", []string{`store.token: unknown field "token"`, "token_file"}},
 		"bare poll":         {"store: {type: file, dir: /s}\npoll: 30\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:2: poll: a bare number has no unit"}},
 		"short poll":        {"store: {type: file, dir: /s}\npoll: 10ms\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{"agent.yaml:2: poll: must be at least 1s"}},
 		"template problems": {`store: {type: file, dir: /s}
@@ -98,7 +98,11 @@ templates:
 		"signal no target":      {"store: {type: file, dir: /s}\ntemplates: [{secret: a/b, destination: /x, format: raw}]\nreload: {signal: HUP}", []string{"set exactly one of pid and pid_file"}},
 		"bad signal":            {"store: {type: file, dir: /s}\ntemplates: [{secret: a/b, destination: /x, format: raw}]\nreload: {signal: " + planted + ", pid: 5}", []string{"reload.signal: is not a signal", "HUP"}},
 		"command a string":      {"store: {type: file, dir: /s}\ntemplates: [{secret: a/b, destination: /x, format: raw}]\nreload: {command: systemctl reload nginx}", []string{"reload.command: must be a list"}},
-		"unknown field":         {"store: {type: file, dir: /s}\ntemplates: [{secret: a/b, destination: /x, format: raw, destinaton: /y}]", []string{`templates[0]."destinaton": unknown field`, "destination"}},
+		"unknown field":         {"store: {type: file, dir: /s}\ntemplates: [{secret: a/b, destination: /x, format: raw, destinaton: /y}]", []string{`agent.yaml:2: templates[0].destinaton: unknown field "destinaton" (did you mean "destination"?)`}},
+		"misspelt top field":    {"store: {type: file, dir: /s}\npol: 30s\ntemplates: [{secret: a/b, destination: /x, format: raw}]", []string{`agent.yaml:2: pol: unknown field "pol" (did you mean "poll"?)`}},
+		"repeated key":          {"store: {type: file, dir: /s}\npoll: 30s\ntemplates: [{secret: a/b, destination: /x, format: raw}]\npoll: 1m", []string{"agent.yaml:4: poll: set twice (first at line 2); keep only one"}},
+		"repeated template key": {"store: {type: file, dir: /s}\ntemplates:\n  - secret: a/b\n    destination: /x\n    format: raw\n    destination: /y\n", []string{"agent.yaml:6: templates[0].destination: set twice (first at line 4)"}},
+		"merge key":             {"base: &b {type: file, dir: /s}\nstore: {<<: *b}\n", []string{"agent.yaml:1: base: unknown field", "agent.yaml:2: store: YAML merge keys (<<) are not supported"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse(filepath.Join(dir, "agent.yaml"), []byte(tc.body))
@@ -140,5 +144,30 @@ func TestLoadReadsTemplateFileBesideTheConfig(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "pass the file with -c") {
 		t.Fatalf("Load of a missing file = %v", err)
+	}
+}
+
+// TestParseFollowsAliases: an anchor shared between templates reads as its value, as it
+// does in the inventory, instead of failing as "an alias".
+func TestParseFollowsAliases(t *testing.T) {
+	cfg, err := parseString(t, `
+store: {type: file, dir: /var/lib/keyturn/store}
+templates:
+  - secret: &db prod/orders-db/app
+    destination: /run/app/db.env
+    format: env
+    fields: &keys [username, password]
+  - secret: *db
+    destination: /run/app/db.json
+    format: json
+    fields: *keys
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tp := range cfg.Templates {
+		if tp.Secret != "prod/orders-db/app" || strings.Join(tp.Fields, ",") != "username,password" {
+			t.Errorf("template %d: secret %q fields %q, want the anchored values", i, tp.Secret, tp.Fields)
+		}
 	}
 }

@@ -5,8 +5,9 @@
 //
 // It owns four concerns, a file each:
 //
-//   - config.go and decode.go: the agent's YAML file, decoded node by node so every
-//     problem is reported at once with its line and field, and no value is echoed.
+//   - config.go and decode.go: the agent's YAML file, decoded node by node with
+//     internal/yamlfields (as the inventory is) so every problem is reported at once
+//     with its line and field, and no value is echoed.
 //   - render.go: the formats (raw, env, json, pem, template) that turn a consumer.Value
 //     into bytes; errors name secrets and fields, never material.
 //   - write.go: the atomic write (temporary file in the same directory, 0600 before any

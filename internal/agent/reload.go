@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
 // maxReloadOutput is how much of a reload command's output is kept (its end) for the
@@ -37,10 +39,10 @@ type batch struct {
 
 // add puts t's file and secret in the batch, each once.
 func (b *batch) add(t *Template) {
-	if !contains(b.files, t.Destination) {
+	if !yamlfields.Contains(b.files, t.Destination) {
 		b.files = append(b.files, t.Destination)
 	}
-	if !contains(b.secrets, string(t.Secret)) {
+	if !yamlfields.Contains(b.secrets, string(t.Secret)) {
 		b.secrets = append(b.secrets, string(t.Secret))
 	}
 }

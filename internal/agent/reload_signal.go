@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
 // signals are the signals a reload may send, by name: the ones services use to reload
@@ -53,7 +55,7 @@ func lookupUser(name string) (int, error) {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return -1, fmt.Errorf("no user %s", strconv.Quote(shorten(name)))
+		return -1, fmt.Errorf("no user %s", yamlfields.Quote(name))
 	}
 	return strconv.Atoi(u.Uid)
 }
@@ -65,7 +67,7 @@ func lookupGroup(name string) (int, error) {
 	}
 	g, err := user.LookupGroup(name)
 	if err != nil {
-		return -1, fmt.Errorf("no group %s", strconv.Quote(shorten(name)))
+		return -1, fmt.Errorf("no group %s", yamlfields.Quote(name))
 	}
 	return strconv.Atoi(g.Gid)
 }

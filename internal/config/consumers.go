@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
 // Sensitivity levels: how much harm a leak of the secret does. They say how a secret
@@ -86,9 +88,9 @@ func (d *decoder) consumers(b block, s *Secret) {
 		item := fmt.Sprintf("consumers[%d]", i)
 		s.pos[item] = line // a missing field is reported where its consumer starts
 		if cb != nil {
-			cb.pos, cb.rel = s.pos, item
-			cb.str("name", &c.Name)
-			cb.duration("refresh", &c.Refresh)
+			cb.Pos, cb.Rel = s.pos, item
+			cb.Str("name", &c.Name)
+			cb.Duration("refresh", &c.Refresh)
 		}
 		s.Consumers = append(s.Consumers, c)
 		i++
@@ -97,10 +99,10 @@ func (d *decoder) consumers(b block, s *Secret) {
 
 // sensitivityProblem says what is wrong with a sensitivity, or "".
 func sensitivityProblem(v string) string {
-	if contains(sensitivities, v) {
+	if yamlfields.Contains(sensitivities, v) {
 		return ""
 	}
-	return fmt.Sprintf("%s is not a sensitivity; allowed: %s", quoteValue(v), quoteList(sensitivities))
+	return fmt.Sprintf("%s is not a sensitivity; allowed: %s", quoteValue(v), yamlfields.QuoteList(sensitivities))
 }
 
 // validateConsumers checks the secret's sensitivity (when it wrote one; the defaults

@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/keyturn/keyturn/internal/yamlfields"
+)
 
 // ApplyDefaults fills every field the file left empty: first from the defaults block, then
 // from the built-in defaults (the Default constants). Tags from the defaults block are
@@ -129,7 +133,7 @@ func (p *Postgres) applyDefaults(s *Secret) {
 func mergeTags(own, inherited []string) []string {
 	out := append([]string(nil), own...)
 	for _, t := range inherited {
-		if !contains(out, t) {
+		if !yamlfields.Contains(out, t) {
 			out = append(out, t)
 		}
 	}

@@ -6,7 +6,9 @@
 // reports every problem at once, each with its file and line, the field, what is wrong and
 // what to do about it. Load runs all three and returns either a valid inventory or an
 // Errors value listing everything that must be fixed, so an operator fixes a file in one
-// pass instead of one error per run, and a bad file never replaces a good one.
+// pass instead of one error per run, and a bad file never replaces a good one. The
+// node-by-node YAML decoding and the Problem type are shared with the agent's file
+// through internal/yamlfields.
 //
 // The inventory never holds secret material. Credentials the rotators need (the admin
 // password of a database, for instance) are written as references (Ref) to a store or an

@@ -1,46 +1,19 @@
 package config
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
-// Day is the inventory's day: 24 hours, whatever the calendar or the clocks do. Ages and
-// maximum ages are counted in days, and "2160h" for 90 days is an invitation to get the
-// arithmetic wrong.
-const Day = 24 * time.Hour
-
-// maxDays keeps a number of days inside time.Duration (about 292 years).
-const maxDays = 100_000
+// Day is the inventory's day: 24 hours (see yamlfields.Day).
+const Day = yamlfields.Day
 
 // ParseDuration reads a duration as the inventory writes it: Go's syntax (90s, 15m,
-// 1h30m), optionally after a whole number of days, "30d" or "1d12h". It is the one
-// grammar of every duration field in the file.
-func ParseDuration(s string) (time.Duration, error) {
-	daysText, rest, hasDays := strings.Cut(s, "d")
-	if !hasDays {
-		return time.ParseDuration(s)
-	}
-	neg := strings.HasPrefix(daysText, "-")
-	days, err := strconv.Atoi(strings.TrimPrefix(daysText, "-"))
-	if err != nil || days < 0 || days > maxDays || strings.HasPrefix(daysText, "+") || strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
-		return 0, fmt.Errorf("time: invalid duration %q", s)
-	}
-	d := time.Duration(days) * Day
-	if rest != "" {
-		r, err := time.ParseDuration(rest)
-		if err != nil {
-			return 0, fmt.Errorf("time: invalid duration %q", s)
-		}
-		d += r
-	}
-	if neg {
-		d = -d
-	}
-	return d, nil
-}
+// 1h30m), optionally after a whole number of days, "30d" or "1d12h". The grammar is owned
+// by yamlfields, so the agent's file reads durations the same way.
+func ParseDuration(s string) (time.Duration, error) { return yamlfields.ParseDuration(s) }
 
 // DayDuration formats d exactly, in the grammar ParseDuration reads: whole days as "d",
 // the rest as ShortDuration does (14d, 14d30m, 6h, 45s).

@@ -103,14 +103,14 @@ func (n Notifications) Route(name string) (NotifyRoute, bool) {
 
 // notifications decodes the notifications block into inv.
 func (d *decoder) notifications(top block, inv *Inventory) {
-	nb, ok := top.sub("notifications", notificationsFields)
+	nb, ok := top.Sub("notifications", notificationsFields)
 	if !ok {
 		return
 	}
 	d.mappings(nb, "routes", "a list of routes, each starting with '- name: ...'", routeFields, func(line int, b *block) {
 		r := NotifyRoute{Line: line, pos: positions{}}
 		if b != nil {
-			b.pos = r.pos
+			b.Pos = r.pos
 			d.route(*b, &r)
 		}
 		inv.Notifications.Routes = append(inv.Notifications.Routes, r)
@@ -120,17 +120,17 @@ func (d *decoder) notifications(top block, inv *Inventory) {
 // route decodes the fields of one route.
 func (d *decoder) route(b block, r *NotifyRoute) {
 	var url, key string
-	b.str("name", &r.Name)
-	b.str("url", &url)
-	b.str("format", &r.Format)
-	b.str("signing_key", &key)
+	b.Str("name", &r.Name)
+	b.Str("url", &url)
+	b.Str("format", &r.Format)
+	b.Str("signing_key", &key)
 	r.URL, r.SigningKey = Ref(url), Ref(key)
-	b.strList("events", &r.Events)
-	if mb, ok := b.sub("match", matchFields); ok {
+	b.StrList("events", &r.Events)
+	if mb, ok := b.Sub("match", matchFields); ok {
 		var ids []string
-		mb.strList("tags", &r.Match.Tags)
-		mb.strList("secrets", &ids)
-		mb.strList("owners", &r.Match.Owners)
+		mb.StrList("tags", &r.Match.Tags)
+		mb.StrList("secrets", &ids)
+		mb.StrList("owners", &r.Match.Owners)
 		for _, id := range ids {
 			r.Match.Secrets = append(r.Match.Secrets, secret.ID(id))
 		}

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -38,7 +39,7 @@ func Load(path string) (*Inventory, error) {
 	}
 	inv, d := decode(path, data)
 	if inv == nil {
-		return nil, d.problems.orNil()
+		return nil, Errors(d.Problems).orNil()
 	}
 	// Validate what did decode even when some fields did not, so one run shows everything
 	// to fix; problems under a field that failed to decode are dropped as repeats.
@@ -47,7 +48,7 @@ func Load(path string) (*Inventory, error) {
 	if err := inv.Validate(); err != nil && !errors.As(err, &invalid) {
 		return nil, fmt.Errorf("validate inventory: %w", err)
 	}
-	all := append(append(Errors(nil), d.problems...), d.suppress(invalid)...)
+	all := append(append(Errors(nil), d.Problems...), d.Suppress(invalid)...)
 	if err := all.orNil(); err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func readFile(path string) ([]byte, error) {
 // Validate next, or use Load. On any problem it returns nil and an Errors.
 func Parse(name string, data []byte) (*Inventory, error) {
 	inv, d := decode(name, data)
-	if err := d.problems.orNil(); err != nil {
+	if err := Errors(d.Problems).orNil(); err != nil {
 		return nil, err
 	}
 	return inv, nil
@@ -85,7 +86,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 // decode is Parse that keeps what it could decode next to the problems it found. The
 // inventory is nil when nothing could be decoded at all.
 func decode(name string, data []byte) (*Inventory, *decoder) {
-	d := &decoder{report: report{file: name}}
+	d := &decoder{&yamlfields.Decoder{Report: report{File: name}}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
@@ -93,38 +94,38 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 		return nil, d
 	}
 	if len(doc.Content) == 0 {
-		d.fail(1, "", "the file is empty; start it with version: 1 and a secrets list")
+		d.Fail(1, "", "the file is empty; start it with version: 1 and a secrets list")
 		return nil, d
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case err == nil:
-		d.fail(extra.Line, "", "a second YAML document starts here; an inventory is one document, so remove the '---' and what follows or merge it into the first")
+		d.Fail(extra.Line, "", "a second YAML document starts here; an inventory is one document, so remove the '---' and what follows or merge it into the first")
 	case !errors.Is(err, io.EOF):
 		d.syntax(err, data)
 	}
 
-	root := resolve(doc.Content[0])
+	root := yamlfields.Resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
-		d.fail(root.Line, "", "the top level must be a mapping with version, defaults and secrets, got %s", describe(root))
+		d.Fail(root.Line, "", "the top level must be a mapping with version, defaults and secrets, got %s", yamlfields.Describe(root))
 		return nil, d
 	}
 	inv := &Inventory{Path: name, pos: positions{}}
-	top := block{d: d, fields: d.fields(root, "", topFields), pos: inv.pos}
-	top.integer("version", &inv.Version)
-	if b, ok := top.sub("defaults", defaultsFields); ok {
+	top := block{D: d.Decoder, Fields: d.Fields(root, "", topFields), Pos: inv.pos, Line: root.Line}
+	top.Integer("version", &inv.Version)
+	if b, ok := top.Sub("defaults", defaultsFields); ok {
 		var grace time.Duration
-		if b.duration("grace", &grace) {
+		if b.Duration("grace", &grace) {
 			inv.Defaults.Grace = &grace
 		}
-		b.str("store", &inv.Defaults.Store)
-		b.strList("tags", &inv.Defaults.Tags)
-		b.duration("window", &inv.Defaults.Window)
-		b.duration("catchup_window", &inv.Defaults.CatchupWindow)
-		b.str("owner", &inv.Defaults.Owner)
-		b.duration("max_age", &inv.Defaults.MaxAge)
-		b.str("sensitivity", &inv.Defaults.Sensitivity)
-		if gb, ok := b.sub("revoke_gate", revokeGateFields); ok {
+		b.Str("store", &inv.Defaults.Store)
+		b.StrList("tags", &inv.Defaults.Tags)
+		b.Duration("window", &inv.Defaults.Window)
+		b.Duration("catchup_window", &inv.Defaults.CatchupWindow)
+		b.Str("owner", &inv.Defaults.Owner)
+		b.Duration("max_age", &inv.Defaults.MaxAge)
+		b.Str("sensitivity", &inv.Defaults.Sensitivity)
+		if gb, ok := b.Sub("revoke_gate", revokeGateFields); ok {
 			revokeGate(gb, &inv.Defaults.RevokeGate)
 		}
 	}
@@ -138,7 +139,7 @@ func (d *decoder) secrets(top block, inv *Inventory) {
 	d.mappings(top, "secrets", "a list of secrets, each starting with '- id: ...'", secretFields, func(line int, b *block) {
 		s := Secret{Line: line, pos: positions{}}
 		if b != nil {
-			b.pos = s.pos
+			b.Pos = s.pos
 			d.secret(*b, &s)
 		}
 		inv.Secrets = append(inv.Secrets, s)
@@ -150,20 +151,20 @@ func (d *decoder) secrets(top block, inv *Inventory) {
 // fill in). An item that is not a mapping is passed too, with a nil block, so the indexes
 // in problems about later items match the file.
 func (d *decoder) mappings(b block, name, want string, known []string, item func(line int, b *block)) {
-	path := join(b.path, name)
-	e, ok := b.take(name)
-	if !ok || isNull(e.val) {
+	path := yamlfields.Join(b.Path, name)
+	e, ok := b.Take(name)
+	if !ok || yamlfields.IsNull(e.Val) {
 		return
 	}
-	if e.val.Kind != yaml.SequenceNode {
-		d.fail(e.val.Line, path, "must be %s, got %s", want, describe(e.val))
+	if e.Val.Kind != yaml.SequenceNode {
+		d.Fail(e.Val.Line, path, "must be %s, got %s", want, yamlfields.Describe(e.Val))
 		return
 	}
-	for i, n := range e.val.Content {
-		n = resolve(n)
+	for i, n := range e.Val.Content {
+		n = yamlfields.Resolve(n)
 		itemPath := fmt.Sprintf("%s[%d]", path, i)
-		if f := d.fields(n, itemPath, known); f != nil {
-			item(n.Line, &block{d: d, fields: f, path: itemPath})
+		if f := d.Fields(n, itemPath, known); f != nil {
+			item(n.Line, &block{D: d.Decoder, Fields: f, Path: itemPath, Line: n.Line})
 			continue
 		}
 		item(n.Line, nil)
@@ -173,54 +174,54 @@ func (d *decoder) mappings(b block, name, want string, known []string, item func
 // secret decodes the fields of one secret.
 func (d *decoder) secret(b block, s *Secret) {
 	var id string
-	b.str("id", &id)
+	b.Str("id", &id)
 	s.ID = secret.ID(id)
-	b.str("kind", &s.Kind)
-	b.str("description", &s.Description)
-	b.str("owner", &s.Owner)
-	b.str("sensitivity", &s.Sensitivity)
+	b.Str("kind", &s.Kind)
+	b.Str("description", &s.Description)
+	b.Str("owner", &s.Owner)
+	b.Str("sensitivity", &s.Sensitivity)
 	d.consumers(b, s)
-	if st, ok := b.sub("store", storeFields); ok {
-		st.str("type", &s.Store.Type)
-		st.str("path", &s.Store.Path)
-		st.str("mount", &s.Store.Mount)
+	if st, ok := b.Sub("store", storeFields); ok {
+		st.Str("type", &s.Store.Type)
+		st.Str("path", &s.Store.Path)
+		st.Str("mount", &s.Store.Mount)
 	}
-	b.duration("grace", &s.Grace)
-	b.strList("tags", &s.Tags)
-	b.str("schedule", &s.Schedule)
-	b.str("timezone", &s.Timezone)
-	b.duration("window", &s.Window)
-	b.duration("max_age", &s.MaxAge)
-	if gb, ok := b.sub("revoke_gate", revokeGateFields); ok {
+	b.Duration("grace", &s.Grace)
+	b.StrList("tags", &s.Tags)
+	b.Str("schedule", &s.Schedule)
+	b.Str("timezone", &s.Timezone)
+	b.Duration("window", &s.Window)
+	b.Duration("max_age", &s.MaxAge)
+	if gb, ok := b.Sub("revoke_gate", revokeGateFields); ok {
 		revokeGate(gb, &s.RevokeGate)
 	}
-	if pb, ok := b.sub("postgres", postgresFields); ok {
+	if pb, ok := b.Sub("postgres", postgresFields); ok {
 		s.Postgres = d.postgres(pb)
 	}
-	if kb, ok := b.sub("awsiam", awsiamFields); ok {
+	if kb, ok := b.Sub("awsiam", awsiamFields); ok {
 		s.AWSIAM = &AWSIAM{}
-		kb.str("user", &s.AWSIAM.User)
-		kb.boolean("delete_inactive", &s.AWSIAM.DeleteInactive)
-		kb.duration("delete_after", &s.AWSIAM.DeleteAfter)
-		kb.duration("consistency_timeout", &s.AWSIAM.ConsistencyTimeout)
+		kb.Str("user", &s.AWSIAM.User)
+		kb.Boolean("delete_inactive", &s.AWSIAM.DeleteInactive)
+		kb.Duration("delete_after", &s.AWSIAM.DeleteAfter)
+		kb.Duration("consistency_timeout", &s.AWSIAM.ConsistencyTimeout)
 	}
-	if kb, ok := b.sub("httpapi", httpapiFields); ok {
+	if kb, ok := b.Sub("httpapi", httpapiFields); ok {
 		s.HTTPAPI = d.httpapi(kb)
 	}
-	if kb, ok := b.sub("vaultpki", vaultpkiFields); ok {
+	if kb, ok := b.Sub("vaultpki", vaultpkiFields); ok {
 		s.VaultPKI = &VaultPKI{}
-		kb.str("mount", &s.VaultPKI.Mount)
-		kb.str("role", &s.VaultPKI.Role)
-		kb.str("ca_file", &s.VaultPKI.CAFile)
+		kb.Str("mount", &s.VaultPKI.Mount)
+		kb.Str("role", &s.VaultPKI.Role)
+		kb.Str("ca_file", &s.VaultPKI.CAFile)
 		certificate(kb, &s.VaultPKI.Certificate)
 	}
-	if kb, ok := b.sub("localca", localcaFields); ok {
+	if kb, ok := b.Sub("localca", localcaFields); ok {
 		s.LocalCA = &LocalCA{}
 		var cert, key string
-		kb.str("ca_cert", &cert)
-		kb.str("ca_key", &key)
+		kb.Str("ca_cert", &cert)
+		kb.Str("ca_key", &key)
 		s.LocalCA.CACert, s.LocalCA.CAKey = Ref(cert), Ref(key)
-		kb.str("crl_file", &s.LocalCA.CRLFile)
+		kb.Str("crl_file", &s.LocalCA.CRLFile)
 		certificate(kb, &s.LocalCA.Certificate)
 	}
 }
@@ -229,72 +230,72 @@ func (d *decoder) secret(b block, s *Secret) {
 func (d *decoder) httpapi(b block) *HTTPAPI {
 	h := &HTTPAPI{}
 	var admin string
-	b.str("admin", &admin)
+	b.Str("admin", &admin)
 	h.Admin = Ref(admin)
 	for _, c := range []struct {
 		name string
 		call *HTTPCall
 	}{{"create", &h.Create}, {"test", &h.Test}, {"revoke", &h.Revoke}} {
 		call := c.call
-		if cb, ok := b.sub(c.name, httpCallFields); ok {
+		if cb, ok := b.Sub(c.name, httpCallFields); ok {
 			httpCall(cb, call)
 		}
 	}
-	if ub, ok := b.sub("in_use", httpUsageFields); ok {
+	if ub, ok := b.Sub("in_use", httpUsageFields); ok {
 		h.InUse = &HTTPUsageCheck{}
 		httpCall(ub, &h.InUse.HTTPCall)
-		ub.str("last_used", &h.InUse.LastUsed)
-		ub.str("flag", &h.InUse.Flag)
-		ub.duration("delay", &h.InUse.Delay)
+		ub.Str("last_used", &h.InUse.LastUsed)
+		ub.Str("flag", &h.InUse.Flag)
+		ub.Duration("delay", &h.InUse.Delay)
 	}
-	b.str("key_id", &h.KeyID)
-	b.str("key_secret", &h.KeySecret)
-	b.duration("timeout", &h.Timeout)
-	b.str("ca_file", &h.CAFile)
+	b.Str("key_id", &h.KeyID)
+	b.Str("key_secret", &h.KeySecret)
+	b.Duration("timeout", &h.Timeout)
+	b.Str("ca_file", &h.CAFile)
 	return h
 }
 
 // httpCall decodes the fields of one declared request.
 func httpCall(b block, call *HTTPCall) {
-	b.str("method", &call.Method)
-	b.str("url", &call.URL)
-	b.strMap("headers", &call.Headers)
-	b.str("body", &call.Body)
-	b.intList("success", &call.Success)
-	b.intList("gone", &call.Gone)
+	b.Str("method", &call.Method)
+	b.Str("url", &call.URL)
+	b.StrMap("headers", &call.Headers)
+	b.Str("body", &call.Body)
+	b.IntList("success", &call.Success)
+	b.IntList("gone", &call.Gone)
 }
 
 // certificate decodes the certificate fields shared by the certificate kinds.
 func certificate(b block, c *Certificate) {
-	b.str("common_name", &c.CommonName)
-	b.strList("alt_names", &c.AltNames)
-	b.strList("ip_sans", &c.IPSANs)
-	b.duration("ttl", &c.TTL)
-	b.str("key_type", &c.KeyType)
-	b.integer("key_bits", &c.KeyBits)
-	b.number("renew_at", &c.RenewAt)
+	b.Str("common_name", &c.CommonName)
+	b.StrList("alt_names", &c.AltNames)
+	b.StrList("ip_sans", &c.IPSANs)
+	b.Duration("ttl", &c.TTL)
+	b.Str("key_type", &c.KeyType)
+	b.Integer("key_bits", &c.KeyBits)
+	b.Number("renew_at", &c.RenewAt)
 }
 
 // postgres decodes a postgres block.
 func (d *decoder) postgres(b block) *Postgres {
 	p := &Postgres{}
-	b.str("host", &p.Host)
-	b.integer("port", &p.Port)
-	b.str("database", &p.Database)
-	b.str("sslmode", &p.SSLMode)
-	b.str("sslrootcert", &p.SSLRootCert)
-	b.boolean("allow_plaintext", &p.AllowPlaintext)
-	b.str("role", &p.Role)
-	b.str("strategy", &p.Strategy)
-	b.strList("twins", &p.Twins)
-	if ab, ok := b.sub("admin", adminFields); ok {
-		ab.str("username", &p.Admin.Username)
+	b.Str("host", &p.Host)
+	b.Integer("port", &p.Port)
+	b.Str("database", &p.Database)
+	b.Str("sslmode", &p.SSLMode)
+	b.Str("sslrootcert", &p.SSLRootCert)
+	b.Boolean("allow_plaintext", &p.AllowPlaintext)
+	b.Str("role", &p.Role)
+	b.Str("strategy", &p.Strategy)
+	b.StrList("twins", &p.Twins)
+	if ab, ok := b.Sub("admin", adminFields); ok {
+		ab.Str("username", &p.Admin.Username)
 		var ref string
-		ab.str("password", &ref)
+		ab.Str("password", &ref)
 		p.Admin.Password = Ref(ref)
 	}
-	b.str("check_query", &p.CheckQuery)
-	b.boolean("terminate_sessions", &p.TerminateSessions)
-	b.duration("connect_timeout", &p.ConnectTimeout)
+	b.Str("check_query", &p.CheckQuery)
+	b.Boolean("terminate_sessions", &p.TerminateSessions)
+	b.Duration("connect_timeout", &p.ConnectTimeout)
 	return p
 }

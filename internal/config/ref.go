@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -67,7 +68,7 @@ type RefParts struct {
 // that cannot be resolved yet; Validate also rejects those.
 func (r Ref) Parse() (RefParts, error) {
 	scheme, rest, ok := strings.Cut(string(r), ":")
-	if !ok || !contains([]string{RefFile, RefEnv, RefVault, RefAWSSM}, scheme) {
+	if !ok || !yamlfields.Contains([]string{RefFile, RefEnv, RefVault, RefAWSSM}, scheme) {
 		return RefParts{}, fmt.Errorf("%w; write where the password is kept instead: %s", ErrRefNotReference, refForms)
 	}
 	if scheme == RefEnv {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/rotators/awsiam"
 )
 
@@ -101,10 +102,10 @@ func usageProblem(s *Secret) string {
 
 // revokeGate decodes a revoke_gate block.
 func revokeGate(b block, g *RevokeGate) {
-	b.str("wait", &g.Wait)
-	b.duration("max_wait", &g.MaxWait)
-	b.str("then", &g.Then)
-	b.duration("poll", &g.Poll)
+	b.Str("wait", &g.Wait)
+	b.Duration("max_wait", &g.MaxWait)
+	b.Str("then", &g.Then)
+	b.Duration("poll", &g.Poll)
 }
 
 // applyDefaults fills the fields of a secret's gate the file left out (wrote says which
@@ -133,11 +134,11 @@ func (g *RevokeGate) applyDefaults(inherited RevokeGate, wrote func(string) bool
 // gateFieldProblems checks the fields of a gate block that the file wrote (wrote says
 // which), each on its own and max_wait against poll, calling add with the field's name.
 func gateFieldProblems(g RevokeGate, wrote func(string) bool, add func(field, msg string)) {
-	if wrote("wait") && !contains(gateWaits, g.Wait) {
-		add("wait", fmt.Sprintf("%s is not a revoke gate wait; allowed: %s (no revokes after the grace period regardless of use; until_unused waits for the target to show the old credential unused)", quoteValue(g.Wait), quoteList(gateWaits)))
+	if wrote("wait") && !yamlfields.Contains(gateWaits, g.Wait) {
+		add("wait", fmt.Sprintf("%s is not a revoke gate wait; allowed: %s (no revokes after the grace period regardless of use; until_unused waits for the target to show the old credential unused)", quoteValue(g.Wait), yamlfields.QuoteList(gateWaits)))
 	}
-	if wrote("then") && !contains(gateThens, g.Then) {
-		add("then", fmt.Sprintf("%s is not what the gate does after max_wait; allowed: %s", quoteValue(g.Then), quoteList(gateThens)))
+	if wrote("then") && !yamlfields.Contains(gateThens, g.Then) {
+		add("then", fmt.Sprintf("%s is not what the gate does after max_wait; allowed: %s", quoteValue(g.Then), yamlfields.QuoteList(gateThens)))
 	}
 	maxOK := true
 	if wrote("max_wait") && (g.MaxWait <= 0 || g.MaxWait > MaxGateMaxWait) {
@@ -165,7 +166,7 @@ func gateFieldProblems(g RevokeGate, wrote func(string) bool, add func(field, ms
 func (inv *Inventory) validateDefaultsGate(r *report) {
 	wrote := func(f string) bool { return inv.pos.has("defaults.revoke_gate." + f) }
 	gateFieldProblems(inv.Defaults.RevokeGate, wrote, func(field, msg string) {
-		r.add(inv.pos.line("defaults.revoke_gate."+field), "defaults.revoke_gate."+field, "%s", msg)
+		r.Add(inv.pos.line("defaults.revoke_gate."+field), "defaults.revoke_gate."+field, "%s", msg)
 	})
 }
 
@@ -222,7 +223,7 @@ func (inv *Inventory) gateDelayWarning(r *report, i int, s *Secret) {
 		then = "holds the revoke until an idle answer counts or an operator sends revoke-now"
 	}
 	field := "revoke_gate.max_wait"
-	r.add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
+	r.Add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
 		"secret %s: %s, but its revoke gate ends %s after the promotion (grace %s plus max_wait %s), before an idle answer can count, so the gate never sees the old version idle and at max_wait always %s; raise revoke_gate.max_wait to at least %s (or grace to at least %s)",
 		s.ID, who, DayDuration(s.Grace+s.RevokeGate.MaxWait), DayDuration(s.Grace), DayDuration(s.RevokeGate.MaxWait), then,
 		DayDuration(delay-s.Grace), DayDuration(delay-s.RevokeGate.MaxWait))

@@ -30,7 +30,7 @@ func (d *decoder) syntax(err error, data []byte) {
 	line, msg := splitYAMLError(err)
 	line = syntaxLine(data, line, msg)
 	msg = displayable(msg, maxMessageRunes)
-	d.fail(line, "", "YAML syntax error: %s; fix the syntax (indent with spaces, close brackets and quotes, quote values that start with @, * or &)", msg)
+	d.Fail(line, "", "YAML syntax error: %s; fix the syntax (indent with spaces, close brackets and quotes, quote values that start with @, * or &)", msg)
 }
 
 // splitYAMLError separates yaml.v3's "yaml: line N: " prefix from the message.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -20,7 +21,7 @@ const pathLikeHint = "lower-case segments of a-z, 0-9, '.', '_' and '-' separate
 // problem, ordered by line, or nil. Values inherited from the defaults block are checked
 // once, at the defaults block, not again for every secret that inherits them.
 func (inv *Inventory) Validate() error {
-	r := &report{file: inv.Path}
+	r := &report{File: inv.Path}
 	inv.validateTop(r)
 	firstByID := map[secret.ID]*Secret{}
 	firstByPath := map[StoreRef]int{}
@@ -49,7 +50,7 @@ func (inv *Inventory) Validate() error {
 	inv.validateRoleOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	inv.validateIAMUserOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	inv.validateNotifications(r)
-	return r.problems.orNil()
+	return Errors(r.Problems).orNil()
 }
 
 // validateTop checks version, the defaults block and that there is something to manage.
@@ -62,45 +63,45 @@ func (inv *Inventory) validateTop(r *report) {
 	}
 	switch {
 	case inv.Version == 0 && !inv.pos.has("version"):
-		r.add(1, "version", "required; add version: %d at the top of the file", SupportedVersion)
+		r.Add(1, "version", "required; add version: %d at the top of the file", SupportedVersion)
 	case inv.Version != SupportedVersion:
-		r.add(line("version"), "version", "unsupported version %d; this release reads version %d", inv.Version, SupportedVersion)
+		r.Add(line("version"), "version", "unsupported version %d; this release reads version %d", inv.Version, SupportedVersion)
 	}
 	if g := inv.Defaults.Grace; g != nil {
 		if msg := graceProblem(*g); msg != "" {
-			r.add(line("defaults.grace"), "defaults.grace", "%s", msg)
+			r.Add(line("defaults.grace"), "defaults.grace", "%s", msg)
 		}
 	}
 	if inv.Defaults.Store != "" {
 		if msg := storeTypeProblem(inv.Defaults.Store); msg != "" {
-			r.add(line("defaults.store"), "defaults.store", "%s", msg)
+			r.Add(line("defaults.store"), "defaults.store", "%s", msg)
 		}
 	}
 	if w := inv.Defaults.Window; w < 0 || w >= MinScheduleInterval {
-		r.add(line("defaults.window"), "defaults.window", "%s", windowProblem(w))
+		r.Add(line("defaults.window"), "defaults.window", "%s", windowProblem(w))
 	}
 	if cw := inv.Defaults.CatchupWindow; cw < MinCatchupWindow || cw > MaxCatchupWindow {
-		r.add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", ShortDuration(MinCatchupWindow), ShortDuration(MaxCatchupWindow), ShortDuration(DefaultCatchupWindow))
+		r.Add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", ShortDuration(MinCatchupWindow), ShortDuration(MaxCatchupWindow), ShortDuration(DefaultCatchupWindow))
 	}
-	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(join("defaults", f)) })
+	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(yamlfields.Join("defaults", f)) })
 	if o := inv.Defaults.Owner; o != "" || inv.pos.has("defaults.owner") {
 		if msg := ownerProblem(o); msg != "" {
-			r.add(line("defaults.owner"), "defaults.owner", "%s", msg)
+			r.Add(line("defaults.owner"), "defaults.owner", "%s", msg)
 		}
 	}
 	if m := inv.Defaults.MaxAge; m != 0 || inv.pos.has("defaults.max_age") {
 		if msg := maxAgeProblem(m); msg != "" {
-			r.add(line("defaults.max_age"), "defaults.max_age", "%s", msg)
+			r.Add(line("defaults.max_age"), "defaults.max_age", "%s", msg)
 		}
 	}
 	if v := inv.Defaults.Sensitivity; v != "" || inv.pos.has("defaults.sensitivity") {
 		if msg := sensitivityProblem(v); msg != "" {
-			r.add(line("defaults.sensitivity"), "defaults.sensitivity", "%s", msg)
+			r.Add(line("defaults.sensitivity"), "defaults.sensitivity", "%s", msg)
 		}
 	}
 	inv.validateDefaultsGate(r)
 	if len(inv.Secrets) == 0 {
-		r.add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
+		r.Add(line("secrets"), "secrets", "no secrets listed; add at least one under secrets: (an empty inventory is almost always a mistake, and it would stop every scheduled rotation)")
 	}
 }
 
@@ -117,10 +118,10 @@ func graceProblem(g time.Duration) string {
 
 // storeTypeProblem returns what is wrong with a store type, or "".
 func storeTypeProblem(t string) string {
-	if contains(knownStores, t) {
+	if yamlfields.Contains(knownStores, t) {
 		return ""
 	}
-	return fmt.Sprintf("unknown store type %s; allowed: %s", quoteValue(t), quoteList(knownStores))
+	return fmt.Sprintf("unknown store type %s; allowed: %s", quoteValue(t), yamlfields.QuoteList(knownStores))
 }
 
 // checkTags reports malformed and repeated tags. Tags in inherited came from the defaults
@@ -134,10 +135,10 @@ func checkTags(r *report, field string, tags, inherited []string, line func(stri
 		abs := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case seen[t]:
-			r.add(line(item), abs, "tag %s is listed twice; remove one", quoteValue(t))
-		case contains(inherited, t):
+			r.Add(line(item), abs, "tag %s is listed twice; remove one", quoteValue(t))
+		case yamlfields.Contains(inherited, t):
 		case !tagPattern.MatchString(t):
-			r.add(line(item), abs, "tag %s is not valid; use lower-case a-z, 0-9, '_', '.' and '-', starting with a letter or digit", quoteValue(t))
+			r.Add(line(item), abs, "tag %s is not valid; use lower-case a-z, 0-9, '_', '.' and '-', starting with a letter or digit", quoteValue(t))
 		}
 		seen[t] = true
 	}
@@ -153,7 +154,7 @@ type secretCheck struct {
 
 // add reports a problem with field, a path relative to the secret.
 func (c *secretCheck) add(field, format string, args ...any) {
-	c.r.add(c.s.line(field), join(c.path, field), format, args...)
+	c.r.Add(c.s.line(field), yamlfields.Join(c.path, field), format, args...)
 }
 
 // inherited reports whether field holds the value from the defaults block rather than one
@@ -173,9 +174,9 @@ func (c *secretCheck) validate() {
 	}
 	switch {
 	case s.Kind == "":
-		c.add("kind", "required; known kinds: %s", quoteList(knownKinds))
-	case !contains(knownKinds, s.Kind):
-		c.add("kind", "unknown kind %s; known kinds: %s", quoteValue(s.Kind), quoteList(knownKinds))
+		c.add("kind", "required; known kinds: %s", yamlfields.QuoteList(knownKinds))
+	case !yamlfields.Contains(knownKinds, s.Kind):
+		c.add("kind", "unknown kind %s; known kinds: %s", quoteValue(s.Kind), yamlfields.QuoteList(knownKinds))
 	}
 	c.validateStore()
 	if !c.inherited("grace", c.inv.Defaults.Grace != nil && s.Grace == *c.inv.Defaults.Grace) {
@@ -183,7 +184,7 @@ func (c *secretCheck) validate() {
 			c.add("grace", "%s", msg)
 		}
 	}
-	checkTags(c.r, join(c.path, "tags"), s.Tags, c.inv.Defaults.Tags, s.line)
+	checkTags(c.r, yamlfields.Join(c.path, "tags"), s.Tags, c.inv.Defaults.Tags, s.line)
 	if s.pos.has("owner") {
 		if msg := ownerProblem(s.Owner); msg != "" {
 			c.add("owner", "%s", msg)
@@ -201,7 +202,7 @@ func (c *secretCheck) validate() {
 func (c *secretCheck) validateStore() {
 	s := c.s
 	if s.Store.Type == "" {
-		c.add("store.type", "required; allowed: %s", quoteList(knownStores))
+		c.add("store.type", "required; allowed: %s", yamlfields.QuoteList(knownStores))
 	} else if !c.inherited("store.type", s.Store.Type == c.inv.Defaults.Store) {
 		if msg := storeTypeProblem(s.Store.Type); msg != "" {
 			c.add("store.type", "%s", msg)

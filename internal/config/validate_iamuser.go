@@ -19,7 +19,7 @@ func (inv *Inventory) validateIAMUserOverlap(r *report, skip func(i int) bool) {
 			first[s.AWSIAM.User] = i
 			continue
 		}
-		r.add(s.line("awsiam.user"), fmt.Sprintf("secrets[%d].awsiam.user", i),
+		r.Add(s.line("awsiam.user"), fmt.Sprintf("secrets[%d].awsiam.user", i),
 			"IAM user %s is also rotated by secrets[%d] (%s:%d); one user's two key slots cannot serve two secrets, which would remove each other's keys: give each secret its own IAM user",
 			quoteValue(s.AWSIAM.User), prev, inv.Path, inv.Secrets[prev].line("awsiam.user"))
 	}

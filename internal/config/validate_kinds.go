@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/rotators/httpapi"
 )
 
@@ -35,7 +36,7 @@ func (c *secretCheck) validateKindBlocks() {
 		switch {
 		case s.Kind == b.kind && !b.present:
 			c.add(b.field, "required for kind %q; add a %s: block with at least %s", b.kind, b.field, b.minimal)
-		case b.present && s.Kind != b.kind && contains(knownKinds, s.Kind):
+		case b.present && s.Kind != b.kind && yamlfields.Contains(knownKinds, s.Kind):
 			c.add(b.field, "only allowed when kind is %q; remove the block", b.kind)
 		case b.present:
 			b.validate()
@@ -121,8 +122,8 @@ func (c *secretCheck) validateHTTPCall(field string, call HTTPCall) {
 		c.add(field, "required; give at least method and url")
 		return
 	}
-	if !contains(httpMethods, call.Method) {
-		c.add(field+".method", "unknown method %s; use one of %s", quoteValue(call.Method), quoteList(httpMethods))
+	if !yamlfields.Contains(httpMethods, call.Method) {
+		c.add(field+".method", "unknown method %s; use one of %s", quoteValue(call.Method), yamlfields.QuoteList(httpMethods))
 	}
 	switch {
 	case strings.Contains(call.URL, ".Admin") || strings.Contains(call.URL, ".Secret"):
@@ -182,8 +183,8 @@ func (c *secretCheck) validateCertificate(block string, cert Certificate) {
 		c.add(block+".ttl", "must be positive; remove it to use %s", ShortDuration(DefaultCertTTL))
 	}
 	switch {
-	case !contains(keyTypes, cert.KeyType):
-		c.add(block+".key_type", "unknown key type %s; use one of %s (default %q)", quoteValue(cert.KeyType), quoteList(keyTypes), DefaultKeyType)
+	case !yamlfields.Contains(keyTypes, cert.KeyType):
+		c.add(block+".key_type", "unknown key type %s; use one of %s (default %q)", quoteValue(cert.KeyType), yamlfields.QuoteList(keyTypes), DefaultKeyType)
 	case cert.KeyType == "rsa" && cert.KeyBits < 2048:
 		c.add(block+".key_bits", "must be at least 2048 for rsa")
 	case cert.KeyType == "ec" && cert.KeyBits != 0:

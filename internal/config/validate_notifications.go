@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
 // validateNotifications checks every route of the notifications block.
@@ -41,7 +43,7 @@ type routeCheck struct {
 
 // add reports a problem with field, a path relative to the route.
 func (c routeCheck) add(field, format string, args ...any) {
-	c.r.add(c.rt.line(field), join(c.path, field), format, args...)
+	c.r.Add(c.rt.line(field), yamlfields.Join(c.path, field), format, args...)
 }
 
 func (c routeCheck) validate() {
@@ -53,8 +55,8 @@ func (c routeCheck) validate() {
 		c.add("name", "%s is not a valid route name; use lower-case a-z, 0-9, '_', '.' and '-', starting with a letter or digit", quoteValue(rt.Name))
 	}
 	c.validateURL()
-	if !contains(notifyFormats, rt.Format) {
-		c.add("format", "unknown format %s; use one of %s (default %q)", quoteValue(rt.Format), quoteList(notifyFormats), DefaultNotifyFormat)
+	if !yamlfields.Contains(notifyFormats, rt.Format) {
+		c.add("format", "unknown format %s; use one of %s (default %q)", quoteValue(rt.Format), yamlfields.QuoteList(notifyFormats), DefaultNotifyFormat)
 	}
 	switch {
 	case rt.SigningKey == "" && rt.Format == NotifyFormatJSON:
@@ -92,12 +94,12 @@ func (c routeCheck) validateEvents() {
 		switch {
 		case seen[ev]:
 			c.add(field, "event %s is listed twice; remove one", quoteValue(ev))
-		case !contains(NotifyEvents, ev):
+		case !yamlfields.Contains(NotifyEvents, ev):
 			hint := ""
-			if near := closest(ev, NotifyEvents); near != "" {
+			if near := yamlfields.Closest(ev, NotifyEvents); near != "" {
 				hint = fmt.Sprintf(" (did you mean %q?)", near)
 			}
-			c.add(field, "unknown event %s%s; known events: %s", quoteValue(ev), hint, quoteList(NotifyEvents))
+			c.add(field, "unknown event %s%s; known events: %s", quoteValue(ev), hint, yamlfields.QuoteList(NotifyEvents))
 		}
 		seen[ev] = true
 	}
@@ -105,7 +107,7 @@ func (c routeCheck) validateEvents() {
 
 func (c routeCheck) validateMatch() {
 	m := c.rt.Match
-	checkTags(c.r, join(c.path, "match.tags"), m.Tags, nil, func(f string) int { return c.rt.line(join("match", f)) })
+	checkTags(c.r, yamlfields.Join(c.path, "match.tags"), m.Tags, nil, func(f string) int { return c.rt.line(yamlfields.Join("match", f)) })
 	for i, id := range m.Secrets {
 		field := fmt.Sprintf("match.secrets[%d]", i)
 		if id.Validate() != nil {

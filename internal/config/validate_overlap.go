@@ -38,7 +38,7 @@ func (inv *Inventory) validateRoleOverlap(r *report, skip func(i int) bool) {
 		}
 		server := serverKey(p.Host, p.Port)
 		clash := func(u roleUse, name string, prev roleUse) {
-			r.add(s.line(u.at), fmt.Sprintf("secrets[%d].%s", i, u.field),
+			r.Add(s.line(u.at), fmt.Sprintf("secrets[%d].%s", i, u.field),
 				"%s %s is also %s of %s on the same server; PostgreSQL roles belong to the whole server, so the two secrets would rotate each other's roles and mix their privileges: give each secret its own roles",
 				u.what, quoteValue(name), prev.what, place(prev))
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/rotators/postgres"
 )
 
@@ -40,9 +41,9 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 	}
 	switch {
 	case p.SSLMode == "prefer" || p.SSLMode == "allow":
-		c.add("postgres.sslmode", "%s falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
-	case !contains(sslModes, p.SSLMode):
-		c.add("postgres.sslmode", "unknown sslmode %s; use one of %s (default %q)", quoteValue(p.SSLMode), quoteList(sslModes), DefaultSSLMode)
+		c.add("postgres.sslmode", "%s falls back to an unencrypted connection without telling anyone; use one of %s (default %q)", quoteValue(p.SSLMode), yamlfields.QuoteList(sslModes), DefaultSSLMode)
+	case !yamlfields.Contains(sslModes, p.SSLMode):
+		c.add("postgres.sslmode", "unknown sslmode %s; use one of %s (default %q)", quoteValue(p.SSLMode), yamlfields.QuoteList(sslModes), DefaultSSLMode)
 	case p.SSLMode == SSLModeDisable && !p.AllowPlaintext && strings.TrimSpace(p.Host) != "" && !isLoopback(strings.Trim(p.Host, "[]")):
 		c.add("postgres.sslmode", "%q to %s would send the admin password and every new password unencrypted across the network; use %q or %q, or set allow_plaintext: true if the network is trusted", SSLModeDisable, quoteValue(p.Host), SSLModeVerifyFull, SSLModeRequire)
 	}
@@ -55,8 +56,8 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 	} else if msg := identifierProblem(p.Role); msg != "" {
 		c.add("postgres.role", "%s", msg)
 	}
-	if !contains(strategies, p.Strategy) {
-		c.add("postgres.strategy", "unknown strategy %s; use one of %s (default %q)", quoteValue(p.Strategy), quoteList(strategies), DefaultStrategy)
+	if !yamlfields.Contains(strategies, p.Strategy) {
+		c.add("postgres.strategy", "unknown strategy %s; use one of %s (default %q)", quoteValue(p.Strategy), yamlfields.QuoteList(strategies), DefaultStrategy)
 	}
 	c.validateTwins(p)
 	c.validateAdmin(p)

@@ -14,7 +14,7 @@ import (
 // and a revoke gate that ends before its target's reporting delay has passed, so that no
 // idle answer can ever count (see gateDelayWarning).
 func (inv *Inventory) Warnings() []Problem {
-	r := &report{file: inv.Path}
+	r := &report{File: inv.Path}
 	for i := range inv.Secrets {
 		s := &inv.Secrets[i]
 		inv.gateDelayWarning(r, i, s)
@@ -48,11 +48,11 @@ func (inv *Inventory) Warnings() []Problem {
 			fix = fmt.Sprintf("raise grace to at least %s (a grace under %s leaves no consumer time to refresh)", DayDuration(need), DayDuration(MinGraceMargin))
 		}
 		field := fmt.Sprintf("consumers[%d].refresh", idx)
-		r.add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
+		r.Add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
 			"secret %s: grace %s%s is shorter than consumer %s's refresh %s plus a margin of %s, so the old credential may be revoked before %s has read the new one; %s",
 			s.ID, DayDuration(s.Grace), from, name, DayDuration(slowest.Refresh), DayDuration(GraceMargin(slowest.Refresh)), name, fix)
 	}
-	out := r.problems.sorted()
+	out := Errors(r.Problems).sorted()
 	for i := range out {
 		out[i].Severity = SeverityWarning
 	}
