@@ -25,6 +25,8 @@ type globals struct {
 	storeDir  string
 	codecKey  string
 	logLevel  string
+	// audit names the audit trail's sink and signing key (see auditlog.go).
+	audit auditFlags
 	// metricsAddr is where the worker serves /metrics; empty: nowhere.
 	metricsAddr string
 	// tel is the process's telemetry, set up by the first command that needs it and
@@ -56,6 +58,7 @@ func newRoot() (*cobra.Command, *globals) {
 	pf.StringVarP(&g.inventory, "inventory", "f", envOr("KEYTURN_INVENTORY", ""), "inventory file (default: KEYTURN_INVENTORY; rotate, incident and put also use the one of the keyturn dev running on --home)")
 	pf.StringVar(&g.home, "home", "", "Keyturn's state directory (default: KEYTURN_HOME, else $XDG_DATA_HOME/keyturn, else ~/.local/share/keyturn)")
 	pf.StringVar(&g.storeDir, "store-dir", envOr("KEYTURN_STORE_DIR", ""), "directory of the dev file store (KEYTURN_STORE_DIR; default <home>/store)")
+	g.audit.register(pf)
 	pf.StringVar(&g.codecKey, "codec-key-file", envOr("KEYTURN_CODEC_KEY_FILE", ""), "payload encryption key file (KEYTURN_CODEC_KEY_FILE; default <home>/codec.key when it exists)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.metricsAddr, "metrics-addr", envOr("KEYTURN_METRICS_ADDR", ""), "host:port where the worker serves Prometheus metrics at /metrics (KEYTURN_METRICS_ADDR; default off, 127.0.0.1:9464 in dev; \"\" turns it off)")
@@ -127,5 +130,6 @@ func (g *globals) resolveHome() error {
 	if g.storeDir == "" {
 		g.storeDir = dir.Store()
 	}
+	g.audit.defaults(dir)
 	return nil
 }

@@ -62,6 +62,13 @@ func (d Dir) Store() string { return filepath.Join(string(d), "store") }
 // CodecKey is the payload encryption key file.
 func (d Dir) CodecKey() string { return filepath.Join(string(d), "codec.key") }
 
+// Audit is the directory of the audit trail's file sink (records and checkpoints).
+func (d Dir) Audit() string { return filepath.Join(string(d), "audit") }
+
+// AuditKey is the Ed25519 key that signs the audit trail's checkpoints; its public half
+// is beside it as AuditKey() + ".pub".
+func (d Dir) AuditKey() string { return filepath.Join(string(d), "audit.key") }
+
 // Temporal is the embedded Temporal server's directory (its SQLite database).
 func (d Dir) Temporal() string { return filepath.Join(string(d), "temporal") }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/filelock"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )
@@ -194,7 +195,7 @@ func TestTwoStoresOnOneDirectoryLoseNothing(t *testing.T) {
 func TestWaitForTheLockHonoursTheContext(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
-	unlock, err := lockFile(t.Context(), filepath.Join(dir, lockFileName))
+	unlock, err := filelock.Lock(t.Context(), filepath.Join(dir, lockFileName))
 	if err != nil {
 		t.Fatalf("take lock: %v", err)
 	}

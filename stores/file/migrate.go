@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/filelock"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -28,7 +29,7 @@ const upgradeWait = 30 * time.Second
 func upgradeStore(dir string, sl *sealer, key []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), upgradeWait)
 	defer cancel()
-	unlock, err := lockFile(ctx, filepath.Join(dir, lockFileName))
+	unlock, err := filelock.Lock(ctx, filepath.Join(dir, lockFileName))
 	if err != nil {
 		return fmt.Errorf("upgrade store to format %d: %w", formatVersion, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/filelock"
 )
 
 // staleTempAge is how old a temporary file must be before Open removes it. Every
@@ -20,7 +22,7 @@ const staleTempAge = 10 * time.Second
 // for a busy store just to tidy it. It is best effort: a file it cannot remove stays
 // for the next Open, and never fails this one.
 func removeStaleTemps(dir string, minAge time.Duration) {
-	unlock, ok, err := tryLockFile(filepath.Join(dir, lockFileName))
+	unlock, ok, err := filelock.TryLock(filepath.Join(dir, lockFileName))
 	if err != nil || !ok {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/filelock"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -90,7 +91,7 @@ func TestOpenKeepsTempsALiveWriterMayHold(t *testing.T) {
 
 	// Another process holds the lock: it may be between creating its temporary and
 	// renaming it, however old the file looks (a slow disk, a stopped process).
-	unlock, err := lockFile(t.Context(), filepath.Join(dir, lockFileName))
+	unlock, err := filelock.Lock(t.Context(), filepath.Join(dir, lockFileName))
 	if err != nil {
 		t.Fatal(err)
 	}

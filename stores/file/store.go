@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/filelock"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )
@@ -268,7 +269,7 @@ func (s *Store) update(ctx context.Context, id secret.ID, change func(*document)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	unlock, err := lockFile(ctx, s.lockPath)
+	unlock, err := filelock.Lock(ctx, s.lockPath)
 	if err != nil {
 		return err
 	}

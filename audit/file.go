@@ -1,0 +1,250 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/keyturn/keyturn/internal/filelock"
+)
+
+// FileSink keeps the audit trail as JSON lines in a directory (the state directory's
+// audit/ for `keyturn dev`):
+//
+//	records.jsonl      one record per line, appended only
+//	checkpoints.jsonl  one signed checkpoint per line
+//	lock               flock'd by every writer, so a worker and the CLI share the files
+//
+// Each writer keeps an index of the IDs and chain heads it has read and, under the lock,
+// catches up with what other processes appended before it appends, so a retried event is
+// found and chains stay linked across processes.
+type FileSink struct {
+	dir string
+	mu  sync.Mutex
+	// offset is how far records.jsonl has been read into ids and heads.
+	offset int64
+	ids    map[string]Record
+	heads  map[string]Head
+}
+
+// Names of the files in a FileSink's directory.
+const (
+	recordsFile     = "records.jsonl"
+	checkpointsFile = "checkpoints.jsonl"
+	lockName        = "lock"
+)
+
+// OpenFile opens (creating, 0700) the file sink in dir.
+func OpenFile(dir string) (*FileSink, error) {
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("audit directory %q must be an absolute path", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit directory: %w", err)
+	}
+	return &FileSink{dir: dir, ids: map[string]Record{}, heads: map[string]Head{}}, nil
+}
+
+// Dir is the sink's directory.
+func (s *FileSink) Dir() string { return s.dir }
+
+func (s *FileSink) path(name string) string { return filepath.Join(s.dir, name) }
+
+// Append implements Sink.
+func (s *FileSink) Append(ctx context.Context, r Record) (Record, bool, error) {
+	if err := r.Check(); err != nil {
+		return Record{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := filelock.Lock(ctx, s.path(lockName))
+	if err != nil {
+		return Record{}, false, err
+	}
+	defer unlock()
+	if err := s.catchUp(); err != nil {
+		return Record{}, false, err
+	}
+	if stored, ok := s.ids[r.ID]; ok {
+		return stored, false, nil
+	}
+	chain := ChainOf(r)
+	h := s.heads[chain]
+	sealed := r.Seal(chain, h.Count+1, h.Hash)
+	line, err := sealed.MarshalLine()
+	if err != nil {
+		return Record{}, false, fmt.Errorf("audit record %s: %w", r.ID, err)
+	}
+	if err := appendSync(s.path(recordsFile), line); err != nil {
+		return Record{}, false, err
+	}
+	s.offset += int64(len(line))
+	s.index(sealed)
+	return sealed, true, nil
+}
+
+// catchUp reads what was appended since the last read into the index. A line that does
+// not parse (a tampered file) is skipped here: Verify reports it, and rotations go on.
+func (s *FileSink) catchUp() error {
+	f, err := os.Open(s.path(recordsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("audit records: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(s.offset, io.SeekStart); err != nil {
+		return fmt.Errorf("audit records: %w", err)
+	}
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			s.offset += int64(len(line))
+			var r Record
+			if json.Unmarshal(line, &r) == nil {
+				s.index(r)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil // a partial last line is left for the writer that is finishing it
+		}
+		if err != nil {
+			return fmt.Errorf("audit records: %w", err)
+		}
+	}
+}
+
+func (s *FileSink) index(r Record) {
+	s.ids[r.ID] = r
+	if h := s.heads[r.Chain]; r.Seq >= h.Count {
+		s.heads[r.Chain] = Head{Chain: r.Chain, Count: r.Seq, Hash: r.Hash}
+	}
+}
+
+// appendSync appends b to path (0600) and syncs it, so an acknowledged record survives a
+// crash of the machine.
+func appendSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("audit: write %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("audit: sync %s: %w", filepath.Base(path), err)
+	}
+	return f.Close()
+}
+
+// Records implements Sink: records in file order, grouped by chain. A line that does not
+// parse is returned as a record holding only its position, so Verify reports it.
+func (s *FileSink) Records(_ context.Context, f Filter) ([]Record, error) {
+	lines, err := readLines(s.path(recordsFile))
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for i, line := range lines {
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			r = Record{Chain: "unreadable", Seq: int64(i + 1), Error: fmt.Sprintf("line %d of %s does not parse", i+1, recordsFile)}
+		}
+		if f.Match(r) || r.Chain == "unreadable" {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Chain < out[j].Chain })
+	return out, nil
+}
+
+// Heads implements Sink.
+func (s *FileSink) Heads(ctx context.Context) ([]Head, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := filelock.Lock(ctx, s.path(lockName))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := s.catchUp(); err != nil {
+		return nil, err
+	}
+	out := make([]Head, 0, len(s.heads))
+	for _, h := range s.heads {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Chain < out[j].Chain })
+	return out, nil
+}
+
+// AddCheckpoint implements Sink.
+func (s *FileSink) AddCheckpoint(ctx context.Context, c Checkpoint) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("audit checkpoint: %w", err)
+	}
+	unlock, err := filelock.Lock(ctx, s.path(lockName))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return appendSync(s.path(checkpointsFile), append(b, '\n'))
+}
+
+// Checkpoints implements Sink. A line that does not parse is returned as an unsigned
+// checkpoint, which Verify reports.
+func (s *FileSink) Checkpoints(context.Context) ([]Checkpoint, error) {
+	lines, err := readLines(s.path(checkpointsFile))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Checkpoint, 0, len(lines))
+	for _, line := range lines {
+		var c Checkpoint
+		if json.Unmarshal(line, &c) != nil {
+			c = Checkpoint{KeyID: "unreadable"}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Close implements Sink.
+func (s *FileSink) Close() error { return nil }
+
+// readLines returns the complete lines of path; none when it does not exist.
+func readLines(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	var out [][]byte
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break // a partial last line: a write in progress or cut by a crash
+		}
+		if line := bytes.TrimSpace(b[:i]); len(line) > 0 {
+			out = append(out, line)
+		}
+		b = b[i+1:]
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keyturn/keyturn/audit"
+	"github.com/keyturn/keyturn/internal/home"
+)
+
+// auditFlags say where the audit trail is kept and which key signs its checkpoints.
+type auditFlags struct {
+	// dir is the file sink's directory (default <home>/audit).
+	dir string
+	// keyFile is the Ed25519 signing key (default <home>/audit.key, made on first use).
+	keyFile string
+}
+
+func (f *auditFlags) register(pf *pflag.FlagSet) {
+	pf.StringVar(&f.dir, "audit-dir", envOr("KEYTURN_AUDIT_DIR", ""), "directory of the audit trail's file sink (KEYTURN_AUDIT_DIR; default <home>/audit)")
+	pf.StringVar(&f.keyFile, "audit-signing-key", envOr("KEYTURN_AUDIT_SIGNING_KEY", ""), "Ed25519 key that signs the audit trail's checkpoints (KEYTURN_AUDIT_SIGNING_KEY; default <home>/audit.key, made on first use; its public key is the same path + .pub)")
+}
+
+// defaults fills what was not given from the state directory.
+func (f *auditFlags) defaults(dir home.Dir) {
+	if f.dir == "" {
+		f.dir = dir.Audit()
+	}
+	if f.keyFile == "" {
+		f.keyFile = dir.AuditKey()
+	}
+}
+
+// openAuditSink opens the configured sink. A relative --audit-dir is taken from the
+// working directory now, so the error names the place it would have written.
+func (g *globals) openAuditSink() (audit.Sink, error) {
+	dir, err := filepath.Abs(g.audit.dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit directory %q: %w", g.audit.dir, err)
+	}
+	s, err := audit.OpenFile(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set --audit-dir or KEYTURN_AUDIT_DIR)", err)
+	}
+	return s, nil
+}
+
+// auditLog opens the audit trail for a command that appends to it. With sign, it also
+// loads the signing key (creating it in the state directory on first use), as the worker
+// does to sign checkpoints.
+func (g *globals) auditLog(sign bool) (*audit.Log, error) {
+	s, err := g.openAuditSink()
+	if err != nil {
+		return nil, err
+	}
+	l := &audit.Log{Sink: s}
+	if sign {
+		signer, err := audit.LoadOrCreateSigningKey(g.audit.keyFile)
+		if err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("%w (set --audit-signing-key or KEYTURN_AUDIT_SIGNING_KEY)", err)
+		}
+		l.Signer = signer
+	}
+	return l, nil
+}
+
