@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -57,6 +58,8 @@ type Activities struct {
 	instruments *telemetry.Instruments
 	// notifier delivers events to the inventory's webhooks; nil sends none.
 	notifier Notifier
+	// auditor records every step and reported event; nil records none.
+	auditor Auditor
 }
 
 // NewActivities builds the activities over a resolver. Without WithInstruments they
@@ -87,6 +90,8 @@ func WithInstruments(i *telemetry.Instruments) Option {
 // PlanInput names the secret to rotate.
 type PlanInput struct {
 	SecretID secret.ID `json:"secretId"`
+	// Cause is who asked for the rotation and why, for the audit trail.
+	Cause *Cause `json:"cause,omitempty"`
 }
 
 // PlanResult is what the workflow needs to know before it starts changing things.
@@ -107,6 +112,11 @@ type PlanResult struct {
 type StepInput struct {
 	SecretID secret.ID           `json:"secretId"`
 	Token    secret.VersionToken `json:"token"`
+	Cause    *Cause              `json:"cause,omitempty"`
+}
+
+func (in StepInput) ref() stepRef {
+	return stepRef{secretID: in.SecretID, cause: in.Cause, token: in.Token}
 }
 
 // RevokeInput names the version to revoke and the one that must keep working.
@@ -114,6 +124,11 @@ type RevokeInput struct {
 	SecretID secret.ID       `json:"secretId"`
 	Version  secret.Version  `json:"version"`
 	Keep     *secret.Version `json:"keep,omitempty"`
+	Cause    *Cause          `json:"cause,omitempty"`
+}
+
+func (in RevokeInput) ref() stepRef {
+	return stepRef{secretID: in.SecretID, cause: in.Cause, version: &in.Version}
 }
 
 // RollbackInput names the failed version and the one to restore.
@@ -129,6 +144,11 @@ type RollbackInput struct {
 	// Until is when the Create step ended, plus a margin: what was made after it is not
 	// this rotation's (rotators.MintRequest.Until).
 	Until time.Time `json:"until,omitempty"`
+	Cause *Cause    `json:"cause,omitempty"`
+}
+
+func (in RollbackInput) ref() stepRef {
+	return stepRef{secretID: in.SecretID, cause: in.Cause, token: in.Token, version: in.Failed}
 }
 
 // Plan resolves the secret and reads its current version.
@@ -145,6 +165,12 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	}
 	if current == nil && b.RecordCurrentFirst != "" {
 		return PlanResult{}, classify(fmt.Errorf("%w: %s has no current version in its store, and a failed first rotation would leave its login unusable with nothing to restore: %s", rotators.ErrInvalidConfig, in.SecretID, b.RecordCurrentFirst))
+	}
+	// The rotation's first record: who asked, why, and the version in use. Plan is a
+	// local activity; its ID in the run is stable, and "rotation" names the event.
+	ref := stepRef{secretID: in.SecretID, cause: in.Cause, version: current}
+	if err := a.record(ctx, b, ref, audit.Record{ID: stepEventID(ctx, "rotation", "started"), Event: audit.EventRotationStarted}); err != nil {
+		return PlanResult{}, err
 	}
 	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current, RevokeGate: b.RevokeGate}
 	if after, ok := b.Steps.PurgeAfter(); ok {
@@ -166,7 +192,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 // is only a hint: the SDK throttles heartbeats, and a worker killed right after the
 // target answered never sends one.
 func (a *Activities) Create(ctx context.Context, in StepInput) (rotation.CreateResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.CreateResult, error) {
+	return run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.CreateResult, error) {
 		var minted MintedRecord
 		if activity.HasHeartbeatDetails(ctx) {
 			_ = activity.GetHeartbeatDetails(ctx, &minted)
@@ -203,7 +229,7 @@ type MintedRecord struct {
 
 // Test proves the version works against the target.
 func (a *Activities) Test(ctx context.Context, in StepInput) error {
-	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
+	_, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Test(ctx, in.Token)
 	})
 	return err
@@ -211,14 +237,14 @@ func (a *Activities) Test(ctx context.Context, in StepInput) error {
 
 // Promote makes the version current.
 func (a *Activities) Promote(ctx context.Context, in StepInput) (rotation.PromoteResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (rotation.PromoteResult, error) {
+	return run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (rotation.PromoteResult, error) {
 		return s.Promote(ctx, in.Token)
 	})
 }
 
 // Revoke disables the old version on the target.
 func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
-	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
+	_, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Revoke(ctx, in.Version, in.Keep)
 	})
 	return err
@@ -227,7 +253,10 @@ func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
 // ContainInput names the secret to contain.
 type ContainInput struct {
 	SecretID secret.ID `json:"secretId"`
+	Cause    *Cause    `json:"cause,omitempty"`
 }
+
+func (in ContainInput) ref() stepRef { return stepRef{secretID: in.SecretID, cause: in.Cause} }
 
 // ContainResult reports a containment and when it finished: from then on every version
 // that existed is refused by the target.
@@ -239,7 +268,7 @@ type ContainResult struct {
 // Contain revokes every version of the secret on the target, current included, and ends
 // their sessions.
 func (a *Activities) Contain(ctx context.Context, in ContainInput) (ContainResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (ContainResult, error) {
+	return run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (ContainResult, error) {
 		res, err := s.Contain(ctx)
 		return ContainResult{ContainResult: res, ContainedAt: time.Now()}, err
 	})
@@ -248,7 +277,7 @@ func (a *Activities) Contain(ctx context.Context, in ContainInput) (ContainResul
 // Supersede cleans up after a rotation an incident stopped: its pending version and the
 // previous version are revoked, keeping current, and nothing is promoted.
 func (a *Activities) Supersede(ctx context.Context, in ContainInput) error {
-	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
+	_, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Supersede(ctx)
 	})
 	return err
@@ -256,7 +285,7 @@ func (a *Activities) Supersede(ctx context.Context, in ContainInput) error {
 
 // Purge makes the revocation of the old version final (deletes a deactivated key).
 func (a *Activities) Purge(ctx context.Context, in RevokeInput) error {
-	_, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
+	_, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Purge(ctx, in.Version, in.Keep)
 	})
 	return err
@@ -269,7 +298,7 @@ func (a *Activities) Purge(ctx context.Context, in RevokeInput) error {
 // in.Since.
 func (a *Activities) Rollback(ctx context.Context, in RollbackInput) (rotation.RollbackResult, error) {
 	var failed *secret.Version
-	res, err := run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.RollbackResult, error) {
+	res, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, hb *beat) (rotation.RollbackResult, error) {
 		failed = in.Failed
 		var recorded secret.Version
 		if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &recorded) == nil && recorded.Token != "" {
@@ -330,10 +359,17 @@ func (a *Activities) resolve(ctx context.Context, id secret.ID) (Binding, error)
 // run resolves the secret and runs one step while heartbeating, so a worker that dies
 // mid-step is detected by the heartbeat timeout and the step retried elsewhere. Each
 // attempt's latency and result is recorded by kind and step.
-func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(context.Context, rotation.Steps, *beat) (T, error)) (T, error) {
+//
+// Each step leaves audit records: started before it changes anything, then succeeded, or
+// failed for each failed attempt. A start or success that cannot be recorded fails the
+// attempt (retried): the step is idempotent, and nothing is changed unrecorded.
+func run[T any](ctx context.Context, a *Activities, ref stepRef, step func(context.Context, rotation.Steps, *beat) (T, error)) (T, error) {
 	var zero T
-	b, err := a.resolve(ctx, id)
+	b, err := a.resolve(ctx, ref.secretID)
 	if err != nil {
+		return zero, err
+	}
+	if err := a.stepStarted(ctx, b, ref); err != nil {
 		return zero, err
 	}
 	hb := a.heartbeat(ctx)
@@ -342,7 +378,12 @@ func run[T any](ctx context.Context, a *Activities, id secret.ID, step func(cont
 	out, err := step(ctx, b.Steps, hb)
 	a.instruments.StepDone(ctx, b.Kind, stepName(ctx), time.Since(started), err)
 	if err != nil {
-		return zero, classify(err)
+		err = classify(err)
+		a.stepFailed(ctx, b, ref, err)
+		return zero, err
+	}
+	if err := a.stepSucceeded(ctx, b, ref, out); err != nil {
+		return zero, err
 	}
 	return out, nil
 }

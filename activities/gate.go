@@ -44,9 +44,10 @@ type CheckUsageResult struct {
 }
 
 // CheckUsage asks the target whether the previous version is still in use. It only reads
-// the target, so the gate calls it at every poll.
+// the target, so the gate calls it at every poll, and it leaves no audit record (the
+// gate's decision does: the revoke, or the operator's signal).
 func (a *Activities) CheckUsage(ctx context.Context, in CheckUsageInput) (CheckUsageResult, error) {
-	return run(ctx, a, in.SecretID, func(ctx context.Context, s rotation.Steps, _ *beat) (CheckUsageResult, error) {
+	return run(ctx, a, stepRef{secretID: in.SecretID, readOnly: true}, func(ctx context.Context, s rotation.Steps, _ *beat) (CheckUsageResult, error) {
 		usage, supported, err := s.InUse(ctx, in.Version, in.Keep, in.Since)
 		return CheckUsageResult{Usage: usage, Unsupported: !supported}, err
 	})

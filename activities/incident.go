@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -149,11 +152,30 @@ type IncidentActivities struct {
 	client    client.Client
 	catalog   Catalog
 	schedules SchedulePauser
+	auditor   Auditor
 }
 
-// NewIncidentActivities builds them; schedules may be nil when this worker manages none.
-func NewIncidentActivities(c client.Client, catalog Catalog, schedules SchedulePauser) *IncidentActivities {
-	return &IncidentActivities{client: c, catalog: catalog, schedules: schedules}
+// NewIncidentActivities builds them; schedules may be nil when this worker manages none,
+// auditor nil when it records nothing.
+func NewIncidentActivities(c client.Client, catalog Catalog, schedules SchedulePauser, auditor Auditor) *IncidentActivities {
+	return &IncidentActivities{client: c, catalog: catalog, schedules: schedules, auditor: auditor}
+}
+
+// recordSchedules writes one record per schedule an incident paused or resumed, in the
+// incident's chain (the workflow ID is incident/<id>).
+func (a *IncidentActivities) recordSchedules(ctx context.Context, event string, ids []string) error {
+	if a.auditor == nil || !activity.IsActivity(ctx) {
+		return nil
+	}
+	incident := strings.TrimPrefix(activity.GetInfo(ctx).WorkflowExecution.ID, "incident/")
+	cause := &Cause{Actor: audit.Actor{Type: audit.ActorIncident, Name: incident}, IncidentID: incident}
+	for _, id := range ids {
+		r := audit.Record{ID: stepEventID(ctx, id, event), Event: event, Handles: map[string]string{"schedule": id}}
+		if err := appendRecord(ctx, a.auditor, Binding{}, stepRef{cause: cause}, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Scope resolves a selector against the worker's inventory.
@@ -180,7 +202,11 @@ func (a *IncidentActivities) PauseSchedules(ctx context.Context, in SchedulesInp
 	if a.schedules == nil {
 		return PausedSchedules{}, nil
 	}
-	return a.schedules.Pause(ctx, in.IDs, in.Note)
+	res, err := a.schedules.Pause(ctx, in.IDs, in.Note)
+	if err != nil {
+		return res, err
+	}
+	return res, a.recordSchedules(ctx, audit.EventSchedulePaused, res.Paused)
 }
 
 // ResumeSchedulesInput names the schedules an incident paused and the note it paused
@@ -196,7 +222,11 @@ func (a *IncidentActivities) ResumeSchedules(ctx context.Context, in ResumeSched
 	if a.schedules == nil {
 		return ResumedSchedules{}, nil
 	}
-	return a.schedules.Resume(ctx, in.ScheduleIDs, in.PausedNote, in.Note)
+	res, err := a.schedules.Resume(ctx, in.ScheduleIDs, in.PausedNote, in.Note)
+	if err != nil {
+		return res, err
+	}
+	return res, a.recordSchedules(ctx, audit.EventScheduleResumed, res.Resumed)
 }
 
 // StopInput names the rotation workflow an incident stops.
@@ -226,6 +256,8 @@ type ContainBatchInput struct {
 	SecretIDs []secret.ID `json:"secretIds"`
 	// Parallelism bounds the secrets contained at once; 0 means DefaultContainParallelism.
 	Parallelism int `json:"parallelism,omitempty"`
+	// Cause is the incident, for the audit trail.
+	Cause *Cause `json:"cause,omitempty"`
 }
 
 // DefaultContainParallelism keeps a batch's admin connections well below a database's
@@ -264,9 +296,19 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 			defer func() { <-sem }()
 			out[i] = ContainedSecret{ID: id}
 			b, err := a.resolve(ctx, id)
+			resolved := err == nil
+			ref := stepRef{secretID: id, cause: in.Cause}
 			var res rotation.ContainResult
 			if err == nil {
+				err = a.containRecord(ctx, b, ref, audit.EventStepStarted, nil)
+			}
+			if err == nil {
 				res, err = b.Steps.Contain(ctx)
+			}
+			if err == nil {
+				err = a.containRecord(ctx, b, ref, audit.EventStepSucceeded, nil)
+			} else if resolved {
+				_ = a.containRecord(ctx, b, ref, audit.EventStepFailed, classify(err))
 			}
 			if err != nil {
 				out[i].Error = err.Error()
@@ -280,6 +322,21 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 		return nil, err
 	}
 	return out, nil
+}
+
+// containRecord records one secret's containment in a batch, in that secret's chain. The
+// batch is one activity, so the secret ID is part of the event's identity.
+func (a *Activities) containRecord(ctx context.Context, b Binding, ref stepRef, event string, err error) error {
+	r := audit.Record{Event: event, Step: "contain"}
+	key := []string{string(ref.secretID), event}
+	if err != nil {
+		attempt := activity.GetInfo(ctx).Attempt
+		r.Error, r.Attempt = errorMessage(err), attempt
+		r.ErrorClass = errorClass(err)
+		key = append(key, strconv.Itoa(int(attempt)))
+	}
+	r.ID = stepEventID(ctx, key...)
+	return a.record(ctx, b, ref, r)
 }
 
 // StopRotationsInput names the secrets whose running rotations an incident stops.

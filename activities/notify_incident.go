@@ -5,6 +5,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/notify"
 )
 
@@ -27,7 +28,14 @@ type NotifyIncidentInput struct {
 // every thousand secrets, so its events come from different runs, and each happens once
 // per incident. Its ID is thus derived from the incident ID, the type and the outcome, and
 // a retried activity, or a run reset to replay it, sends the same ID.
+//
+// The same event goes to the audit trail, in the incident's chain, under an ID derived the
+// same way. A trail that is down fails the activity, which is retried (notifyOptions);
+// webhooks that took the event on an earlier attempt see its ID again.
 func (a *Activities) NotifyIncident(ctx context.Context, in NotifyIncidentInput) (NotifyResult, error) {
+	if err := a.recordIncident(ctx, in); err != nil {
+		return NotifyResult{}, err
+	}
 	if a.notifier == nil {
 		return NotifyResult{}, nil
 	}
@@ -37,4 +45,32 @@ func (a *Activities) NotifyIncident(ctx context.Context, in NotifyIncidentInput)
 		Type: notify.Type(in.Type), Time: info.StartedTime, Outcome: in.Outcome,
 		WorkflowID: info.WorkflowExecution.ID, IncidentID: in.IncidentID, Incident: &summary,
 	}), nil
+}
+
+// incidentEvents maps an incident's notification to its audit event.
+var incidentEvents = map[string]string{
+	string(notify.IncidentStarted):   audit.EventIncidentStarted,
+	string(notify.IncidentContained): audit.EventIncidentContained,
+	string(notify.IncidentFinished):  audit.EventIncidentFinished,
+}
+
+// recordIncident writes an incident's event to its chain: the operator who started it,
+// the scope as selected and its size, and the counts so far.
+func (a *Activities) recordIncident(ctx context.Context, in NotifyIncidentInput) error {
+	event, ok := incidentEvents[in.Type]
+	if a.auditor == nil || !ok {
+		return nil
+	}
+	s := in.Incident
+	r := audit.Record{
+		ID:    audit.EventID("incident/"+in.IncidentID, event, in.Outcome),
+		Event: event, Outcome: in.Outcome,
+		Handles: map[string]string{"mode": s.Mode, "selector": s.Selector},
+		Counts: map[string]int{
+			"secrets": s.Secrets, "contained": s.Contained, "not_contained": s.NotContained,
+			"rotated": s.Rotated, "failed": s.Failed, "needs_human": s.NeedsHuman,
+		},
+	}
+	cause := &Cause{Actor: audit.Actor{Type: audit.ActorOperator, Name: s.Operator}, Reason: s.Reason, IncidentID: in.IncidentID}
+	return a.record(ctx, Binding{}, stepRef{cause: cause}, r)
 }

@@ -95,6 +95,8 @@ type Record struct {
 	// Handles are non-secret handles of the version: a role name, an access key ID, a
 	// certificate serial.
 	Handles map[string]string `json:"handles,omitempty"`
+	// Counts are an incident's numbers: secrets in scope, contained, rotated, failed.
+	Counts map[string]int `json:"counts,omitempty"`
 
 	WorkflowID string `json:"workflowId,omitempty"`
 	RunID      string `json:"runId,omitempty"`

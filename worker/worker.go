@@ -33,9 +33,9 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments})
 	}
 	w := sdkworker.New(c, TaskQueue, opts)
-	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments)))
+	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments), activities.WithAudit(o.audit)))
 	catalog, _ := resolver.(activities.Catalog)
-	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, o.schedules), activity.RegisterOptions{})
+	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, o.schedules, o.audit), activity.RegisterOptions{})
 	return w
 }
 
@@ -45,6 +45,13 @@ type Option func(*options)
 type options struct {
 	schedules activities.SchedulePauser
 	telemetry *telemetry.Telemetry
+	audit     activities.Auditor
+}
+
+// WithAudit makes every step, rotation, operator signal, incident and schedule change
+// leave a record on the audit trail l (an *audit.Log).
+func WithAudit(l activities.Auditor) Option {
+	return func(o *options) { o.audit = l }
 }
 
 // WithTelemetry records Keyturn's metrics on t: every step's latency, every rotation's

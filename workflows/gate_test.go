@@ -25,7 +25,7 @@ var session = rotators.Use{User: "app_a", Application: "orders-api", Client: "10
 
 // planGate plans a rotation with a grace period and a revoke gate.
 func (s *rotateSuite) planGate(grace time.Duration, gate activities.RevokeGate) {
-	s.env.OnActivity(s.a.Plan, mock.Anything, activities.PlanInput{SecretID: id}).
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.MatchedBy(func(in activities.PlanInput) bool { return in.SecretID == id })).
 		Return(activities.PlanResult{Kind: "postgres", Grace: grace, Current: &v1, RevokeGate: &gate}, nil).Once()
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -238,7 +239,7 @@ func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
 			running = running[1:]
 		}
 		ids := r.carry.Scope[i:min(i+containBatch, len(r.carry.Scope))]
-		running = append(running, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids})})
+		running = append(running, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids, Cause: r.cause()})})
 	}
 	for _, b := range running {
 		collect(b)
@@ -311,7 +312,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 	actx := workflow.WithActivityOptions(ctx, incidentStepOptions)
 	if stopped && r.in.Mode == ModeRotate {
 		sctx := workflow.WithActivityOptions(ctx, supersedeOptions)
-		if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id, Cause: r.cause()}).Get(ctx, nil); err != nil {
 			rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+errorMessage(err)
 			return rep
 		}
@@ -349,7 +350,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 		if r.in.Mode == ModeRotate {
 			// Contain mode revokes the stopped rotation's versions anyway.
 			sctx := workflow.WithActivityOptions(ctx, supersedeOptions)
-			if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id, Cause: r.cause()}).Get(ctx, nil); err != nil {
 				rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+errorMessage(err)
 				return rep
 			}
@@ -358,6 +359,11 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 }
 
 // since converts a time to milliseconds after the incident started; 0 for the zero time.
+// cause names the incident as the actor of every change it makes, for the audit trail.
+func (r *incidentRun) cause() *activities.Cause {
+	return &activities.Cause{Actor: audit.Actor{Type: audit.ActorIncident, Name: r.in.IncidentID}, Reason: r.in.Reason, IncidentID: r.in.IncidentID}
+}
+
 func (r *incidentRun) since(t time.Time) int64 {
 	if t.IsZero() {
 		return 0

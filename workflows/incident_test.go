@@ -22,7 +22,7 @@ func incidentEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := s.NewTestWorkflowEnvironment()
-	ia := activities.NewIncidentActivities(nil, nil, nil)
+	ia := activities.NewIncidentActivities(nil, nil, nil, nil)
 	worker.Register(env, activities.NewActivities(nil))
 	env.RegisterActivity(ia)
 	return env, ia

@@ -66,6 +66,15 @@ var (
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2},
 	}
+	// auditOptions bound the local activity that appends a workflow's own audit records:
+	// appending is fast, and a trail that is down is retried a few times, then reported in
+	// the workflow's log (the rotation's outcome does not depend on it).
+	auditOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 5,
+		},
+	}
 	outstandingFirstDelay = 30 * time.Second
 	outstandingMaxDelay   = time.Hour
 )

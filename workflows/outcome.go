@@ -60,7 +60,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	}
 
 	var rb rotation.RollbackResult
-	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current, Since: r.started(StepCreate), Until: r.ended(StepCreate)}
+	in := activities.RollbackInput{SecretID: r.in.SecretID, Token: r.token, Failed: r.status.NewVersion, Restore: r.plan.Current, Since: r.started(StepCreate), Until: r.ended(StepCreate), Cause: r.cause()}
 	roll := func(ctx workflow.Context) error {
 		// What an earlier attempt found stays known: once it has discarded the pending
 		// version, the store no longer names the credential it still has to revoke.
@@ -220,8 +220,8 @@ func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first
 		timerCtx, cancelTimer := workflow.WithCancel(ctx)
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(workflow.NewTimer(timerCtx, delay), func(workflow.Future) {})
-		sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-		sel.AddReceive(giveUpCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); gaveUp = true })
+		sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalRetryNow) })
+		sel.AddReceive(giveUpCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalGiveUp); gaveUp = true })
 		sel.Select(ctx)
 		cancelTimer()
 		switch {

@@ -41,7 +41,10 @@ func Rotate(ctx workflow.Context, in RotateInput) (RotateResult, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RotateStatus, error) { return r.status, nil }); err != nil {
 		return RotateResult{}, err
 	}
-	return r.run(ctx)
+	r.auditing = workflow.GetVersion(ctx, changeAuditTrail, workflow.DefaultVersion, 1) == 1
+	res, err := r.run(ctx)
+	r.finished(ctx)
+	return res, err
 }
 
 type rotateRun struct {
@@ -49,6 +52,10 @@ type rotateRun struct {
 	status RotateStatus
 	token  secret.VersionToken
 	plan   activities.PlanResult
+	// auditing: this run reports its end and operators' signals to the audit trail.
+	auditing bool
+	// signals counts the operator signals recorded, naming each one's audit event.
+	signals int
 }
 
 func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
@@ -62,7 +69,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// Step 1. Plan: resolve the secret on the worker and read the version in use. A local
 	// activity: it only reads, and it saves a round trip to the server per rotation.
 	plan := func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, planOptions), acts.Plan, activities.PlanInput{SecretID: r.in.SecretID})
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, planOptions), acts.Plan, activities.PlanInput{SecretID: r.in.SecretID, Cause: r.cause()})
 	}
 	if err := r.timed(ctx, StepPlan, plan, &r.plan); err != nil {
 		return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
@@ -82,7 +89,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		grace = 0
 		if !r.in.AlreadyContained {
 			var contained activities.ContainResult
-			if err := r.step(ctx, StepContain, containOptions, acts.Contain, activities.ContainInput{SecretID: r.in.SecretID}, &contained); err != nil {
+			if err := r.step(ctx, StepContain, containOptions, acts.Contain, activities.ContainInput{SecretID: r.in.SecretID, Cause: r.cause()}, &contained); err != nil {
 				return r.fail(ctx, err, ErrTypeFailed, OutcomeFailed)
 			}
 			r.status.ContainedAt = contained.ContainedAt
@@ -106,7 +113,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// An abort sent while the new version was being made and tested stops the rotation
 	// here, before consumers ever see the new version.
-	if workflow.GetSignalChannel(ctx, SignalAbort).ReceiveAsync(nil) {
+	if r.tookAsync(ctx, workflow.GetSignalChannel(ctx, SignalAbort), SignalAbort) {
 		return r.rollback(ctx, errors.New("aborted by signal before promote"), OutcomeAborted)
 	}
 
@@ -145,7 +152,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// not the end: the old credential must not stay valid forever, so it is retried,
 	// durably, until it succeeds or an operator gives up.
 	if r.status.PreviousVersion != nil {
-		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion}
+		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
 		revoke := func(ctx workflow.Context) error { return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil) }
 		if err := revoke(ctx); err != nil {
 			what := fmt.Sprintf("revoke previous version %d", r.status.PreviousVersion.Number)
@@ -176,21 +183,21 @@ func (r *rotateRun) purge(ctx workflow.Context, d time.Duration) {
 		defer cancelTimer()
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) {})
-		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalSkipGrace), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalSkipGrace), func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalSkipGrace) })
 		sel.Select(ctx)
 		if ctx.Err() != nil {
 			r.status.Error = "cancelled before purge: the previous version is revoked but not yet deleted on the target"
 			return
 		}
 	}
-	in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion}
+	in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
 	if err := r.step(ctx, StepPurge, revokeOptions, acts.Purge, in, nil); err != nil {
 		r.status.Error = "purge failed, the previous version is revoked but not deleted on the target: " + errorMessage(err)
 	}
 }
 
 func (r *rotateRun) stepInput() activities.StepInput {
-	return activities.StepInput{SecretID: r.in.SecretID, Token: r.token}
+	return activities.StepInput{SecretID: r.in.SecretID, Token: r.token, Cause: r.cause()}
 }
 
 // step runs one activity, keeping the status, the search attribute and the timings current.
@@ -245,7 +252,7 @@ func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, 
 	skipCh := workflow.GetSignalChannel(ctx, SignalSkipGrace)
 	if d <= 0 {
 		// No grace, but an abort sent while the earlier steps ran still counts.
-		return abortCh.ReceiveAsync(nil), nil
+		return r.tookAsync(ctx, abortCh, SignalAbort), nil
 	}
 	r.setStep(ctx, StepGrace)
 	started := workflow.Now(ctx)
@@ -256,8 +263,8 @@ func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, 
 
 	sel := workflow.NewSelector(ctx)
 	sel.AddFuture(timer, func(f workflow.Future) { err = f.Get(ctx, nil) })
-	sel.AddReceive(skipCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-	sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); aborted = true })
+	sel.AddReceive(skipCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalSkipGrace) })
+	sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalAbort); aborted = true })
 	sel.Select(ctx)
 	r.status.Steps = append(r.status.Steps, StepTiming{Step: StepGrace, Started: started, Duration: workflow.Now(ctx).Sub(started)})
 	if ctx.Err() != nil {

@@ -52,7 +52,7 @@ func (s *rotateSuite) SetupTest() {
 func (s *rotateSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
 func (s *rotateSuite) plan(grace time.Duration) {
-	s.env.OnActivity(s.a.Plan, mock.Anything, activities.PlanInput{SecretID: id}).
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.MatchedBy(func(in activities.PlanInput) bool { return in.SecretID == id })).
 		Return(activities.PlanResult{Kind: "postgres", Grace: grace, Current: &v1}, nil).Once()
 }
 

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
+	"time"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/keyturn/keyturn/audit"
@@ -16,6 +19,32 @@ type auditFlags struct {
 	dir string
 	// keyFile is the Ed25519 signing key (default <home>/audit.key, made on first use).
 	keyFile string
+	// The worker's: copy every record to stdout, and how often to sign a checkpoint.
+	stdout          bool
+	checkpointEvery time.Duration
+}
+
+// addAuditWorkerFlags adds the flags of a command that runs a worker (worker, dev).
+func addAuditWorkerFlags(cmd *cobra.Command, f *auditFlags) {
+	cmd.Flags().BoolVar(&f.stdout, "audit-stdout", envOr("KEYTURN_AUDIT_STDOUT", "") == "true", "also write every audit record to stdout as one JSON line, for log shippers (KEYTURN_AUDIT_STDOUT=true)")
+	cmd.Flags().DurationVar(&f.checkpointEvery, "audit-checkpoint-interval", audit.DefaultCheckpointInterval, "how often the worker signs a checkpoint over the audit chains that changed (and once more when it stops)")
+}
+
+// workerAuditLog opens the audit trail a worker records to and signs. It checks the
+// checkpoint interval first, so a bad flag changes nothing.
+func (g *globals) workerAuditLog(cmd *cobra.Command, logger *slog.Logger) (*audit.Log, error) {
+	if g.audit.checkpointEvery < time.Second {
+		return nil, fmt.Errorf("--audit-checkpoint-interval %s is too short: use 1s or more (default %s)", g.audit.checkpointEvery, audit.DefaultCheckpointInterval)
+	}
+	l, err := g.auditLog(true)
+	if err != nil {
+		return nil, err
+	}
+	l.Logger = logger
+	if g.audit.stdout {
+		l.Mirror = cmd.OutOrStdout()
+	}
+	return l, nil
 }
 
 func (f *auditFlags) register(pf *pflag.FlagSet) {

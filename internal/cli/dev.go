@@ -153,6 +153,11 @@ func newDevCmd(g *globals) *cobra.Command {
 			if metrics != nil {
 				defer func() { _ = metrics.Close() }()
 			}
+			trail, err := g.workerAuditLog(cmd, logger)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = trail.Sink.Close() }()
 			dc := codec.DataConverter(payloadCodec)
 			clientOpts := client.Options{
 				HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger),
@@ -180,6 +185,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  Metrics:   http://%s/metrics\n", metrics.Addr)
 			}
 			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", config.DayDuration(every))
+			fmt.Fprintf(out, "  Audit:     %s (checkpoints signed every %s with %s; `keyturn audit verify`)\n", g.audit.dir, g.audit.checkpointEvery, g.audit.keyFile)
 			if len(inv.Secrets) > 0 {
 				kt := g.commandPrefix(cmd)
 				fmt.Fprintln(out, "Try, in another terminal:")
@@ -189,7 +195,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  %s status\n  %s get %s\n", kt, kt, inv.Secrets[0].ID)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
-			return runWorker(cmd, c, inv, store, logger, g.tel, every)
+			return runWorker(cmd, c, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery)
 		},
 	}
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")
@@ -199,6 +205,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&noPG, "no-demo-postgres", false, "leave out the demo PostgreSQL; the demo is then the local CA's certificate alone")
 	cmd.Flags().IntVar(&codecPort, "codec-port", 8234, "port on 127.0.0.1 of the codec server the Web UI uses to decrypt payloads")
 	addSweepFlag(cmd, &sweepEvery, devSweepInterval)
+	addAuditWorkerFlags(cmd, &g.audit)
 	return cmd
 }
 

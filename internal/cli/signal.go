@@ -68,7 +68,7 @@ func newSignalCmd(g *globals, name string) *cobra.Command {
 				(d.Step == workflows.StepPurge && signal == workflows.SignalAbort)):
 				return fmt.Errorf("the rotation of %s is at step %s: %s only applies before the previous version is revoked", id, d.Step, name)
 			}
-			if err := c.SignalWorkflow(cmd.Context(), workflows.RotateWorkflowID(id), "", signal, nil); err != nil {
+			if err := c.SignalWorkflow(cmd.Context(), workflows.RotateWorkflowID(id), "", signal, workflows.OperatorSignal{By: whoami()}); err != nil {
 				return fmt.Errorf("signal %s to the rotation of %s: %w (is a rotation of it running? `keyturn status %s`)", signal, id, err, id)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "sent %s to the rotation of %s\n", signal, id)

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
@@ -53,15 +54,21 @@ func newWorkerCmd(g *globals) *cobra.Command {
 				defer func() { _ = metrics.Close() }()
 				logger.Info("serving Prometheus metrics", "url", "http://"+metrics.Addr+"/metrics")
 			}
+			trail, err := g.workerAuditLog(cmd, logger)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = trail.Sink.Close() }()
 			c, err := g.dial(logger)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			return runWorker(cmd, c, inv, store, logger, g.tel, every)
+			return runWorker(cmd, c, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery)
 		},
 	}
 	addSweepFlag(cmd, &sweepEvery, sweep.DefaultInterval)
+	addAuditWorkerFlags(cmd, &g.audit)
 	return cmd
 }
 
@@ -108,7 +115,10 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 //
 // Beside it runs the secret sweep, every sweepEvery and once at start, which keeps the
 // age, overdue and revoke gauges current on tel's meter and notifies overdue secrets.
-func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration) error {
+//
+// Every change it makes is recorded on trail, whose checkpoints it signs every
+// g.audit.checkpointEvery and once more as it stops.
+func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration, trail *audit.Log, checkpointEvery time.Duration) error {
 	resolver := binding.New(inv, backends(store, logger, tel.TracerProvider()))
 	defer func() { _ = resolver.Close() }()
 	gauges, err := telemetry.NewSecretGauges(tel)
@@ -119,7 +129,7 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store
 		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c},
 		Gauges:   gauges, Notifier: resolver, Interval: sweepEvery, Logger: logger, TracerProvider: tel.TracerProvider(),
 	}
-	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel))
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -130,10 +140,19 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store
 		defer close(swept)
 		sw.Run(sweepCtx)
 	}()
+	checkpointCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(cmd.Context()))
+	checkpointed := make(chan struct{})
+	go func() {
+		defer close(checkpointed)
+		trail.RunCheckpoints(checkpointCtx, checkpointEvery)
+	}()
 	<-cmd.Context().Done()
 	stopSweep()
 	w.Stop()
 	<-swept
+	// After the worker stopped: the last checkpoint signs the records of its last steps.
+	stopCheckpoints()
+	<-checkpointed
 	logger.Info("worker stopped")
 	return nil
 }

@@ -1,0 +1,90 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
+)
+
+// changeAuditTrail: a rotation reports its end and the operators' signals to the audit
+// trail (its steps record themselves, in their activities). Rotations that began before
+// this change report nothing, so their histories replay.
+const changeAuditTrail = "audit-trail"
+
+// OperatorSignal is the payload the CLI sends with abort, skip-grace, retry-now, give-up
+// and revoke-now: who sent it, for the audit trail. A signal without one (an older CLI,
+// the Temporal UI) is still obeyed and recorded as from an unnamed operator.
+type OperatorSignal struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// cause is who asked for this rotation and why, as every step's audit record says it.
+func (r *rotateRun) cause() *activities.Cause {
+	c := &activities.Cause{Reason: r.in.Reason, IncidentID: r.in.IncidentID}
+	switch by := r.in.RequestedBy; {
+	case r.in.IncidentID != "":
+		c.Actor = audit.Actor{Type: audit.ActorIncident, Name: r.in.IncidentID}
+	case by == "schedule" || strings.HasPrefix(by, "schedule "):
+		c.Actor = audit.Actor{Type: audit.ActorSchedule, Name: strings.TrimSpace(strings.TrimPrefix(by, "schedule"))}
+	case by != "":
+		c.Actor = audit.Actor{Type: audit.ActorOperator, Name: by}
+	default:
+		c.Actor = audit.Actor{Type: audit.ActorOperator}
+	}
+	return c
+}
+
+// audit reports an event of this rotation to the trail, from a local activity. key names
+// the event within the run, so a retried report is recorded once.
+func (r *rotateRun) audit(ctx workflow.Context, key string, in activities.AuditInput) {
+	if !r.auditing {
+		return
+	}
+	in.Key, in.SecretID = key, r.in.SecretID
+	if in.Cause == nil {
+		in.Cause = r.cause()
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, auditOptions), acts.Audit, in).Get(dctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("audit record not written", "event", in.Event, "error", errorMessage(err))
+	}
+}
+
+// finished records the rotation's end with its outcome.
+func (r *rotateRun) finished(ctx workflow.Context) {
+	r.audit(ctx, "rotation|finished", activities.AuditInput{
+		Event: audit.EventRotationFinished, Step: r.status.Step, Outcome: r.status.Outcome, Error: r.status.Error, Version: r.status.NewVersion,
+	})
+}
+
+// took receives one operator signal from c and records it as the operator's action.
+func (r *rotateRun) took(ctx workflow.Context, c workflow.ReceiveChannel, action string) {
+	var s OperatorSignal
+	c.Receive(ctx, &s)
+	r.recordSignal(ctx, action, s)
+}
+
+// tookAsync is took without waiting: false when no signal was there.
+func (r *rotateRun) tookAsync(ctx workflow.Context, c workflow.ReceiveChannel, action string) bool {
+	var s OperatorSignal
+	if !c.ReceiveAsync(&s) {
+		return false
+	}
+	r.recordSignal(ctx, action, s)
+	return true
+}
+
+func (r *rotateRun) recordSignal(ctx workflow.Context, action string, s OperatorSignal) {
+	r.signals++
+	c := r.cause()
+	c.Actor, c.Reason = audit.Actor{Type: audit.ActorOperator, Name: s.By}, s.Reason
+	r.audit(ctx, fmt.Sprintf("operator|%s|%d", action, r.signals), activities.AuditInput{
+		Event: audit.EventOperator, Step: action, Cause: c, Version: r.status.PreviousVersion,
+	})
+}
