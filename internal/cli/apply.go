@@ -2,15 +2,19 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/workflows"
@@ -91,8 +95,17 @@ to Temporal.`,
 					return fmt.Errorf("not applied: nothing changed (answer yes, or pass --yes)")
 				}
 			}
+			// The audit trail is opened first: a trail that cannot be written changes nothing.
+			trail, err := g.auditLog(false)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = trail.Sink.Close() }()
 			if err := schedules.Apply(cmd.Context(), c, ns, plan); err != nil {
 				return fmt.Errorf("apply schedules: %w", err)
+			}
+			if err := recordApplied(cmd.Context(), trail, plan); err != nil {
+				return fmt.Errorf("the schedules are applied, but their audit records were not written: %w", err)
 			}
 			fmt.Fprintf(out, "Applied: %d created, %d updated, %d deleted, %d unchanged.\n",
 				plan.Count(schedules.Create), plan.Count(schedules.Update), plan.Count(schedules.Delete), plan.Count(schedules.Unchanged))
@@ -192,4 +205,30 @@ func confirm(r io.Reader, w io.Writer, question string) (bool, error) {
 	fmt.Fprintln(w)
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "yes" || answer == "y", nil
+}
+
+// recordApplied writes one audit record per schedule an apply changed, in its secret's
+// chain. Each apply is its own event (applying twice changes twice), so the records'
+// identity is this apply's own, random, ID and the schedule.
+func recordApplied(ctx context.Context, trail *audit.Log, plan schedules.Changes) error {
+	applyID := uuid.NewString()
+	now := time.Now()
+	for _, ch := range plan {
+		if ch.Action == schedules.Unchanged {
+			continue
+		}
+		handles := map[string]string{"schedule": ch.ScheduleID, "action": string(ch.Action)}
+		if ch.Desired != nil {
+			handles["spec"] = ch.Desired.Describe()
+		}
+		r := audit.Record{
+			ID: audit.EventID("apply", applyID, ch.ScheduleID), Time: now, Event: audit.EventScheduleApplied,
+			Actor: audit.Actor{Type: audit.ActorOperator, Name: whoami()}, Reason: strings.Join(ch.Reasons, "; "),
+			SecretID: ch.SecretID, Handles: handles,
+		}
+		if _, err := trail.Append(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,15 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
-	"time"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/keyturn/keyturn/audit"
+	"github.com/keyturn/keyturn/audit/pgsink"
 	"github.com/keyturn/keyturn/internal/home"
 )
 
@@ -17,6 +19,9 @@ import (
 type auditFlags struct {
 	// dir is the file sink's directory (default <home>/audit).
 	dir string
+	// postgres, when set, is the connection string of the Postgres sink, used instead of
+	// the file sink; schema is its schema.
+	postgres, schema string
 	// keyFile is the Ed25519 signing key (default <home>/audit.key, made on first use).
 	keyFile string
 	// The worker's: copy every record to stdout, and how often to sign a checkpoint.
@@ -48,6 +53,8 @@ func (g *globals) workerAuditLog(cmd *cobra.Command, logger *slog.Logger) (*audi
 }
 
 func (f *auditFlags) register(pf *pflag.FlagSet) {
+	pf.StringVar(&f.postgres, "audit-postgres", envOr("KEYTURN_AUDIT_POSTGRES", ""), "keep the audit trail in PostgreSQL: a connection string (KEYTURN_AUDIT_POSTGRES; keep the password out of it with PGPASSWORD or PGPASSFILE); see docs/audit-postgres.md")
+	pf.StringVar(&f.schema, "audit-postgres-schema", envOr("KEYTURN_AUDIT_POSTGRES_SCHEMA", ""), "schema of the Postgres audit tables (KEYTURN_AUDIT_POSTGRES_SCHEMA; default keyturn_audit)")
 	pf.StringVar(&f.dir, "audit-dir", envOr("KEYTURN_AUDIT_DIR", ""), "directory of the audit trail's file sink (KEYTURN_AUDIT_DIR; default <home>/audit)")
 	pf.StringVar(&f.keyFile, "audit-signing-key", envOr("KEYTURN_AUDIT_SIGNING_KEY", ""), "Ed25519 key that signs the audit trail's checkpoints (KEYTURN_AUDIT_SIGNING_KEY; default <home>/audit.key, made on first use; its public key is the same path + .pub)")
 }
@@ -64,7 +71,19 @@ func (f *auditFlags) defaults(dir home.Dir) {
 
 // openAuditSink opens the configured sink. A relative --audit-dir is taken from the
 // working directory now, so the error names the place it would have written.
+//
+// With --audit-postgres the Postgres sink is used instead; its tables must have been
+// installed (docs/audit-postgres.md), which Open checks.
 func (g *globals) openAuditSink() (audit.Sink, error) {
+	if g.audit.postgres != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := pgsink.Open(ctx, g.audit.postgres, g.audit.schema)
+		if err != nil {
+			return nil, fmt.Errorf("%w (the audit trail's Postgres sink, --audit-postgres or KEYTURN_AUDIT_POSTGRES)", err)
+		}
+		return s, nil
+	}
 	dir, err := filepath.Abs(g.audit.dir)
 	if err != nil {
 		return nil, fmt.Errorf("audit directory %q: %w", g.audit.dir, err)
@@ -95,4 +114,3 @@ func (g *globals) auditLog(sign bool) (*audit.Log, error) {
 	}
 	return l, nil
 }
-

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/secret"
@@ -57,7 +59,8 @@ func newPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if kind, managed := g.managedKind(id); managed {
+			kind, managed := g.managedKind(id)
+			if managed {
 				// A managed secret's versions carry the handle its rotator needs later.
 				key, what := binding.HandleKey(kind)
 				if key != "" && meta[key] == "" {
@@ -84,6 +87,12 @@ func newPutCmd(g *globals) *cobra.Command {
 				}
 				return fmt.Errorf("no value on stdin: pipe it in, e.g. `keyturn put %s < file`, or pass --from-file", id)
 			}
+			// The audit trail is opened first: a trail that cannot be written changes nothing.
+			trail, err := g.auditLog(false)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = trail.Sink.Close() }()
 			store, err := file.Open(g.storeDir)
 			if err != nil {
 				return fmt.Errorf("open file store %s: %w", g.storeDir, err)
@@ -93,6 +102,14 @@ func newPutCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d (field %s, %d bytes) in %s\n", path, v.Number, field, len(value), g.storeDir)
+			rec := audit.Record{
+				ID: audit.EventID("put", string(path), string(v.Token)), Time: time.Now(), Event: audit.EventPut,
+				Actor: audit.Actor{Type: audit.ActorOperator, Name: whoami()}, SecretID: id, Kind: kind,
+				VersionToken: v.Token, VersionNumber: v.Number, Handles: meta,
+			}
+			if _, err := trail.Append(cmd.Context(), rec); err != nil {
+				return fmt.Errorf("version %d is stored, but its audit record was not written: %w", v.Number, err)
+			}
 			return nil
 		},
 	}
