@@ -42,6 +42,16 @@ func CronScheduleID(id secret.ID) string { return CronPrefix + string(id) }
 // RenewalScheduleID is the ID of a certificate secret's renewal-check schedule.
 func RenewalScheduleID(id secret.ID) string { return RenewalPrefix + string(id) }
 
+// SecretOf is the secret a Keyturn schedule ID belongs to; "" for another schedule.
+func SecretOf(scheduleID string) secret.ID {
+	for _, p := range []string{RenewalPrefix, CronPrefix} {
+		if rest, ok := strings.CutPrefix(scheduleID, p); ok {
+			return secret.ID(rest)
+		}
+	}
+	return ""
+}
+
 // Managed reports whether a schedule ID is one Keyturn manages, and for which secret.
 func Managed(scheduleID string) (secret.ID, bool) {
 	for _, p := range []string{CronPrefix, RenewalPrefix} {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,11 +9,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -241,6 +244,11 @@ reason, before or since, stays paused. The incident must have ended.`
 			if by := whoami(); by != "" {
 				note += " (" + by + ")"
 			}
+			trail, err := g.auditLog(false)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = trail.Sink.Close() }()
 			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
@@ -253,6 +261,13 @@ reason, before or since, stays paused. The incident must have ended.`
 			changed, err := act(cmd.Context(), c, ids, note)
 			for _, id := range changed {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", done, id, note)
+			}
+			event := audit.EventScheduleResumed
+			if pause {
+				event = audit.EventSchedulePaused
+			}
+			if rerr := recordSchedules(cmd.Context(), trail, event, changed, note); rerr != nil {
+				return errors.Join(err, fmt.Errorf("the schedules above are %s, but their audit records were not written: %w", done, rerr))
 			}
 			if err != nil {
 				return err
@@ -324,6 +339,23 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 		fmt.Fprintf(out, "left %s paused: it was paused before the incident, for another reason\n", sid)
 	}
 	return err
+}
+
+// recordSchedules writes an operator's pause or resume of each schedule to its secret's
+// chain. Each command is its own event, named by a random ID.
+func recordSchedules(ctx context.Context, trail *audit.Log, event string, scheduleIDs []string, note string) error {
+	runID, now := uuid.NewString(), time.Now()
+	for _, sid := range scheduleIDs {
+		r := audit.Record{
+			ID: audit.EventID("schedules", runID, sid), Time: now, Event: event,
+			Actor: audit.Actor{Type: audit.ActorOperator, Name: whoami()}, Reason: note,
+			SecretID: schedules.SecretOf(sid), Handles: map[string]string{"schedule": sid},
+		}
+		if _, err := trail.Append(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // touched reports whether a schedule of id is among the schedule IDs.
