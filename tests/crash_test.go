@@ -21,7 +21,8 @@ import (
 func workerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
-		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile, "--log-level", "warn")
+		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile, "--log-level", "warn",
+		"--audit-dir", env.AuditDir, "--audit-signing-key", env.AuditKey)
 	cmd.Env = append(os.Environ(), "KEYTURN_TEST_AS_CLI=1")
 	cmd.Stdout, cmd.Stderr = env.Logs, env.Logs
 	if err := cmd.Start(); err != nil {
@@ -117,6 +118,14 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 		t.Fatalf("expected a retried activity after the kill, max attempt was %d", attempts)
 	}
 	checkReplay(t, env, run.GetID(), run.GetRunID(), "worker_killed_mid_create")
+
+	// The audit trail has no gap and no duplicate: the killed attempt's start of Create
+	// and the next attempt's are one event, and every step is recorded once. The worker
+	// processes wrote it; it verifies.
+	counts, _ := runEvents(auditRecords(t, env), run.GetRunID())
+	wantOnce(t, counts, "rotation.started", "create step.started", "create step.succeeded", "test step.started", "test step.succeeded",
+		"promote step.started", "promote step.succeeded", "revoke step.started", "revoke step.succeeded", "rotation.finished")
+	t.Logf("audit records of the run with a worker killed mid-create: %v", counts)
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {

@@ -28,7 +28,8 @@ func keyturnIn(t *testing.T, env *testenv.Env, stdin string, args ...string) (in
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	full := append([]string{"--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(), "-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile}, args...)
+	full := append([]string{"--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(), "-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile,
+		"--audit-dir", env.AuditDir, "--audit-signing-key", env.AuditKey}, args...)
 	code := cli.Execute(ctx, full, strings.NewReader(stdin), &out, &out)
 	return code, out.String()
 }

@@ -59,7 +59,7 @@ func (r *rotateRun) audit(ctx workflow.Context, key string, in activities.AuditI
 // finished records the rotation's end with its outcome.
 func (r *rotateRun) finished(ctx workflow.Context) {
 	r.audit(ctx, "rotation|finished", activities.AuditInput{
-		Event: audit.EventRotationFinished, Step: r.status.Step, Outcome: r.status.Outcome, Error: r.status.Error, Version: r.status.NewVersion,
+		Event: audit.EventRotationFinished, Outcome: r.status.Outcome, Error: r.status.Error, Version: r.status.NewVersion,
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/binding"
@@ -94,6 +95,11 @@ type Env struct {
 	Logs *SyncBuffer
 	// Backends are the stores the worker resolves secrets in.
 	Backends binding.Backends
+	// Audit is the audit trail the env's workers record to: a file sink in AuditDir,
+	// checkpoints signed with the key in AuditKey. CLI commands get both as flags.
+	Audit    *audit.Log
+	AuditDir string
+	AuditKey string
 }
 
 // Options adjust New.
@@ -192,6 +198,16 @@ func New(t testing.TB, opts Options) *Env {
 	if env.Codec, err = codec.New(keys...); err != nil {
 		t.Fatal(err)
 	}
+	env.AuditDir, env.AuditKey = filepath.Join(dir, "audit"), filepath.Join(dir, "audit.key")
+	sink, err := audit.OpenFile(env.AuditDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := audit.LoadOrCreateSigningKey(env.AuditKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Audit = &audit.Log{Sink: sink, Signer: signer, Logger: logger}
 	env.Server = Temporal(t, logger, opts.ExtraNamespaces...)
 	env.Client = Client(t, env.Server, logger, env.Codec)
 	if !opts.NoWorker {
@@ -215,7 +231,7 @@ func (e *Env) StartWorkerOn(t testing.TB, c client.Client, tel *telemetry.Teleme
 	if tel != nil {
 		backends.TracerProvider = tel.TracerProvider() // calls to targets and stores traced, as in `keyturn worker`
 	}
-	w := worker.New(c, binding.New(e.Inventory, backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel))
+	w := worker.New(c, binding.New(e.Inventory, backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel), worker.WithAudit(e.Audit))
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
