@@ -128,7 +128,11 @@ func collectEvidence(ctx context.Context, sink audit.Sink, rep workflows.Inciden
 func reportText(rep workflows.IncidentReport, runErr error) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "incident %s (%s, scope %s) by %s: %s\n", rep.IncidentID, rep.Mode, rep.Selector, rep.Operator, rep.Reason)
-	fmt.Fprintf(&b, "started %s, finished %s\n", rep.StartedAt.UTC().Format(time.RFC3339), rep.FinishedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "started %s", rep.StartedAt.UTC().Format(time.RFC3339))
+	if !rep.FinishedAt.IsZero() {
+		fmt.Fprintf(&b, ", finished %s", rep.FinishedAt.UTC().Format(time.RFC3339))
+	}
+	b.WriteString("\n")
 	printReport(&b, rep, "keyturn")
 	if runErr != nil {
 		fmt.Fprintf(&b, "the incident failed: %v\n", rootMessage(runErr))
@@ -153,10 +157,11 @@ func (ev *evidence) readme(now time.Time) []byte {
 	for _, f := range ev.files {
 		fmt.Fprintf(&b, "  %s  %s\n      %s\n", sha256Hex(f.data), f.name, f.about)
 	}
-	b.WriteString("\nEach record's hash is SHA-256 over its JSON line with \"hash\" empty; \"prev\" is the hash of the\n" +
-		"record before it in its chain. A checkpoint signs, with Ed25519, each chain's length and last hash at\n" +
-		"a time. records.jsonl starts at the incident: its first record of a chain links to one before it,\n" +
-		"which the verification (run over the whole chains when the bundle was written) checked.\n")
+	b.WriteString("\nEach record's hash is SHA-256 over its line as stored, without the newline, with the value of\n" +
+		"\"hash\" emptied; \"prev\" is the hash of the record before it in its chain. A checkpoint signs, with\n" +
+		"Ed25519, each chain's length and last hash at a time (see its \"heads\"). records.jsonl starts at the\n" +
+		"incident, so a chain's first record there may link to an older record that is not included; the\n" +
+		"verification was run over the whole chains, from their first record, when the bundle was written.\n")
 	return []byte(b.String())
 }
 
