@@ -151,10 +151,14 @@ func LoadSigningKey(path string) (*Signer, error) {
 	return NewSigner(ed25519.NewKeyFromSeed(blk.Bytes)), nil
 }
 
+// MarshalPublicKey is pub as the PEM LoadPublicKey reads.
+func MarshalPublicKey(pub ed25519.PublicKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: publicPEMType, Bytes: pub})
+}
+
 // WritePublicKey writes pub as PEM to path (0644: it is meant to be copied elsewhere).
 func WritePublicKey(path string, pub ed25519.PublicKey) error {
-	b := pem.EncodeToMemory(&pem.Block{Type: publicPEMType, Bytes: pub})
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, MarshalPublicKey(pub), 0o644); err != nil {
 		return fmt.Errorf("audit public key: %w", err)
 	}
 	return nil

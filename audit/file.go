@@ -161,9 +161,9 @@ func (s *FileSink) Records(_ context.Context, f Filter) ([]Record, error) {
 	for i, line := range lines {
 		var r Record
 		if err := json.Unmarshal(line, &r); err != nil {
-			r = Record{Chain: "unreadable", Seq: int64(i + 1), Error: fmt.Sprintf("line %d of %s does not parse", i+1, recordsFile)}
+			r = Record{Chain: UnreadableChain, Seq: int64(i + 1), Error: fmt.Sprintf("line %d of %s does not parse", i+1, recordsFile)}
 		}
-		if f.Match(r) || r.Chain == "unreadable" {
+		if f.Match(r) || r.Chain == UnreadableChain {
 			out = append(out, r)
 		}
 	}
@@ -213,10 +213,10 @@ func (s *FileSink) Checkpoints(context.Context) ([]Checkpoint, error) {
 		return nil, err
 	}
 	out := make([]Checkpoint, 0, len(lines))
-	for _, line := range lines {
+	for i, line := range lines {
 		var c Checkpoint
 		if json.Unmarshal(line, &c) != nil {
-			c = Checkpoint{KeyID: "unreadable"}
+			c = Checkpoint{KeyID: UnreadableChain, Heads: []Head{{Chain: fmt.Sprintf("line %d of %s", i+1, checkpointsFile)}}}
 		}
 		out = append(out, c)
 	}

@@ -28,6 +28,11 @@ type Sink interface {
 	Close() error
 }
 
+// UnreadableChain is the chain a sink returns a stored record under when it cannot parse
+// it (Seq is then its line or row, Error says which), and the key ID of a checkpoint it
+// cannot parse: Verify reports both instead of the sink failing the whole read.
+const UnreadableChain = "unreadable"
+
 // Filter selects records. A zero Filter selects every record.
 type Filter struct {
 	// Chains, when set, selects whole chains (Verify and the evidence bundle read these).

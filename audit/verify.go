@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -62,13 +63,19 @@ func Verify(records []Record, checkpoints []Checkpoint, keys []ed25519.PublicKey
 	var rep Report
 	byChain := map[string][]Record{}
 	var order []string
+	var unreadable []Problem
 	for _, r := range records {
+		if r.Chain == UnreadableChain {
+			unreadable = append(unreadable, Problem{Chain: UnreadableChain, Seq: r.Seq, What: r.Error + ": edited or damaged after it was written; the record it held is missing from its chain"})
+			continue
+		}
 		if _, ok := byChain[r.Chain]; !ok {
 			order = append(order, r.Chain)
 		}
 		byChain[r.Chain] = append(byChain[r.Chain], r)
 	}
 	rep.Chains, rep.Records = len(order), len(records)
+	rep.Problems = unreadable
 	seen := map[string]string{}
 	for _, chain := range order {
 		rep.Problems = append(rep.Problems, verifyChain(chain, byChain[chain], seen)...)
@@ -78,7 +85,7 @@ func Verify(records []Record, checkpoints []Checkpoint, keys []ed25519.PublicKey
 	trusted := func(cp Checkpoint) bool { return cp.VerifySignature(keys) }
 	for _, cp := range checkpoints {
 		if !trusted(cp) {
-			rep.Problems = append(rep.Problems, Problem{What: fmt.Sprintf("checkpoint of %s (key %s) has a signature no trusted key verifies: forged, altered, or signed by a key not given to verify", cp.Time.Format(time.RFC3339), cp.KeyID)})
+			rep.Problems = append(rep.Problems, Problem{What: fmt.Sprintf("checkpoint of %s (key %s, over %s) has a signature no trusted key verifies: forged, altered, or signed by a key not given to verify", cp.Time.Format(time.RFC3339), cp.KeyID, headList(cp.Heads))})
 			continue
 		}
 		rep.Trusted++
@@ -111,6 +118,27 @@ func Verify(records []Record, checkpoints []Checkpoint, keys []ed25519.PublicKey
 		return rep.Problems[i].Seq < rep.Problems[j].Seq
 	})
 	return rep
+}
+
+// headList names a checkpoint's heads as chain#count, the first few only.
+func headList(heads []Head) string {
+	const most = 5
+	parts := make([]string, 0, most+1)
+	for i, h := range heads {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("and %d more", len(heads)-most))
+			break
+		}
+		if h.Count == 0 && h.Hash == "" {
+			parts = append(parts, h.Chain) // an unreadable line, named by its place
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s#%d", h.Chain, h.Count))
+	}
+	if len(parts) == 0 {
+		return "no chains"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // verifyChain checks one chain's hashes, positions and links, and its event IDs against

@@ -28,7 +28,7 @@ func newIncidentCmd(g *globals) *cobra.Command {
 		Use:   "incident",
 		Short: "Contain or rotate every secret in a scope at once, when a credential may have leaked",
 	}
-	cmd.AddCommand(newIncidentStartCmd(g), newIncidentStatusCmd(g))
+	cmd.AddCommand(newIncidentStartCmd(g), newIncidentStatusCmd(g), newIncidentEvidenceCmd(g))
 	return cmd
 }
 

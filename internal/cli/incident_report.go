@@ -228,11 +228,7 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(out, progressLine(p))
 				return nil
 			}
-			var rep workflows.IncidentReport
-			runErr := c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
-			if r, ok := activities.DetailsOf[workflows.IncidentReport](runErr); ok {
-				rep = r
-			}
+			rep, runErr := endedIncidentReport(ctx, c, wid)
 			if output == "json" {
 				return writeJSON(out, rep)
 			}
@@ -249,6 +245,16 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// endedIncidentReport is the report of an incident that has ended, taken from the
+// failure's details when it failed (runErr is then that failure).
+func endedIncidentReport(ctx context.Context, c client.Client, wid string) (rep workflows.IncidentReport, runErr error) {
+	runErr = c.GetWorkflow(ctx, wid, "").Get(ctx, &rep)
+	if r, ok := activities.DetailsOf[workflows.IncidentReport](runErr); ok {
+		rep = r
+	}
+	return rep, runErr
 }
 
 // printEnded names the sessions containment ended, per secret: an incident skips the

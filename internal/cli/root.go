@@ -78,6 +78,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newPutCmd(g),
 		newConfigCmd(g),
 		newIncidentCmd(g),
+		newAuditCmd(g),
 		newApplyCmd(g),
 		newDiffCmd(g),
 		newSchedulesCmd(g),
