@@ -189,17 +189,21 @@ type Checkpointer struct {
 }
 
 // Checkpoint signs and stores a checkpoint of every chain whose head moved since the
-// latest stored checkpoint; it stores nothing and returns false when none did.
-func (c Checkpointer) Checkpoint(ctx context.Context, now time.Time) (bool, error) {
+// latest checkpoint it signed, and returns it; it stores nothing and returns false when
+// none moved.
+func (c Checkpointer) Checkpoint(ctx context.Context, now time.Time) (Checkpoint, bool, error) {
 	heads, err := c.Sink.Heads(ctx)
 	if err != nil {
-		return false, err
+		return Checkpoint{}, false, err
 	}
 	cps, err := c.Sink.Checkpoints(ctx)
 	if err != nil {
-		return false, err
+		return Checkpoint{}, false, err
 	}
-	signed := latestHeads(cps, nil)
+	// Only this signer's own checkpoints say what is signed already: a forged one that
+	// claims the current heads must not stop the real signer from signing them.
+	own := []ed25519.PublicKey{c.Signer.Public()}
+	signed := latestHeads(cps, func(cp Checkpoint) bool { return cp.VerifySignature(own) })
 	var changed []Head
 	for _, h := range heads {
 		if s, ok := signed[h.Chain]; !ok || s.Count != h.Count || s.Hash != h.Hash {
@@ -207,13 +211,13 @@ func (c Checkpointer) Checkpoint(ctx context.Context, now time.Time) (bool, erro
 		}
 	}
 	if len(changed) == 0 {
-		return false, nil
+		return Checkpoint{}, false, nil
 	}
 	cp, err := c.Signer.Sign(now, changed)
 	if err != nil {
-		return false, err
+		return Checkpoint{}, false, err
 	}
-	return true, c.Sink.AddCheckpoint(ctx, cp)
+	return cp, true, c.Sink.AddCheckpoint(ctx, cp)
 }
 
 // latestHeads is, per chain, the head with the most records among the checkpoints that

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,8 +49,20 @@ func (l *Log) Checkpoint(ctx context.Context) error {
 	if l.Signer == nil {
 		return nil
 	}
-	_, err := Checkpointer{Sink: l.Sink, Signer: l.Signer}.Checkpoint(ctx, time.Now())
-	return err
+	cp, signed, err := Checkpointer{Sink: l.Sink, Signer: l.Signer}.Checkpoint(ctx, time.Now())
+	if err != nil || !signed || l.Mirror == nil {
+		return err
+	}
+	// Mirrored too: a copy of the signed heads kept off this machine is what catches a
+	// trail cut back together with its checkpoints.
+	if b, err := json.Marshal(struct {
+		Checkpoint Checkpoint `json:"checkpoint"`
+	}{cp}); err == nil {
+		l.mirrorMu.Lock()
+		_, _ = l.Mirror.Write(append(b, '\n'))
+		l.mirrorMu.Unlock()
+	}
+	return nil
 }
 
 // RunCheckpoints signs a checkpoint every interval until ctx ends, and once more then,

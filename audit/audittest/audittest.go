@@ -204,17 +204,17 @@ func checkpointsVerify(t *testing.T, open Open) {
 		_, _, err := s.Append(ctx, Record("app-db", fmt.Sprint("c", i), time.Now()))
 		must(t, err)
 	}
-	signed, err := cp.Checkpoint(ctx, time.Now())
+	_, signed, err := cp.Checkpoint(ctx, time.Now())
 	must(t, err)
 	if !signed {
 		t.Fatal("no checkpoint signed over new records")
 	}
-	if again, err := cp.Checkpoint(ctx, time.Now()); err != nil || again {
+	if _, again, err := cp.Checkpoint(ctx, time.Now()); err != nil || again {
 		t.Fatalf("a checkpoint with nothing new: signed=%v err=%v", again, err)
 	}
 	_, _, err = s.Append(ctx, Record("other", "c9", time.Now()))
 	must(t, err)
-	_, err = cp.Checkpoint(ctx, time.Now())
+	_, _, err = cp.Checkpoint(ctx, time.Now())
 	must(t, err)
 	cps, err := s.Checkpoints(ctx)
 	must(t, err)

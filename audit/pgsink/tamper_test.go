@@ -116,7 +116,7 @@ func TestTamperDetected(t *testing.T) {
 			for i := range 3 {
 				must(t, append1(ctx, s, "svc-b", fmt.Sprintf("b%d", i), t0.Add(time.Duration(i)*time.Minute)))
 			}
-			if signed, err := (audit.Checkpointer{Sink: s, Signer: signer}).Checkpoint(ctx, t0.Add(time.Hour)); err != nil || !signed {
+			if _, signed, err := (audit.Checkpointer{Sink: s, Signer: signer}).Checkpoint(ctx, t0.Add(time.Hour)); err != nil || !signed {
 				t.Fatalf("checkpoint: signed=%v err=%v", signed, err)
 			}
 

@@ -155,7 +155,7 @@ func newAuditCheckpointCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "made a new audit signing key %s (key %s); its public key is %s.pub: keep a copy where whoever can write the trail cannot, for `keyturn audit verify --public-key`\n",
 					g.audit.keyFile, audit.KeyID(l.Signer.Public()), g.audit.keyFile)
 			}
-			signed, err := audit.Checkpointer{Sink: l.Sink, Signer: l.Signer}.Checkpoint(ctx, time.Now())
+			_, signed, err := audit.Checkpointer{Sink: l.Sink, Signer: l.Signer}.Checkpoint(ctx, time.Now())
 			if err != nil {
 				return err
 			}
