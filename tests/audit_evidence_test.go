@@ -19,8 +19,8 @@ import (
 	"github.com/keyturn/keyturn/internal/testenv"
 )
 
-// TestIncidentEvidenceBundle runs a real incident, appends the records the worker is to
-// write for it (until the worker writes them itself) straight to the file sink, and
+// TestIncidentEvidenceBundle runs a real incident and, in a trail of its own (the worker
+// records to the env's), appends hand-made records for it, so the counts are exact, and
 // checks `keyturn incident evidence`: every file is in the bundle, SHA256SUMS matches,
 // records.jsonl holds the incident's records and not older ones, the verification is OK;
 // after one record in the sink is edited, a new bundle's verification says which. An

@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
@@ -159,6 +163,60 @@ func TestIncidentContainsMixedScope(t *testing.T) {
 		resp, err := env.Client.ListWorkflow(ctx, listRequest("KeyturnIncidentID = 'leak-1' AND WorkflowType = 'Rotate'"))
 		return err == nil && len(resp.GetExecutions()) == len(ids)
 	})
+	checkMixedEvidence(t, env, "leak-1", ids)
+}
+
+// checkMixedEvidence builds the incident's evidence bundle from the trail the worker wrote
+// and checks it is complete: the incident's start, containment and end with the operator
+// and counts; for every secret in scope, its containment and its new version's create,
+// test and promote, each once and by the incident; checkpoints and a clean verification.
+func checkMixedEvidence(t *testing.T, env *testenv.Env, incident string, ids []secret.ID) {
+	t.Helper()
+	if err := env.Audit.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "evidence.tar.gz")
+	if code, text := keyturn(t, env, "incident", "evidence", incident, "-o", out); code != 0 || !strings.Contains(text, "verification: OK") {
+		t.Fatalf("incident evidence exited %d:\n%s", code, text)
+	}
+	files := untar(t, out, "incident-"+incident+"-evidence/")
+	checkSums(t, files)
+	if v := verification(t, files); !v.OK() || v.Trusted == 0 || v.Uncovered != 0 {
+		t.Errorf("the bundle's verification: %+v", v)
+	}
+	if len(bytes.TrimSpace(files["checkpoints.jsonl"])) == 0 {
+		t.Error("the bundle holds no checkpoint")
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(files["records.jsonl"])), "\n") {
+		var r audit.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("records.jsonl: %v", err)
+		}
+		if r.SecretID != "" && (r.Actor.Type != audit.ActorIncident || r.IncidentID != incident) {
+			continue // a record of the secret from before, or not the incident's
+		}
+		key := fmt.Sprintf("%s %s %s", r.SecretID, r.Step, r.Event)
+		if r.SecretID == "" {
+			key = r.Event
+			if r.Event == audit.EventIncidentStarted && (r.Actor.Name != "oncall" || r.Counts["secrets"] != len(ids)) {
+				t.Errorf("incident.started: actor %s, %d secrets; want oncall and %d", r.Actor, r.Counts["secrets"], len(ids))
+			}
+		}
+		counts[key]++
+	}
+	want := []string{audit.EventIncidentStarted, audit.EventIncidentContained, audit.EventIncidentFinished}
+	for _, id := range ids {
+		for _, step := range []string{"contain", "create", "test", "promote"} {
+			want = append(want, fmt.Sprintf("%s %s %s", id, step, audit.EventStepSucceeded))
+		}
+	}
+	for _, k := range want {
+		if counts[k] != 1 {
+			t.Errorf("the evidence holds %q %d times, want once", k, counts[k])
+		}
+	}
+	t.Logf("evidence of incident %s: %d distinct events of the incident, %d files", incident, len(counts), len(files))
 }
 
 func caseOf(cases []kindCase, id secret.ID) *kindCase {
