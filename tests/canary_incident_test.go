@@ -26,12 +26,15 @@ type canaryIncident struct {
 	password string
 }
 
+// canaryIncidentID names the canary's incident.
+const canaryIncidentID = "canary-drill"
+
 // runCanaryIncident contains id in an incident (contain mode skips the revoke gate) with
 // a consumer session open on its current version, and returns the report and the
 // histories. The report must name the session it ended, or the scan proves nothing.
 func runCanaryIncident(t *testing.T, env *testenv.Env, id secret.ID) canaryIncident {
 	t.Helper()
-	const incidentID = "canary-drill"
+	incidentID := canaryIncidentID
 	v, m := current(t, env, id)
 	role := v.Metadata["role"]
 	openSession(t, env, role, m.Get("password"), canaryIncidentApp)

@@ -51,7 +51,10 @@ import (
 // scanned, and its files (material by design, not scanned) must be 0600 and hold the
 // password. Last, an incident contains e2e/app with a session open on the new password:
 // its report, which names the session it ended, and its histories are scanned, and its
-// new password joins what is scanned for.
+// new password joins what is scanned for. The audit trail the worker and the CLI wrote
+// (records and checkpoints as stored, `keyturn audit show` in text and JSON, `keyturn
+// audit verify`) and the incident's evidence bundle, unpacked and as an archive, are
+// scanned too.
 //
 // So that the worker's spans cover every kind of call Keyturn makes, the admin password
 // is read from a real Vault, an API key (e2e/api) is rotated against a real HTTP API, and
@@ -297,27 +300,28 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		t.Fatal("the CLI exported no StartWorkflow span over OTLP: the scan would prove nothing")
 	}
 	places := map[string][]byte{
-		"exported spans (worker)":               []byte(spanText),
-		"/metrics":                              []byte(metricsText),
-		"/metrics (secret sweep)":               []byte(sweepMetrics),
-		"secret_overdue notifications":          overdueBodies,
-		"/metrics (secret sweep, revoke held)":  []byte(heldSweepMetrics),
-		"secret_overdue notifications (held)":   heldOverdueBodies,
-		"OTLP exports (CLI)":                    otlpBodies,
-		"describe (search attributes, summary)": describe,
-		"current details (UI)":                  []byte(details),
-		"current details (UI, held)":            []byte(held.details),
-		"status query (held)":                   held.query,
-		"webhook deliveries":                    webhookBodies,
-		"keyturn agent logs":                    []byte(agent.onceOut + agentOut),
-		"incident report (CLI)":                 []byte(incident.cli),
-		"incident histories":                    incident.histories,
-		"history (stored)":                      storedRaw,
-		"history (protobuf)":                    raw,
-		"history (json)":                        js,
-		"worker/server logs":                    []byte(env.Logs.String()),
-		"CLI output":                            []byte(cliOut.String()),
-		"PostgreSQL log":                        []byte(serverLog),
+		"exported spans (worker)":                         []byte(spanText),
+		"/metrics":                                        []byte(metricsText),
+		"/metrics (secret sweep)":                         []byte(sweepMetrics),
+		"secret_overdue notifications":                    overdueBodies,
+		"/metrics (secret sweep, revoke held)":            []byte(heldSweepMetrics),
+		"secret_overdue notifications (held)":             heldOverdueBodies,
+		"OTLP exports (CLI)":                              otlpBodies,
+		"describe (search attributes, summary)":           describe,
+		"current details (UI)":                            []byte(details),
+		"current details (UI, held)":                      []byte(held.details),
+		"status query (held)":                             held.query,
+		"webhook deliveries":                              webhookBodies,
+		"keyturn agent logs":                              []byte(agent.onceOut + agentOut),
+		"incident report (CLI)":                           []byte(incident.cli),
+		"incident histories":                              incident.histories,
+		"audit trail, audit show/verify, evidence bundle": canaryAuditOutputs(t, env, canaryIncidentID, id),
+		"history (stored)":                                storedRaw,
+		"history (protobuf)":                              raw,
+		"history (json)":                                  js,
+		"worker/server logs":                              []byte(env.Logs.String()),
+		"CLI output":                                      []byte(cliOut.String()),
+		"PostgreSQL log":                                  []byte(serverLog),
 	}
 	for what, value := range secrets {
 		for where, data := range places {
