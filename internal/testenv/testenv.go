@@ -224,14 +224,18 @@ func (e *Env) StartWorker(t testing.TB) sdkworker.Worker {
 
 // StartWorkerOn starts an in-process worker over the env's inventory and store on c (a
 // client from DialWith, say), recording Keyturn's own metrics on tel when it is not nil,
-// as `keyturn worker` does. It stops when the test ends; stopping it earlier is harmless.
+// as `keyturn worker` does, and its changes on e.Audit when that is not nil. It stops when the test ends; stopping it earlier is harmless.
 func (e *Env) StartWorkerOn(t testing.TB, c client.Client, tel *telemetry.Telemetry) sdkworker.Worker {
 	t.Helper()
 	backends := e.Backends
 	if tel != nil {
 		backends.TracerProvider = tel.TracerProvider() // calls to targets and stores traced, as in `keyturn worker`
 	}
-	w := worker.New(c, binding.New(e.Inventory, backends), sdkworker.Options{}, worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel), worker.WithAudit(e.Audit))
+	extras := []worker.Option{worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel)}
+	if e.Audit != nil { // nil when a test (a benchmark's "off" side) wants no audit trail
+		extras = append(extras, worker.WithAudit(e.Audit))
+	}
+	w := worker.New(c, binding.New(e.Inventory, backends), sdkworker.Options{}, extras...)
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
