@@ -35,9 +35,9 @@ const (
 	EventScheduleResumed = "schedule.resumed"
 	// EventPut is `keyturn put`: an operator recorded a version by hand.
 	EventPut = "secret.put"
-	// Incident events, in the incident's chain.
+	// Incident events, in the incident's chain. incident.started carries the scope as
+	// selected and its size; every secret's own records name the incident.
 	EventIncidentStarted   = "incident.started"
-	EventIncidentScope     = "incident.scope"
 	EventIncidentContained = "incident.contained"
 	EventIncidentFinished  = "incident.finished"
 )

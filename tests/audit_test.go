@@ -3,8 +3,10 @@ package tests
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keyturn/keyturn/audit"
@@ -143,3 +145,60 @@ func chainsOf(recs []audit.Record) map[string]bool {
 	return out
 }
 
+// flakySink fails the appends fail selects, as a trail that is down would.
+type flakySink struct {
+	audit.Sink
+	mu    sync.Mutex
+	fail  func(r audit.Record) bool
+	count int
+}
+
+func (s *flakySink) Append(ctx context.Context, r audit.Record) (audit.Record, bool, error) {
+	s.mu.Lock()
+	failed := s.fail(r)
+	if failed {
+		s.count++
+	}
+	s.mu.Unlock()
+	if failed {
+		return audit.Record{}, false, errors.New("audit sink down (test)")
+	}
+	return s.Sink.Append(ctx, r)
+}
+
+// TestAuditTrailDown: Keyturn changes nothing it cannot record. A trail that fails twice
+// when Create would record its start delays Create (retried) and nothing is recorded
+// twice; a trail that is down for good fails the rotation before anything changed, and
+// the version in use stays current.
+func TestAuditTrailDown(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoWorker: true})
+	const id = secret.ID("e2e/app")
+	flaky := &flakySink{Sink: env.Audit.Sink}
+	flaky.fail = func(r audit.Record) bool {
+		return r.Step == "create" && r.Event == audit.EventStepStarted && flaky.count < 2
+	}
+	env.Audit = &audit.Log{Sink: flaky, Signer: env.Audit.Signer}
+	env.StartWorker(t)
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("a rotation whose trail failed twice, then recovered, exited %d:\n%s", code, out)
+	}
+	recs := auditRecords(t, env)
+	counts, _ := runEvents(recs, lastRunID(t, recs, id))
+	wantOnce(t, counts, "rotation.started", "create step.started", "create step.succeeded", "rotation.finished")
+	if flaky.count != 2 {
+		t.Fatalf("the sink failed %d appends, want 2", flaky.count)
+	}
+	v1, _ := current(t, env, id)
+
+	flaky.fail = func(r audit.Record) bool { return true }
+	code, out := keyturn(t, env, "rotate", string(id), "--wait")
+	if code == 0 || !strings.Contains(out, "audit trail unavailable") {
+		t.Fatalf("a rotation with the trail down exited %d, want a failure naming the trail:\n%s", code, out)
+	}
+	if v, _ := current(t, env, id); v.Token != v1.Token {
+		t.Fatalf("the rotation changed the current version from %d to %d with the trail down", v1.Number, v.Number)
+	}
+	if _, _, err := env.Store.Read(context.Background(), id, secret.StagePending); err == nil {
+		t.Fatal("a pending version was staged with the trail down")
+	}
+}
