@@ -151,10 +151,16 @@ func ResumeCommand(incidentID string) string {
 	return "keyturn schedules resume --incident " + incidentID
 }
 
+// ValidIncidentID reports whether id can name an incident: 1 to 100 characters without
+// spaces or slashes (it becomes part of a workflow ID and an audit chain's name).
+func ValidIncidentID(id string) bool {
+	return id != "" && !strings.ContainsAny(id, " /\t\n\r") && len(id) <= 100
+}
+
 // Validate rejects input no retry can fix.
 func (in IncidentInput) Validate() error {
 	var problems []string
-	if in.IncidentID == "" || strings.ContainsAny(in.IncidentID, " /\t\n") || len(in.IncidentID) > 100 {
+	if !ValidIncidentID(in.IncidentID) {
 		problems = append(problems, "incident ID must be 1 to 100 characters without spaces or slashes")
 	}
 	if in.Selector.Empty() {

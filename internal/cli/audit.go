@@ -15,6 +15,7 @@ import (
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 func newAuditCmd(g *globals) *cobra.Command {
@@ -23,7 +24,8 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Read, verify and sign the audit trail: every change Keyturn made and every operator action",
 		Long: "The audit trail holds one record per change and operator action, hash-chained per secret and\n" +
 			"per incident, with signed checkpoints over the chain heads. It is kept in --audit-dir (default\n" +
-			"<home>/audit); checkpoints are signed with --audit-signing-key (default <home>/audit.key).\n" +
+			"<home>/audit), or in PostgreSQL with --audit-postgres; checkpoints are signed with\n" +
+			"--audit-signing-key (default <home>/audit.key). See docs/audit.md.\n" +
 			"Records hold references (IDs, version numbers, role names, key IDs, serials), never secrets.",
 	}
 	cmd.AddCommand(newAuditShowCmd(g), newAuditVerifyCmd(g), newAuditCheckpointCmd(g))
@@ -154,7 +156,7 @@ func parseWhen(flag, v string, now time.Time) (time.Time, error) {
 // validateIncidentID applies the rule workflows.IncidentInput.Validate applies to
 // incident IDs, so a typo is told apart from an incident that does not exist.
 func validateIncidentID(id string) error {
-	if id == "" || strings.ContainsAny(id, " /\t\n") || len(id) > 100 || yamlfields.Displayable(id, 100) != id {
+	if !workflows.ValidIncidentID(id) || yamlfields.Displayable(id, 100) != id {
 		return fmt.Errorf("incident ID %s is not one: incident IDs are 1 to 100 printable characters without spaces or slashes, e.g. inc-20261203-142501-ab12", yamlfields.Quote(id))
 	}
 	return nil
