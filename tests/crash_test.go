@@ -11,6 +11,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/keyturn/keyturn/audit"
+	"github.com/keyturn/keyturn/audit/pgsink"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -18,11 +20,13 @@ import (
 
 // workerProcess runs `keyturn worker` as a separate process (this test binary re-executed
 // as the CLI), so the test can kill it with SIGKILL.
-func workerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
+// Extra flags (an audit sink, say) are appended.
+func workerProcess(t *testing.T, env *testenv.Env, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
+	args := append([]string{"worker", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
 		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile, "--log-level", "warn",
-		"--audit-dir", env.AuditDir, "--audit-signing-key", env.AuditKey)
+		"--audit-dir", env.AuditDir, "--audit-signing-key", env.AuditKey}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "KEYTURN_TEST_AS_CLI=1")
 	cmd.Stdout, cmd.Stderr = env.Logs, env.Logs
 	if err := cmd.Start(); err != nil {
@@ -38,13 +42,15 @@ func workerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
 // TestWorkerKilledMidCreate kills the worker with SIGKILL while Create is applying the new
 // password on the target (held up by a lock the test owns), starts a new worker, and
 // checks the rotation completes exactly once: one new version, made from the material the
-// first attempt recorded, the old credential revoked, nothing orphaned.
+// first attempt recorded, the old credential revoked, nothing orphaned. The workers keep
+// the audit trail in the Postgres sink, as in production: it has every step once.
 func TestWorkerKilledMidCreate(t *testing.T) {
 	env := testenv.New(t, testenv.Options{NoWorker: true})
 	ctx := context.Background()
 	const id = secret.ID("e2e/app")
+	sinkFlag := usePostgresAuditSink(t, env)
 
-	first := workerProcess(t, env)
+	first := workerProcess(t, env, sinkFlag...)
 	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
 		t.Fatalf("first rotation exited %d:\n%s", code, out)
 	}
@@ -82,7 +88,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	workerProcess(t, env)
+	workerProcess(t, env, sinkFlag...)
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var res workflows.RotateResult
@@ -121,7 +127,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 
 	// The audit trail has no gap and no duplicate: the killed attempt's start of Create
 	// and the next attempt's are one event, and every step is recorded once. The worker
-	// processes wrote it; it verifies.
+	// processes wrote it to Postgres; it verifies.
 	counts, _ := runEvents(auditRecords(t, env), run.GetRunID())
 	wantOnce(t, counts, "rotation.started", "create step.started", "create step.succeeded", "test step.started", "test step.succeeded",
 		"promote step.started", "promote step.succeeded", "revoke step.started", "revoke step.succeeded", "rotation.finished")
@@ -148,4 +154,22 @@ func maxAttempt(h *historypb.History) int {
 		}
 	}
 	return attempts
+}
+
+// usePostgresAuditSink installs the audit tables on the env's cluster, points env.Audit
+// at them (for auditRecords) and returns the flags that make a worker process use them.
+func usePostgresAuditSink(t *testing.T, env *testenv.Env) []string {
+	t.Helper()
+	ctx := context.Background()
+	dsn := env.Cluster.SuperDSN()
+	if err := pgsink.Install(ctx, dsn, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := pgsink.Open(ctx, dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close() })
+	env.Audit = &audit.Log{Sink: sink, Signer: env.Audit.Signer}
+	return []string{"--audit-postgres", dsn}
 }
