@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -32,7 +31,7 @@ type Log struct {
 func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	stored, added, err := l.Sink.Append(ctx, r)
 	if err != nil {
-		return Record{}, fmt.Errorf("audit trail: %w", err)
+		return Record{}, err
 	}
 	if l.Mirror != nil && added {
 		if line, err := stored.MarshalLine(); err == nil {

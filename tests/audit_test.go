@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // auditRecords reads the env's whole audit trail and checks it verifies: every chain
@@ -111,6 +113,36 @@ func TestAuditTrailOfRotations(t *testing.T) {
 			t.Errorf("rotation.finished says %q, want rotated", r.Outcome)
 		}
 	}
+
+	// A grace period an operator skips: its start, the operator's skip-grace with their
+	// name, and its end, "skipped".
+	if code, out := keyturn(t, env, "rotate", string(id), "--grace", "1h"); code != 0 {
+		t.Fatalf("rotate --grace 1h exited %d:\n%s", code, out)
+	}
+	wid := workflows.RotateWorkflowID(id)
+	waitFor(t, 30*time.Second, "the rotation's grace period", func() bool {
+		v, err := env.Client.QueryWorkflow(context.Background(), wid, "", workflows.QueryStatus)
+		var st workflows.RotateStatus
+		return err == nil && v.Get(&st) == nil && st.Step == workflows.StepGrace
+	})
+	if code, out := keyturn(t, env, "skip-grace", string(id)); code != 0 {
+		t.Fatalf("skip-grace exited %d:\n%s", code, out)
+	}
+	if err := env.Client.GetWorkflow(context.Background(), wid, "").Get(context.Background(), nil); err != nil {
+		t.Fatalf("the rotation whose grace was skipped: %v", err)
+	}
+	recs = auditRecords(t, env)
+	counts, run = runEvents(recs, lastRunID(t, recs, id))
+	wantOnce(t, counts, "grace step.started", "skip-grace operator.action", "grace step.succeeded", "revoke step.succeeded", "rotation.finished")
+	for _, r := range run {
+		switch {
+		case r.Event == audit.EventOperator && (r.Actor.Type != audit.ActorOperator || r.Actor.Name == ""):
+			t.Errorf("skip-grace recorded with actor %s, want the operator who sent it", r.Actor)
+		case r.Step == workflows.StepGrace && r.Event == audit.EventStepSucceeded && r.Outcome != "skipped":
+			t.Errorf("the grace period ended %q, want skipped", r.Outcome)
+		}
+	}
+	checkReplay(t, env, wid, "", "rotate_grace_skipped_audited")
 
 	// A rotation whose test fails: each failed attempt is recorded with its class, then
 	// the rollback and the outcome.

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -143,7 +144,11 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// Step 5b. Revoke gate: when the secret's policy says so, wait until the target shows
 	// the previous version unused (or hold its revoke) before revoking it.
 	if r.gated(ctx) {
-		if err := r.revokeGate(ctx, *r.plan.RevokeGate); err != nil {
+		r.audit(ctx, "revoke_gate|started", activities.AuditInput{Event: audit.EventStepStarted, Step: StepRevokeGate, Version: r.status.PreviousVersion})
+		err := r.revokeGate(ctx, *r.plan.RevokeGate)
+		// The gate's end and how: idle, revoked_anyway, revoked_by_operator, stopped.
+		r.audit(ctx, "revoke_gate|ended", activities.AuditInput{Event: audit.EventStepSucceeded, Step: StepRevokeGate, Outcome: r.status.RevokeGate.State, Version: r.status.PreviousVersion})
+		if err != nil {
 			return r.revokeFailed(ctx, err)
 		}
 	}
@@ -257,16 +262,23 @@ func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, 
 	r.setStep(ctx, StepGrace)
 	started := workflow.Now(ctx)
 	r.status.GraceUntil = started.Add(d)
+	r.audit(ctx, "grace|started", activities.AuditInput{Event: audit.EventStepStarted, Step: StepGrace, Version: r.status.PreviousVersion})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
 	timer := workflow.NewTimer(timerCtx, d)
 
+	ended := "elapsed"
 	sel := workflow.NewSelector(ctx)
 	sel.AddFuture(timer, func(f workflow.Future) { err = f.Get(ctx, nil) })
-	sel.AddReceive(skipCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalSkipGrace) })
-	sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalAbort); aborted = true })
+	sel.AddReceive(skipCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalSkipGrace); ended = "skipped" })
+	sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) { r.took(ctx, c, SignalAbort); aborted, ended = true, "aborted" })
 	sel.Select(ctx)
 	r.status.Steps = append(r.status.Steps, StepTiming{Step: StepGrace, Started: started, Duration: workflow.Now(ctx).Sub(started)})
+	if ctx.Err() != nil {
+		ended = "cancelled"
+	}
+	// The grace period's end: elapsed, skipped or aborted by an operator, or cancelled.
+	r.audit(ctx, "grace|ended", activities.AuditInput{Event: audit.EventStepSucceeded, Step: StepGrace, Outcome: ended, Version: r.status.PreviousVersion})
 	if ctx.Err() != nil {
 		return false, temporal.NewCanceledError()
 	}

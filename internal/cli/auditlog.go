@@ -59,7 +59,9 @@ func (f *auditFlags) register(pf *pflag.FlagSet) {
 	pf.StringVar(&f.keyFile, "audit-signing-key", envOr("KEYTURN_AUDIT_SIGNING_KEY", ""), "Ed25519 key that signs the audit trail's checkpoints (KEYTURN_AUDIT_SIGNING_KEY; default <home>/audit.key, made on first use; its public key is the same path + .pub)")
 }
 
-// defaults fills what was not given from the state directory.
+// defaults fills what was not given from the state directory, and makes the paths
+// absolute now, so every message names the place they are (a command run from another
+// directory later finds the same files).
 func (f *auditFlags) defaults(dir home.Dir) {
 	if f.dir == "" {
 		f.dir = dir.Audit()
@@ -67,10 +69,15 @@ func (f *auditFlags) defaults(dir home.Dir) {
 	if f.keyFile == "" {
 		f.keyFile = dir.AuditKey()
 	}
+	if abs, err := filepath.Abs(f.dir); err == nil {
+		f.dir = abs
+	}
+	if abs, err := filepath.Abs(f.keyFile); err == nil {
+		f.keyFile = abs
+	}
 }
 
-// openAuditSink opens the configured sink. A relative --audit-dir is taken from the
-// working directory now, so the error names the place it would have written.
+// openAuditSink opens the configured sink.
 //
 // With --audit-postgres the Postgres sink is used instead; its tables must have been
 // installed (docs/audit-postgres.md), which Open checks.
@@ -84,11 +91,7 @@ func (g *globals) openAuditSink() (audit.Sink, error) {
 		}
 		return s, nil
 	}
-	dir, err := filepath.Abs(g.audit.dir)
-	if err != nil {
-		return nil, fmt.Errorf("audit directory %q: %w", g.audit.dir, err)
-	}
-	s, err := audit.OpenFile(dir)
+	s, err := audit.OpenFile(g.audit.dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w (set --audit-dir or KEYTURN_AUDIT_DIR)", err)
 	}
