@@ -162,20 +162,20 @@ func NewIncidentActivities(c client.Client, catalog Catalog, schedules ScheduleP
 }
 
 // recordSchedules writes one record per schedule an incident paused or resumed, in the
-// incident's chain (the workflow ID is incident/<id>).
-func (a *IncidentActivities) recordSchedules(ctx context.Context, event string, ids []string) error {
+// incident's chain (the workflow ID is incident/<id>). Like containment, it does not wait
+// for the audit trail: a record that cannot be written is logged.
+func (a *IncidentActivities) recordSchedules(ctx context.Context, event string, ids []string) {
 	if a.auditor == nil || !activity.IsActivity(ctx) {
-		return nil
+		return
 	}
 	incident := strings.TrimPrefix(activity.GetInfo(ctx).WorkflowExecution.ID, "incident/")
 	cause := &Cause{Actor: audit.Actor{Type: audit.ActorIncident, Name: incident}, IncidentID: incident}
 	for _, id := range ids {
 		r := audit.Record{ID: stepEventID(ctx, id, event), Event: event, Handles: map[string]string{"schedule": id}}
 		if err := appendRecord(ctx, a.auditor, Binding{}, stepRef{cause: cause}, r); err != nil {
-			return err
+			logUnrecorded(ctx, r, err)
 		}
 	}
-	return nil
 }
 
 // Scope resolves a selector against the worker's inventory.
@@ -206,7 +206,8 @@ func (a *IncidentActivities) PauseSchedules(ctx context.Context, in SchedulesInp
 	if err != nil {
 		return res, err
 	}
-	return res, a.recordSchedules(ctx, audit.EventSchedulePaused, res.Paused)
+	a.recordSchedules(ctx, audit.EventSchedulePaused, res.Paused)
+	return res, nil
 }
 
 // ResumeSchedulesInput names the schedules an incident paused and the note it paused
@@ -226,7 +227,8 @@ func (a *IncidentActivities) ResumeSchedules(ctx context.Context, in ResumeSched
 	if err != nil {
 		return res, err
 	}
-	return res, a.recordSchedules(ctx, audit.EventScheduleResumed, res.Resumed)
+	a.recordSchedules(ctx, audit.EventScheduleResumed, res.Resumed)
+	return res, nil
 }
 
 // StopInput names the rotation workflow an incident stops.
@@ -300,15 +302,13 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 			ref := stepRef{secretID: id, cause: in.Cause}
 			var res rotation.ContainResult
 			if err == nil {
-				err = a.containRecord(ctx, b, ref, audit.EventStepStarted, nil)
-			}
-			if err == nil {
+				a.containRecord(ctx, b, ref, audit.EventStepStarted, nil)
 				res, err = b.Steps.Contain(ctx)
 			}
 			if err == nil {
-				err = a.containRecord(ctx, b, ref, audit.EventStepSucceeded, nil)
+				a.containRecord(ctx, b, ref, audit.EventStepSucceeded, nil)
 			} else if resolved {
-				_ = a.containRecord(ctx, b, ref, audit.EventStepFailed, classify(err))
+				a.containRecord(ctx, b, ref, audit.EventStepFailed, classify(err))
 			}
 			if err != nil {
 				out[i].Error = err.Error()
@@ -326,7 +326,10 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 
 // containRecord records one secret's containment in a batch, in that secret's chain. The
 // batch is one activity, so the secret ID is part of the event's identity.
-func (a *Activities) containRecord(ctx context.Context, b Binding, ref stepRef, event string, err error) error {
+//
+// Unlike a rotation's steps, containment does not wait for the audit trail: a leaked
+// credential is refused now, and a record that cannot be written is logged as an error.
+func (a *Activities) containRecord(ctx context.Context, b Binding, ref stepRef, event string, err error) {
 	r := audit.Record{Event: event, Step: "contain"}
 	key := []string{string(ref.secretID), event}
 	if err != nil {
@@ -336,7 +339,17 @@ func (a *Activities) containRecord(ctx context.Context, b Binding, ref stepRef, 
 		key = append(key, strconv.Itoa(int(attempt)))
 	}
 	r.ID = stepEventID(ctx, key...)
-	return a.record(ctx, b, ref, r)
+	if err := a.record(ctx, b, ref, r); err != nil {
+		logUnrecorded(ctx, r, err)
+	}
+}
+
+// logUnrecorded says, at error level, that an incident's event could not be recorded:
+// incidents go on without the audit trail, and this line is what is left of the record.
+func logUnrecorded(ctx context.Context, r audit.Record, err error) {
+	if activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Error("audit record not written; the incident goes on without it", "event", r.Event, "step", r.Step, "secret", string(r.SecretID), "error", err)
+	}
 }
 
 // StopRotationsInput names the secrets whose running rotations an incident stops.

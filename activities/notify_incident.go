@@ -30,21 +30,20 @@ type NotifyIncidentInput struct {
 // a retried activity, or a run reset to replay it, sends the same ID.
 //
 // The same event goes to the audit trail, in the incident's chain, under an ID derived the
-// same way. A trail that is down fails the activity, which is retried (notifyOptions);
-// webhooks that took the event on an earlier attempt see its ID again.
+// same way, after the webhooks: an audit trail that is down neither holds up nor stops
+// the page, and its record is logged as an error instead (incidents go on without it).
 func (a *Activities) NotifyIncident(ctx context.Context, in NotifyIncidentInput) (NotifyResult, error) {
-	if err := a.recordIncident(ctx, in); err != nil {
-		return NotifyResult{}, err
+	var res NotifyResult
+	if a.notifier != nil {
+		info := activity.GetInfo(ctx)
+		summary := in.Incident
+		res = a.deliver(ctx, notify.Event{
+			Type: notify.Type(in.Type), Time: info.StartedTime, Outcome: in.Outcome,
+			WorkflowID: info.WorkflowExecution.ID, IncidentID: in.IncidentID, Incident: &summary,
+		})
 	}
-	if a.notifier == nil {
-		return NotifyResult{}, nil
-	}
-	info := activity.GetInfo(ctx)
-	summary := in.Incident
-	return a.deliver(ctx, notify.Event{
-		Type: notify.Type(in.Type), Time: info.StartedTime, Outcome: in.Outcome,
-		WorkflowID: info.WorkflowExecution.ID, IncidentID: in.IncidentID, Incident: &summary,
-	}), nil
+	a.recordIncident(ctx, in)
+	return res, nil
 }
 
 // incidentEvents maps an incident's notification to its audit event.
@@ -56,10 +55,10 @@ var incidentEvents = map[string]string{
 
 // recordIncident writes an incident's event to its chain: the operator who started it,
 // the scope as selected and its size, and the counts so far.
-func (a *Activities) recordIncident(ctx context.Context, in NotifyIncidentInput) error {
+func (a *Activities) recordIncident(ctx context.Context, in NotifyIncidentInput) {
 	event, ok := incidentEvents[in.Type]
 	if a.auditor == nil || !ok {
-		return nil
+		return
 	}
 	s := in.Incident
 	r := audit.Record{
@@ -72,5 +71,7 @@ func (a *Activities) recordIncident(ctx context.Context, in NotifyIncidentInput)
 		},
 	}
 	cause := &Cause{Actor: audit.Actor{Type: audit.ActorOperator, Name: s.Operator}, Reason: s.Reason, IncidentID: in.IncidentID}
-	return a.record(ctx, Binding{}, stepRef{cause: cause}, r)
+	if err := a.record(ctx, Binding{}, stepRef{cause: cause}, r); err != nil {
+		logUnrecorded(ctx, r, err)
+	}
 }

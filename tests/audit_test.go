@@ -201,7 +201,7 @@ func (s *flakySink) Append(ctx context.Context, r audit.Record) (audit.Record, b
 // TestAuditTrailDown: Keyturn changes nothing it cannot record. A trail that fails twice
 // when Create would record its start delays Create (retried) and nothing is recorded
 // twice; a trail that is down for good fails the rotation before anything changed, and
-// the version in use stays current.
+// the version in use stays current. An incident contains all the same.
 func TestAuditTrailDown(t *testing.T) {
 	env := testenv.New(t, testenv.Options{NoWorker: true})
 	const id = secret.ID("e2e/app")
@@ -232,5 +232,19 @@ func TestAuditTrailDown(t *testing.T) {
 	}
 	if _, _, err := env.Store.Read(context.Background(), id, secret.StagePending); err == nil {
 		t.Fatal("a pending version was staged with the trail down")
+	}
+
+	// An incident does not wait for the trail: the leaked credential is contained (the
+	// lost records are logged), though no new version can be made without a record.
+	_, m1 := current(t, env, id)
+	code, out = keyturn(t, env, "incident", "start", "--id", "trail-down", "--select", "id="+string(id), "--mode", "contain", "--reason", "drill", "--yes", "--progress-every", "100ms")
+	if code == 0 || !strings.Contains(out, "1 contained") {
+		t.Fatalf("an incident with the trail down exited %d; want its secret contained and its rotation failed:\n%s", code, out)
+	}
+	if err := login(context.Background(), env, v1.Metadata["role"], m1.Get("password")); err == nil {
+		t.Fatal("the incident did not contain the credential while the audit trail was down")
+	}
+	if !strings.Contains(env.Logs.String(), "audit record not written; the incident goes on without it") {
+		t.Error("the worker did not log the containment records it could not write")
 	}
 }

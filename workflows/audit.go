@@ -65,19 +65,37 @@ func (r *rotateRun) finished(ctx workflow.Context) {
 
 // took receives one operator signal from c and records it as the operator's action.
 func (r *rotateRun) took(ctx workflow.Context, c workflow.ReceiveChannel, action string) {
-	var s OperatorSignal
-	c.Receive(ctx, &s)
-	r.recordSignal(ctx, action, s)
+	if !r.auditing {
+		c.Receive(ctx, nil) // as before this change: never decoded, so never dropped
+		return
+	}
+	var payload any
+	c.Receive(ctx, &payload)
+	r.recordSignal(ctx, action, operatorOf(payload))
 }
 
 // tookAsync is took without waiting: false when no signal was there.
 func (r *rotateRun) tookAsync(ctx workflow.Context, c workflow.ReceiveChannel, action string) bool {
-	var s OperatorSignal
-	if !c.ReceiveAsync(&s) {
+	if !r.auditing {
+		return c.ReceiveAsync(nil)
+	}
+	var payload any
+	if !c.ReceiveAsync(&payload) {
 		return false
 	}
-	r.recordSignal(ctx, action, s)
+	r.recordSignal(ctx, action, operatorOf(payload))
 	return true
+}
+
+// operatorOf reads an OperatorSignal from a signal's payload, whatever was sent. The
+// payload is received as any JSON value, not as an OperatorSignal: the SDK drops a signal
+// whose payload does not decode into the given type and goes on waiting, so a skip-grace
+// sent from the Web UI with a string would otherwise be lost and the rotation stuck.
+func operatorOf(payload any) OperatorSignal {
+	m, _ := payload.(map[string]any)
+	by, _ := m["by"].(string)
+	reason, _ := m["reason"].(string)
+	return OperatorSignal{By: by, Reason: reason}
 }
 
 func (r *rotateRun) recordSignal(ctx workflow.Context, action string, s OperatorSignal) {

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/worker"
@@ -217,6 +218,38 @@ func (s *rotateSuite) TestSkipGraceSignal() {
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)
 	s.Less(res.Steps[4].Duration, 2*time.Minute)
+}
+
+// TestSkipGraceWhateverThePayload: the operator's name in a signal is recorded, and a
+// signal whose payload is not an OperatorSignal (a string typed in the Web UI) is still
+// obeyed: a payload that does not decode must not be dropped.
+func (s *rotateSuite) TestSkipGraceWhateverThePayload() {
+	for _, payload := range []any{"now please", workflows.OperatorSignal{By: "alice"}, 42} {
+		s.SetupTest()
+		s.plan(24 * time.Hour)
+		s.createOK()
+		s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+		s.promoteOK()
+		s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+		var operator *activities.Cause
+		s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
+			if in.Event == audit.EventOperator {
+				operator = in.Cause
+			}
+			return nil
+		}).Maybe()
+		s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalSkipGrace, payload) }, time.Minute)
+		res, err := s.run(workflows.RotateInput{SecretID: id})
+		s.Require().NoError(err, "payload %v", payload)
+		s.Equal(workflows.OutcomeRotated, res.Outcome)
+		s.Less(res.Steps[4].Duration, 2*time.Minute, "payload %v: the skip-grace was not obeyed", payload)
+		s.Require().NotNil(operator, "payload %v: the skip-grace was not recorded", payload)
+		want := ""
+		if p, ok := payload.(workflows.OperatorSignal); ok {
+			want = p.By
+		}
+		s.Equal(audit.Actor{Type: audit.ActorOperator, Name: want}, operator.Actor)
+	}
 }
 
 func (s *rotateSuite) TestAbortDuringGraceRepromotesPrevious() {
