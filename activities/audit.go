@@ -20,6 +20,9 @@ import (
 // like Vault with its audit devices, Keyturn changes nothing it cannot record.
 const ErrTypeAuditUnavailable = "KeyturnAuditUnavailable"
 
+// auditWriteTimeout bounds one append to the audit trail.
+const auditWriteTimeout = 15 * time.Second
+
 // Auditor appends records to the audit trail (an *audit.Log).
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
@@ -76,8 +79,11 @@ func appendRecord(ctx context.Context, auditor Auditor, b Binding, ref stepRef, 
 	r.SecretID, r.Kind, r.Owner = ref.secretID, b.Kind, b.Owner
 	applyCause(&r, ref.cause)
 	applyVersion(&r, ref.token, ref.version)
-	if _, err := auditor.Append(ctx, r); err != nil {
-		return temporal.NewApplicationError(fmt.Sprintf("audit trail unavailable, the step is retried: %v", err), ErrTypeAuditUnavailable)
+	// A cancelled step still records how it ended; the write has its own bound.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	defer cancel()
+	if _, err := auditor.Append(wctx, r); err != nil {
+		return temporal.NewApplicationError(fmt.Sprintf("audit trail unavailable: %v", err), ErrTypeAuditUnavailable)
 	}
 	return nil
 }
@@ -109,7 +115,7 @@ func (a *Activities) stepFailed(ctx context.Context, b Binding, ref stepRef, err
 	attempt := activity.GetInfo(ctx).Attempt
 	// A failure that cannot be recorded is not worth failing the step over: the step
 	// failed anyway, and its retry or the rollback that follows is recorded.
-	_ = a.record(ctx, b, ref, audit.Record{ID: stepEventID(ctx, "failed", strconv.Itoa(int(attempt))), Event: audit.EventStepFailed, Step: stepName(ctx), ErrorClass: class, Error: errorMessage(err), Attempt: attempt})
+	_ = a.record(ctx, b, ref, audit.Record{ID: stepEventID(ctx, "failed", strconv.Itoa(int(attempt))), Event: audit.EventStepFailed, Step: stepName(ctx), ErrorClass: class, Error: ErrorMessage(err), Attempt: attempt})
 }
 
 func (a *Activities) stepSucceeded(ctx context.Context, b Binding, ref stepRef, out any) error {
@@ -140,10 +146,21 @@ func errorClass(err error) string {
 	return ""
 }
 
-func errorMessage(err error) string {
+// ErrorMessage flattens an activity's failure to its innermost message, which the
+// activities built from material-free errors: what the workflow, its status and the audit
+// trail say about it.
+func ErrorMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		return appErr.Message()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out (" + timeoutErr.TimeoutType().String() + ")"
+	}
+	var canceledErr *temporal.CanceledError
+	if errors.As(err, &canceledErr) {
+		return "cancelled"
 	}
 	return err.Error()
 }

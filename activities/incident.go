@@ -334,7 +334,7 @@ func (a *Activities) containRecord(ctx context.Context, b Binding, ref stepRef, 
 	key := []string{string(ref.secretID), event}
 	if err != nil {
 		attempt := activity.GetInfo(ctx).Attempt
-		r.Error, r.Attempt = errorMessage(err), attempt
+		r.Error, r.Attempt = ErrorMessage(err), attempt
 		r.ErrorClass = errorClass(err)
 		key = append(key, strconv.Itoa(int(attempt)))
 	}

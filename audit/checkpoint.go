@@ -61,8 +61,10 @@ func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.Pub
 // Sign returns a signed checkpoint over heads at t.
 func (s *Signer) Sign(t time.Time, heads []Head) (Checkpoint, error) {
 	for _, h := range heads {
-		if !validChainName(h.Chain) {
-			return Checkpoint{}, fmt.Errorf("audit checkpoint: chain name %q cannot be signed", h.Chain)
+		if !validChainName(h.Chain) || !validHash(h.Hash) {
+			// Both go into the signed text line by line: a tab or newline in either could
+			// make the text say something else.
+			return Checkpoint{}, fmt.Errorf("audit checkpoint: the head of chain %q cannot be signed (a chain name or hash that is not one: the trail was damaged; run keyturn audit verify)", h.Chain)
 		}
 	}
 	c := Checkpoint{Time: t.UTC(), KeyID: KeyID(s.Public()), Heads: heads}
@@ -206,6 +208,9 @@ func (c Checkpointer) Checkpoint(ctx context.Context, now time.Time) (Checkpoint
 	signed := latestHeads(cps, func(cp Checkpoint) bool { return cp.VerifySignature(own) })
 	var changed []Head
 	for _, h := range heads {
+		if !validChainName(h.Chain) || !validHash(h.Hash) {
+			continue // a damaged head is not signed, and does not keep the others from it; verify reports it
+		}
 		if s, ok := signed[h.Chain]; !ok || s.Count != h.Count || s.Hash != h.Hash {
 			changed = append(changed, h)
 		}

@@ -77,6 +77,9 @@ func (s *FileSink) Append(ctx context.Context, r Record) (Record, bool, error) {
 	if stored, ok := s.ids[r.ID]; ok {
 		return stored, false, nil
 	}
+	if err := s.dropPartialLine(); err != nil {
+		return Record{}, false, err
+	}
 	chain := ChainOf(r)
 	h := s.heads[chain]
 	sealed := r.Seal(chain, h.Count+1, h.Hash)
@@ -130,6 +133,26 @@ func (s *FileSink) index(r Record) {
 	if h := s.heads[r.Chain]; r.Seq >= h.Count {
 		s.heads[r.Chain] = Head{Chain: r.Chain, Count: r.Seq, Hash: r.Hash}
 	}
+}
+
+// dropPartialLine removes what follows the last complete line of records.jsonl. Every
+// write holds the lock and ends with a newline, so under the lock a line without one is
+// what a writer that crashed (or ran out of disk) left: it was never acknowledged, and the
+// next record appended to it would be glued to it and lost.
+func (s *FileSink) dropPartialLine() error {
+	fi, err := os.Stat(s.path(recordsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("audit records: %w", err)
+	}
+	if fi.Size() > s.offset {
+		if err := os.Truncate(s.path(recordsFile), s.offset); err != nil {
+			return fmt.Errorf("audit records: drop the partial last line a crashed writer left: %w", err)
+		}
+	}
+	return nil
 }
 
 // appendSync appends b to path (0600) and syncs it, so an acknowledged record survives a

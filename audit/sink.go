@@ -88,3 +88,17 @@ type Head struct {
 // validChainName reports whether a chain name can go into a checkpoint's signed text: no
 // tab or newline (secret and incident IDs are validated long before, this is a guard).
 func validChainName(c string) bool { return c != "" && !strings.ContainsAny(c, "\t\n\r") }
+
+// validHash reports whether h is a record hash as ComputeHash writes it: 64 lowercase hex
+// digits.
+func validHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

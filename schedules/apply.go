@@ -37,13 +37,25 @@ type marker struct {
 // An update keeps the schedule's paused state and note. Apply goes on past a failed
 // change and returns every failure, each naming its schedule.
 func Apply(ctx context.Context, c client.Client, namespace string, plan Changes) error {
+	_, err := ApplyMade(ctx, c, namespace, plan)
+	return err
+}
+
+// ApplyMade is Apply that also returns the changes it made (not the unchanged ones), so
+// that a caller can record them even when other changes failed.
+func ApplyMade(ctx context.Context, c client.Client, namespace string, plan Changes) (Changes, error) {
 	var errs []error
+	var made Changes
 	for _, ch := range plan {
 		if err := applyOne(ctx, c, namespace, ch); err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", ch.Action, ch.ScheduleID, err))
+			continue
+		}
+		if ch.Action != Unchanged {
+			made = append(made, ch)
 		}
 	}
-	return errors.Join(errs...)
+	return made, errors.Join(errs...)
 }
 
 func applyOne(ctx context.Context, c client.Client, namespace string, ch Change) error {

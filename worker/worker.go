@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/telemetry"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -50,8 +51,12 @@ type options struct {
 
 // WithAudit makes every step, rotation, operator signal, incident and schedule change
 // leave a record on the audit trail l (an *audit.Log).
-func WithAudit(l activities.Auditor) Option {
-	return func(o *options) { o.audit = l }
+func WithAudit(l *audit.Log) Option {
+	return func(o *options) {
+		if l != nil { // a nil *audit.Log in the interface would not compare equal to nil
+			o.audit = l
+		}
+	}
 }
 
 // WithTelemetry records Keyturn's metrics on t: every step's latency, every rotation's

@@ -52,7 +52,7 @@ func (r *rotateRun) audit(ctx workflow.Context, key string, in activities.AuditI
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, auditOptions), acts.Audit, in).Get(dctx, nil)
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("audit record not written", "event", in.Event, "error", errorMessage(err))
+		workflow.GetLogger(ctx).Warn("audit record not written", "event", in.Event, "error", activities.ErrorMessage(err))
 	}
 }
 

@@ -94,7 +94,7 @@ func (r *rotateRun) revokeGate(ctx workflow.Context, p activities.RevokeGate) er
 		case ctx.Err() != nil:
 			return r.stopGate(ctx, g, "the rotation was cancelled")
 		case err != nil:
-			g.LastError = errorMessage(err)
+			g.LastError = activities.ErrorMessage(err)
 		case res.Unsupported:
 			g.State, g.LastError, g.Uses = GateUnsupported, "", nil
 			return nil

@@ -194,7 +194,7 @@ func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (Incid
 	r.report.Secrets = r.carry.Done
 	r.report.FinishedAt = workflow.Now(ctx)
 	failed := temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("incident %s: %s: %s", r.in.IncidentID, what, errorMessage(err)), ErrTypeFailed, err, r.report)
+		fmt.Sprintf("incident %s: %s: %s", r.in.IncidentID, what, activities.ErrorMessage(err)), ErrTypeFailed, err, r.report)
 	r.finishNotifying(ctx, failed)
 	return r.report, failed
 }
@@ -313,7 +313,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 	if stopped && r.in.Mode == ModeRotate {
 		sctx := workflow.WithActivityOptions(ctx, supersedeOptions)
 		if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id, Cause: r.cause()}).Get(ctx, nil); err != nil {
-			rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+errorMessage(err)
+			rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+activities.ErrorMessage(err)
 			return rep
 		}
 	}
@@ -325,7 +325,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 			err = child.Get(ctx, &res)
 			if err != nil {
 				res, _ = activities.DetailsOf[RotateResult](err)
-				rep.Error = errorMessage(err)
+				rep.Error = activities.ErrorMessage(err)
 			}
 			rep.Outcome = res.Outcome
 			rep.ContainedMs = r.since(res.ContainedAt)
@@ -335,13 +335,13 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 		}
 		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) || attempt == maxStartAttempts {
 			rep.Outcome = OutcomeFailed
-			rep.Error = "start the rotation: " + errorMessage(err)
+			rep.Error = "start the rotation: " + activities.ErrorMessage(err)
 			return rep
 		}
 		// A rotation holds the ID: stop it without its compensation, then clean up.
 		stop := activities.StopInput{WorkflowID: RotateWorkflowID(id), Reason: "superseded by incident " + r.in.IncidentID}
 		if err := workflow.ExecuteActivity(actx, incidentActs.StopRotation, stop).Get(ctx, nil); err != nil {
-			rep.Outcome, rep.Error = OutcomeFailed, "stop the rotation in flight: "+errorMessage(err)
+			rep.Outcome, rep.Error = OutcomeFailed, "stop the rotation in flight: "+activities.ErrorMessage(err)
 			return rep
 		}
 		rep.Superseded = true
@@ -351,7 +351,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 			// Contain mode revokes the stopped rotation's versions anyway.
 			sctx := workflow.WithActivityOptions(ctx, supersedeOptions)
 			if err := workflow.ExecuteActivity(sctx, acts.Supersede, activities.ContainInput{SecretID: id, Cause: r.cause()}).Get(ctx, nil); err != nil {
-				rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+errorMessage(err)
+				rep.Outcome, rep.Error = OutcomeFailed, "clean up the rotation in flight: "+activities.ErrorMessage(err)
 				return rep
 			}
 		}

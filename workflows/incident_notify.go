@@ -96,7 +96,7 @@ func (r *incidentRun) finishNotifying(ctx workflow.Context, err error) {
 	for _, p := range r.notifier.pending {
 		var res activities.NotifyResult
 		if err := p.f.Get(dctx, &res); err != nil {
-			workflow.GetLogger(ctx).Warn("incident notification not sent", "incident", r.in.IncidentID, "event", string(p.typ), "error", errorMessage(err))
+			workflow.GetLogger(ctx).Warn("incident notification not sent", "incident", r.in.IncidentID, "event", string(p.typ), "error", activities.ErrorMessage(err))
 		} else if len(res.Failed) > 0 {
 			workflow.GetLogger(ctx).Warn("incident notification not delivered", "incident", r.in.IncidentID, "event", string(p.typ), "eventId", res.EventID, "failed", res.Failed)
 		}

@@ -53,7 +53,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 	cancelled := temporal.IsCanceledError(cause) || ctx.Err() != nil
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	r.status.Error = errorMessage(cause)
+	r.status.Error = activities.ErrorMessage(cause)
 	if cancelled {
 		outcome = OutcomeAborted
 		r.status.Error = "cancelled"
@@ -164,7 +164,7 @@ func (r *rotateRun) started(step string) time.Time {
 
 // fail ends the workflow without a rollback: nothing was changed (plan failed).
 func (r *rotateRun) fail(ctx workflow.Context, cause error, errType, outcome string) (RotateResult, error) {
-	r.status.Error = errorMessage(cause)
+	r.status.Error = activities.ErrorMessage(cause)
 	r.setOutcome(ctx, outcome)
 	r.notify(ctx, notify.RotationFailed)
 	return r.status.RotateResult, temporal.NewNonRetryableApplicationError("rotation of "+string(r.in.SecretID)+" failed: "+r.status.Error, errType, nil, r.status.RotateResult)
@@ -192,12 +192,12 @@ func (r *rotateRun) revokeFailed(ctx workflow.Context, cause error) (RotateResul
 // every secret, so the failure is returned at once and the incident's report names it.
 func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first error, attempt func(workflow.Context) error) error {
 	if workflow.GetVersion(ctx, changeDurableRetries, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return fmt.Errorf("%s failed: %s", what, errorMessage(first)) // as rotations that began before this change did
+		return fmt.Errorf("%s failed: %s", what, activities.ErrorMessage(first)) // as rotations that began before this change did
 	}
 	if r.in.IncidentID != "" {
-		return fmt.Errorf("%s failed; incident %s reports it instead of retrying: %s", what, r.in.IncidentID, errorMessage(first))
+		return fmt.Errorf("%s failed; incident %s reports it instead of retrying: %s", what, r.in.IncidentID, activities.ErrorMessage(first))
 	}
-	o := &Outstanding{What: what, Attempts: 1, Since: workflow.Now(ctx), LastError: errorMessage(first)}
+	o := &Outstanding{What: what, Attempts: 1, Since: workflow.Now(ctx), LastError: activities.ErrorMessage(first)}
 	r.status.Outstanding = o
 	r.setOutcome(ctx, outcome)
 	if outcome == OutcomeRevokeOutstanding {
@@ -242,7 +242,7 @@ func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first
 			r.status.Outstanding = nil
 			return nil
 		}
-		o.LastError = errorMessage(err)
+		o.LastError = activities.ErrorMessage(err)
 		delay = min(2*delay, outstandingMaxDelay)
 	}
 }

@@ -197,7 +197,7 @@ func (r *rotateRun) purge(ctx workflow.Context, d time.Duration) {
 	}
 	in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
 	if err := r.step(ctx, StepPurge, revokeOptions, acts.Purge, in, nil); err != nil {
-		r.status.Error = "purge failed, the previous version is revoked but not deleted on the target: " + errorMessage(err)
+		r.status.Error = "purge failed, the previous version is revoked but not deleted on the target: " + activities.ErrorMessage(err)
 	}
 }
 
@@ -219,7 +219,7 @@ func (r *rotateRun) timed(ctx workflow.Context, name string, start func(workflow
 	err := start(ctx).Get(ctx, result)
 	timing := StepTiming{Step: name, Started: started, Duration: workflow.Now(ctx).Sub(started)}
 	if err != nil {
-		timing.Error = errorMessage(err)
+		timing.Error = activities.ErrorMessage(err)
 		r.status.LastError = timing.Error
 	}
 	r.status.Steps = append(r.status.Steps, timing)
@@ -283,22 +283,4 @@ func (r *rotateRun) grace(ctx workflow.Context, d time.Duration) (aborted bool, 
 		return false, temporal.NewCanceledError()
 	}
 	return aborted, err
-}
-
-// errorMessage flattens an activity failure to its innermost message, which the
-// activities built from material-free errors.
-func errorMessage(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	var timeoutErr *temporal.TimeoutError
-	if errors.As(err, &timeoutErr) {
-		return "timed out (" + timeoutErr.TimeoutType().String() + ")"
-	}
-	var canceledErr *temporal.CanceledError
-	if errors.As(err, &canceledErr) {
-		return "cancelled"
-	}
-	return err.Error()
 }

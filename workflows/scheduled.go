@@ -102,9 +102,9 @@ func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error)
 		var due activities.DueResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dueOptions), acts.Due, activities.DueInput{SecretID: in.SecretID}).Get(ctx, &due)
 		if err != nil {
-			res.Outcome, res.Reason = OutcomeFailed, "renewal check failed: "+errorMessage(err)
+			res.Outcome, res.Reason = OutcomeFailed, "renewal check failed: "+activities.ErrorMessage(err)
 			setScheduledStep(ctx, in.SecretID, OutcomeFailed, res.Reason)
-			return res, temporal.NewNonRetryableApplicationError("renewal check of "+string(in.SecretID)+": "+errorMessage(err), ErrTypeScheduledRotationFailed, nil, res)
+			return res, temporal.NewNonRetryableApplicationError("renewal check of "+string(in.SecretID)+": "+activities.ErrorMessage(err), ErrTypeScheduledRotationFailed, nil, res)
 		}
 		res.DueAt = due.At
 		if !due.Due {
@@ -125,7 +125,7 @@ func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error)
 			setScheduledStep(ctx, in.SecretID, ScheduledSkipped, res.Reason)
 			return res, nil
 		}
-		res.Outcome, res.Reason = OutcomeFailed, "could not start the rotation: "+errorMessage(err)
+		res.Outcome, res.Reason = OutcomeFailed, "could not start the rotation: "+activities.ErrorMessage(err)
 		setScheduledStep(ctx, in.SecretID, OutcomeFailed, res.Reason)
 		return res, temporal.NewNonRetryableApplicationError("scheduled rotation of "+string(in.SecretID)+": "+res.Reason, ErrTypeScheduledRotationFailed, nil, res)
 	}
@@ -157,7 +157,7 @@ func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error)
 		if res.Outcome == "" {
 			res.Outcome = OutcomeFailed
 		}
-		res.Reason = errorMessage(rotateErr)
+		res.Reason = activities.ErrorMessage(rotateErr)
 		setScheduledStep(ctx, in.SecretID, res.Outcome, res.Reason)
 		return res, temporal.NewNonRetryableApplicationError("scheduled rotation of "+string(in.SecretID)+" ended "+res.Outcome+": "+res.Reason, ErrTypeScheduledRotationFailed, nil, res)
 	}

@@ -116,7 +116,7 @@ func (s *Sink) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
 	_, err = pgx.ForEachRow(rows, []any{&body}, func() error {
 		var c audit.Checkpoint
 		if json.Unmarshal([]byte(body), &c) != nil {
-			c = audit.Checkpoint{KeyID: "unreadable"}
+			c = audit.Checkpoint{KeyID: audit.UnreadableChain}
 		}
 		out = append(out, c)
 		return nil

@@ -101,11 +101,12 @@ to Temporal.`,
 				return err
 			}
 			defer func() { _ = trail.Sink.Close() }()
-			if err := schedules.Apply(cmd.Context(), c, ns, plan); err != nil {
-				return fmt.Errorf("apply schedules: %w", err)
+			made, err := schedules.ApplyMade(cmd.Context(), c, ns, plan)
+			if rerr := recordApplied(cmd.Context(), trail, made); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("%d change(s) were applied, but their audit records were not written: %w", len(made), rerr))
 			}
-			if err := recordApplied(cmd.Context(), trail, plan); err != nil {
-				return fmt.Errorf("the schedules are applied, but their audit records were not written: %w", err)
+			if err != nil {
+				return fmt.Errorf("apply schedules: %w", err)
 			}
 			fmt.Fprintf(out, "Applied: %d created, %d updated, %d deleted, %d unchanged.\n",
 				plan.Count(schedules.Create), plan.Count(schedules.Update), plan.Count(schedules.Delete), plan.Count(schedules.Unchanged))
@@ -207,16 +208,13 @@ func confirm(r io.Reader, w io.Writer, question string) (bool, error) {
 	return answer == "yes" || answer == "y", nil
 }
 
-// recordApplied writes one audit record per schedule an apply changed, in its secret's
+// recordApplied writes one audit record per change an apply made, in its secret's
 // chain. Each apply is its own event (applying twice changes twice), so the records'
 // identity is this apply's own, random, ID and the schedule.
-func recordApplied(ctx context.Context, trail *audit.Log, plan schedules.Changes) error {
+func recordApplied(ctx context.Context, trail *audit.Log, made schedules.Changes) error {
 	applyID := uuid.NewString()
 	now := time.Now()
-	for _, ch := range plan {
-		if ch.Action == schedules.Unchanged {
-			continue
-		}
+	for _, ch := range made {
 		handles := map[string]string{"schedule": ch.ScheduleID, "action": string(ch.Action)}
 		if ch.Desired != nil {
 			handles["spec"] = ch.Desired.Describe()

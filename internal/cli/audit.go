@@ -184,7 +184,7 @@ func printRecords(w io.Writer, recs []audit.Record) {
 // class, or for a line that does not parse, what is wrong with it.
 func outcomeOf(r audit.Record) string {
 	switch {
-	case r.Chain == "unreadable":
+	case r.Chain == audit.UnreadableChain:
 		return r.Error
 	case r.Outcome != "" && r.ErrorClass != "":
 		return r.Outcome + " (" + r.ErrorClass + ")"

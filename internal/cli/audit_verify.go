@@ -60,7 +60,7 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				printVerification(out, rep, "audit trail in "+g.audit.dir, keys, note)
+				printVerification(out, rep, "audit trail in "+g.auditPlace(), keys, note)
 			}
 			if !rep.OK() {
 				return fmt.Errorf("the audit trail does not verify: %d problem(s)", len(rep.Problems))
@@ -155,7 +155,7 @@ func newAuditCheckpointCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "made a new audit signing key %s (key %s); its public key is %s.pub: keep a copy where whoever can write the trail cannot, for `keyturn audit verify --public-key`\n",
 					g.audit.keyFile, audit.KeyID(l.Signer.Public()), g.audit.keyFile)
 			}
-			_, signed, err := audit.Checkpointer{Sink: l.Sink, Signer: l.Signer}.Checkpoint(ctx, time.Now())
+			cp, signed, err := audit.Checkpointer{Sink: l.Sink, Signer: l.Signer}.Checkpoint(ctx, time.Now())
 			if err != nil {
 				return err
 			}
@@ -163,14 +163,7 @@ func newAuditCheckpointCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(out, "nothing new to sign: every chain's head is already under a checkpoint")
 				return nil
 			}
-			cps, err := l.Sink.Checkpoints(ctx)
-			if err != nil {
-				return fmt.Errorf("checkpoint signed; reading it back: %w", err)
-			}
-			if len(cps) == 0 {
-				return errors.New("checkpoint signed, but the sink returns no checkpoint")
-			}
-			printCheckpoint(out, cps[len(cps)-1])
+			printCheckpoint(out, cp)
 			return nil
 		},
 	}

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -53,7 +55,9 @@ func (g *globals) workerAuditLog(cmd *cobra.Command, logger *slog.Logger) (*audi
 }
 
 func (f *auditFlags) register(pf *pflag.FlagSet) {
-	pf.StringVar(&f.postgres, "audit-postgres", envOr("KEYTURN_AUDIT_POSTGRES", ""), "keep the audit trail in PostgreSQL: a connection string (KEYTURN_AUDIT_POSTGRES; keep the password out of it with PGPASSWORD or PGPASSFILE); see docs/audit-postgres.md")
+	// No default from the environment here: cobra prints defaults in --help, and the
+	// connection string may hold a password. defaults reads KEYTURN_AUDIT_POSTGRES.
+	pf.StringVar(&f.postgres, "audit-postgres", "", "keep the audit trail in PostgreSQL: a connection string (KEYTURN_AUDIT_POSTGRES; keep the password out of it with PGPASSWORD or PGPASSFILE); see docs/audit-postgres.md")
 	pf.StringVar(&f.schema, "audit-postgres-schema", envOr("KEYTURN_AUDIT_POSTGRES_SCHEMA", ""), "schema of the Postgres audit tables (KEYTURN_AUDIT_POSTGRES_SCHEMA; default keyturn_audit)")
 	pf.StringVar(&f.dir, "audit-dir", envOr("KEYTURN_AUDIT_DIR", ""), "directory of the audit trail's file sink (KEYTURN_AUDIT_DIR; default <home>/audit)")
 	pf.StringVar(&f.keyFile, "audit-signing-key", envOr("KEYTURN_AUDIT_SIGNING_KEY", ""), "Ed25519 key that signs the audit trail's checkpoints (KEYTURN_AUDIT_SIGNING_KEY; default <home>/audit.key, made on first use; its public key is the same path + .pub)")
@@ -63,6 +67,9 @@ func (f *auditFlags) register(pf *pflag.FlagSet) {
 // absolute now, so every message names the place they are (a command run from another
 // directory later finds the same files).
 func (f *auditFlags) defaults(dir home.Dir) {
+	if f.postgres == "" {
+		f.postgres = os.Getenv("KEYTURN_AUDIT_POSTGRES")
+	}
 	if f.dir == "" {
 		f.dir = dir.Audit()
 	}
@@ -75,6 +82,15 @@ func (f *auditFlags) defaults(dir home.Dir) {
 	if abs, err := filepath.Abs(f.keyFile); err == nil {
 		f.keyFile = abs
 	}
+}
+
+// auditPlace names where the audit trail is kept, for messages: never the connection
+// string itself, which may hold a password.
+func (g *globals) auditPlace() string {
+	if g.audit.postgres != "" {
+		return "PostgreSQL (schema " + cmp.Or(g.audit.schema, pgsink.DefaultSchema) + ")"
+	}
+	return g.audit.dir
 }
 
 // openAuditSink opens the configured sink.

@@ -185,7 +185,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  Metrics:   http://%s/metrics\n", metrics.Addr)
 			}
 			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", config.DayDuration(every))
-			fmt.Fprintf(out, "  Audit:     %s (checkpoints signed every %s with %s; `keyturn audit verify`)\n", g.audit.dir, g.audit.checkpointEvery, g.audit.keyFile)
+			fmt.Fprintf(out, "  Audit:     %s (checkpoints signed every %s with %s; `keyturn audit verify`)\n", g.auditPlace(), g.audit.checkpointEvery, g.audit.keyFile)
 			if len(inv.Secrets) > 0 {
 				kt := g.commandPrefix(cmd)
 				fmt.Fprintln(out, "Try, in another terminal:")

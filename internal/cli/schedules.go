@@ -295,6 +295,11 @@ reason, before or since, stays paused. The incident must have ended.`
 // with its note, as the incident's report records it.
 func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) error {
 	ctx := cmd.Context()
+	trail, err := g.auditLog(false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = trail.Sink.Close() }()
 	c, err := g.dial(g.logger(cmd.ErrOrStderr()))
 	if err != nil {
 		return err
@@ -331,6 +336,9 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 	res, err := schedules.ResumePausedWith(ctx, c, sch.Paused, sch.Note, note)
 	for _, sid := range res.Resumed {
 		fmt.Fprintf(out, "resumed %s: %s\n", sid, note)
+	}
+	if rerr := recordSchedules(ctx, trail, audit.EventScheduleResumed, res.Resumed, note); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("the schedules above are resumed, but their audit records were not written: %w", rerr))
 	}
 	for _, sid := range res.Left {
 		fmt.Fprintf(out, "left %s paused: it is not paused with the incident's note any more (someone paused or resumed it since)\n", sid)
