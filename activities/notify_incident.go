@@ -70,7 +70,11 @@ func (a *Activities) recordIncident(ctx context.Context, in NotifyIncidentInput)
 			"rotated": s.Rotated, "failed": s.Failed, "needs_human": s.NeedsHuman,
 		},
 	}
-	cause := &Cause{Actor: audit.Actor{Type: audit.ActorOperator, Name: s.Operator}, Reason: s.Reason, IncidentID: in.IncidentID}
+	// The operator starts the incident; its containment and its end are the incident's.
+	cause := &Cause{Actor: audit.Actor{Type: audit.ActorIncident, Name: in.IncidentID}, Reason: s.Reason, IncidentID: in.IncidentID}
+	if event == audit.EventIncidentStarted {
+		cause.Actor = audit.Actor{Type: audit.ActorOperator, Name: s.Operator}
+	}
 	if err := a.record(ctx, Binding{}, stepRef{cause: cause}, r); err != nil {
 		logUnrecorded(ctx, r, err)
 	}
