@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build tools test test-short vet bench bench-incident bench-consumers record-histories clean
+.PHONY: dev build tools test test-short vet bench bench-incident bench-incident-kill bench-consumers record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
@@ -44,6 +44,14 @@ P ?= $(KEYTURN_BENCH_INCIDENT_PARALLELISM)
 bench-incident:
 	KEYTURN_BENCH_INCIDENT_N=$(N) KEYTURN_BENCH_INCIDENT_PARALLELISM=$(P) \
 		$(GO) test -run '^$$' -bench '^BenchmarkIncident$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
+
+# Containment when a worker dies: two `keyturn worker` processes, a contain incident over
+# KILL_N roles twice, the second time with the worker running a ContainBatch SIGKILLed;
+# the time until every old credential is refused each way and the ratio.
+KILL_N ?= 300
+bench-incident-kill:
+	KEYTURN_BENCH_KILL_N=$(KILL_N) \
+		$(GO) test -run '^$$' -bench '^BenchmarkIncidentWorkerKilled$$' -benchtime 1x -count 1 -timeout 30m $(BENCH_FLAGS) ./tests/bench/
 
 # Consumer safety across real rotations (tests/consumerbench, docs/pgbouncer.md): a service
 # using consumer/pgxconsumer queries at 200/s directly and through PgBouncer (transaction

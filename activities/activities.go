@@ -412,8 +412,15 @@ func (a *Activities) heartbeat(ctx context.Context) *beat {
 		close(b.done)
 		return b
 	}
+	// Beat at least four times per heartbeat timeout: a step whose timeout is short (an
+	// incident's containment, so a dead worker's share is retried within seconds) must
+	// not be taken for dead while it works.
+	every := a.heartbeatEvery
+	if timeout := activity.GetInfo(ctx).HeartbeatTimeout; timeout > 0 && timeout/4 < every {
+		every = timeout / 4
+	}
 	go func() {
-		t := time.NewTicker(a.heartbeatEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

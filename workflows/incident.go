@@ -24,8 +24,11 @@ var (
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         retryPolicy(5, 10*time.Second),
 	}
-	// containBatchOptions: a batch of revocations; a retry revokes again, harmlessly.
-	containBatchOptions = stepOptions(2*time.Minute, retryPolicy(3, 5*time.Second))
+	// containBatchOptions: a batch of revocations; a retry revokes again, harmlessly. Its
+	// heartbeat timeout is short: a worker that dies mid-batch is noticed within two
+	// seconds and the batch retried on another, instead of containment waiting out the
+	// usual ten.
+	containBatchOptions = withHeartbeatTimeout(stepOptions(2*time.Minute, retryPolicy(3, 5*time.Second)), containHeartbeatTimeout)
 	// scheduleStepOptions: pausing or resuming a scope's schedules describes each one
 	// (two per secret), which takes minutes for a very large scope on a remote cluster.
 	// A retry is harmless: a schedule paused with the incident's note counts as its own.

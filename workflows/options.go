@@ -52,8 +52,9 @@ var (
 	testOptions    = stepOptions(time.Minute, retryPolicy(6, 15*time.Second))
 	promoteOptions = stepOptions(time.Minute, retryPolicy(6, 30*time.Second))
 	revokeOptions  = promoteOptions
-	// Containment is the step an incident is timed by: short attempts, retried often.
-	containOptions = stepOptions(time.Minute, retryPolicy(8, 5*time.Second))
+	// Containment is the step an incident is timed by: short attempts, retried often, and
+	// a dead worker noticed within seconds.
+	containOptions = withHeartbeatTimeout(stepOptions(time.Minute, retryPolicy(8, 5*time.Second)), containHeartbeatTimeout)
 	// Rollback gets more patience than the steps: it is what keeps consumers working.
 	rollbackOptions = stepOptions(2*time.Minute, retryPolicy(10, time.Minute))
 	// An outstanding revoke or rollback is one attempt (with the step's own bounded
@@ -86,6 +87,16 @@ func stepOptions(startToClose time.Duration, retry *temporal.RetryPolicy) workfl
 		WaitForCancellation: true,
 		RetryPolicy:         retry,
 	}
+}
+
+// containHeartbeatTimeout is how soon a containment step on a worker that died is given
+// up and retried elsewhere; the activities beat four times as often.
+const containHeartbeatTimeout = 2 * time.Second
+
+// withHeartbeatTimeout is o with heartbeat timeout d.
+func withHeartbeatTimeout(o workflow.ActivityOptions, d time.Duration) workflow.ActivityOptions {
+	o.HeartbeatTimeout = d
+	return o
 }
 
 // retryPolicy backs off from one second, doubling up to maxInterval, for at most
