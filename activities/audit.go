@@ -111,11 +111,19 @@ func (a *Activities) stepStarted(ctx context.Context, b Binding, ref stepRef) er
 }
 
 func (a *Activities) stepFailed(ctx context.Context, b Binding, ref stepRef, err error) {
-	class := errorClass(err)
-	attempt := activity.GetInfo(ctx).Attempt
+	r := audit.Record{Event: audit.EventStepFailed, Step: stepName(ctx)}
+	r.ID = stepEventID(ctx, "failed", withFailure(ctx, &r, err))
 	// A failure that cannot be recorded is not worth failing the step over: the step
 	// failed anyway, and its retry or the rollback that follows is recorded.
-	_ = a.record(ctx, b, ref, audit.Record{ID: stepEventID(ctx, "failed", strconv.Itoa(int(attempt))), Event: audit.EventStepFailed, Step: stepName(ctx), ErrorClass: class, Error: ErrorMessage(err), Attempt: attempt})
+	_ = a.record(ctx, b, ref, r)
+}
+
+// withFailure fills r with err's class and message and the running attempt, and returns
+// the attempt as the part of the record's identity that tells one failed attempt from
+// the next.
+func withFailure(ctx context.Context, r *audit.Record, err error) string {
+	r.ErrorClass, r.Error, r.Attempt = errorClass(err), ErrorMessage(err), activity.GetInfo(ctx).Attempt
+	return strconv.Itoa(int(r.Attempt))
 }
 
 func (a *Activities) stepSucceeded(ctx context.Context, b Binding, ref stepRef, out any) error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -333,10 +332,7 @@ func (a *Activities) containRecord(ctx context.Context, b Binding, ref stepRef, 
 	r := audit.Record{Event: event, Step: "contain"}
 	key := []string{string(ref.secretID), event}
 	if err != nil {
-		attempt := activity.GetInfo(ctx).Attempt
-		r.Error, r.Attempt = ErrorMessage(err), attempt
-		r.ErrorClass = errorClass(err)
-		key = append(key, strconv.Itoa(int(attempt)))
+		key = append(key, withFailure(ctx, &r, err))
 	}
 	r.ID = stepEventID(ctx, key...)
 	if err := a.record(ctx, b, ref, r); err != nil {
