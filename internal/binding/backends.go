@@ -115,9 +115,11 @@ func (r *Resolver) awssm(ctx context.Context) (FieldStore, error) {
 	return r.opened.get(ctx, "awssm", r.backends.AWSSM)
 }
 
-// Close closes the stores the resolver opened (Vault token renewal, connections), once
-// those being opened are done (their callers' contexts bound that).
+// Close closes the Postgres admin sessions and the stores the resolver opened (Vault
+// token renewal, connections), once those being opened are done (their callers'
+// contexts bound that).
 func (r *Resolver) Close() error {
+	r.pgPools.Close()
 	r.opened.mu.Lock()
 	var busy []*opening
 	for _, op := range r.opened.opening {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/notify"
@@ -27,6 +29,13 @@ type Resolver struct {
 	backends  Backends
 	env       func(string) (string, bool)
 	opened    *openedStores
+	// pgPools holds the admin sessions of every Postgres target, shared by the rotators
+	// built for each step.
+	pgPools *postgres.Pools
+	// awsCfg is the AWS configuration, loaded once (awsConfig).
+	awsMu     sync.Mutex
+	awsCfg    aws.Config
+	awsLoaded bool
 
 	notifyOnce sync.Once
 	router     *notify.Router
@@ -49,7 +58,7 @@ var _ activities.Resolver = (*Resolver)(nil)
 
 // New builds a resolver over a validated inventory and the stores this worker can reach.
 func New(inv *config.Inventory, b Backends) *Resolver {
-	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores()}
+	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores(), pgPools: postgres.NewPools(0)}
 	if b.File != nil {
 		r.fileStore = b.File
 	}
@@ -141,6 +150,7 @@ func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotat
 			AdminUser: p.Admin.Username, AdminPassword: password,
 			CheckQuery: p.CheckQuery, TerminateSessions: p.TerminateSessions,
 			ConnectTimeout: p.ConnectTimeout, TracerProvider: r.backends.TracerProvider,
+			Pools: r.pgPools,
 		}
 		if len(p.Twins) == 2 {
 			cfg.Twins = [2]string{p.Twins[0], p.Twins[1]}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyturn/keyturn/internal/config"
@@ -27,15 +28,32 @@ func (r *Resolver) awsiam(ctx context.Context, s config.Secret) (rotators.Rotato
 	if r.backends.AWS == nil {
 		return nil, fmt.Errorf("%w: %s: this process has no AWS configuration", rotators.ErrInvalidConfig, s.ID)
 	}
-	awsCfg, err := r.backends.AWS(ctx)
+	awsCfg, err := r.awsConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: load AWS configuration: %w", s.ID, err)
 	}
-	awsspans.Instrument(&awsCfg, r.backends.TracerProvider)
 	return awsiam.New(awsiam.Config{
 		UserName: k.User, DeleteInactive: k.DeleteInactive,
 		DeleteAfter: k.DeleteAfter, ConsistencyTimeout: k.ConsistencyTimeout,
 	}, awsCfg)
+}
+
+// awsConfig loads the worker's AWS configuration on first use and keeps it, so the
+// credentials it resolves (a web identity, an instance role) stay in its cache and its
+// HTTP connections are reused from one step to the next. A failed load is not kept.
+func (r *Resolver) awsConfig(ctx context.Context) (aws.Config, error) {
+	r.awsMu.Lock()
+	defer r.awsMu.Unlock()
+	if r.awsLoaded {
+		return r.awsCfg, nil
+	}
+	cfg, err := r.backends.AWS(ctx)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	awsspans.Instrument(&cfg, r.backends.TracerProvider)
+	r.awsCfg, r.awsLoaded = cfg, true
+	return cfg, nil
 }
 
 func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotator, error) {

@@ -78,6 +78,9 @@ type Config struct {
 	// (telemetry/pgxspans: operation names, never the statement text); nil traces
 	// nothing.
 	TracerProvider trace.TracerProvider
+	// Pools, when set, lends the admin sessions from the worker's pool of this target
+	// instead of logging in for each call (see Pools); nil logs in each time.
+	Pools *Pools
 }
 
 // ApplyDefaults fills in the fields left empty that have defaults.

@@ -29,8 +29,9 @@ func (r *recording) Generate(ctx context.Context, req rotators.GenerateRequest) 
 	return g, err
 }
 
-// harness builds a fresh role per subtest, managed by the least-privilege admin.
-func harness(strategy string, check func(t *testing.T, cfg Config, prev, next secret.Version)) rotatortest.Harness {
+// harness builds a fresh role per subtest, managed by the least-privilege admin, through
+// pools when they are given (as the worker does).
+func harness(strategy string, pools *Pools, check func(t *testing.T, cfg Config, prev, next secret.Version)) rotatortest.Harness {
 	var (
 		mu   sync.Mutex
 		cfgs = map[*testing.T]Config{}
@@ -39,6 +40,7 @@ func harness(strategy string, check func(t *testing.T, cfg Config, prev, next se
 		Name: strategy,
 		New: func(t *testing.T) rotators.Rotator {
 			cfg := newConfig(t, strategy)
+			cfg.Pools = pools
 			mu.Lock()
 			cfgs[t] = cfg
 			mu.Unlock()
@@ -60,7 +62,7 @@ func harness(strategy string, check func(t *testing.T, cfg Config, prev, next se
 
 func TestConformanceAlternating(t *testing.T) {
 	pgtest.Need(t, cluster)
-	rotatortest.Run(t, harness(StrategyAlternating, func(t *testing.T, cfg Config, prev, next secret.Version) {
+	rotatortest.Run(t, harness(StrategyAlternating, nil, func(t *testing.T, cfg Config, prev, next secret.Version) {
 		// Each round moves to the other twin.
 		cfg.ApplyDefaults()
 		p, n := prev.Metadata[MetadataRole], next.Metadata[MetadataRole]
@@ -70,9 +72,19 @@ func TestConformanceAlternating(t *testing.T) {
 	}))
 }
 
+// TestConformancePooled runs the suite with the admin sessions pooled, as in the worker:
+// every subtest's rotators share one Pools.
+func TestConformancePooled(t *testing.T) {
+	pgtest.Need(t, cluster)
+	pools := NewPools(0)
+	t.Cleanup(pools.Close)
+	t.Run(StrategyAlternating, func(t *testing.T) { rotatortest.Run(t, harness(StrategyAlternating, pools, nil)) })
+	t.Run(StrategySingle, func(t *testing.T) { rotatortest.Run(t, harness(StrategySingle, pools, nil)) })
+}
+
 func TestConformanceSingle(t *testing.T) {
 	pgtest.Need(t, cluster)
-	rotatortest.Run(t, harness(StrategySingle, func(t *testing.T, cfg Config, prev, next secret.Version) {
+	rotatortest.Run(t, harness(StrategySingle, nil, func(t *testing.T, cfg Config, prev, next secret.Version) {
 		if prev.Metadata[MetadataRole] != cfg.Role || next.Metadata[MetadataRole] != cfg.Role {
 			t.Errorf("single strategy used roles %q and %q, want %q for both",
 				prev.Metadata[MetadataRole], next.Metadata[MetadataRole], cfg.Role)

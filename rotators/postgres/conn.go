@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyturn/keyturn/rotators"
 )
@@ -19,10 +20,10 @@ const applicationName = "keyturn"
 // closeTimeout bounds the goodbye message on close, which may follow a cancelled context.
 const closeTimeout = 5 * time.Second
 
-// connConfig builds the connection settings for one login. Only the non-secret settings go
-// through a connection string; the user and the password are set on the parsed config, so
-// no string that could reach an error message or a log ever holds the password.
-func (r *Rotator) connConfig(user, password string) (*pgx.ConnConfig, error) {
+// connSettings is the connection string of r's target: only the non-secret settings go
+// through it. The user and the password are set on the parsed config (login), so no
+// string that could reach an error message or a log ever holds the password.
+func (r *Rotator) connSettings() string {
 	settings := []string{
 		"host=" + connValue(r.cfg.Host),
 		"port=" + strconv.Itoa(r.cfg.Port),
@@ -32,10 +33,12 @@ func (r *Rotator) connConfig(user, password string) (*pgx.ConnConfig, error) {
 	if r.cfg.SSLRootCert != "" {
 		settings = append(settings, "sslrootcert="+connValue(r.cfg.SSLRootCert))
 	}
-	cfg, err := pgx.ParseConfig(strings.Join(settings, " "))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w: connection settings: %w", rotators.ErrInvalidConfig, err)
-	}
+	return strings.Join(settings, " ")
+}
+
+// login completes a parsed config for one login: who, with what password, and how
+// Keyturn's sessions are named, bounded and traced.
+func (r *Rotator) login(cfg *pgx.ConnConfig, user, password string) {
 	cfg.User = user
 	cfg.Password = password
 	cfg.ConnectTimeout = r.cfg.ConnectTimeout
@@ -46,6 +49,15 @@ func (r *Rotator) connConfig(user, password string) (*pgx.ConnConfig, error) {
 	if r.onNotice != nil {
 		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { r.onNotice(n) }
 	}
+}
+
+// connConfig builds the connection settings for one login.
+func (r *Rotator) connConfig(user, password string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(r.connSettings())
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w: connection settings: %w", rotators.ErrInvalidConfig, err)
+	}
+	r.login(cfg, user, password)
 	return cfg, nil
 }
 
@@ -65,18 +77,31 @@ func (r *Rotator) connect(ctx context.Context, user, password string) (*pgx.Conn
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-// connectAdmin logs in with the admin credential. A refused admin login is final: Keyturn
-// cannot fix it by retrying, so it wraps ErrPermissionDenied.
-func (r *Rotator) connectAdmin(ctx context.Context) (*pgx.Conn, error) {
+// connectAdmin gives an admin session: from the worker's pool of the target when the
+// rotator has Pools, else a new login that release closes. A refused admin login is
+// final: Keyturn cannot fix it by retrying, so it wraps ErrPermissionDenied.
+func (r *Rotator) connectAdmin(ctx context.Context) (adminSession, error) {
 	password := r.cfg.AdminPassword.Reveal()
-	conn, err := r.connect(ctx, r.cfg.AdminUser, password)
+	var session adminSession
+	var err error
+	if r.cfg.Pools != nil && r.onNotice == nil { // a test watching notices wants its own sessions
+		var pooled *pgxpool.Conn
+		if pooled, err = r.cfg.Pools.acquire(ctx, r, password); err == nil {
+			session = adminSession{Conn: pooled.Conn(), release: pooled.Release}
+		}
+	} else {
+		var conn *pgx.Conn
+		if conn, err = r.connect(ctx, r.cfg.AdminUser, password); err == nil {
+			session = adminSession{Conn: conn, release: func() { closeConn(ctx, conn) }}
+		}
+	}
 	if err == nil {
-		return conn, nil
+		return session, nil
 	}
 	if loginRefused(err) {
-		return nil, fmt.Errorf("connect as admin %q: %w: %w", r.cfg.AdminUser, rotators.ErrPermissionDenied, sanitize(err, password))
+		return adminSession{}, fmt.Errorf("connect as admin %q: %w: %w", r.cfg.AdminUser, rotators.ErrPermissionDenied, sanitize(err, password))
 	}
-	return nil, fail(fmt.Sprintf("connect as admin %q", r.cfg.AdminUser), err, password)
+	return adminSession{}, fail(fmt.Sprintf("connect as admin %q", r.cfg.AdminUser), err, password)
 }
 
 // closeConn closes conn, bounding the wait even when ctx is already cancelled.

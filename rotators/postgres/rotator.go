@@ -25,9 +25,10 @@ const (
 	FieldPassword = "password"
 )
 
-// Rotator rotates the password of one PostgreSQL role. It holds no connection: each call
-// connects, does its work and disconnects, so a worker holds nothing open between the
-// steps of a rotation, which may be hours apart.
+// Rotator rotates the password of one PostgreSQL role. It holds no connection itself:
+// each call logs in, or borrows an admin session from the worker's Pools, and gives it
+// back when done. Pooled sessions close after 30 s unused, so a worker holds nothing open
+// between the steps of a rotation, which may be hours apart.
 type Rotator struct {
 	cfg Config
 	// tracer makes the spans of every session; nil when cfg has no TracerProvider.
@@ -96,7 +97,7 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.ApplyRequest) error {
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
+	defer conn.release()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fail("apply: begin", err)
@@ -281,7 +282,7 @@ func (r *Rotator) Revoke(ctx context.Context, req rotators.RevokeRequest) error 
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
+	defer conn.release()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fail("revoke: begin", err)

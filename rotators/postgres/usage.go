@@ -72,7 +72,7 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 	if err != nil {
 		return rotators.Usage{}, err
 	}
-	defer closeConn(ctx, conn)
+	defer conn.release()
 
 	var exists, stats, member bool
 	var serverNow time.Time
@@ -105,7 +105,7 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 			rotators.ErrPermissionDenied, r.cfg.AdminUser, login, statsRole, statsRole, ident(r.cfg.AdminUser))
 	}
 
-	uses, err := listSessions(ctx, conn, login, before)
+	uses, err := listSessions(ctx, conn.Conn, login, before)
 	if err != nil {
 		return rotators.Usage{}, err
 	}
