@@ -71,7 +71,7 @@ bench-consumers:
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
-	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession' ./tests/
+	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession|TestAuditTrailOfRotations' ./tests/
 
 clean:
 	rm -rf bin

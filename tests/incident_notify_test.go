@@ -152,6 +152,18 @@ func TestIncidentNotifiesAndMeasures(t *testing.T) {
 	}
 	checkReplay(t, env, workflows.IncidentWorkflowID("notify-ok"), "", "incident_contain_all_rotated")
 	checkReplay(t, env, workflows.IncidentWorkflowID("notify-fail"), "", "incident_contain_one_fails")
+
+	// The rotation an incident ran after containing a secret does not revoke again what the
+	// containment revoked: no Revoke or Purge step in its history.
+	child := workflows.RotateWorkflowID("e2e/ok/app")
+	for _, e := range decodedHistory(t, env, child, "").GetEvents() {
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			if name := a.GetActivityType().GetName(); name == "Revoke" || name == "Purge" {
+				t.Errorf("the contained rotation %s scheduled %s after the containment had revoked every version", child, name)
+			}
+		}
+	}
+	checkReplay(t, env, child, "", "rotate_contained_by_incident")
 }
 
 // incidentEventsOf returns the incident's events by type, once all three have arrived;

@@ -10,11 +10,6 @@ import (
 	"github.com/keyturn/keyturn/audit"
 )
 
-// changeAuditTrail: a rotation reports its end and the operators' signals to the audit
-// trail (its steps record themselves, in their activities). Rotations that began before
-// this change report nothing, so their histories replay.
-const changeAuditTrail = "audit-trail"
-
 // OperatorSignal is the payload the CLI sends with abort, skip-grace, retry-now, give-up
 // and revoke-now: who sent it, for the audit trail. A signal without one (an older CLI,
 // the Temporal UI) is still obeyed and recorded as from an unnamed operator.

@@ -40,7 +40,7 @@ var errGateStopped = errors.New("the revoke gate was stopped")
 // (an incident revokes now; that is the point of containment).
 func (r *rotateRun) gated(ctx workflow.Context) bool {
 	return r.plan.RevokeGate != nil && r.status.PreviousVersion != nil && !r.in.Contain && r.in.IncidentID == "" &&
-		workflow.GetVersion(ctx, changeRevokeGate, workflow.DefaultVersion, 1) == 1
+		r.changed(ctx, changeRevokeGate)
 }
 
 // revokeGate waits, after the grace period, until the target shows the previous version

@@ -31,7 +31,7 @@ const (
 // workflow does no I/O), ignoring its failure: a dead webhook never fails a rotation.
 // Rotations an incident started are reported by the incident instead.
 func (r *rotateRun) notify(ctx workflow.Context, eventType notify.Type) {
-	if r.in.IncidentID != "" || workflow.GetVersion(ctx, changeNotify, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if r.in.IncidentID != "" || !r.changed(ctx, changeNotify) {
 		return
 	}
 	errText := r.status.Error
@@ -122,7 +122,7 @@ func (r *rotateRun) rollback(ctx workflow.Context, cause error, outcome string) 
 		// Canceled, not Completed: an aborted rotation must not look like a success in
 		// the Web UI's list. (Rotations that began before this change complete as they
 		// did, so their histories replay.)
-		if !cancelled && workflow.GetVersion(dctx, changeAbortEndsCanceled, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if !cancelled && !r.changed(dctx, changeAbortEndsCanceled) {
 			return r.status.RotateResult, nil
 		}
 		return r.status.RotateResult, temporal.NewCanceledError(r.status.RotateResult)
@@ -191,7 +191,7 @@ func (r *rotateRun) revokeFailed(ctx workflow.Context, cause error) (RotateResul
 // A rotation an incident started does not wait: the incident must finish and report
 // every secret, so the failure is returned at once and the incident's report names it.
 func (r *rotateRun) keepTrying(ctx workflow.Context, what, outcome string, first error, attempt func(workflow.Context) error) error {
-	if workflow.GetVersion(ctx, changeDurableRetries, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if !r.changed(ctx, changeDurableRetries) {
 		return fmt.Errorf("%s failed: %s", what, activities.ErrorMessage(first)) // as rotations that began before this change did
 	}
 	if r.in.IncidentID != "" {

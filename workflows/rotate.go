@@ -42,7 +42,8 @@ func Rotate(ctx workflow.Context, in RotateInput) (RotateResult, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RotateStatus, error) { return r.status, nil }); err != nil {
 		return RotateResult{}, err
 	}
-	r.auditing = workflow.GetVersion(ctx, changeAuditTrail, workflow.DefaultVersion, 1) == 1
+	r.generation = rotateGeneration(ctx)
+	r.auditing = r.generation >= genAudited
 	res, err := r.run(ctx)
 	r.finished(ctx)
 	return res, err
@@ -53,8 +54,12 @@ type rotateRun struct {
 	status RotateStatus
 	token  secret.VersionToken
 	plan   activities.PlanResult
+	// generation is the behaviour this run began with (genAudited, genLean).
+	generation workflow.Version
 	// auditing: this run reports its end and operators' signals to the audit trail.
 	auditing bool
+	// heldAttrs are search attribute updates waiting for the next step's (upsert).
+	heldAttrs []temporal.SearchAttributeUpdate
 	// signals counts the operator signals recorded, naming each one's audit event.
 	signals int
 }
@@ -77,7 +82,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	}
 	r.status.Kind = r.plan.Kind
 	r.status.PreviousVersion = r.plan.Current
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrKind.ValueSet(r.plan.Kind))
+	r.hold(ctx, SearchAttrKind.ValueSet(r.plan.Kind))
 	grace := r.plan.Grace
 	if r.in.Grace != nil {
 		grace = *r.in.Grace
@@ -131,7 +136,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 5. Grace: consumers with cached credentials refresh before the old one dies.
 	// With no previous version (a first rotation) nothing will die, so nothing waits.
-	if r.status.PreviousVersion == nil && workflow.GetVersion(ctx, changeFirstRotationNoGrace, workflow.DefaultVersion, 1) == 1 {
+	if r.status.PreviousVersion == nil && r.changed(ctx, changeFirstRotationNoGrace) {
 		grace = 0
 	}
 	if aborted, err := r.grace(ctx, grace); err != nil || aborted {
@@ -155,8 +160,10 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 6. Revoke the previous version, keeping the new one. A revoke that fails is
 	// not the end: the old credential must not stay valid forever, so it is retried,
-	// durably, until it succeeds or an operator gives up.
-	if r.status.PreviousVersion != nil {
+	// durably, until it succeeds or an operator gives up. In contain mode the containment
+	// already revoked (and purged) every version there was, so a lean run does not again.
+	revokedByContainment := r.in.Contain && r.generation >= genLean
+	if r.status.PreviousVersion != nil && !revokedByContainment {
 		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
 		revoke := func(ctx workflow.Context) error { return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil) }
 		if err := revoke(ctx); err != nil {
@@ -169,7 +176,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// Step 7, for kinds whose revocation can still be undone (a deactivated IAM key):
 	// after the recovery window, make it final. The previous version is already refused,
 	// so neither a failure nor a cancellation here changes the outcome; both are reported.
-	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil {
+	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil && !revokedByContainment {
 		r.purge(ctx, *r.plan.PurgeAfter)
 	}
 	r.setOutcome(ctx, OutcomeRotated) // also sets the step to done
@@ -228,7 +235,12 @@ func (r *rotateRun) timed(ctx workflow.Context, name string, start func(workflow
 
 func (r *rotateRun) setStep(ctx workflow.Context, name string) {
 	r.status.Step = name
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrStep.ValueSet(name))
+	if name == StepPlan && r.generation >= genLean {
+		// The starter set it (StartOptions); a run started elsewhere shows it from create.
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s**: %s", r.in.SecretID, name))
+		return
+	}
+	r.upsert(ctx, SearchAttrStep.ValueSet(name))
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s**: %s", r.in.SecretID, name))
 }
 
@@ -245,7 +257,7 @@ func (r *rotateRun) setOutcome(ctx workflow.Context, outcome string) {
 		}
 		attrs = append(attrs, SearchAttrStep.ValueSet(r.status.Step))
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, attrs...)
+	r.upsert(ctx, attrs...)
 	workflow.SetCurrentDetails(ctx, r.details())
 }
 

@@ -97,6 +97,14 @@
 // setting is for the twins, who are members, so Apply silences that notice for its own
 // transaction (SET LOCAL client_min_messages = warning). No other step sends notices.
 //
+// # Admin sessions
+//
+// In a worker the rotators of one target share a pool of admin sessions (Config.Pools,
+// set by the worker's binding): at most DefaultPoolSize (8) per worker, target and admin
+// login, each closed after 30 s unused. Give the admin role a CONNECTION LIMIT of at
+// least 8 times the number of workers. Without Pools (a Rotator used on its own) every
+// call logs in and out again. Test always logs in afresh, as the version under test.
+//
 // # In use
 //
 // The Rotator is a rotators.UsageReporter: before the revoke, the gate asks InUse whether

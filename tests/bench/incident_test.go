@@ -35,6 +35,10 @@ const (
 	envParallelism = "KEYTURN_BENCH_INCIDENT_PARALLELISM"
 	envPollers     = "KEYTURN_BENCH_INCIDENT_POLLERS"
 	envSample      = "KEYTURN_BENCH_INCIDENT_SAMPLE"
+	// envAttackers is the number of attacker clients; envAttacked the number of secrets
+	// whose current and previous passwords they try.
+	envAttackers = "KEYTURN_BENCH_INCIDENT_ATTACKERS"
+	envAttacked  = "KEYTURN_BENCH_INCIDENT_ATTACKED"
 	// envProfile names a file for a CPU profile of the incident alone (not the setup).
 	envProfile = "KEYTURN_BENCH_INCIDENT_CPUPROFILE"
 )
@@ -43,13 +47,18 @@ const (
 const benchPrefix = "bench/"
 
 // BenchmarkIncident measures the incident playbook in contain mode over N Postgres
-// secrets (alternating twins) of a scram-sha-256 cluster, each with a current version
-// seeded beforehand: the time until every old credential is refused (AllContainedMs), the
-// time until every new one is tested and promoted (AllRotatedMs), the wall time and the
-// history events of the incident's runs. Afterwards, untimed, a sample of secrets is
-// checked on the server: the old password is refused and the new one logs in. Run with
-// `make bench-incident` (N=1000) or `make bench-incident N=10000`. Figures are reported,
-// never asserted; a failed secret or a failed check fails the benchmark.
+// secrets (alternating twins) of a scram-sha-256 cluster with fsync on. Each secret is
+// seeded by the engine's own steps with two versions that both log in (a rotation in its
+// grace period: current and previous). While the incident runs, attacker clients keep
+// logging in with the current and previous passwords of a sample of the secrets.
+//
+// Figures: the time until no attacker login succeeds any more (every leaked password
+// refused), the incident's own containment time (AllContainedMs), the time until every
+// new version is tested and promoted (AllRotatedMs), the wall time and the history
+// events. Afterwards, untimed, a sample of secrets is checked on the server: both old
+// passwords are refused and the new one logs in. Run with `make bench-incident` (N=1000)
+// or `make bench-incident N=10000`. Figures are reported, never asserted; a failed
+// secret or a failed check fails the benchmark.
 func BenchmarkIncident(b *testing.B) {
 	n := envInt(b, envN, 0)
 	if n <= 0 {
@@ -58,6 +67,8 @@ func BenchmarkIncident(b *testing.B) {
 	parallel := envInt(b, envParallelism, workflows.DefaultIncidentParallelism)
 	pollers := envInt(b, envPollers, 2)
 	sampleSize := envInt(b, envSample, 50)
+	attackers := envInt(b, envAttackers, 4)
+	attacked := min(n, envInt(b, envAttacked, 100))
 	if n <= 1000 {
 		sampleSize = n
 	}
@@ -69,7 +80,8 @@ func BenchmarkIncident(b *testing.B) {
 	start := time.Now()
 	env, ids := testenv.NewBulk(b, testenv.BulkOptions{
 		N: n, Prefix: benchPrefix + "s",
-		PostgresSettings: map[string]string{"max_connections": strconv.Itoa(maxConns)},
+		// Durable, as a user's cluster is (the test clusters run with fsync off).
+		PostgresSettings: map[string]string{"max_connections": strconv.Itoa(maxConns), "fsync": "on"},
 	})
 	pr := newProbe(env.Resolver())
 	env.StartWorkerWith(b, pr, sdkworker.Options{
@@ -86,13 +98,20 @@ func BenchmarkIncident(b *testing.B) {
 	if err := testenv.SeedVersions(ctx, env.Resolver(), ids, 16); err != nil {
 		b.Fatalf("seed current versions: %v", err)
 	}
-	b.Logf("seeded a current version of %d secrets in %s (untimed)", n, time.Since(start).Round(time.Millisecond))
+	if err := seedInGrace(ctx, env, ids, 16); err != nil {
+		b.Fatalf("seed second versions: %v", err)
+	}
+	b.Logf("seeded two versions of %d secrets (current and previous, both logging in) in %s (untimed)", n, time.Since(start).Round(time.Millisecond))
 
-	sample := pickSample(ids, sampleSize)
+	sample := pickSample(ids, max(sampleSize, attacked))
 	old := make([]credential, len(sample))
+	oldPrevious := make([]credential, len(sample))
 	for i, id := range sample {
 		old[i] = currentCredential(b, env, id)
+		oldPrevious[i] = credentialAt(b, env, id, secret.StagePrevious)
 	}
+	leakedCreds := leakedOf(b, env, sample[:attacked])
+	checkLeaked(ctx, b, env, leakedCreds)
 
 	pr.reset()
 	cpuBefore := sampleCPU(env.Cluster.Port)
@@ -103,6 +122,9 @@ func BenchmarkIncident(b *testing.B) {
 	stopProfile := startProfile(b)
 	b.ResetTimer()
 	start = time.Now()
+	attackCtx, stopAttack := context.WithCancel(ctx)
+	defer stopAttack()
+	att := startAttack(attackCtx, env, leakedCreds, attackers, start)
 	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.IncidentWorkflowID(in.IncidentID), TaskQueue: workflows.TaskQueue,
 	}, workflows.IncidentWorkflowName, in)
@@ -117,6 +139,9 @@ func BenchmarkIncident(b *testing.B) {
 	err = run.Get(ctx, &rep)
 	wall := time.Since(start)
 	b.StopTimer()
+	allRefused := att.wait(30 * time.Second)
+	stopAttack()
+	<-att.done
 	stopProfile()
 	stopProgress()
 	cpu := sampleCPU(env.Cluster.Port).sub(cpuBefore)
@@ -134,7 +159,11 @@ func BenchmarkIncident(b *testing.B) {
 	fmt.Fprintf(w, "%d\t%d\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", n, parallel,
 		float64(rep.AllContainedMs)/1000, float64(rep.AllRotatedMs)/1000, wall.Seconds(), events, runs)
 	_ = w.Flush()
-	reportTargets(n, rep)
+	writeAttack(att, len(leakedCreds), attacked, attackers, allRefused)
+	if !allRefused {
+		b.Errorf("not every leaked password was refused 30 s after the incident ended (%v)", att.err)
+	}
+	reportTargets(n, rep, att.refusedBy)
 	fmt.Printf("\nCPU during the incident (%.1f s wall, %d cores = %.1f core-s): this process (Temporal server + worker) %.1f s, PostgreSQL %.1f s, machine busy %.0f%%\n",
 		wall.Seconds(), runtime.NumCPU(), float64(runtime.NumCPU())*wall.Seconds(), cpu.self.Seconds(), cpu.postgres.Seconds(), 100*cpu.machineBusy.Seconds()/max(cpu.total.Seconds(), 1e-9))
 	writeBatches(rep)
@@ -143,6 +172,7 @@ func BenchmarkIncident(b *testing.B) {
 	pr.write(os.Stdout)
 	writeRotations(b, env.Client, sample, rep.StartedAt)
 
+	b.ReportMetric(att.refusedBy.Seconds(), "refused-s")
 	b.ReportMetric(float64(rep.AllContainedMs)/1000, "contained-s")
 	b.ReportMetric(float64(rep.AllRotatedMs)/1000, "rotated-s")
 	b.ReportMetric(wall.Seconds(), "wall-s")
@@ -153,6 +183,7 @@ func BenchmarkIncident(b *testing.B) {
 	// logs in.
 	for i, id := range sample {
 		checkRefused(b, env, id, old[i])
+		checkRefused(b, env, id, oldPrevious[i])
 		now := currentCredential(b, env, id)
 		if now.version <= old[i].version {
 			b.Errorf("%s: current is still version %d", id, now.version)
@@ -174,9 +205,15 @@ type credential struct {
 
 func currentCredential(b *testing.B, env *testenv.Env, id secret.ID) credential {
 	b.Helper()
-	v, m, err := env.Store.Read(context.Background(), id, secret.StageCurrent)
+	return credentialAt(b, env, id, secret.StageCurrent)
+}
+
+// credentialAt is a secret's version at stage as the store holds it.
+func credentialAt(b *testing.B, env *testenv.Env, id secret.ID, stage secret.Stage) credential {
+	b.Helper()
+	v, m, err := env.Store.Read(context.Background(), id, stage)
 	if err != nil {
-		b.Fatalf("read current %s: %v", id, err)
+		b.Fatalf("read %s %s: %v", stage, id, err)
 	}
 	return credential{version: v.Number, role: v.Metadata[postgres.MetadataRole], password: m.Get(postgres.FieldPassword)}
 }

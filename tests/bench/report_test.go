@@ -18,35 +18,44 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// Targets on a 2-core machine: 1,000 secrets contained within 10 s and rotated within
-// 60 s; 10,000 contained within 60 s.
+// Targets on a 2-core machine (issue 14): every leaked password of 1,000 secrets refused
+// within 3 s, of 10,000 within 10 s. The rotations are compared with the engine's floor
+// instead (see the floor's line).
 var targets = []struct {
-	maxN      int
-	contained time.Duration
-	rotated   time.Duration
+	maxN    int
+	refused time.Duration
 }{
-	{1000, 10 * time.Second, 60 * time.Second},
-	{10000, 60 * time.Second, 0},
+	{1000, 3 * time.Second},
+	{10000, 10 * time.Second},
 }
 
-func reportTargets(n int, rep workflows.IncidentReport) {
+func reportTargets(n int, rep workflows.IncidentReport, refusedBy time.Duration) {
 	for _, t := range targets {
 		if n > t.maxN {
 			continue
 		}
-		check := func(what string, got int64, limit time.Duration) {
-			verdict := "met"
-			if time.Duration(got)*time.Millisecond > limit {
-				verdict = "MISSED"
-			}
-			fmt.Printf("target %s within %s for N<=%d: %s (%.2f s)\n", what, limit, t.maxN, verdict, float64(got)/1000)
+		verdict := "met"
+		if refusedBy > t.refused {
+			verdict = "MISSED"
 		}
-		check("contained", rep.AllContainedMs, t.contained)
-		if t.rotated > 0 {
-			check("rotated", rep.AllRotatedMs, t.rotated)
-		}
+		fmt.Printf("target every leaked password refused within %s for N<=%d: %s (%.2f s; the incident reported containment at %.2f s)\n",
+			t.refused, t.maxN, verdict, refusedBy.Seconds(), float64(rep.AllContainedMs)/1000)
 		return
 	}
+}
+
+// writeAttack reports what the attackers saw.
+func writeAttack(a *attack, passwords, secrets, attackers int, allRefused bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fmt.Printf("\nAttackers: %d clients tried %d leaked passwords (current and previous of %d secrets) %d times; %d logins accepted during the incident.\n",
+		attackers, passwords, secrets, a.attempts, a.accepted)
+	if !allRefused {
+		fmt.Printf("NOT every leaked password was refused (first other error: %v)\n", a.err)
+		return
+	}
+	fmt.Printf("Last leaked login accepted %.2f s after the incident's start; every leaked password refused by %.2f s (a round of one attacker took at most %.2f s).\n",
+		a.lastAccepted.Seconds(), a.refusedBy.Seconds(), a.round.Seconds())
 }
 
 // writeBatches shows, for each run of the incident (1,000 secrets each), when its first

@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// leaked is one password the attackers hold: a secret's current or previous version.
+type leaked struct {
+	id    secret.ID
+	stage secret.Stage
+	credential
+}
+
+// attack is attackers logging in with leaked passwords over and over while an incident
+// runs, the way a leaked credential is abused: each password is tried until the server
+// refuses it. A refused password stays refused (containment removes it; the incident's
+// rotation sets new ones), so it is then dropped from the round.
+type attack struct {
+	start time.Time
+	// lastAccepted is when the last login with a leaked password succeeded; refusedBy
+	// is when every leaked password had been refused at least once.
+	mu           sync.Mutex
+	lastAccepted time.Duration
+	refusedBy    time.Duration
+	accepted     int
+	attempts     int
+	// round is how long one attacker took for a round over the passwords left, at most:
+	// the resolution of refusedBy.
+	round time.Duration
+	// err is a login that failed otherwise than by refusal (the server down, a timeout).
+	err  error
+	done chan struct{}
+}
+
+// checkLeaked fails unless every password in creds logs in: an attack on passwords that
+// never worked would prove nothing.
+func checkLeaked(ctx context.Context, b *testing.B, env *testenv.Env, creds []leaked) {
+	b.Helper()
+	for _, c := range creds {
+		if err := login(ctx, env, c.role, c.password); err != nil {
+			b.Fatalf("%s %s (version %d, role %s) does not log in before the incident: %v", c.id, c.stage, c.version, c.role, err)
+		}
+	}
+}
+
+// startAttack starts attackers goroutines that share the passwords in creds and try them
+// until each has been refused or ctx ends; times are counted from start.
+func startAttack(ctx context.Context, env *testenv.Env, creds []leaked, attackers int, start time.Time) *attack {
+	a := &attack{start: start, done: make(chan struct{})}
+	// Each attacker owns a share of the passwords, so every one is tried again as soon as
+	// its attacker has gone round the others.
+	shares := make([][]leaked, attackers)
+	for i, c := range creds {
+		shares[i%attackers] = append(shares[i%attackers], c)
+	}
+	var wg sync.WaitGroup
+	for _, share := range shares {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.run(ctx, env, share)
+		}()
+	}
+	go func() { wg.Wait(); close(a.done) }()
+	return a
+}
+
+func (a *attack) run(ctx context.Context, env *testenv.Env, left []leaked) {
+	for len(left) > 0 && ctx.Err() == nil {
+		roundStart := time.Now()
+		kept := left[:0]
+		for _, c := range left {
+			err := login(ctx, env, c.role, c.password)
+			at := time.Since(a.start)
+			a.mu.Lock()
+			a.attempts++
+			switch {
+			case err == nil:
+				a.accepted++
+				a.lastAccepted = max(a.lastAccepted, at)
+				kept = append(kept, c)
+			case refused(err):
+				a.refusedBy = max(a.refusedBy, at)
+			case ctx.Err() == nil && a.err == nil:
+				a.err = fmt.Errorf("%s %s (role %s): %w", c.id, c.stage, c.role, err)
+				kept = append(kept, c)
+			default:
+				kept = append(kept, c)
+			}
+			a.mu.Unlock()
+		}
+		left = kept
+		a.mu.Lock()
+		a.round = max(a.round, time.Since(roundStart))
+		a.mu.Unlock()
+	}
+}
+
+// wait waits until every password has been refused, or until timeout, and reports
+// whether every one was.
+func (a *attack) wait(timeout time.Duration) bool {
+	select {
+	case <-a.done:
+		return a.err == nil
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// refused reports a login the server refused: a wrong password (28P01) or a role that
+// may not log in (28000).
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+}
+
+// seedInGrace rotates every secret once more with the engine's own steps (create, test,
+// promote), without revoking the version it replaces: the state of secrets in their
+// grace period, where the previous password still logs in too. It is the worst case for
+// containment, which must refuse both.
+func seedInGrace(ctx context.Context, env *testenv.Env, ids []secret.ID, parallel int) error {
+	sem := make(chan struct{}, parallel)
+	errs := make(chan error, len(ids))
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- rotateWithoutRevoke(ctx, env, id)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rotateWithoutRevoke(ctx context.Context, env *testenv.Env, id secret.ID) error {
+	bind, err := env.Resolver().Resolve(ctx, id)
+	if err != nil {
+		return err
+	}
+	s := bind.Steps
+	token := secret.VersionToken("seed-grace/" + string(id))
+	for _, step := range []func() error{
+		func() error { _, err := s.Create(ctx, token); return err },
+		func() error { return s.Test(ctx, token) },
+		func() error { _, err := s.Promote(ctx, token); return err },
+	} {
+		if err := step(); err != nil {
+			return fmt.Errorf("seed %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// leakedOf reads the current and previous passwords of ids.
+func leakedOf(b *testing.B, env *testenv.Env, ids []secret.ID) []leaked {
+	b.Helper()
+	var out []leaked
+	for _, id := range ids {
+		for _, stage := range []secret.Stage{secret.StageCurrent, secret.StagePrevious} {
+			out = append(out, leaked{id: id, stage: stage, credential: credentialAt(b, env, id, stage)})
+		}
+	}
+	return out
+}
