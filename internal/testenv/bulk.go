@@ -175,7 +175,7 @@ func CreateRoles(ctx context.Context, c *pgtest.Cluster, admin string, names []s
 func (e *Env) StartWorkerWith(t testing.TB, resolver activities.Resolver, opts sdkworker.Options) sdkworker.Worker {
 	t.Helper()
 	if resolver == nil {
-		resolver = e.Resolver()
+		resolver = e.Resolver(t)
 	}
 	w := worker.New(e.Client, resolver, opts)
 	if err := w.Start(); err != nil {

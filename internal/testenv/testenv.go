@@ -235,7 +235,9 @@ func (e *Env) StartWorkerOn(t testing.TB, c client.Client, tel *telemetry.Teleme
 	if e.Audit != nil { // nil when a test (a benchmark's "off" side) wants no audit trail
 		extras = append(extras, worker.WithAudit(e.Audit))
 	}
-	w := worker.New(c, binding.New(e.Inventory, backends), sdkworker.Options{}, extras...)
+	resolver := binding.New(e.Inventory, backends)
+	t.Cleanup(func() { _ = resolver.Close() }) // after w.Stop: cleanups run last first
+	w := worker.New(c, resolver, sdkworker.Options{}, extras...)
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
@@ -259,7 +261,11 @@ func (e *Env) DialWith(t testing.TB, namespace string, tel *telemetry.Telemetry)
 	}, e.Codec)
 }
 
-// Resolver returns the resolver the worker uses, for direct checks in tests.
-func (e *Env) Resolver() *binding.Resolver {
-	return binding.New(e.Inventory, e.Backends)
+// Resolver returns a resolver like the worker's, for direct checks in tests. It holds
+// admin sessions (see postgres.Pools) until it is closed when the test ends, so a test
+// builds one and reuses it.
+func (e *Env) Resolver(t testing.TB) *binding.Resolver {
+	r := binding.New(e.Inventory, e.Backends)
+	t.Cleanup(func() { _ = r.Close() })
+	return r
 }

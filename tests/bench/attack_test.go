@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -128,7 +129,7 @@ func refused(err error) bool {
 // promote), without revoking the version it replaces: the state of secrets in their
 // grace period, where the previous password still logs in too. It is the worst case for
 // containment, which must refuse both.
-func seedInGrace(ctx context.Context, env *testenv.Env, ids []secret.ID, parallel int) error {
+func seedInGrace(ctx context.Context, r activities.Resolver, ids []secret.ID, parallel int) error {
 	sem := make(chan struct{}, parallel)
 	errs := make(chan error, len(ids))
 	var wg sync.WaitGroup
@@ -138,7 +139,7 @@ func seedInGrace(ctx context.Context, env *testenv.Env, ids []secret.ID, paralle
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs <- rotateWithoutRevoke(ctx, env, id)
+			errs <- rotateWithoutRevoke(ctx, r, id)
 		}()
 	}
 	wg.Wait()
@@ -151,8 +152,8 @@ func seedInGrace(ctx context.Context, env *testenv.Env, ids []secret.ID, paralle
 	return nil
 }
 
-func rotateWithoutRevoke(ctx context.Context, env *testenv.Env, id secret.ID) error {
-	bind, err := env.Resolver().Resolve(ctx, id)
+func rotateWithoutRevoke(ctx context.Context, r activities.Resolver, id secret.ID) error {
+	bind, err := r.Resolve(ctx, id)
 	if err != nil {
 		return err
 	}

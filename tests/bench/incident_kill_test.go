@@ -39,7 +39,7 @@ func BenchmarkIncidentWorkerKilled(b *testing.B) {
 	}
 	ctx := context.Background()
 	env, ids := testenv.NewBulk(b, testenv.BulkOptions{N: n, Prefix: benchPrefix + "k"})
-	if err := testenv.SeedVersions(ctx, env.Resolver(), ids, 16); err != nil {
+	if err := testenv.SeedVersions(ctx, env.Resolver(b), ids, 16); err != nil {
 		b.Fatalf("seed current versions: %v", err)
 	}
 	bin := buildKeyturn(b)

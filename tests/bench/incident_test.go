@@ -83,7 +83,8 @@ func BenchmarkIncident(b *testing.B) {
 		// Durable, as a user's cluster is (the test clusters run with fsync off).
 		PostgresSettings: map[string]string{"max_connections": strconv.Itoa(maxConns), "fsync": "on"},
 	})
-	pr := newProbe(env.Resolver())
+	resolver := env.Resolver(b)
+	pr := newProbe(resolver)
 	env.StartWorkerWith(b, pr, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:      max(1000, 2*parallel),
 		MaxConcurrentLocalActivityExecutionSize: max(1000, 2*parallel),
@@ -95,10 +96,10 @@ func BenchmarkIncident(b *testing.B) {
 	b.Logf("environment for %d secrets ready in %s", n, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	if err := testenv.SeedVersions(ctx, env.Resolver(), ids, 16); err != nil {
+	if err := testenv.SeedVersions(ctx, resolver, ids, 16); err != nil {
 		b.Fatalf("seed current versions: %v", err)
 	}
-	if err := seedInGrace(ctx, env, ids, 16); err != nil {
+	if err := seedInGrace(ctx, resolver, ids, 16); err != nil {
 		b.Fatalf("seed second versions: %v", err)
 	}
 	b.Logf("seeded two versions of %d secrets (current and previous, both logging in) in %s (untimed)", n, time.Since(start).Round(time.Millisecond))
