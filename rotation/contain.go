@@ -27,35 +27,84 @@ type ContainResult struct {
 
 // Contain revokes every version of the secret that may still work on the target, the
 // current one included, ends their sessions and, for kinds with a second step, purges
-// them: the response to a credential that may
-// have leaked. Consumers lose access until a new version is promoted; that is the point.
-// A pending version (from a rotation the incident superseded) is revoked and discarded.
-// Revoking is idempotent, so Contain can run again.
+// them: the response to a credential that may have leaked. Consumers lose access until a
+// new version is promoted; that is the point. A pending version (from a rotation the
+// incident superseded) is revoked and discarded. Revoking is idempotent, so Contain can
+// run again.
+//
+// It is PrepareContain, a Revoke of each of its versions, and FinishContain; an incident
+// that contains many secrets at once calls the halves itself, to revoke the versions of
+// every secret on one target together (rotators.GroupRevoker).
 func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
-	var res ContainResult
+	c, err := s.PrepareContain(ctx)
+	if err != nil {
+		return c.Result, err
+	}
+	for _, v := range c.Versions {
+		if err := s.Rotator.Revoke(ctx, v.Request()); err != nil {
+			return c.Result, fmt.Errorf("contain: revoke %s version %d: %w", v.Stage, v.Version.Number, err)
+		}
+		c.Result.Revoked = append(c.Result.Revoked, v.Version.Number)
+	}
+	return s.FinishContain(ctx, c)
+}
+
+// Containment is a containment between its halves: the versions to revoke and what is
+// known so far.
+type Containment struct {
+	// Versions are the versions to revoke, current first, then previous and pending.
+	Versions []StagedVersion
+	// Result holds the uses the target showed before the revoke (Ended, EndedUnknown).
+	Result ContainResult
+}
+
+// StagedVersion is a version and the stage it holds.
+type StagedVersion struct {
+	Stage   secret.Stage
+	Version secret.Version
+}
+
+// Request is the revoke a containment makes of v: its sessions ended, nothing kept.
+func (v StagedVersion) Request() rotators.RevokeRequest {
+	return rotators.RevokeRequest{Version: v.Version, EndSessions: true}
+}
+
+// PrepareContain reads the versions Contain must revoke and lists their uses (who the
+// containment will cut off). It changes nothing.
+func (s Steps) PrepareContain(ctx context.Context) (Containment, error) {
+	var c Containment
 	for _, stage := range []secret.Stage{secret.StageCurrent, secret.StagePrevious, secret.StagePending} {
 		v, _, err := s.Store.Read(ctx, s.SecretID, stage)
 		if errors.Is(err, stores.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("read %s version: %w", stage, err)
+			return c, fmt.Errorf("read %s version: %w", stage, err)
 		}
-		s.recordEnded(ctx, v, &res)
-		req := rotators.RevokeRequest{Version: v, EndSessions: true}
-		if err := s.Rotator.Revoke(ctx, req); err != nil {
-			return res, fmt.Errorf("contain: revoke %s version %d: %w", stage, v.Number, err)
-		}
-		res.Revoked = append(res.Revoked, v.Number)
-		// A leaked credential is not kept for a rollback: make the revocation final at
-		// once (delete the IAM key), which also frees the slot the new key needs.
+		s.recordEnded(ctx, v, &c.Result)
+		c.Versions = append(c.Versions, StagedVersion{Stage: stage, Version: v})
+	}
+	return c, nil
+}
+
+// FinishContain completes a containment whose versions are all revoked: a kind with a
+// second step purges them (a leaked credential is not kept for a rollback; deleting the
+// IAM key also frees the slot the new key needs) and a pending version is discarded from
+// the store.
+func (s Steps) FinishContain(ctx context.Context, c Containment) (ContainResult, error) {
+	res := c.Result
+	res.Revoked = nil
+	for _, v := range c.Versions {
+		res.Revoked = append(res.Revoked, v.Version.Number)
+	}
+	for _, v := range c.Versions {
 		if p, ok := s.Rotator.(rotators.Purger); ok {
-			if err := p.Purge(ctx, req); err != nil {
-				return res, fmt.Errorf("contain: purge %s version %d: %w", stage, v.Number, err)
+			if err := p.Purge(ctx, v.Request()); err != nil {
+				return res, fmt.Errorf("contain: purge %s version %d: %w", v.Stage, v.Version.Number, err)
 			}
 		}
-		if stage == secret.StagePending {
-			if err := s.discard(ctx, v.Token); err != nil {
+		if v.Stage == secret.StagePending {
+			if err := s.discard(ctx, v.Version.Token); err != nil {
 				return res, err
 			}
 			res.Discarded = true

@@ -87,6 +87,28 @@ type Rotator interface {
 	Revoke(ctx context.Context, req RevokeRequest) error
 }
 
+// GroupRevoker is a Rotator that can revoke versions of many secrets on one target
+// together: an incident's containment groups its scope by GroupKey and revokes each group
+// in as few round trips (and commits) as the target allows, instead of one login and one
+// transaction per version.
+type GroupRevoker interface {
+	Rotator
+	// GroupKey is a comparable value, equal for rotators that act on the same target with
+	// the same admin credential. It is for grouping only and must never be shown.
+	GroupKey() any
+	// RevokeGroup revokes each member's request as that member's own Revoke would (the
+	// member's rotator decides what its version's handle is and refuses what it does not
+	// manage), using the receiver's admin access; every member has the receiver's
+	// GroupKey. errs[i] is the outcome of members[i]. It is idempotent, like Revoke.
+	RevokeGroup(ctx context.Context, members []GroupMember) (errs []error)
+}
+
+// GroupMember is one version to revoke in a RevokeGroup call, with its secret's rotator.
+type GroupMember struct {
+	Rotator GroupRevoker
+	Request RevokeRequest
+}
+
 // Generator is a Rotator whose material Keyturn makes itself.
 //
 // Generate is pure: the material is recorded in the store before the target changes, so a

@@ -13,8 +13,15 @@ import (
 // sessions on the server without seeing other tests'.
 func withOwnAdmin(t *testing.T, cfg Config) Config {
 	t.Helper()
+	user, password := createAdmin(t, "CREATEROLE", "pg_read_all_stats")
+	return withAdmin(t, cfg, user, password)
+}
+
+// withAdmin makes cfg's role managed by the given admin.
+func withAdmin(t *testing.T, cfg Config, user string, password secret.Sensitive) Config {
+	t.Helper()
 	super := superConn(t)
-	cfg.AdminUser, cfg.AdminPassword = createAdmin(t, "CREATEROLE", "pg_read_all_stats")
+	cfg.AdminUser, cfg.AdminPassword = user, password
 	if serverVersion(t, super) >= 160000 {
 		exec(t, super, fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION, INHERIT FALSE, SET FALSE", ident(cfg.Role), ident(cfg.AdminUser)))
 	}

@@ -1,0 +1,107 @@
+package postgres
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// TestRevokeGroup revokes the versions of three secrets on one server in one call, as an
+// incident's containment does: every password is refused afterwards, an open session of
+// a revoked role is ended, a version whose metadata names another secret's role is
+// refused by its own rotator without holding up the others, and a second call is a no-op.
+func TestRevokeGroup(t *testing.T) {
+	pools := NewPools(0)
+	t.Cleanup(pools.Close)
+	type leakedVersion struct {
+		v secret.Version
+		m secret.Material
+	}
+	var (
+		members []rotators.GroupMember
+		leaked  []leakedVersion
+		rots    []*Rotator
+	)
+	admin, adminPassword := createAdmin(t, "CREATEROLE", "pg_signal_backend")
+	for i := range 3 {
+		cfg := withAdmin(t, newConfig(t, StrategyAlternating), admin, adminPassword)
+		cfg.Pools = pools
+		r := mustNew(t, cfg)
+		rots = append(rots, r)
+		s := &step{t: t, r: r}
+		v1, m1 := s.rotate(nil)
+		versions := []leakedVersion{{v1, m1}}
+		if i == 0 { // a secret in its grace period: previous and current both log in
+			v2, m2 := s.rotate(&v1)
+			versions = append(versions, leakedVersion{v2, m2})
+		}
+		for _, lv := range versions {
+			members = append(members, rotators.GroupMember{Rotator: r, Request: rotators.RevokeRequest{Version: lv.v, EndSessions: true}})
+			leaked = append(leaked, lv)
+		}
+	}
+	// A version of the second secret whose metadata names the first secret's role.
+	forged := members[2].Request.Version
+	forged.Metadata = map[string]string{MetadataRole: leaked[0].v.Metadata[MetadataRole]}
+	members = append(members, rotators.GroupMember{Rotator: rots[1], Request: rotators.RevokeRequest{Version: forged}})
+
+	// An open session of the first secret's current role, which must be ended.
+	held := connectDSN(t, cluster.DSN(leaked[1].v.Metadata[MetadataRole], leaked[1].m.Get(FieldPassword).Reveal(), "postgres"))
+
+	errs := rots[2].RevokeGroup(t.Context(), members)
+	if len(errs) != len(members) {
+		t.Fatalf("RevokeGroup returned %d outcomes for %d members", len(errs), len(members))
+	}
+	for i, err := range errs[:len(errs)-1] {
+		if err != nil {
+			t.Errorf("member %d: %v", i, err)
+		}
+	}
+	if err := errs[len(errs)-1]; !errors.Is(err, rotators.ErrInvalidConfig) {
+		t.Errorf("forged member: %v, want ErrInvalidConfig", err)
+	}
+	for _, lv := range leaked {
+		err := tryLogin(t, lv.v.Metadata[MetadataRole], lv.m.Get(FieldPassword).Reveal())
+		if !refusedLogin(err) {
+			t.Errorf("version %s (role %s) after RevokeGroup: login %v, want refused", lv.v.Token, lv.v.Metadata[MetadataRole], err)
+		}
+	}
+	var one int
+	if err := held.QueryRow(t.Context(), "SELECT 1").Scan(&one); err == nil {
+		t.Error("the open session of a revoked role still answers")
+	}
+
+	for i, err := range rots[0].RevokeGroup(t.Context(), members[:len(members)-1]) {
+		if err != nil {
+			t.Errorf("second RevokeGroup, member %d: %v", i, err)
+		}
+	}
+}
+
+// TestGroupKey checks that rotators group by server and admin credential.
+func TestGroupKey(t *testing.T) {
+	a, b := newConfig(t, StrategyAlternating), newConfig(t, StrategySingle)
+	if mustNew(t, a).GroupKey() != mustNew(t, b).GroupKey() {
+		t.Error("two secrets on one server with one admin have different group keys")
+	}
+	other := withOwnAdmin(t, newConfig(t, StrategyAlternating))
+	if mustNew(t, a).GroupKey() == mustNew(t, other).GroupKey() {
+		t.Error("rotators with different admins share a group key")
+	}
+	// A member with another admin is refused, not revoked with the receiver's access.
+	s := &step{t: t, r: mustNew(t, other)}
+	v, _ := s.rotate(nil)
+	errs := mustNew(t, a).RevokeGroup(t.Context(), []rotators.GroupMember{{Rotator: s.r, Request: rotators.RevokeRequest{Version: v}}})
+	if len(errs) != 1 || !errors.Is(errs[0], rotators.ErrInvalidConfig) {
+		t.Errorf("a member with another admin: %v, want ErrInvalidConfig", errs)
+	}
+}
+
+// refusedLogin reports a login the server refused: a wrong password or a role that may
+// not log in.
+func refusedLogin(err error) bool {
+	code := sqlstate(err)
+	return code == sqlstateInvalidPassword || code == sqlstateInvalidAuthorization
+}
