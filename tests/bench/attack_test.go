@@ -86,7 +86,8 @@ func (a *attack) run(ctx context.Context, env *testenv.Env, left []leaked) {
 			a.mu.Lock()
 			a.attempts++
 			switch {
-			case err == nil:
+			case err == nil || endedByServer(err):
+				// In, even if containment ended the session a moment later.
 				a.accepted++
 				a.lastAccepted = max(a.lastAccepted, at)
 				kept = append(kept, c)
@@ -123,6 +124,13 @@ func (a *attack) wait(timeout time.Duration) bool {
 func refused(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+}
+
+// endedByServer reports a session the server ended after the login succeeded (an
+// administrator's pg_terminate_backend: 57P01).
+func endedByServer(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57P01"
 }
 
 // seedInGrace rotates every secret once more with the engine's own steps (create, test,

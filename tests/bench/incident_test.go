@@ -85,14 +85,16 @@ func BenchmarkIncident(b *testing.B) {
 	})
 	resolver := env.Resolver(b)
 	pr := newProbe(resolver)
-	env.StartWorkerWith(b, pr, sdkworker.Options{
+	workerOpts := sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:      max(1000, 2*parallel),
 		MaxConcurrentLocalActivityExecutionSize: max(1000, 2*parallel),
 		MaxConcurrentWorkflowTaskExecutionSize:  max(1000, 2*parallel),
 		MaxConcurrentWorkflowTaskPollers:        pollers,
 		MaxConcurrentActivityTaskPollers:        pollers,
-		Interceptors:                            []interceptor.WorkerInterceptor{&activityProbe{p: pr}},
-	})
+	}
+	probed := workerOpts
+	probed.Interceptors = []interceptor.WorkerInterceptor{&activityProbe{p: pr}}
+	env.StartWorkerWith(b, pr, probed)
 	b.Logf("environment for %d secrets ready in %s", n, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
@@ -194,7 +196,17 @@ func BenchmarkIncident(b *testing.B) {
 			b.Errorf("%s: the new credential (version %d, role %s) does not log in: %v", id, now.version, now.role, err)
 		}
 	}
-	fmt.Printf("\nverified on the server for %d of %d secrets: old password refused, new password logs in\n", len(sample), n)
+	fmt.Printf("\nverified on the server for %d of %d secrets: both old passwords refused, new password logs in\n", len(sample), n)
+
+	// The engine's floor, in the same run on the same server: the incident's fan-out with
+	// nothing to do, bare children with as many activities as a contained rotation runs
+	// (create, test, promote), as many at a time, from one parent.
+	floor := measureFanOutFloor(b, env.Client, fanOut{N: n, Parallel: parallel, Activities: 3}, workerOpts)
+	rotated := time.Duration(rep.AllRotatedMs) * time.Millisecond
+	fmt.Printf("engine floor in this run: %d bare children of 3 activities, %d at a time, from one parent: %.2f s; "+
+		"the incident's rotations were done %.2f s after its start: %.2f times the floor (target 1.3)\n",
+		n, parallel, floor.Seconds(), rotated.Seconds(), rotated.Seconds()/floor.Seconds())
+	b.ReportMetric(floor.Seconds(), "floor-s")
 }
 
 // credential is a secret's current version as the store holds it.

@@ -61,11 +61,12 @@ func (p *probe) Resolve(ctx context.Context, id secret.ID) (activities.Binding, 
 	if err != nil {
 		return b, err
 	}
-	// Only a plain Generator (postgres) is wrapped: the wrapper would hide an optional
-	// capability (Purger, Renewer) from the rotation package's type assertions.
+	// Only a rotator with exactly postgres's capabilities is wrapped: the wrapper has the
+	// same ones (Generator, GroupRevoker, UsageReporter), and would hide any other (Purger,
+	// Renewer) from the rotation package's type assertions.
 	_, purger := b.Steps.Rotator.(rotators.Purger)
 	_, renewer := b.Steps.Rotator.(rotators.Renewer)
-	if g, ok := b.Steps.Rotator.(rotators.Generator); ok && !purger && !renewer {
+	if g, ok := b.Steps.Rotator.(pgRotator); ok && !purger && !renewer {
 		b.Steps.Rotator = timedGenerator{g: g, p: p}
 	}
 	b.Steps.Store = timedStore{s: b.Steps.Store, p: p}
@@ -102,10 +103,38 @@ func (p *probe) write(w io.Writer) {
 	_ = tw.Flush()
 }
 
+// pgRotator is what the postgres rotator is.
+type pgRotator interface {
+	rotators.Generator
+	rotators.GroupRevoker
+	rotators.UsageReporter
+}
+
 // timedGenerator times a rotator's calls.
 type timedGenerator struct {
-	g rotators.Generator
+	g pgRotator
 	p *probe
+}
+
+func (t timedGenerator) GroupKey() any { return t.g.GroupKey() }
+
+// RevokeGroup hands the members' own rotators, unwrapped, to the inner rotator, which
+// accepts only its own kind.
+func (t timedGenerator) RevokeGroup(ctx context.Context, members []rotators.GroupMember) []error {
+	defer t.p.timed("rotator.RevokeGroup", time.Now())
+	inner := make([]rotators.GroupMember, len(members))
+	for i, m := range members {
+		inner[i] = m
+		if w, ok := m.Rotator.(timedGenerator); ok {
+			inner[i].Rotator = w.g
+		}
+	}
+	return t.g.RevokeGroup(ctx, inner)
+}
+
+func (t timedGenerator) InUse(ctx context.Context, req rotators.UsageRequest) (rotators.Usage, error) {
+	defer t.p.timed("rotator.InUse", time.Now())
+	return t.g.InUse(ctx, req)
 }
 
 func (t timedGenerator) Generate(ctx context.Context, req rotators.GenerateRequest) (rotators.Generated, error) {
