@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build tools test test-short vet bench bench-incident bench-incident-kill bench-consumers record-histories clean
+.PHONY: dev build tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-consumers record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
@@ -44,6 +44,13 @@ P ?= $(KEYTURN_BENCH_INCIDENT_PARALLELISM)
 bench-incident:
 	KEYTURN_BENCH_INCIDENT_N=$(N) KEYTURN_BENCH_INCIDENT_PARALLELISM=$(P) \
 		$(GO) test -run '^$$' -bench '^BenchmarkIncident$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
+
+# The same incident as an operator runs it: `keyturn incident start` and one `keyturn
+# worker` process, with the attackers; the worker's memory and CPU. CLI_N roles.
+CLI_N ?= 1000
+bench-incident-cli:
+	KEYTURN_BENCH_CLI_N=$(CLI_N) \
+		$(GO) test -run '^$$' -bench '^BenchmarkIncidentCLI$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
 
 # Containment when a worker dies: two `keyturn worker` processes, a contain incident over
 # KILL_N roles twice, the second time with the worker running a ContainBatch SIGKILLed;

@@ -352,8 +352,10 @@ func (a *Activities) prepareContain(ctx context.Context, id secret.ID, cause *Ca
 	return it
 }
 
-// revokeAlone revokes the item's versions one by one with its own rotator.
+// revokeAlone lists the uses of the item's versions and revokes them one by one with its
+// own rotator.
 func (it *containItem) revokeAlone(ctx context.Context) {
+	it.binding.Steps.ListUses(ctx, &it.c)
 	for _, v := range it.c.Versions {
 		if err := it.binding.Steps.Rotator.Revoke(ctx, v.Request()); err != nil {
 			it.err = fmt.Errorf("contain: revoke %s version %d: %w", v.Stage, v.Version.Number, err)
@@ -377,15 +379,17 @@ func revokeGroup(ctx context.Context, items []containItem, idx []int) {
 	if len(members) == 0 {
 		return
 	}
-	errs := members[0].Rotator.RevokeGroup(ctx, members)
-	if len(errs) != len(members) { // a kind's bug must not read as a success
-		errs = slices.Repeat([]error{fmt.Errorf("revoke group: %d outcomes for %d versions", len(errs), len(members))}, len(members))
+	outcomes := members[0].Rotator.RevokeGroup(ctx, members)
+	if len(outcomes) != len(members) { // a kind's bug must not read as a success
+		bad := rotators.GroupOutcome{Err: fmt.Errorf("revoke group: %d outcomes for %d versions", len(outcomes), len(members))}
+		outcomes = slices.Repeat([]rotators.GroupOutcome{bad}, len(members))
 	}
-	for k, err := range errs {
+	for k, o := range outcomes {
 		it := &items[refs[k].item]
-		if err != nil && it.err == nil {
+		it.c.AddEnded(o.Ended)
+		if o.Err != nil && it.err == nil {
 			v := it.c.Versions[refs[k].version]
-			it.err = fmt.Errorf("contain: revoke %s version %d: %w", v.Stage, v.Version.Number, err)
+			it.err = fmt.Errorf("contain: revoke %s version %d: %w", v.Stage, v.Version.Number, o.Err)
 		}
 	}
 }

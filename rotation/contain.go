@@ -32,14 +32,16 @@ type ContainResult struct {
 // incident superseded) is revoked and discarded. Revoking is idempotent, so Contain can
 // run again.
 //
-// It is PrepareContain, a Revoke of each of its versions, and FinishContain; an incident
-// that contains many secrets at once calls the halves itself, to revoke the versions of
-// every secret on one target together (rotators.GroupRevoker).
+// It is PrepareContain, ListUses, a Revoke of each version, and FinishContain; an incident
+// that contains many secrets at once calls the parts itself, to revoke the versions of
+// every secret on one target together (rotators.GroupRevoker), which report the sessions
+// they ended instead of ListUses.
 func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
 	c, err := s.PrepareContain(ctx)
 	if err != nil {
 		return c.Result, err
 	}
+	s.ListUses(ctx, &c)
 	for _, v := range c.Versions {
 		if err := s.Rotator.Revoke(ctx, v.Request()); err != nil {
 			return c.Result, fmt.Errorf("contain: revoke %s version %d: %w", v.Stage, v.Version.Number, err)
@@ -54,7 +56,7 @@ func (s Steps) Contain(ctx context.Context) (ContainResult, error) {
 type Containment struct {
 	// Versions are the versions to revoke, current first, then previous and pending.
 	Versions []StagedVersion
-	// Result holds the uses the target showed before the revoke (Ended, EndedUnknown).
+	// Result holds the uses the containment cut off (Ended, EndedUnknown).
 	Result ContainResult
 }
 
@@ -69,8 +71,7 @@ func (v StagedVersion) Request() rotators.RevokeRequest {
 	return rotators.RevokeRequest{Version: v.Version, EndSessions: true}
 }
 
-// PrepareContain reads the versions Contain must revoke and lists their uses (who the
-// containment will cut off). It changes nothing.
+// PrepareContain reads the versions Contain must revoke. It changes nothing.
 func (s Steps) PrepareContain(ctx context.Context) (Containment, error) {
 	var c Containment
 	for _, stage := range []secret.Stage{secret.StageCurrent, secret.StagePrevious, secret.StagePending} {
@@ -81,10 +82,26 @@ func (s Steps) PrepareContain(ctx context.Context) (Containment, error) {
 		if err != nil {
 			return c, fmt.Errorf("read %s version: %w", stage, err)
 		}
-		s.recordEnded(ctx, v, &c.Result)
 		c.Versions = append(c.Versions, StagedVersion{Stage: stage, Version: v})
 	}
 	return c, nil
+}
+
+// ListUses adds to c the uses the target shows of its versions, before they are revoked:
+// an incident skips the revoke gate (containment means now) but records whom it cut off.
+func (s Steps) ListUses(ctx context.Context, c *Containment) {
+	for _, v := range c.Versions {
+		s.recordEnded(ctx, v.Version, &c.Result)
+	}
+}
+
+// AddEnded adds uses a group revoke reported ending to c, each once.
+func (c *Containment) AddEnded(uses []rotators.Use) {
+	for _, u := range uses {
+		if !slices.Contains(c.Result.Ended, u) {
+			c.Result.Ended = append(c.Result.Ended, u)
+		}
+	}
 }
 
 // FinishContain completes a containment whose versions are all revoked: a kind with a

@@ -99,8 +99,17 @@ type GroupRevoker interface {
 	// RevokeGroup revokes each member's request as that member's own Revoke would (the
 	// member's rotator decides what its version's handle is and refuses what it does not
 	// manage), using the receiver's admin access; every member has the receiver's
-	// GroupKey. errs[i] is the outcome of members[i]. It is idempotent, like Revoke.
-	RevokeGroup(ctx context.Context, members []GroupMember) (errs []error)
+	// GroupKey. outcomes[i] is the outcome of members[i]. It is idempotent, like Revoke.
+	RevokeGroup(ctx context.Context, members []GroupMember) (outcomes []GroupOutcome)
+}
+
+// GroupOutcome is how one member of a RevokeGroup call ended.
+type GroupOutcome struct {
+	// Err is nil when the member's version is revoked.
+	Err error
+	// Ended are the uses (sessions) of the member's version the revoke ended, for a
+	// request with EndSessions: who was cut off. Handles only.
+	Ended []Use
 }
 
 // GroupMember is one version to revoke in a RevokeGroup call, with its secret's rotator.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,28 +32,28 @@ func (r *Rotator) GroupKey() any {
 
 // RevokeGroup disables the login roles of many versions on this server in one admin
 // session: one transaction per groupChunk roles (ALTER ROLE ... NOLOGIN PASSWORD NULL for
-// each that exists), then, after the commit, one statement ending the sessions of those
-// whose member asks for it (EndSessions or its TerminateSessions). Each member's own
-// rotator names its role and refuses metadata naming a role it does not manage; a role
-// shared with the version kept is left alone, as in Revoke.
-func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMember) []error {
-	errs := make([]error, len(members))
+// each that exists), then, after the commit, one statement that ends the sessions of the
+// roles whose member asks for it (EndSessions or its TerminateSessions) and returns them,
+// so the outcome says whom it cut off. Each member's own rotator names its role and
+// refuses metadata naming a role it does not manage; a role shared with the version kept
+// is left alone, as in Revoke.
+func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMember) []rotators.GroupOutcome {
+	out := make([]rotators.GroupOutcome, len(members))
 	type target struct {
-		login string
-		end   bool
-		idx   []int
+		end bool
+		idx []int
 	}
 	var order []string
 	targets := map[string]*target{}
 	for i, m := range members {
 		pr, ok := m.Rotator.(*Rotator)
 		if !ok || pr.GroupKey() != r.GroupKey() {
-			errs[i] = fmt.Errorf("postgres: %w: revoke group: member %d is not a rotator of this server and admin", rotators.ErrInvalidConfig, i)
+			out[i].Err = fmt.Errorf("postgres: %w: revoke group: member %d is not a rotator of this server and admin", rotators.ErrInvalidConfig, i)
 			continue
 		}
 		login, err := pr.revocableRole(m.Request.Version)
 		if err != nil {
-			errs[i] = err
+			out[i].Err = err
 			continue
 		}
 		if keep := m.Request.Keep; keep != nil && keep.Metadata[MetadataRole] == login {
@@ -60,7 +61,7 @@ func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMembe
 		}
 		t := targets[login]
 		if t == nil {
-			t = &target{login: login}
+			t = &target{}
 			targets[login] = t
 			order = append(order, login)
 		}
@@ -68,19 +69,19 @@ func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMembe
 		t.idx = append(t.idx, i)
 	}
 	if len(order) == 0 {
-		return errs
+		return out
 	}
 	failAll := func(logins []string, err error) {
 		for _, l := range logins {
 			for _, i := range targets[l].idx {
-				errs[i] = err
+				out[i].Err = err
 			}
 		}
 	}
 	conn, err := r.connectAdmin(ctx)
 	if err != nil {
 		failAll(order, err)
-		return errs
+		return out
 	}
 	defer conn.release()
 	for lo := 0; lo < len(order); lo += groupChunk {
@@ -99,12 +100,56 @@ func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMembe
 		if len(end) == 0 {
 			continue
 		}
-		_, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY($1) AND pid <> pg_backend_pid()", end)
+		ended, err := endSessions(ctx, conn.Conn, end)
 		if err != nil {
-			failAll(end, fail(fmt.Sprintf("terminate sessions of %d roles", len(end)), err))
+			failAll(end, err)
+			continue
+		}
+		for _, u := range ended {
+			for _, i := range targets[u.User].idx {
+				out[i].Ended = append(out[i].Ended, u)
+			}
 		}
 	}
-	return errs
+	return out
+}
+
+// endSessions ends every session of the logins and returns the ones it ended. A detail
+// the admin may not see (without pg_read_all_stats) is left empty.
+func endSessions(ctx context.Context, conn *pgx.Conn, logins []string) ([]rotators.Use, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT usename, pid, coalesce(application_name, ''), host(client_addr), coalesce(client_port, -1),
+		       backend_start, coalesce(datname, ''), coalesce(state, ''), pg_terminate_backend(pid)
+		FROM pg_stat_activity
+		WHERE usename = ANY($1) AND pid <> pg_backend_pid()`, logins)
+	if err != nil {
+		return nil, fail(fmt.Sprintf("terminate sessions of %d roles", len(logins)), err)
+	}
+	var ended []rotators.Use
+	for rows.Next() {
+		var (
+			login, app, db, state string
+			pid, port             int32
+			addr                  *string
+			start                 *time.Time
+			terminated            bool
+		)
+		if err := rows.Scan(&login, &pid, &app, &addr, &port, &start, &db, &state, &terminated); err != nil {
+			return nil, fail(fmt.Sprintf("terminate sessions of %d roles", len(logins)), err)
+		}
+		if !terminated { // gone already
+			continue
+		}
+		u := rotators.Use{User: login, Application: app, Client: clientOf(addr, port), Detail: sessionDetail(pid, db, state)}
+		if start != nil {
+			u.Since = start.UTC()
+		}
+		ended = append(ended, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(fmt.Sprintf("terminate sessions of %d roles", len(logins)), err)
+	}
+	return ended, nil
 }
 
 // disableRoles disables the login of every role in logins that exists, in one

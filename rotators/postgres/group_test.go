@@ -24,7 +24,7 @@ func TestRevokeGroup(t *testing.T) {
 		leaked  []leakedVersion
 		rots    []*Rotator
 	)
-	admin, adminPassword := createAdmin(t, "CREATEROLE", "pg_signal_backend")
+	admin, adminPassword := createAdmin(t, "CREATEROLE", "pg_signal_backend", "pg_read_all_stats")
 	for i := range 3 {
 		cfg := withAdmin(t, newConfig(t, StrategyAlternating), admin, adminPassword)
 		cfg.Pools = pools
@@ -50,17 +50,27 @@ func TestRevokeGroup(t *testing.T) {
 	// An open session of the first secret's current role, which must be ended.
 	held := connectDSN(t, cluster.DSN(leaked[1].v.Metadata[MetadataRole], leaked[1].m.Get(FieldPassword).Reveal(), "postgres"))
 
-	errs := rots[2].RevokeGroup(t.Context(), members)
-	if len(errs) != len(members) {
-		t.Fatalf("RevokeGroup returned %d outcomes for %d members", len(errs), len(members))
+	outcomes := rots[2].RevokeGroup(t.Context(), members)
+	if len(outcomes) != len(members) {
+		t.Fatalf("RevokeGroup returned %d outcomes for %d members", len(outcomes), len(members))
 	}
-	for i, err := range errs[:len(errs)-1] {
-		if err != nil {
-			t.Errorf("member %d: %v", i, err)
+	for i, o := range outcomes[:len(outcomes)-1] {
+		if o.Err != nil {
+			t.Errorf("member %d: %v", i, o.Err)
 		}
 	}
-	if err := errs[len(errs)-1]; !errors.Is(err, rotators.ErrInvalidConfig) {
+	if err := outcomes[len(outcomes)-1].Err; !errors.Is(err, rotators.ErrInvalidConfig) {
 		t.Errorf("forged member: %v, want ErrInvalidConfig", err)
+	}
+	// The held session is reported ended, for its version only.
+	heldRole := leaked[1].v.Metadata[MetadataRole]
+	if ended := outcomes[1].Ended; len(ended) != 1 || ended[0].User != heldRole || ended[0].Since.IsZero() {
+		t.Errorf("ended sessions of member 1 (role %s): %+v, want the one held session with its start", heldRole, ended)
+	}
+	for i, o := range outcomes {
+		if i != 1 && len(o.Ended) > 0 {
+			t.Errorf("member %d reports ended sessions %+v, want none", i, o.Ended)
+		}
 	}
 	for _, lv := range leaked {
 		err := tryLogin(t, lv.v.Metadata[MetadataRole], lv.m.Get(FieldPassword).Reveal())
@@ -73,9 +83,9 @@ func TestRevokeGroup(t *testing.T) {
 		t.Error("the open session of a revoked role still answers")
 	}
 
-	for i, err := range rots[0].RevokeGroup(t.Context(), members[:len(members)-1]) {
-		if err != nil {
-			t.Errorf("second RevokeGroup, member %d: %v", i, err)
+	for i, o := range rots[0].RevokeGroup(t.Context(), members[:len(members)-1]) {
+		if o.Err != nil || len(o.Ended) > 0 {
+			t.Errorf("second RevokeGroup, member %d: %v, ended %v; want a no-op", i, o.Err, o.Ended)
 		}
 	}
 }
@@ -93,9 +103,9 @@ func TestGroupKey(t *testing.T) {
 	// A member with another admin is refused, not revoked with the receiver's access.
 	s := &step{t: t, r: mustNew(t, other)}
 	v, _ := s.rotate(nil)
-	errs := mustNew(t, a).RevokeGroup(t.Context(), []rotators.GroupMember{{Rotator: s.r, Request: rotators.RevokeRequest{Version: v}}})
-	if len(errs) != 1 || !errors.Is(errs[0], rotators.ErrInvalidConfig) {
-		t.Errorf("a member with another admin: %v, want ErrInvalidConfig", errs)
+	outcomes := mustNew(t, a).RevokeGroup(t.Context(), []rotators.GroupMember{{Rotator: s.r, Request: rotators.RevokeRequest{Version: v}}})
+	if len(outcomes) != 1 || !errors.Is(outcomes[0].Err, rotators.ErrInvalidConfig) {
+		t.Errorf("a member with another admin: %v, want ErrInvalidConfig", outcomes)
 	}
 }
 

@@ -120,7 +120,7 @@ func (t timedGenerator) GroupKey() any { return t.g.GroupKey() }
 
 // RevokeGroup hands the members' own rotators, unwrapped, to the inner rotator, which
 // accepts only its own kind.
-func (t timedGenerator) RevokeGroup(ctx context.Context, members []rotators.GroupMember) []error {
+func (t timedGenerator) RevokeGroup(ctx context.Context, members []rotators.GroupMember) []rotators.GroupOutcome {
 	defer t.p.timed("rotator.RevokeGroup", time.Now())
 	inner := make([]rotators.GroupMember, len(members))
 	for i, m := range members {

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// envCLIN sets the number of roles of BenchmarkIncidentCLI (make bench-incident-cli).
+const envCLIN = "KEYTURN_BENCH_CLI_N"
+
+// BenchmarkIncidentCLI is BenchmarkIncident as an operator runs it: `keyturn incident
+// start` (a process of its own) against the Temporal server, with one `keyturn worker`
+// process doing the work; the server runs in the benchmark's process. The secrets are
+// seeded the same way (fsync on, two versions that both log in) and the same attackers
+// try the leaked passwords. Figures: the CLI's wall time, when every leaked password was
+// refused, the incident's own containment and rotation times, and the worker's resident
+// memory (VmRSS now, VmHWM the peak) and CPU time. Reported, never asserted; an incident
+// that does not contain and rotate every secret fails the benchmark.
+func BenchmarkIncidentCLI(b *testing.B) {
+	n := envInt(b, envCLIN, 0)
+	if n <= 0 {
+		b.Skipf("set %s (make bench-incident-cli [CLI_N=1000]) to run the incident benchmark through the CLI", envCLIN)
+	}
+	attackers := envInt(b, envAttackers, 4)
+	attacked := min(n, envInt(b, envAttacked, 100))
+	ctx := context.Background()
+	env, ids := testenv.NewBulk(b, testenv.BulkOptions{
+		N: n, Prefix: benchPrefix + "c",
+		PostgresSettings: map[string]string{"max_connections": "300", "fsync": "on"},
+	})
+	resolver := env.Resolver(b)
+	if err := testenv.SeedVersions(ctx, resolver, ids, 16); err != nil {
+		b.Fatalf("seed current versions: %v", err)
+	}
+	if err := seedInGrace(ctx, resolver, ids, 16); err != nil {
+		b.Fatalf("seed second versions: %v", err)
+	}
+	creds := leakedOf(b, env, pickSample(ids, attacked))
+	checkLeaked(ctx, b, env, creds)
+
+	bin := buildKeyturn(b)
+	worker := startWorkerProcess(b, bin, env, env.Server.Namespace(), nil)
+	cpuBefore := worker.cpu(b)
+	id := "bench-cli-" + strconv.Itoa(n)
+	cmd := exec.Command(bin, "incident", "start", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
+		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile,
+		"--id", id, "--select", "prefix="+benchPrefix, "--mode", "contain", "--reason", "incident benchmark (CLI)",
+		"--operator", "bench", "--yes", "--progress-every", "5s")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "KEYTURN_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "KEYTURN_HOME="+b.TempDir())
+
+	b.ResetTimer()
+	start := time.Now()
+	attackCtx, stopAttack := context.WithCancel(ctx)
+	defer stopAttack()
+	att := startAttack(attackCtx, env, creds, attackers, start)
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(start)
+	b.StopTimer()
+	allRefused := att.wait(30 * time.Second)
+	stopAttack()
+	<-att.done
+	if err != nil {
+		b.Fatalf("keyturn incident start: %v\n%s", err, out)
+	}
+	var rep workflows.IncidentReport
+	if err := env.Client.GetWorkflow(ctx, workflows.IncidentWorkflowID(id), "").Get(ctx, &rep); err != nil {
+		b.Fatalf("incident report: %v", err)
+	}
+	if rep.Contained != n || rep.Rotated != n || rep.Failed != 0 {
+		b.Fatalf("incident: %d contained, %d rotated, %d failed of %d\n%s", rep.Contained, rep.Rotated, rep.Failed, n, out)
+	}
+	rss, hwm := worker.memory(b)
+	cpu := worker.cpu(b) - cpuBefore
+
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "\nN\tCLI wall s\tcontained s\trotated s\tworker VmRSS MiB\tworker VmHWM MiB\tworker CPU s\t")
+	fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t\n", n, wall.Seconds(), float64(rep.AllContainedMs)/1000,
+		float64(rep.AllRotatedMs)/1000, float64(rss)/1024, float64(hwm)/1024, cpu.Seconds())
+	_ = w.Flush()
+	writeAttack(att, len(creds), attacked, attackers, allRefused)
+	if !allRefused {
+		b.Errorf("not every leaked password was refused 30 s after the incident ended (%v)", att.err)
+	}
+	reportTargets(n, rep, att.refusedBy)
+	fmt.Printf("worker memory target: VmHWM at most 120 MiB during the incident: %s (%.0f MiB)\n", verdict(float64(hwm)/1024 <= 120), float64(hwm)/1024)
+	b.ReportMetric(att.refusedBy.Seconds(), "refused-s")
+	b.ReportMetric(wall.Seconds(), "cli-wall-s")
+	b.ReportMetric(float64(hwm)/1024, "worker-hwm-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "MISSED"
+}
