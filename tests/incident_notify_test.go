@@ -153,15 +153,18 @@ func TestIncidentNotifiesAndMeasures(t *testing.T) {
 	checkReplay(t, env, workflows.IncidentWorkflowID("notify-ok"), "", "incident_contain_all_rotated")
 	checkReplay(t, env, workflows.IncidentWorkflowID("notify-fail"), "", "incident_contain_one_fails")
 
-	// The rotation an incident ran after containing a secret does not revoke again what the
-	// containment revoked: no Revoke or Purge step in its history.
+	// The rotation an incident ran after its batch containment does not contain again, and
+	// does revoke the previous version again: something could have re-enabled it between
+	// the batch and the rotation.
 	child := workflows.RotateWorkflowID("e2e/ok/app")
+	steps := map[string]int{}
 	for _, e := range decodedHistory(t, env, child, "").GetEvents() {
 		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
-			if name := a.GetActivityType().GetName(); name == "Revoke" || name == "Purge" {
-				t.Errorf("the contained rotation %s scheduled %s after the containment had revoked every version", child, name)
-			}
+			steps[a.GetActivityType().GetName()]++
 		}
+	}
+	if steps["Contain"] != 0 || steps["Revoke"] != 1 {
+		t.Errorf("the rotation %s after the batch containment ran Contain %d and Revoke %d times, want 0 and 1", child, steps["Contain"], steps["Revoke"])
 	}
 	checkReplay(t, env, child, "", "rotate_contained_by_incident")
 }

@@ -160,9 +160,13 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 6. Revoke the previous version, keeping the new one. A revoke that fails is
 	// not the end: the old credential must not stay valid forever, so it is retried,
-	// durably, until it succeeds or an operator gives up. In contain mode the containment
-	// already revoked (and purged) every version there was, so a lean run does not again.
-	revokedByContainment := r.in.Contain && r.generation >= genLean
+	// durably, until it succeeds or an operator gives up. A lean run that contained the
+	// secret itself (step 1b) does not revoke again: it revoked (and purged) every version
+	// there was, and since then only this run, which holds the secret's workflow ID, can
+	// have touched the secret. After an incident's batch containment it does revoke again:
+	// between the batch and this run another rotation could have rolled back onto the
+	// contained version and so re-enabled it.
+	revokedByContainment := r.in.Contain && !r.in.AlreadyContained && r.generation >= genLean
 	if r.status.PreviousVersion != nil && !revokedByContainment {
 		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
 		revoke := func(ctx workflow.Context) error { return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil) }

@@ -24,8 +24,9 @@ const (
 	//     notify, revoke-gate) are on without asking GetVersion for each;
 	//   - the search attributes change only when they do: no update for the plan step (the
 	//     starter sets it), and the kind goes with the create step's update;
-	//   - a rotation in contain mode does not revoke (or purge) its previous version again:
-	//     the containment before it revoked every version there was.
+	//   - a rotation in contain mode that ran its own Contain step does not revoke (or
+	//     purge) its previous version again: that step revoked every version there was,
+	//     and no other run can touch the secret while this one holds its workflow ID.
 	genLean workflow.Version = 2
 )
 

@@ -92,6 +92,7 @@ func BenchmarkIncidentCLI(b *testing.B) {
 	fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t\n", n, wall.Seconds(), float64(rep.AllContainedMs)/1000,
 		float64(rep.AllRotatedMs)/1000, float64(rss)/1024, float64(hwm)/1024, cpu.Seconds())
 	_ = w.Flush()
+	writeTimeline(b, env.Client, "The incident's containment", workflows.IncidentWorkflowID(id), rep.StartedAt)
 	writeAttack(att, len(creds), attacked, attackers, allRefused)
 	if !allRefused {
 		b.Errorf("not every leaked password was refused 30 s after the incident ended (%v)", att.err)

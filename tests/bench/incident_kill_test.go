@@ -68,7 +68,7 @@ func BenchmarkIncidentWorkerKilled(b *testing.B) {
 			b.Fatalf("incident %s: %v", id, err)
 		}
 		if kill {
-			writeTimeline(b, env.Client, run.GetID(), rep.StartedAt)
+			writeTimeline(b, env.Client, "The incident with a worker killed", run.GetID(), rep.StartedAt)
 		}
 		if rep.Contained != n || rep.Rotated != n || rep.Failed != 0 {
 			b.Fatalf("incident %s: %d contained, %d rotated, %d failed of %d", id, rep.Contained, rep.Rotated, rep.Failed, n)
@@ -136,12 +136,12 @@ func killBatchWorker(b *testing.B, c client.Client, wid string, procs []*workerP
 	return 0
 }
 
-// writeTimeline prints, for the incident's first run, when its workflow tasks and its
-// ContainBatch activities timed out, started and completed: where a dead worker's work
-// waited.
-func writeTimeline(b *testing.B, c client.Client, wid string, start time.Time) {
+// writeTimeline prints, under title, for the incident's first run, when its workflow
+// tasks and its ContainBatch activities timed out, started and completed: where a dead
+// worker's work waited.
+func writeTimeline(b *testing.B, c client.Client, title, wid string, start time.Time) {
 	b.Helper()
-	fmt.Println("\nThe incident with a worker killed (seconds after its start):")
+	fmt.Printf("\n%s (seconds after its start):\n", title)
 	it := c.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	batches := map[int64]bool{}
 	for it.HasNext() {
@@ -150,11 +150,20 @@ func writeTimeline(b *testing.B, c client.Client, wid string, start time.Time) {
 			b.Fatal(err)
 		}
 		at := ev.GetEventTime().AsTime().Sub(start).Seconds()
+		if len(batches) == 0 && ev.GetEventType() != enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+			// Everything before the first batch: what containment waited for.
+			name := ev.GetMarkerRecordedEventAttributes().GetMarkerName() + ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+			fmt.Printf("  %6.2f  %s %s\n", at, strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"), name)
+		}
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
 			fmt.Printf("  %6.2f  workflow task timed out (%s)\n", at, ev.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType())
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "ContainBatch" {
+			name := ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+			if name != "ContainBatch" && len(batches) == 0 {
+				fmt.Printf("  %6.2f  %s scheduled\n", at, name)
+			}
+			if name == "ContainBatch" {
 				batches[ev.GetEventId()] = true
 				fmt.Printf("  %6.2f  ContainBatch scheduled (event %d)\n", at, ev.GetEventId())
 			}
