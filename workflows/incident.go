@@ -98,30 +98,28 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		r.carry.ScopeDiff = diffScope(r.carry.Scope, r.in.Planned)
 		r.report.ScopeDiff = r.carry.ScopeDiff
 		r.notify(ctx, notify.IncidentStarted, "")
-		r.report.Phase = PhasePause
-		// The note names the incident: resuming checks it, so a schedule someone paused
-		// for another reason is never resumed on the incident's behalf.
-		note := fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason)
-		sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
-		var paused activities.PausedSchedules
-		if err := workflow.ExecuteActivity(sctx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note}).Get(ctx, &paused); err != nil {
-			return r.abort(ctx, fmt.Sprintf("pause schedules (some may be paused with the note %q: `keyturn schedules list` shows them)", note), err)
-		}
-		r.carry.Schedules = PausedSchedules{Note: note, Paused: paused.Paused, KeptPaused: paused.KeptPaused}
-		r.report.Schedules = r.carry.Schedules
-		// Rotations in flight stop first: a rollback still running could re-apply a
-		// credential the containment revokes. Then, in contain mode, the whole scope is
-		// contained before any secret is rotated, however many runs the rotations take.
-		var stopped []secret.ID
-		stop := activities.StopRotationsInput{IDs: r.carry.Scope, Reason: "superseded by incident " + r.in.IncidentID}
-		if err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped); err != nil {
-			return r.abort(ctx, "stop rotations in flight", err)
-		}
-		r.carry.Stopped = stopped
-		if r.in.Mode == ModeContain {
-			r.report.Phase = PhaseContain
-			r.carry.Contained = r.containAll(ctx)
-			r.settle(ctx, r.report.Contained)
+		if r.in.Mode == ModeContain && workflow.GetVersion(ctx, changeContainWhilePausing, workflow.DefaultVersion, 1) == 1 {
+			if what, err := r.containWhilePausing(ctx, actx); err != nil {
+				return r.abort(ctx, what, err)
+			}
+		} else {
+			r.report.Phase = PhasePause
+			if err := r.pauseSchedules(ctx).Get(ctx, nil); err != nil {
+				return r.abort(ctx, r.pauseFailed(), err)
+			}
+			// Rotations in flight stop first: a rollback still running could re-apply a
+			// credential the containment revokes. Then, in contain mode, the whole scope is
+			// contained before any secret is rotated, however many runs the rotations take.
+			stopped, err := r.stopRotations(ctx, actx)
+			if err != nil {
+				return r.abort(ctx, "stop rotations in flight", err)
+			}
+			r.carry.Stopped = stopped
+			if r.in.Mode == ModeContain {
+				r.report.Phase = PhaseContain
+				r.carry.Contained = r.containAll(ctx)
+				r.settle(ctx, r.report.Contained)
+			}
 		}
 	} else {
 		r.carry = *r.in.Carry
@@ -202,6 +200,82 @@ func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (Incid
 	return r.report, failed
 }
 
+// changeContainWhilePausing: in contain mode the scope's schedules are paused while it is
+// contained, not before (pausing describes every schedule one by one, seconds for a
+// thousand secrets, and a leaked credential should not wait for that). Incidents that
+// began before this change pause first, so their histories replay.
+const changeContainWhilePausing = "contain-while-pausing"
+
+// containWhilePausing is the first run's start in contain mode: stop the rotations in
+// flight (a rollback still running could re-apply a credential the containment revokes),
+// contain the scope while its schedules are paused, then stop the rotations again. A
+// schedule may have started one between the first stop and its pause: it is stopped too,
+// and that secret's own rotation contains it again (Recontain). One that started and
+// rolled back in that window re-applied the version in use; the secret's rotation then
+// revokes it as its previous version (it always revokes after a batch containment). On a
+// failure it returns what failed, for abort.
+func (r *incidentRun) containWhilePausing(ctx, actx workflow.Context) (string, error) {
+	stopped, err := r.stopRotations(ctx, actx)
+	if err != nil {
+		return "stop rotations in flight", err
+	}
+	r.report.Phase = PhaseContain
+	pausing := r.pauseSchedules(ctx)
+	r.carry.Contained = r.containAll(ctx)
+	r.settle(ctx, r.report.Contained)
+	if err := pausing.Get(ctx, nil); err != nil {
+		return r.pauseFailed() + "; the scope is contained: an incident in rotate mode issues new credentials", err
+	}
+	again, err := r.stopRotations(ctx, actx)
+	if err != nil {
+		return "stop rotations started while the schedules were being paused; the scope is contained: an incident in rotate mode issues new credentials", err
+	}
+	r.carry.Stopped = stopped
+	for _, id := range again {
+		if !slices.Contains(r.carry.Stopped, id) {
+			r.carry.Stopped = append(r.carry.Stopped, id)
+		}
+		r.carry.Recontain = append(r.carry.Recontain, id)
+	}
+	return "", nil
+}
+
+// pauseSchedules starts pausing the scope's schedules, with a note that names the
+// incident: resuming checks it, so a schedule someone paused for another reason is never
+// resumed on the incident's behalf. The returned future's Get records what was paused.
+func (r *incidentRun) pauseSchedules(ctx workflow.Context) workflow.Future {
+	note := r.pauseNote()
+	sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
+	f := workflow.ExecuteActivity(sctx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note})
+	done, settle := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		var paused activities.PausedSchedules
+		err := f.Get(ctx, &paused)
+		if err == nil {
+			r.carry.Schedules = PausedSchedules{Note: note, Paused: paused.Paused, KeptPaused: paused.KeptPaused}
+			r.report.Schedules = r.carry.Schedules
+		}
+		settle.Set(nil, err)
+	})
+	return done
+}
+
+func (r *incidentRun) pauseNote() string {
+	return fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason)
+}
+
+func (r *incidentRun) pauseFailed() string {
+	return fmt.Sprintf("pause schedules (some may be paused with the note %q: `keyturn schedules list` shows them)", r.pauseNote())
+}
+
+// stopRotations terminates the scope's rotations in flight and returns their secrets.
+func (r *incidentRun) stopRotations(ctx, actx workflow.Context) ([]secret.ID, error) {
+	var stopped []secret.ID
+	stop := activities.StopRotationsInput{IDs: r.carry.Scope, Reason: "superseded by incident " + r.in.IncidentID}
+	err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped)
+	return stopped, err
+}
+
 // containBatch is how many secrets one ContainBatch activity contains, and
 // containBatches how many run at once: with activities.DefaultContainParallelism each,
 // that is at most 64 admin connections to the targets at a time.
@@ -272,7 +346,9 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 			if i < len(r.carry.Contained) {
 				ms = r.carry.Contained[i]
 			}
-			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i], ms > 0, slices.Contains(r.carry.Stopped, r.carry.Scope[i]))
+			id := r.carry.Scope[i]
+			contained := ms > 0 && !slices.Contains(r.carry.Recontain, id)
+			rep := r.one(ctx, id, r.carry.Kinds[i], contained, slices.Contains(r.carry.Stopped, id))
 			if ms > 0 && rep.ContainedMs == 0 {
 				rep.ContainedMs, rep.Batch = ms, true
 			}

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/secret"
@@ -29,12 +31,15 @@ func incidentEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.
 }
 
 // TestIncidentFailureKeepsWhatItPaused: an incident that fails after pausing schedules
-// (here: stopping the rotations in flight fails) still reports which schedules it paused,
-// with the command that resumes them, and how the worker's scope differed from the plan.
+// (here: stopping the rotations a schedule may have started meanwhile fails, after the
+// containment) still reports which schedules it paused, with the command that resumes
+// them, and how the worker's scope differed from the plan.
 func TestIncidentFailureKeepsWhatItPaused(t *testing.T) {
 	env, ia := incidentEnv(t)
 	env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return([]activities.SecretInfo{{ID: "prod/a", Kind: "postgres"}}, nil)
 	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{Paused: []string{"keyturn/prod/a"}, KeptPaused: []string{"keyturn-renew/prod/a"}}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil).Once()
+	env.OnActivity("ContainBatch", mock.Anything, mock.Anything).Return([]activities.ContainedSecret{{ID: "prod/a", At: time.Now()}}, nil)
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, temporal.NewNonRetryableApplicationError("visibility down", "Test", nil))
 	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
 		IncidentID: "i-1", Selector: activities.Selector{Prefix: "prod/"}, Mode: workflows.ModeContain,
@@ -68,5 +73,37 @@ func TestIncidentRefusesDryRun(t *testing.T) {
 	})
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "dry run starts no workflow") {
 		t.Fatalf("a dry-run input: %v", err)
+	}
+}
+
+// TestIncidentRecontainsWhatAScheduleStartedWhilePausing: in contain mode the scope is
+// contained while its schedules are paused. A rotation stopped after that (a schedule
+// started it before its pause) may have made a credential after the batch: that secret's
+// own rotation contains it again, while the others rely on the batch.
+func TestIncidentRecontainsWhatAScheduleStartedWhilePausing(t *testing.T) {
+	env, ia := incidentEnv(t)
+	env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return([]activities.SecretInfo{{ID: "prod/a", Kind: "postgres"}, {ID: "prod/b", Kind: "postgres"}}, nil)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{Paused: []string{"keyturn/prod/a"}}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil).Once()
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return([]secret.ID{"prod/a"}, nil).Once()
+	now := time.Now()
+	env.OnActivity("ContainBatch", mock.Anything, mock.Anything).Return([]activities.ContainedSecret{{ID: "prod/a", At: now}, {ID: "prod/b", At: now}}, nil)
+	already := map[secret.ID]bool{}
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			already[in.SecretID] = in.AlreadyContained
+			res := workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated}
+			res.PromotedAt = now
+			return res, nil
+		})
+	env.OnActivity("NotifyIncident", mock.Anything, mock.Anything).Return(nil, nil).Maybe()
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-3", Selector: activities.Selector{Prefix: "prod/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("incident: %v", err)
+	}
+	if already["prod/a"] || !already["prod/b"] {
+		t.Errorf("AlreadyContained of the rotations: %v, want prod/a contained again by its rotation and prod/b not", already)
 	}
 }
