@@ -210,34 +210,57 @@ const changeContainWhilePausing = "contain-while-pausing"
 // flight (a rollback still running could re-apply a credential the containment revokes),
 // contain the scope while its schedules are paused, then stop the rotations again. A
 // schedule may have started one between the first stop and its pause: it is stopped too,
-// and that secret's own rotation contains it again (Recontain). One that started and
-// rolled back in that window re-applied the version in use; the secret's rotation then
-// revokes it as its previous version (it always revokes after a batch containment). On a
-// failure it returns what failed, for abort.
+// and that secret counts as not contained by the batch, so its own rotation contains it
+// again. Only then is the containment settled (incident_contained). On a failure it
+// returns what failed, for abort.
 func (r *incidentRun) containWhilePausing(ctx, actx workflow.Context) (string, error) {
 	stopped, err := r.stopRotations(ctx, actx)
 	if err != nil {
 		return "stop rotations in flight", err
 	}
+	r.carry.Stopped = stopped
 	r.report.Phase = PhaseContain
 	pausing := r.pauseSchedules(ctx)
 	r.carry.Contained = r.containAll(ctx)
-	r.settle(ctx, r.report.Contained)
 	if err := pausing.Get(ctx, nil); err != nil {
-		return r.pauseFailed() + "; the scope is contained: an incident in rotate mode issues new credentials", err
+		return r.pauseFailed() + "; " + r.containedSoFar(), err
 	}
 	again, err := r.stopRotations(ctx, actx)
 	if err != nil {
-		return "stop rotations started while the schedules were being paused; the scope is contained: an incident in rotate mode issues new credentials", err
+		return "stop rotations started while the schedules were being paused; " + r.containedSoFar(), err
 	}
-	r.carry.Stopped = stopped
 	for _, id := range again {
 		if !slices.Contains(r.carry.Stopped, id) {
 			r.carry.Stopped = append(r.carry.Stopped, id)
 		}
-		r.carry.Recontain = append(r.carry.Recontain, id)
 	}
+	r.uncount(again)
+	r.settle(ctx, r.report.Contained)
 	return "", nil
+}
+
+// uncount takes the secrets ids out of the batch containment's count: their own
+// rotations contain them again.
+func (r *incidentRun) uncount(ids []secret.ID) {
+	if len(ids) == 0 {
+		return
+	}
+	r.report.Contained, r.report.AllContainedMs = 0, 0
+	for i, id := range r.carry.Scope {
+		if slices.Contains(ids, id) {
+			r.carry.Contained[i] = 0
+		}
+		r.report.addContained(r.carry.Contained[i])
+	}
+}
+
+// containedSoFar says, for an incident that ends after its batch containment, how much of
+// the scope is contained and what issues new credentials.
+func (r *incidentRun) containedSoFar() string {
+	if r.report.Contained == r.report.Total {
+		return fmt.Sprintf("all %d secrets of the scope are contained: an incident in rotate mode issues new credentials", r.report.Total)
+	}
+	return fmt.Sprintf("%d of the %d secrets of the scope are contained, the others are not: run the incident again", r.report.Contained, r.report.Total)
 }
 
 // pauseSchedules starts pausing the scope's schedules, with a note that names the
@@ -346,9 +369,7 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 			if i < len(r.carry.Contained) {
 				ms = r.carry.Contained[i]
 			}
-			id := r.carry.Scope[i]
-			contained := ms > 0 && !slices.Contains(r.carry.Recontain, id)
-			rep := r.one(ctx, id, r.carry.Kinds[i], contained, slices.Contains(r.carry.Stopped, id))
+			rep := r.one(ctx, r.carry.Scope[i], r.carry.Kinds[i], ms > 0, slices.Contains(r.carry.Stopped, r.carry.Scope[i]))
 			if ms > 0 && rep.ContainedMs == 0 {
 				rep.ContainedMs, rep.Batch = ms, true
 			}

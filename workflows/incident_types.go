@@ -80,10 +80,6 @@ type IncidentCarry struct {
 	Ended [][]string `json:"ended,omitempty"`
 	// Stopped lists the secrets whose rotation in flight the first run stopped.
 	Stopped []secret.ID `json:"stopped,omitempty"`
-	// Recontain lists the secrets whose rotation the first run stopped after the batch
-	// containment (one a schedule started while the schedules were being paused): their
-	// own rotations contain them again.
-	Recontain []secret.ID `json:"recontain,omitempty"`
 	// ScopeDiff is how the worker's scope differed from the CLI's plan.
 	ScopeDiff
 	// Schedules is what the first run paused.

@@ -160,14 +160,10 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 6. Revoke the previous version, keeping the new one. A revoke that fails is
 	// not the end: the old credential must not stay valid forever, so it is retried,
-	// durably, until it succeeds or an operator gives up. A lean run that contained the
-	// secret itself (step 1b) does not revoke again: it revoked (and purged) every version
-	// there was, and since then only this run, which holds the secret's workflow ID, can
-	// have touched the secret. After an incident's batch containment it does revoke again:
-	// between the batch and this run another rotation could have rolled back onto the
-	// contained version and so re-enabled it.
-	revokedByContainment := r.in.Contain && !r.in.AlreadyContained && r.generation >= genLean
-	if r.status.PreviousVersion != nil && !revokedByContainment {
+	// durably, until it succeeds or an operator gives up. In contain mode too: a rotation
+	// an incident stopped may still have had an activity running (a rollback re-applying
+	// the version in use), which could re-enable a contained version after the containment.
+	if r.status.PreviousVersion != nil {
 		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
 		revoke := func(ctx workflow.Context) error { return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil) }
 		if err := revoke(ctx); err != nil {
@@ -180,7 +176,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// Step 7, for kinds whose revocation can still be undone (a deactivated IAM key):
 	// after the recovery window, make it final. The previous version is already refused,
 	// so neither a failure nor a cancellation here changes the outcome; both are reported.
-	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil && !revokedByContainment {
+	if r.status.PreviousVersion != nil && r.plan.PurgeAfter != nil {
 		r.purge(ctx, *r.plan.PurgeAfter)
 	}
 	r.setOutcome(ctx, OutcomeRotated) // also sets the step to done

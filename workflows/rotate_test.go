@@ -361,16 +361,18 @@ func (s *rotateSuite) TestFirstRotationFailureHasNothingToRestore() {
 	s.Contains(appErr.Message(), "no current version")
 }
 
-// TestContainModeRevokesAgainOnlyAfterABatch: a contain-mode rotation that ran its own
-// Contain step does not revoke again (that step revoked everything, and the run has held
-// the secret's workflow ID since); one that follows an incident's batch containment does,
-// because the contained version could have been re-enabled in between.
-func (s *rotateSuite) TestContainModeRevokesAgainOnlyAfterABatch() {
+// TestContainModeRevokesAgain: a contain-mode rotation revokes its previous version
+// after promoting, even though its own Contain step revoked it: a rotation the incident
+// stopped may still have had a rollback running that re-applied it.
+func (s *rotateSuite) TestContainModeRevokesAgain() {
 	s.plan(0)
 	s.env.OnActivity(s.a.Contain, mock.Anything, mock.Anything).Return(activities.ContainResult{}, nil).Once()
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool {
+		return in.Version.Token == v1.Token
+	})).Return(nil).Once()
 	res, err := s.run(workflows.RotateInput{SecretID: id, Contain: true, IncidentID: "inc-1"})
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)
@@ -378,9 +380,11 @@ func (s *rotateSuite) TestContainModeRevokesAgainOnlyAfterABatch() {
 	for _, st := range res.Steps {
 		steps = append(steps, st.Step)
 	}
-	s.Equal([]string{"plan", "contain", "create", "test", "promote"}, steps, "no revoke after its own containment")
+	s.Equal([]string{"plan", "contain", "create", "test", "promote", "revoke"}, steps)
 }
 
+// TestContainModeAfterBatchRevokesAgain: the same after an incident's batch containment,
+// where the rotation runs no Contain step of its own.
 func (s *rotateSuite) TestContainModeAfterBatchRevokesAgain() {
 	s.plan(0)
 	s.createOK()

@@ -23,10 +23,11 @@ const (
 	//   - the older changes (first-rotation-no-grace, abort-ends-canceled, durable-retries,
 	//     notify, revoke-gate) are on without asking GetVersion for each;
 	//   - the search attributes change only when they do: no update for the plan step (the
-	//     starter sets it), and the kind goes with the create step's update;
-	//   - a rotation in contain mode that ran its own Contain step does not revoke (or
-	//     purge) its previous version again: that step revoked every version there was,
-	//     and no other run can touch the secret while this one holds its workflow ID.
+	//     starter sets it), and the kind goes with the create step's update.
+	//
+	// A run records its generation when it starts; a worker older than that generation
+	// fails the run's workflow tasks (unknown version) until a newer worker takes them, so
+	// a rolling upgrade briefly retries workflow tasks and loses nothing.
 	genLean workflow.Version = 2
 )
 

@@ -100,10 +100,14 @@
 // # Admin sessions
 //
 // In a worker the rotators of one target share a pool of admin sessions (Config.Pools,
-// set by the worker's binding): at most DefaultPoolSize (8) per worker, target and admin
-// login, each closed after 30 s unused. Give the admin role a CONNECTION LIMIT of at
-// least 8 times the number of workers. Without Pools (a Rotator used on its own) every
-// call logs in and out again. Test always logs in afresh, as the version under test.
+// set by the worker's binding): at most DefaultPoolSize (8) per worker for each server,
+// database, admin login and admin password in use, each closed 30 to 60 s after its last
+// use (an idle limit checked every 30 s). A pool unused for 5 minutes (one for an admin
+// password that has changed) is closed at the next use of the worker's pools. Give the
+// admin role a CONNECTION LIMIT of at least 8 times the workers times the databases it
+// serves, with room for a password change. Without Pools (a Rotator used on its own)
+// every call logs in and out again. Test always logs in afresh, as the version under
+// test.
 //
 // # In use
 //

@@ -14,7 +14,8 @@ import (
 
 // groupChunk bounds the roles one transaction of RevokeGroup disables: large enough that
 // an incident over thousands of roles on one server commits (and waits for its WAL flush)
-// a handful of times, small enough that one failed statement holds back few roles.
+// a handful of times. A chunk that fails is done again role by role, so one role the
+// admin may not alter fails only its own members.
 const groupChunk = 500
 
 var _ rotators.GroupRevoker = (*Rotator)(nil)
@@ -86,13 +87,24 @@ func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMembe
 	defer conn.release()
 	for lo := 0; lo < len(order); lo += groupChunk {
 		chunk := order[lo:min(lo+groupChunk, len(order))]
+		disabled := chunk
 		if err := disableRoles(ctx, conn.Conn, chunk); err != nil {
-			failAll(chunk, err)
-			continue
+			if ctx.Err() != nil {
+				failAll(chunk, err)
+				continue
+			}
+			disabled = nil
+			for _, l := range chunk {
+				if err := disableRoles(ctx, conn.Conn, []string{l}); err != nil {
+					failAll([]string{l}, err)
+					continue
+				}
+				disabled = append(disabled, l)
+			}
 		}
 		// Only after the commit: a session ended earlier could log straight back in.
 		var end []string
-		for _, l := range chunk {
+		for _, l := range disabled {
 			if targets[l].end {
 				end = append(end, l)
 			}
@@ -101,6 +113,18 @@ func (r *Rotator) RevokeGroup(ctx context.Context, members []rotators.GroupMembe
 			continue
 		}
 		ended, err := endSessions(ctx, conn.Conn, end)
+		if err != nil && ctx.Err() == nil && len(end) > 1 {
+			// One role's sessions may be out of the admin's reach: end them role by role.
+			ended, err = nil, nil
+			for _, l := range end {
+				one, err := endSessions(ctx, conn.Conn, []string{l})
+				if err != nil {
+					failAll([]string{l}, err)
+					continue
+				}
+				ended = append(ended, one...)
+			}
+		}
 		if err != nil {
 			failAll(end, err)
 			continue

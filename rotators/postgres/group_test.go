@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/keyturn/keyturn/rotators"
@@ -114,4 +115,49 @@ func TestGroupKey(t *testing.T) {
 func refusedLogin(err error) bool {
 	code := sqlstate(err)
 	return code == sqlstateInvalidPassword || code == sqlstateInvalidAuthorization
+}
+
+// TestRevokeGroupOneRoleRefused: a role the admin may not alter (here a superuser) fails
+// only its own member; the other roles of its chunk are still revoked.
+func TestRevokeGroupOneRoleRefused(t *testing.T) {
+	admin, adminPassword := createAdmin(t, "CREATEROLE", "pg_signal_backend", "pg_read_all_stats")
+	var members []rotators.GroupMember
+	var good []*step
+	var goodVersions []secret.Version
+	var goodMaterial []secret.Material
+	for range 2 {
+		cfg := withAdmin(t, newConfig(t, StrategyAlternating), admin, adminPassword)
+		s := &step{t: t, r: mustNew(t, cfg)}
+		v, m := s.rotate(nil)
+		good = append(good, s)
+		goodVersions, goodMaterial = append(goodVersions, v), append(goodMaterial, m)
+	}
+	super := unique("super")
+	exec(t, superConn(t), fmt.Sprintf("CREATE ROLE %s WITH SUPERUSER NOLOGIN", ident(super)))
+	badCfg := newConfig(t, StrategySingle)
+	badCfg.Role = super
+	badCfg = withAdmin(t, badCfg, admin, adminPassword)
+	bad := mustNew(t, badCfg)
+	badVersion := secret.Version{SecretID: "test/super", Token: "super/1", Number: 1, Metadata: map[string]string{MetadataRole: super}}
+
+	members = append(members,
+		rotators.GroupMember{Rotator: good[0].r, Request: rotators.RevokeRequest{Version: goodVersions[0], EndSessions: true}},
+		rotators.GroupMember{Rotator: bad, Request: rotators.RevokeRequest{Version: badVersion, EndSessions: true}},
+		rotators.GroupMember{Rotator: good[1].r, Request: rotators.RevokeRequest{Version: goodVersions[1], EndSessions: true}},
+	)
+	outcomes := good[0].r.RevokeGroup(t.Context(), members)
+	if len(outcomes) != 3 {
+		t.Fatalf("%d outcomes for 3 members", len(outcomes))
+	}
+	if outcomes[0].Err != nil || outcomes[2].Err != nil {
+		t.Errorf("the revocable members: %v, %v; want both revoked", outcomes[0].Err, outcomes[2].Err)
+	}
+	if !errors.Is(outcomes[1].Err, rotators.ErrPermissionDenied) {
+		t.Errorf("the superuser member: %v, want ErrPermissionDenied", outcomes[1].Err)
+	}
+	for i, v := range goodVersions {
+		if err := tryLogin(t, v.Metadata[MetadataRole], goodMaterial[i].Get(FieldPassword).Reveal()); !refusedLogin(err) {
+			t.Errorf("role %s after the group revoke: %v, want refused", v.Metadata[MetadataRole], err)
+		}
+	}
 }

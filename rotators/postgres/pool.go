@@ -38,7 +38,8 @@ const (
 //
 // A pool is keyed by the connection settings, the admin user and a digest of the admin
 // password, so a changed admin password gets a new pool and the old one closes once
-// idle. Sessions unused for 30 s are closed. The zero value is not usable: call NewPools.
+// unused for 5 minutes. Sessions unused for 30 s are closed (within a further 30 s). The
+// zero value is not usable: call NewPools.
 // A pool traces with the TracerProvider of the rotator that opened it (a worker has one).
 type Pools struct {
 	size int32

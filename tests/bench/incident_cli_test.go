@@ -15,8 +15,13 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// envCLIN sets the number of roles of BenchmarkIncidentCLI (make bench-incident-cli).
-const envCLIN = "KEYTURN_BENCH_CLI_N"
+// envCLIN sets the number of roles of BenchmarkIncidentCLI (make bench-incident-cli);
+// envWorkerMemLimit, when set, is the worker process's GOMEMLIMIT (Go's soft memory limit,
+// e.g. 100MiB), to see what it does to its memory and its speed.
+const (
+	envCLIN           = "KEYTURN_BENCH_CLI_N"
+	envWorkerMemLimit = "KEYTURN_BENCH_WORKER_GOMEMLIMIT"
+)
 
 // BenchmarkIncidentCLI is BenchmarkIncident as an operator runs it: `keyturn incident
 // start` (a process of its own) against the Temporal server, with one `keyturn worker`
@@ -49,10 +54,16 @@ func BenchmarkIncidentCLI(b *testing.B) {
 	checkLeaked(ctx, b, env, creds)
 
 	bin := buildKeyturn(b)
-	worker := startWorkerProcess(b, bin, env, env.Server.Namespace(), nil)
+	var workerEnv map[string]string
+	if limit := os.Getenv(envWorkerMemLimit); limit != "" {
+		workerEnv = map[string]string{"GOMEMLIMIT": limit}
+	}
+	worker := startWorkerProcess(b, bin, env, env.Server.Namespace(), workerEnv)
 	cpuBefore := worker.cpu(b)
 	id := "bench-cli-" + strconv.Itoa(n)
-	cmd := exec.Command(bin, "incident", "start", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
+	cliCtx, cancelCLI := context.WithTimeout(ctx, 30*time.Minute) // a hung CLI fails the benchmark
+	defer cancelCLI()
+	cmd := exec.CommandContext(cliCtx, bin, "incident", "start", "--address", env.Server.FrontendAddr(), "--namespace", env.Server.Namespace(),
 		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile,
 		"--id", id, "--select", "prefix="+benchPrefix, "--mode", "contain", "--reason", "incident benchmark (CLI)",
 		"--operator", "bench", "--yes", "--progress-every", "5s")
