@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -67,12 +66,7 @@ func BenchmarkIncidentCLI(b *testing.B) {
 		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile,
 		"--id", id, "--select", "prefix="+benchPrefix, "--mode", "contain", "--reason", "incident benchmark (CLI)",
 		"--operator", "bench", "--yes", "--progress-every", "5s")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "KEYTURN_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "KEYTURN_HOME="+b.TempDir())
+	cmd.Env = keyturnEnv(b)
 
 	b.ResetTimer()
 	start := time.Now()

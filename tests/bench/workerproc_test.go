@@ -147,6 +147,18 @@ type workerProcess struct {
 	waitErr error
 }
 
+// keyturnEnv is the environment a keyturn process of the benchmarks gets: this process's
+// less every OTEL_*, TEMPORAL_* and KEYTURN_* variable, with a KEYTURN_HOME of its own.
+func keyturnEnv(b *testing.B) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "KEYTURN_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "KEYTURN_HOME="+b.TempDir())
+}
+
 // startWorkerProcess starts `keyturn worker` on the env's inventory, store and codec key
 // in namespace, with the environment of this process less every OTEL_*, TEMPORAL_* and
 // KEYTURN_* variable, plus extra; it returns once the worker logs that it started.
@@ -154,12 +166,7 @@ func startWorkerProcess(b *testing.B, bin string, env *testenv.Env, namespace st
 	b.Helper()
 	cmd := exec.Command(bin, "worker", "--address", env.Server.FrontendAddr(), "--namespace", namespace,
 		"-f", env.InventoryPath, "--store-dir", env.StoreDir, "--codec-key-file", env.CodecKeyFile)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "KEYTURN_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "KEYTURN_HOME="+b.TempDir())
+	cmd.Env = keyturnEnv(b)
 	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
