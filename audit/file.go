@@ -29,7 +29,12 @@ import (
 // found and chains stay linked across processes.
 type FileSink struct {
 	dir string
-	mu  sync.Mutex
+	// turn is the writer's turn (held by a send, given back by a receive): it guards
+	// what follows. It is a channel so that waiting for it can end with a context.
+	turn chan struct{}
+	// queue holds the records waiting for a writer's turn (see Append).
+	queueMu sync.Mutex
+	queue   []*pendingAppend
 	// offset is how far records.jsonl has been read into ids and heads.
 	offset int64
 	ids    map[string]Record
@@ -51,7 +56,7 @@ func OpenFile(dir string) (*FileSink, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit directory: %w", err)
 	}
-	return &FileSink{dir: dir, ids: map[string]Record{}, heads: map[string]Head{}}, nil
+	return &FileSink{dir: dir, turn: make(chan struct{}, 1), ids: map[string]Record{}, heads: map[string]Head{}}, nil
 }
 
 // Dir is the sink's directory.
@@ -59,40 +64,162 @@ func (s *FileSink) Dir() string { return s.dir }
 
 func (s *FileSink) path(name string) string { return filepath.Join(s.dir, name) }
 
-// Append implements Sink.
+// Append implements Sink. Each record is written and synced before Append returns, and
+// records appended at once by several goroutines share one write and one sync (a group
+// commit): the caller that gets the writer's turn commits every record queued by then.
+// Without it a batch of containments, each waiting for its own fsync, spends most of its
+// time waiting for the disk. A caller waits until its record is committed or its ctx
+// ends, whichever is first; a record whose caller gave up before its turn is not written.
 func (s *FileSink) Append(ctx context.Context, r Record) (Record, bool, error) {
 	if err := r.Check(); err != nil {
 		return Record{}, false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	unlock, err := filelock.Lock(ctx, s.path(lockName))
+	p := &pendingAppend{ctx: ctx, r: r, done: make(chan appendResult, 1)}
+	s.queueMu.Lock()
+	s.queue = append(s.queue, p)
+	s.queueMu.Unlock()
+	for {
+		select {
+		case res := <-p.done:
+			return res.stored, res.added, res.err
+		case s.turn <- struct{}{}:
+			s.commitQueued()
+		case <-ctx.Done():
+			return Record{}, false, fmt.Errorf("audit record %s: %w", r.ID, ctx.Err())
+		}
+	}
+}
+
+// commitQueued commits what is queued; the caller holds the writer's turn, which this
+// gives back.
+func (s *FileSink) commitQueued() {
+	defer func() { <-s.turn }()
+	s.queueMu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.queueMu.Unlock()
+	if len(batch) > 0 { // empty when an earlier turn committed them all
+		s.commit(batch)
+	}
+}
+
+// pendingAppend is a record waiting for a writer's turn, with its caller's context; done
+// receives how it ended.
+type pendingAppend struct {
+	ctx  context.Context
+	r    Record
+	done chan appendResult
+}
+
+type appendResult struct {
+	stored Record
+	added  bool
+	err    error
+}
+
+// commit appends batch under the file lock with one write and one sync, and tells each
+// record's caller how it ended. It runs in the writer's turn. The file lock is waited for
+// as long as any caller in the batch still waits. Records already stored (a retried
+// event, or the same event twice in the batch) are returned as stored.
+func (s *FileSink) commit(batch []*pendingAppend) {
+	var live []*pendingAppend
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- appendResult{err: err} // its caller has returned; nothing is written
+			continue
+		}
+		live = append(live, p)
+	}
+	batch = live
+	fail := func(err error) {
+		for _, p := range batch {
+			p.done <- appendResult{err: err}
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	lockCtx, cancel := untilAllDone(batch)
+	defer cancel()
+	unlock, err := filelock.Lock(lockCtx, s.path(lockName))
 	if err != nil {
-		return Record{}, false, err
+		fail(err)
+		return
 	}
 	defer unlock()
 	if err := s.catchUp(); err != nil {
-		return Record{}, false, err
-	}
-	if stored, ok := s.ids[r.ID]; ok {
-		return stored, false, nil
+		fail(err)
+		return
 	}
 	if err := s.dropPartialLine(); err != nil {
-		return Record{}, false, err
+		fail(err)
+		return
 	}
-	chain := ChainOf(r)
-	h := s.heads[chain]
-	sealed := r.Seal(chain, h.Count+1, h.Hash)
-	line, err := sealed.MarshalLine()
-	if err != nil {
-		return Record{}, false, fmt.Errorf("audit record %s: %w", r.ID, err)
+	heads := map[string]Head{} // chain heads as this batch moves them
+	sealed := map[string]Record{}
+	results := make([]appendResult, len(batch))
+	var lines []byte
+	var added []Record
+	for i, p := range batch {
+		if stored, ok := s.ids[p.r.ID]; ok {
+			results[i] = appendResult{stored: stored}
+			continue
+		}
+		if stored, ok := sealed[p.r.ID]; ok {
+			results[i] = appendResult{stored: stored}
+			continue
+		}
+		chain := ChainOf(p.r)
+		h, moved := heads[chain]
+		if !moved {
+			h = s.heads[chain]
+		}
+		rec := p.r.Seal(chain, h.Count+1, h.Hash)
+		line, err := rec.MarshalLine()
+		if err != nil {
+			results[i] = appendResult{err: fmt.Errorf("audit record %s: %w", p.r.ID, err)}
+			continue
+		}
+		heads[chain] = Head{Chain: chain, Count: rec.Seq, Hash: rec.Hash}
+		sealed[p.r.ID] = rec
+		lines = append(lines, line...)
+		added = append(added, rec)
+		results[i] = appendResult{stored: rec, added: true}
 	}
-	if err := appendSync(s.path(recordsFile), line); err != nil {
-		return Record{}, false, err
+	if len(lines) > 0 {
+		if err := appendSync(s.path(recordsFile), lines); err != nil {
+			// Nothing of a failed write counts: what reached the file is cut off again,
+			// under the lock, so no line is read back as stored without its sync.
+			if terr := os.Truncate(s.path(recordsFile), s.offset); terr != nil {
+				err = fmt.Errorf("%w (and cutting off the unsynced lines failed: %v)", err, terr)
+			}
+			fail(err)
+			return
+		}
+		s.offset += int64(len(lines))
+		for _, rec := range added {
+			s.index(rec)
+		}
 	}
-	s.offset += int64(len(line))
-	s.index(sealed)
-	return sealed, true, nil
+	for i, p := range batch {
+		p.done <- results[i]
+	}
+}
+
+// untilAllDone is a context that ends when every caller in batch has stopped waiting.
+func untilAllDone(batch []*pendingAppend) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for _, p := range batch {
+			select {
+			case <-p.ctx.Done():
+			case <-ctx.Done():
+				return
+			}
+		}
+		cancel()
+	}()
+	return ctx, cancel
 }
 
 // catchUp reads what was appended since the last read into the index. A line that does
@@ -196,8 +323,12 @@ func (s *FileSink) Records(_ context.Context, f Filter) ([]Record, error) {
 
 // Heads implements Sink.
 func (s *FileSink) Heads(ctx context.Context) ([]Head, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.turn <- struct{}{}:
+		defer func() { <-s.turn }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	unlock, err := filelock.Lock(ctx, s.path(lockName))
 	if err != nil {
 		return nil, err

@@ -116,6 +116,7 @@ func NewBulk(t testing.TB, opts BulkOptions) (*Env, []secret.ID) {
 	if env.Codec, err = codec.New(keys...); err != nil {
 		t.Fatal(err)
 	}
+	env.openAudit(t, dir) // a real worker's steps wait for their records; so do the benchmarks'
 	env.Server = Temporal(t, logger)
 	env.Client = Client(t, env.Server, logger, env.Codec)
 	return env, ids
@@ -171,13 +172,18 @@ func CreateRoles(ctx context.Context, c *pgtest.Cluster, admin string, names []s
 }
 
 // StartWorkerWith starts an in-process worker over the env's inventory with opts, and the
-// given resolver (nil: the env's own), so a benchmark can tune and observe it.
+// given resolver (nil: the env's own), so a benchmark can tune and observe it. It records
+// to e.Audit, as `keyturn worker` records to its default trail.
 func (e *Env) StartWorkerWith(t testing.TB, resolver activities.Resolver, opts sdkworker.Options) sdkworker.Worker {
 	t.Helper()
 	if resolver == nil {
 		resolver = e.Resolver(t)
 	}
-	w := worker.New(e.Client, resolver, opts)
+	var extras []worker.Option
+	if e.Audit != nil {
+		extras = append(extras, worker.WithAudit(e.Audit))
+	}
+	w := worker.New(e.Client, resolver, opts, extras...)
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}

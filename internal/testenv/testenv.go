@@ -198,22 +198,29 @@ func New(t testing.TB, opts Options) *Env {
 	if env.Codec, err = codec.New(keys...); err != nil {
 		t.Fatal(err)
 	}
-	env.AuditDir, env.AuditKey = filepath.Join(dir, "audit"), filepath.Join(dir, "audit.key")
-	sink, err := audit.OpenFile(env.AuditDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := audit.LoadOrCreateSigningKey(env.AuditKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Audit = &audit.Log{Sink: sink, Signer: signer, Logger: logger}
+	env.openAudit(t, dir)
 	env.Server = Temporal(t, logger, opts.ExtraNamespaces...)
 	env.Client = Client(t, env.Server, logger, env.Codec)
 	if !opts.NoWorker {
 		env.StartWorker(t)
 	}
 	return env
+}
+
+// openAudit gives the env the audit trail `keyturn worker` keeps by default: a file sink
+// in dir/audit, checkpoints signed with dir/audit.key.
+func (e *Env) openAudit(t testing.TB, dir string) {
+	t.Helper()
+	e.AuditDir, e.AuditKey = filepath.Join(dir, "audit"), filepath.Join(dir, "audit.key")
+	sink, err := audit.OpenFile(e.AuditDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := audit.LoadOrCreateSigningKey(e.AuditKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Audit = &audit.Log{Sink: sink, Signer: signer, Logger: e.Logger}
 }
 
 // StartWorker starts an in-process worker over the env's inventory and store.
