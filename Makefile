@@ -3,10 +3,16 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-consumers record-histories clean
+.PHONY: dev build build-prod tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-consumers record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
+
+# The production build, what deploy/Dockerfile builds: keyturn without `keyturn dev` (the
+# embedded Temporal server and Web UI): 65 MB instead of 234 MB, and a worker whose
+# peak resident memory is about 90 MiB lower.
+build-prod:
+	$(GO) build -tags nodev -o bin/keyturn-prod ./cmd/keyturn
 
 # Test servers that are not part of the product: a real Vault built from its own nested
 # module (Vault is BUSL-licensed and never linked into bin/keyturn). The Go build cache
@@ -16,6 +22,7 @@ tools:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags nodev ./internal/cli ./cmd/keyturn
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
 # Every test, against real servers: an embedded Temporal server and throwaway PostgreSQL

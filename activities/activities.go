@@ -406,7 +406,11 @@ type beat struct {
 	done    chan struct{}
 }
 
-func (a *Activities) heartbeat(ctx context.Context) *beat {
+func (a *Activities) heartbeat(ctx context.Context) *beat { return startBeat(ctx, a.heartbeatEvery) }
+
+// startBeat heartbeats the activity of ctx every `every`, or more often when its
+// heartbeat timeout needs it, until stop; outside an activity it does nothing.
+func startBeat(ctx context.Context, every time.Duration) *beat {
 	b := &beat{ctx: ctx, done: make(chan struct{})}
 	if !activity.IsActivity(ctx) {
 		close(b.done)
@@ -415,7 +419,6 @@ func (a *Activities) heartbeat(ctx context.Context) *beat {
 	// Beat at least four times per heartbeat timeout: a step whose timeout is short (an
 	// incident's containment, so a dead worker's share is retried within seconds) must
 	// not be taken for dead while it works.
-	every := a.heartbeatEvery
 	if timeout := activity.GetInfo(ctx).HeartbeatTimeout; timeout > 0 && timeout/4 < every {
 		every = timeout / 4
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
@@ -51,8 +53,10 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 	}
 	hb := a.heartbeat(ctx)
 	defer hb.stop()
+	t0 := time.Now()
 	items := make([]containItem, len(in.SecretIDs))
 	eachParallel(len(items), parallel, func(i int) { items[i] = a.prepareContain(ctx, in.SecretIDs[i], in.Cause) })
+	prepared := time.Now()
 
 	// Revoke: one call per group of secrets on one target, one per other secret.
 	groups := map[any][]int{}
@@ -81,9 +85,13 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 		work = append(work, func() { items[i].revokeAlone(ctx) })
 	}
 	eachParallel(len(work), parallel, func(j int) { work[j]() })
+	revoked := time.Now()
 
 	out := make([]ContainedSecret, len(items))
 	eachParallel(len(items), parallel, func(i int) { out[i] = a.finishContain(ctx, &items[i], in.Cause) })
+	activity.GetLogger(ctx).Info("containment batch done", "secrets", len(items), "groups", len(groupOrder), "alone", len(alone),
+		"prepare", prepared.Sub(t0).Round(time.Millisecond), "revoke", revoked.Sub(prepared).Round(time.Millisecond),
+		"finish", time.Since(revoked).Round(time.Millisecond))
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

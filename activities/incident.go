@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -174,7 +175,8 @@ func (a *IncidentActivities) recordSchedules(ctx context.Context, event string, 
 }
 
 // Scope resolves a selector against the worker's inventory.
-func (a *IncidentActivities) Scope(_ context.Context, s Selector) ([]SecretInfo, error) {
+func (a *IncidentActivities) Scope(ctx context.Context, s Selector) ([]SecretInfo, error) {
+	defer alive(ctx).stop()
 	if a.catalog == nil {
 		return nil, temporal.NewNonRetryableApplicationError("this process has no inventory to select from", ErrTypeInvalidConfig, nil)
 	}
@@ -194,6 +196,7 @@ type SchedulesInput struct {
 // PauseSchedules pauses the schedules of the secrets, so no scheduled rotation starts
 // while an incident works on them, and says which it paused.
 func (a *IncidentActivities) PauseSchedules(ctx context.Context, in SchedulesInput) (PausedSchedules, error) {
+	defer alive(ctx).stop()
 	if a.schedules == nil {
 		return PausedSchedules{}, nil
 	}
@@ -215,6 +218,7 @@ type ResumeSchedulesInput struct {
 
 // ResumeSchedules resumes the schedules the incident paused that still carry its note.
 func (a *IncidentActivities) ResumeSchedules(ctx context.Context, in ResumeSchedulesInput) (ResumedSchedules, error) {
+	defer alive(ctx).stop()
 	if a.schedules == nil {
 		return ResumedSchedules{}, nil
 	}
@@ -237,6 +241,12 @@ type StopInput struct {
 // promote the previous version again, one an incident is revoking. The incident cleans up
 // after it instead (Supersede), without promoting anything.
 func (a *IncidentActivities) StopRotation(ctx context.Context, in StopInput) (bool, error) {
+	defer alive(ctx).stop()
+	return a.terminate(ctx, in)
+}
+
+// terminate terminates one rotation; false when it had already ended.
+func (a *IncidentActivities) terminate(ctx context.Context, in StopInput) (bool, error) {
 	err := a.client.TerminateWorkflow(ctx, in.WorkflowID, "", in.Reason)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
@@ -247,6 +257,12 @@ func (a *IncidentActivities) StopRotation(ctx context.Context, in StopInput) (bo
 	}
 	return true, nil
 }
+
+// alive heartbeats one of the incident's own activities while it runs: they have a
+// heartbeat timeout, so one on a worker that died is retried on another within seconds
+// instead of the incident waiting out its start-to-close timeout (ten minutes for
+// pausing a large scope's schedules).
+func alive(ctx context.Context) *beat { return startBeat(ctx, 2*time.Second) }
 
 // logUnrecorded says, at error level, that an incident's event could not be recorded:
 // incidents go on without the audit trail, and this line is what is left of the record.
@@ -268,6 +284,7 @@ type StopRotationsInput struct {
 // containment just revoked (its rollback would). A rotation the query misses is stopped
 // when the incident's own rotation of that secret finds the workflow ID taken.
 func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotationsInput) ([]secret.ID, error) {
+	defer alive(ctx).stop()
 	wanted := make(map[string]secret.ID, len(in.IDs))
 	for _, id := range in.IDs {
 		wanted["rotate/"+string(id)] = id
@@ -286,7 +303,7 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 			if !ok {
 				continue
 			}
-			ran, err := a.StopRotation(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason})
+			ran, err := a.terminate(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason})
 			if err != nil {
 				return nil, err
 			}

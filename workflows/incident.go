@@ -19,21 +19,24 @@ var incidentActs *activities.IncidentActivities
 
 var (
 	// incidentStepOptions: the incident's own activities only talk to Temporal and read
-	// the inventory; short attempts, bounded retries.
-	incidentStepOptions = workflow.ActivityOptions{
+	// the inventory; short attempts, bounded retries. Stopping the rotations in flight
+	// comes before containment, so it is retried as fast as containment is.
+	incidentStepOptions = forContainment(workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         retryPolicy(5, 10*time.Second),
-	}
-	// containBatchOptions: a batch of revocations; a retry revokes again, harmlessly. Its
-	// heartbeat timeout is short: a worker that dies mid-batch is noticed within two
-	// seconds and the batch retried on another, instead of containment waiting out the
-	// usual ten.
-	containBatchOptions = withHeartbeatTimeout(stepOptions(2*time.Minute, retryPolicy(3, 5*time.Second)), containHeartbeatTimeout)
+	})
+	// containBatchOptions: a batch of revocations; a retry revokes again, harmlessly. A
+	// worker that dies mid-batch is noticed within containHeartbeatTimeout and the batch
+	// retried on another at once, instead of containment waiting out the usual ten seconds.
+	containBatchOptions = forContainment(stepOptions(2*time.Minute, retryPolicy(3, 5*time.Second)))
 	// scheduleStepOptions: pausing or resuming a scope's schedules describes each one
 	// (two per secret), which takes minutes for a very large scope on a remote cluster.
 	// A retry is harmless: a schedule paused with the incident's note counts as its own.
+	// The activity heartbeats, so one on a worker that died is retried within seconds, not
+	// after the ten minutes.
 	scheduleStepOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy:         retryPolicy(5, 10*time.Second),
 	}
 	// supersedeOptions clean up a stopped rotation on the target.

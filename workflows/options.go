@@ -54,7 +54,7 @@ var (
 	revokeOptions  = promoteOptions
 	// Containment is the step an incident is timed by: short attempts, retried often, and
 	// a dead worker noticed within seconds.
-	containOptions = withHeartbeatTimeout(stepOptions(time.Minute, retryPolicy(8, 5*time.Second)), containHeartbeatTimeout)
+	containOptions = forContainment(stepOptions(time.Minute, retryPolicy(8, 5*time.Second)))
 	// Rollback gets more patience than the steps: it is what keeps consumers working.
 	rollbackOptions = stepOptions(2*time.Minute, retryPolicy(10, time.Minute))
 	// An outstanding revoke or rollback is one attempt (with the step's own bounded
@@ -90,12 +90,27 @@ func stepOptions(startToClose time.Duration, retry *temporal.RetryPolicy) workfl
 }
 
 // containHeartbeatTimeout is how soon a containment step on a worker that died is given
-// up and retried elsewhere; the activities beat four times as often.
-const containHeartbeatTimeout = 2 * time.Second
+// up and retried elsewhere. The activities beat four times as often, but the SDK sends
+// at most one heartbeat per 0.8 timeout, so a shorter timeout would leave too little
+// room for a heartbeat slowed by a loaded machine.
+// containFirstRetry is how soon it is retried then: a leaked credential that still logs
+// in is not left waiting out the usual one-second backoff.
+const (
+	containHeartbeatTimeout = 2 * time.Second
+	containFirstRetry       = 100 * time.Millisecond
+)
 
-// withHeartbeatTimeout is o with heartbeat timeout d.
-func withHeartbeatTimeout(o workflow.ActivityOptions, d time.Duration) workflow.ActivityOptions {
-	o.HeartbeatTimeout = d
+// forContainment is o for a containment step: a short heartbeat timeout and a first retry
+// at once, so a worker that dies mid-step costs containment seconds, not tens of seconds.
+// Four more attempts keep the retries' whole window at least as long as with a
+// one-second start: after 0.1, 0.2, 0.4 and 0.8 s the backoffs are 1.6, 3.2... where
+// they were 1, 2..., so a short outage of the server is outlasted as before.
+func forContainment(o workflow.ActivityOptions) workflow.ActivityOptions {
+	o.HeartbeatTimeout = containHeartbeatTimeout
+	retry := *o.RetryPolicy
+	retry.InitialInterval = containFirstRetry
+	retry.MaximumAttempts += 4
+	o.RetryPolicy = &retry
 	return o
 }
 

@@ -28,13 +28,19 @@ type leaked struct {
 // rotation sets new ones), so it is then dropped from the round.
 type attack struct {
 	start time.Time
-	// lastAccepted is when the last login with a leaked password succeeded; refusedBy
-	// is when every leaked password had been refused at least once.
-	mu           sync.Mutex
-	lastAccepted time.Duration
-	refusedBy    time.Duration
-	accepted     int
-	attempts     int
+	// lastAccepted is when the last login with a leaked password succeeded, and
+	// lastAcceptedBegan when that attempt began: the server took its decision in between,
+	// so every password was refused from some moment after lastAcceptedBegan. refusedBy is
+	// when every leaked password had been refused at least once: the other bound.
+	mu                sync.Mutex
+	lastAccepted      time.Duration
+	lastAcceptedBegan time.Duration
+	refusedBy         time.Duration
+	accepted          int
+	attempts          int
+	// endedLoggingIn counts the accepted logins the server ended before the session was
+	// ready for queries.
+	endedLoggingIn int
 	// round is how long one attacker took for a round over the passwords left, at most:
 	// the resolution of refusedBy.
 	round time.Duration
@@ -81,15 +87,23 @@ func (a *attack) run(ctx context.Context, env *testenv.Env, left []leaked) {
 		roundStart := time.Now()
 		kept := left[:0]
 		for _, c := range left {
-			err := login(ctx, env, c.role, c.password)
+			began := time.Since(a.start)
+			in, err := tryLogin(ctx, env, c.role, c.password)
 			at := time.Since(a.start)
 			a.mu.Lock()
 			a.attempts++
 			switch {
-			case err == nil || endedByServer(err):
-				// In, even if containment ended the session a moment later.
+			case in || endedByServer(err):
+				// In, even if containment ended the session a moment later. A session
+				// ended while it was logging in was in as well: the sessions Keyturn
+				// ends are found by user name, which a backend shows only once its
+				// password was accepted.
+				if !in {
+					a.endedLoggingIn++
+				}
 				a.accepted++
 				a.lastAccepted = max(a.lastAccepted, at)
+				a.lastAcceptedBegan = max(a.lastAcceptedBegan, began)
 				kept = append(kept, c)
 			case refused(err):
 				a.refusedBy = max(a.refusedBy, at)
@@ -126,8 +140,8 @@ func refused(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
 }
 
-// endedByServer reports a session the server ended after the login succeeded (an
-// administrator's pg_terminate_backend: 57P01).
+// endedByServer reports a session the server ended (an administrator's
+// pg_terminate_backend: 57P01), after its password was accepted.
 func endedByServer(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "57P01"

@@ -166,7 +166,7 @@ func BenchmarkIncident(b *testing.B) {
 	if !allRefused {
 		b.Errorf("not every leaked password was refused 30 s after the incident ended (%v)", att.err)
 	}
-	reportTargets(n, rep, att.refusedBy)
+	reportTargets(n, rep, start, att.refusedBy)
 	fmt.Printf("\nCPU during the incident (%.1f s wall, %d cores = %.1f core-s): this process (Temporal server + worker) %.1f s, PostgreSQL %.1f s, machine busy %.0f%%\n",
 		wall.Seconds(), runtime.NumCPU(), float64(runtime.NumCPU())*wall.Seconds(), cpu.self.Seconds(), cpu.postgres.Seconds(), 100*cpu.machineBusy.Seconds()/max(cpu.total.Seconds(), 1e-9))
 	writeBatches(rep)
@@ -243,18 +243,24 @@ func checkRefused(b *testing.B, env *testenv.Env, id secret.ID, c credential) {
 }
 
 func login(ctx context.Context, env *testenv.Env, user string, password secret.Sensitive) error {
+	_, err := tryLogin(ctx, env, user, password)
+	return err
+}
+
+// tryLogin is login that also says whether the session became ready for queries.
+func tryLogin(ctx context.Context, env *testenv.Env, user string, password secret.Sensitive) (in bool, err error) {
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=demo sslmode=disable connect_timeout=10", env.Cluster.Host, env.Cluster.Port, user))
 	if err != nil {
-		return err
+		return false, err
 	}
 	cfg.Password = password.Reveal()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(ctx)
 	var one int
-	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+	return true, conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
 // pickSample returns k IDs chosen at random (all of them when k >= len(ids)), in random

@@ -87,8 +87,8 @@ func measureWorkers(b *testing.B, env *testenv.Env, collectorURL string, col *co
 		}
 	}
 	pair.off.cpu, pair.on.cpu = offProc.cpu(b)-offCPU, onProc.cpu(b)-onCPU
-	pair.off.rssKiB, pair.off.hwmKiB = offProc.memory(b)
-	pair.on.rssKiB, pair.on.hwmKiB = onProc.memory(b)
+	pair.off.rssKiB, pair.off.hwmKiB, _ = offProc.memory(b)
+	pair.on.rssKiB, pair.on.hwmKiB, _ = onProc.memory(b)
 	if err := scrapes.check(); err != nil {
 		b.Fatal(err)
 	}
@@ -123,16 +123,17 @@ func (p workerPair) write(w io.Writer) {
 	fmt.Fprintf(w, "the OTLP exports (metrics every %s ms) and the scrapes in that time. VmRSS: resident after them; VmHWM: the peak since start (/proc/PID/status)\n", exportInterval)
 }
 
-// buildKeyturn builds the keyturn binary into a temporary directory: the worker's memory
-// is that of the binary operators run. The build cache makes it a link step when the
-// benchmark's packages are built.
+// buildKeyturn builds the keyturn binary into a temporary directory as production
+// builds it (-tags nodev, deploy/Dockerfile): the worker's memory is that of the binary
+// operators deploy. The build cache makes it a link step when the benchmark's packages
+// are built.
 func buildKeyturn(b *testing.B) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "keyturn")
 	start := time.Now()
-	out, err := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "github.com/keyturn/keyturn/cmd/keyturn").CombinedOutput()
+	out, err := exec.Command("go", "build", "-buildvcs=false", "-tags", "nodev", "-o", bin, "github.com/keyturn/keyturn/cmd/keyturn").CombinedOutput()
 	if err != nil {
-		b.Fatalf("go build ./cmd/keyturn: %v\n%s", err, out)
+		b.Fatalf("go build -tags nodev ./cmd/keyturn: %v\n%s", err, out)
 	}
 	b.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
 	return bin
@@ -216,8 +217,9 @@ func (p *workerProcess) cpu(b *testing.B) time.Duration {
 	return utime + stime
 }
 
-// memory reads VmRSS and VmHWM from /proc/PID/status, in KiB.
-func (p *workerProcess) memory(b *testing.B) (rss, hwm int64) {
+// memory reads VmRSS, VmHWM and RssAnon from /proc/PID/status, in KiB. RssAnon is the
+// part of VmRSS that is the process's own memory (heap, stacks), not pages of the binary.
+func (p *workerProcess) memory(b *testing.B) (rss, hwm, anon int64) {
 	b.Helper()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
@@ -226,23 +228,26 @@ func (p *workerProcess) memory(b *testing.B) (rss, hwm int64) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		if !ok || (name != "VmRSS" && name != "VmHWM" && name != "RssAnon") {
 			continue
 		}
 		kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
 		if err != nil {
 			b.Fatalf("/proc/%d/status %s: %q", p.cmd.Process.Pid, name, value)
 		}
-		if name == "VmRSS" {
+		switch name {
+		case "VmRSS":
 			rss = kib
-		} else {
+		case "VmHWM":
 			hwm = kib
+		default:
+			anon = kib
 		}
 	}
-	if rss == 0 || hwm == 0 {
-		b.Fatalf("/proc/%d/status has no VmRSS or VmHWM", p.cmd.Process.Pid)
+	if rss == 0 || hwm == 0 || anon == 0 {
+		b.Fatalf("/proc/%d/status has no VmRSS, VmHWM or RssAnon", p.cmd.Process.Pid)
 	}
-	return rss, hwm
+	return rss, hwm, anon
 }
 
 // stop sends SIGTERM, as an orchestrator does, and waits for the worker to exit; one that
