@@ -74,15 +74,19 @@ func (v StagedVersion) Request() rotators.RevokeRequest {
 // PrepareContain reads the versions Contain must revoke. It changes nothing.
 func (s Steps) PrepareContain(ctx context.Context) (Containment, error) {
 	var c Containment
+	// One listing rather than a read per stage: containment needs the versions' handles,
+	// not their material, and a batch prepares hundreds of secrets at once.
+	all, err := s.Store.ListVersions(ctx, s.SecretID)
+	if errors.Is(err, stores.ErrNotFound) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("list versions: %w", err)
+	}
 	for _, stage := range []secret.Stage{secret.StageCurrent, secret.StagePrevious, secret.StagePending} {
-		v, _, err := s.Store.Read(ctx, s.SecretID, stage)
-		if errors.Is(err, stores.ErrNotFound) {
-			continue
+		if i := slices.IndexFunc(all, func(v secret.Version) bool { return v.Has(stage) }); i >= 0 {
+			c.Versions = append(c.Versions, StagedVersion{Stage: stage, Version: all[i]})
 		}
-		if err != nil {
-			return c, fmt.Errorf("read %s version: %w", stage, err)
-		}
-		c.Versions = append(c.Versions, StagedVersion{Stage: stage, Version: v})
 	}
 	return c, nil
 }

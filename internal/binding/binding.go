@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -32,10 +33,11 @@ type Resolver struct {
 	// pgPools holds the admin sessions of every Postgres target, shared by the rotators
 	// built for each step.
 	pgPools *postgres.Pools
-	// awsCfg is the AWS configuration, loaded once (awsConfig).
-	awsMu     sync.Mutex
-	awsCfg    aws.Config
-	awsLoaded bool
+	// awsCfg is the AWS configuration, loaded at awsLoadedAt and kept for awsConfigTTL
+	// (awsConfig); awsLoading admits one load at a time.
+	awsLoading  chan struct{}
+	awsCfg      aws.Config
+	awsLoadedAt time.Time
 
 	notifyOnce sync.Once
 	router     *notify.Router
@@ -58,7 +60,7 @@ var _ activities.Resolver = (*Resolver)(nil)
 
 // New builds a resolver over a validated inventory and the stores this worker can reach.
 func New(inv *config.Inventory, b Backends) *Resolver {
-	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores(), pgPools: postgres.NewPools(0)}
+	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores(), pgPools: postgres.NewPools(0), awsLoading: make(chan struct{}, 1)}
 	if b.File != nil {
 		r.fileStore = b.File
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/vault/api"
@@ -38,13 +39,23 @@ func (r *Resolver) awsiam(ctx context.Context, s config.Secret) (rotators.Rotato
 	}, awsCfg)
 }
 
-// awsConfig loads the worker's AWS configuration on first use and keeps it, so the
+// awsConfigTTL is how long a loaded AWS configuration is used: long enough that the
 // credentials it resolves (a web identity, an instance role) stay in its cache and its
-// HTTP connections are reused from one step to the next. A failed load is not kept.
+// HTTP connections are reused from one step to the next, short enough that static keys
+// rewritten in a shared credentials file are picked up within minutes.
+const awsConfigTTL = 5 * time.Minute
+
+// awsConfig returns the worker's AWS configuration, loading it when it has none younger
+// than awsConfigTTL. A failed load is not kept. Waiting for another caller's load ends
+// with ctx.
 func (r *Resolver) awsConfig(ctx context.Context) (aws.Config, error) {
-	r.awsMu.Lock()
-	defer r.awsMu.Unlock()
-	if r.awsLoaded {
+	select {
+	case r.awsLoading <- struct{}{}:
+		defer func() { <-r.awsLoading }()
+	case <-ctx.Done():
+		return aws.Config{}, ctx.Err()
+	}
+	if !r.awsLoadedAt.IsZero() && time.Since(r.awsLoadedAt) < awsConfigTTL {
 		return r.awsCfg, nil
 	}
 	cfg, err := r.backends.AWS(ctx)
@@ -52,7 +63,7 @@ func (r *Resolver) awsConfig(ctx context.Context) (aws.Config, error) {
 		return aws.Config{}, err
 	}
 	awsspans.Instrument(&cfg, r.backends.TracerProvider)
-	r.awsCfg, r.awsLoaded = cfg, true
+	r.awsCfg, r.awsLoadedAt = cfg, time.Now()
 	return cfg, nil
 }
 
