@@ -65,7 +65,7 @@ type Activities struct {
 // NewActivities builds the activities over a resolver. Without WithInstruments they
 // record no metrics.
 func NewActivities(r Resolver, opts ...Option) *Activities {
-	a := &Activities{resolver: r, heartbeatEvery: 2 * time.Second, instruments: telemetry.NoInstruments()}
+	a := &Activities{resolver: r, heartbeatEvery: defaultHeartbeatEvery, instruments: telemetry.NoInstruments()}
 	// The worker's resolver (binding.Resolver) also knows where to send notifications.
 	a.notifier, _ = r.(Notifier)
 	for _, o := range opts {
@@ -407,6 +407,10 @@ type beat struct {
 }
 
 func (a *Activities) heartbeat(ctx context.Context) *beat { return startBeat(ctx, a.heartbeatEvery) }
+
+// defaultHeartbeatEvery is how often a running activity heartbeats when its heartbeat
+// timeout does not ask for more often.
+const defaultHeartbeatEvery = 2 * time.Second
 
 // startBeat heartbeats the activity of ctx every `every`, or more often when its
 // heartbeat timeout needs it, until stop; outside an activity it does nothing.

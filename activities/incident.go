@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -262,7 +261,7 @@ func (a *IncidentActivities) terminate(ctx context.Context, in StopInput) (bool,
 // heartbeat timeout, so one on a worker that died is retried on another within seconds
 // instead of the incident waiting out its start-to-close timeout (ten minutes for
 // pausing a large scope's schedules).
-func alive(ctx context.Context) *beat { return startBeat(ctx, 2*time.Second) }
+func alive(ctx context.Context) *beat { return startBeat(ctx, defaultHeartbeatEvery) }
 
 // logUnrecorded says, at error level, that an incident's event could not be recorded:
 // incidents go on without the audit trail, and this line is what is left of the record.
