@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build build-prod tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-consumers record-histories clean
+.PHONY: dev build build-prod tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-incident-scale bench-consumers record-histories clean
 
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
@@ -66,6 +66,15 @@ KILL_N ?= 300
 bench-incident-kill:
 	KEYTURN_BENCH_KILL_N=$(KILL_N) \
 		$(GO) test -run '^$$' -bench '^BenchmarkIncidentWorkerKilled$$' -benchtime 1x -count 1 -timeout 30m $(BENCH_FLAGS) ./tests/bench/
+
+# Temporal's per-workflow limits at scale (issue 14): a contain incident over SCALE_N
+# secrets of the in-memory fake kind on the embedded server; the largest payload against
+# the 2 MiB limit, each run's history against 51,200 events and 50 MiB, and the times.
+# `make bench-incident-scale SCALE_N=50000`.
+SCALE_N ?= 10000
+bench-incident-scale:
+	KEYTURN_BENCH_SCALE_N=$(SCALE_N) \
+		$(GO) test -run '^$$' -bench '^BenchmarkIncidentScale$$' -benchtime 1x -count 1 -timeout 180m $(BENCH_FLAGS) ./tests/bench/
 
 # Consumer safety across real rotations (tests/consumerbench, docs/pgbouncer.md): a service
 # using consumer/pgxconsumer queries at 200/s directly and through PgBouncer (transaction

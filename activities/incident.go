@@ -176,6 +176,11 @@ func (a *IncidentActivities) recordSchedules(ctx context.Context, event string, 
 // Scope resolves a selector against the worker's inventory.
 func (a *IncidentActivities) Scope(ctx context.Context, s Selector) ([]SecretInfo, error) {
 	defer alive(ctx).stop()
+	return a.selectScope(s)
+}
+
+// selectScope is the scope of s in the worker's inventory, sorted by ID.
+func (a *IncidentActivities) selectScope(s Selector) ([]SecretInfo, error) {
 	if a.catalog == nil {
 		return nil, temporal.NewNonRetryableApplicationError("this process has no inventory to select from", ErrTypeInvalidConfig, nil)
 	}
@@ -184,6 +189,52 @@ func (a *IncidentActivities) Scope(ctx context.Context, s Selector) ([]SecretInf
 		return nil, classify(err)
 	}
 	return out, nil
+}
+
+// ScopePageInput asks for one page of an incident's scope: at most Limit secrets of the
+// selector's, those whose IDs sort after After ("" for the first page).
+type ScopePageInput struct {
+	Selector Selector  `json:"selector"`
+	After    secret.ID `json:"after,omitempty"`
+	Limit    int       `json:"limit"`
+}
+
+// ScopedSecret is a secret of an incident's scope as the incident carries it: its ID and
+// kind, nothing more, since a page of them travels as one payload.
+type ScopedSecret struct {
+	ID   secret.ID `json:"id"`
+	Kind string    `json:"k"`
+}
+
+// ScopePage is one page of an incident's scope, in ID order.
+type ScopePage struct {
+	Secrets []ScopedSecret `json:"secrets"`
+	// Total is the size of the whole scope when the page was read.
+	Total int `json:"total"`
+	// More says secrets follow this page.
+	More bool `json:"more,omitempty"`
+}
+
+// ScopePage resolves a selector against the worker's inventory, one page at a time. The
+// pages follow each other by ID (keyset paging), so a scope of any size is read in
+// payloads of bounded size, and an inventory that changes between two pages neither
+// repeats nor skips a secret that is in both.
+func (a *IncidentActivities) ScopePage(ctx context.Context, in ScopePageInput) (ScopePage, error) {
+	defer alive(ctx).stop()
+	if in.Limit <= 0 {
+		return ScopePage{}, temporal.NewNonRetryableApplicationError("a scope page needs a positive limit", ErrTypeInvalidConfig, nil)
+	}
+	all, err := a.selectScope(in.Selector)
+	if err != nil {
+		return ScopePage{}, err
+	}
+	first := sort.Search(len(all), func(i int) bool { return all[i].ID > in.After })
+	page := ScopePage{Total: len(all)}
+	for _, s := range all[first:min(first+in.Limit, len(all))] {
+		page.Secrets = append(page.Secrets, ScopedSecret{ID: s.ID, Kind: s.Kind})
+	}
+	page.More = first+in.Limit < len(all)
+	return page, nil
 }
 
 // SchedulesInput names secrets whose schedules change, and the note recorded with it.

@@ -142,6 +142,11 @@ func TestIncidentNotifiesAndMeasures(t *testing.T) {
 			t.Fatalf("the history of incident %s has no NotifyIncident activity: the scan would prove nothing", id)
 		}
 		places["history of incident "+id] = string(js)
+		page, err := protojson.Marshal(decodedHistory(t, env, workflows.IncidentWorkflowID(id)+"/page/1", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		places["history of incident "+id+"'s page"] = string(page)
 	}
 	for what, value := range secrets {
 		for where, data := range places {
@@ -152,6 +157,8 @@ func TestIncidentNotifiesAndMeasures(t *testing.T) {
 	}
 	checkReplay(t, env, workflows.IncidentWorkflowID("notify-ok"), "", "incident_contain_all_rotated")
 	checkReplay(t, env, workflows.IncidentWorkflowID("notify-fail"), "", "incident_contain_one_fails")
+	checkReplay(t, env, workflows.IncidentWorkflowID("notify-ok")+"/page/1", "", "incident_page_all_rotated")
+	checkReplay(t, env, workflows.IncidentWorkflowID("notify-fail")+"/page/1", "", "incident_page_one_fails")
 
 	// The rotation an incident ran after its batch containment does not contain again, and
 	// does revoke the previous version again: something could have re-enabled it between

@@ -4,8 +4,11 @@ import (
 	"os"
 	"testing"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -21,4 +24,16 @@ func mustOpen(t *testing.T, path string) *os.File {
 	}
 	t.Cleanup(func() { _ = f.Close() })
 	return f
+}
+
+// catalog is a fixed inventory for the incident's scope activities.
+type catalog []activities.SecretInfo
+
+func (c catalog) Secrets() []activities.SecretInfo { return c }
+
+// onScope makes the incident's scope the given secrets, read through the real paging of
+// activities.IncidentActivities.ScopePage.
+func onScope(env *testsuite.TestWorkflowEnvironment, ia *activities.IncidentActivities, scope ...activities.SecretInfo) {
+	real := activities.NewIncidentActivities(nil, catalog(scope), nil, nil)
+	env.OnActivity(ia.ScopePage, mock.Anything, mock.Anything).Return(real.ScopePage)
 }

@@ -81,6 +81,9 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	actx := workflow.WithActivityOptions(ctx, incidentStepOptions)
 	r.startNotifier(ctx)
 	first := r.in.Carry == nil
+	if first && workflow.GetVersion(ctx, changeScopePages, workflow.DefaultVersion, 1) == 1 {
+		return r.runPaged(ctx, actx)
+	}
 	if first {
 		var scope []activities.SecretInfo
 		if err := workflow.ExecuteActivity(actx, incidentActs.Scope, r.in.Selector).Get(ctx, &scope); err != nil {
@@ -149,7 +152,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 		return r.abort(ctx, "resume schedules", err)
 	}
 	r.report.Phase = PhaseDone
-	r.report.Secrets = r.carry.Done
+	r.listSecrets()
 	r.report.FinishedAt = workflow.Now(ctx)
 	var err error
 	if r.report.Failed > 0 {
@@ -195,7 +198,7 @@ func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (Incid
 		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
 	}
 	r.report.Schedules = *sch
-	r.report.Secrets = r.carry.Done
+	r.listSecrets()
 	r.report.FinishedAt = workflow.Now(ctx)
 	failed := temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("incident %s: %s: %s", r.in.IncidentID, what, activities.ErrorMessage(err)), ErrTypeFailed, err, r.report)

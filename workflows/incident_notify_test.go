@@ -25,7 +25,7 @@ func runContainIncident(t *testing.T, rotateB func() (workflows.RotateResult, er
 	a := activities.NewActivities(nil)
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	env.SetStartTime(start)
-	env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return([]activities.SecretInfo{{ID: "p/a", Kind: "postgres"}, {ID: "p/b", Kind: "postgres"}}, nil)
+	onScope(env, ia, activities.SecretInfo{ID: "p/a", Kind: "postgres"}, activities.SecretInfo{ID: "p/b", Kind: "postgres"})
 	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
 	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(

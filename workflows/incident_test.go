@@ -36,7 +36,7 @@ func incidentEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.
 // them, and how the worker's scope differed from the plan.
 func TestIncidentFailureKeepsWhatItPaused(t *testing.T) {
 	env, ia := incidentEnv(t)
-	env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return([]activities.SecretInfo{{ID: "prod/a", Kind: "postgres"}}, nil)
+	onScope(env, ia, activities.SecretInfo{ID: "prod/a", Kind: "postgres"})
 	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{Paused: []string{"keyturn/prod/a"}, KeptPaused: []string{"keyturn-renew/prod/a"}}, nil)
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil).Once()
 	env.OnActivity("ContainBatch", mock.Anything, mock.Anything).Return([]activities.ContainedSecret{{ID: "prod/a", At: time.Now()}}, nil)
@@ -82,7 +82,7 @@ func TestIncidentRefusesDryRun(t *testing.T) {
 // own rotation contains it again, while the others rely on the batch.
 func TestIncidentRecontainsWhatAScheduleStartedWhilePausing(t *testing.T) {
 	env, ia := incidentEnv(t)
-	env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return([]activities.SecretInfo{{ID: "prod/a", Kind: "postgres"}, {ID: "prod/b", Kind: "postgres"}}, nil)
+	onScope(env, ia, activities.SecretInfo{ID: "prod/a", Kind: "postgres"}, activities.SecretInfo{ID: "prod/b", Kind: "postgres"})
 	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{Paused: []string{"keyturn/prod/a"}}, nil)
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil).Once()
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return([]secret.ID{"prod/a"}, nil).Once()

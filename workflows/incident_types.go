@@ -239,8 +239,12 @@ type IncidentReport struct {
 	Operator   string    `json:"operator"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
-	// Secrets reports each secret, in scope order.
+	// Secrets reports each secret, in scope order; for a scope larger than
+	// maxListedSecrets, only those that need a human.
 	Secrets []SecretReport `json:"secrets,omitempty"`
+	// Unlisted counts the secrets Secrets leaves out: rotated as planned, with their
+	// records in the audit trail.
+	Unlisted int `json:"unlisted,omitempty"`
 	// Schedules says which schedules the incident paused, and how to resume them.
 	Schedules PausedSchedules `json:"schedules"`
 	IncidentProgress

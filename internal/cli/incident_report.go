@@ -133,6 +133,10 @@ func printReport(w io.Writer, rep workflows.IncidentReport, prefix string) {
 		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%s\n", s.ID, s.Outcome, sup, msOrDash(s.ContainedMs), msOrDash(s.RotatedMs), s.Error)
 	}
 	_ = tw.Flush()
+	if rep.Unlisted > 0 {
+		fmt.Fprintf(w, "%d more secrets were rotated as planned and are not listed (a report lists at most one page); their records: %s\n",
+			rep.Unlisted, withPrefix("keyturn incident evidence "+rep.IncidentID, prefix))
+	}
 	printEnded(w, rep.Secrets)
 	printScopeDiff(w, rep.ScopeDiff)
 	printSchedules(w, rep.Schedules, prefix)

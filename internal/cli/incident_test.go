@@ -58,6 +58,13 @@ func TestIncidentVerdictNeedsAHuman(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
+	large := rep
+	large.Unlisted = 4000
+	b.Reset()
+	printReport(&b, large, "kt")
+	if !strings.Contains(b.String(), "4000 more secrets were rotated as planned and are not listed (a report lists at most one page); their records: kt incident evidence i") {
+		t.Errorf("a large incident's report does not say what it leaves out:\n%s", b.String())
+	}
 	if strings.Contains(out, "a/ok (") {
 		t.Errorf("a rotated secret is listed as needing a human:\n%s", out)
 	}

@@ -1,0 +1,222 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/keyturn/keyturn/activities"
+	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
+)
+
+// pagedScope is n postgres secrets p/00 and up.
+func pagedScope(n int) []activities.SecretInfo {
+	out := make([]activities.SecretInfo, n)
+	for i := range out {
+		out[i] = activities.SecretInfo{ID: secret.ID(fmt.Sprintf("p/%02d", i)), Kind: "postgres"}
+	}
+	return out
+}
+
+// TestIncidentPagesContainAllBeforeRotatingAny: a scope of 5 in pages of 2 is read in
+// three pages, every page is contained (stop, pause, batch) before the first rotation
+// starts, each page is rotated by its own IncidentPage child, and the report counts and
+// lists every secret once. One secret the batch could not contain is contained by its
+// rotation; a rotation a schedule started while pausing is stopped and not counted as
+// contained by the batch.
+func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
+	defer workflows.SetPageSize(2)()
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	env.SetStartTime(start)
+	onScope(env, ia, pagedScope(5)...)
+	var paused [][]secret.ID
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SchedulesInput) (activities.PausedSchedules, error) {
+			paused = append(paused, in.IDs)
+			return activities.PausedSchedules{Paused: []string{"keyturn/" + string(in.IDs[0])}}, nil
+		})
+	stops := 0
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.StopRotationsInput) ([]secret.ID, error) {
+			stops++
+			if stops > 3 && slices.Contains(in.IDs, "p/03") { // the second round: a schedule started one
+				return []secret.ID{"p/03"}, nil
+			}
+			return nil, nil
+		})
+	contained := 0
+	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ContainBatchInput) ([]activities.ContainedSecret, error) {
+			var out []activities.ContainedSecret
+			for _, id := range in.SecretIDs {
+				if id == "p/01" {
+					out = append(out, activities.ContainedSecret{ID: id, Error: "connection refused"})
+					continue
+				}
+				contained++
+				out = append(out, activities.ContainedSecret{ID: id, At: start.Add(time.Second)})
+			}
+			return out, nil
+		})
+	var rotated []secret.ID
+	var alreadyContained []secret.ID
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			if contained != 4 {
+				t.Errorf("%s rotated after %d of 4 batch containments", in.SecretID, contained)
+			}
+			rotated = append(rotated, in.SecretID)
+			if in.AlreadyContained {
+				alreadyContained = append(alreadyContained, in.SecretID)
+			}
+			res := workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: start.Add(3 * time.Second)}
+			if !in.AlreadyContained {
+				res.ContainedAt = start.Add(2 * time.Second)
+			}
+			return res, nil
+		})
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-p", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+		Planned: []secret.ID{"p/00", "p/01", "p/02", "p/03", "p/04", "p/99"},
+	})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("the incident did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(paused) != 3 || len(paused[0]) != 2 || len(paused[2]) != 1 || stops != 6 {
+		t.Fatalf("paused %v, stop rounds %d: want 3 pages (2, 2, 1) stopped twice each", paused, stops)
+	}
+	if len(rotated) != 5 {
+		t.Fatalf("rotated %v", rotated)
+	}
+	slices.Sort(alreadyContained)
+	if !slices.Equal(alreadyContained, []secret.ID{"p/00", "p/02", "p/04"}) {
+		t.Fatalf("rotations told the batch contained them: %v (p/01 failed in the batch, p/03's schedule started a rotation)", alreadyContained)
+	}
+	if rep.Total != 5 || rep.Done != 5 || rep.Contained != 5 || rep.Rotated != 5 || rep.Failed != 0 || rep.Unlisted != 0 || len(rep.Secrets) != 5 {
+		t.Fatalf("report %+v", rep.IncidentProgress)
+	}
+	if rep.AllContainedMs != 2000 || rep.AllRotatedMs != 3000 {
+		t.Fatalf("contained after %d ms, rotated after %d ms", rep.AllContainedMs, rep.AllRotatedMs)
+	}
+	for i, s := range rep.Secrets {
+		if s.ID != pagedScope(5)[i].ID || s.Outcome != workflows.OutcomeRotated {
+			t.Fatalf("secret %d of the report: %+v", i, s)
+		}
+	}
+	if !rep.Secrets[3].Superseded || rep.Secrets[3].Batch || !rep.Secrets[0].Batch {
+		t.Fatalf("p/03 %+v, p/00 %+v", rep.Secrets[3], rep.Secrets[0])
+	}
+	if len(rep.Schedules.Paused) != 3 || len(rep.ScopeDiff.Unmatched) != 1 || rep.ScopeDiff.Unmatched[0] != "p/99" {
+		t.Fatalf("schedules %+v, scope diff %+v", rep.Schedules, rep.ScopeDiff)
+	}
+}
+
+// TestIncidentPagesRefuseAScopeTooLarge: a scope above MaxIncidentScope is refused before
+// anything is stopped, paused or contained.
+func TestIncidentPagesRefuseAScopeTooLarge(t *testing.T) {
+	env, ia := incidentEnv(t)
+	env.OnActivity(ia.ScopePage, mock.Anything, mock.Anything).Return(
+		activities.ScopePage{Secrets: []activities.ScopedSecret{{ID: "p/0", Kind: "postgres"}}, Total: workflows.MaxIncidentScope + 1, More: true}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-big", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+	})
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "split it") {
+		t.Fatalf("error %v, want the scope refused with the advice to split it", err)
+	}
+	// No other activity was mocked: any stop, pause or containment would have failed
+	// the workflow with a different error.
+}
+
+// TestListedSecretsOfALargeIncident: a report lists every secret of a scope up to a page,
+// and of a larger one only those that need a human, counting the others.
+func TestListedSecretsOfALargeIncident(t *testing.T) {
+	var done []workflows.SecretReport
+	for i := range 1500 {
+		s := workflows.SecretReport{ID: secret.ID(fmt.Sprintf("p/%04d", i)), Outcome: workflows.OutcomeRotated, RotatedMs: 10}
+		if i%500 == 7 {
+			s.Outcome, s.Error = workflows.OutcomeFailed, "test failed"
+		}
+		done = append(done, s)
+	}
+	listed, unlisted := workflows.Listed(done[:1000])
+	if len(listed) != 1000 || unlisted != 0 {
+		t.Fatalf("1000 secrets: listed %d, unlisted %d", len(listed), unlisted)
+	}
+	listed, unlisted = workflows.Listed(done)
+	if len(listed) != 3 || unlisted != 1497 || listed[1].ID != "p/0507" {
+		t.Fatalf("1500 secrets: listed %v, unlisted %d", listed, unlisted)
+	}
+}
+
+// TestIncidentPagesInRotateMode: in rotate mode each page's schedules are paused and its
+// rotations in flight stopped before any secret is rotated, a stopped rotation is cleaned
+// up (Supersede) before its secret's rotation, and nothing is contained in a batch.
+func TestIncidentPagesInRotateMode(t *testing.T) {
+	defer workflows.SetPageSize(2)()
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	onScope(env, ia, pagedScope(3)...)
+	var order []string
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SchedulesInput) (activities.PausedSchedules, error) {
+			order = append(order, fmt.Sprintf("pause %d", len(in.IDs)))
+			return activities.PausedSchedules{}, nil
+		})
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.StopRotationsInput) ([]secret.ID, error) {
+			order = append(order, fmt.Sprintf("stop %d", len(in.IDs)))
+			if slices.Contains(in.IDs, "p/02") {
+				return []secret.ID{"p/02"}, nil
+			}
+			return nil, nil
+		})
+	env.OnActivity(a.Supersede, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ContainInput) error {
+			order = append(order, "supersede "+string(in.SecretID))
+			return nil
+		})
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			order = append(order, "rotate")
+			if in.Contain || in.AlreadyContained {
+				t.Errorf("rotate mode rotated %s with contain %v, already contained %v", in.SecretID, in.Contain, in.AlreadyContained)
+			}
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: time.Now()}, nil
+		})
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-r", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "hygiene", Operator: "oncall",
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"pause 2", "stop 2", "pause 1", "stop 1", "rotate", "rotate", "supersede p/02", "rotate"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+	if rep.Total != 3 || rep.Rotated != 3 || rep.Contained != 0 || !rep.Secrets[2].Superseded {
+		t.Fatalf("report %+v, secrets %+v", rep.IncidentProgress, rep.Secrets)
+	}
+}
