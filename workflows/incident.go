@@ -60,7 +60,7 @@ func Incident(ctx workflow.Context, in IncidentInput) (IncidentReport, error) {
 		Reason: in.Reason, Operator: in.Operator, StartedAt: workflow.Now(ctx),
 	}
 	r.report.Phase = PhaseScope
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (IncidentProgress, error) { return r.report.IncidentProgress, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (IncidentProgress, error) { return r.progress(), nil }); err != nil {
 		return r.report, err
 	}
 	if err := in.Validate(); err != nil {
@@ -75,6 +75,11 @@ type incidentRun struct {
 	report   IncidentReport
 	carry    IncidentCarry
 	notifier incidentNotifier
+	// secretDone, when set, is called after each secret's work is counted (an
+	// IncidentPage tells its parent its progress).
+	secretDone func(ctx workflow.Context)
+	// live is the progress of the page being rotated, as its IncidentPage last told.
+	live livePage
 }
 
 func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
@@ -386,6 +391,9 @@ func (r *incidentRun) work(ctx workflow.Context, start, end int) {
 			r.report.add(rep, ms > 0)
 			if ms == 0 {
 				r.settle(ctx, 1) // the batch had not contained it: its rotation did, or it failed
+			}
+			if r.secretDone != nil {
+				r.secretDone(ctx)
 			}
 		})
 	}

@@ -44,9 +44,11 @@ const MaxIncidentScope = 100_000
 // IncidentPageInput is the work of one page of an incident: the incident's input (without
 // its plan) and, for each secret, what the incident did to it before the page began.
 type IncidentPageInput struct {
-	Incident  IncidentInput `json:"incident"`
-	StartedAt time.Time     `json:"startedAt"`
-	Secrets   []PageSecret  `json:"secrets"`
+	Incident IncidentInput `json:"incident"`
+	// Page is the page's index (from 0), which its progress signals name.
+	Page      int          `json:"page"`
+	StartedAt time.Time    `json:"startedAt"`
+	Secrets   []PageSecret `json:"secrets"`
 }
 
 // PageSecret is one secret of a page and what the incident's first phase did to it.
@@ -77,8 +79,71 @@ func IncidentPage(ctx workflow.Context, in IncidentPageInput) ([]SecretReport, e
 			r.carry.Stopped = append(r.carry.Stopped, s.ID)
 		}
 	}
+	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil {
+		r.secretDone = func(ctx workflow.Context) {
+			if r.report.Done%progressEvery == 0 && r.report.Done < len(in.Secrets) {
+				// Not waited for: progress is a courtesy, and a parent that ended
+				// meanwhile must not fail the page.
+				workflow.SignalExternalWorkflow(ctx, parent.ID, parent.RunID, signalPageProgress,
+					pageProgress{Page: in.Page, Progress: r.report.IncidentProgress})
+			}
+		}
+	}
 	r.work(ctx, 0, len(in.Secrets))
 	return r.carry.Done, nil
+}
+
+// A page tells its incident how far it got every progressEvery secrets, so the
+// incident's progress query moves while a page works instead of once per page.
+const (
+	signalPageProgress = "page-progress"
+	progressEvery      = 50
+)
+
+// pageProgress is a page's progress so far: its own counts (Done, Rotated, ... of its
+// secrets; Contained counts those its rotations contained, not the batch).
+type pageProgress struct {
+	Page     int              `json:"page"`
+	Progress IncidentProgress `json:"progress"`
+}
+
+// livePage is the progress of the page being rotated; page -1 when none is.
+type livePage struct {
+	page     int
+	progress IncidentProgress
+}
+
+// progress is the incident's progress: what its finished pages did, and what the page
+// being rotated said last.
+func (r *incidentRun) progress() IncidentProgress {
+	p := r.report.IncidentProgress
+	l := r.live.progress
+	p.Done += l.Done
+	p.Contained += l.Contained
+	p.Rotated += l.Rotated
+	p.Failed += l.Failed
+	p.NeedsHuman += l.NeedsHuman
+	p.AllContainedMs = max(p.AllContainedMs, l.AllContainedMs)
+	p.AllRotatedMs = max(p.AllRotatedMs, l.AllRotatedMs)
+	return p
+}
+
+// followPages keeps r.live up to date with the progress signals of the page being
+// rotated; a late signal from a page that has finished is dropped.
+func (r *incidentRun) followPages(ctx workflow.Context) {
+	r.live.page = -1
+	ch := workflow.GetSignalChannel(ctx, signalPageProgress)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var p pageProgress
+			if !ch.Receive(ctx, &p) {
+				return
+			}
+			if p.Page == r.live.page && p.Progress.Done > r.live.progress.Done {
+				r.live.progress = p.Progress
+			}
+		}
+	})
 }
 
 // scopePage is a page of the scope as the incident's first phase leaves it.
@@ -109,8 +174,11 @@ func (r *incidentRun) runPaged(ctx, actx workflow.Context) (IncidentReport, erro
 		return r.abort(ctx, what, err)
 	}
 	r.report.Phase = PhaseWorking
+	r.followPages(ctx)
 	for k := range pages {
+		r.live = livePage{page: k}
 		r.workPage(ctx, k, &pages[k])
+		r.live = livePage{page: -1}
 	}
 	if err := r.resumeSchedules(ctx); err != nil {
 		return r.abort(ctx, "resume schedules", err)
@@ -358,7 +426,7 @@ func (b *batchPipeline) collect(pb pendingBatch) {
 // could not run reports each of its secrets failed, with the reason.
 func (r *incidentRun) workPage(ctx workflow.Context, k int, p *scopePage) {
 	first := len(r.carry.Done)
-	in := IncidentPageInput{Incident: r.in, StartedAt: r.carry.StartedAt, Secrets: p.secrets}
+	in := IncidentPageInput{Incident: r.in, Page: k, StartedAt: r.carry.StartedAt, Secrets: p.secrets}
 	in.Incident.Planned = nil
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: incidentPageID(r.in.IncidentID, k),

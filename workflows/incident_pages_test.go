@@ -220,3 +220,45 @@ func TestIncidentPagesInRotateMode(t *testing.T) {
 		t.Fatalf("report %+v, secrets %+v", rep.IncidentProgress, rep.Secrets)
 	}
 }
+
+// TestIncidentProgressMovesWithinAPage: while a page is being rotated, the incident's
+// progress query counts what the page has finished so far (it tells every 50 secrets),
+// not only finished pages.
+func TestIncidentProgressMovesWithinAPage(t *testing.T) {
+	defer workflows.SetPageSize(100)()
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	onScope(env, ia, pagedScope(100)...)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	seen := -1
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			_ = workflow.Sleep(ctx, time.Second)
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: workflow.Now(ctx)}, nil
+		})
+	// Each rotation takes a second, one at a time (parallelism 1): queried about 70
+	// seconds in, the page has finished some 70 secrets and told the incident of 50.
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryProgress)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var p workflows.IncidentProgress
+		if err := v.Get(&p); err != nil {
+			t.Error(err)
+		}
+		seen = p.Done
+	}, 70*time.Second)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-q", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "hygiene", Operator: "oncall", Parallelism: 1,
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 50 {
+		t.Fatalf("the progress query said %d secrets done 70 s into a page of 100 (one a second), want the 50 the page last told", seen)
+	}
+}
