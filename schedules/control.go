@@ -47,8 +47,8 @@ func Resume(ctx context.Context, c client.Client, ids []secret.ID, note string) 
 	})
 }
 
-// scheduleIDs are the IDs a secret's schedules have, whether or not they exist.
-func scheduleIDs(ids []secret.ID) ([]string, error) {
+// ScheduleIDs are the IDs a secret's schedules have, whether or not they exist.
+func ScheduleIDs(ids []secret.ID) ([]string, error) {
 	out := make([]string, 0, 2*len(ids))
 	for _, id := range ids {
 		if err := id.Validate(); err != nil {
@@ -63,7 +63,7 @@ func scheduleIDs(ids []secret.ID) ([]string, error) {
 // It never lists: Temporal's schedule list is eventually consistent and misses a
 // schedule created seconds ago, which an incident must pause all the same.
 func eachSchedule(ctx context.Context, c client.Client, ids []secret.ID, do func(client.ScheduleHandle) error) ([]string, error) {
-	candidates, err := scheduleIDs(ids)
+	candidates, err := ScheduleIDs(ids)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ const (
 // replaced; the window is one round trip, against the minutes of an incident.
 func PauseScope(ctx context.Context, c client.Client, ids []secret.ID, note string) (activities.PausedSchedules, error) {
 	var out activities.PausedSchedules
-	candidates, err := scheduleIDs(ids)
+	candidates, err := ScheduleIDs(ids)
 	if err != nil {
 		return out, err
 	}

@@ -7,10 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/testenv"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // TestIncidentPausesOnlyWhatItOwns: schedules created by an apply just before an incident
@@ -114,4 +119,51 @@ func TestIncidentPausesOnlyWhatItOwns(t *testing.T) {
 		t.Fatalf("incident with --resume-schedules exited %d:\n%s", code, out)
 	}
 	check("after --resume-schedules")
+
+	// A report that lists only some of the schedules its incident paused (a scope larger
+	// than a report lists): resume --incident asks every schedule of the incident's scope
+	// and resumes those still paused with its note. The ended incident is a stand-in that
+	// returns such a report; the schedules are real.
+	const note = "incident cut-1 (oncall): leak"
+	var mine []secret.ID
+	for _, id := range ids {
+		if _, ok := operatorPaused[id]; !ok {
+			mine = append(mine, id)
+		}
+	}
+	if _, err := schedules.Pause(context.Background(), env.Client, mine, note); err != nil {
+		t.Fatal(err)
+	}
+	endStandInIncident(t, env, workflows.IncidentReport{
+		IncidentID: "cut-1", Mode: workflows.ModeContain, Selector: "prefix=e2e/",
+		Schedules: workflows.PausedSchedules{Note: note, Paused: []string{schedules.CronScheduleID(mine[0])}, PausedCount: len(mine)},
+	})
+	code, out = keyturn(t, env, "schedules", "resume", "--incident", "cut-1")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("incident cut-1 paused %d schedules and its report lists 1: resuming every schedule of its scope (prefix=e2e/", len(mine))) ||
+		!strings.Contains(out, "resumed "+schedules.CronScheduleID(mine[len(mine)-1])) || !strings.Contains(out, "2 schedules of the scope are not paused with the incident's note") {
+		t.Fatalf("resume --incident of a cut report exited %d:\n%s", code, out)
+	}
+	check("after resume --incident of a cut report")
+}
+
+// endStandInIncident runs, to its end, a workflow with the ID of incident rep.IncidentID
+// that returns rep: what the CLI reads of an ended incident, for a report a real one
+// would need thousands of secrets to write.
+func endStandInIncident(t *testing.T, env *testenv.Env, rep workflows.IncidentReport) {
+	t.Helper()
+	const queue = "stand-in-incident"
+	w := sdkworker.New(env.Client, queue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(func(workflow.Context) (workflows.IncidentReport, error) { return rep, nil }, workflow.RegisterOptions{Name: "StandInIncident"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.IncidentWorkflowID(rep.IncidentID), TaskQueue: queue}, "StandInIncident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 }

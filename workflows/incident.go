@@ -80,6 +80,8 @@ type incidentRun struct {
 	secretDone func(ctx workflow.Context)
 	// live is the progress of the page being rotated, as its IncidentPage last told.
 	live livePage
+	// paged says the run reads its scope in pages (runPaged).
+	paged bool
 }
 
 func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
@@ -135,7 +137,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 	} else {
 		r.carry = *r.in.Carry
 		r.report.StartedAt = r.carry.StartedAt
-		r.report.Schedules = r.carry.Schedules
+		r.report.Schedules = r.carry.Schedules.listed()
 		r.report.IncidentProgress = r.carry.Progress()
 		r.notifier.settled = settledIn(&r.carry)
 	}
@@ -172,7 +174,7 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 // that still carry its note; otherwise it records the command that does so later.
 func (r *incidentRun) resumeSchedules(ctx workflow.Context) error {
 	sch := &r.carry.Schedules
-	defer func() { r.report.Schedules = *sch }()
+	defer func() { r.report.Schedules = sch.listed() }()
 	if len(sch.Paused) == 0 {
 		return nil
 	}
@@ -181,16 +183,26 @@ func (r *incidentRun) resumeSchedules(ctx workflow.Context) error {
 		return nil
 	}
 	r.report.Phase = PhaseResume
-	in := activities.ResumeSchedulesInput{
-		ScheduleIDs: sch.Paused, PausedNote: sch.Note,
-		Note: fmt.Sprintf("incident %s finished", r.in.IncidentID),
+	// A paged incident resumes in chunks, so no input grows with the scope; an older one
+	// sent the whole list at once, which its history records.
+	chunk := len(sch.Paused)
+	if r.paged {
+		chunk = maxListedSchedules
 	}
-	var res activities.ResumedSchedules
 	sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
-	if err := workflow.ExecuteActivity(sctx, incidentActs.ResumeSchedules, in).Get(ctx, &res); err != nil {
-		return err
+	sch.Resumed, sch.LeftPaused = nil, nil
+	for lo := 0; lo < len(sch.Paused); lo += chunk {
+		in := activities.ResumeSchedulesInput{
+			ScheduleIDs: sch.Paused[lo:min(lo+chunk, len(sch.Paused))], PausedNote: sch.Note,
+			Note: fmt.Sprintf("incident %s finished", r.in.IncidentID),
+		}
+		var res activities.ResumedSchedules
+		if err := workflow.ExecuteActivity(sctx, incidentActs.ResumeSchedules, in).Get(ctx, &res); err != nil {
+			return err
+		}
+		sch.Resumed = append(sch.Resumed, res.Resumed...)
+		sch.LeftPaused = append(sch.LeftPaused, res.Left...)
 	}
-	sch.Resumed, sch.LeftPaused = res.Resumed, res.Left
 	return nil
 }
 
@@ -202,7 +214,7 @@ func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (Incid
 	if len(sch.Paused) > 0 && len(sch.Resumed) == 0 {
 		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
 	}
-	r.report.Schedules = *sch
+	r.report.Schedules = sch.listed()
 	r.listSecrets()
 	r.report.FinishedAt = workflow.Now(ctx)
 	failed := temporal.NewNonRetryableApplicationError(
@@ -287,7 +299,7 @@ func (r *incidentRun) pauseSchedules(ctx workflow.Context) workflow.Future {
 		err := f.Get(ctx, &paused)
 		if err == nil {
 			r.carry.Schedules = PausedSchedules{Note: note, Paused: paused.Paused, KeptPaused: paused.KeptPaused}
-			r.report.Schedules = r.carry.Schedules
+			r.report.Schedules = r.carry.Schedules.listed()
 		}
 		settle.Set(nil, err)
 	})

@@ -165,6 +165,7 @@ func (p *scopePage) ids() []secret.ID {
 // stops each page's schedules and rotations. Phase two rotates the pages one after the
 // other, each in an IncidentPage child.
 func (r *incidentRun) runPaged(ctx, actx workflow.Context) (IncidentReport, error) {
+	r.paged = true
 	r.carry = IncidentCarry{StartedAt: r.report.StartedAt}
 	pages, what, err := r.readAndContain(ctx, actx)
 	if err != nil && what == "" {
@@ -357,7 +358,7 @@ func (r *incidentRun) pauseSchedulesOf(ctx workflow.Context, ids []secret.ID) wo
 			sch.Note = note
 			sch.Paused = append(sch.Paused, paused.Paused...)
 			sch.KeptPaused = append(sch.KeptPaused, paused.KeptPaused...)
-			r.report.Schedules = *sch
+			r.report.Schedules = sch.listed()
 		}
 		settle.Set(nil, err)
 	})

@@ -262,3 +262,46 @@ func TestIncidentProgressMovesWithinAPage(t *testing.T) {
 		t.Fatalf("the progress query said %d secrets done 70 s into a page of 100 (one a second), want the 50 the page last told", seen)
 	}
 }
+
+// TestIncidentSchedulesListsAreCut: an incident that paused more schedules than a report
+// lists resumes every one of them, in chunks, and its report cuts each list, giving the
+// full length beside it.
+func TestIncidentSchedulesListsAreCut(t *testing.T) {
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	onScope(env, ia, pagedScope(3)...)
+	var all []string
+	for i := range 2500 {
+		all = append(all, fmt.Sprintf("keyturn/p/%04d", i))
+	}
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{Paused: all}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	var chunks []int
+	env.OnActivity(ia.ResumeSchedules, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ResumeSchedulesInput) (activities.ResumedSchedules, error) {
+			chunks = append(chunks, len(in.ScheduleIDs))
+			return activities.ResumedSchedules{Resumed: in.ScheduleIDs}, nil
+		})
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: time.Now()}, nil
+		})
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-s", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "hygiene", Operator: "oncall", ResumeSchedules: true,
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(chunks, []int{2000, 500}) {
+		t.Fatalf("resumed in chunks of %v, want 2000 and 500", chunks)
+	}
+	s := rep.Schedules
+	if len(s.Paused) != 2000 || s.PausedCount != 2500 || len(s.Resumed) != 2000 || s.ResumedCount != 2500 || !s.Cut() {
+		t.Fatalf("report lists %d paused (count %d), %d resumed (count %d)", len(s.Paused), s.PausedCount, len(s.Resumed), s.ResumedCount)
+	}
+}

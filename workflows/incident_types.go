@@ -144,6 +144,38 @@ type PausedSchedules struct {
 	LeftPaused []string `json:"leftPaused,omitempty"`
 	// ResumeCommand resumes the schedules the incident paused and has not resumed.
 	ResumeCommand string `json:"resumeCommand,omitempty"`
+	// A list longer than maxListedSchedules is cut there in a report (it travels as one
+	// payload) and its full length is given here; 0 means the list is whole.
+	PausedCount     int `json:"pausedCount,omitempty"`
+	KeptPausedCount int `json:"keptPausedCount,omitempty"`
+	ResumedCount    int `json:"resumedCount,omitempty"`
+	LeftPausedCount int `json:"leftPausedCount,omitempty"`
+}
+
+// maxListedSchedules bounds each list of schedule IDs in a report, and the schedules one
+// ResumeSchedules activity of a paged incident resumes.
+const maxListedSchedules = 2000
+
+// listed is s as a report carries it: each list cut at maxListedSchedules, with its
+// full length beside it.
+func (s PausedSchedules) listed() PausedSchedules {
+	cut := func(ids []string, count *int) []string {
+		if len(ids) <= maxListedSchedules {
+			return ids
+		}
+		*count = len(ids)
+		return ids[:maxListedSchedules:maxListedSchedules]
+	}
+	s.Paused = cut(s.Paused, &s.PausedCount)
+	s.KeptPaused = cut(s.KeptPaused, &s.KeptPausedCount)
+	s.Resumed = cut(s.Resumed, &s.ResumedCount)
+	s.LeftPaused = cut(s.LeftPaused, &s.LeftPausedCount)
+	return s
+}
+
+// Cut reports whether a list of s was cut for the report.
+func (s PausedSchedules) Cut() bool {
+	return s.PausedCount+s.KeptPausedCount+s.ResumedCount+s.LeftPausedCount > 0
 }
 
 // ResumeCommand is the command that resumes what an incident paused, and only that.

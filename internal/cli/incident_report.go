@@ -152,20 +152,29 @@ func printReport(w io.Writer, rep workflows.IncidentReport, prefix string) {
 // command that resumes what it paused.
 func printSchedules(w io.Writer, s workflows.PausedSchedules, prefix string) {
 	if len(s.Paused) > 0 {
-		fmt.Fprintf(w, "schedules paused by the incident: %s\n", strings.Join(s.Paused, ", "))
+		fmt.Fprintf(w, "schedules paused by the incident: %s\n", scheduleList(s.Paused, s.PausedCount))
 	}
 	if len(s.KeptPaused) > 0 {
-		fmt.Fprintf(w, "schedules paused before the incident, for another reason, left as they are: %s\n", strings.Join(s.KeptPaused, ", "))
+		fmt.Fprintf(w, "schedules paused before the incident, for another reason, left as they are: %s\n", scheduleList(s.KeptPaused, s.KeptPausedCount))
 	}
 	if len(s.Resumed) > 0 {
-		fmt.Fprintf(w, "schedules resumed: %s\n", strings.Join(s.Resumed, ", "))
+		fmt.Fprintf(w, "schedules resumed: %s\n", scheduleList(s.Resumed, s.ResumedCount))
 	}
 	if len(s.LeftPaused) > 0 {
-		fmt.Fprintf(w, "schedules left paused (paused again with another note meanwhile): %s\n", strings.Join(s.LeftPaused, ", "))
+		fmt.Fprintf(w, "schedules left paused (paused again with another note meanwhile): %s\n", scheduleList(s.LeftPaused, s.LeftPausedCount))
 	}
 	if s.ResumeCommand != "" {
 		fmt.Fprintf(w, "resume the schedules the incident paused (and only those) when it is safe:\n  %s\n", withPrefix(s.ResumeCommand, prefix))
 	}
+}
+
+// scheduleList joins a report's list of schedule IDs; count is the list's full length
+// when the report cut it (0 otherwise).
+func scheduleList(ids []string, count int) string {
+	if count > len(ids) {
+		return fmt.Sprintf("%d schedules, the first %d of them: %s", count, len(ids), strings.Join(ids, ", "))
+	}
+	return strings.Join(ids, ", ")
 }
 
 // withPrefix replaces the leading "keyturn" of a command with how this keyturn is run.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/audit"
+	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -333,12 +334,27 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 	if by := whoami(); by != "" {
 		note += " (" + by + ")"
 	}
-	res, err := schedules.ResumePausedWith(ctx, c, sch.Paused, sch.Note, note)
+	candidates := sch.Paused
+	if sch.PausedCount > len(sch.Paused) {
+		// The report lists only some of what the incident paused: ask every schedule of
+		// its scope, and resume those still paused with its note (nothing else is).
+		if candidates, err = scopeSchedules(g, rep.Selector); err != nil {
+			return fmt.Errorf("incident %s paused %d schedules, more than its report lists: %w", id, sch.PausedCount, err)
+		}
+		fmt.Fprintf(out, "incident %s paused %d schedules and its report lists %d: resuming every schedule of its scope (%s, in %s) still paused with its note\n",
+			id, sch.PausedCount, len(sch.Paused), rep.Selector, g.inventory)
+	}
+	res, err := schedules.ResumePausedWith(ctx, c, candidates, sch.Note, note)
 	for _, sid := range res.Resumed {
 		fmt.Fprintf(out, "resumed %s: %s\n", sid, note)
 	}
 	if rerr := recordSchedules(ctx, trail, audit.EventScheduleResumed, res.Resumed, note); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("the schedules above are resumed, but their audit records were not written: %w", rerr))
+	}
+	if sch.PausedCount > len(sch.Paused) {
+		// The candidates included schedules the incident never paused.
+		fmt.Fprintf(out, "%d schedules of the scope are not paused with the incident's note (never paused by it, paused for another reason, or resumed since): left as they are\n", len(res.Left))
+		return err
 	}
 	for _, sid := range res.Left {
 		fmt.Fprintf(out, "left %s paused: it is not paused with the incident's note any more (someone paused or resumed it since)\n", sid)
@@ -347,6 +363,28 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 		fmt.Fprintf(out, "left %s paused: it was paused before the incident, for another reason\n", sid)
 	}
 	return err
+}
+
+// scopeSchedules are the schedule IDs of every secret selector (as an incident's report
+// writes it) picks in the operator's inventory.
+func scopeSchedules(g *globals, selector string) ([]string, error) {
+	sel, err := parseSelectors([]string{selector})
+	if err != nil {
+		return nil, err
+	}
+	inv, err := g.requireInventory("schedules resume --incident")
+	if err != nil {
+		return nil, err
+	}
+	scope, err := activities.Select(binding.SecretInfos(inv), sel)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]secret.ID, len(scope))
+	for i, s := range scope {
+		ids[i] = s.ID
+	}
+	return schedules.ScheduleIDs(ids)
 }
 
 // recordSchedules writes an operator's pause or resume of each schedule to its secret's
