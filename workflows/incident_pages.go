@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -90,6 +91,13 @@ func IncidentPage(ctx workflow.Context, in IncidentPageInput) ([]SecretReport, e
 		}
 	}
 	r.work(ctx, 0, len(in.Secrets))
+	// A cancelled page stops starting rotations: the secrets it never started say so.
+	for i := range r.carry.Done {
+		if r.carry.Done[i].ID == "" {
+			r.carry.Done[i] = SecretReport{ID: in.Secrets[i].ID, Outcome: OutcomeAborted, Superseded: in.Secrets[i].Stopped,
+				ContainedMs: in.Secrets[i].ContainedMs, Batch: in.Secrets[i].ContainedMs > 0, Ended: in.Secrets[i].Ended}
+		}
+	}
 	return r.carry.Done, nil
 }
 
@@ -177,6 +185,9 @@ func (r *incidentRun) runPaged(ctx, actx workflow.Context) (IncidentReport, erro
 	r.report.Phase = PhaseWorking
 	r.followPages(ctx)
 	for k := range pages {
+		if ctx.Err() != nil {
+			break // cancelled: the pages not started are not counted as worked on
+		}
 		r.live = livePage{page: k}
 		r.workPage(ctx, k, &pages[k])
 		r.live = livePage{page: -1}
@@ -205,15 +216,26 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 		after   secret.ID
 	)
 	batches := newBatchPipeline(ctx, r)
+	// fail ends phase one early: the batches and pauses already started are waited for,
+	// so the report says what they contained and paused.
+	fail := func(what string, err error) ([]scopePage, string, error) {
+		batches.drain()
+		for _, f := range pausing {
+			_ = f.Get(ctx, nil)
+		}
+		if what != "" {
+			what += r.containedBefore(contain)
+		}
+		return nil, what, err
+	}
 	for {
 		var page activities.ScopePage
 		in := activities.ScopePageInput{Selector: r.in.Selector, After: after, Limit: pageSize}
 		if err := workflow.ExecuteActivity(actx, incidentActs.ScopePage, in).Get(ctx, &page); err != nil {
-			batches.drain()
 			if len(pages) == 0 {
 				return nil, "", err // nothing changed yet: the error as it is
 			}
-			return nil, "read the scope after " + string(after) + r.containedBefore(contain), err
+			return fail("read the scope after "+string(after), err)
 		}
 		if len(pages) == 0 {
 			if page.Total == 0 {
@@ -231,6 +253,9 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 				r.report.Phase = PhasePause
 			}
 		}
+		if len(page.Secrets) == 0 {
+			break // the inventory shrank between two pages
+		}
 		p := scopePage{}
 		for _, s := range page.Secrets {
 			p.secrets = append(p.secrets, PageSecret{ID: s.ID, Kind: s.Kind})
@@ -241,23 +266,13 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 			// As containWhilePausing: stop, then contain while pausing.
 			stopped, err := r.stopRotationsOf(ctx, actx, pg.ids())
 			if err != nil {
-				batches.drain()
-				return nil, "stop rotations in flight" + r.containedBefore(len(pages) > 1), err
+				return fail("stop rotations in flight", err)
 			}
 			markStopped(pg, stopped)
 			pausing = append(pausing, r.pauseSchedulesOf(ctx, pg.ids()))
 			batches.add(pg)
-		} else {
-			if err := r.pauseSchedulesOf(ctx, pg.ids()).Get(ctx, nil); err != nil {
-				return nil, r.pauseFailed(), err
-			}
-			stopped, err := r.stopRotationsOf(ctx, actx, pg.ids())
-			if err != nil {
-				return nil, "stop rotations in flight", err
-			}
-			markStopped(pg, stopped)
 		}
-		if !page.More || len(page.Secrets) == 0 {
+		if !page.More {
 			break
 		}
 		after = page.Secrets[len(page.Secrets)-1].ID
@@ -270,9 +285,24 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 		scope = append(scope, pages[k].ids()...)
 	}
 	r.report.Total = len(scope)
-	r.carry.ScopeDiff = diffScope(scope, r.in.Planned)
+	r.carry.ScopeDiff = diffScope(scope, r.in.Planned).listed()
 	r.report.ScopeDiff = r.carry.ScopeDiff
 	if !contain {
+		// Rotate mode: nothing is urgent, so the whole scope is read before anything
+		// changes; then every page's schedules are paused, and only then are the
+		// rotations in flight stopped (their clean-up comes with each secret's rotation).
+		for k := range pages {
+			if err := r.pauseSchedulesOf(ctx, pages[k].ids()).Get(ctx, nil); err != nil {
+				return nil, r.pauseFailed(), err
+			}
+		}
+		for k := range pages {
+			stopped, err := r.stopRotationsOf(ctx, actx, pages[k].ids())
+			if err != nil {
+				return nil, "stop rotations in flight" + stoppedBefore(pages[:k+1]), err
+			}
+			markStopped(&pages[k], stopped)
+		}
 		return pages, "", nil
 	}
 	r.report.Contained, r.report.AllContainedMs = 0, 0
@@ -325,6 +355,27 @@ func (r *incidentRun) containedBefore(any bool) string {
 		return ""
 	}
 	return fmt.Sprintf("; %d secrets of the pages read before were contained, the others were not: run the incident again", r.report.Contained)
+}
+
+// stoppedBefore names, for an incident in rotate mode that fails while stopping the
+// rotations in flight, those it had stopped: their clean-up (Supersede) did not run.
+func stoppedBefore(pages []scopePage) string {
+	var ids []string
+	for _, p := range pages {
+		for _, s := range p.secrets {
+			if s.Stopped {
+				ids = append(ids, string(s.ID))
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	more := ""
+	if len(ids) > 20 {
+		ids, more = ids[:20], fmt.Sprintf(" and %d more", len(ids)-20)
+	}
+	return fmt.Sprintf("; the rotations in flight of %s%s were stopped without their clean-up: versions they made may be left on their targets until those secrets are rotated", strings.Join(ids, ", "), more)
 }
 
 func markStopped(p *scopePage, stopped []secret.ID) {
@@ -426,15 +477,19 @@ func (b *batchPipeline) collect(pb pendingBatch) {
 // workPage rotates page k in an IncidentPage child and counts its secrets. A page that
 // could not run reports each of its secrets failed, with the reason.
 func (r *incidentRun) workPage(ctx workflow.Context, k int, p *scopePage) {
+	if len(p.secrets) == 0 {
+		return
+	}
 	first := len(r.carry.Done)
 	in := IncidentPageInput{Incident: r.in, Page: k, StartedAt: r.carry.StartedAt, Secrets: p.secrets}
 	in.Incident.Planned = nil
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: incidentPageID(r.in.IncidentID, k),
 		TaskQueue:  TaskQueue,
-		// A cancelled or terminated incident cancels the page; the page's rotations
-		// finish their own compensation (they are abandoned by the page).
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		// Cancelling the incident cancels the page through its context; terminating the
+		// incident leaves the page to finish, as it leaves the rotations it started, so a
+		// rotation is never cut off between its containment and its new credential.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		StaticSummary: fmt.Sprintf("Incident %s: secrets %d to %d of %d (%s to %s)", r.in.IncidentID,
 			first+1, first+len(p.secrets), r.report.Total, p.secrets[0].ID, p.secrets[len(p.secrets)-1].ID),
 	})
@@ -443,18 +498,22 @@ func (r *incidentRun) workPage(ctx workflow.Context, k int, p *scopePage) {
 	if err == nil && len(reports) != len(p.secrets) {
 		err = fmt.Errorf("the page reported %d secrets of %d", len(reports), len(p.secrets))
 	}
+	cancelled := ctx.Err() != nil
 	if err != nil {
 		reports = make([]SecretReport, len(p.secrets))
 		for i, s := range p.secrets {
 			reports[i] = SecretReport{ID: s.ID, Outcome: OutcomeFailed, Superseded: s.Stopped,
 				ContainedMs: s.ContainedMs, Batch: s.ContainedMs > 0, Ended: s.Ended,
-				Error: "rotate its page of the scope: " + activities.ErrorMessage(err)}
+				Error: "rotate its page of the scope (each rotation's own workflow, rotate/<secret-id>, says how it ended): " + activities.ErrorMessage(err)}
+			if cancelled {
+				reports[i].Outcome = OutcomeAborted
+			}
 		}
 	}
 	for i, rep := range reports {
 		batch := p.secrets[i].ContainedMs > 0
 		r.report.add(rep, batch)
-		if !batch {
+		if !batch && !cancelled {
 			r.settle(ctx, 1)
 		}
 	}

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/activities"
@@ -166,8 +168,9 @@ func TestListedSecretsOfALargeIncident(t *testing.T) {
 	}
 }
 
-// TestIncidentPagesInRotateMode: in rotate mode each page's schedules are paused and its
-// rotations in flight stopped before any secret is rotated, a stopped rotation is cleaned
+// TestIncidentPagesInRotateMode: in rotate mode the whole scope is read, then every page's
+// schedules are paused, then every page's rotations in flight stopped, before any secret
+// is rotated; a stopped rotation is cleaned
 // up (Supersede) before its secret's rotation, and nothing is contained in a batch.
 func TestIncidentPagesInRotateMode(t *testing.T) {
 	defer workflows.SetPageSize(2)()
@@ -212,7 +215,7 @@ func TestIncidentPagesInRotateMode(t *testing.T) {
 	if err := env.GetWorkflowResult(&rep); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"pause 2", "stop 2", "pause 1", "stop 1", "rotate", "rotate", "supersede p/02", "rotate"}
+	want := []string{"pause 2", "pause 1", "stop 2", "stop 1", "rotate", "rotate", "supersede p/02", "rotate"}
 	if !slices.Equal(order, want) {
 		t.Fatalf("order %v, want %v", order, want)
 	}
@@ -303,5 +306,76 @@ func TestIncidentSchedulesListsAreCut(t *testing.T) {
 	s := rep.Schedules
 	if len(s.Paused) != 2000 || s.PausedCount != 2500 || len(s.Resumed) != 2000 || s.ResumedCount != 2500 || !s.Cut() {
 		t.Fatalf("report lists %d paused (count %d), %d resumed (count %d)", len(s.Paused), s.PausedCount, len(s.Resumed), s.ResumedCount)
+	}
+}
+
+// TestIncidentPagesAbortRecordsWhatItPaused: an incident in contain mode whose second
+// page cannot be read still waits for the first page's pause, so its report names the
+// schedules paused (and the command to resume them) and what was contained.
+func TestIncidentPagesAbortRecordsWhatItPaused(t *testing.T) {
+	defer workflows.SetPageSize(2)()
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	env.OnActivity(ia.ScopePage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ScopePageInput) (activities.ScopePage, error) {
+			if in.After != "" {
+				return activities.ScopePage{}, temporal.NewNonRetryableApplicationError("inventory unreadable", "Test", nil)
+			}
+			return activities.ScopePage{Secrets: []activities.ScopedSecret{{ID: "p/00", Kind: "postgres"}, {ID: "p/01", Kind: "postgres"}}, Total: 3, More: true}, nil
+		})
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).After(time.Minute).Return(activities.PausedSchedules{Paused: []string{"keyturn/p/00"}}, nil)
+	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
+		[]activities.ContainedSecret{{ID: "p/00", At: time.Now()}, {ID: "p/01", At: time.Now()}}, nil)
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-a", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+	})
+	err := env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !strings.Contains(err.Error(), "read the scope after p/01; 2 secrets of the pages read before were contained") {
+		t.Fatalf("error %v", err)
+	}
+	var rep workflows.IncidentReport
+	if err := appErr.Details(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Schedules.Paused) != 1 || rep.Schedules.ResumeCommand == "" || rep.Contained != 2 {
+		t.Fatalf("report: schedules %+v, contained %d", rep.Schedules, rep.Contained)
+	}
+}
+
+// TestIncidentPagesEndAtAnEmptyPage: a page that comes back empty (the inventory shrank
+// while the scope was read) ends the scope; the incident rotates what it read.
+func TestIncidentPagesEndAtAnEmptyPage(t *testing.T) {
+	defer workflows.SetPageSize(1)()
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	env.OnActivity(ia.ScopePage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ScopePageInput) (activities.ScopePage, error) {
+			if in.After != "" {
+				return activities.ScopePage{Total: 1}, nil
+			}
+			return activities.ScopePage{Secrets: []activities.ScopedSecret{{ID: "p/00", Kind: "postgres"}}, Total: 2, More: true}, nil
+		})
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: time.Now()}, nil
+		})
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-e", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "drill", Operator: "oncall",
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total != 1 || rep.Rotated != 1 {
+		t.Fatalf("report %+v", rep.IncidentProgress)
 	}
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +98,19 @@ type ScopeDiff struct {
 
 // Empty reports whether the two scopes agreed.
 func (d ScopeDiff) Empty() bool { return len(d.Unplanned) == 0 && len(d.Unmatched) == 0 }
+
+// listed is d as a report carries it: each list cut at maxListedSecrets, with its full
+// length in a line of its own at the end ("... and N more"), since the report travels as
+// one payload.
+func (d ScopeDiff) listed() ScopeDiff {
+	cut := func(ids []secret.ID) []secret.ID {
+		if len(ids) <= maxListedSecrets {
+			return ids
+		}
+		return append(slices.Clip(ids[:maxListedSecrets]), secret.ID(fmt.Sprintf("... and %d more", len(ids)-maxListedSecrets)))
+	}
+	return ScopeDiff{Unplanned: cut(d.Unplanned), Unmatched: cut(d.Unmatched)}
+}
 
 // diffScope compares the worker's scope with the CLI's plan.
 func diffScope(scope, planned []secret.ID) ScopeDiff {

@@ -88,8 +88,14 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(out, "dry run: nothing was started or changed")
 				return nil
 			}
-			for _, p := range plan {
-				in.Planned = append(in.Planned, p.ID)
+			// The plan goes with the incident so the worker can name any difference in
+			// scope; a very large plan would not fit in one payload, and is not sent.
+			if len(plan) <= maxComparedPlan {
+				for _, p := range plan {
+					in.Planned = append(in.Planned, p.ID)
+				}
+			} else {
+				fmt.Fprintf(out, "the plan has %d secrets, more than the %d the worker compares with its own scope: the report says how many it worked on, not which differ\n", len(plan), maxComparedPlan)
 			}
 			c, err := g.dial(g.logger(cmd.ErrOrStderr()))
 			if err != nil {
@@ -196,6 +202,10 @@ func existingIncident(ctx context.Context, c client.Client, id string, attach bo
 		"Follow it with `keyturn incident status %s` or `keyturn incident start --id %s --attach ...`",
 		id, runID, since, doing, id, id)
 }
+
+// maxComparedPlan bounds the plan sent with an incident (its IDs travel in the workflow's
+// input, which Temporal limits to 2 MiB; 10,000 IDs of 100 characters are 1 MB).
+const maxComparedPlan = 10_000
 
 // parseSelectors reads --select values into one selector.
 func parseSelectors(values []string) (activities.Selector, error) {

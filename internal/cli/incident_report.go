@@ -38,7 +38,7 @@ func incidentVerdict(rep workflows.IncidentReport, runErr error) error {
 	if !rep.ScopeDiff.Empty() {
 		problems = append(problems, "the worker's scope was not the plan shown (see above)")
 	}
-	if n := len(rep.NeedingHuman()); n > 0 {
+	if n := max(rep.NeedsHuman, len(rep.NeedingHuman())); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d secret(s) need a human (see above)", n))
 	}
 	if len(problems) > 0 {
@@ -134,14 +134,16 @@ func printReport(w io.Writer, rep workflows.IncidentReport, prefix string) {
 	}
 	_ = tw.Flush()
 	if rep.Unlisted > 0 {
-		fmt.Fprintf(w, "%d more secrets were rotated as planned and are not listed (a report lists at most one page); their records: %s\n",
-			rep.Unlisted, withPrefix("keyturn incident evidence "+rep.IncidentID, prefix))
+		// A large report lists only secrets that need a human, as many as a page holds.
+		unlistedNeeding := max(0, rep.NeedsHuman-len(rep.NeedingHuman()))
+		fmt.Fprintf(w, "%d more secrets are not listed (a report lists at most one page): %d rotated as planned, %d needing a human; their records: %s\n",
+			rep.Unlisted, rep.Unlisted-unlistedNeeding, unlistedNeeding, withPrefix("keyturn incident evidence "+rep.IncidentID, prefix))
 	}
 	printEnded(w, rep.Secrets)
 	printScopeDiff(w, rep.ScopeDiff)
 	printSchedules(w, rep.Schedules, prefix)
 	if needs := rep.NeedingHuman(); len(needs) > 0 {
-		fmt.Fprintf(w, "NEEDS A HUMAN: %d secret(s):\n", len(needs))
+		fmt.Fprintf(w, "NEEDS A HUMAN: %d secret(s):\n", max(rep.NeedsHuman, len(needs)))
 		for _, s := range needs {
 			fmt.Fprintf(w, "  %s (%s): %s\n", s.ID, s.Outcome, humanAction(s, prefix))
 		}
@@ -250,7 +252,7 @@ func newIncidentStatusCmd(g *globals) *cobra.Command {
 			if runErr != nil {
 				return rootMessage(runErr)
 			}
-			if n := len(rep.NeedingHuman()); n > 0 {
+			if n := max(rep.NeedsHuman, len(rep.NeedingHuman())); n > 0 {
 				return fmt.Errorf("%d secret(s) need a human (see above)", n)
 			}
 			return nil

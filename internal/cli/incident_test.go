@@ -62,7 +62,7 @@ func TestIncidentVerdictNeedsAHuman(t *testing.T) {
 	large.Unlisted = 4000
 	b.Reset()
 	printReport(&b, large, "kt")
-	if !strings.Contains(b.String(), "4000 more secrets were rotated as planned and are not listed (a report lists at most one page); their records: kt incident evidence i") {
+	if !strings.Contains(b.String(), "4000 more secrets are not listed (a report lists at most one page): 4000 rotated as planned, 0 needing a human; their records: kt incident evidence i") {
 		t.Errorf("a large incident's report does not say what it leaves out:\n%s", b.String())
 	}
 	if strings.Contains(out, "a/ok (") {
