@@ -199,7 +199,10 @@ func (r *incidentRun) runPaged(ctx, actx workflow.Context) (IncidentReport, erro
 	r.report.FinishedAt = workflow.Now(ctx)
 	r.listSecrets()
 	var err2 error
-	if r.report.Failed > 0 {
+	if ctx.Err() != nil {
+		// Cancelled: the report says what was done before; the workflow ends cancelled.
+		err2 = temporal.NewCanceledError(r.report)
+	} else if r.report.Failed > 0 {
 		err2 = temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("incident %s: %d of %d secrets failed; see the report", r.in.IncidentID, r.report.Failed, r.report.Total), ErrTypeFailed, nil, r.report)
 	}

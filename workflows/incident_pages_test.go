@@ -379,3 +379,55 @@ func TestIncidentPagesEndAtAnEmptyPage(t *testing.T) {
 		t.Fatalf("report %+v", rep.IncidentProgress)
 	}
 }
+
+// TestIncidentPagesCancelled: an incident cancelled while a page is rotated ends
+// cancelled with its report; the secrets its page never started are reported aborted,
+// later pages are neither started nor counted, and incident_contained is not sent for
+// an incident whose scope was never contained.
+func TestIncidentPagesCancelled(t *testing.T) {
+	defer workflows.SetPageSize(2)()
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	onScope(env, ia, pagedScope(5)...)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ContainBatchInput) ([]activities.ContainedSecret, error) {
+			out := make([]activities.ContainedSecret, len(in.SecretIDs))
+			for i, id := range in.SecretIDs {
+				out[i] = activities.ContainedSecret{ID: id, Error: "connection refused"}
+			}
+			return out, nil
+		})
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			_ = workflow.Sleep(ctx, 10*time.Second)
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, ContainedAt: workflow.Now(ctx), PromotedAt: workflow.Now(ctx)}, nil
+		})
+	var sent []string
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NotifyIncidentInput) (activities.NotifyResult, error) {
+			sent = append(sent, in.Type)
+			return activities.NotifyResult{}, nil
+		})
+	env.RegisterDelayedCallback(env.CancelWorkflow, 15*time.Second)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-c", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall", Parallelism: 1,
+	})
+	err := env.GetWorkflowError()
+	rep, ok := activities.DetailsOf[workflows.IncidentReport](err)
+	if !temporal.IsCanceledError(err) || !ok {
+		t.Fatalf("error %v (report %v), want cancelled with the report", err, ok)
+	}
+	if slices.Contains(sent, "incident_contained") {
+		t.Fatalf("sent %v: incident_contained for a scope never contained", sent)
+	}
+	if rep.Total != 5 || rep.Done != 2 {
+		t.Fatalf("report %+v, secrets %+v: want the first page's 2 secrets counted, the others not", rep.IncidentProgress, rep.Secrets)
+	}
+	for _, s := range rep.Secrets {
+		if s.ID == "" {
+			t.Fatalf("a secret without an ID in the report: %+v", rep.Secrets)
+		}
+	}
+}
