@@ -117,13 +117,13 @@ func (r *incidentRun) run(ctx workflow.Context) (IncidentReport, error) {
 			}
 		} else {
 			r.report.Phase = PhasePause
-			if err := r.pauseSchedules(ctx).Get(ctx, nil); err != nil {
+			if err := r.pauseSchedulesOf(ctx, r.carry.Scope).Get(ctx, nil); err != nil {
 				return r.abort(ctx, r.pauseFailed(), err)
 			}
 			// Rotations in flight stop first: a rollback still running could re-apply a
 			// credential the containment revokes. Then, in contain mode, the whole scope is
 			// contained before any secret is rotated, however many runs the rotations take.
-			stopped, err := r.stopRotations(ctx, actx)
+			stopped, err := r.stopRotationsOf(ctx, actx, r.carry.Scope)
 			if err != nil {
 				return r.abort(ctx, "stop rotations in flight", err)
 			}
@@ -237,18 +237,18 @@ const changeContainWhilePausing = "contain-while-pausing"
 // again. Only then is the containment settled (incident_contained). On a failure it
 // returns what failed, for abort.
 func (r *incidentRun) containWhilePausing(ctx, actx workflow.Context) (string, error) {
-	stopped, err := r.stopRotations(ctx, actx)
+	stopped, err := r.stopRotationsOf(ctx, actx, r.carry.Scope)
 	if err != nil {
 		return "stop rotations in flight", err
 	}
 	r.carry.Stopped = stopped
 	r.report.Phase = PhaseContain
-	pausing := r.pauseSchedules(ctx)
+	pausing := r.pauseSchedulesOf(ctx, r.carry.Scope)
 	r.carry.Contained = r.containAll(ctx)
 	if err := pausing.Get(ctx, nil); err != nil {
 		return r.pauseFailed() + "; " + r.containedSoFar(), err
 	}
-	again, err := r.stopRotations(ctx, actx)
+	again, err := r.stopRotationsOf(ctx, actx, r.carry.Scope)
 	if err != nil {
 		return "stop rotations started while the schedules were being paused; " + r.containedSoFar(), err
 	}
@@ -286,26 +286,6 @@ func (r *incidentRun) containedSoFar() string {
 	return fmt.Sprintf("%d of the %d secrets of the scope are contained, the others are not: run the incident again", r.report.Contained, r.report.Total)
 }
 
-// pauseSchedules starts pausing the scope's schedules, with a note that names the
-// incident: resuming checks it, so a schedule someone paused for another reason is never
-// resumed on the incident's behalf. The returned future's Get records what was paused.
-func (r *incidentRun) pauseSchedules(ctx workflow.Context) workflow.Future {
-	note := r.pauseNote()
-	sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
-	f := workflow.ExecuteActivity(sctx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: r.carry.Scope, Note: note})
-	done, settle := workflow.NewFuture(ctx)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		var paused activities.PausedSchedules
-		err := f.Get(ctx, &paused)
-		if err == nil {
-			r.carry.Schedules = PausedSchedules{Note: note, Paused: paused.Paused, KeptPaused: paused.KeptPaused}
-			r.report.Schedules = r.carry.Schedules.listed()
-		}
-		settle.Set(nil, err)
-	})
-	return done
-}
-
 func (r *incidentRun) pauseNote() string {
 	return fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason)
 }
@@ -314,60 +294,36 @@ func (r *incidentRun) pauseFailed() string {
 	return fmt.Sprintf("pause schedules (some may be paused with the note %q: `keyturn schedules list` shows them)", r.pauseNote())
 }
 
-// stopRotations terminates the scope's rotations in flight and returns their secrets.
-func (r *incidentRun) stopRotations(ctx, actx workflow.Context) ([]secret.ID, error) {
+// stopRotationsOf terminates the rotations in flight of ids and returns their secrets.
+func (r *incidentRun) stopRotationsOf(ctx, actx workflow.Context, ids []secret.ID) ([]secret.ID, error) {
 	var stopped []secret.ID
-	stop := activities.StopRotationsInput{IDs: r.carry.Scope, Reason: "superseded by incident " + r.in.IncidentID}
+	stop := activities.StopRotationsInput{IDs: ids, Reason: "superseded by incident " + r.in.IncidentID}
 	err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped)
 	return stopped, err
 }
 
-// containBatch is how many secrets one ContainBatch activity contains, and
-// containBatches how many run at once: with activities.DefaultContainParallelism each,
-// that is at most 64 admin connections to the targets at a time.
-const (
-	containBatch   = 100
-	containBatches = 4
-)
-
-// containAll contains the whole scope in batch activities: the first thing an incident in
-// contain mode does, since every old credential must be refused as soon as possible and a
-// revocation is much cheaper than a whole rotation. It returns, by scope index, when each
-// secret was contained (ms after the start); 0 means its own rotation contains it.
-func (r *incidentRun) containAll(ctx workflow.Context) []int64 {
-	actx := workflow.WithActivityOptions(ctx, containBatchOptions)
-	type batch struct {
-		first int
-		f     workflow.Future
-	}
-	out := make([]int64, len(r.carry.Scope))
-	r.carry.Ended = make([][]string, len(r.carry.Scope))
-	collect := func(b batch) {
-		var res []activities.ContainedSecret
-		if err := b.f.Get(ctx, &res); err != nil {
-			return // each secret's rotation contains it instead
+// pauseSchedulesOf starts pausing the schedules of ids, with a note that names the
+// incident: resuming checks it, so a schedule someone paused for another reason is never
+// resumed on the incident's behalf. The returned future's Get adds what was paused to the
+// incident's record.
+func (r *incidentRun) pauseSchedulesOf(ctx workflow.Context, ids []secret.ID) workflow.Future {
+	note := r.pauseNote()
+	sctx := workflow.WithActivityOptions(ctx, scheduleStepOptions)
+	f := workflow.ExecuteActivity(sctx, incidentActs.PauseSchedules, activities.SchedulesInput{IDs: ids, Note: note})
+	done, settle := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		var paused activities.PausedSchedules
+		err := f.Get(ctx, &paused)
+		if err == nil {
+			sch := &r.carry.Schedules
+			sch.Note = note
+			sch.Paused = append(sch.Paused, paused.Paused...)
+			sch.KeptPaused = append(sch.KeptPaused, paused.KeptPaused...)
+			r.report.Schedules = sch.listed()
 		}
-		for j, c := range res {
-			if c.Error == "" && !c.At.IsZero() {
-				out[b.first+j] = r.since(c.At)
-				r.carry.Ended[b.first+j] = endedLines(c.Ended)
-				r.report.addContained(out[b.first+j])
-			}
-		}
-	}
-	var running []batch
-	for i := 0; i < len(r.carry.Scope); i += containBatch {
-		if len(running) == containBatches {
-			collect(running[0])
-			running = running[1:]
-		}
-		ids := r.carry.Scope[i:min(i+containBatch, len(r.carry.Scope))]
-		running = append(running, batch{i, workflow.ExecuteActivity(actx, acts.ContainBatch, activities.ContainBatchInput{SecretIDs: ids, Cause: r.cause()})})
-	}
-	for _, b := range running {
-		collect(b)
-	}
-	return out
+		settle.Set(nil, err)
+	})
+	return done
 }
 
 // work handles scope[start:end] with bounded parallelism and appends the reports in scope
