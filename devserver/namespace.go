@@ -3,7 +3,6 @@ package devserver
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
+
+	"github.com/keyturn/keyturn/internal/setup"
 )
 
 // Registration happens in two places because neither covers every case:
@@ -53,38 +54,32 @@ const searchAttributeRefreshWindow = 10 * time.Second
 func ensureSearchAttributes(
 	ctx context.Context,
 	c client.Client,
-	namespace string,
+	addr, namespace string,
 	want map[string]enums.IndexedValueType,
 ) (added bool, err error) {
 	if len(want) == 0 {
 		return false, nil
 	}
-	ops := c.OperatorService()
-	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	r, err := setup.Check(ctx, c, addr, namespace, want)
 	if err != nil {
-		return false, fmt.Errorf("list search attributes: %w", err)
+		return false, err
 	}
-
-	missing := make(map[string]enums.IndexedValueType)
-	var conflicts []string
-	for name, typ := range want {
-		got, ok := have.GetCustomAttributes()[name]
-		switch {
-		case !ok:
-			missing[name] = typ
-		case got != typ:
-			conflicts = append(conflicts, fmt.Sprintf("%s is %s, want %s", name, got, typ))
+	if len(r.Conflicts) > 0 {
+		var conflicts []string
+		for _, c := range r.Conflicts {
+			conflicts = append(conflicts, fmt.Sprintf("%s is %s, want %s", c.Name, c.Have, c.Want))
 		}
-	}
-	if len(conflicts) > 0 {
-		sort.Strings(conflicts)
 		return false, fmt.Errorf("search attributes registered with another type (%s): remove the dev server's state directory to start over",
 			strings.Join(conflicts, "; "))
 	}
-	if len(missing) == 0 {
+	if len(r.Missing) == 0 {
 		return false, nil
 	}
-	if _, err := ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+	missing := make(map[string]enums.IndexedValueType, len(r.Missing))
+	for _, a := range r.Missing {
+		missing[a.Name] = a.Type
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace:        namespace,
 		SearchAttributes: missing,
 	}); err != nil {

@@ -105,7 +105,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	added := false
 	for _, ns := range s.namespaces() {
-		a, err := ensureSearchAttributes(readyCtx, c, ns, s.searchAttributes)
+		a, err := ensureSearchAttributes(readyCtx, c, server.frontendAddr, ns, s.searchAttributes)
 		if err != nil {
 			c.Close()
 			return nil, errors.Join(fmt.Errorf("namespace %s: %w", ns, err), server.Stop())

@@ -12,7 +12,7 @@ import (
 
 // Search attributes Keyturn sets, so the Web UI's list shows what each run is and where
 // it stands. They must be registered on the namespace (the dev server does it at start;
-// on a cluster: `temporal operator search-attribute create`).
+// on a cluster, `keyturn setup`, and the worker checks at start: package internal/setup).
 var (
 	SearchAttrSecretID   = temporal.NewSearchAttributeKeyKeyword("KeyturnSecretID")
 	SearchAttrKind       = temporal.NewSearchAttributeKeyKeyword("KeyturnKind")

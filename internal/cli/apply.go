@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/config"
@@ -170,22 +169,11 @@ func (g *globals) scheduleInventory() (*config.Inventory, error) {
 // dialSchedules connects to Temporal and names the namespace it connected to, which
 // schedule updates must carry.
 func (g *globals) dialSchedules(cmd *cobra.Command) (client.Client, string, error) {
-	ns := g.namespace
-	if ns == "" {
-		opts, err := envconfig.LoadDefaultClientOptions()
-		if err != nil {
-			return nil, "", fmt.Errorf("load Temporal client configuration (TEMPORAL_* variables, profile): %w", err)
-		}
-		ns = opts.Namespace
-	}
-	if ns == "" {
-		ns = client.DefaultNamespace
-	}
-	c, err := g.dial(g.logger(cmd.ErrOrStderr()))
+	conn, err := g.connect(g.logger(cmd.ErrOrStderr()))
 	if err != nil {
 		return nil, "", err
 	}
-	return c, ns, nil
+	return conn.Client, conn.Namespace, nil
 }
 
 // printSchedulePlan prints one line per schedule, then the counts.

@@ -17,13 +17,30 @@ import (
 	"github.com/keyturn/keyturn/telemetry"
 )
 
-// dial connects to Temporal the standard way: the Temporal config file and profile
+// connection is a Temporal client and where it is connected: the namespace for calls that
+// name it, both for messages.
+type connection struct {
+	client.Client
+	Address   string
+	Namespace string
+}
+
+// dial connects to Temporal (see connect).
+func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
+	conn, err := g.connect(logger)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Client, nil
+}
+
+// connect connects to Temporal the standard way: the Temporal config file and profile
 // (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE), then the TEMPORAL_* environment variables
 // (address, namespace, API key, TLS certificates), then the command's flags on top.
-func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
+func (g *globals) connect(logger *slog.Logger) (connection, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
-		return nil, fmt.Errorf("load Temporal client configuration (TEMPORAL_* variables, profile): %w", err)
+		return connection{}, fmt.Errorf("load Temporal client configuration (TEMPORAL_* variables, profile): %w", err)
 	}
 	if g.address != "" {
 		opts.HostPort = g.address
@@ -41,13 +58,16 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 	if g.namespace != "" {
 		opts.Namespace = g.namespace
 	}
+	if opts.Namespace == "" {
+		opts.Namespace = client.DefaultNamespace
+	}
 	opts.Logger = log.NewStructuredLogger(logger)
 	if err := g.instrument(&opts, logger); err != nil {
-		return nil, err
+		return connection{}, err
 	}
 	c, err := g.codec(false)
 	if err != nil {
-		return nil, err
+		return connection{}, err
 	}
 	if c != nil {
 		opts.DataConverter = codec.DataConverter(c)
@@ -59,9 +79,9 @@ func (g *globals) dial(logger *slog.Logger) (client.Client, error) {
 	}
 	cl, err := client.Dial(opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w (is `keyturn dev` running, or TEMPORAL_ADDRESS set?)", opts.HostPort, err)
+		return connection{}, fmt.Errorf("connect to Temporal at %s: %w (is `keyturn dev` running, or TEMPORAL_ADDRESS set?)", opts.HostPort, err)
 	}
-	return cl, nil
+	return connection{Client: cl, Address: opts.HostPort, Namespace: opts.Namespace}, nil
 }
 
 // instrument adds tracing (when OTEL_* asks for it) and the Temporal SDK's metrics to a

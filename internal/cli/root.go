@@ -67,6 +67,7 @@ func newRoot() (*cobra.Command, *globals) {
 	root.AddCommand(
 		newDevCmd(g),
 		newWorkerCmd(g),
+		newSetupCmd(g),
 		newRotateCmd(g),
 		newSignalCmd(g, "abort"),
 		newSignalCmd(g, "skip-grace"),

@@ -59,12 +59,15 @@ func newWorkerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer func() { _ = trail.Sink.Close() }()
-			c, err := g.dial(logger)
+			conn, err := g.connect(logger)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			return runWorker(cmd, c, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery)
+			defer conn.Close()
+			if err := checkNamespace(cmd.Context(), conn, logger); err != nil {
+				return err
+			}
+			return runWorker(cmd, conn.Client, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery)
 		},
 	}
 	addSweepFlag(cmd, &sweepEvery, sweep.DefaultInterval)
