@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 )
 
 // LoadKeyFile reads keys from a file of hex-encoded 32-byte keys, one per line, the
@@ -26,13 +29,18 @@ func LoadKeyFile(path string, create bool) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec key file: %w", err)
 	}
-	if info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("codec key file %s has mode %04o: others may read it; run `chmod 600 %s`", path, info.Mode().Perm(), path)
+	if err := private(path, info); err != nil {
+		return nil, fmt.Errorf("codec key file %w", err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("codec key file: %w", err)
 	}
+	return parseKeys(path, data)
+}
+
+// parseKeys reads the keys of a key file's content.
+func parseKeys(path string, data []byte) ([][]byte, error) {
 	var keys [][]byte
 	for n, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
@@ -50,6 +58,43 @@ func LoadKeyFile(path string, create bool) ([][]byte, error) {
 		return nil, fmt.Errorf("codec key file %s holds no key", path)
 	}
 	return keys, nil
+}
+
+// WatchKeyFile is the codec of a key file (see LoadKeyFile), read again when the file
+// changes, so a server that only decodes and encodes for the Web UI takes a rotated key
+// without a restart: put the new key first and keep the old ones below it for older
+// histories. A changed file that does not load is reported to warn and the keys read
+// before stay in use.
+func WatchKeyFile(path string, warn func(error)) (converter.PayloadCodec, error) {
+	w := &watchedFile[*Codec]{path: path, warn: warn, load: func(path string, data []byte) (*Codec, error) {
+		keys, err := parseKeys(path, data)
+		if err != nil {
+			return nil, err
+		}
+		return New(keys...)
+	}}
+	if _, err := w.get(); err != nil {
+		return nil, err
+	}
+	return watchedCodec{w}, nil
+}
+
+type watchedCodec struct{ file *watchedFile[*Codec] }
+
+func (c watchedCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	cur, err := c.file.get()
+	if err != nil {
+		return nil, err
+	}
+	return cur.Encode(payloads)
+}
+
+func (c watchedCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	cur, err := c.file.get()
+	if err != nil {
+		return nil, err
+	}
+	return cur.Decode(payloads)
 }
 
 func writeNewKeyFile(path string) error {
@@ -73,4 +118,12 @@ func writeNewKeyFile(path string) error {
 		return fmt.Errorf("codec key file: %w", err)
 	}
 	return f.Close()
+}
+
+// private refuses a file others may read: it holds key material or a token.
+func private(path string, info fs.FileInfo) error {
+	if info.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s has mode %04o: others may read it; run `chmod 600 %s`", path, info.Mode().Perm(), path)
+	}
+	return nil
 }

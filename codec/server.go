@@ -15,9 +15,17 @@ import (
 //   - from a browser, pages of one of Origins (the Web UI, opened as localhost or as
 //     127.0.0.1); a request from any other page is refused, not just left without CORS
 //     headers, so it cannot have effects the browser then hides.
+//
+// A server reachable from other machines also needs Auth: every request but a browser's
+// preflight must carry an accepted bearer credential.
 type Access struct {
 	Hosts   []string
 	Origins []string
+	// Auth, when set, checks every request's credentials.
+	Auth *Auth
+	// Refused, when set, hears why a request was refused (never its credentials), for
+	// the server's log.
+	Refused func(r *http.Request, status int, reason string)
 }
 
 // LoopbackAccess allows the codec server on port codecPort to be called by a Web UI on
@@ -33,16 +41,25 @@ func LoopbackAccess(codecPort, uiPort string) Access {
 
 // Handler serves the codec over HTTP for the Web UI (POST /encode and /decode) to the
 // callers a allows.
-func Handler(c *Codec, a Access) http.Handler {
+func Handler(c converter.PayloadCodec, a Access) http.Handler {
 	h := converter.NewPayloadCodecHTTPHandler(c)
+	refuse := func(w http.ResponseWriter, r *http.Request, status int, reason, answer string) {
+		if a.Refused != nil {
+			a.Refused(r, status, reason)
+		}
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyturn codec"`)
+		}
+		http.Error(w, answer, status)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(a.Hosts, strings.ToLower(r.Host)) {
-			http.Error(w, "codec server: unexpected Host header; call it by the address keyturn printed", http.StatusMisdirectedRequest)
+			refuse(w, r, http.StatusMisdirectedRequest, "unexpected Host header", "codec server: unexpected Host header; call it by the address keyturn printed")
 			return
 		}
 		if origin := r.Header.Get("Origin"); origin != "" {
 			if !slices.Contains(a.Origins, origin) {
-				http.Error(w, "codec server: origin not allowed", http.StatusForbidden)
+				refuse(w, r, http.StatusForbidden, "origin not allowed", "codec server: origin not allowed")
 				return
 			}
 			w.Header().Set("Access-Control-Allow-Origin", origin)
@@ -52,8 +69,15 @@ func Handler(c *Codec, a Access) http.Handler {
 			w.Header().Add("Vary", "Origin")
 		}
 		if r.Method == http.MethodOptions {
+			// A browser's preflight carries no credentials; the request after it must.
 			w.WriteHeader(http.StatusOK)
 			return
+		}
+		if a.Auth != nil {
+			if err := a.Auth.Check(r); err != nil {
+				refuse(w, r, http.StatusUnauthorized, err.Error(), "codec server: authentication required")
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -68,6 +68,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newDevCmd(g),
 		newWorkerCmd(g),
 		newSetupCmd(g),
+		newCodecServerCmd(g),
 		newRotateCmd(g),
 		newSignalCmd(g, "abort"),
 		newSignalCmd(g, "skip-grace"),
