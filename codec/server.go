@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,7 +11,8 @@ import (
 
 // Access says who may call the codec server. Anyone who can reach it can decrypt
 // payloads, so it is served on loopback (or behind authentication) and answers only:
-//   - requests addressed to one of Hosts (the Host header, compared without case): a web
+//   - requests addressed to one of Hosts (the Host header, compared without case; an
+//     entry without a port allows every port of that name): a web
 //     page under another name that resolves to loopback (DNS rebinding) is refused;
 //   - from a browser, pages of one of Origins (the Web UI, opened as localhost or as
 //     127.0.0.1); a request from any other page is refused, not just left without CORS
@@ -39,6 +41,17 @@ func LoopbackAccess(codecPort, uiPort string) Access {
 	return a
 }
 
+// hostAllowed matches the request's Host header against Hosts: an entry with a port
+// matches only that host and port, one without matches the host on any port.
+func (a Access) hostAllowed(host string) bool {
+	host = strings.ToLower(host)
+	if slices.Contains(a.Hosts, host) {
+		return true
+	}
+	name, _, err := net.SplitHostPort(host)
+	return err == nil && !strings.Contains(name, ":") && slices.Contains(a.Hosts, name)
+}
+
 // Handler serves the codec over HTTP for the Web UI (POST /encode and /decode) to the
 // callers a allows.
 func Handler(c converter.PayloadCodec, a Access) http.Handler {
@@ -53,7 +66,7 @@ func Handler(c converter.PayloadCodec, a Access) http.Handler {
 		http.Error(w, answer, status)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !slices.Contains(a.Hosts, strings.ToLower(r.Host)) {
+		if !a.hostAllowed(r.Host) {
 			refuse(w, r, http.StatusMisdirectedRequest, "unexpected Host header", "codec server: unexpected Host header; call it by the address keyturn printed")
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -97,7 +98,8 @@ func runCodecServer(cmd *cobra.Command, g *globals, f codecServerFlags) error {
 		Refused: func(r *http.Request, status int, reason string) {
 			logger.Info("codec request refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "path", r.URL.Path)
 		}}
-	srv := &http.Server{Handler: codec.Handler(payloads, access), ReadHeaderTimeout: f.readHeaderTimeout}
+	srv := &http.Server{Handler: codec.Handler(payloads, access), ReadHeaderTimeout: f.readHeaderTimeout,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	if !f.plainHTTP {
 		certs := &certReloader{certFile: f.tlsCert, keyFile: f.tlsKey, warn: func(err error) { logger.Warn("TLS certificate changed but was not taken", "error", err) }}
 		if err := certs.load(); err != nil {
