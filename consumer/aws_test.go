@@ -3,7 +3,7 @@ package consumer
 import (
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/stores/awssm"
 )
 

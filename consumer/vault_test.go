@@ -5,7 +5,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/keyturn/keyturn/internal/vaulttest"
+	"github.com/keyturn/keyturn/internal/harness/vaulttest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/vaultkv"
 )

@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/keyturn/keyturn/internal/config"
-	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
 )
 
 // TestSpans: with a tracer provider, each webhook request is a client span under the

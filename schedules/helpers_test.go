@@ -13,7 +13,7 @@ import (
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/config"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/schedules"
 )
 

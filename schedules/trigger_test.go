@@ -21,7 +21,7 @@ import (
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"

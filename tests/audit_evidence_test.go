@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/audit"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 )
 
 // TestIncidentEvidenceBundle runs a real incident and, in a trail of its own (the worker

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/audit"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )

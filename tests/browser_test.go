@@ -17,7 +17,7 @@ import (
 
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/cli"
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
 )
 
 // browserReason is the rotation's --reason: it travels only inside the encrypted workflow

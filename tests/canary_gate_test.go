@@ -9,7 +9,7 @@ import (
 
 	sdkpb "go.temporal.io/api/sdk/v1"
 
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"

@@ -14,7 +14,7 @@ import (
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/sweep"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/telemetry"
 )

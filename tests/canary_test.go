@@ -23,8 +23,8 @@ import (
 
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/spantest"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/audit/pgsink"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )

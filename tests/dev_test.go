@@ -15,7 +15,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/loopback"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -68,7 +68,7 @@ func TestDevQuickStart(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	port, err := testdeps.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

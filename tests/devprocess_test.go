@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/cli"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 )
 
 // devProcess is `keyturn dev` running in process for one test, as a user runs it in a

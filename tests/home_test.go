@@ -10,7 +10,7 @@ import (
 
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/cli"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 )
 
 // TestDevRefusesABadInventoryBeforeWritingState: `keyturn dev -f bad.yaml` reports the

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"

@@ -24,9 +24,9 @@ import (
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/mototest"
-	"github.com/keyturn/keyturn/internal/testenv"
-	"github.com/keyturn/keyturn/internal/vaulttest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/harness/vaulttest"
 	"github.com/keyturn/keyturn/rotators/httpapi/apitest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"

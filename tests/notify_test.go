@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/secret"
 )

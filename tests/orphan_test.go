@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/mototest"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/rotators/httpapi/apitest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"

@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyturn/keyturn/internal/mototest"
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
 	"github.com/keyturn/keyturn/secret"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/cli"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 )
 
 // TestFirstRotationOnAClusterOfItsOwnAfterTheDocumentedSteps plays a team adopting

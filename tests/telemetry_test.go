@@ -23,8 +23,8 @@ import (
 
 	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/testdeps"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/telemetry/pgxspans"
 )
 

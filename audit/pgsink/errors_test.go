@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/loopback"
 )
 
 // TestErrorsDoNotEchoTheDSN: whatever goes wrong with a connection string, the error (its
@@ -18,7 +18,7 @@ func TestErrorsDoNotEchoTheDSN(t *testing.T) {
 	c := roles(t)
 	schema := freshSchema(t)
 	const canary = "Canary-pw-7f3a9"
-	port, err := testdeps.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyturn/keyturn/consumer"
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/awssm"
 )

@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/keyturn/keyturn/internal/config"
-	"github.com/keyturn/keyturn/internal/mototest"
-	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/telemetry/awsspans"

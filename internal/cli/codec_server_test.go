@@ -29,7 +29,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/keyturn/keyturn/codec"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 )
 
 // codecFixture is a running `keyturn codec-server` with its files and an identity

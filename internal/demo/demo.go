@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/pgcluster"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
@@ -43,7 +43,7 @@ type Env struct {
 	// InventoryPath is the generated inventory.
 	InventoryPath string
 	// Cluster is the demo PostgreSQL; nil when this machine has no PostgreSQL server.
-	Cluster *pgtest.Cluster
+	Cluster *pgcluster.Cluster
 }
 
 // Stop stops the demo cluster, if one was started.
@@ -68,7 +68,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if opts.NoPostgres {
 		return env, os.WriteFile(env.InventoryPath, []byte(yaml), 0o600)
 	}
-	c, err := pgtest.Start(pgtest.Options{})
+	c, err := pgcluster.Start(pgcluster.Options{})
 	if err != nil {
 		if opts.Logger != nil {
 			opts.Logger.Warn("no demo PostgreSQL, so the demo rotates the certificate only", "reason", err)
@@ -114,8 +114,8 @@ type Target struct {
 // privileges the Postgres rotator documents (LOGIN CREATEROLE, pg_signal_backend to end
 // sessions, and on PostgreSQL 16+ ADMIN OPTION on the group role). The admin's random password is set as a SCRAM
 // verifier and stored in the file store. Running it again is harmless.
-func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target) error {
-	conn, err := connectSuper(ctx, c, "postgres")
+func Prepare(ctx context.Context, c *pgcluster.Cluster, store *file.Store, t Target) error {
+	conn, err := c.ConnectSuper(ctx, "postgres")
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target
 			return fmt.Errorf("create database: %w", err)
 		}
 	}
-	db, err := connectSuper(ctx, c, t.Database)
+	db, err := c.ConnectSuper(ctx, t.Database)
 	if err != nil {
 		return err
 	}
@@ -181,19 +181,6 @@ func Prepare(ctx context.Context, c *pgtest.Cluster, store *file.Store, t Target
 		return fmt.Errorf("store admin password: %w", err)
 	}
 	return nil
-}
-
-func connectSuper(ctx context.Context, c *pgtest.Cluster, db string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.Host, c.Port, c.SuperUser, db))
-	if err != nil {
-		return nil, err
-	}
-	cfg.Password = c.SuperPassword.Reveal()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect as superuser to %s: %w", db, err)
-	}
-	return conn, nil
 }
 
 func randomPassword() (secret.Sensitive, error) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/rotatortest"
 	"github.com/keyturn/keyturn/secret"

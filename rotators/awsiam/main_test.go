@@ -19,7 +19,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )

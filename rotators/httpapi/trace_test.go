@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/codes"
 
-	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/httpapi/apitest"
 	"github.com/keyturn/keyturn/secret"

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/rotatortest"
 	"github.com/keyturn/keyturn/secret"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/secret"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )

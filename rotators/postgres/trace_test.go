@@ -4,8 +4,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
-	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/telemetry/pgxspans"

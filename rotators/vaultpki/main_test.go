@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/keyturn/keyturn/internal/vaulttest"
+	"github.com/keyturn/keyturn/internal/harness/vaulttest"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/certs"
 	"github.com/keyturn/keyturn/secret"

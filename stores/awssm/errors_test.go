@@ -17,7 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )

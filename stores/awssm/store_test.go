@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/storetest"
 )

@@ -8,8 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 
-	"github.com/keyturn/keyturn/internal/mototest"
-	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/telemetry/awsspans"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/keyturn/keyturn/internal/mototest"
+	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )

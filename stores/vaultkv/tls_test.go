@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/vaulttest"
+	"github.com/keyturn/keyturn/internal/harness/vaulttest"
 	"github.com/keyturn/keyturn/secret"
 )
 

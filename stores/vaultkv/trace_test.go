@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/codes"
 
-	"github.com/keyturn/keyturn/internal/spantest"
+	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 )

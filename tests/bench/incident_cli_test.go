@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/workflows"
 )
 

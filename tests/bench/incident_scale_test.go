@@ -27,7 +27,7 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators/fake"
 	"github.com/keyturn/keyturn/secret"

@@ -22,7 +22,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/keyturn/keyturn/activities"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"

@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/pgtest"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 )
 
 // The benchmark's knobs, read from the environment (`make bench-consumers` sets them).

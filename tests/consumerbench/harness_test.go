@@ -39,8 +39,8 @@ import (
 
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/pgtest"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )

@@ -11,8 +11,8 @@ import (
 
 	"github.com/keyturn/keyturn/consumer"
 	"github.com/keyturn/keyturn/consumer/pgxconsumer"
-	"github.com/keyturn/keyturn/internal/pgtest"
-	"github.com/keyturn/keyturn/internal/testenv"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )

@@ -147,7 +147,7 @@ func run(o options) error {
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 
-	// The one line on stdout is the readiness signal parsed by internal/vaulttest.
+	// The one line on stdout is the readiness signal parsed by internal/harness/vaulttest.
 	fmt.Printf("VAULT_ADDR=%s://%s\n", scheme, ln.Addr().String())
 
 	select {

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
 )
 
 // unavailable remembers why Main could not start the server, for Need to report.

@@ -79,8 +79,8 @@ func TestForTest(t *testing.T) {
 	if c == nil {
 		t.Fatal("inner test did not start a cluster")
 	}
-	if c.root != "" {
-		t.Errorf("Stop left root set")
+	if _, err := c.ServerLog(); err == nil {
+		t.Errorf("Stop left the cluster's files (its server log is still there)")
 	}
 	if _, err := connect(t, c.SuperDSN()); err == nil {
 		t.Errorf("server still accepts connections after Stop")

@@ -24,7 +24,7 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/telemetry"

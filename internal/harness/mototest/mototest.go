@@ -33,7 +33,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
+	"github.com/keyturn/keyturn/internal/loopback"
 )
 
 // Binary is the program Start runs, looked up on PATH.
@@ -123,7 +124,7 @@ func start(opts Options) (*Server, error) {
 	}
 	var errs []error
 	for range startAttempts {
-		port, err := testdeps.FreePort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -1,15 +1,10 @@
-// Package pgtest starts throwaway PostgreSQL clusters for tests that must prove something
-// about passwords.
-//
-// The server that listens on 127.0.0.1:5432 on development machines trusts every login, so
-// a test against it passes whether a rotated password works or not. A pgtest cluster is
-// initialised with scram-sha-256 authentication for every connection, listens on a free
-// port of 127.0.0.1 and lives in a temporary directory that Stop removes.
-//
-// When the PostgreSQL server binaries are missing, tests are skipped with a reason, unless
-// the environment variable CI is "true": there a missing server is a broken runner and the
-// tests fail.
-package pgtest
+// Package pgcluster starts throwaway PostgreSQL clusters: scram-sha-256 authentication
+// for every connection, a free port of 127.0.0.1, a temporary directory that Stop removes,
+// and a watchdog that stops the server if the process that started it dies. `keyturn dev`
+// runs its demo database on one, and the tests theirs (through internal/harness/pgtest):
+// the server on 127.0.0.1:5432 of a development machine trusts every login, so a test
+// against it would pass whether a rotated password works or not.
+package pgcluster
 
 import (
 	"context"
@@ -29,12 +24,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyturn/keyturn/internal/loopback"
 	"github.com/keyturn/keyturn/secret"
 )
 
 // ErrUnavailable reports that no PostgreSQL server binaries were found on this machine.
-var ErrUnavailable = errors.New("pgtest: PostgreSQL server binaries not found")
+var ErrUnavailable = errors.New("pgcluster: PostgreSQL server binaries not found")
 
 // fallbackBinDir is where Debian's postgresql-15 package puts the server binaries; it is
 // tried when pg_config is not on PATH (pg_config ships in a separate dev package).
@@ -132,17 +129,17 @@ func Start(opts Options) (*Cluster, error) {
 
 // initdb creates the temporary directory and the cluster inside it.
 func (c *Cluster) initdb(timeout time.Duration) error {
-	root, err := os.MkdirTemp("", "pgtest-")
+	root, err := os.MkdirTemp("", "pgcluster-")
 	if err != nil {
-		return fmt.Errorf("pgtest: create temp dir: %w", err)
+		return fmt.Errorf("pgcluster: create temp dir: %w", err)
 	}
 	c.root = root
 	if c.runAs != nil {
-		if err := chownToOSUser(root); err != nil {
+		if err := ChownToOSUser(root); err != nil {
 			return err
 		}
 	}
-	password, err := randomPassword()
+	password, err := RandomPassword()
 	if err != nil {
 		return err
 	}
@@ -150,11 +147,11 @@ func (c *Cluster) initdb(timeout time.Duration) error {
 	// The password goes through a file, never a command line, where ps would show it.
 	pwfile := filepath.Join(root, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
-		return fmt.Errorf("pgtest: write password file: %w", err)
+		return fmt.Errorf("pgcluster: write password file: %w", err)
 	}
 	defer os.Remove(pwfile)
 	if c.runAs != nil {
-		if err := chownToOSUser(pwfile); err != nil {
+		if err := ChownToOSUser(pwfile); err != nil {
 			return err
 		}
 	}
@@ -169,7 +166,7 @@ func (c *Cluster) initdb(timeout time.Duration) error {
 		"-D", c.dataDir(), "--auth=scram-sha-256", "--pwfile="+pwfile, "-U", superUser,
 		"--encoding=UTF8", "--locale=C", "--no-sync")
 	if err != nil {
-		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
+		return fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -177,7 +174,7 @@ func (c *Cluster) initdb(timeout time.Duration) error {
 // start picks a free port and starts the server on it, waiting until it accepts
 // connections.
 func (c *Cluster) start(opts Options, timeout time.Duration) error {
-	port, err := testdeps.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -201,7 +198,7 @@ func (c *Cluster) start(opts Options, timeout time.Duration) error {
 		"-D", c.dataDir(), "-l", c.logFile(), "-w", "-t", strconv.Itoa(int(timeout.Seconds())),
 		"-o", strings.Join(args, " "), "start")
 	if err != nil {
-		return fmt.Errorf("pgtest: pg_ctl start on port %d: %w\n%s\nserver log:\n%s", port, err, out, c.logTail())
+		return fmt.Errorf("pgcluster: pg_ctl start on port %d: %w\n%s\nserver log:\n%s", port, err, out, c.LogTail())
 	}
 	c.Port = port
 	return nil
@@ -229,7 +226,7 @@ func (c *Cluster) SuperDSN() string {
 func (c *Cluster) ServerLog() (string, error) {
 	b, err := os.ReadFile(c.logFile())
 	if err != nil {
-		return "", fmt.Errorf("pgtest: read server log: %w", err)
+		return "", fmt.Errorf("pgcluster: read server log: %w", err)
 	}
 	return string(b), nil
 }
@@ -244,7 +241,7 @@ func (c *Cluster) Stop() error {
 	if c.Port != 0 {
 		out, err := c.run(time.Minute, filepath.Join(c.binDir, "pg_ctl"), "-D", c.dataDir(), "-m", "immediate", "-w", "stop")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pgtest: pg_ctl stop: %w\n%s", err, out))
+			errs = append(errs, fmt.Errorf("pgcluster: pg_ctl stop: %w\n%s", err, out))
 		}
 		c.Port = 0
 	}
@@ -265,7 +262,7 @@ func (c *Cluster) removeDir() error {
 	root := c.root
 	c.root = ""
 	if err := os.RemoveAll(root); err != nil {
-		return fmt.Errorf("pgtest: remove %s: %w", root, err)
+		return fmt.Errorf("pgcluster: remove %s: %w", root, err)
 	}
 	return nil
 }
@@ -274,7 +271,9 @@ func (c *Cluster) dataDir() string { return filepath.Join(c.root, "data") }
 func (c *Cluster) logFile() string { return filepath.Join(c.root, "server.log") }
 
 // logTail returns the end of the server log, for start failures.
-func (c *Cluster) logTail() string {
+// LogTail is the end of the server's log, with every line that mentions a password
+// hidden, for a failure message.
+func (c *Cluster) LogTail() string {
 	log, err := c.ServerLog()
 	if err != nil {
 		return err.Error()
@@ -308,30 +307,31 @@ func (c *Cluster) run(timeout time.Duration, name string, args ...string) ([]byt
 	return cmd.CombinedOutput()
 }
 
-// chownToOSUser hands a path to the postgres OS user.
-func chownToOSUser(path string) error {
+// ChownToOSUser hands a path to the postgres OS user.
+func ChownToOSUser(path string) error {
 	u, err := user.Lookup(osUser)
 	if err != nil {
-		return fmt.Errorf("pgtest: running as root needs the %q OS user: %w", osUser, err)
+		return fmt.Errorf("pgcluster: running as root needs the %q OS user: %w", osUser, err)
 	}
 	uid, err := strconv.Atoi(u.Uid)
 	if err != nil {
-		return fmt.Errorf("pgtest: uid of %q: %w", osUser, err)
+		return fmt.Errorf("pgcluster: uid of %q: %w", osUser, err)
 	}
 	gid, err := strconv.Atoi(u.Gid)
 	if err != nil {
-		return fmt.Errorf("pgtest: gid of %q: %w", osUser, err)
+		return fmt.Errorf("pgcluster: gid of %q: %w", osUser, err)
 	}
 	if err := os.Chown(path, uid, gid); err != nil {
-		return fmt.Errorf("pgtest: chown %s: %w", path, err)
+		return fmt.Errorf("pgcluster: chown %s: %w", path, err)
 	}
 	return nil
 }
 
-func randomPassword() (string, error) {
+// RandomPassword is a fresh random password for a cluster's own accounts.
+func RandomPassword() (string, error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("pgtest: generate password: %w", err)
+		return "", fmt.Errorf("pgcluster: generate password: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
@@ -339,4 +339,22 @@ func randomPassword() (string, error) {
 // shellQuote quotes s for /bin/sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// RunAs is the command prefix that runs a program as the PostgreSQL OS user (when this
+// process is root, which initdb and postgres refuse to be), or nil.
+func (c *Cluster) RunAs() []string { return c.runAs }
+
+// ConnectSuper connects to db as the cluster's superuser.
+func (c *Cluster) ConnectSuper(ctx context.Context, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.Host, c.Port, c.SuperUser, db))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = c.SuperPassword.Reveal()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgcluster: connect as superuser to %s: %w", db, err)
+	}
+	return conn, nil
 }

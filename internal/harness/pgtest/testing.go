@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
 )
 
 // unavailable remembers why Main could not start the server, for Need to report.
@@ -31,7 +31,7 @@ func ForTestWith(t testing.TB, opts Options) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("PostgreSQL server log (tail):\n%s", c.logTail())
+			t.Logf("PostgreSQL server log (tail):\n%s", c.LogTail())
 		}
 		if err := c.Stop(); err != nil {
 			t.Errorf("stop PostgreSQL test cluster: %v", err)
@@ -63,7 +63,7 @@ func Main(m *testing.M, c **Cluster, opts Options) int {
 	code := m.Run()
 	if cluster != nil {
 		if code != 0 {
-			fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL server log (tail):\n%s\n", cluster.logTail())
+			fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL server log (tail):\n%s\n", cluster.LogTail())
 		}
 		if err := cluster.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "%v\n", err)

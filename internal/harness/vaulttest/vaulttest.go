@@ -31,7 +31,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
 )
 
 // rootModule is the module path that marks the repository root.

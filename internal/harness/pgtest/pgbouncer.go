@@ -18,7 +18,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyturn/keyturn/internal/testdeps"
+	"github.com/keyturn/keyturn/internal/harness/testdeps"
+	"github.com/keyturn/keyturn/internal/loopback"
+	"github.com/keyturn/keyturn/internal/pgcluster"
 )
 
 // ErrNoPgBouncer reports that the pgbouncer program was not found on this machine.
@@ -98,7 +100,7 @@ func StartPgBouncer(c *Cluster, opts BouncerOptions) (*Bouncer, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	authPassword, err := randomPassword()
+	authPassword, err := pgcluster.RandomPassword()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +126,7 @@ func StartPgBouncer(c *Cluster, opts BouncerOptions) (*Bouncer, error) {
 // prepareAuthQuery creates the auth role with password and, in each database, the lookup
 // function PgBouncer's auth_query calls; only the auth role may execute it.
 func prepareAuthQuery(ctx context.Context, c *Cluster, databases []string, password string) error {
-	conn, err := c.connectSuper(ctx, "postgres")
+	conn, err := c.ConnectSuper(ctx, "postgres")
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,7 @@ func prepareAuthQuery(ctx context.Context, c *Cluster, databases []string, passw
 		return fmt.Errorf("pgtest: set the pgbouncer auth role's password: %w", err)
 	}
 	for _, db := range databases {
-		dbConn, err := c.connectSuper(ctx, db)
+		dbConn, err := c.ConnectSuper(ctx, db)
 		if err != nil {
 			return err
 		}
@@ -200,7 +202,7 @@ func bouncerDefaults(root string, port int, poolMode string) map[string]string {
 // start writes the configuration for a free port and runs pgbouncer until it accepts
 // connections.
 func (b *Bouncer) start(ctx context.Context, c *Cluster, bin string, opts BouncerOptions, authPassword string) error {
-	port, err := testdeps.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -236,10 +238,10 @@ func (b *Bouncer) start(ctx context.Context, c *Cluster, bin string, opts Bounce
 			return fmt.Errorf("pgtest: write %s: %w", filepath.Base(path), err)
 		}
 	}
-	runAs := c.runAs
+	runAs := c.RunAs()
 	if runAs != nil {
 		for _, p := range []string{b.root, iniPath, settings["auth_file"]} {
-			if err := chownToOSUser(p); err != nil {
+			if err := pgcluster.ChownToOSUser(p); err != nil {
 				return err
 			}
 		}
@@ -337,20 +339,6 @@ func (b *Bouncer) Stop() error {
 		return fmt.Errorf("pgtest: remove %s: %w", root, err)
 	}
 	return nil
-}
-
-// connectSuper connects to db as the cluster's superuser.
-func (c *Cluster) connectSuper(ctx context.Context, db string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.Host, c.Port, c.SuperUser, db))
-	if err != nil {
-		return nil, err
-	}
-	cfg.Password = c.SuperPassword.Reveal()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: connect as superuser to %s: %w", db, err)
-	}
-	return conn, nil
 }
 
 // PgBouncerForTest starts a PgBouncer in front of c for one test and stops it when the test

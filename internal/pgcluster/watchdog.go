@@ -1,4 +1,4 @@
-package pgtest
+package pgcluster
 
 import (
 	"fmt"
@@ -11,8 +11,9 @@ import (
 )
 
 // watchdog is a small shell process that stops the server and removes the cluster's
-// directory when the test binary goes away. A test that times out panics without running
-// deferred calls or t.Cleanup, and a server left behind would hold memory and a port on a
+// directory when the process that started it goes away. A test that times out panics without
+// running deferred calls or t.Cleanup, a killed `keyturn dev` runs none either, and a
+// server left behind would hold memory and a port on a
 // shared two-core machine until the next reboot.
 //
 // It learns that the test binary is gone from its standard input: the test binary holds the
@@ -29,32 +30,32 @@ type watchdog struct {
 // gone (once it is, neither can recreate it).
 const watchdogScript = `cat >/dev/null
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
-	$PGTEST_RUNAS "$PGTEST_PGCTL" -D "$PGTEST_ROOT/data" -m immediate stop >/dev/null 2>&1
-	rm -rf -- "$PGTEST_ROOT" >/dev/null 2>&1
-	[ -e "$PGTEST_ROOT" ] || break
+	$PGCLUSTER_RUNAS "$PGCLUSTER_PGCTL" -D "$PGCLUSTER_ROOT/data" -m immediate stop >/dev/null 2>&1
+	rm -rf -- "$PGCLUSTER_ROOT" >/dev/null 2>&1
+	[ -e "$PGCLUSTER_ROOT" ] || break
 	sleep 1
 done`
 
 func startWatchdog(c *Cluster) (*watchdog, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: watchdog pipe: %w", err)
+		return nil, fmt.Errorf("pgcluster: watchdog pipe: %w", err)
 	}
 	defer r.Close()
 	cmd := exec.Command("/bin/sh", "-c", watchdogScript)
 	cmd.Dir = "/"
 	cmd.Stdin = r
 	cmd.Env = append(os.Environ(),
-		"PGTEST_RUNAS="+strings.Join(c.runAs, " "),
-		"PGTEST_PGCTL="+filepath.Join(c.binDir, "pg_ctl"),
-		"PGTEST_ROOT="+c.root,
+		"PGCLUSTER_RUNAS="+strings.Join(c.runAs, " "),
+		"PGCLUSTER_PGCTL="+filepath.Join(c.binDir, "pg_ctl"),
+		"PGCLUSTER_ROOT="+c.root,
 	)
 	// Its own process group, so the Ctrl-C that interrupts `go test` does not kill the
 	// watchdog before it has cleaned up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("pgtest: start watchdog: %w", err)
+		return nil, fmt.Errorf("pgcluster: start watchdog: %w", err)
 	}
 	return &watchdog{cmd: cmd, pipe: w}, nil
 }

@@ -1,12 +1,9 @@
 // Package testdeps holds the one rule every test harness (pgtest, vaulttest, mototest)
 // follows for a missing server: outside CI it is a skip with the reason, under CI it is a
-// failure, so a machine without the server can never report a green run. It also picks
-// free loopback ports for the servers the harnesses start.
+// failure, so a machine without the server can never report a green run.
 package testdeps
 
 import (
-	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -18,16 +15,6 @@ import (
 func InCI() bool {
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))
 	return ci
-}
-
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Missing remembers why a package's shared server could not start (TestMain found its
