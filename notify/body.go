@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // Body renders the event in a route's format: the event itself as JSON for
-// config.NotifyFormatJSON, a Slack message for config.NotifyFormatSlack.
+// inventory.NotifyFormatJSON, a Slack message for inventory.NotifyFormatSlack.
 func Body(format string, e Event) ([]byte, error) {
 	switch format {
-	case config.NotifyFormatJSON, "":
+	case inventory.NotifyFormatJSON, "":
 		return json.Marshal(e)
-	case config.NotifyFormatSlack:
+	case inventory.NotifyFormatSlack:
 		return json.Marshal(slackMessage(e))
 	}
 	return nil, fmt.Errorf("unknown notification format %q", format)

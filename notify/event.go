@@ -8,33 +8,33 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
 // Type says what happened. The routable types are the inventory's event names, which
-// internal/config owns because routes name them.
+// internal/inventory owns because routes name them.
 type Type string
 
 // Event types.
 const (
-	RotationFailed     Type = config.EventRotationFailed
-	RotationRolledBack Type = config.EventRotationRolledBack
-	RevokeOutstanding  Type = config.EventRevokeOutstanding
-	RevokeHeld         Type = config.EventRevokeHeld
-	RevokeReleased     Type = config.EventRevokeReleased
-	SecretOverdue      Type = config.EventSecretOverdue
-	IncidentStarted    Type = config.EventIncidentStarted
-	IncidentContained  Type = config.EventIncidentContained
-	IncidentFinished   Type = config.EventIncidentFinished
+	RotationFailed     Type = inventory.EventRotationFailed
+	RotationRolledBack Type = inventory.EventRotationRolledBack
+	RevokeOutstanding  Type = inventory.EventRevokeOutstanding
+	RevokeHeld         Type = inventory.EventRevokeHeld
+	RevokeReleased     Type = inventory.EventRevokeReleased
+	SecretOverdue      Type = inventory.EventSecretOverdue
+	IncidentStarted    Type = inventory.EventIncidentStarted
+	IncidentContained  Type = inventory.EventIncidentContained
+	IncidentFinished   Type = inventory.EventIncidentFinished
 	// Test is the sample `keyturn notify test` sends; no route selects it.
 	Test Type = "test"
 )
 
 // Types lists the routable event types.
 func Types() []Type {
-	out := make([]Type, len(config.NotifyEvents))
-	for i, name := range config.NotifyEvents {
+	out := make([]Type, len(inventory.NotifyEvents))
+	for i, name := range inventory.NotifyEvents {
 		out[i] = Type(name)
 	}
 	return out
@@ -134,7 +134,7 @@ func ErrorText(err error, known ...secret.Sensitive) string {
 			msg = strings.ReplaceAll(msg, v, secret.Redacted)
 		}
 	}
-	return config.Displayable(msg, maxErrorRunes)
+	return inventory.Displayable(msg, maxErrorRunes)
 }
 
 // Sample is the event `keyturn notify test` sends: type test, a fresh ID each time (so a

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -62,7 +62,7 @@ func TestNoEventBodyCarriesTheCanary(t *testing.T) {
 				Secrets: 12, Contained: 11, NotContained: 1, Rotated: 10, Failed: 2, NeedsHuman: 2, ContainedSeconds: 4.2}
 		}
 		e = e.Seal()
-		for _, format := range []string{config.NotifyFormatJSON, config.NotifyFormatSlack} {
+		for _, format := range []string{inventory.NotifyFormatJSON, inventory.NotifyFormatSlack} {
 			body, err := Body(format, e)
 			if err != nil {
 				t.Fatal(err)
@@ -130,7 +130,7 @@ func TestEventIDIsDerivedFromTheEvent(t *testing.T) {
 
 func TestTypesAreTheInventoryNames(t *testing.T) {
 	types := Types()
-	if len(types) != len(config.NotifyEvents) || types[0] != RotationFailed || types[len(types)-1] != IncidentFinished {
+	if len(types) != len(inventory.NotifyEvents) || types[0] != RotationFailed || types[len(types)-1] != IncidentFinished {
 		t.Fatalf("Types() = %v", types)
 	}
 }
@@ -145,7 +145,7 @@ func TestIncidentSummary(t *testing.T) {
 	if r := e.Incident.Reason; strings.ContainsAny(r, "\x1b\n") || len([]rune(r)) > maxWordsRunes+1 {
 		t.Errorf("reason not cleaned and capped: %q", r)
 	}
-	body, err := Body(config.NotifyFormatSlack, e)
+	body, err := Body(inventory.NotifyFormatSlack, e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestOverdueEventID(t *testing.T) {
 		}
 		ids[other.ID] = name
 	}
-	body, err := Body(config.NotifyFormatSlack, e)
+	body, err := Body(inventory.NotifyFormatSlack, e)
 	if err != nil || !strings.Contains(string(body), "*Overdue:* age 2h is over the maximum 1h") {
 		t.Errorf("the Slack body must say why: %s %v", body, err)
 	}

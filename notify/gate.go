@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators"
 )
 
@@ -44,13 +44,13 @@ func (g RevokeGate) sealed() RevokeGate {
 	uses := make([]rotators.Use, len(g.Uses))
 	for i, u := range g.Uses {
 		uses[i] = rotators.Use{
-			User: config.Displayable(u.User, 64), Application: config.Displayable(u.Application, 64),
-			Client: config.Displayable(u.Client, 64), Since: u.Since.UTC(), Detail: config.Displayable(u.Detail, 200),
+			User: inventory.Displayable(u.User, 64), Application: inventory.Displayable(u.Application, 64),
+			Client: inventory.Displayable(u.Client, 64), Since: u.Since.UTC(), Detail: inventory.Displayable(u.Detail, 200),
 		}
 	}
 	g.Uses = uses
-	g.Checked = config.Displayable(g.Checked, maxReasonRunes)
-	g.LastError = config.Displayable(g.LastError, maxErrorRunes)
+	g.Checked = inventory.Displayable(g.Checked, maxReasonRunes)
+	g.LastError = inventory.Displayable(g.LastError, maxErrorRunes)
 	return g
 }
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators"
 )
 
@@ -25,11 +25,11 @@ func heldEvent() Event {
 // A held revoke reaches a real receiver, routed by its type like any event, naming the
 // session that holds it; the application name, chosen by the client, arrives cleaned.
 func TestRevokeHeldIsRoutedAndNamesTheUses(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatJSON, http.StatusOK)
-	route.Events = []string{config.EventRevokeHeld, config.EventRevokeReleased}
+	rc, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusOK)
+	route.Events = []string{inventory.EventRevokeHeld, inventory.EventRevokeReleased}
 	other := route
-	other.Name, other.Events = "failures-only", []string{config.EventRotationFailed}
-	router := NewRouter(config.Notifications{Routes: []config.NotifyRoute{route, other}})
+	other.Name, other.Events = "failures-only", []string{inventory.EventRotationFailed}
+	router := NewRouter(inventory.Notifications{Routes: []inventory.NotifyRoute{route, other}})
 
 	ds := Dispatch(context.Background(), router, s, heldEvent())
 	if len(ds) != 1 || ds[0].Err != nil || ds[0].Route != "security" {
@@ -64,7 +64,7 @@ func TestRevokeHeldIsRoutedAndNamesTheUses(t *testing.T) {
 		t.Fatalf("receiver got %d request(s)", len(got))
 	}
 
-	src, ss, slackRoute := serve(t, config.NotifyFormatSlack, http.StatusOK)
+	src, ss, slackRoute := serve(t, inventory.NotifyFormatSlack, http.StatusOK)
 	if _, err := ss.Send(context.Background(), slackRoute, heldEvent().Seal()); err != nil {
 		t.Fatal(err)
 	}

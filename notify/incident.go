@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // maxWordsRunes caps the operator's words (reason, operator) in an incident event.
@@ -47,9 +47,9 @@ type Incident struct {
 // sealed returns the incident with the operator's words cleaned and capped like the
 // inventory's problem messages: no escape sequences or control characters reach a chat.
 func (i Incident) sealed() Incident {
-	i.Reason = config.Displayable(i.Reason, maxWordsRunes)
-	i.Operator = config.Displayable(i.Operator, maxWordsRunes)
-	i.Selector = config.Displayable(i.Selector, maxWordsRunes)
+	i.Reason = inventory.Displayable(i.Reason, maxWordsRunes)
+	i.Operator = inventory.Displayable(i.Operator, maxWordsRunes)
+	i.Selector = inventory.Displayable(i.Selector, maxWordsRunes)
 	return i
 }
 

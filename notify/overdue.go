@@ -3,7 +3,7 @@ package notify
 import (
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -37,7 +37,7 @@ func OverdueEvent(at time.Time, id secret.ID, kind, owner string, tags []string,
 	if version == "" {
 		version = "none"
 	}
-	o.Reason = config.Displayable(o.Reason, maxReasonRunes)
+	o.Reason = inventory.Displayable(o.Reason, maxReasonRunes)
 	return Event{
 		ID:   deriveID(string(SecretOverdue), string(id), version),
 		Type: SecretOverdue, Time: at, SecretID: id, Kind: kind, Owner: owner, Tags: tags,

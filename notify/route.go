@@ -3,16 +3,16 @@ package notify
 import (
 	"slices"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // Router picks the inventory's routes for an event.
 type Router struct {
-	routes []config.NotifyRoute
+	routes []inventory.NotifyRoute
 }
 
 // NewRouter builds a router over a validated notifications block.
-func NewRouter(n config.Notifications) *Router {
+func NewRouter(n inventory.Notifications) *Router {
 	return &Router{routes: n.Routes}
 }
 
@@ -21,11 +21,11 @@ func NewRouter(n config.Notifications) *Router {
 // match is empty or names the secret, one of its tags or its owner. An incident-wide
 // event has no secret to match, so it goes to every route that takes its type. The test
 // event is never routed: `keyturn notify test` sends it to each route on purpose.
-func (r *Router) Routes(e Event) []config.NotifyRoute {
+func (r *Router) Routes(e Event) []inventory.NotifyRoute {
 	if e.Type == Test {
 		return nil
 	}
-	var out []config.NotifyRoute
+	var out []inventory.NotifyRoute
 	for _, rt := range r.routes {
 		if len(rt.Events) > 0 && !slices.Contains(rt.Events, string(e.Type)) {
 			continue
@@ -39,7 +39,7 @@ func (r *Router) Routes(e Event) []config.NotifyRoute {
 }
 
 // matches reports whether m selects the secret e is about.
-func matches(m config.NotifyMatch, e Event) bool {
+func matches(m inventory.NotifyMatch, e Event) bool {
 	if m.Empty() || slices.Contains(m.Secrets, e.SecretID) {
 		return true
 	}

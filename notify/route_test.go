@@ -5,17 +5,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
 func TestRouterSelectsByTypeSecretTagAndOwner(t *testing.T) {
-	router := NewRouter(config.Notifications{Routes: []config.NotifyRoute{
+	router := NewRouter(inventory.Notifications{Routes: []inventory.NotifyRoute{
 		{Name: "all"},
-		{Name: "failures", Events: []string{config.EventRotationFailed}},
-		{Name: "prod", Match: config.NotifyMatch{Tags: []string{"prod"}}},
-		{Name: "orders", Match: config.NotifyMatch{Secrets: []secret.ID{"prod/orders-db/app"}}},
-		{Name: "payments", Events: []string{config.EventRotationFailed, config.EventIncidentStarted}, Match: config.NotifyMatch{Owners: []string{"payments"}}},
+		{Name: "failures", Events: []string{inventory.EventRotationFailed}},
+		{Name: "prod", Match: inventory.NotifyMatch{Tags: []string{"prod"}}},
+		{Name: "orders", Match: inventory.NotifyMatch{Secrets: []secret.ID{"prod/orders-db/app"}}},
+		{Name: "payments", Events: []string{inventory.EventRotationFailed, inventory.EventIncidentStarted}, Match: inventory.NotifyMatch{Owners: []string{"payments"}}},
 	}})
 	for name, tc := range map[string]struct {
 		e    Event

@@ -16,7 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/telemetry/httpspans"
 )
@@ -48,7 +48,7 @@ var (
 // Revealer resolves a reference to its material when an event is sent; the worker's
 // internal/binding.Resolver is one.
 type Revealer interface {
-	Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive, error)
+	Reveal(ctx context.Context, ref inventory.Ref) (secret.Sensitive, error)
 }
 
 // Sender delivers events to routes. The zero value needs only Revealer; set the fields
@@ -92,7 +92,7 @@ type Delivery struct {
 // SendAll delivers e to every route at once, so a dead webhook does not delay the others,
 // and returns one Delivery per route in the routes' order. It returns when all are done,
 // within the Sender's Timeout or ctx's deadline.
-func (s *Sender) SendAll(ctx context.Context, routes []config.NotifyRoute, e Event) []Delivery {
+func (s *Sender) SendAll(ctx context.Context, routes []inventory.NotifyRoute, e Event) []Delivery {
 	out := make([]Delivery, len(routes))
 	var wg sync.WaitGroup
 	for i, rt := range routes {
@@ -106,7 +106,7 @@ func (s *Sender) SendAll(ctx context.Context, routes []config.NotifyRoute, e Eve
 // the route's format, signs it and POSTs it, retrying transient failures (connection
 // errors, timeouts, 408, 425, 429 and 5xx) with doubling backoff until MaxAttempts or the
 // deadline. The returned error is also Delivery.Err.
-func (s *Sender) Send(ctx context.Context, rt config.NotifyRoute, e Event) (Delivery, error) {
+func (s *Sender) Send(ctx context.Context, rt inventory.NotifyRoute, e Event) (Delivery, error) {
 	e = e.Seal()
 	d := Delivery{Route: rt.Name, EventID: e.ID}
 	failWrap := func(err error, format string, args ...any) (Delivery, error) {
@@ -214,7 +214,7 @@ func webhookURL(raw string) (*url.URL, error) {
 	switch {
 	case u.Scheme == "https":
 		return u, nil
-	case u.Scheme == "http" && config.IsLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && inventory.IsLoopbackHost(u.Hostname()):
 		return u, nil
 	}
 	return nil, ErrInsecureURL

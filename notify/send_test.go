@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -23,9 +23,9 @@ const testKey = "0123456789abcdef-signing-key"
 
 // refs resolves references from a map, standing in for the worker's resolver; the
 // receivers below are real HTTP servers.
-type refs map[config.Ref]string
+type refs map[inventory.Ref]string
 
-func (r refs) Reveal(_ context.Context, ref config.Ref) (secret.Sensitive, error) {
+func (r refs) Reveal(_ context.Context, ref inventory.Ref) (secret.Sensitive, error) {
 	v, ok := r[ref]
 	if !ok {
 		return secret.Sensitive{}, fmt.Errorf("%s is not set", ref)
@@ -73,13 +73,13 @@ func (rc *receiver) requests() []delivered {
 }
 
 // serve starts a receiver on 127.0.0.1 and returns a sender and a route pointing at it.
-func serve(t *testing.T, format string, statuses ...int) (*receiver, *Sender, config.NotifyRoute) {
+func serve(t *testing.T, format string, statuses ...int) (*receiver, *Sender, inventory.NotifyRoute) {
 	t.Helper()
 	rc := &receiver{statuses: statuses}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	s := &Sender{Revealer: refs{"env:HOOK_URL": srv.URL + "/hooks/T000/B000/secretpath", "env:HOOK_KEY": testKey}, Backoff: 20 * time.Millisecond}
-	return rc, s, config.NotifyRoute{Name: "security", URL: "env:HOOK_URL", SigningKey: "env:HOOK_KEY", Format: format}
+	return rc, s, inventory.NotifyRoute{Name: "security", URL: "env:HOOK_URL", SigningKey: "env:HOOK_KEY", Format: format}
 }
 
 func failure() Event {
@@ -91,7 +91,7 @@ func failure() Event {
 }
 
 func TestDeliveredEventIsSignedAndVerifies(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatJSON, http.StatusOK)
+	rc, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusOK)
 	d, err := s.Send(context.Background(), route, failure())
 	if err != nil || d.Status != 200 || d.Attempts != 1 {
 		t.Fatalf("Send = %+v, %v", d, err)
@@ -120,7 +120,7 @@ func TestDeliveredEventIsSignedAndVerifies(t *testing.T) {
 }
 
 func TestServerErrorIsRetriedAndDeliveredOnce(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatJSON, http.StatusInternalServerError, http.StatusOK)
+	rc, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusInternalServerError, http.StatusOK)
 	d, err := s.Send(context.Background(), route, failure())
 	if err != nil || d.Attempts != 2 || d.Status != 200 {
 		t.Fatalf("Send = %+v, %v", d, err)
@@ -140,7 +140,7 @@ func TestServerErrorIsRetriedAndDeliveredOnce(t *testing.T) {
 }
 
 func TestClientErrorIsNotRetried(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatJSON, http.StatusBadRequest, http.StatusOK)
+	rc, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusBadRequest, http.StatusOK)
 	d, err := s.Send(context.Background(), route, failure())
 	if !errors.Is(err, ErrRejected) || !errors.Is(err, ErrNotDelivered) || d.Attempts != 1 || d.Status != 400 || d.Err != err {
 		t.Fatalf("Send = %+v, %v", d, err)
@@ -154,7 +154,7 @@ func TestClientErrorIsNotRetried(t *testing.T) {
 }
 
 func TestRetriesAreBounded(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatJSON, http.StatusServiceUnavailable)
+	rc, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusServiceUnavailable)
 	d, err := s.Send(context.Background(), route, failure())
 	if !errors.Is(err, ErrNotDelivered) || d.Attempts != DefaultMaxAttempts || len(rc.requests()) != DefaultMaxAttempts {
 		t.Fatalf("Send = %+v, %v, %d requests", d, err, len(rc.requests()))
@@ -181,7 +181,7 @@ func hungServer(t *testing.T) *httptest.Server {
 func TestHungReceiverIsAbandonedAtTheDeadline(t *testing.T) {
 	srv := hungServer(t)
 	s := &Sender{Revealer: refs{"env:U": srv.URL, "env:K": testKey}}
-	route := config.NotifyRoute{Name: "hung", URL: "env:U", SigningKey: "env:K", Format: config.NotifyFormatJSON}
+	route := inventory.NotifyRoute{Name: "hung", URL: "env:U", SigningKey: "env:K", Format: inventory.NotifyFormatJSON}
 	for name, send := range map[string]func() error{
 		"caller's deadline": func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
@@ -210,7 +210,7 @@ func TestHungReceiverIsAbandonedAtTheDeadline(t *testing.T) {
 }
 
 func TestSameEventTwiceCarriesTheSameID(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatJSON, http.StatusOK)
+	rc, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusOK)
 	e := failure()
 	if _, err := s.Send(context.Background(), route, e); err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestSameEventTwiceCarriesTheSameID(t *testing.T) {
 }
 
 func TestSlackBody(t *testing.T) {
-	rc, s, route := serve(t, config.NotifyFormatSlack, http.StatusOK)
+	rc, s, route := serve(t, inventory.NotifyFormatSlack, http.StatusOK)
 	route.SigningKey = "" // Slack checks no signature; the route may leave it out
 	e := failure()
 	e.ErrorMessage = "role <!channel> & <https://evil.example|click>"
@@ -274,7 +274,7 @@ func TestTLSReceiverWithItsCA(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
 	r := refs{"env:U": srv.URL + "/hook", "env:K": testKey}
-	route := config.NotifyRoute{Name: "tls", URL: "env:U", SigningKey: "env:K", Format: config.NotifyFormatJSON}
+	route := inventory.NotifyRoute{Name: "tls", URL: "env:U", SigningKey: "env:K", Format: inventory.NotifyFormatJSON}
 
 	d, err := (&Sender{Revealer: r, RootCAs: pool}).Send(context.Background(), route, failure())
 	if err != nil || d.Status != 200 || rc.verified[0] != nil {
@@ -307,7 +307,7 @@ func TestWebhookURLNeverInErrors(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := &Sender{Revealer: refs{"env:U": tc.url, "env:K": testKey}, Backoff: time.Millisecond}
-			d, err := s.Send(context.Background(), config.NotifyRoute{Name: "r", URL: "env:U", SigningKey: "env:K"}, failure())
+			d, err := s.Send(context.Background(), inventory.NotifyRoute{Name: "r", URL: "env:U", SigningKey: "env:K"}, failure())
 			if !errors.Is(err, tc.want) || d.Attempts != tc.attempts {
 				t.Fatalf("Send = %+v, %v", d, err)
 			}
@@ -322,7 +322,7 @@ func TestWebhookURLNeverInErrors(t *testing.T) {
 }
 
 func TestReferencesAndKeyProblems(t *testing.T) {
-	_, s, route := serve(t, config.NotifyFormatJSON, http.StatusOK)
+	_, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusOK)
 	s.Revealer = refs{"env:HOOK_URL": s.Revealer.(refs)["env:HOOK_URL"], "env:HOOK_KEY": "short"}
 	if _, err := s.Send(context.Background(), route, failure()); !errors.Is(err, ErrKeyTooShort) || strings.Contains(err.Error(), "short\"") {
 		t.Fatalf("short key: %v", err)
@@ -334,14 +334,14 @@ func TestReferencesAndKeyProblems(t *testing.T) {
 }
 
 func TestSendAllDoesNotWaitForADeadRouteBeforeOthers(t *testing.T) {
-	rcOK, s, ok := serve(t, config.NotifyFormatJSON, http.StatusOK)
+	rcOK, s, ok := serve(t, inventory.NotifyFormatJSON, http.StatusOK)
 	hung := hungServer(t)
 	r := s.Revealer.(refs)
 	r["env:HUNG"] = hung.URL
-	dead := config.NotifyRoute{Name: "dead", URL: "env:HUNG", SigningKey: "env:HOOK_KEY", Format: config.NotifyFormatJSON}
+	dead := inventory.NotifyRoute{Name: "dead", URL: "env:HUNG", SigningKey: "env:HOOK_KEY", Format: inventory.NotifyFormatJSON}
 	s.Timeout = 300 * time.Millisecond
 	start := time.Now()
-	ds := s.SendAll(context.Background(), []config.NotifyRoute{dead, ok}, failure())
+	ds := s.SendAll(context.Background(), []inventory.NotifyRoute{dead, ok}, failure())
 	if took := time.Since(start); took > 1200*time.Millisecond {
 		t.Fatalf("SendAll took %s", took)
 	}
@@ -352,7 +352,7 @@ func TestSendAllDoesNotWaitForADeadRouteBeforeOthers(t *testing.T) {
 
 // A caller that gives up (a worker shutting down) is not kept waiting for the backoff.
 func TestCancelDuringBackoffReturnsAtOnce(t *testing.T) {
-	_, s, route := serve(t, config.NotifyFormatJSON, http.StatusServiceUnavailable)
+	_, s, route := serve(t, inventory.NotifyFormatJSON, http.StatusServiceUnavailable)
 	s.Backoff = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)

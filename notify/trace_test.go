@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/codes"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/harness/spantest"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // TestSpans: with a tracer provider, each webhook request is a client span under the
@@ -18,7 +18,7 @@ import (
 // the webhook's URL is a credential, and neither it nor its path appears in any span, not
 // for a retried 500 and not for a receiver that is gone.
 func TestSpans(t *testing.T) {
-	_, s, route := serve(t, config.NotifyFormatSlack, http.StatusInternalServerError, http.StatusOK)
+	_, s, route := serve(t, inventory.NotifyFormatSlack, http.StatusInternalServerError, http.StatusOK)
 	rec := spantest.New(t)
 	s.TracerProvider = rec.Provider
 	ctx, parent := rec.Parent(t.Context())

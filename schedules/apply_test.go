@@ -9,14 +9,14 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
-func pg(id secret.ID, spec, tz string) config.Secret {
-	return config.Secret{ID: id, Kind: config.KindPostgres, Schedule: spec, Timezone: tz}
+func pg(id secret.ID, spec, tz string) inventory.Secret {
+	return inventory.Secret{ID: id, Kind: inventory.KindPostgres, Schedule: spec, Timezone: tz}
 }
 
 func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
@@ -34,7 +34,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 
 	berlin := pg("prod/b", "@daily", "Europe/Berlin")
 	berlin.Window = 30 * time.Minute
-	v1 := inventory(pg("prod/a", "0 3 * * 1", ""), berlin, config.Secret{ID: "prod/cert", Kind: config.KindLocalCA})
+	v1 := inventoryOf(pg("prod/a", "0 3 * * 1", ""), berlin, inventory.Secret{ID: "prod/cert", Kind: inventory.KindLocalCA})
 	plan := s.apply(t, v1)
 	want := map[string]schedules.Action{"keyturn/prod/a": schedules.Create, "keyturn/prod/b": schedules.Create, "keyturn-renew/prod/cert": schedules.Create}
 	if len(plan) != len(want) {
@@ -57,7 +57,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.Schedule.Policy.CatchupWindow != config.DefaultCatchupWindow || desc.Schedule.Policy.Overlap.String() != "Skip" {
+	if desc.Schedule.Policy.CatchupWindow != inventory.DefaultCatchupWindow || desc.Schedule.Policy.Overlap.String() != "Skip" {
 		t.Errorf("policies: %+v", desc.Schedule.Policy)
 	}
 	if a := desc.Schedule.Action.(*client.ScheduleWorkflowAction); a.Workflow != workflows.ScheduledWorkflowName || a.TaskQueue != workflows.TaskQueue {
@@ -87,7 +87,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 		t.Errorf("schedules found by search attributes: %v", found)
 	}
 
-	v2 := inventory(pg("prod/a", "0 4 * * 1", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), config.Secret{ID: "prod/cert", Kind: config.KindLocalCA})
+	v2 := inventoryOf(pg("prod/a", "0 4 * * 1", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), inventory.Secret{ID: "prod/cert", Kind: inventory.KindLocalCA})
 	plan = s.apply(t, v2)
 	for id, check := range map[string]struct {
 		action schedules.Action
@@ -126,7 +126,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 
 	// A secret that loses its schedule loses the schedule, with the reason in words.
 	s.listed(t, 3)
-	plan = s.plan(t, inventory(pg("prod/a", "", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), config.Secret{ID: "prod/cert", Kind: config.KindPostgres}))
+	plan = s.plan(t, inventoryOf(pg("prod/a", "", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), inventory.Secret{ID: "prod/cert", Kind: inventory.KindPostgres}))
 	for id, reason := range map[string]string{
 		"keyturn/prod/a":          "prod/a no longer has a schedule in the inventory",
 		"keyturn-renew/prod/cert": `prod/cert is no longer a certificate kind (kind "postgres")`,
@@ -139,10 +139,10 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 
 func TestScheduleDiffChangesNothing(t *testing.T) {
 	s := startServer(t)
-	s.apply(t, inventory(pg("prod/a", "0 3 * * 1", ""), pg("prod/b", "@weekly", "")))
+	s.apply(t, inventoryOf(pg("prod/a", "0 3 * * 1", ""), pg("prod/b", "@weekly", "")))
 	before := s.listed(t, 2)
 
-	plan := s.plan(t, inventory(pg("prod/a", "30 6 * * *", "Asia/Tokyo"), pg("prod/c", "@daily", "")))
+	plan := s.plan(t, inventoryOf(pg("prod/a", "30 6 * * *", "Asia/Tokyo"), pg("prod/c", "@daily", "")))
 	if plan.Pending() != 3 {
 		t.Fatalf("want 3 pending changes (update a, create c, delete b):\n%s", render(plan))
 	}
@@ -155,7 +155,7 @@ func TestScheduleDiffChangesNothing(t *testing.T) {
 func TestSchedulePauseSurvivesAnApplyThatChangesTheSpec(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	s.apply(t, inventory(pg("prod/a", "0 3 * * 1", ""), config.Secret{ID: "prod/cert", Kind: config.KindVaultPKI}))
+	s.apply(t, inventoryOf(pg("prod/a", "0 3 * * 1", ""), inventory.Secret{ID: "prod/cert", Kind: inventory.KindVaultPKI}))
 
 	paused, err := schedules.Pause(ctx, s.c, []secret.ID{"prod/a", "prod/cert", "prod/unscheduled"}, "INC-42: leaked credentials")
 	if err != nil {
@@ -165,7 +165,7 @@ func TestSchedulePauseSurvivesAnApplyThatChangesTheSpec(t *testing.T) {
 		t.Fatalf("paused %v", paused)
 	}
 
-	changed := inventory(pg("prod/a", "0 4 * * 2", "Europe/Paris"), config.Secret{ID: "prod/cert", Kind: config.KindVaultPKI})
+	changed := inventoryOf(pg("prod/a", "0 4 * * 2", "Europe/Paris"), inventory.Secret{ID: "prod/cert", Kind: inventory.KindVaultPKI})
 	plan := s.apply(t, changed)
 	c, _ := byID(plan, "keyturn/prod/a")
 	if c.Action != schedules.Update || !c.Paused || c.Note != "INC-42: leaked credentials" || !strings.Contains(c.String(), "stays paused") {
@@ -196,7 +196,7 @@ func TestSchedulePauseSurvivesAnApplyThatChangesTheSpec(t *testing.T) {
 func TestScheduleDriftIsFoundAndUndone(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	inv := inventory(pg("prod/a", "0 3 * * 1", ""))
+	inv := inventoryOf(pg("prod/a", "0 3 * * 1", ""))
 	s.apply(t, inv)
 	err := s.c.ScheduleClient().GetHandle(ctx, "keyturn/prod/a").Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {

@@ -6,13 +6,13 @@ import (
 	"github.com/robfig/cron/v3"
 	schedulepb "go.temporal.io/api/schedule/v1"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // parse reads a spec as the inventory does.
 func parse(t *testing.T, spec string) *cron.SpecSchedule {
 	t.Helper()
-	s, err := config.ParseSchedule(spec, "UTC")
+	s, err := inventory.ParseSchedule(spec, "UTC")
 	if err != nil {
 		t.Fatalf("parse %q: %v", spec, err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -20,18 +20,18 @@ import (
 func TestPauseScopeOwnsOnlyWhatItPaused(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	var secrets []config.Secret
+	var secrets []inventory.Secret
 	var ids []secret.ID
 	for i := range 25 {
 		id := fmt.Sprintf("prod/s%02d", i)
 		secrets = append(secrets, pg(secret.ID(id), "0 3 * * 1", ""))
 		ids = append(ids, secret.ID(id))
 	}
-	s.apply(t, inventory(secrets[:1]...))
+	s.apply(t, inventoryOf(secrets[:1]...))
 	if _, err := schedules.Pause(ctx, s.c, ids[:1], "maintenance"); err != nil {
 		t.Fatal(err)
 	}
-	s.apply(t, inventory(secrets...)) // the rest are created right before the pause
+	s.apply(t, inventoryOf(secrets...)) // the rest are created right before the pause
 	const note = "incident i-1 (oncall): leak"
 	got, err := schedules.PauseScope(ctx, s.c, append(ids, "prod/unscheduled"), note)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	schedulepb "go.temporal.io/api/schedule/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -94,33 +94,33 @@ func (d Desired) Describe() string {
 	}
 	s := fmt.Sprintf("%q in %s", d.Spec, d.Timezone)
 	if d.Window > 0 {
-		s += ", window " + config.ShortDuration(d.Window)
+		s += ", window " + inventory.ShortDuration(d.Window)
 	}
 	return s
 }
 
 // Desire lists the schedules inv asks for, in inventory order: each secret's cron
 // schedule, then its renewal check if it is a certificate. It parses every spec again
-// with config.ParseSchedule, so an inventory built in code rather than loaded is held to
-// the same rules; a bad one is reported as config.Errors with its place in the file, and
+// with inventory.ParseSchedule, so an inventory built in code rather than loaded is held to
+// the same rules; a bad one is reported as inventory.Errors with its place in the file, and
 // nothing is desired from an inventory with any bad spec.
-func Desire(inv *config.Inventory) ([]Desired, error) {
+func Desire(inv *inventory.Inventory) ([]Desired, error) {
 	catchup := inv.Defaults.CatchupWindow
 	if catchup == 0 {
-		catchup = config.DefaultCatchupWindow
+		catchup = inventory.DefaultCatchupWindow
 	}
 	var out []Desired
-	var problems config.Errors
+	var problems inventory.Errors
 	for i, s := range inv.Secrets {
 		tz := s.Timezone
 		if tz == "" {
-			tz = config.DefaultTimezone
+			tz = inventory.DefaultTimezone
 		}
 		base := Desired{SecretID: s.ID, Kind: s.Kind, Timezone: tz, CatchupWindow: catchup, File: inv.Path, Line: s.Line}
 		if s.Schedule != "" {
-			parsed, err := config.ParseSchedule(s.Schedule, tz)
+			parsed, err := inventory.ParseSchedule(s.Schedule, tz)
 			if err != nil {
-				problems = append(problems, config.Problem{File: inv.Path, Line: s.Line, Field: fmt.Sprintf("secrets[%d].schedule", i), Message: err.Error()})
+				problems = append(problems, inventory.Problem{File: inv.Path, Line: s.Line, Field: fmt.Sprintf("secrets[%d].schedule", i), Message: err.Error()})
 				continue
 			}
 			spec, ok := parsed.(*cron.SpecSchedule)
@@ -138,13 +138,13 @@ func Desire(inv *config.Inventory) ([]Desired, error) {
 			}
 			out = append(out, d)
 		}
-		if config.CertificateKind(s.Kind) {
+		if inventory.CertificateKind(s.Kind) {
 			d := base
 			d.ScheduleID = RenewalScheduleID(s.ID)
 			d.RenewalCheck = true
 			d.Timezone = "UTC" // an interval is the same in every zone
 			phase := renewalPhase(s.ID)
-			d.Spec = fmt.Sprintf("renewal check every %s, at minute %d", config.ShortDuration(RenewalCheckEvery), int(phase.Minutes()))
+			d.Spec = fmt.Sprintf("renewal check every %s, at minute %d", inventory.ShortDuration(RenewalCheckEvery), int(phase.Minutes()))
 			d.spec = &schedulepb.ScheduleSpec{
 				Interval:     []*schedulepb.IntervalSpec{{Interval: durationpb.New(RenewalCheckEvery), Phase: durationpb.New(phase)}},
 				TimezoneName: d.Timezone,
@@ -195,8 +195,8 @@ func (d Desired) record() record {
 		RenewalCheck:  d.RenewalCheck,
 		Spec:          d.Spec,
 		Timezone:      d.Timezone,
-		Window:        config.ShortDuration(d.Window),
-		CatchupWindow: config.ShortDuration(d.CatchupWindow),
+		Window:        inventory.ShortDuration(d.Window),
+		CatchupWindow: inventory.ShortDuration(d.CatchupWindow),
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%d\x00%s\x00%s\x00%t\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
 		r.Format, r.SecretID, r.Kind, r.RenewalCheck, r.Spec, r.Timezone, r.Window, r.CatchupWindow,
@@ -228,11 +228,11 @@ func (r record) changes(was record) []string {
 }
 
 // Next returns the next n times the schedule is due after from, before jitter, as the
-// inventory defines them: for a cron spec, config.PreviewSchedule's times in the spec's
+// inventory defines them: for a cron spec, inventory.PreviewSchedule's times in the spec's
 // zone; for a renewal check, the hourly interval at its phase.
 func (d Desired) Next(from time.Time, n int) ([]time.Time, error) {
 	if !d.RenewalCheck {
-		return config.PreviewSchedule(d.Spec, d.Timezone, from, n)
+		return inventory.PreviewSchedule(d.Spec, d.Timezone, from, n)
 	}
 	// Temporal's interval times are the Unix epoch plus whole intervals plus the phase.
 	every, phase := RenewalCheckEvery, renewalPhase(d.SecretID)

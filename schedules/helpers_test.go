@@ -12,8 +12,8 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 )
 
@@ -42,13 +42,13 @@ func startServer(t *testing.T) server {
 }
 
 // inventory is an in-memory inventory with the defaults Load would apply.
-func inventory(secrets ...config.Secret) *config.Inventory {
-	inv := &config.Inventory{Version: 1, Path: "inventory.yaml", Secrets: secrets}
+func inventoryOf(secrets ...inventory.Secret) *inventory.Inventory {
+	inv := &inventory.Inventory{Version: 1, Path: "inventory.yaml", Secrets: secrets}
 	inv.ApplyDefaults()
 	return inv
 }
 
-func (s server) plan(t *testing.T, inv *config.Inventory) schedules.Changes {
+func (s server) plan(t *testing.T, inv *inventory.Inventory) schedules.Changes {
 	t.Helper()
 	plan, err := schedules.Plan(context.Background(), s.c, s.namespace, inv)
 	if err != nil {
@@ -58,7 +58,7 @@ func (s server) plan(t *testing.T, inv *config.Inventory) schedules.Changes {
 }
 
 // apply plans and applies, and returns the plan it applied.
-func (s server) apply(t *testing.T, inv *config.Inventory) schedules.Changes {
+func (s server) apply(t *testing.T, inv *inventory.Inventory) schedules.Changes {
 	t.Helper()
 	plan := s.plan(t, inv)
 	if err := schedules.Apply(context.Background(), s.c, s.namespace, plan); err != nil {

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -99,7 +99,7 @@ func (cs Changes) Summary() string {
 // Temporal's schedule list, which is eventually consistent, so a schedule created a
 // moment ago may only be found (and deleted) by the next plan. namespace is the one the
 // client is connected to: schedule updates need Temporal's own API, which names it.
-func Plan(ctx context.Context, c client.Client, namespace string, inv *config.Inventory) (Changes, error) {
+func Plan(ctx context.Context, c client.Client, namespace string, inv *inventory.Inventory) (Changes, error) {
 	desired, err := Desire(inv)
 	if err != nil {
 		return nil, err
@@ -181,7 +181,7 @@ func reasons(d *Desired, got *schedulepb.Schedule) []string {
 }
 
 // deleteReason says why a schedule is no longer wanted.
-func deleteReason(inv *config.Inventory, scheduleID string, id secret.ID) string {
+func deleteReason(inv *inventory.Inventory, scheduleID string, id secret.ID) string {
 	s, ok := inv.Lookup(id)
 	switch {
 	case !ok:

@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -33,11 +33,11 @@ func TestSchedulePreviewMatchesTemporalNextActionTimes(t *testing.T) {
 		{"p/list", "0 2 1,15 * *", "Pacific/Auckland"},
 		{"p/months", "45 23 * JAN,APR,JUL,OCT SUN", "America/Sao_Paulo"},
 	}
-	var secrets []config.Secret
+	var secrets []inventory.Secret
 	for _, c := range cases {
 		secrets = append(secrets, pg(c.id, c.spec, c.tz))
 	}
-	inv := inventory(secrets...)
+	inv := inventoryOf(secrets...)
 	desired, err := schedules.Desire(inv)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestScheduleDaylightSavingMatchesTemporal(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := c.change.Add(-36 * time.Hour)
-			parsed, err := config.ParseSchedule(c.spec, tz)
+			parsed, err := inventory.ParseSchedule(c.spec, tz)
 			if err != nil {
 				t.Fatal(err)
 			}

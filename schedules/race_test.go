@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // An incident may pause a schedule while apply is between reading it and updating it.
@@ -25,7 +25,7 @@ func TestScheduleUpdateRacingAPauseKeepsThePause(t *testing.T) {
 	ctx := context.Background()
 
 	desired := func(spec string) *Desired {
-		ds, err := Desire(&config.Inventory{Secrets: []config.Secret{{ID: "prod/a", Kind: config.KindPostgres, Schedule: spec}}})
+		ds, err := Desire(&inventory.Inventory{Secrets: []inventory.Secret{{ID: "prod/a", Kind: inventory.KindPostgres, Schedule: spec}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/sweep"
-	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/telemetry"
 )
@@ -28,7 +28,7 @@ func canarySweep(t *testing.T, env *testenv.Env) (metricsText string, bodies []b
 	t.Helper()
 	ctx := context.Background()
 	inv := *env.Inventory
-	inv.Secrets = append([]config.Secret(nil), inv.Secrets...)
+	inv.Secrets = append([]inventory.Secret(nil), inv.Secrets...)
 	for i := range inv.Secrets {
 		inv.Secrets[i].MaxAge = time.Hour
 	}
@@ -67,7 +67,7 @@ func canarySweep(t *testing.T, env *testenv.Env) (metricsText string, bodies []b
 		t.Fatalf("the sweep sent no secret_overdue event naming e2e/app's version: the scan would prove nothing: %+v", rec.events)
 	}
 	for _, e := range rec.events {
-		for _, format := range []string{config.NotifyFormatJSON, config.NotifyFormatSlack} {
+		for _, format := range []string{inventory.NotifyFormatJSON, inventory.NotifyFormatSlack} {
 			b, err := notify.Body(format, e)
 			if err != nil {
 				t.Fatal(err)

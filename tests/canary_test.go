@@ -21,10 +21,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
@@ -177,7 +177,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	// The receiver's JSON as delivered, and the same events as a chat message.
 	webhookBodies := []byte(strings.Join(hookBodies, "\n"))
 	for _, e := range []notify.Event{heldEvent, releasedEvent} {
-		b, err := notify.Body(config.NotifyFormatSlack, e)
+		b, err := notify.Body(inventory.NotifyFormatSlack, e)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/demo"
-	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/secret"
 )

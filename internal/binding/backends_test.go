@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -28,7 +28,7 @@ secrets:
 // mount's store opens; callers of the hanging one wait for that one open (not one each),
 // and give up with their own context; a failed open is tried again next time.
 func TestHangingStoreBlocksOnlyItself(t *testing.T) {
-	inv, err := config.Parse("inventory.yaml", []byte(twoMounts))
+	inv, err := inventory.Parse("inventory.yaml", []byte(twoMounts))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/keyturn/keyturn/activities"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
@@ -25,7 +25,7 @@ import (
 
 // Resolver resolves secret IDs of one inventory.
 type Resolver struct {
-	inv       *config.Inventory
+	inv       *inventory.Inventory
 	fileStore stores.Store
 	backends  Backends
 	env       func(string) (string, bool)
@@ -59,7 +59,7 @@ func (r *Resolver) Notify(ctx context.Context, e notify.Event) []notify.Delivery
 var _ activities.Resolver = (*Resolver)(nil)
 
 // New builds a resolver over a validated inventory and the stores this worker can reach.
-func New(inv *config.Inventory, b Backends) *Resolver {
+func New(inv *inventory.Inventory, b Backends) *Resolver {
 	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores(), pgPools: postgres.NewPools(0), awsLoading: make(chan struct{}, 1)}
 	if b.File != nil {
 		r.fileStore = b.File
@@ -94,11 +94,11 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 
 // recordCurrentFirst says how to record a single-strategy role's password in use before
 // its first rotation (see activities.Binding.RecordCurrentFirst); "" for other secrets.
-func (r *Resolver) recordCurrentFirst(s config.Secret) string {
-	if s.Postgres == nil || s.Postgres.Strategy != config.StrategySingle {
+func (r *Resolver) recordCurrentFirst(s inventory.Secret) string {
+	if s.Postgres == nil || s.Postgres.Strategy != inventory.StrategySingle {
 		return ""
 	}
-	if s.Store.Type == config.StoreFile {
+	if s.Store.Type == inventory.StoreFile {
 		return fmt.Sprintf("record the password the role uses now with `keyturn put %s -f %s --meta role=%s < current-password.txt`, then rotate", s.ID, r.inv.Path, s.Postgres.Role)
 	}
 	return fmt.Sprintf("write the password the role %s uses now into the %s store at %s as its current version (field password, metadata role=%s), then rotate", s.Postgres.Role, s.Store.Type, s.Store.Path, s.Postgres.Role)
@@ -119,24 +119,24 @@ func (r *Resolver) Store(ctx context.Context, id secret.ID) (stores.Store, error
 	return storeAt(store, id, secret.ID(s.Store.Path)), nil
 }
 
-func (r *Resolver) store(ctx context.Context, ref config.StoreRef) (stores.Store, error) {
+func (r *Resolver) store(ctx context.Context, ref inventory.StoreRef) (stores.Store, error) {
 	switch ref.Type {
-	case config.StoreFile:
+	case inventory.StoreFile:
 		if r.fileStore == nil {
 			return nil, fmt.Errorf("%w: store type file: this process has no file store", rotators.ErrInvalidConfig)
 		}
 		return r.fileStore, nil
-	case config.StoreVault:
+	case inventory.StoreVault:
 		return r.vault(ctx, ref.Mount)
-	case config.StoreAWSSM:
+	case inventory.StoreAWSSM:
 		return r.awssm(ctx)
 	}
 	return nil, fmt.Errorf("%w: store type %q is not supported by this worker", rotators.ErrInvalidConfig, ref.Type)
 }
 
-func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+func (r *Resolver) rotator(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	switch s.Kind {
-	case config.KindPostgres:
+	case inventory.KindPostgres:
 		p := s.Postgres
 		if p == nil {
 			return nil, fmt.Errorf("%w: %s has no postgres block", rotators.ErrInvalidConfig, s.ID)
@@ -158,19 +158,19 @@ func (r *Resolver) rotator(ctx context.Context, s config.Secret) (rotators.Rotat
 			cfg.Twins = [2]string{p.Twins[0], p.Twins[1]}
 		}
 		return postgres.New(cfg)
-	case config.KindAWSIAM:
+	case inventory.KindAWSIAM:
 		if s.AWSIAM != nil {
 			return r.awsiam(ctx, s)
 		}
-	case config.KindHTTPAPI:
+	case inventory.KindHTTPAPI:
 		if s.HTTPAPI != nil {
 			return r.httpapi(ctx, s)
 		}
-	case config.KindVaultPKI:
+	case inventory.KindVaultPKI:
 		if s.VaultPKI != nil {
 			return r.vaultpki(ctx, s)
 		}
-	case config.KindLocalCA:
+	case inventory.KindLocalCA:
 		if s.LocalCA != nil {
 			return r.localca(ctx, s)
 		}
@@ -186,19 +186,19 @@ var ErrRefUnresolved = fmt.Errorf("%w: reference does not resolve", rotators.Err
 
 // Reveal reads the material a reference points at. The reference itself is safe to show;
 // the material is returned as Sensitive and never logged.
-func (r *Resolver) Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive, error) {
+func (r *Resolver) Reveal(ctx context.Context, ref inventory.Ref) (secret.Sensitive, error) {
 	parts, err := ref.Parse()
 	if err != nil {
 		return secret.Sensitive{}, fmt.Errorf("%w: %w", rotators.ErrInvalidConfig, err)
 	}
 	switch parts.Scheme {
-	case config.RefEnv:
+	case inventory.RefEnv:
 		v, ok := r.env(parts.Path)
 		if !ok || v == "" {
 			return secret.Sensitive{}, fmt.Errorf("%w: %s: environment variable %s is not set in the worker's environment", ErrRefUnresolved, ref, parts.Path)
 		}
 		return secret.NewSensitive(v), nil
-	case config.RefFile:
+	case inventory.RefFile:
 		if r.fileStore == nil {
 			return secret.Sensitive{}, fmt.Errorf("%w: %s: this process has no file store", ErrRefUnresolved, ref)
 		}
@@ -214,13 +214,13 @@ func (r *Resolver) Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive
 			return secret.Sensitive{}, fmt.Errorf("%w: %s: the current version of %s has no field %q", ErrRefUnresolved, ref, parts.Path, parts.Field)
 		}
 		return v, nil
-	case config.RefVault:
-		s, err := r.vault(ctx, config.DefaultVaultMount)
+	case inventory.RefVault:
+		s, err := r.vault(ctx, inventory.DefaultVaultMount)
 		if err != nil {
 			return secret.Sensitive{}, fmt.Errorf("%s: %w", ref, err)
 		}
 		return readRef(ctx, s, ref, parts)
-	case config.RefAWSSM:
+	case inventory.RefAWSSM:
 		s, err := r.awssm(ctx)
 		if err != nil {
 			return secret.Sensitive{}, fmt.Errorf("%s: %w", ref, err)
@@ -232,7 +232,7 @@ func (r *Resolver) Reveal(ctx context.Context, ref config.Ref) (secret.Sensitive
 
 // readRef reads a reference's field from a store that keeps it, saying what to seed when
 // nothing is there.
-func readRef(ctx context.Context, s FieldStore, ref config.Ref, parts config.RefParts) (secret.Sensitive, error) {
+func readRef(ctx context.Context, s FieldStore, ref inventory.Ref, parts inventory.RefParts) (secret.Sensitive, error) {
 	v, err := s.ReadField(ctx, parts.Path, parts.Field)
 	if errors.Is(err, stores.ErrNotFound) {
 		return secret.Sensitive{}, fmt.Errorf("%w: %s: no current value with field %q there; write it into the store first", ErrRefUnresolved, ref, parts.Field)
@@ -249,7 +249,7 @@ func (r *Resolver) Secrets() []activities.SecretInfo { return SecretInfos(r.inv)
 // SecretInfos describes an inventory's secrets without opening any backend or reading
 // any material: what the worker resolves an incident's scope over, and what the CLI plans
 // an incident (or a dry run) with, so both show the same plan from the same inventory.
-func SecretInfos(inv *config.Inventory) []activities.SecretInfo {
+func SecretInfos(inv *inventory.Inventory) []activities.SecretInfo {
 	out := make([]activities.SecretInfo, 0, len(inv.Secrets))
 	for _, s := range inv.Secrets {
 		out = append(out, activities.SecretInfo{
@@ -260,7 +260,7 @@ func SecretInfos(inv *config.Inventory) []activities.SecretInfo {
 }
 
 // describeTarget says where a secret's credential is used, in a few words.
-func describeTarget(s config.Secret) string {
+func describeTarget(s inventory.Secret) string {
 	switch {
 	case s.Postgres != nil:
 		return fmt.Sprintf("postgres %s:%d role %s (%s)", s.Postgres.Host, s.Postgres.Port, s.Postgres.Role, s.Postgres.Strategy)
@@ -278,7 +278,7 @@ func describeTarget(s config.Secret) string {
 
 // revokeGate is the secret's revoke gate as the workflow applies it; nil when it does not
 // wait (Validate has refused a waiting gate on a kind that cannot report use).
-func revokeGate(g config.RevokeGate) *activities.RevokeGate {
+func revokeGate(g inventory.RevokeGate) *activities.RevokeGate {
 	if !g.Waits() {
 		return nil
 	}

@@ -7,14 +7,14 @@ import (
 	"testing"
 
 	"github.com/keyturn/keyturn/activities"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
 )
 
-const inventory = `version: 1
+const inventoryYAML = `version: 1
 secrets:
   - id: prod/orders-db/app
     kind: postgres
@@ -30,7 +30,7 @@ secrets:
 
 func newResolver(t *testing.T) (*Resolver, *file.Store) {
 	t.Helper()
-	inv, err := config.Parse("inventory.yaml", []byte(inventory))
+	inv, err := inventory.Parse("inventory.yaml", []byte(inventoryYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestResolveBuildsPostgresBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Kind != config.KindPostgres || b.Grace != 0 || b.Steps.SecretID != "prod/orders-db/app" || b.Steps.Rotator == nil || b.Steps.Store == nil {
+	if b.Kind != inventory.KindPostgres || b.Grace != 0 || b.Steps.SecretID != "prod/orders-db/app" || b.Steps.Rotator == nil || b.Steps.Store == nil {
 		t.Fatalf("binding %+v", b)
 	}
 }
@@ -89,7 +89,7 @@ func TestRevealReferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		ref     config.Ref
+		ref     inventory.Ref
 		want    string
 		wantErr error
 	}{
@@ -119,7 +119,7 @@ func TestRevealReferences(t *testing.T) {
 
 // Versions go to the inventory's store path, where consumers read them.
 func TestStorePathIsWhereVersionsGo(t *testing.T) {
-	inv, err := config.Parse("inventory.yaml", []byte(strings.Replace(inventory, "    grace: 0s\n", "    grace: 0s\n    store: {type: file, path: apps/orders/db}\n", 1)))
+	inv, err := inventory.Parse("inventory.yaml", []byte(strings.Replace(inventoryYAML, "    grace: 0s\n", "    grace: 0s\n    store: {type: file, path: apps/orders/db}\n", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

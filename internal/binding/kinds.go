@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/vault/api"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/awsiam"
 	"github.com/keyturn/keyturn/rotators/certs"
@@ -24,7 +24,7 @@ import (
 // The rotators of the kinds other than postgres. Each resolves its references (an admin
 // token, a CA key) at use time, like the postgres admin password.
 
-func (r *Resolver) awsiam(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+func (r *Resolver) awsiam(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	k := s.AWSIAM
 	if r.backends.AWS == nil {
 		return nil, fmt.Errorf("%w: %s: this process has no AWS configuration", rotators.ErrInvalidConfig, s.ID)
@@ -67,13 +67,13 @@ func (r *Resolver) awsConfig(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+func (r *Resolver) httpapi(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	k := s.HTTPAPI
 	admin, err := r.Reveal(ctx, k.Admin)
 	if err != nil {
 		return nil, fmt.Errorf("admin credential of %s: %w", s.ID, err)
 	}
-	call := func(c config.HTTPCall) httpapi.Call {
+	call := func(c inventory.HTTPCall) httpapi.Call {
 		return httpapi.Call{Method: c.Method, URL: c.URL, Headers: c.Headers, Body: c.Body, Success: c.Success, Gone: c.Gone}
 	}
 	var caPEM []byte
@@ -95,7 +95,7 @@ func (r *Resolver) httpapi(ctx context.Context, s config.Secret) (rotators.Rotat
 	})
 }
 
-func certRequest(c config.Certificate) certs.Request {
+func certRequest(c inventory.Certificate) certs.Request {
 	return certs.Request{
 		CommonName: c.CommonName, DNSNames: c.AltNames, IPAddresses: c.IPSANs,
 		TTL: c.TTL, KeyType: c.KeyType, KeyBits: c.KeyBits, RenewAt: c.RenewAt,
@@ -106,9 +106,9 @@ func certRequest(c config.Certificate) certs.Request {
 // the default mount so there is one login and one token renewal.
 type vaultClient interface{ Client() *api.Client }
 
-func (r *Resolver) vaultpki(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+func (r *Resolver) vaultpki(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	k := s.VaultPKI
-	store, err := r.vault(ctx, config.DefaultVaultMount)
+	store, err := r.vault(ctx, inventory.DefaultVaultMount)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.ID, err)
 	}
@@ -125,7 +125,7 @@ func (r *Resolver) vaultpki(ctx context.Context, s config.Secret) (rotators.Rota
 	return vaultpki.New(vaultpki.Config{Mount: k.Mount, Role: k.Role, Request: certRequest(k.Certificate), CAPEM: caPEM}, vc.Client())
 }
 
-func (r *Resolver) localca(ctx context.Context, s config.Secret) (rotators.Rotator, error) {
+func (r *Resolver) localca(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	k := s.LocalCA
 	cert, err := r.Reveal(ctx, k.CACert)
 	if err != nil {
@@ -148,13 +148,13 @@ func (r *Resolver) localca(ctx context.Context, s config.Secret) (rotators.Rotat
 // certificate serial, and what it is in words. Empty for an unknown kind.
 func HandleKey(kind string) (key, what string) {
 	switch kind {
-	case config.KindPostgres:
+	case inventory.KindPostgres:
 		return postgres.MetadataRole, "login role that uses this password"
-	case config.KindAWSIAM:
+	case inventory.KindAWSIAM:
 		return awsiam.MetadataAccessKeyID, "the access key ID in use, AKIA..."
-	case config.KindHTTPAPI:
+	case inventory.KindHTTPAPI:
 		return httpapi.FieldKeyID, "the API key's ID"
-	case config.KindVaultPKI, config.KindLocalCA:
+	case inventory.KindVaultPKI, inventory.KindLocalCA:
 		return certs.MetadataSerial, "the certificate's serial number"
 	}
 	return "", ""

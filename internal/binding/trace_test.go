@@ -7,9 +7,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/internal/harness/spantest"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/telemetry/awsspans"
@@ -22,7 +22,7 @@ import (
 func TestResolvedRotatorsTraceOnTheBackendsProvider(t *testing.T) {
 	moto := mototest.Start(t)
 	moto.CreateIAMUser(t, "traced-user")
-	inv, err := config.Parse("inventory.yaml", []byte(`version: 1
+	inv, err := inventory.Parse("inventory.yaml", []byte(`version: 1
 secrets:
   - id: prod/aws/traced
     kind: awsiam

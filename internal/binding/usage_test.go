@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -41,7 +41,7 @@ secrets:
       role: app
       admin: {username: keyturn_admin, password: file:admin/api#password}
 `
-	inv, err := config.Parse("inventory.yaml", []byte(text))
+	inv, err := inventory.Parse("inventory.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/audit"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -155,11 +155,11 @@ unreachable). A CI job can run it to detect schedules that drifted or were not a
 
 // scheduleInventory loads and validates the inventory, so a bad file or spec is refused
 // with its place before anything reaches Temporal.
-func (g *globals) scheduleInventory() (*config.Inventory, error) {
+func (g *globals) scheduleInventory() (*inventory.Inventory, error) {
 	if g.inventory == "" {
 		return nil, fmt.Errorf("no inventory: pass -f FILE or set KEYTURN_INVENTORY")
 	}
-	inv, err := config.Load(g.inventory)
+	inv, err := inventory.Load(g.inventory)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was sent to Temporal; fix the inventory and run again", err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -21,7 +21,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if g.inventory == "" {
 				return fmt.Errorf("no inventory: pass -f FILE or set KEYTURN_INVENTORY")
 			}
-			inv, err := config.Load(g.inventory)
+			inv, err := inventory.Load(g.inventory)
 			if err != nil {
 				return err
 			}
@@ -38,9 +38,9 @@ func newConfigCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// logWarnings logs the inventory's warnings (see config.Inventory.Warnings) at the start
+// logWarnings logs the inventory's warnings (see inventory.Inventory.Warnings) at the start
 // of a command that serves it: they never stop it, but whoever starts it should see them.
-func logWarnings(logger *slog.Logger, inv *config.Inventory) {
+func logWarnings(logger *slog.Logger, inv *inventory.Inventory) {
 	for _, w := range inv.Warnings() {
 		logger.Warn("inventory warning", "warning", w.String())
 	}
@@ -48,14 +48,14 @@ func logWarnings(logger *slog.Logger, inv *config.Inventory) {
 
 // printAgePolicies shows each secret's owner and the maximum age in force, with where it
 // comes from: a derived one is only visible here and in `keyturn status`.
-func printAgePolicies(w io.Writer, inv *config.Inventory) {
+func printAgePolicies(w io.Writer, inv *inventory.Inventory) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tKIND\tOWNER\tMAX AGE\tFROM")
 	for _, s := range inv.Secrets {
 		p := s.AgePolicy()
 		maxAge, why := "none", "no max_age, schedule or certificate lifetime: never overdue by age"
 		if p.MaxAge > 0 {
-			maxAge, why = config.DayDuration(p.MaxAge), p.Why
+			maxAge, why = inventory.DayDuration(p.MaxAge), p.Why
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(s.Owner), maxAge, why)
 	}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/home"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/sweep"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/workflows"
@@ -61,10 +61,10 @@ func newDevCmd(g *globals) *cobra.Command {
 			logger := g.logger(cmd.ErrOrStderr())
 			stateDir := g.homeDir.String()
 			// Refuse a bad inventory before anything is written to the state directory.
-			var inv *config.Inventory
+			var inv *inventory.Inventory
 			if g.inventory != "" {
 				var err error
-				if inv, err = config.Load(g.inventory); err != nil {
+				if inv, err = inventory.Load(g.inventory); err != nil {
 					return err
 				}
 			}
@@ -126,12 +126,12 @@ func newDevCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("start the demo (pass -f INVENTORY to use your own targets instead): %w", err)
 				}
 				defer env.Stop()
-				if inv, err = config.Load(env.InventoryPath); err != nil {
+				if inv, err = inventory.Load(env.InventoryPath); err != nil {
 					return err
 				}
 			}
 			logWarnings(logger, inv)
-			inventory, err := filepath.Abs(inv.Path)
+			invPath, err := filepath.Abs(inv.Path)
 			if err != nil {
 				return fmt.Errorf("inventory %s: %w", inv.Path, err)
 			}
@@ -175,18 +175,18 @@ func newDevCmd(g *globals) *cobra.Command {
 			defer c.Close()
 
 			// Other commands find this dev's inventory and server through the state directory.
-			if err := g.homeDir.Record(home.Dev{Inventory: inventory, Address: srv.FrontendAddr(), Namespace: srv.Namespace()}); err != nil {
+			if err := g.homeDir.Record(home.Dev{Inventory: invPath, Address: srv.FrontendAddr(), Namespace: srv.Namespace()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "Keyturn dev is running.\n  State:     %s\n  Temporal:  %s (namespace %s)\n", stateDir, srv.FrontendAddr(), srv.Namespace())
 			if u := srv.UIURL(); u != "" {
 				fmt.Fprintf(out, "  Web UI:    %s/namespaces/%s/workflows\n", u, srv.Namespace())
 			}
-			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n  Payloads:  encrypted with %s (codec server for the UI on %s)\n", inventory, len(inv.Secrets), g.storeDir, g.codecKey, codecAddr)
+			fmt.Fprintf(out, "  Inventory: %s (%d secret(s))\n  Store:     %s\n  Payloads:  encrypted with %s (codec server for the UI on %s)\n", invPath, len(inv.Secrets), g.storeDir, g.codecKey, codecAddr)
 			if metrics != nil {
 				fmt.Fprintf(out, "  Metrics:   http://%s/metrics\n", metrics.Addr)
 			}
-			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", config.DayDuration(every))
+			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", inventory.DayDuration(every))
 			fmt.Fprintf(out, "  Audit:     %s (checkpoints signed every %s with %s; `keyturn audit verify`)\n", g.auditPlace(), g.audit.checkpointEvery, g.audit.keyFile)
 			if len(inv.Secrets) > 0 {
 				kt := g.commandPrefix(cmd)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/home"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/stores/file"
@@ -132,7 +132,7 @@ func (g *globals) managedKind(id secret.ID) (string, bool) {
 	if path == "" {
 		return "", false
 	}
-	inv, err := config.Load(path)
+	inv, err := inventory.Load(path)
 	if err != nil {
 		return "", false
 	}
@@ -162,7 +162,7 @@ func (g *globals) storePath(id secret.ID) (secret.ID, error) {
 	if path == "" {
 		return id, nil
 	}
-	inv, err := config.Load(path)
+	inv, err := inventory.Load(path)
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -22,19 +22,19 @@ func (g *globals) inventoryPath() string {
 
 // requireInventory loads the inventory a command needs before it may start anything, so
 // a mistyped ID or scope is refused on the spot instead of leaving a failed workflow.
-func (g *globals) requireInventory(what string) (*config.Inventory, error) {
+func (g *globals) requireInventory(what string) (*inventory.Inventory, error) {
 	path := g.inventoryPath()
 	if path == "" {
 		return nil, fmt.Errorf("%s checks the secret IDs against the inventory before it starts anything, and none was found: pass -f FILE or set KEYTURN_INVENTORY (with `keyturn dev` running, its inventory is found in %s)", what, g.homeDir)
 	}
-	return config.Load(path)
+	return inventory.Load(path)
 }
 
 // lookupSecret finds id in the inventory, or says how to find the right one.
-func lookupSecret(inv *config.Inventory, id secret.ID) (config.Secret, error) {
+func lookupSecret(inv *inventory.Inventory, id secret.ID) (inventory.Secret, error) {
 	s, ok := inv.Lookup(id)
 	if !ok {
-		return config.Secret{}, fmt.Errorf("secret %q is not in inventory %s: check the id (the inventory has %d secret(s))", id, inv.Path, len(inv.Secrets))
+		return inventory.Secret{}, fmt.Errorf("secret %q is not in inventory %s: check the id (the inventory has %d secret(s))", id, inv.Path, len(inv.Secrets))
 	}
 	return s, nil
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/home"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -41,7 +41,7 @@ func newNotifyTestCmd(g *globals) *cobra.Command {
 			if path == "" {
 				return fmt.Errorf("notify test reads the routes from the inventory, and none was found: pass -f FILE or set KEYTURN_INVENTORY")
 			}
-			inv, err := config.Load(path)
+			inv, err := inventory.Load(path)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,7 @@ func newNotifyTestCmd(g *globals) *cobra.Command {
 }
 
 // selectRoutes returns the route called name, or every route when name is empty.
-func selectRoutes(inv *config.Inventory, name string) ([]config.NotifyRoute, error) {
+func selectRoutes(inv *inventory.Inventory, name string) ([]inventory.NotifyRoute, error) {
 	all := inv.Notifications.Routes
 	if len(all) == 0 {
 		return nil, fmt.Errorf("inventory %s has no notification routes; add a notifications.routes list (see the README's Notifications section)", inv.Path)
@@ -94,7 +94,7 @@ func selectRoutes(inv *config.Inventory, name string) ([]config.NotifyRoute, err
 		return all, nil
 	}
 	if r, ok := inv.Notifications.Route(name); ok {
-		return []config.NotifyRoute{r}, nil
+		return []inventory.NotifyRoute{r}, nil
 	}
 	names := make([]string, len(all))
 	for i, r := range all {

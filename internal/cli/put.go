@@ -13,7 +13,7 @@ import (
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -66,7 +66,7 @@ func newPutCmd(g *globals) *cobra.Command {
 				if key != "" && meta[key] == "" {
 					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, what)
 				}
-				if kind == config.KindPostgres && meta["username"] == "" {
+				if kind == inventory.KindPostgres && meta["username"] == "" {
 					meta["username"] = meta[key]
 				}
 			}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/secret"
@@ -121,19 +121,19 @@ and all of them together 60 s; what is not read by then is reported unknown.
 			if (overdue || secretsOnly) && len(args) == 1 {
 				return fmt.Errorf("--overdue and --secrets list the inventory's secrets; leave out the secret ID, or use `%s status %s` alone", g.runPrefix(cmd), args[0])
 			}
-			var inv *config.Inventory
+			var inv *inventory.Inventory
 			if overdue || secretsOnly {
 				path := g.inventoryPath()
 				if path == "" {
 					return fmt.Errorf("--overdue and --secrets list the inventory's secrets, and none was found: pass -f FILE or set KEYTURN_INVENTORY (with `keyturn dev` running, its inventory is found in %s)", g.homeDir)
 				}
 				var err error
-				if inv, err = config.Load(path); err != nil {
+				if inv, err = inventory.Load(path); err != nil {
 					return err
 				}
 			} else if path := g.inventoryPath(); path != "" {
 				var err error
-				if inv, err = config.Load(path); err != nil {
+				if inv, err = inventory.Load(path); err != nil {
 					return err
 				}
 			}
@@ -195,7 +195,7 @@ and all of them together 60 s; what is not read by then is reported unknown.
 
 // statusOfSecret shows one secret: its state (when an inventory is known) and its latest
 // rotation in detail.
-func statusOfSecret(cmd *cobra.Command, g *globals, c client.Client, inv *config.Inventory, id secret.ID, output string, logger *slog.Logger) error {
+func statusOfSecret(cmd *cobra.Command, g *globals, c client.Client, inv *inventory.Inventory, id secret.ID, output string, logger *slog.Logger) error {
 	if err := id.Validate(); err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func shortSeconds(s float64) string {
 	case d < time.Minute:
 		return d.Round(100 * time.Millisecond).String()
 	}
-	return config.ShortDuration(d.Round(time.Second))
+	return inventory.ShortDuration(d.Round(time.Second))
 }
 
 func printDetail(w io.Writer, d rotationDetail, kt string) {

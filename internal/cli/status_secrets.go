@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -35,7 +35,7 @@ const ObserveDeadline = 60 * time.Second
 // observeSecrets reads the state of the inventory's secrets (of ids only, when given)
 // with secretstate, the package the worker's sweep uses too, from this machine: the file
 // store of --store-dir, and Vault and AWS from the environment; within ObserveDeadline.
-func (g *globals) observeSecrets(ctx context.Context, c client.Client, inv *config.Inventory, logger *slog.Logger, ids ...secret.ID) secretstate.Observation {
+func (g *globals) observeSecrets(ctx context.Context, c client.Client, inv *inventory.Inventory, logger *slog.Logger, ids ...secret.ID) secretstate.Observation {
 	ctx, cancel := context.WithTimeout(ctx, ObserveDeadline)
 	defer cancel()
 	var tp trace.TracerProvider
@@ -58,12 +58,12 @@ func (g *globals) observeSecrets(ctx context.Context, c client.Client, inv *conf
 // a missing file store is reported as such (the CLI, unlike a worker, never creates one).
 type cliStores struct {
 	resolver *binding.Resolver
-	inv      *config.Inventory
+	inv      *inventory.Inventory
 	fileErr  error
 }
 
 func (s cliStores) Store(ctx context.Context, id secret.ID) (stores.Store, error) {
-	if sec, ok := s.inv.Lookup(id); ok && sec.Store.Type == config.StoreFile && s.fileErr != nil {
+	if sec, ok := s.inv.Lookup(id); ok && sec.Store.Type == inventory.StoreFile && s.fileErr != nil {
 		return nil, s.fileErr
 	}
 	return s.resolver.Store(ctx, id)
@@ -121,7 +121,7 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 	}
 	fmt.Fprintln(w, ")")
 	for _, c := range s.Consumers {
-		fmt.Fprintf(w, "consumer: %s, re-reads every %s\n", c.Name, config.DayDuration(c.Refresh.Duration()))
+		fmt.Fprintf(w, "consumer: %s, re-reads every %s\n", c.Name, inventory.DayDuration(c.Refresh.Duration()))
 	}
 	if len(s.Consumers) == 0 {
 		fmt.Fprintln(w, "consumer: none listed in the inventory")
@@ -216,7 +216,7 @@ func ids(secrets []secretstate.Secret) string {
 func age(s secretstate.Secret) string {
 	switch {
 	case s.Age != nil:
-		return config.RoughDuration(s.Age.Duration())
+		return inventory.RoughDuration(s.Age.Duration())
 	case s.StoreError != "":
 		return "?"
 	case s.AgeUnknown():
@@ -231,7 +231,7 @@ func maxAge(s secretstate.Secret) string {
 	if s.MaxAge == nil {
 		return "none"
 	}
-	return config.DayDuration(s.MaxAge.Duration())
+	return inventory.DayDuration(s.MaxAge.Duration())
 }
 
 func overdue(s secretstate.Secret) string {
@@ -316,7 +316,7 @@ func gateUses(s secretstate.Secret) string {
 		return ": no use seen"
 	}
 	noun := "use"
-	if s.Kind == config.KindPostgres {
+	if s.Kind == inventory.KindPostgres {
 		noun = "session"
 	}
 	if len(g.Uses) != 1 {

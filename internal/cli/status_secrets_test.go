@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -57,7 +57,7 @@ func TestSecretStateShowsConsumers(t *testing.T) {
 	s := secretstate.Secret{ID: "prod/orders-db", Kind: "postgres", Owner: "payments", Sensitivity: "critical",
 		Consumers: []secretstate.Consumer{
 			{Name: "orders-api", Refresh: secretstate.Seconds(5 * time.Minute)},
-			{Name: "nightly-report", Refresh: secretstate.Seconds(config.Day)},
+			{Name: "nightly-report", Refresh: secretstate.Seconds(inventory.Day)},
 		},
 		Overdue: &no, RevokesOutstanding: &zero}
 	var b strings.Builder

@@ -13,7 +13,7 @@ import (
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/sweep"
 	"github.com/keyturn/keyturn/schedules"
@@ -77,7 +77,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 
 // addSweepFlag adds --sweep-interval, KEYTURN_SWEEP_INTERVAL, with the command's default.
 func addSweepFlag(cmd *cobra.Command, dst *string, fallback time.Duration) {
-	cmd.Flags().StringVar(dst, "sweep-interval", envOr("KEYTURN_SWEEP_INTERVAL", config.DayDuration(fallback)),
+	cmd.Flags().StringVar(dst, "sweep-interval", envOr("KEYTURN_SWEEP_INTERVAL", inventory.DayDuration(fallback)),
 		"how often the worker reads every secret's store and rotations for the age, overdue and revoke metrics and the overdue notifications (KEYTURN_SWEEP_INTERVAL; at least "+sweep.MinInterval.String()+")")
 }
 
@@ -95,11 +95,11 @@ func (g *globals) serveMetrics(logger *slog.Logger) (*telemetry.MetricsServer, e
 	return tel.ServeMetrics(g.metricsAddr)
 }
 
-func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error) {
+func (g *globals) loadInventoryAndStore() (*inventory.Inventory, *file.Store, error) {
 	if g.inventory == "" {
 		return nil, nil, fmt.Errorf("no inventory: pass -f FILE or set KEYTURN_INVENTORY")
 	}
-	inv, err := config.Load(g.inventory)
+	inv, err := inventory.Load(g.inventory)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,7 +121,7 @@ func (g *globals) loadInventoryAndStore() (*config.Inventory, *file.Store, error
 //
 // Every change it makes is recorded on trail, whose checkpoints it signs every
 // g.audit.checkpointEvery and once more as it stops.
-func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration, trail *audit.Log, checkpointEvery time.Duration) error {
+func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration, trail *audit.Log, checkpointEvery time.Duration) error {
 	resolver := binding.New(inv, backends(store, logger, tel.TracerProvider()))
 	defer func() { _ = resolver.Close() }()
 	gauges, err := telemetry.NewSecretGauges(tel)
@@ -136,7 +136,7 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *config.Inventory, store
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir(), "sweep_interval", config.DayDuration(sweepEvery))
+	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir(), "sweep_interval", inventory.DayDuration(sweepEvery))
 	sweepCtx, stopSweep := context.WithCancel(cmd.Context())
 	swept := make(chan struct{})
 	go func() {

@@ -17,7 +17,7 @@
 // # Overdue
 //
 // A secret is overdue when its current version is older than its maximum age
-// (config.Secret.AgePolicy), or when its store holds no current version at all: a secret
+// (inventory.Secret.AgePolicy), or when its store holds no current version at all: a secret
 // Keyturn manages but has never rotated, or been given, is of unknown age and is treated
 // as the worst case ("never rotated" when the store holds no version at all, "no current
 // version" when it holds earlier ones). A secret without a policy is never overdue by age.

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators/certs"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -47,7 +47,7 @@ type Stores interface {
 // as often as wanted; an Observer is safe for concurrent use.
 type Observer struct {
 	// Inventory lists the secrets and their policies.
-	Inventory *config.Inventory
+	Inventory *inventory.Inventory
 	// Stores opens each secret's store.
 	Stores Stores
 	// Temporal answers for rotations, schedules and incidents; nil leaves them unknown.
@@ -69,7 +69,7 @@ func (o *Observer) Observe(ctx context.Context, ids ...secret.ID) Observation {
 		now = o.Now
 	}
 	obs := Observation{At: now().UTC()}
-	var chosen []config.Secret
+	var chosen []inventory.Secret
 	for _, s := range o.Inventory.Secrets {
 		if len(ids) == 0 || slices.Contains(ids, s.ID) {
 			chosen = append(chosen, s)
@@ -109,7 +109,7 @@ func (o *Observer) readTimeout() time.Duration {
 // observe reads one secret. Each read has its own timeout, so a store that hangs leaves
 // the secret's age unknown, not its rotation and schedules too (with an error that would
 // blame Temporal).
-func (o *Observer) observe(ctx context.Context, s *config.Secret, at time.Time) Secret {
+func (o *Observer) observe(ctx context.Context, s *inventory.Secret, at time.Time) Secret {
 	st := Secret{ID: s.ID, Kind: s.Kind, Owner: s.Owner, Sensitivity: s.Sensitivity}
 	for _, c := range s.Consumers {
 		st.Consumers = append(st.Consumers, Consumer{Name: c.Name, Refresh: Seconds(c.Refresh)})
@@ -136,7 +136,7 @@ func (o *Observer) bounded(ctx context.Context, read func(context.Context)) {
 }
 
 // readStore finds the current version and judges the age.
-func (o *Observer) readStore(ctx context.Context, s *config.Secret, st *Secret, at time.Time) {
+func (o *Observer) readStore(ctx context.Context, s *inventory.Secret, st *Secret, at time.Time) {
 	store, err := o.Stores.Store(ctx, s.ID)
 	if err != nil {
 		st.StoreError = errorText(fmt.Errorf("open the %s store: %w", s.Store.Type, err))
@@ -172,7 +172,7 @@ func (o *Observer) readStore(ctx context.Context, s *config.Secret, st *Secret, 
 		st.Age = secondsPtr(age)
 		if st.MaxAge != nil && age > st.MaxAge.Duration() {
 			overdue = true
-			st.OverdueReason = fmt.Sprintf("age %s is over the maximum %s (%s)", config.RoughDuration(age), config.DayDuration(st.MaxAge.Duration()), st.MaxAgeFrom)
+			st.OverdueReason = fmt.Sprintf("age %s is over the maximum %s (%s)", inventory.RoughDuration(age), inventory.DayDuration(st.MaxAge.Duration()), st.MaxAgeFrom)
 		}
 	}
 	st.Overdue = &overdue
@@ -221,7 +221,7 @@ func (o *Observer) readGate(ctx context.Context, id secret.ID, runID string) *wo
 // readSchedules reads the secret's schedules and works out when one rotates it next: the
 // cron schedule's next run, or for a certificate its renewal point (the hourly renewal
 // check rotates it at its first run from then on).
-func (o *Observer) readSchedules(ctx context.Context, s *config.Secret, st *Secret, at time.Time) {
+func (o *Observer) readSchedules(ctx context.Context, s *inventory.Secret, st *Secret, at time.Time) {
 	var next []time.Time
 	if s.Schedule != "" {
 		sch, err := o.schedule(ctx, schedules.CronScheduleID(s.ID), false)
@@ -234,7 +234,7 @@ func (o *Observer) readSchedules(ctx context.Context, s *config.Secret, st *Secr
 			next = append(next, *sch.NextRun)
 		}
 	}
-	if config.CertificateKind(s.Kind) {
+	if inventory.CertificateKind(s.Kind) {
 		sch, err := o.schedule(ctx, schedules.RenewalScheduleID(s.ID), true)
 		if err != nil {
 			st.ScheduleError = errorText(err)
@@ -280,7 +280,7 @@ func (o *Observer) schedule(ctx context.Context, id string, renewal bool) (Sched
 }
 
 // renewAt is the share of a certificate's lifetime after which it is due.
-func renewAt(s *config.Secret) float64 {
+func renewAt(s *inventory.Secret) float64 {
 	switch {
 	case s.VaultPKI != nil:
 		return s.VaultPKI.RenewAt
@@ -381,4 +381,4 @@ func StatusName(s enumspb.WorkflowExecutionStatus) string {
 // messages (no escape sequences or control characters) and capped. Store and Temporal
 // errors are material-free by design; this keeps a hostile value from reaching a
 // terminal or a log.
-func errorText(err error) string { return config.Displayable(err.Error(), maxErrorRunes) }
+func errorText(err error) string { return inventory.Displayable(err.Error(), maxErrorRunes) }

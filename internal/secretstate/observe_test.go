@@ -16,10 +16,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
-	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/internal/harness/vaulttest"
+	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
@@ -187,7 +187,7 @@ func TestObserve(t *testing.T) {
 	}
 
 	old := byID(obs, "files/old")
-	if old.Age == nil || old.Age.Duration() != 2*time.Hour || old.MaxAge == nil || old.MaxAge.Duration() != time.Hour || old.MaxAgeFrom != config.PolicyMaxAge ||
+	if old.Age == nil || old.Age.Duration() != 2*time.Hour || old.MaxAge == nil || old.MaxAge.Duration() != time.Hour || old.MaxAgeFrom != inventory.PolicyMaxAge ||
 		!old.IsOverdue() || old.OverdueReason != "age 2h is over the maximum 1h (max_age)" || old.Owner != "payments" ||
 		old.Sensitivity != "high" || len(old.Consumers) != 1 || old.Consumers[0] != (secretstate.Consumer{Name: "orders-api", Refresh: secretstate.Seconds(5 * time.Minute)}) {
 		t.Errorf("files/old: want 2h old, over its max_age 1h, owner payments, sensitivity high, consumer orders-api every 5m: %s", dump(old))
@@ -198,7 +198,7 @@ func TestObserve(t *testing.T) {
 
 	fr := byID(obs, "files/fresh")
 	if fr.Age == nil || fr.Age.Duration() != time.Minute || fr.IsOverdue() || fr.Overdue == nil || fr.Current == nil || fr.Current.Token != fresh.Token ||
-		fr.MaxAgeFrom != config.PolicySchedule || fr.MaxAge.Duration() != 14*config.Day {
+		fr.MaxAgeFrom != inventory.PolicySchedule || fr.MaxAge.Duration() != 14*inventory.Day {
 		t.Errorf("files/fresh: want a minute old, not overdue, max age 14d from its weekly schedule: %s", dump(fr))
 	}
 	if fr.RevokesOutstanding == nil || *fr.RevokesOutstanding != 1 || fr.RevokeState != secretstate.RevokeRetrying || fr.LastRotation.Status != secretstate.StatusRunning {
@@ -254,7 +254,7 @@ func TestObserve(t *testing.T) {
 	}
 
 	cert := byID(obs, "certs/web")
-	if len(cert.Schedules) != 1 || !cert.Schedules[0].Missing || !cert.Schedules[0].RenewalCheck || cert.NextRun != nil || cert.MaxAgeFrom != config.PolicyCertificate || cert.ScheduleError != "" {
+	if len(cert.Schedules) != 1 || !cert.Schedules[0].Missing || !cert.Schedules[0].RenewalCheck || cert.NextRun != nil || cert.MaxAgeFrom != inventory.PolicyCertificate || cert.ScheduleError != "" {
 		t.Errorf("certs/web: its renewal check was never applied, so no next run: %s", dump(cert))
 	}
 
@@ -370,13 +370,13 @@ func stubIncident(ctx workflow.Context, id string) error {
 }
 
 // loadInventory writes inventoryText into dir and loads it.
-func loadInventory(t *testing.T, dir string) *config.Inventory {
+func loadInventory(t *testing.T, dir string) *inventory.Inventory {
 	t.Helper()
 	path := filepath.Join(dir, "inventory.yaml")
 	if err := os.WriteFile(path, []byte(inventoryText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := config.Load(path)
+	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func tamper(t *testing.T, path string) {
 }
 
 // inventoryWith is inv with only the secrets named.
-func inventoryWith(inv *config.Inventory, ids ...secret.ID) *config.Inventory {
+func inventoryWith(inv *inventory.Inventory, ids ...secret.ID) *inventory.Inventory {
 	out := *inv
 	out.Secrets = nil
 	for _, s := range inv.Secrets {

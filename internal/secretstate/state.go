@@ -28,7 +28,7 @@ type Secret struct {
 	ID    secret.ID `json:"secretId"`
 	Kind  string    `json:"kind"`
 	Owner string    `json:"owner,omitempty"`
-	// Sensitivity and Consumers are as the inventory gives them (config.Secret): facts
+	// Sensitivity and Consumers are as the inventory gives them (inventory.Secret): facts
 	// about who depends on the secret, carried so status shows them beside its state.
 	Sensitivity string     `json:"sensitivity,omitempty"`
 	Consumers   []Consumer `json:"consumers,omitempty"`

@@ -23,7 +23,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/keyturn/keyturn/internal/config"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/secret"
@@ -296,9 +296,9 @@ func (s *Sweep) logger() *slog.Logger {
 
 // Interval reads a sweep interval as the flag and KEYTURN_SWEEP_INTERVAL write it.
 func Interval(text string) (time.Duration, error) {
-	d, err := config.ParseDuration(text)
+	d, err := inventory.ParseDuration(text)
 	if err != nil || d < MinInterval {
-		return 0, fmt.Errorf("sweep interval %s: use a duration of at least %s, such as 1m or 5m", config.Displayable(text, 64), MinInterval)
+		return 0, fmt.Errorf("sweep interval %s: use a duration of at least %s, such as 1m or 5m", inventory.Displayable(text, 64), MinInterval)
 	}
 	return d, nil
 }

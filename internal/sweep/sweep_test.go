@@ -21,9 +21,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
-	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
@@ -211,7 +211,7 @@ func TestSweep(t *testing.T) {
 	}
 	e := events[0]
 	if e.Type != notify.SecretOverdue || e.SecretID != "a/never" || e.Owner != "platform" || e.Kind != "postgres" || e.Overdue == nil ||
-		e.Overdue.Reason != "no current version: never rotated" || e.Overdue.Version != "" || e.Overdue.MaxAgeSeconds != 3600 || e.Overdue.MaxAgeFrom != config.PolicyMaxAge {
+		e.Overdue.Reason != "no current version: never rotated" || e.Overdue.Version != "" || e.Overdue.MaxAgeSeconds != 3600 || e.Overdue.MaxAgeFrom != inventory.PolicyMaxAge {
 		t.Errorf("the event must say which secret is overdue and why: %+v %+v", e, e.Overdue)
 	}
 	if want := notify.OverdueEvent(time.Now(), "a/never", "", "", nil, notify.Overdue{}).ID; e.ID != want {
@@ -346,7 +346,7 @@ func TestSweepLastSuccess(t *testing.T) {
 // fixture is what a sweep runs over: an inventory, a file store (and no Vault), an
 // embedded Temporal server, and telemetry into a registry.
 type fixture struct {
-	inv      *config.Inventory
+	inv      *inventory.Inventory
 	store    *file.Store
 	resolver *binding.Resolver
 	gauges   *telemetry.SecretGauges
@@ -355,16 +355,16 @@ type fixture struct {
 	sweep    func() *Sweep
 }
 
-func newFixture(t *testing.T, inventory string) fixture {
+func newFixture(t *testing.T, inventoryYAML string) fixture {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
 	path := filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(path, []byte(inventory), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(inventoryYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := config.Load(path)
+	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

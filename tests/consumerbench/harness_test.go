@@ -37,10 +37,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/pgtest"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -90,7 +90,7 @@ type Settings struct {
 
 // defaultNaiveGate is the naive secret's revoke_gate unless the run says otherwise: wait
 // for the old login's sessions to end, hold the revoke after max_wait, check at the
-// shortest interval Keyturn allows (config.MinGatePoll).
+// shortest interval Keyturn allows (inventory.MinGatePoll).
 const defaultNaiveGate = "{wait: until_unused, max_wait: 5s, then: hold, poll: 5s}"
 
 // defaultSettings: a grace period of a few seconds, and everything a consumer holds
@@ -173,7 +173,7 @@ func patchInventory(t testing.TB, env *testenv.Env, patch func(string) string) {
 	if err := os.WriteFile(env.InventoryPath, []byte(patch(string(raw))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := config.Load(env.InventoryPath)
+	inv, err := inventory.Load(env.InventoryPath)
 	if err != nil {
 		t.Fatalf("patched inventory: %v", err)
 	}
@@ -192,7 +192,7 @@ func grantReadAllStats(t testing.TB, env *testenv.Env) {
 }
 
 // inventorySecret is id's entry in the env's inventory.
-func inventorySecret(t testing.TB, env *testenv.Env, id secret.ID) config.Secret {
+func inventorySecret(t testing.TB, env *testenv.Env, id secret.ID) inventory.Secret {
 	t.Helper()
 	sec, ok := env.Inventory.Lookup(id)
 	if !ok {

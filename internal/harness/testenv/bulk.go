@@ -18,9 +18,9 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/worker"
@@ -101,7 +101,7 @@ func NewBulk(t testing.TB, opts BulkOptions) (*Env, []secret.ID) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	inv, err := config.Load(env.InventoryPath)
+	inv, err := inventory.Load(env.InventoryPath)
 	if err != nil {
 		t.Fatalf("load generated inventory: %v", err)
 	}

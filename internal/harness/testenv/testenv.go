@@ -22,9 +22,9 @@ import (
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/config"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 	"github.com/keyturn/keyturn/telemetry"
@@ -82,7 +82,7 @@ type Env struct {
 	Cluster   *pgtest.Cluster
 	Store     *file.Store
 	StoreDir  string
-	Inventory *config.Inventory
+	Inventory *inventory.Inventory
 	// InventoryPath is the inventory file, for CLI commands.
 	InventoryPath string
 	// CodecKeyFile holds the payload encryption key; Codec is built from it.
@@ -184,7 +184,7 @@ func New(t testing.TB, opts Options) *Env {
 	if err := os.WriteFile(env.InventoryPath, []byte(demo.Inventory(secrets)+opts.Extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := config.Load(env.InventoryPath)
+	inv, err := inventory.Load(env.InventoryPath)
 	if err != nil {
 		t.Fatalf("load generated inventory: %v", err)
 	}

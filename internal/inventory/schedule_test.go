@@ -1,0 +1,168 @@
+package inventory
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSchedule(t *testing.T) {
+	tests := map[string]struct {
+		spec, tz string
+		wantErr  string // substring; empty means valid
+	}{
+		"weekly at three":        {spec: "0 3 * * 1"},
+		"daily descriptor":       {spec: "@daily"},
+		"hourly is the minimum":  {spec: "@hourly"},
+		"every two hours":        {spec: "15 */2 * * *", tz: "Europe/Berlin"},
+		"day of month only":      {spec: "0 4 1,15 * *"},
+		"question mark dom":      {spec: "0 4 ? * MON"},
+		"star step dom":          {spec: "0 4 */1 * 1"},
+		"surrounding spaces":     {spec: "  0 3 * * 1  "},
+		"empty":                  {spec: "", wantErr: "schedule is empty"},
+		"every":                  {spec: "@every 2h", wantErr: "@every is not accepted"},
+		"tz prefix":              {spec: "TZ=UTC 0 3 * * *", wantErr: "TZ= or CRON_TZ= prefix"},
+		"tz prefix without spec": {spec: "CRON_TZ=UTC", wantErr: "TZ= or CRON_TZ= prefix"},
+		"hour out of range":      {spec: "0 24 * * *", wantErr: "not a valid cron spec"},
+		"six fields":             {spec: "0 0 3 * * 1", wantErr: "not a valid cron spec"},
+		"unknown descriptor":     {spec: "@fortnightly", wantErr: "not a valid cron spec"},
+		"dom and dow":            {spec: "0 3 1 * 1", wantErr: "restricts both day-of-month and day-of-week"},
+		"dom range and dow":      {spec: "0 3 1-31 * MON-FRI", wantErr: "restricts both"},
+		"every five minutes":     {spec: "*/5 * * * *", wantErr: "fires every 5m at its closest; rotations must be at least 1h apart"},
+		"twice in one hour":      {spec: "0,30 3 * * *", wantErr: "fires every 30m"},
+		"every minute of a day":  {spec: "* 3 1 1 *", wantErr: "fires every 1m"},
+		"never":                  {spec: "0 0 30 2 *", wantErr: "never fires"},
+		"bad zone":               {spec: "0 3 * * *", tz: "Europe/Berlinn", wantErr: "unknown time zone"},
+		"local zone":             {spec: "0 3 * * *", tz: "Local", wantErr: `"Local" depends on the machine`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sched, err := ParseSchedule(tc.spec, tc.tz)
+			if tc.wantErr == "" {
+				if err != nil || sched == nil {
+					t.Fatalf("ParseSchedule(%q, %q) = %v, %v; want a schedule", tc.spec, tc.tz, sched, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("ParseSchedule(%q, %q) error = %v, want it to contain %q", tc.spec, tc.tz, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseScheduleUsesTimezone(t *testing.T) {
+	sched, err := ParseSchedule("0 3 * * *", "Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 03:00 in Berlin is 02:00 UTC in winter and 01:00 UTC in summer, whatever the
+	// machine's own zone.
+	from := time.Date(2025, time.January, 10, 12, 0, 0, 0, time.UTC)
+	if got, want := sched.Next(from).UTC(), time.Date(2025, time.January, 11, 2, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("winter: next = %v, want %v", got, want)
+	}
+	from = time.Date(2025, time.July, 10, 12, 0, 0, 0, time.UTC)
+	if got, want := sched.Next(from).UTC(), time.Date(2025, time.July, 11, 1, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("summer: next = %v, want %v", got, want)
+	}
+}
+
+func TestPreviewSchedule(t *testing.T) {
+	from := time.Date(2025, time.March, 1, 0, 0, 0, 0, time.UTC)
+	tests := map[string]struct {
+		spec, tz string
+		n        int
+		first    time.Time
+	}{
+		"weekly in Berlin": {spec: "0 3 * * 1", tz: "Europe/Berlin", n: 5, first: time.Date(2025, time.March, 3, 2, 0, 0, 0, time.UTC)},
+		"daily in UTC":     {spec: "@daily", n: 3, first: time.Date(2025, time.March, 2, 0, 0, 0, 0, time.UTC)},
+		"hourly":           {spec: "@hourly", n: 48, first: time.Date(2025, time.March, 1, 1, 0, 0, 0, time.UTC)},
+		"none asked":       {spec: "@daily", n: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := PreviewSchedule(tc.spec, tc.tz, from, tc.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.n {
+				t.Fatalf("got %d times, want %d", len(got), tc.n)
+			}
+			if tc.n == 0 {
+				return
+			}
+			if !got[0].Equal(tc.first) {
+				t.Errorf("first = %v, want %v", got[0], tc.first)
+			}
+			wantZone := tc.tz
+			if wantZone == "" {
+				wantZone = "UTC"
+			}
+			prev := from
+			for i, ts := range got {
+				if !ts.After(prev) {
+					t.Errorf("time %d (%v) is not after %v", i, ts, prev)
+				}
+				if ts.Location().String() != wantZone {
+					t.Errorf("time %d is in %v, want %s", i, ts.Location(), wantZone)
+				}
+				prev = ts
+			}
+		})
+	}
+}
+
+func TestPreviewScheduleRejectsInvalid(t *testing.T) {
+	if _, err := PreviewSchedule("*/10 * * * *", "", time.Now(), 3); err == nil || !strings.Contains(err.Error(), "preview schedule: fires every 10m") {
+		t.Errorf("error = %v, want the sub-hour problem", err)
+	}
+}
+
+func TestWindowAndCatchupWindow(t *testing.T) {
+	const head = "version: 1\ndefaults:\n  catchup_window: 5s\n  window: 2h\nsecrets:\n"
+	const secret = `  - id: app/db
+    kind: postgres
+    window: 10m
+    postgres: {host: h, database: d, role: app, admin: {username: a, password: "env:P"}}
+`
+	path := filepath.Join(t.TempDir(), "inv.yaml")
+	write := func(text string) {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(head + secret)
+	_, err := Load(path)
+	probs, ok := err.(Errors)
+	if !ok {
+		t.Fatalf("Parse: %v, want problems", err)
+	}
+	want := map[string]string{
+		"defaults.catchup_window": "between 10s and 24h",
+		"defaults.window":         "shorter than 1h",
+		"secrets[0].window":       "only means something with a schedule",
+	}
+	for field, text := range want {
+		found := false
+		for _, p := range probs {
+			if p.Field == field && strings.Contains(p.Message, text) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no problem on %s containing %q; got %v", field, text, probs)
+		}
+	}
+
+	write("version: 1\ndefaults: {window: 30m}\nsecrets:\n" + strings.Replace(secret, "window: 10m", "schedule: \"@daily\"", 1))
+	inv, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if s := inv.Secrets[0]; s.Window != 30*time.Minute || inv.Defaults.CatchupWindow != DefaultCatchupWindow {
+		t.Errorf("window %s, catch-up %s; want the defaults' 30m and %s", s.Window, inv.Defaults.CatchupWindow, DefaultCatchupWindow)
+	}
+}
