@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -105,5 +107,69 @@ func TestIncidentRecontainsWhatAScheduleStartedWhilePausing(t *testing.T) {
 	}
 	if already["prod/a"] || !already["prod/b"] {
 		t.Errorf("AlreadyContained of the rotations: %v, want prod/a contained again by its rotation and prod/b not", already)
+	}
+}
+
+// TestIncidentBeforeScopePagesContinuesAsNew: an incident started before the scope was
+// read in pages (replaying, on upgraded workers, the GetVersion it recorded then) still
+// carries a scope larger than one run's share into a new run, and the new run finishes
+// it: every secret rotated once, the report whole.
+func TestIncidentBeforeScopePagesContinuesAsNew(t *testing.T) {
+	const n = 1001 // one more than a run rotates
+	scope := make([]activities.SecretInfo, n)
+	for i := range scope {
+		scope[i] = activities.SecretInfo{ID: secret.ID(fmt.Sprintf("prod/s%04d", i)), Kind: "postgres"}
+	}
+	rotated := map[secret.ID]int{}
+	setUp := func() (*testsuite.TestWorkflowEnvironment, *activities.IncidentActivities) {
+		env, ia := incidentEnv(t)
+		env.OnGetVersion("scope-pages", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		env.OnActivity(ia.Scope, mock.Anything, mock.Anything).Return(scope, nil)
+		env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
+		env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+		env.OnActivity(ia.ResumeSchedules, mock.Anything, mock.Anything).Return(nil, nil).Maybe()
+		env.OnActivity("NotifyIncident", mock.Anything, mock.Anything).Return(nil, nil).Maybe()
+		env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+			func(ctx workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+				rotated[in.SecretID]++
+				return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: workflow.Now(ctx)}, nil
+			})
+		return env, ia
+	}
+	in := workflows.IncidentInput{IncidentID: "i-old", Selector: activities.Selector{Prefix: "prod/"}, Mode: workflows.ModeRotate, Reason: "leak", Operator: "oncall"}
+
+	env, _ := setUp()
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, in)
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("first run ended %v, want continue-as-new", err)
+	}
+	var next workflows.IncidentInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.Carry == nil || len(next.Carry.Scope) != n || len(next.Carry.Done) != 1000 || next.Planned != nil {
+		t.Fatalf("carry to the next run: scope %d, done %d", len(next.Carry.Scope), len(next.Carry.Done))
+	}
+
+	env, _ = setUp()
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, next)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total != n || rep.Rotated != n || rep.Failed != 0 || rep.Phase != workflows.PhaseDone {
+		t.Fatalf("report: total %d, rotated %d, failed %d, phase %s", rep.Total, rep.Rotated, rep.Failed, rep.Phase)
+	}
+	if len(rotated) != n {
+		t.Fatalf("%d secrets rotated, want %d", len(rotated), n)
+	}
+	for id, times := range rotated {
+		if times != 1 {
+			t.Fatalf("%s rotated %d times", id, times)
+		}
 	}
 }
