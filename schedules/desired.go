@@ -12,6 +12,7 @@ import (
 	schedulepb "go.temporal.io/api/schedule/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -94,7 +95,7 @@ func (d Desired) Describe() string {
 	}
 	s := fmt.Sprintf("%q in %s", d.Spec, d.Timezone)
 	if d.Window > 0 {
-		s += ", window " + inventory.ShortDuration(d.Window)
+		s += ", window " + durtext.Short(d.Window)
 	}
 	return s
 }
@@ -144,7 +145,7 @@ func Desire(inv *inventory.Inventory) ([]Desired, error) {
 			d.RenewalCheck = true
 			d.Timezone = "UTC" // an interval is the same in every zone
 			phase := renewalPhase(s.ID)
-			d.Spec = fmt.Sprintf("renewal check every %s, at minute %d", inventory.ShortDuration(RenewalCheckEvery), int(phase.Minutes()))
+			d.Spec = fmt.Sprintf("renewal check every %s, at minute %d", durtext.Short(RenewalCheckEvery), int(phase.Minutes()))
 			d.spec = &schedulepb.ScheduleSpec{
 				Interval:     []*schedulepb.IntervalSpec{{Interval: durationpb.New(RenewalCheckEvery), Phase: durationpb.New(phase)}},
 				TimezoneName: d.Timezone,
@@ -195,8 +196,8 @@ func (d Desired) record() record {
 		RenewalCheck:  d.RenewalCheck,
 		Spec:          d.Spec,
 		Timezone:      d.Timezone,
-		Window:        inventory.ShortDuration(d.Window),
-		CatchupWindow: inventory.ShortDuration(d.CatchupWindow),
+		Window:        durtext.Short(d.Window),
+		CatchupWindow: durtext.Short(d.CatchupWindow),
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%d\x00%s\x00%s\x00%t\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
 		r.Format, r.SecretID, r.Kind, r.RenewalCheck, r.Spec, r.Timezone, r.Window, r.CatchupWindow,

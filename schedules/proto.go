@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -125,14 +125,14 @@ func (d Desired) drift(got *schedulepb.Schedule) []string {
 		changed("the timezone", fmt.Sprintf("%q", tz), d.spec.GetTimezoneName())
 	}
 	if j := spec.GetJitter().AsDuration(); j != d.spec.GetJitter().AsDuration() {
-		changed("the window (jitter)", inventory.ShortDuration(j), inventory.ShortDuration(d.spec.GetJitter().AsDuration()))
+		changed("the window (jitter)", durtext.Short(j), durtext.Short(d.spec.GetJitter().AsDuration()))
 	}
 	pol := got.GetPolicies()
 	if o := pol.GetOverlapPolicy(); o != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP && o != enumspb.SCHEDULE_OVERLAP_POLICY_UNSPECIFIED {
 		changed("the overlap policy", o.String(), "SKIP")
 	}
 	if cw := pol.GetCatchupWindow().AsDuration(); cw != d.CatchupWindow {
-		changed("the catch-up window", inventory.ShortDuration(cw), inventory.ShortDuration(d.CatchupWindow))
+		changed("the catch-up window", durtext.Short(cw), durtext.Short(d.CatchupWindow))
 	}
 	if pol.GetPauseOnFailure() {
 		changed("pause-on-failure", "on", "off")

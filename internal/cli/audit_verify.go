@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyturn/keyturn/audit"
-	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
@@ -120,7 +120,7 @@ func printVerification(w io.Writer, rep audit.Report, what string, keys []ed2551
 	}
 	if rep.Uncovered > 0 {
 		fmt.Fprintf(w, "%d record(s) are linked but not yet signed by a checkpoint: a rewrite of those alone would not show until one signs them (`keyturn audit checkpoint`; a running worker signs every %s)\n",
-			rep.Uncovered, inventory.DayDuration(audit.DefaultCheckpointInterval))
+			rep.Uncovered, durtext.Day(audit.DefaultCheckpointInterval))
 	}
 	if rep.OK() {
 		fmt.Fprintln(w, "OK: no problem found")

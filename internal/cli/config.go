@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
 )
 
@@ -55,7 +56,7 @@ func printAgePolicies(w io.Writer, inv *inventory.Inventory) {
 		p := s.AgePolicy()
 		maxAge, why := "none", "no max_age, schedule or certificate lifetime: never overdue by age"
 		if p.MaxAge > 0 {
-			maxAge, why = inventory.DayDuration(p.MaxAge), p.Why
+			maxAge, why = durtext.Day(p.MaxAge), p.Why
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(s.Owner), maxAge, why)
 	}

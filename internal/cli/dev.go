@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/devserver"
 	"github.com/keyturn/keyturn/internal/demo"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/home"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/sweep"
@@ -186,7 +187,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			if metrics != nil {
 				fmt.Fprintf(out, "  Metrics:   http://%s/metrics\n", metrics.Addr)
 			}
-			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", inventory.DayDuration(every))
+			fmt.Fprintf(out, "  Sweep:     every %s: secret ages, overdue secrets, outstanding revokes (`keyturn status`)\n", durtext.Day(every))
 			fmt.Fprintf(out, "  Audit:     %s (checkpoints signed every %s with %s; `keyturn audit verify`)\n", g.auditPlace(), g.audit.checkpointEvery, g.audit.keyFile)
 			if len(inv.Secrets) > 0 {
 				kt := g.commandPrefix(cmd)

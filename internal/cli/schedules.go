@@ -17,7 +17,7 @@ import (
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
-	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -422,7 +422,7 @@ func shortWindow(d time.Duration) string {
 	if d == 0 {
 		return "-"
 	}
-	return inventory.ShortDuration(d)
+	return durtext.Short(d)
 }
 
 func lastRunText(r *schedules.Run) string {

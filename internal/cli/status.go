@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/rotation"
@@ -322,7 +323,7 @@ func shortSeconds(s float64) string {
 	case d < time.Minute:
 		return d.Round(100 * time.Millisecond).String()
 	}
-	return inventory.ShortDuration(d.Round(time.Second))
+	return durtext.Short(d.Round(time.Second))
 }
 
 func printDetail(w io.Writer, d rotationDetail, kt string) {

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/rotators"
@@ -121,7 +122,7 @@ func printSecretState(w io.Writer, s secretstate.Secret) {
 	}
 	fmt.Fprintln(w, ")")
 	for _, c := range s.Consumers {
-		fmt.Fprintf(w, "consumer: %s, re-reads every %s\n", c.Name, inventory.DayDuration(c.Refresh.Duration()))
+		fmt.Fprintf(w, "consumer: %s, re-reads every %s\n", c.Name, durtext.Day(c.Refresh.Duration()))
 	}
 	if len(s.Consumers) == 0 {
 		fmt.Fprintln(w, "consumer: none listed in the inventory")
@@ -216,7 +217,7 @@ func ids(secrets []secretstate.Secret) string {
 func age(s secretstate.Secret) string {
 	switch {
 	case s.Age != nil:
-		return inventory.RoughDuration(s.Age.Duration())
+		return durtext.Rough(s.Age.Duration())
 	case s.StoreError != "":
 		return "?"
 	case s.AgeUnknown():
@@ -231,7 +232,7 @@ func maxAge(s secretstate.Secret) string {
 	if s.MaxAge == nil {
 		return "none"
 	}
-	return inventory.DayDuration(s.MaxAge.Duration())
+	return durtext.Day(s.MaxAge.Duration())
 }
 
 func overdue(s secretstate.Secret) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/sweep"
@@ -77,7 +78,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 
 // addSweepFlag adds --sweep-interval, KEYTURN_SWEEP_INTERVAL, with the command's default.
 func addSweepFlag(cmd *cobra.Command, dst *string, fallback time.Duration) {
-	cmd.Flags().StringVar(dst, "sweep-interval", envOr("KEYTURN_SWEEP_INTERVAL", inventory.DayDuration(fallback)),
+	cmd.Flags().StringVar(dst, "sweep-interval", envOr("KEYTURN_SWEEP_INTERVAL", durtext.Day(fallback)),
 		"how often the worker reads every secret's store and rotations for the age, overdue and revoke metrics and the overdue notifications (KEYTURN_SWEEP_INTERVAL; at least "+sweep.MinInterval.String()+")")
 }
 
@@ -136,7 +137,7 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, st
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir(), "sweep_interval", inventory.DayDuration(sweepEvery))
+	logger.Info("worker started", "task_queue", worker.TaskQueue, "secrets", len(inv.Secrets), "inventory", inv.Path, "store", store.Dir(), "sweep_interval", durtext.Day(sweepEvery))
 	sweepCtx, stopSweep := context.WithCancel(cmd.Context())
 	swept := make(chan struct{})
 	go func() {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/keyturn/keyturn/internal/durtext"
 )
 
 // Where a secret's age policy comes from (AgePolicy.Source).
@@ -55,13 +57,13 @@ func (s *Secret) AgePolicy() AgePolicy {
 	var p AgePolicy
 	if gap, ok := s.scheduleGap(); ok {
 		p = AgePolicy{MaxAge: 2*gap + s.Window, Source: PolicySchedule,
-			Why: fmt.Sprintf("schedule: 2 × %s between runs + %s window", DayDuration(gap), DayDuration(s.Window))}
+			Why: fmt.Sprintf("schedule: 2 × %s between runs + %s window", durtext.Day(gap), durtext.Day(s.Window))}
 	}
 	if c := s.certificate(); c != nil && c.TTL > 0 && c.RenewAt > 0 && c.RenewAt < 1 {
 		d := time.Duration(float64(c.TTL) * (1 + c.RenewAt) / 2).Round(time.Minute)
 		if p.MaxAge == 0 || d < p.MaxAge {
 			p = AgePolicy{MaxAge: d, Source: PolicyCertificate,
-				Why: fmt.Sprintf("certificate: halfway from renewal (%.0f%% of ttl %s) to expiry", c.RenewAt*100, DayDuration(c.TTL))}
+				Why: fmt.Sprintf("certificate: halfway from renewal (%.0f%% of ttl %s) to expiry", c.RenewAt*100, durtext.Day(c.TTL))}
 		}
 	}
 	return p

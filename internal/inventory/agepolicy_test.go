@@ -24,29 +24,6 @@ func TestParseDurationDays(t *testing.T) {
 	}
 }
 
-func TestDayAndRoughDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		14*Day + 30*time.Minute: "14d30m", 90 * Day: "90d", 6 * time.Hour: "6h", 45 * time.Second: "45s",
-		Day + 90*time.Minute: "1d1h30m",
-	} {
-		if got := DayDuration(d); got != want {
-			t.Errorf("DayDuration(%v) = %q, want %q", d, got, want)
-		}
-		if back, err := ParseDuration(DayDuration(d)); err != nil || back != d {
-			t.Errorf("DayDuration(%v) does not read back: %v %v", d, back, err)
-		}
-	}
-	for d, want := range map[time.Duration]string{
-		3*Day + 4*time.Hour + 59*time.Minute: "3d4h", 4*time.Hour + 12*time.Minute + 59*time.Second: "4h12m",
-		12*time.Minute + 30*time.Second + 900*time.Millisecond: "12m30s", 45 * time.Second: "45s",
-		500 * time.Millisecond: "0s", 2 * Day: "2d", 2*Day + 30*time.Minute: "2d",
-	} {
-		if got := RoughDuration(d); got != want {
-			t.Errorf("RoughDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
 // ageInventory is an inventory of secrets that exercise every source of an age policy.
 const ageInventory = `version: 1
 defaults:

@@ -1,9 +1,6 @@
 package inventory
 
 import (
-	"strings"
-	"time"
-
 	"github.com/keyturn/keyturn/internal/yamlfields"
 )
 
@@ -59,16 +56,3 @@ type decoder struct {
 
 // block is one decoded mapping of the inventory.
 type block = yamlfields.Block
-
-// ShortDuration formats d without trailing zero units: 168h instead of 168h0m0s. Every
-// place that shows a duration to a person (problems, schedules, status) uses it.
-func ShortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"testing"
-	"time"
 )
 
 func TestProblemString(t *testing.T) {
@@ -38,25 +37,5 @@ func TestErrorsSortedByLine(t *testing.T) {
 	}
 	if (Errors{}).orNil() != nil {
 		t.Errorf("an empty Errors must become a nil error")
-	}
-}
-
-func TestShortDuration(t *testing.T) {
-	tests := map[string]struct {
-		d    time.Duration
-		want string
-	}{
-		"hours":   {168 * time.Hour, "168h"},
-		"minutes": {5 * time.Minute, "5m"},
-		"seconds": {10 * time.Second, "10s"},
-		"mixed":   {90 * time.Minute, "1h30m"},
-		"zero":    {0, "0s"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := ShortDuration(tc.d); got != tc.want {
-				t.Errorf("ShortDuration(%v) = %q, want %q", tc.d, got, tc.want)
-			}
-		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/rotators/awsiam"
 )
@@ -76,7 +77,7 @@ func (g RevokeGate) String() string {
 	if !g.Waits() {
 		return GateWaitNo
 	}
-	return fmt.Sprintf("%s, max %s, then %s, poll %s", g.Wait, DayDuration(g.MaxWait), g.Then, DayDuration(g.Poll))
+	return fmt.Sprintf("%s, max %s, then %s, poll %s", g.Wait, durtext.Day(g.MaxWait), g.Then, durtext.Day(g.Poll))
 }
 
 // usageProblem says why a secret's kind cannot tell whether a version is still in use,
@@ -142,12 +143,12 @@ func gateFieldProblems(g RevokeGate, wrote func(string) bool, add func(field, ms
 	}
 	maxOK := true
 	if wrote("max_wait") && (g.MaxWait <= 0 || g.MaxWait > MaxGateMaxWait) {
-		add("max_wait", fmt.Sprintf("must be between 1s and %s: how long the gate waits for the old credential to go unused, e.g. 1h", DayDuration(MaxGateMaxWait)))
+		add("max_wait", fmt.Sprintf("must be between 1s and %s: how long the gate waits for the old credential to go unused, e.g. 1h", durtext.Day(MaxGateMaxWait)))
 		maxOK = false
 	}
 	pollOK := true
 	if wrote("poll") && (g.Poll < MinGatePoll || g.Poll > MaxGatePoll) {
-		add("poll", fmt.Sprintf("must be between %s and %s: how often the gate asks the target, e.g. 30s", ShortDuration(MinGatePoll), ShortDuration(MaxGatePoll)))
+		add("poll", fmt.Sprintf("must be between %s and %s: how often the gate asks the target, e.g. 30s", durtext.Short(MinGatePoll), durtext.Short(MaxGatePoll)))
 		pollOK = false
 	}
 	if maxOK && pollOK && (wrote("poll") || wrote("max_wait")) && g.MaxWait > 0 && g.Poll > g.MaxWait {
@@ -155,7 +156,7 @@ func gateFieldProblems(g RevokeGate, wrote func(string) bool, add func(field, ms
 		if !wrote("poll") {
 			field = "max_wait"
 		}
-		add(field, fmt.Sprintf("poll %s is longer than max_wait %s, so the gate would check only once; make poll shorter than max_wait", DayDuration(g.Poll), DayDuration(g.MaxWait)))
+		add(field, fmt.Sprintf("poll %s is longer than max_wait %s, so the gate would check only once; make poll shorter than max_wait", durtext.Day(g.Poll), durtext.Day(g.MaxWait)))
 	}
 	if wrote("then") && wrote("wait") && g.Wait == GateWaitNo && g.Then != "" {
 		add("then", "only means something with wait: until_unused; remove it or set wait: until_unused")
@@ -199,9 +200,9 @@ func (c *secretCheck) validateRevokeGate() {
 func reportingDelay(s *Secret) (time.Duration, string) {
 	switch {
 	case s.Kind == KindAWSIAM:
-		return awsiam.LastUsedDelay, fmt.Sprintf("AWS records an access key's use up to %s late", DayDuration(awsiam.LastUsedDelay))
+		return awsiam.LastUsedDelay, fmt.Sprintf("AWS records an access key's use up to %s late", durtext.Day(awsiam.LastUsedDelay))
 	case s.Kind == KindHTTPAPI && s.HTTPAPI != nil && s.HTTPAPI.InUse != nil && s.HTTPAPI.InUse.LastUsed != "" && s.HTTPAPI.InUse.Delay > 0:
-		return s.HTTPAPI.InUse.Delay, fmt.Sprintf("the API shows a key's use up to %s late (httpapi.in_use.delay)", DayDuration(s.HTTPAPI.InUse.Delay))
+		return s.HTTPAPI.InUse.Delay, fmt.Sprintf("the API shows a key's use up to %s late (httpapi.in_use.delay)", durtext.Day(s.HTTPAPI.InUse.Delay))
 	}
 	return 0, ""
 }
@@ -225,6 +226,6 @@ func (inv *Inventory) gateDelayWarning(r *report, i int, s *Secret) {
 	field := "revoke_gate.max_wait"
 	r.Add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
 		"secret %s: %s, but its revoke gate ends %s after the promotion (grace %s plus max_wait %s), before an idle answer can count, so the gate never sees the old version idle and at max_wait always %s; raise revoke_gate.max_wait to at least %s (or grace to at least %s)",
-		s.ID, who, DayDuration(s.Grace+s.RevokeGate.MaxWait), DayDuration(s.Grace), DayDuration(s.RevokeGate.MaxWait), then,
-		DayDuration(delay-s.Grace), DayDuration(delay-s.RevokeGate.MaxWait))
+		s.ID, who, durtext.Day(s.Grace+s.RevokeGate.MaxWait), durtext.Day(s.Grace), durtext.Day(s.RevokeGate.MaxWait), then,
+		durtext.Day(delay-s.Grace), durtext.Day(delay-s.RevokeGate.MaxWait))
 }

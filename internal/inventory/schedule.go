@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/keyturn/keyturn/internal/durtext"
 )
 
 // scheduleParser reads standard five-field specs and the @daily family. Seconds are left
@@ -96,7 +98,7 @@ func checkInterval(s cron.Schedule) error {
 			return nil
 		}
 		if gap := next.Sub(prev); gap < MinScheduleInterval {
-			return fmt.Errorf("fires every %s at its closest; rotations must be at least %s apart, so fire at most once an hour (e.g. \"0 * * * *\" or @daily)", ShortDuration(gap), ShortDuration(MinScheduleInterval))
+			return fmt.Errorf("fires every %s at its closest; rotations must be at least %s apart, so fire at most once an hour (e.g. \"0 * * * *\" or @daily)", durtext.Short(gap), durtext.Short(MinScheduleInterval))
 		}
 		prev = next
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -81,7 +82,7 @@ func (inv *Inventory) validateTop(r *report) {
 		r.Add(line("defaults.window"), "defaults.window", "%s", windowProblem(w))
 	}
 	if cw := inv.Defaults.CatchupWindow; cw < MinCatchupWindow || cw > MaxCatchupWindow {
-		r.Add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", ShortDuration(MinCatchupWindow), ShortDuration(MaxCatchupWindow), ShortDuration(DefaultCatchupWindow))
+		r.Add(line("defaults.catchup_window"), "defaults.catchup_window", "must be between %s and %s (Temporal's minimum, and a day); remove it to use %s", durtext.Short(MinCatchupWindow), durtext.Short(MaxCatchupWindow), durtext.Short(DefaultCatchupWindow))
 	}
 	checkTags(r, "defaults.tags", inv.Defaults.Tags, nil, func(f string) int { return line(yamlfields.Join("defaults", f)) })
 	if o := inv.Defaults.Owner; o != "" || inv.pos.has("defaults.owner") {
@@ -111,7 +112,7 @@ func graceProblem(g time.Duration) string {
 	case g < 0:
 		return "must not be negative; use 0s for no grace period"
 	case g > MaxGrace:
-		return fmt.Sprintf("is longer than the maximum of %s; a superseded credential should not stay valid that long", ShortDuration(MaxGrace))
+		return fmt.Sprintf("is longer than the maximum of %s; a superseded credential should not stay valid that long", durtext.Short(MaxGrace))
 	}
 	return ""
 }
@@ -247,5 +248,5 @@ func windowProblem(w time.Duration) string {
 	if w < 0 {
 		return "must not be negative; use 0s for no spread"
 	}
-	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", ShortDuration(MinScheduleInterval))
+	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", durtext.Short(MinScheduleInterval))
 }

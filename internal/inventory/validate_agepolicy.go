@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/keyturn/keyturn/internal/durtext"
 )
 
 // maxOwnerRunes bounds an owner name: it is a label on every age metric of the secret.
@@ -26,7 +28,7 @@ func maxAgeProblem(m time.Duration) string {
 	case m <= 0:
 		return "must be a positive duration such as 30d or 90d; remove it to derive the maximum age from the schedule or the certificate's lifetime"
 	case m < MinMaxAge:
-		return fmt.Sprintf("must be at least %s: rotations are at least that far apart, so the secret would be overdue between any two; use e.g. 30d", DayDuration(MinMaxAge))
+		return fmt.Sprintf("must be at least %s: rotations are at least that far apart, so the secret would be overdue between any two; use e.g. 30d", durtext.Day(MinMaxAge))
 	}
 	return ""
 }
@@ -49,21 +51,21 @@ func (c *secretCheck) validateMaxAge() {
 	}
 	// Where a conflict is reported: on the secret's max_age, or, when it inherits the
 	// defaults block's, on the field it conflicts with, naming the defaults line.
-	which := fmt.Sprintf("max_age %s", DayDuration(s.MaxAge))
+	which := fmt.Sprintf("max_age %s", durtext.Day(s.MaxAge))
 	if !own {
-		which = fmt.Sprintf("max_age %s (from the defaults block, line %d)", DayDuration(s.MaxAge), c.inv.pos.line("defaults.max_age"))
+		which = fmt.Sprintf("max_age %s (from the defaults block, line %d)", durtext.Day(s.MaxAge), c.inv.pos.line("defaults.max_age"))
 	}
 	if gap, ok := s.scheduleGap(); ok && s.MaxAge < gap+s.Window {
 		field := "max_age"
 		if !own {
 			field = "schedule"
 		}
-		between := DayDuration(gap) + " between two scheduled runs"
+		between := durtext.Day(gap) + " between two scheduled runs"
 		if s.Window > 0 {
-			between += " plus the " + DayDuration(s.Window) + " window"
+			between += " plus the " + durtext.Day(s.Window) + " window"
 		}
 		c.add(field, "%s is shorter than the %s, so the secret would be overdue before every run; set max_age on this secret to at least %s, or remove it to derive %s from the schedule",
-			which, between, DayDuration(gap+s.Window), DayDuration(2*gap+s.Window))
+			which, between, durtext.Day(gap+s.Window), durtext.Day(2*gap+s.Window))
 	}
 	if cert := s.certificate(); cert != nil && cert.TTL > 0 && s.MaxAge > cert.TTL {
 		field := "max_age"
@@ -71,6 +73,6 @@ func (c *secretCheck) validateMaxAge() {
 			field = s.Kind + ".ttl"
 		}
 		c.add(field, "%s is longer than the certificate's ttl %s, so it would expire before it counts as overdue; set max_age on this secret to at most %s, or remove it to derive one from the lifetime",
-			which, DayDuration(cert.TTL), DayDuration(cert.TTL))
+			which, durtext.Day(cert.TTL), durtext.Day(cert.TTL))
 	}
 }

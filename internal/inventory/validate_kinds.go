@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/rotators/httpapi"
 )
@@ -55,7 +56,7 @@ func (c *secretCheck) validateAWSIAM(k *AWSIAM) {
 		c.add("awsiam.delete_after", "must not be negative; use 0s to delete a deactivated key right after revoke")
 	}
 	if k.ConsistencyTimeout <= 0 || k.ConsistencyTimeout > MaxIAMConsistencyTimeout {
-		c.add("awsiam.consistency_timeout", "must be between 1s and %s, within one attempt of the Test step (a minute); remove it to use %s", ShortDuration(MaxIAMConsistencyTimeout), ShortDuration(DefaultIAMConsistencyTimeout))
+		c.add("awsiam.consistency_timeout", "must be between 1s and %s, within one attempt of the Test step (a minute); remove it to use %s", durtext.Short(MaxIAMConsistencyTimeout), durtext.Short(DefaultIAMConsistencyTimeout))
 	}
 }
 
@@ -87,7 +88,7 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 		c.add("httpapi.key_secret", "required; give the JSON path of the new key's secret in the create response, e.g. data.secret")
 	}
 	if h.Timeout <= 0 || h.Timeout > MaxConnectTimeout {
-		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", ShortDuration(MaxConnectTimeout), ShortDuration(DefaultHTTPTimeout))
+		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", durtext.Short(MaxConnectTimeout), durtext.Short(DefaultHTTPTimeout))
 	}
 	if h.CAFile != "" || c.s.pos.has("httpapi.ca_file") {
 		c.validateCAFile(h.CAFile)
@@ -180,7 +181,7 @@ func (c *secretCheck) validateCertificate(block string, cert Certificate) {
 		}
 	}
 	if cert.TTL <= 0 {
-		c.add(block+".ttl", "must be positive; remove it to use %s", ShortDuration(DefaultCertTTL))
+		c.add(block+".ttl", "must be positive; remove it to use %s", durtext.Short(DefaultCertTTL))
 	}
 	switch {
 	case !yamlfields.Contains(keyTypes, cert.KeyType):

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
 	"github.com/keyturn/keyturn/rotators/postgres"
 )
@@ -75,7 +76,7 @@ func (c *secretCheck) validatePostgres(p *Postgres) {
 		return // the built-in default needs no check
 	}
 	if p.ConnectTimeout <= 0 || p.ConnectTimeout > MaxConnectTimeout {
-		c.add("postgres.connect_timeout", "must be more than 0s and at most %s; remove it to use %s", ShortDuration(MaxConnectTimeout), ShortDuration(DefaultConnectTimeout))
+		c.add("postgres.connect_timeout", "must be more than 0s and at most %s; remove it to use %s", durtext.Short(MaxConnectTimeout), durtext.Short(DefaultConnectTimeout))
 	}
 }
 

@@ -3,6 +3,8 @@ package inventory
 import (
 	"fmt"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/durtext"
 )
 
 // Warnings returns what in a valid inventory (after ApplyDefaults and Validate) works as
@@ -43,14 +45,14 @@ func (inv *Inventory) Warnings() []Problem {
 		// The name is checked by Validate; it is cleaned again so Warnings is safe to call
 		// on any inventory.
 		name := displayable(slowest.Name, maxValueRunes)
-		fix := fmt.Sprintf("raise grace to at least %s or make %s refresh at least every %s", DayDuration(need), name, DayDuration(maxRefreshFor(s.Grace)))
+		fix := fmt.Sprintf("raise grace to at least %s or make %s refresh at least every %s", durtext.Day(need), name, durtext.Day(maxRefreshFor(s.Grace)))
 		if maxRefreshFor(s.Grace) <= 0 {
-			fix = fmt.Sprintf("raise grace to at least %s (a grace under %s leaves no consumer time to refresh)", DayDuration(need), DayDuration(MinGraceMargin))
+			fix = fmt.Sprintf("raise grace to at least %s (a grace under %s leaves no consumer time to refresh)", durtext.Day(need), durtext.Day(MinGraceMargin))
 		}
 		field := fmt.Sprintf("consumers[%d].refresh", idx)
 		r.Add(s.line(field), fmt.Sprintf("secrets[%d].%s", i, field),
 			"secret %s: grace %s%s is shorter than consumer %s's refresh %s plus a margin of %s, so the old credential may be revoked before %s has read the new one; %s",
-			s.ID, DayDuration(s.Grace), from, name, DayDuration(slowest.Refresh), DayDuration(GraceMargin(slowest.Refresh)), name, fix)
+			s.ID, durtext.Day(s.Grace), from, name, durtext.Day(slowest.Refresh), durtext.Day(GraceMargin(slowest.Refresh)), name, fix)
 	}
 	out := Errors(r.Problems).sorted()
 	for i := range out {

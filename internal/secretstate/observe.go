@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/rotators/certs"
 	"github.com/keyturn/keyturn/schedules"
@@ -172,7 +173,7 @@ func (o *Observer) readStore(ctx context.Context, s *inventory.Secret, st *Secre
 		st.Age = secondsPtr(age)
 		if st.MaxAge != nil && age > st.MaxAge.Duration() {
 			overdue = true
-			st.OverdueReason = fmt.Sprintf("age %s is over the maximum %s (%s)", inventory.RoughDuration(age), inventory.DayDuration(st.MaxAge.Duration()), st.MaxAgeFrom)
+			st.OverdueReason = fmt.Sprintf("age %s is over the maximum %s (%s)", durtext.Rough(age), durtext.Day(st.MaxAge.Duration()), st.MaxAgeFrom)
 		}
 	}
 	st.Overdue = &overdue

@@ -13,6 +13,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -140,7 +141,7 @@ func usageRules(p *problems, c UsageCheck) (jsonPath, bool) {
 	}
 	switch {
 	case c.Delay < 0 || c.Delay > MaxUsageDelay:
-		p.add("in_use.delay", "must be between 0s and %s (a week): how late, at worst, the API shows a use in last_used, e.g. 1h", shortDuration(MaxUsageDelay))
+		p.add("in_use.delay", "must be between 0s and %s (a week): how late, at worst, the API shows a use in last_used, e.g. 1h", durtext.Short(MaxUsageDelay))
 	case c.Delay > 0 && c.FlagPath != "" && c.LastUsedPath == "":
 		p.add("in_use.delay", "only applies with last_used: with flag the API's own answer says whether the key is in use; remove it")
 	}
@@ -192,7 +193,7 @@ func (r *reportingRotator) InUse(ctx context.Context, req rotators.UsageRequest)
 		}
 		checked += fmt.Sprintf(": a last use (%s) after %s", u.path.text, req.Since.UTC().Format(time.RFC3339))
 		if u.delay > 0 {
-			checked += fmt.Sprintf("; the API may show a use up to %s late (in_use.delay)", shortDuration(u.delay))
+			checked += fmt.Sprintf("; the API may show a use up to %s late (in_use.delay)", durtext.Short(u.delay))
 		}
 	} else {
 		checked += fmt.Sprintf(": the API's own answer (%s)", u.path.text)
@@ -246,18 +247,6 @@ func (r *reportingRotator) InUse(ctx context.Context, req rotators.UsageRequest)
 	return rotators.Usage{Checked: checked, Uses: []rotators.Use{{
 		User: id, Since: last, Detail: fmt.Sprintf("the API reports the key's last use at %s", last.Format(time.RFC3339)),
 	}}}, nil
-}
-
-// shortDuration writes d without its zero tail: 1h, 1h30m, 90s as 1m30s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // maxUnixSeconds is a bound for a Unix time in seconds (the year 5138): a number above it
