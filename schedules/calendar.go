@@ -15,7 +15,7 @@ const cronStarBit = 1 << 63
 // robfig/cron matched, whatever each library's text dialect: robfig accepts ? where
 // Temporal does not, and Temporal reads 7 as Sunday where robfig refuses it. The one
 // semantic difference, cron's OR of a restricted day-of-month and day-of-week (Temporal
-// always ANDs), cannot arise because ParseSchedule refuses specs that restrict both.
+// always ANDs), cannot arise because cronspec.Parse refuses specs that restrict both.
 func calendarOf(comment string, s *cron.SpecSchedule) *schedulepb.StructuredCalendarSpec {
 	return &schedulepb.StructuredCalendarSpec{
 		Second:     rangesOf(s.Second, 0, 59),

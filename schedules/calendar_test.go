@@ -6,13 +6,13 @@ import (
 	"github.com/robfig/cron/v3"
 	schedulepb "go.temporal.io/api/schedule/v1"
 
-	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/schedules/cronspec"
 )
 
 // parse reads a spec as the inventory does.
 func parse(t *testing.T, spec string) *cron.SpecSchedule {
 	t.Helper()
-	s, err := inventory.ParseSchedule(spec, "UTC")
+	s, err := cronspec.Parse(spec, "UTC")
 	if err != nil {
 		t.Fatalf("parse %q: %v", spec, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/schedules/cronspec"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -102,7 +103,7 @@ func (d Desired) Describe() string {
 
 // Desire lists the schedules inv asks for, in inventory order: each secret's cron
 // schedule, then its renewal check if it is a certificate. It parses every spec again
-// with inventory.ParseSchedule, so an inventory built in code rather than loaded is held to
+// with cronspec.Parse, so an inventory built in code rather than loaded is held to
 // the same rules; a bad one is reported as inventory.Errors with its place in the file, and
 // nothing is desired from an inventory with any bad spec.
 func Desire(inv *inventory.Inventory) ([]Desired, error) {
@@ -119,7 +120,7 @@ func Desire(inv *inventory.Inventory) ([]Desired, error) {
 		}
 		base := Desired{SecretID: s.ID, Kind: s.Kind, Timezone: tz, CatchupWindow: catchup, File: inv.Path, Line: s.Line}
 		if s.Schedule != "" {
-			parsed, err := inventory.ParseSchedule(s.Schedule, tz)
+			parsed, err := cronspec.Parse(s.Schedule, tz)
 			if err != nil {
 				problems = append(problems, inventory.Problem{File: inv.Path, Line: s.Line, Field: fmt.Sprintf("secrets[%d].schedule", i), Message: err.Error()})
 				continue
@@ -229,11 +230,11 @@ func (r record) changes(was record) []string {
 }
 
 // Next returns the next n times the schedule is due after from, before jitter, as the
-// inventory defines them: for a cron spec, inventory.PreviewSchedule's times in the spec's
+// inventory defines them: for a cron spec, cronspec.Preview's times in the spec's
 // zone; for a renewal check, the hourly interval at its phase.
 func (d Desired) Next(from time.Time, n int) ([]time.Time, error) {
 	if !d.RenewalCheck {
-		return inventory.PreviewSchedule(d.Spec, d.Timezone, from, n)
+		return cronspec.Preview(d.Spec, d.Timezone, from, n)
 	}
 	// Temporal's interval times are the Unix epoch plus whole intervals plus the phase.
 	every, phase := RenewalCheckEvery, renewalPhase(d.SecretID)

@@ -11,7 +11,7 @@
 // namespace are safe.
 //
 // The cron spec is not sent to Temporal as text. It is parsed by the same parser that
-// validated and previewed it (inventory.ParseSchedule) and sent as Temporal's structured
+// validated and previewed it (cronspec.Parse) and sent as Temporal's structured
 // calendar, field by field, so Temporal fires on exactly the times the preview showed
 // and no difference between two cron dialects can creep in. The spec as written is
 // kept in the calendar's comment and in the action's memo, which also holds a hash of

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
+	"github.com/keyturn/keyturn/schedules/cronspec"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -93,7 +94,7 @@ func TestScheduleDaylightSavingMatchesTemporal(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := c.change.Add(-36 * time.Hour)
-			parsed, err := inventory.ParseSchedule(c.spec, tz)
+			parsed, err := cronspec.Parse(c.spec, tz)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,9 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/keyturn/keyturn/internal/durtext"
+	"github.com/keyturn/keyturn/schedules/cronspec"
 )
 
 // Where a secret's age policy comes from (AgePolicy.Source).
@@ -24,9 +23,9 @@ const (
 	PolicyCertificate = "certificate"
 )
 
-// MinMaxAge is the shortest max_age accepted: rotations are at least MinScheduleInterval
+// MinMaxAge is the shortest max_age accepted: rotations are at least cronspec.MinInterval
 // apart, so anything shorter would make a secret overdue between any two of them.
-const MinMaxAge = MinScheduleInterval
+const MinMaxAge = cronspec.MinInterval
 
 // AgePolicy is how old a secret's current version may get before the secret is overdue.
 type AgePolicy struct {
@@ -90,41 +89,17 @@ func (s *Secret) scheduleGap() (time.Duration, bool) {
 	if g, ok := gapCache.Load(key); ok {
 		return g.(time.Duration), true
 	}
-	sched, err := ParseSchedule(s.Schedule, s.Timezone)
+	sched, err := cronspec.Parse(s.Schedule, s.Timezone)
 	if err != nil {
 		return 0, false
 	}
-	g, ok := longestGap(sched)
+	g, ok := cronspec.LongestGap(sched)
 	if ok {
 		gapCache.Store(key, g)
 	}
 	return g, ok
 }
 
-// gapCache remembers longestGap per spec and zone: it walks up to a year of runs, and the
+// gapCache remembers cronspec.LongestGap per spec and zone: it walks up to a year of runs, and the
 // sweep asks for every secret's policy on every pass.
 var gapCache sync.Map
-
-// maxGapRuns bounds the walk of a frequent schedule: an hourly one has 8,784 runs in a
-// leap year.
-const maxGapRuns = 10_000
-
-// longestGap walks the runs of s from scheduleReference, so the answer never depends on
-// when it is asked, for five years or maxGapRuns runs, whichever ends first: every
-// pattern of months, weekdays, leap years and DST changes repeats within that (an hourly
-// schedule reaches 14 months). The gap to the first run past five years counts too, so a
-// leap-day schedule gets its four years.
-func longestGap(s cron.Schedule) (time.Duration, bool) {
-	limit := scheduleReference.AddDate(5, 0, 0)
-	var longest time.Duration
-	gaps := 0
-	for t := s.Next(scheduleReference); !t.IsZero() && !t.After(limit) && gaps < maxGapRuns; gaps++ {
-		next := s.Next(t)
-		if next.IsZero() {
-			break
-		}
-		longest = max(longest, next.Sub(t))
-		t = next
-	}
-	return longest, longest > 0
-}

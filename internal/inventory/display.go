@@ -8,9 +8,8 @@ import "github.com/keyturn/keyturn/internal/yamlfields"
 // maxValueRunes caps how much of a value from the file a message repeats.
 const maxValueRunes = yamlfields.MaxValueRunes
 
-// maxMessageRunes caps a parser's message that may repeat part of the file (a YAML or
-// cron error): longer than one value, since the message around it is the useful part.
-const maxMessageRunes = 200
+// maxMessageRunes caps a parser's message that may repeat part of the file.
+const maxMessageRunes = yamlfields.MaxMessageRunes
 
 // quoteValue renders a value from the file for a problem message (see yamlfields.Quote).
 func quoteValue(s string) string { return yamlfields.Quote(s) }

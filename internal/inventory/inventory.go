@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/rotators/postgres"
+	"github.com/keyturn/keyturn/schedules/cronspec"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -73,7 +74,8 @@ const (
 	DefaultStore = StoreFile
 	// DefaultVaultMount is the KV v2 mount a vault store uses when it names none.
 	DefaultVaultMount = "secret"
-	DefaultTimezone   = "UTC"
+	// DefaultTimezone is cronspec's: a spec without a zone is read in UTC.
+	DefaultTimezone = cronspec.DefaultTimezone
 	// The postgres kind owns its defaults; the inventory repeats none of them.
 	DefaultPostgresPort   = postgres.DefaultPort
 	DefaultSSLMode        = postgres.DefaultSSLMode
@@ -92,8 +94,6 @@ const (
 	// MaxConnectTimeout bounds a single connection attempt so a dead database fails an
 	// activity attempt quickly and Temporal's retry policy takes over.
 	MaxConnectTimeout = 60 * time.Second
-	// MinScheduleInterval is the shortest allowed gap between two scheduled rotations.
-	MinScheduleInterval = time.Hour
 	// MinCatchupWindow is Temporal's own lower bound for a schedule's catch-up window.
 	MinCatchupWindow = 10 * time.Second
 	// MaxCatchupWindow keeps an outage from replaying a day of missed rotations at once.
@@ -176,7 +176,7 @@ type Secret struct {
 	Grace time.Duration
 	// Tags label the secret for selection ("rotate everything tagged prod").
 	Tags []string
-	// Schedule is an optional cron spec for automatic rotation; see ParseSchedule.
+	// Schedule is an optional cron spec for automatic rotation; see cronspec.Parse.
 	Schedule string
 	// Timezone is the IANA zone the schedule is read in.
 	Timezone string

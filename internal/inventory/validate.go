@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
+	"github.com/keyturn/keyturn/schedules/cronspec"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -78,7 +79,7 @@ func (inv *Inventory) validateTop(r *report) {
 			r.Add(line("defaults.store"), "defaults.store", "%s", msg)
 		}
 	}
-	if w := inv.Defaults.Window; w < 0 || w >= MinScheduleInterval {
+	if w := inv.Defaults.Window; w < 0 || w >= cronspec.MinInterval {
 		r.Add(line("defaults.window"), "defaults.window", "%s", windowProblem(w))
 	}
 	if cw := inv.Defaults.CatchupWindow; cw < MinCatchupWindow || cw > MaxCatchupWindow {
@@ -221,15 +222,15 @@ func (c *secretCheck) validateStore() {
 }
 
 // validateSchedule checks the timezone, and the schedule against Keyturn's rules (see
-// ParseSchedule). A bad zone is reported on its own field and the spec is still checked.
+// cronspec.Parse). A bad zone is reported on its own field and the spec is still checked.
 func (c *secretCheck) validateSchedule() {
 	s := c.s
 	zone := s.Timezone
-	if _, err := loadZone(zone); err != nil {
+	if _, err := cronspec.LoadZone(zone); err != nil {
 		c.add("timezone", "%v", err)
 		zone = "" // still check the spec itself, in UTC
 	}
-	if s.pos.has("window") && (s.Window < 0 || s.Window >= MinScheduleInterval) {
+	if s.pos.has("window") && (s.Window < 0 || s.Window >= cronspec.MinInterval) {
 		c.add("window", "%s", windowProblem(s.Window))
 	}
 	if s.pos.has("window") && s.Schedule == "" {
@@ -238,15 +239,15 @@ func (c *secretCheck) validateSchedule() {
 	if s.Schedule == "" {
 		return
 	}
-	if _, err := ParseSchedule(s.Schedule, zone); err != nil {
+	if _, err := cronspec.Parse(s.Schedule, zone); err != nil {
 		c.add("schedule", "%v", err)
 	}
 }
 
-// windowProblem says what is wrong with a rotation window outside [0, MinScheduleInterval).
+// windowProblem says what is wrong with a rotation window outside [0, cronspec.MinInterval).
 func windowProblem(w time.Duration) string {
 	if w < 0 {
 		return "must not be negative; use 0s for no spread"
 	}
-	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", durtext.Short(MinScheduleInterval))
+	return fmt.Sprintf("must be shorter than %s, the shortest allowed gap between scheduled rotations, or two runs could meet; use e.g. 30m", durtext.Short(cronspec.MinInterval))
 }

@@ -12,6 +12,10 @@ import (
 // recognise it, too little for a pasted key or a 10 KB line to flood a terminal or a log.
 const MaxValueRunes = 64
 
+// MaxMessageRunes caps a parser's message that may repeat part of the file (a YAML or
+// cron error): longer than one value, since the message around it is the useful part.
+const MaxMessageRunes = 200
+
 // Quote renders a value read from the file for a problem message: cleaned by
 // Displayable, capped at MaxValueRunes, in double quotes. Every value from the file that
 // a message repeats goes through here, so a hostile file cannot move the cursor, rewrite

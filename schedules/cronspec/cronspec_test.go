@@ -1,14 +1,12 @@
-package inventory
+package cronspec
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-func TestParseSchedule(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := map[string]struct {
 		spec, tz string
 		wantErr  string // substring; empty means valid
@@ -39,22 +37,22 @@ func TestParseSchedule(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			sched, err := ParseSchedule(tc.spec, tc.tz)
+			sched, err := Parse(tc.spec, tc.tz)
 			if tc.wantErr == "" {
 				if err != nil || sched == nil {
-					t.Fatalf("ParseSchedule(%q, %q) = %v, %v; want a schedule", tc.spec, tc.tz, sched, err)
+					t.Fatalf("Parse(%q, %q) = %v, %v; want a schedule", tc.spec, tc.tz, sched, err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("ParseSchedule(%q, %q) error = %v, want it to contain %q", tc.spec, tc.tz, err, tc.wantErr)
+				t.Fatalf("Parse(%q, %q) error = %v, want it to contain %q", tc.spec, tc.tz, err, tc.wantErr)
 			}
 		})
 	}
 }
 
-func TestParseScheduleUsesTimezone(t *testing.T) {
-	sched, err := ParseSchedule("0 3 * * *", "Europe/Berlin")
+func TestParseUsesTimezone(t *testing.T) {
+	sched, err := Parse("0 3 * * *", "Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +68,7 @@ func TestParseScheduleUsesTimezone(t *testing.T) {
 	}
 }
 
-func TestPreviewSchedule(t *testing.T) {
+func TestPreview(t *testing.T) {
 	from := time.Date(2025, time.March, 1, 0, 0, 0, 0, time.UTC)
 	tests := map[string]struct {
 		spec, tz string
@@ -84,7 +82,7 @@ func TestPreviewSchedule(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := PreviewSchedule(tc.spec, tc.tz, from, tc.n)
+			got, err := Preview(tc.spec, tc.tz, from, tc.n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,54 +113,8 @@ func TestPreviewSchedule(t *testing.T) {
 	}
 }
 
-func TestPreviewScheduleRejectsInvalid(t *testing.T) {
-	if _, err := PreviewSchedule("*/10 * * * *", "", time.Now(), 3); err == nil || !strings.Contains(err.Error(), "preview schedule: fires every 10m") {
+func TestPreviewRejectsInvalid(t *testing.T) {
+	if _, err := Preview("*/10 * * * *", "", time.Now(), 3); err == nil || !strings.Contains(err.Error(), "preview schedule: fires every 10m") {
 		t.Errorf("error = %v, want the sub-hour problem", err)
-	}
-}
-
-func TestWindowAndCatchupWindow(t *testing.T) {
-	const head = "version: 1\ndefaults:\n  catchup_window: 5s\n  window: 2h\nsecrets:\n"
-	const secret = `  - id: app/db
-    kind: postgres
-    window: 10m
-    postgres: {host: h, database: d, role: app, admin: {username: a, password: "env:P"}}
-`
-	path := filepath.Join(t.TempDir(), "inv.yaml")
-	write := func(text string) {
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(head + secret)
-	_, err := Load(path)
-	probs, ok := err.(Errors)
-	if !ok {
-		t.Fatalf("Parse: %v, want problems", err)
-	}
-	want := map[string]string{
-		"defaults.catchup_window": "between 10s and 24h",
-		"defaults.window":         "shorter than 1h",
-		"secrets[0].window":       "only means something with a schedule",
-	}
-	for field, text := range want {
-		found := false
-		for _, p := range probs {
-			if p.Field == field && strings.Contains(p.Message, text) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("no problem on %s containing %q; got %v", field, text, probs)
-		}
-	}
-
-	write("version: 1\ndefaults: {window: 30m}\nsecrets:\n" + strings.Replace(secret, "window: 10m", "schedule: \"@daily\"", 1))
-	inv, err := Load(path)
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	if s := inv.Secrets[0]; s.Window != 30*time.Minute || inv.Defaults.CatchupWindow != DefaultCatchupWindow {
-		t.Errorf("window %s, catch-up %s; want the defaults' 30m and %s", s.Window, inv.Defaults.CatchupWindow, DefaultCatchupWindow)
 	}
 }

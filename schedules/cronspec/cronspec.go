@@ -1,4 +1,9 @@
-package inventory
+// Package cronspec holds Keyturn's rules for a rotation's cron spec: which specs are
+// accepted (five fields or a descriptor, no @every, no TZ= prefix, not both day fields,
+// at least MinInterval apart, firing within five years), in which zone they are read, and
+// their next activations. The inventory validates with it and the schedules package
+// builds Temporal schedules with it, so both read a spec the same way.
+package cronspec
 
 import (
 	"fmt"
@@ -7,8 +12,16 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/keyturn/keyturn/internal/yamlfields"
+
 	"github.com/keyturn/keyturn/internal/durtext"
 )
+
+// MinInterval is the shortest allowed gap between two scheduled rotations.
+const MinInterval = time.Hour
+
+// DefaultTimezone is the zone a spec is read in when none is named.
+const DefaultTimezone = "UTC"
 
 // scheduleParser reads standard five-field specs and the @daily family. Seconds are left
 // out on purpose: a six-field spec copied from another tool would otherwise be read with
@@ -23,19 +36,19 @@ var scheduleReference = time.Date(2025, time.January, 6, 0, 0, 0, 0, time.UTC)
 // day-of-month and day-of-week exactly when neither field carries it.
 const cronStarBit = 1 << 63
 
-// ParseSchedule parses a cron spec read in timezone (an IANA name; empty means UTC) and
+// Parse parses a cron spec read in timezone (an IANA name; empty means UTC) and
 // applies Keyturn's rules for rotation schedules:
 //   - five fields (minute hour day-of-month month day-of-week) or a descriptor such as
 //     @daily, but not @every, whose activations drift with process restarts;
 //   - no TZ= or CRON_TZ= prefix: the zone belongs in the timezone field;
 //   - not both day-of-month and day-of-week restricted, because cron fires when either
 //     matches, which is rarely what the author meant;
-//   - no two activations closer than MinScheduleInterval;
+//   - no two activations closer than MinInterval;
 //   - at least one activation in the next five years.
 //
 // The returned schedule computes its activations in timezone.
-func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
-	loc, err := loadZone(timezone)
+func Parse(spec, timezone string) (cron.Schedule, error) {
+	loc, err := LoadZone(timezone)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +58,7 @@ func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
 		return nil, fmt.Errorf("schedule is empty; write a cron spec such as \"0 3 * * 1\" or remove the field")
 	case strings.HasPrefix(spec, "@every"):
 		return nil, fmt.Errorf("@every is not accepted: its activations shift whenever the scheduler restarts; use a fixed time such as @daily or \"0 3 * * *\"")
-	case !isDisplayable(spec):
+	case !yamlfields.IsDisplayable(spec):
 		// The cron parser's errors repeat the field they failed on; refuse before it does.
 		return nil, fmt.Errorf("holds control characters, escape sequences or invalid UTF-8; write a five-field cron spec such as \"0 3 * * 1\"")
 	case strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ="):
@@ -53,7 +66,7 @@ func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
 	}
 	sched, err := parseCron(spec)
 	if err != nil {
-		return nil, fmt.Errorf("not a valid cron spec (%s); use five fields, minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\", or @hourly, @daily, @weekly, @monthly, @yearly", displayable(err.Error(), maxMessageRunes))
+		return nil, fmt.Errorf("not a valid cron spec (%s); use five fields, minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\", or @hourly, @daily, @weekly, @monthly, @yearly", yamlfields.Displayable(err.Error(), yamlfields.MaxMessageRunes))
 	}
 	spec6, ok := sched.(*cron.SpecSchedule)
 	if !ok {
@@ -83,7 +96,7 @@ func parseCron(spec string) (sched cron.Schedule, err error) {
 }
 
 // checkInterval rejects a schedule that never fires or fires more often than
-// MinScheduleInterval. Three activations are enough: within a day every active hour fires
+// MinInterval. Three activations are enough: within a day every active hour fires
 // at the same minutes, so if any hour holds two activations, any three consecutive ones
 // include two from the same hour.
 func checkInterval(s cron.Schedule) error {
@@ -97,17 +110,17 @@ func checkInterval(s cron.Schedule) error {
 		if next.IsZero() {
 			return nil
 		}
-		if gap := next.Sub(prev); gap < MinScheduleInterval {
-			return fmt.Errorf("fires every %s at its closest; rotations must be at least %s apart, so fire at most once an hour (e.g. \"0 * * * *\" or @daily)", durtext.Short(gap), durtext.Short(MinScheduleInterval))
+		if gap := next.Sub(prev); gap < MinInterval {
+			return fmt.Errorf("fires every %s at its closest; rotations must be at least %s apart, so fire at most once an hour (e.g. \"0 * * * *\" or @daily)", durtext.Short(gap), durtext.Short(MinInterval))
 		}
 		prev = next
 	}
 	return nil
 }
 
-// loadZone loads an IANA zone; empty means UTC. "Local" is refused because it makes the
+// LoadZone loads an IANA zone; empty means UTC. "Local" is refused because it makes the
 // schedule depend on the configuration of whichever machine runs the worker.
-func loadZone(name string) (*time.Location, error) {
+func LoadZone(name string) (*time.Location, error) {
 	if name == "" {
 		return time.UTC, nil
 	}
@@ -116,20 +129,20 @@ func loadZone(name string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %s; use an IANA name such as UTC, Europe/Berlin or America/New_York", quoteValue(name))
+		return nil, fmt.Errorf("unknown time zone %s; use an IANA name such as UTC, Europe/Berlin or America/New_York", yamlfields.Quote(name))
 	}
 	return loc, nil
 }
 
-// PreviewSchedule returns the next n activations of spec in tz after from, in tz. It
-// applies the same rules as ParseSchedule, so a preview is only ever shown for a schedule
+// Preview returns the next n activations of spec in tz after from, in tz. It
+// applies the same rules as Parse, so a preview is only ever shown for a schedule
 // the inventory would accept.
-func PreviewSchedule(spec, tz string, from time.Time, n int) ([]time.Time, error) {
-	sched, err := ParseSchedule(spec, tz)
+func Preview(spec, tz string, from time.Time, n int) ([]time.Time, error) {
+	sched, err := Parse(spec, tz)
 	if err != nil {
 		return nil, fmt.Errorf("preview schedule: %w", err)
 	}
-	loc, _ := loadZone(tz) // already loaded once by ParseSchedule
+	loc, _ := LoadZone(tz) // already loaded once by Parse
 	out := make([]time.Time, 0, max(n, 0))
 	t := from
 	for len(out) < n {
@@ -140,4 +153,28 @@ func PreviewSchedule(spec, tz string, from time.Time, n int) ([]time.Time, error
 		out = append(out, t.In(loc))
 	}
 	return out, nil
+}
+
+// maxGapRuns bounds the walk of a frequent schedule: an hourly one has 8,784 runs in a
+// leap year.
+const maxGapRuns = 10_000
+
+// LongestGap is the longest time between two runs of s. It walks the runs from a fixed
+// reference instant, so the answer never depends on when it is asked, for five years or
+// maxGapRuns runs, whichever ends first: every pattern of months, weekdays, leap years and
+// DST changes repeats within that (an hourly schedule reaches 14 months). The gap to the first run past five years counts too, so a
+// leap-day schedule gets its four years.
+func LongestGap(s cron.Schedule) (time.Duration, bool) {
+	limit := scheduleReference.AddDate(5, 0, 0)
+	var longest time.Duration
+	gaps := 0
+	for t := s.Next(scheduleReference); !t.IsZero() && !t.After(limit) && gaps < maxGapRuns; gaps++ {
+		next := s.Next(t)
+		if next.IsZero() {
+			break
+		}
+		longest = max(longest, next.Sub(t))
+		t = next
+	}
+	return longest, longest > 0
 }
