@@ -9,14 +9,13 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
-func pg(id secret.ID, spec, tz string) inventory.Secret {
-	return inventory.Secret{ID: id, Kind: inventory.KindPostgres, Schedule: spec, Timezone: tz}
+func pg(id secret.ID, spec, tz string) schedules.SourceSecret {
+	return schedules.SourceSecret{ID: id, Kind: "postgres", Schedule: spec, Timezone: tz}
 }
 
 func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
@@ -34,7 +33,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 
 	berlin := pg("prod/b", "@daily", "Europe/Berlin")
 	berlin.Window = 30 * time.Minute
-	v1 := inventoryOf(pg("prod/a", "0 3 * * 1", ""), berlin, inventory.Secret{ID: "prod/cert", Kind: inventory.KindLocalCA})
+	v1 := inventoryOf(pg("prod/a", "0 3 * * 1", ""), berlin, schedules.SourceSecret{ID: "prod/cert", Kind: "localca", Certificate: true})
 	plan := s.apply(t, v1)
 	want := map[string]schedules.Action{"keyturn/prod/a": schedules.Create, "keyturn/prod/b": schedules.Create, "keyturn-renew/prod/cert": schedules.Create}
 	if len(plan) != len(want) {
@@ -57,7 +56,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.Schedule.Policy.CatchupWindow != inventory.DefaultCatchupWindow || desc.Schedule.Policy.Overlap.String() != "Skip" {
+	if desc.Schedule.Policy.CatchupWindow != testCatchup || desc.Schedule.Policy.Overlap.String() != "Skip" {
 		t.Errorf("policies: %+v", desc.Schedule.Policy)
 	}
 	if a := desc.Schedule.Action.(*client.ScheduleWorkflowAction); a.Workflow != workflows.ScheduledWorkflowName || a.TaskQueue != workflows.TaskQueue {
@@ -87,7 +86,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 		t.Errorf("schedules found by search attributes: %v", found)
 	}
 
-	v2 := inventoryOf(pg("prod/a", "0 4 * * 1", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), inventory.Secret{ID: "prod/cert", Kind: inventory.KindLocalCA})
+	v2 := inventoryOf(pg("prod/a", "0 4 * * 1", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), schedules.SourceSecret{ID: "prod/cert", Kind: "localca", Certificate: true})
 	plan = s.apply(t, v2)
 	for id, check := range map[string]struct {
 		action schedules.Action
@@ -126,7 +125,7 @@ func TestScheduleApplyCreatesUpdatesDeletesAndConverges(t *testing.T) {
 
 	// A secret that loses its schedule loses the schedule, with the reason in words.
 	s.listed(t, 3)
-	plan = s.plan(t, inventoryOf(pg("prod/a", "", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), inventory.Secret{ID: "prod/cert", Kind: inventory.KindPostgres}))
+	plan = s.plan(t, inventoryOf(pg("prod/a", "", ""), pg("prod/d", "0 5 1 * *", "America/New_York"), schedules.SourceSecret{ID: "prod/cert", Kind: "postgres"}))
 	for id, reason := range map[string]string{
 		"keyturn/prod/a":          "prod/a no longer has a schedule in the inventory",
 		"keyturn-renew/prod/cert": `prod/cert is no longer a certificate kind (kind "postgres")`,
@@ -155,7 +154,7 @@ func TestScheduleDiffChangesNothing(t *testing.T) {
 func TestSchedulePauseSurvivesAnApplyThatChangesTheSpec(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	s.apply(t, inventoryOf(pg("prod/a", "0 3 * * 1", ""), inventory.Secret{ID: "prod/cert", Kind: inventory.KindVaultPKI}))
+	s.apply(t, inventoryOf(pg("prod/a", "0 3 * * 1", ""), schedules.SourceSecret{ID: "prod/cert", Kind: "vaultpki", Certificate: true}))
 
 	paused, err := schedules.Pause(ctx, s.c, []secret.ID{"prod/a", "prod/cert", "prod/unscheduled"}, "INC-42: leaked credentials")
 	if err != nil {
@@ -165,7 +164,7 @@ func TestSchedulePauseSurvivesAnApplyThatChangesTheSpec(t *testing.T) {
 		t.Fatalf("paused %v", paused)
 	}
 
-	changed := inventoryOf(pg("prod/a", "0 4 * * 2", "Europe/Paris"), inventory.Secret{ID: "prod/cert", Kind: inventory.KindVaultPKI})
+	changed := inventoryOf(pg("prod/a", "0 4 * * 2", "Europe/Paris"), schedules.SourceSecret{ID: "prod/cert", Kind: "vaultpki", Certificate: true})
 	plan := s.apply(t, changed)
 	c, _ := byID(plan, "keyturn/prod/a")
 	if c.Action != schedules.Update || !c.Paused || c.Note != "INC-42: leaked credentials" || !strings.Contains(c.String(), "stays paused") {

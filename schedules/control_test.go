@@ -8,7 +8,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -20,7 +19,7 @@ import (
 func TestPauseScopeOwnsOnlyWhatItPaused(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	var secrets []inventory.Secret
+	var secrets []schedules.SourceSecret
 	var ids []secret.ID
 	for i := range 25 {
 		id := fmt.Sprintf("prod/s%02d", i)

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/keyturn/keyturn/internal/durtext"
-	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules/cronspec"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -64,7 +63,7 @@ func Managed(scheduleID string) (secret.ID, bool) {
 	return "", false
 }
 
-// Desired is one schedule the inventory asks for.
+// Desired is one schedule a Source asks for.
 type Desired struct {
 	// ScheduleID is keyturn/<secret-id> or keyturn-renew/<secret-id>.
 	ScheduleID string
@@ -101,28 +100,27 @@ func (d Desired) Describe() string {
 	return s
 }
 
-// Desire lists the schedules inv asks for, in inventory order: each secret's cron
-// schedule, then its renewal check if it is a certificate. It parses every spec again
-// with cronspec.Parse, so an inventory built in code rather than loaded is held to
-// the same rules; a bad one is reported as inventory.Errors with its place in the file, and
-// nothing is desired from an inventory with any bad spec.
-func Desire(inv *inventory.Inventory) ([]Desired, error) {
-	catchup := inv.Defaults.CatchupWindow
-	if catchup == 0 {
-		catchup = inventory.DefaultCatchupWindow
+// Desire lists the schedules src asks for, in its order: each secret's cron schedule, then
+// its renewal check if it is a certificate. It parses every spec again with
+// cronspec.Parse, so a source built in code rather than read from a validated inventory
+// is held to the same rules; the bad ones are reported as SpecProblems with their place,
+// and nothing is desired from a source with any bad spec.
+func Desire(src Source) ([]Desired, error) {
+	if src.CatchupWindow <= 0 {
+		return nil, fmt.Errorf("schedules of %s: the catch-up window must be positive, not %s", src.Path, src.CatchupWindow)
 	}
 	var out []Desired
-	var problems inventory.Errors
-	for i, s := range inv.Secrets {
+	var problems SpecProblems
+	for i, s := range src.Secrets {
 		tz := s.Timezone
 		if tz == "" {
-			tz = inventory.DefaultTimezone
+			tz = cronspec.DefaultTimezone
 		}
-		base := Desired{SecretID: s.ID, Kind: s.Kind, Timezone: tz, CatchupWindow: catchup, File: inv.Path, Line: s.Line}
+		base := Desired{SecretID: s.ID, Kind: s.Kind, Timezone: tz, CatchupWindow: src.CatchupWindow, File: src.Path, Line: s.Line}
 		if s.Schedule != "" {
 			parsed, err := cronspec.Parse(s.Schedule, tz)
 			if err != nil {
-				problems = append(problems, inventory.Problem{File: inv.Path, Line: s.Line, Field: fmt.Sprintf("secrets[%d].schedule", i), Message: err.Error()})
+				problems = append(problems, SpecProblem{File: src.Path, Line: s.Line, Field: fmt.Sprintf("secrets[%d].schedule", i), Err: err})
 				continue
 			}
 			spec, ok := parsed.(*cron.SpecSchedule)
@@ -140,7 +138,7 @@ func Desire(inv *inventory.Inventory) ([]Desired, error) {
 			}
 			out = append(out, d)
 		}
-		if inventory.CertificateKind(s.Kind) {
+		if s.Certificate {
 			d := base
 			d.ScheduleID = RenewalScheduleID(s.ID)
 			d.RenewalCheck = true

@@ -5,19 +5,17 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 func TestDesire(t *testing.T) {
-	inv := &inventory.Inventory{
-		Path:     "inv.yaml",
-		Defaults: inventory.Defaults{CatchupWindow: 20 * time.Minute},
-		Secrets: []inventory.Secret{
-			{ID: "prod/db", Kind: inventory.KindPostgres, Schedule: "0 3 * * 1", Timezone: "Europe/Berlin", Window: 30 * time.Minute, Line: 4},
-			{ID: "prod/none", Kind: inventory.KindPostgres, Line: 9},
-			{ID: "prod/cert", Kind: inventory.KindLocalCA, Line: 12},
-			{ID: "prod/cert-cron", Kind: inventory.KindVaultPKI, Schedule: "@monthly", Line: 16},
+	inv := Source{
+		Path:          "inv.yaml",
+		CatchupWindow: 20 * time.Minute,
+		Secrets: []SourceSecret{
+			{ID: "prod/db", Kind: "postgres", Schedule: "0 3 * * 1", Timezone: "Europe/Berlin", Window: 30 * time.Minute, Line: 4},
+			{ID: "prod/none", Kind: "postgres", Line: 9},
+			{ID: "prod/cert", Kind: "localca", Certificate: true, Line: 12},
+			{ID: "prod/cert-cron", Kind: "vaultpki", Certificate: true, Schedule: "@monthly", Line: 16},
 		},
 	}
 	got, err := Desire(inv)
@@ -40,7 +38,7 @@ func TestDesire(t *testing.T) {
 		t.Errorf("cron spec: %v", db.spec)
 	}
 	renew := got[1]
-	if !renew.RenewalCheck || renew.Kind != inventory.KindLocalCA || len(renew.spec.GetInterval()) != 1 || renew.spec.GetInterval()[0].GetInterval().AsDuration() != RenewalCheckEvery {
+	if !renew.RenewalCheck || renew.Kind != "localca" || len(renew.spec.GetInterval()) != 1 || renew.spec.GetInterval()[0].GetInterval().AsDuration() != RenewalCheckEvery {
 		t.Errorf("renewal check: %+v %v", renew, renew.spec)
 	}
 	if renew.Window != 0 {
@@ -52,13 +50,13 @@ func TestDesire(t *testing.T) {
 }
 
 func TestDesireRefusesBadSpecsWithTheirPlace(t *testing.T) {
-	inv := &inventory.Inventory{Path: "inv.yaml", Secrets: []inventory.Secret{
-		{ID: "a", Kind: inventory.KindPostgres, Schedule: "*/5 * * * *", Line: 3},
-		{ID: "b", Kind: inventory.KindPostgres, Schedule: "0 3 1 * 1", Line: 7},
-		{ID: "c", Kind: inventory.KindPostgres, Schedule: "0 3 * * *", Line: 11},
+	inv := Source{Path: "inv.yaml", CatchupWindow: 15 * time.Minute, Secrets: []SourceSecret{
+		{ID: "a", Kind: "postgres", Schedule: "*/5 * * * *", Line: 3},
+		{ID: "b", Kind: "postgres", Schedule: "0 3 1 * 1", Line: 7},
+		{ID: "c", Kind: "postgres", Schedule: "0 3 * * *", Line: 11},
 	}}
 	got, err := Desire(inv)
-	var problems inventory.Errors
+	var problems SpecProblems
 	if !errors.As(err, &problems) || len(problems) != 2 || got != nil {
 		t.Fatalf("want two problems and nothing desired, got %v, %v", got, err)
 	}
@@ -71,7 +69,7 @@ func TestDesireRefusesBadSpecsWithTheirPlace(t *testing.T) {
 }
 
 func TestRecordHashFollowsWhatApplyDecides(t *testing.T) {
-	base := Desired{SecretID: "a", Kind: inventory.KindPostgres, Spec: "0 3 * * 1", Timezone: "UTC", CatchupWindow: 15 * time.Minute}
+	base := Desired{SecretID: "a", Kind: "postgres", Spec: "0 3 * * 1", Timezone: "UTC", CatchupWindow: 15 * time.Minute}
 	if base.record().Hash != base.record().Hash {
 		t.Fatal("the hash must be stable")
 	}
@@ -80,7 +78,7 @@ func TestRecordHashFollowsWhatApplyDecides(t *testing.T) {
 		"timezone": func(d *Desired) { d.Timezone = "Europe/Berlin" },
 		"window":   func(d *Desired) { d.Window = time.Minute },
 		"catch-up": func(d *Desired) { d.CatchupWindow = time.Hour },
-		"kind":     func(d *Desired) { d.Kind = inventory.KindLocalCA },
+		"kind":     func(d *Desired) { d.Kind = "localca" },
 	} {
 		d := base
 		change(&d)

@@ -13,7 +13,6 @@ import (
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
-	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 )
 
@@ -41,14 +40,15 @@ func startServer(t *testing.T) server {
 	return server{c: testenv.Client(t, srv, logger, cd), namespace: srv.Namespace()}
 }
 
-// inventory is an in-memory inventory with the defaults Load would apply.
-func inventoryOf(secrets ...inventory.Secret) *inventory.Inventory {
-	inv := &inventory.Inventory{Version: 1, Path: "inventory.yaml", Secrets: secrets}
-	inv.ApplyDefaults()
-	return inv
+// testCatchup is the catch-up window of the tests' sources (the inventory's default).
+const testCatchup = 15 * time.Minute
+
+// inventoryOf is a source of the given secrets, as an inventory file would give them.
+func inventoryOf(secrets ...schedules.SourceSecret) schedules.Source {
+	return schedules.Source{Path: "inventory.yaml", CatchupWindow: testCatchup, Secrets: secrets}
 }
 
-func (s server) plan(t *testing.T, inv *inventory.Inventory) schedules.Changes {
+func (s server) plan(t *testing.T, inv schedules.Source) schedules.Changes {
 	t.Helper()
 	plan, err := schedules.Plan(context.Background(), s.c, s.namespace, inv)
 	if err != nil {
@@ -58,7 +58,7 @@ func (s server) plan(t *testing.T, inv *inventory.Inventory) schedules.Changes {
 }
 
 // apply plans and applies, and returns the plan it applied.
-func (s server) apply(t *testing.T, inv *inventory.Inventory) schedules.Changes {
+func (s server) apply(t *testing.T, inv schedules.Source) schedules.Changes {
 	t.Helper()
 	plan := s.plan(t, inv)
 	if err := schedules.Apply(context.Background(), s.c, s.namespace, plan); err != nil {

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -93,14 +92,14 @@ func (cs Changes) Summary() string {
 	return fmt.Sprintf("%d to create, %d to update, %d to delete, %d unchanged", cs.Count(Create), cs.Count(Update), cs.Count(Delete), cs.Count(Unchanged))
 }
 
-// Plan compares the schedules inv asks for with those Temporal holds and returns what
+// Plan compares the schedules src asks for with those Temporal holds and returns what
 // Apply would do. It changes nothing. Desired schedules are read one by one with
 // DescribeSchedule, which is always current; schedules to delete are found through
 // Temporal's schedule list, which is eventually consistent, so a schedule created a
 // moment ago may only be found (and deleted) by the next plan. namespace is the one the
 // client is connected to: schedule updates need Temporal's own API, which names it.
-func Plan(ctx context.Context, c client.Client, namespace string, inv *inventory.Inventory) (Changes, error) {
-	desired, err := Desire(inv)
+func Plan(ctx context.Context, c client.Client, namespace string, src Source) (Changes, error) {
+	desired, err := Desire(src)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +135,7 @@ func Plan(ctx context.Context, c client.Client, namespace string, inv *inventory
 			Action:     Delete,
 			ScheduleID: id,
 			SecretID:   secretID,
-			Reasons:    []string{deleteReason(inv, id, secretID)},
+			Reasons:    []string{deleteReason(src, id, secretID)},
 			Paused:     desc.GetSchedule().GetState().GetPaused(),
 			Note:       desc.GetSchedule().GetState().GetNotes(),
 		})
@@ -181,8 +180,8 @@ func reasons(d *Desired, got *schedulepb.Schedule) []string {
 }
 
 // deleteReason says why a schedule is no longer wanted.
-func deleteReason(inv *inventory.Inventory, scheduleID string, id secret.ID) string {
-	s, ok := inv.Lookup(id)
+func deleteReason(src Source, scheduleID string, id secret.ID) string {
+	s, ok := src.lookup(id)
 	switch {
 	case !ok:
 		return fmt.Sprintf("%s is no longer in the inventory", id)

@@ -7,7 +7,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/schedules/cronspec"
 	"github.com/keyturn/keyturn/secret"
@@ -34,7 +33,7 @@ func TestSchedulePreviewMatchesTemporalNextActionTimes(t *testing.T) {
 		{"p/list", "0 2 1,15 * *", "Pacific/Auckland"},
 		{"p/months", "45 23 * JAN,APR,JUL,OCT SUN", "America/Sao_Paulo"},
 	}
-	var secrets []inventory.Secret
+	var secrets []schedules.SourceSecret
 	for _, c := range cases {
 		secrets = append(secrets, pg(c.id, c.spec, c.tz))
 	}

@@ -5,12 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/internal/harness/testenv"
-	"github.com/keyturn/keyturn/internal/inventory"
 )
 
 // An incident may pause a schedule while apply is between reading it and updating it.
@@ -25,7 +25,7 @@ func TestScheduleUpdateRacingAPauseKeepsThePause(t *testing.T) {
 	ctx := context.Background()
 
 	desired := func(spec string) *Desired {
-		ds, err := Desire(&inventory.Inventory{Secrets: []inventory.Secret{{ID: "prod/a", Kind: inventory.KindPostgres, Schedule: spec}}})
+		ds, err := Desire(Source{CatchupWindow: 15 * time.Minute, Secrets: []SourceSecret{{ID: "prod/a", Kind: "postgres", Schedule: spec}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
-	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/schedsource"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
@@ -42,7 +42,7 @@ func applyEnv(t *testing.T, env *testenv.Env, specs map[secret.ID]string) {
 		}
 	}
 	ctx := context.Background()
-	plan, err := schedules.Plan(ctx, env.Client, env.Server.Namespace(), &inv)
+	plan, err := schedules.Plan(ctx, env.Client, env.Server.Namespace(), schedsource.From(&inv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestScheduleTriggerWhileRotatingIsSkipped(t *testing.T) {
 	// A first rotation has nothing to revoke and skips its grace period: make one first,
 	// so the rotation by hand below has a previous version and waits in its grace.
 	zero := time.Duration(0)
-	first, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(app, inventory.KindPostgres), workflows.RotateWorkflowName,
+	first, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(app, "postgres"), workflows.RotateWorkflowName,
 		workflows.RotateInput{SecretID: app, Grace: &zero, Reason: "first"})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestScheduleTriggerWhileRotatingIsSkipped(t *testing.T) {
 	}
 
 	grace := time.Hour
-	running, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(app, inventory.KindPostgres), workflows.RotateWorkflowName,
+	running, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(app, "postgres"), workflows.RotateWorkflowName,
 		workflows.RotateInput{SecretID: app, Grace: &grace, Reason: "by hand"})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/schedsource"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/workflows"
 )
@@ -75,7 +76,7 @@ to Temporal.`,
 			}
 			defer c.Close()
 			out := cmd.OutOrStdout()
-			plan, err := schedules.Plan(cmd.Context(), c, ns, inv)
+			plan, err := schedules.Plan(cmd.Context(), c, ns, schedsource.From(inv))
 			if err != nil {
 				return err
 			}
@@ -139,7 +140,7 @@ unreachable). A CI job can run it to detect schedules that drifted or were not a
 				return err
 			}
 			defer c.Close()
-			plan, err := schedules.Plan(cmd.Context(), c, ns, inv)
+			plan, err := schedules.Plan(cmd.Context(), c, ns, schedsource.From(inv))
 			if err != nil {
 				return err
 			}

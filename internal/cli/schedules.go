@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/durtext"
+	"github.com/keyturn/keyturn/internal/schedsource"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
@@ -112,7 +113,7 @@ renewal check. Without a reachable Temporal the inventory's times are still show
 			if !ok {
 				return fmt.Errorf("secret %q is not in inventory %s: check the id", id, g.inventory)
 			}
-			all, err := schedules.Desire(inv)
+			all, err := schedules.Desire(schedsource.From(inv))
 			if err != nil {
 				return err
 			}

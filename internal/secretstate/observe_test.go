@@ -19,6 +19,7 @@ import (
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/internal/harness/vaulttest"
 	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/schedsource"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -163,7 +164,7 @@ func TestObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(workflows.IncidentWorkflowID("leak-7"), workflows.IncidentWorkflowName, "leak-7")
-	plan, err := schedules.Plan(ctx, c, srv.Namespace(), inventoryWith(inv, "files/fresh", "certs/api"))
+	plan, err := schedules.Plan(ctx, c, srv.Namespace(), schedsource.From(inventoryWith(inv, "files/fresh", "certs/api")))
 	if err != nil {
 		t.Fatal(err)
 	}
