@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/privfile"
 )
 
 // Checkpoint is a signed statement of chain heads at a time: "chain C held N records and
@@ -139,8 +141,8 @@ func LoadSigningKey(path string) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit signing key: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("audit signing key %s is readable by group or others (mode %v): run chmod 600 %s", path, fi.Mode().Perm(), path)
+	if err := privfile.Check(path, fi); err != nil {
+		return nil, fmt.Errorf("audit signing key: %w", err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

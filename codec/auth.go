@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/keyturn/keyturn/internal/privfile"
 )
 
 // AuthOptions say which credentials a standalone codec server accepts. Anyone it answers
@@ -154,7 +156,7 @@ func (w *watchedFile[T]) get() (T, error) {
 	if w.loaded && info.ModTime().Equal(w.modTime) && info.Size() == w.size {
 		return w.value, nil
 	}
-	if err = private(w.path, info); err == nil {
+	if err = privfile.Check(w.path, info); err == nil {
 		var data []byte
 		if data, err = os.ReadFile(w.path); err == nil {
 			var v T

@@ -12,6 +12,8 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+
+	"github.com/keyturn/keyturn/internal/privfile"
 )
 
 // LoadKeyFile reads keys from a file of hex-encoded 32-byte keys, one per line, the
@@ -29,7 +31,7 @@ func LoadKeyFile(path string, create bool) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec key file: %w", err)
 	}
-	if err := private(path, info); err != nil {
+	if err := privfile.Check(path, info); err != nil {
 		return nil, fmt.Errorf("codec key file %w", err)
 	}
 	data, err := os.ReadFile(path)
@@ -118,12 +120,4 @@ func writeNewKeyFile(path string) error {
 		return fmt.Errorf("codec key file: %w", err)
 	}
 	return f.Close()
-}
-
-// private refuses a file others may read: it holds key material or a token.
-func private(path string, info fs.FileInfo) error {
-	if info.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s has mode %04o: others may read it; run `chmod 600 %s`", path, info.Mode().Perm(), path)
-	}
-	return nil
 }
