@@ -30,6 +30,7 @@ vet:
 # dependency fails the run instead of skipping.
 test: vet tools
 	$(GO) test -count=1 -timeout 45m -p 2 ./...
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 # Unit tests only (no servers).
 test-short:
@@ -94,7 +95,7 @@ bench-consumers:
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
-	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession|TestAuditTrailOfRotations' ./tests/
+	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession|TestAuditTrailOfRotations|TestScheduledPathsReplay|TestIncidentRotateModeReplays' ./tests/
 
 clean:
 	rm -rf bin
