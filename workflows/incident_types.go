@@ -33,9 +33,10 @@ const QueryProgress = "progress"
 // ErrTypeEmptyScope: the incident's selector matches no secret.
 const ErrTypeEmptyScope = "KeyturnEmptyScope"
 
-// Incident limits. Each run of the workflow handles at most secretsPerRun secrets and
-// then continues as new, which keeps a run's history far below Temporal's 51,200 events
-// and its open children below 2,000 whatever the scope's size.
+// Incident limits. A paged incident reads and rotates its scope in pages of secretsPerRun
+// (pageSize), each page an IncidentPage child; an incident started before pages handles
+// secretsPerRun secrets per run and then continues as new. Either way a history stays
+// far below Temporal's 51,200 events and its open children below 2,000.
 const (
 	DefaultIncidentParallelism = 200
 	MaxIncidentParallelism     = 1000
