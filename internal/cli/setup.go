@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/setup"
 	"github.com/keyturn/keyturn/workflows"
+	"github.com/keyturn/keyturn/internal/durtext"
 )
 
 // checkTimeout bounds the worker's start check: two small calls to the frontend.
@@ -35,7 +36,7 @@ func newSetupCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if retention < 24*time.Hour {
-				return fmt.Errorf("--retention %s is too short: Temporal keeps a closed workflow at least 1 day (24h)", retention)
+				return fmt.Errorf("--retention %s is too short: Temporal keeps a closed workflow at least 1 day (24h)", durtext.Short(retention))
 			}
 			conn, err := g.connect(g.logger(cmd.ErrOrStderr()))
 			if err != nil {
@@ -61,7 +62,7 @@ func newSetupCmd(g *globals) *cobra.Command {
 				CreateNamespace: create, Retention: retention, Wait: wait,
 			})
 			if res.CreatedNamespace {
-				fmt.Fprintf(out, "Created namespace %q on %s (retention %s).\n", conn.Namespace, conn.Address, retention)
+				fmt.Fprintf(out, "Created namespace %q on %s (retention %s).\n", conn.Namespace, conn.Address, durtext.Short(retention))
 			}
 			if len(res.Added) > 0 {
 				var names []string
