@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/setup"
 	"github.com/keyturn/keyturn/workflows"
-	"github.com/keyturn/keyturn/internal/durtext"
 )
 
 // checkTimeout bounds the worker's start check: two small calls to the frontend.
