@@ -26,11 +26,16 @@ type AuthOptions struct {
 	TokenFile string
 	// JWKSURL, Issuer and Audience validate the access token the Temporal Web UI forwards
 	// (its codec setting "pass the user access token"): signed by a key of the JWKS,
-	// issued by Issuer, for Audience (when set), not expired.
+	// issued by Issuer, for Audience, not expired. All three go together.
 	JWKSURL  string
 	Issuer   string
 	Audience string
+	// Warn hears when a changed token file is refused.
+	Warn func(error)
 }
+
+// jwksFetchTimeout bounds one fetch of the identity provider's keys.
+const jwksFetchTimeout = 10 * time.Second
 
 // Auth checks a request's bearer credential: the token of TokenFile, or an access token
 // that the JWKS validates.
@@ -47,19 +52,21 @@ func NewAuth(ctx context.Context, o AuthOptions) (*Auth, error) {
 		return nil, errors.New("the codec server needs authentication: --token-file, or --jwks-url with --jwt-issuer (both may be given)")
 	}
 	if o.TokenFile != "" {
-		a.token = &watchedFile[string]{path: o.TokenFile, load: loadToken}
+		a.token = &watchedFile[string]{path: o.TokenFile, load: loadToken, failClosed: true, warn: o.Warn}
 		if _, err := a.token.get(); err != nil {
 			return nil, err
 		}
 	}
 	if o.JWKSURL != "" {
-		if o.Issuer == "" {
-			return nil, errors.New("--jwks-url needs --jwt-issuer: the issuer the access tokens must name")
+		if o.Issuer == "" || o.Audience == "" {
+			return nil, errors.New("--jwks-url needs --jwt-issuer and --jwt-audience: the issuer and audience the access tokens must name " +
+				"(without an audience any token of that issuer, for any application, would be accepted)")
 		}
-		keys := oidc.NewRemoteKeySet(ctx, o.JWKSURL)
+		// A JWKS endpoint that hangs must not hold every later check: each fetch is bounded.
+		fetch := oidc.ClientContext(ctx, &http.Client{Timeout: jwksFetchTimeout})
+		keys := oidc.NewRemoteKeySet(fetch, o.JWKSURL)
 		a.verifier = oidc.NewVerifier(o.Issuer, keys, &oidc.Config{
 			ClientID:             o.Audience,
-			SkipClientIDCheck:    o.Audience == "",
 			SupportedSigningAlgs: []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.EdDSA},
 		})
 	}
@@ -102,6 +109,8 @@ func tokenProblem(err error) string {
 	switch {
 	case errors.As(err, &expired):
 		return "expired"
+	case strings.Contains(msg, "fetching keys"), strings.Contains(msg, "get keys"):
+		return "the identity provider's keys could not be fetched"
 	case strings.Contains(msg, "issued by a different provider"):
 		return "wrong issuer"
 	case strings.Contains(msg, "audience"):
@@ -124,57 +133,76 @@ func loadToken(path string, data []byte) (string, error) {
 	return token, nil
 }
 
-// watchedFile is a private file read again when its modification time or size changes,
-// so a rotated token or key file takes effect without a restart. A file others may read
-// is refused. When a changed file does not load, the last good value stays.
+// watchedFile is a private file read again when it changes (another file, modification
+// time or size), so a rotated token or key file takes effect without a restart. A file
+// others may read is refused. When the file changes into one that does not load, or goes
+// away, a failClosed file answers with the error (a token must stop working when it is
+// removed), and another keeps the last good value (keys that still decrypt older
+// payloads); either way warn hears of it once per change.
 type watchedFile[T any] struct {
-	path string
-	load func(path string, data []byte) (T, error)
-	// warn hears, once per change, why a changed file was not taken.
-	warn func(error)
+	path       string
+	load       func(path string, data []byte) (T, error)
+	failClosed bool
+	warn       func(error)
 
-	mu      sync.Mutex
-	loaded  bool
-	value   T
-	modTime time.Time
-	size    int64
-	// badMod and badSize are the last change that did not load.
-	badMod  time.Time
-	badSize int64
+	mu     sync.Mutex
+	loaded bool
+	value  T
+	info   os.FileInfo // of the version loaded
+	bad    os.FileInfo // of the last change that did not load; nil after a good one
+	badErr error
 }
 
 func (w *watchedFile[T]) get() (T, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var zero T
 	info, err := os.Stat(w.path)
-	if err != nil {
-		if w.loaded {
-			return w.value, nil
-		}
-		return w.value, fmt.Errorf("read %s: %w", w.path, err)
-	}
-	if w.loaded && info.ModTime().Equal(w.modTime) && info.Size() == w.size {
+	if err == nil && w.loaded && sameVersion(info, w.info) {
 		return w.value, nil
 	}
-	if err = privfile.Check(w.path, info); err == nil {
-		var data []byte
-		if data, err = os.ReadFile(w.path); err == nil {
-			var v T
-			if v, err = w.load(w.path, data); err == nil {
-				w.value, w.loaded, w.modTime, w.size = v, true, info.ModTime(), info.Size()
-				return v, nil
+	if err == nil && w.bad != nil && sameVersion(info, w.bad) {
+		err = w.badErr // a change already tried and reported
+	} else if err == nil {
+		if err = privfile.Check(w.path, info); err == nil {
+			var data []byte
+			if data, err = os.ReadFile(w.path); err == nil {
+				var v T
+				if v, err = w.load(w.path, data); err == nil {
+					w.value, w.loaded, w.info, w.bad, w.badErr = v, true, info, nil, nil
+					return v, nil
+				}
 			}
 		}
-	}
-	if w.loaded {
-		// Keep serving with the last good file, say so once, and try the next change.
-		if !info.ModTime().Equal(w.badMod) || info.Size() != w.badSize {
-			w.badMod, w.badSize = info.ModTime(), info.Size()
-			if w.warn != nil {
-				w.warn(fmt.Errorf("%w; still using the version read before", err))
-			}
+		w.bad, w.badErr = info, err
+		w.report(err)
+	} else {
+		err = fmt.Errorf("read %s: %w", w.path, err)
+		if w.bad != nil || w.badErr == nil || w.badErr.Error() != err.Error() {
+			w.bad, w.badErr = nil, err
+			w.report(err)
 		}
-		return w.value, nil
 	}
-	return w.value, err
+	if !w.loaded || w.failClosed {
+		return zero, err
+	}
+	return w.value, nil
+}
+
+// report tells warn about a change that was not taken, once the file had loaded before.
+func (w *watchedFile[T]) report(err error) {
+	if !w.loaded || w.warn == nil {
+		return
+	}
+	if w.failClosed {
+		w.warn(fmt.Errorf("%w; it is refused until the file is fixed", err))
+	} else {
+		w.warn(fmt.Errorf("%w; still using the version read before", err))
+	}
+}
+
+// sameVersion reports whether two stats are of the same version of a file: the same file
+// (a Kubernetes Secret update or a rename puts a new one in place), time, size and mode.
+func sameVersion(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size() && a.Mode() == b.Mode()
 }

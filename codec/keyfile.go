@@ -65,8 +65,8 @@ func parseKeys(path string, data []byte) ([][]byte, error) {
 // WatchKeyFile is the codec of a key file (see LoadKeyFile), read again when the file
 // changes, so a server that only decodes and encodes for the Web UI takes a rotated key
 // without a restart: put the new key first and keep the old ones below it for older
-// histories. A changed file that does not load is reported to warn and the keys read
-// before stay in use.
+// histories. A changed file that does not load, or a removed one, is reported to warn and
+// the keys read before stay in use: they still decrypt what they encrypted.
 func WatchKeyFile(path string, warn func(error)) (converter.PayloadCodec, error) {
 	w := &watchedFile[*Codec]{path: path, warn: warn, load: func(path string, data []byte) (*Codec, error) {
 		keys, err := parseKeys(path, data)

@@ -64,6 +64,9 @@ func ensureSearchAttributes(
 	if err != nil {
 		return false, err
 	}
+	if r.NoNamespace {
+		return false, r.Err() // registered before the start; its absence is a bug to report
+	}
 	if len(r.Conflicts) > 0 {
 		var conflicts []string
 		for _, c := range r.Conflicts {

@@ -163,8 +163,13 @@ func TestChartDefaultsRenderAWorkerThatFollowsTheRules(t *testing.T) {
 	if dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || *dep.Spec.Replicas != 1 {
 		t.Errorf("worker on the file store: strategy %s, replicas %d; want Recreate, 1", dep.Spec.Strategy.Type, *dep.Spec.Replicas)
 	}
-	if g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g < 30 {
-		t.Errorf("termination grace %v: running activities need time to finish", g)
+	// The worker lets running activities finish for 45 s after SIGTERM (workerStopTimeout
+	// in internal/cli/worker.go); the pod's grace must be longer.
+	if g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g <= 45 {
+		t.Errorf("termination grace %v, want more than the worker's 45 s stop timeout", g)
+	}
+	if p := dep.Spec.Template.Spec.SecurityContext.FSGroupChangePolicy; p == nil || *p != corev1.FSGroupChangeOnRootMismatch {
+		t.Errorf("fsGroupChangePolicy %v: a recursive change on every start makes the store's key group-readable", p)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]
 	if strings.Join(c.Args, " ") != "worker --metrics-addr 0.0.0.0:9464" {
@@ -249,7 +254,20 @@ func TestChartWithEverythingOn(t *testing.T) {
 	if string(sec.Data["codec.key"]) != strings.Repeat("ab", 32)+"\n" {
 		t.Error("the codec key Secret does not hold the key given")
 	}
-	get[*batchv1.Job](t, objs, "Job/sec-keyturn-setup")
+	setupJob := get[*batchv1.Job](t, objs, "Job/sec-keyturn-setup")
+	checkPod(t, "setup job", setupJob.Spec.Template.Spec)
+	// Before install: only what exists then (Temporal's settings), none of the release's objects.
+	if setupJob.Annotations["helm.sh/hook"] != "pre-install,pre-upgrade" || strings.Join(setupJob.Spec.Template.Spec.Containers[0].Args, " ") != "setup" {
+		t.Errorf("setup job: hook %q, args %v", setupJob.Annotations["helm.sh/hook"], setupJob.Spec.Template.Spec.Containers[0].Args)
+	}
+	for _, v := range setupJob.Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil || (v.Secret != nil && v.Secret.SecretName != "temporal-mtls") {
+			t.Errorf("the setup job, which runs before the release's objects exist, mounts %s", v.Name)
+		}
+	}
+	if _, ok := env(setupJob.Spec.Template.Spec.Containers[0], "KEYTURN_CODEC_KEY_FILE"); ok {
+		t.Error("the setup job names a codec key file the release has not made yet")
+	}
 	if _, ok := objs["PersistentVolumeClaim/sec-keyturn-store"]; ok {
 		t.Error("a store claim without persistence")
 	}
@@ -299,7 +317,7 @@ func TestChartRefusesWhatWouldNotWork(t *testing.T) {
 		"TLS without secret":    {map[string]any{"codecKey": base["codecKey"], "temporal": map[string]any{"tls": map[string]any{"enabled": true}}}, "temporal.tls.secretName is required"},
 		"codec server, no host": {map[string]any{"codecKey": base["codecKey"], "codecServer": map[string]any{"enabled": true, "tokenSecret": "t"}}, "codecServer.allowHosts is required"},
 		"codec server, no auth": {map[string]any{"codecKey": base["codecKey"], "codecServer": map[string]any{"enabled": true, "allowHosts": []any{"h"}}}, "needs authentication"},
-		"JWKS without issuer":   {map[string]any{"codecKey": base["codecKey"], "codecServer": map[string]any{"enabled": true, "allowHosts": []any{"h"}, "jwks": map[string]any{"url": "https://i/j"}}}, "jwks.issuer is required"},
+		"JWKS without audience": {map[string]any{"codecKey": base["codecKey"], "codecServer": map[string]any{"enabled": true, "allowHosts": []any{"h"}, "jwks": map[string]any{"url": "https://i/j", "issuer": "https://i/"}}}, "codecServer.jwks.audience are required"},
 	} {
 		_, err := render(t, tc.vals)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -57,7 +57,7 @@ func newCodecServerCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.auth.TokenFile, "token-file", "", "file holding the bearer token non-browser callers send (mode 0600; read again when it changes)")
 	fl.StringVar(&f.auth.JWKSURL, "jwks-url", "", "JWKS of the identity provider whose access tokens the Web UI forwards")
 	fl.StringVar(&f.auth.Issuer, "jwt-issuer", "", "with --jwks-url: the issuer (iss) the access tokens must name")
-	fl.StringVar(&f.auth.Audience, "jwt-audience", "", "with --jwks-url: the audience (aud) the access tokens must name (optional)")
+	fl.StringVar(&f.auth.Audience, "jwt-audience", "", "with --jwks-url: the audience (aud) the access tokens must name")
 	return cmd
 }
 
@@ -79,6 +79,7 @@ func runCodecServer(cmd *cobra.Command, g *globals, f codecServerFlags) error {
 	if !f.plainHTTP && (f.tlsCert == "" || f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
+	f.auth.Warn = func(err error) { logger.Warn("codec token file changed and is refused", "error", err) }
 	auth, err := codec.NewAuth(cmd.Context(), f.auth)
 	if err != nil {
 		return err
@@ -129,38 +130,52 @@ func runCodecServer(cmd *cobra.Command, g *globals, f codecServerFlags) error {
 	return srv.Shutdown(ctx)
 }
 
-// certReloader serves the TLS certificate of certFile and keyFile, loaded again when the
-// certificate file changes (a renewal by cert-manager, say); a pair that does not load is
-// reported once and the one before stays in use.
+// certReloader serves the TLS certificate of certFile and keyFile, loaded again when
+// either file changes (a renewal by cert-manager, say); a pair that does not load (the
+// certificate written before its key) is reported and tried again at the next change of
+// either, and the pair before stays in use.
 type certReloader struct {
 	certFile, keyFile string
 	warn              func(error)
 
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	modTime time.Time
-	badMod  time.Time
+	mu     sync.Mutex
+	cert   *tls.Certificate
+	loaded string // the stamps of the pair in use
+	bad    string // the stamps of the last pair that did not load
+}
+
+// stamps identifies the two files' versions.
+func (c *certReloader) stamps() (string, error) {
+	var out []string
+	for _, p := range []string{c.certFile, c.keyFile} {
+		info, err := os.Stat(p)
+		if err != nil {
+			return "", err
+		}
+		out = append(out, fmt.Sprintf("%d/%d", info.ModTime().UnixNano(), info.Size()))
+	}
+	return strings.Join(out, " "), nil
 }
 
 func (c *certReloader) load() error {
-	info, err := os.Stat(c.certFile)
+	stamps, err := c.stamps()
 	if err != nil {
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
+		c.bad = stamps
 		return fmt.Errorf("TLS certificate %s and key %s: %w", c.certFile, c.keyFile, err)
 	}
-	c.cert, c.modTime = &cert, info.ModTime()
+	c.cert, c.loaded = &cert, stamps
 	return nil
 }
 
 func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if info, err := os.Stat(c.certFile); err == nil && !info.ModTime().Equal(c.modTime) && !info.ModTime().Equal(c.badMod) {
+	if stamps, err := c.stamps(); err == nil && stamps != c.loaded && stamps != c.bad {
 		if err := c.load(); err != nil {
-			c.badMod = info.ModTime()
 			c.warn(err)
 		}
 	}

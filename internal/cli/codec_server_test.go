@@ -281,6 +281,28 @@ func TestCodecServerTakesRotatedKeysAndTokensWithoutARestart(t *testing.T) {
 		t.Fatal("encode did not move to the new first key")
 	}
 
+	// A token file made readable by others, or removed, stops the token at once: an
+	// operator revokes a leaked token that way.
+	if err := os.Chmod(f.tokenFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Decode(sealedWith(t, f.oldKey, `"a"`)); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+		t.Fatalf("a token file others may read still lets its token in: %v", err)
+	}
+	if err := os.Remove(f.tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Decode(sealedWith(t, f.oldKey, `"a"`)); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+		t.Fatalf("a removed token file still lets its token in: %v", err)
+	}
+	if !strings.Contains(f.out.String(), "codec token file changed and is refused") || strings.Contains(f.out.String(), "static-token-2") {
+		t.Errorf("the refused token file is not reported (or the token is echoed):\n%s", f.out.String())
+	}
+	writeFile(t, f.tokenFile, "static-token-2\n")
+	if _, err := r.Decode(sealedWith(t, f.oldKey, `"a"`)); err != nil {
+		t.Fatalf("the token file put back does not let its token in: %v", err)
+	}
+
 	// A broken key file is reported and the keys before stay in use.
 	writeFile(t, f.keyFile, "not a key\n")
 	if _, err := r.Decode(sealedWith(t, newest, `"b"`)); err != nil {
@@ -305,14 +327,15 @@ func TestCodecServerRefusesToStartWithoutItsSafeguards(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no auth":          {[]string{"--tls-cert", cert, "--tls-key", key, "--allow-host", "h"}, "needs authentication"},
-		"no host":          {[]string{"--tls-cert", cert, "--tls-key", key, "--token-file", token}, "no --allow-host"},
-		"no TLS":           {[]string{"--token-file", token, "--allow-host", "h"}, "--plain-http when a proxy"},
-		"TLS and plain":    {[]string{"--tls-cert", cert, "--tls-key", key, "--plain-http", "--token-file", token, "--allow-host", "h"}, "--plain-http when a proxy"},
-		"key without cert": {[]string{"--tls-key", key, "--token-file", token, "--allow-host", "h"}, "go together"},
-		"bad cert":         {[]string{"--tls-cert", keyFile, "--tls-key", key, "--token-file", token, "--allow-host", "h"}, "TLS certificate"},
-		"open token file":  {[]string{"--tls-cert", cert, "--tls-key", key, "--token-file", open, "--allow-host", "h"}, "chmod 600"},
-		"JWKS, no issuer":  {[]string{"--tls-cert", cert, "--tls-key", key, "--jwks-url", "https://idp.test/jwks", "--allow-host", "h"}, "--jwt-issuer"},
+		"no auth":           {[]string{"--tls-cert", cert, "--tls-key", key, "--allow-host", "h"}, "needs authentication"},
+		"no host":           {[]string{"--tls-cert", cert, "--tls-key", key, "--token-file", token}, "no --allow-host"},
+		"no TLS":            {[]string{"--token-file", token, "--allow-host", "h"}, "--plain-http when a proxy"},
+		"TLS and plain":     {[]string{"--tls-cert", cert, "--tls-key", key, "--plain-http", "--token-file", token, "--allow-host", "h"}, "--plain-http when a proxy"},
+		"key without cert":  {[]string{"--tls-key", key, "--token-file", token, "--allow-host", "h"}, "go together"},
+		"bad cert":          {[]string{"--tls-cert", keyFile, "--tls-key", key, "--token-file", token, "--allow-host", "h"}, "TLS certificate"},
+		"open token file":   {[]string{"--tls-cert", cert, "--tls-key", key, "--token-file", open, "--allow-host", "h"}, "chmod 600"},
+		"JWKS, no issuer":   {[]string{"--tls-cert", cert, "--tls-key", key, "--jwks-url", "https://idp.test/jwks", "--jwt-audience", "a", "--allow-host", "h"}, "--jwt-issuer and --jwt-audience"},
+		"JWKS, no audience": {[]string{"--tls-cert", cert, "--tls-key", key, "--jwks-url", "https://idp.test/jwks", "--jwt-issuer", "https://idp.test", "--allow-host", "h"}, "any token of that issuer"},
 	} {
 		out := &testenv.SyncBuffer{}
 		code := Execute(context.Background(), append(append([]string{}, base...), tc.args...), strings.NewReader(""), out, out)

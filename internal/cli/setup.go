@@ -35,6 +35,9 @@ func newSetupCmd(g *globals) *cobra.Command {
 			"service. On Temporal Cloud, add the attributes in the namespace's settings or with tcld, then check with --check.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wait <= 0 {
+				return fmt.Errorf("--wait %s: give the cluster some time to accept the attributes (default 1m)", durtext.Short(wait))
+			}
 			if retention < 24*time.Hour {
 				return fmt.Errorf("--retention %s is too short: Temporal keeps a closed workflow at least 1 day (24h)", durtext.Short(retention))
 			}

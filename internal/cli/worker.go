@@ -113,6 +113,12 @@ func (g *globals) loadInventoryAndStore() (*inventory.Inventory, *file.Store, er
 	return inv, store, nil
 }
 
+// workerStopTimeout is how long a stopping worker (SIGINT, SIGTERM) lets its running
+// activities finish before it cancels them: a step is short, and a rotation cut off
+// between two steps resumes on another worker. A Kubernetes pod's grace period must be
+// longer (the Helm chart gives 60 s).
+const workerStopTimeout = 45 * time.Second
+
 // runWorker runs a worker until the command's context ends (SIGINT or SIGTERM in the
 // binary), then stops it, letting running activities finish within the worker's
 // stop timeout.
@@ -133,7 +139,7 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, st
 		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c},
 		Gauges:   gauges, Notifier: resolver, Interval: sweepEvery, Logger: logger, TracerProvider: tel.TracerProvider(),
 	}
-	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity()}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail))
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity(), WorkerStopTimeout: workerStopTimeout}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -40,7 +40,7 @@ const fallbackBinDir = "/usr/lib/postgresql/15/bin"
 // superUser is the bootstrap superuser initdb creates.
 const superUser = "postgres"
 
-// osUser runs the server when the tests run as root: initdb and pg_ctl refuse root.
+// osUser runs the server when this process is root: initdb and pg_ctl refuse root.
 const osUser = "postgres"
 
 // Options adjust a cluster. The zero value is ready to use.
@@ -270,7 +270,6 @@ func (c *Cluster) removeDir() error {
 func (c *Cluster) dataDir() string { return filepath.Join(c.root, "data") }
 func (c *Cluster) logFile() string { return filepath.Join(c.root, "server.log") }
 
-// logTail returns the end of the server log, for start failures.
 // LogTail is the end of the server's log, with every line that mentions a password
 // hidden, for a failure message.
 func (c *Cluster) LogTail() string {

@@ -27,26 +27,42 @@ func (f fakeInfo) IsDir() bool        { return false }
 func (f fakeInfo) Sys() any           { return &syscall.Stat_t{Uid: f.uid, Gid: f.gid} }
 
 func TestCheck(t *testing.T) {
+	// A Secret volume as the kubelet lays it out: the files link into a directory that
+	// ..data points at.
+	vol := t.TempDir()
+	if err := os.Mkdir(filepath.Join(vol, "..2026_12_04"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..2026_12_04", filepath.Join(vol, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	inVolume, onHost := filepath.Join(vol, "codec.key"), filepath.Join(t.TempDir(), "codec.key")
 	own := uint32(os.Getegid())
 	other := own + 4242
 	for name, tc := range map[string]struct {
-		info fakeInfo
-		ok   bool
+		info   fakeInfo
+		ok     bool
+		onHost bool
 	}{
-		"0600, mine":                     {fakeInfo{0o600, uint32(os.Geteuid()), own}, true},
-		"0400":                           {fakeInfo{0o400, uint32(os.Geteuid()), own}, true},
-		"Kubernetes secret with fsGroup": {fakeInfo{0o440, 0, own}, true},
-		"root, group of another process": {fakeInfo{0o440, 0, other}, false},
-		"group-readable, not root's":     {fakeInfo{0o640, 1000, own}, false},
-		"root, group may write":          {fakeInfo{0o460, 0, own}, false},
-		"root, others may read":          {fakeInfo{0o444, 0, own}, false},
-		"world-readable":                 {fakeInfo{0o644, uint32(os.Geteuid()), own}, false},
+		"root-shared, but on a host":     {fakeInfo{0o440, 0, own}, false, true},
+		"0600, mine":                     {fakeInfo{0o600, uint32(os.Geteuid()), own}, true, false},
+		"0400":                           {fakeInfo{0o400, uint32(os.Geteuid()), own}, true, false},
+		"Kubernetes secret with fsGroup": {fakeInfo{0o440, 0, own}, true, false},
+		"root, group of another process": {fakeInfo{0o440, 0, other}, false, false},
+		"group-readable, not root's":     {fakeInfo{0o640, 1000, own}, false, false},
+		"root, group may write":          {fakeInfo{0o460, 0, own}, false, false},
+		"root, others may read":          {fakeInfo{0o444, 0, own}, false, false},
+		"world-readable":                 {fakeInfo{0o644, uint32(os.Geteuid()), own}, false, false},
 	} {
-		err := Check("/k", tc.info)
+		path := inVolume
+		if tc.onHost {
+			path = onHost
+		}
+		err := Check(path, tc.info)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: Check = %v, want ok=%v", name, err, tc.ok)
 		}
-		if err != nil && !strings.Contains(err.Error(), "chmod 600 /k") {
+		if err != nil && !strings.Contains(err.Error(), "chmod 600 "+path) {
 			t.Errorf("%s: the error does not say how to fix it: %v", name, err)
 		}
 	}

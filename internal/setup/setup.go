@@ -140,6 +140,9 @@ type Result struct {
 // changes nothing. Attributes of another type are an error and nothing is added.
 func Apply(ctx context.Context, c client.Client, address, namespace string, want map[string]enumspb.IndexedValueType, opts Options) (Result, error) {
 	var res Result
+	if opts.Wait <= 0 {
+		return res, fmt.Errorf("the wait must be positive, not %s", opts.Wait)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
 	defer cancel()
 	r, err := Check(ctx, c, address, namespace, want)
@@ -198,8 +201,12 @@ func Apply(ctx context.Context, c client.Client, address, namespace string, want
 		res.Added = r.Missing
 	}
 	if _, err := waitFor(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, queryable(ctx, c, namespace, want) }); err != nil {
-		return res, fmt.Errorf("namespace %q on %s has Keyturn's search attributes, but its frontend does not accept queries on them yet (%w); "+
-			"run `keyturn setup --check` again in a minute", namespace, address, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return res, fmt.Errorf("namespace %q on %s has Keyturn's search attributes, but its frontend did not accept queries on them within the wait (%w); "+
+				"run `keyturn setup --check` again in a minute", namespace, address, err)
+		}
+		return res, fmt.Errorf("namespace %q on %s has Keyturn's search attributes, but asking its frontend whether it accepts them failed: %w%s",
+			namespace, address, err, refusedHint(err))
 	}
 	return res, nil
 }

@@ -38,6 +38,10 @@ runAsNonRoot: true
 runAsUser: 65532
 runAsGroup: 65532
 fsGroup: 65532
+# Only when the volume's root does not already belong to fsGroup: a recursive change on
+# every start would make the store's and the audit trail's key files group-readable, and
+# Keyturn refuses those.
+fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
@@ -49,8 +53,8 @@ capabilities:
   drop: [ALL]
 {{- end -}}
 
-{{/* How every Keyturn process reaches Temporal and its files. */}}
-{{- define "keyturn.env" -}}
+{{/* How every Keyturn process reaches Temporal. */}}
+{{- define "keyturn.temporalEnv" -}}
 - name: TEMPORAL_ADDRESS
   value: {{ .Values.temporal.address | quote }}
 - name: TEMPORAL_NAMESPACE
@@ -76,6 +80,11 @@ capabilities:
 {{- end }}
 - name: KEYTURN_HOME
   value: /var/lib/keyturn
+{{- end -}}
+
+{{/* The worker's and the apply job's environment: Temporal, then Keyturn's files. */}}
+{{- define "keyturn.env" -}}
+{{ include "keyturn.temporalEnv" . }}
 - name: KEYTURN_STORE_DIR
   value: /var/lib/keyturn/store
 - name: KEYTURN_INVENTORY
@@ -137,4 +146,76 @@ worker, whose state is the store's claim when it persists; the jobs keep no stat
 {{- with $.Values.worker.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* A hook Job running one keyturn command: (dict "root" $ "name" ... "args" (list ...)
+"hook" "post-install,..." "full" bool). full gives it the worker's files (inventory,
+codec key); otherwise it has Temporal's settings only. It never mounts the store's claim. */}}
+{{- define "keyturn.job" -}}
+{{- $ := .root -}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ include "keyturn.fullname" $ }}-{{ .name }}
+  labels:
+    {{- include "keyturn.labels" (dict "root" $ "component" .name) | nindent 4 }}
+  annotations:
+    helm.sh/hook: {{ .hook }}
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  backoffLimit: 3
+  template:
+    metadata:
+      labels:
+        {{- include "keyturn.selector" (dict "root" $ "component" .name) | nindent 8 }}
+    spec:
+      restartPolicy: Never
+      securityContext:
+        {{- include "keyturn.podSecurityContext" $ | nindent 8 }}
+      containers:
+        - name: {{ .name }}
+          image: {{ include "keyturn.image" $ }}
+          imagePullPolicy: {{ $.Values.image.pullPolicy }}
+          args: {{ toJson .args }}
+          env:
+            {{- if .full }}
+            {{- include "keyturn.env" $ | nindent 12 }}
+            {{- else }}
+            {{- include "keyturn.temporalEnv" $ | nindent 12 }}
+            {{- end }}
+          resources:
+            requests: {cpu: 50m, memory: 64Mi}
+            limits: {memory: 256Mi}
+          securityContext:
+            {{- include "keyturn.containerSecurityContext" $ | nindent 12 }}
+          volumeMounts:
+            {{- if .full }}
+            {{- include "keyturn.volumeMounts" $ | nindent 12 }}
+            {{- else }}
+            - name: state
+              mountPath: /var/lib/keyturn
+            - name: tmp
+              mountPath: /tmp
+            {{- if $.Values.temporal.tls.enabled }}
+            - name: temporal-tls
+              mountPath: /etc/keyturn/temporal-tls
+              readOnly: true
+            {{- end }}
+            {{- end }}
+      volumes:
+        {{- if .full }}
+        {{- include "keyturn.volumes" (dict "root" $ "store" false) | nindent 8 }}
+        {{- else }}
+        - name: state
+          emptyDir: {}
+        - name: tmp
+          emptyDir: {}
+        {{- if $.Values.temporal.tls.enabled }}
+        - name: temporal-tls
+          secret:
+            secretName: {{ required "temporal.tls.secretName is required with temporal.tls.enabled" $.Values.temporal.tls.secretName }}
+            defaultMode: 0400
+        {{- end }}
+        {{- end }}
 {{- end -}}
