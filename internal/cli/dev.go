@@ -198,7 +198,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  %s status\n  %s get %s\n", kt, kt, inv.Secrets[0].ID)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
-			return runWorker(cmd, c, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery)
+			return runWorker(cmd, c, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery, 0)
 		},
 	}
 	cmd.Flags().IntVar(&port, "temporal-port", 7233, "port of the embedded Temporal frontend on 127.0.0.1")

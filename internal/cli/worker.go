@@ -68,7 +68,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 			if err := checkNamespace(cmd.Context(), conn, logger); err != nil {
 				return err
 			}
-			return runWorker(cmd, conn.Client, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery)
+			return runWorker(cmd, conn.Client, inv, store, logger, g.tel, every, trail, g.audit.checkpointEvery, workerStopTimeout)
 		},
 	}
 	addSweepFlag(cmd, &sweepEvery, sweep.DefaultInterval)
@@ -113,10 +113,11 @@ func (g *globals) loadInventoryAndStore() (*inventory.Inventory, *file.Store, er
 	return inv, store, nil
 }
 
-// workerStopTimeout is how long a stopping worker (SIGINT, SIGTERM) lets its running
-// activities finish before it cancels them: a step is short, and a rotation cut off
-// between two steps resumes on another worker. A Kubernetes pod's grace period must be
-// longer (the Helm chart gives 60 s).
+// workerStopTimeout is how long a stopping `keyturn worker` (SIGINT, SIGTERM) lets its
+// running activities finish before it cancels them: a step is short, and a rotation cut
+// off between two steps resumes on another worker. A Kubernetes pod's grace period must be
+// longer (the Helm chart gives 60 s). `keyturn dev` stops at once, as a developer's
+// Ctrl-C expects; its rotations resume when it starts again.
 const workerStopTimeout = 45 * time.Second
 
 // runWorker runs a worker until the command's context ends (SIGINT or SIGTERM in the
@@ -128,7 +129,7 @@ const workerStopTimeout = 45 * time.Second
 //
 // Every change it makes is recorded on trail, whose checkpoints it signs every
 // g.audit.checkpointEvery and once more as it stops.
-func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration, trail *audit.Log, checkpointEvery time.Duration) error {
+func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, store *file.Store, logger *slog.Logger, tel *telemetry.Telemetry, sweepEvery time.Duration, trail *audit.Log, checkpointEvery, stopTimeout time.Duration) error {
 	resolver := binding.New(inv, backends(store, logger, tel.TracerProvider()))
 	defer func() { _ = resolver.Close() }()
 	gauges, err := telemetry.NewSecretGauges(tel)
@@ -139,7 +140,7 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, st
 		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c},
 		Gauges:   gauges, Notifier: resolver, Interval: sweepEvery, Logger: logger, TracerProvider: tel.TracerProvider(),
 	}
-	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity(), WorkerStopTimeout: workerStopTimeout}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail))
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity(), WorkerStopTimeout: stopTimeout}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
