@@ -121,8 +121,8 @@ func (g *globals) loadInventoryAndStore() (*inventory.Inventory, *file.Store, er
 const workerStopTimeout = 45 * time.Second
 
 // runWorker runs a worker until the command's context ends (SIGINT or SIGTERM in the
-// binary), then stops it, letting running activities finish within the worker's
-// stop timeout.
+// binary), then stops it, letting running activities finish within
+// stopTimeout (0 cancels them at once).
 //
 // Beside it runs the secret sweep, every sweepEvery and once at start, which keeps the
 // age, overdue and revoke gauges current on tel's meter and notifies overdue secrets.
