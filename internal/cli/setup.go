@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,7 +27,7 @@ func newSetupCmd(g *globals) *cobra.Command {
 		Use:   "setup",
 		Short: "Prepare a Temporal namespace for Keyturn: its search attributes (and the namespace, with --create-namespace)",
 		Long: "Checks that the namespace exists and registers Keyturn's custom search attributes in it\n" +
-			"(" + attributeList() + "), then waits until the frontend accepts them.\n" +
+			"(" + setup.List(setup.Attributes(workflows.SearchAttributes())) + "), then waits until the frontend accepts them.\n" +
 			"Running it again changes nothing. The cluster is reached as every command reaches it (TEMPORAL_* variables,\n" +
 			"profile, --address, --namespace), so TLS, mTLS and API keys work the same; the identity needs the operator\n" +
 			"service. On Temporal Cloud, add the attributes in the namespace's settings or with tcld, then check with --check.",
@@ -68,11 +66,7 @@ func newSetupCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "Created namespace %q on %s (retention %s).\n", conn.Namespace, conn.Address, durtext.Short(retention))
 			}
 			if len(res.Added) > 0 {
-				var names []string
-				for _, a := range res.Added {
-					names = append(names, a.String())
-				}
-				fmt.Fprintf(out, "Registered search attributes in %q: %s.\n", conn.Namespace, strings.Join(names, ", "))
+				fmt.Fprintf(out, "Registered search attributes in %q: %s.\n", conn.Namespace, setup.List(res.Added))
 			}
 			if err != nil {
 				return err
@@ -91,16 +85,6 @@ func newSetupCmd(g *globals) *cobra.Command {
 	f.DurationVar(&retention, "retention", 72*time.Hour, "with --create-namespace: how long the namespace keeps closed rotations' histories")
 	f.DurationVar(&wait, "wait", time.Minute, "how long to wait for the cluster to accept what was added")
 	return cmd
-}
-
-// attributeList is Keyturn's search attributes as name=Type, for help texts.
-func attributeList() string {
-	var names []string
-	for name, typ := range workflows.SearchAttributes() {
-		names = append(names, setup.Attribute{Name: name, Type: typ}.String())
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
 }
 
 // checkNamespace is the worker's start check: a namespace that is missing or lacks

@@ -29,6 +29,24 @@ type Attribute struct {
 // String is the name=Type form Temporal's tools take ("KeyturnStep=Keyword").
 func (a Attribute) String() string { return a.Name + "=" + typeName(a.Type) }
 
+// Attributes lists the attributes of want (name to type), by name.
+func Attributes(want map[string]enumspb.IndexedValueType) []Attribute {
+	out := make([]Attribute, 0, len(want))
+	for _, name := range sortedNames(want) {
+		out = append(out, Attribute{Name: name, Type: want[name]})
+	}
+	return out
+}
+
+// List writes attributes as Temporal's tools take them: "A=Keyword, B=Keyword".
+func List(attrs []Attribute) string {
+	names := make([]string, len(attrs))
+	for i, a := range attrs {
+		names[i] = a.String()
+	}
+	return strings.Join(names, ", ")
+}
+
 // Conflict is an attribute registered with another type than Keyturn's. The server cannot
 // change a type in place.
 type Conflict struct {
@@ -106,13 +124,9 @@ func (r Report) Err() error {
 			strings.Join(names, "; "), r.Namespace, r.Namespace))
 	}
 	if len(r.Missing) > 0 {
-		var names []string
-		for _, a := range r.Missing {
-			names = append(names, a.String())
-		}
 		parts = append(parts, fmt.Sprintf("lacks Keyturn's search attributes %s: register them with `keyturn setup --namespace %s` "+
 			"(on Temporal Cloud, add them in the namespace's settings or with `tcld namespace search-attributes add`)",
-			strings.Join(names, ", "), r.Namespace))
+			List(r.Missing), r.Namespace))
 	}
 	return fmt.Errorf("%s %s", where, strings.Join(parts, "; and it "))
 }
