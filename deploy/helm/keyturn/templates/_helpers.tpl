@@ -96,13 +96,8 @@ capabilities:
 {{- end }}
 {{- end -}}
 
-{{- define "keyturn.volumeMounts" -}}
-- name: inventory
-  mountPath: /etc/keyturn/inventory
-  readOnly: true
-- name: codec-key
-  mountPath: /etc/keyturn/codec
-  readOnly: true
+{{/* What every Keyturn pod mounts: its state (home), /tmp, and Temporal's TLS files. */}}
+{{- define "keyturn.baseMounts" -}}
 - name: state
   mountPath: /var/lib/keyturn
 - name: tmp
@@ -112,22 +107,26 @@ capabilities:
   mountPath: /etc/keyturn/temporal-tls
   readOnly: true
 {{- end }}
+{{- end -}}
+
+{{/* The worker's and the apply job's mounts: the base, the inventory and the codec key. */}}
+{{- define "keyturn.volumeMounts" -}}
+- name: inventory
+  mountPath: /etc/keyturn/inventory
+  readOnly: true
+- name: codec-key
+  mountPath: /etc/keyturn/codec
+  readOnly: true
+{{ include "keyturn.baseMounts" . }}
 {{- with .Values.worker.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
 
-{{/* Volumes for keyturn.volumeMounts. Called with (dict "root" $ "store" true) by the
+{{/* Volumes for keyturn.baseMounts. Called with (dict "root" $ "store" true) by the
 worker, whose state is the store's claim when it persists; the jobs keep no state. */}}
-{{- define "keyturn.volumes" -}}
+{{- define "keyturn.baseVolumes" -}}
 {{- $ := .root -}}
-- name: inventory
-  configMap:
-    name: {{ include "keyturn.fullname" $ }}-inventory
-- name: codec-key
-  secret:
-    secretName: {{ include "keyturn.codecKeySecret" $ }}
-    defaultMode: 0400
 - name: state
 {{- if and .store $.Values.store.persistence.enabled }}
   persistentVolumeClaim:
@@ -143,6 +142,19 @@ worker, whose state is the store's claim when it persists; the jobs keep no stat
     secretName: {{ required "temporal.tls.secretName is required with temporal.tls.enabled" $.Values.temporal.tls.secretName }}
     defaultMode: 0400
 {{- end }}
+{{- end -}}
+
+{{/* Volumes for keyturn.volumeMounts, called as keyturn.baseVolumes is. */}}
+{{- define "keyturn.volumes" -}}
+{{- $ := .root -}}
+- name: inventory
+  configMap:
+    name: {{ include "keyturn.fullname" $ }}-inventory
+- name: codec-key
+  secret:
+    secretName: {{ include "keyturn.codecKeySecret" $ }}
+    defaultMode: 0400
+{{ include "keyturn.baseVolumes" . }}
 {{- with $.Values.worker.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -193,29 +205,12 @@ spec:
             {{- if .full }}
             {{- include "keyturn.volumeMounts" $ | nindent 12 }}
             {{- else }}
-            - name: state
-              mountPath: /var/lib/keyturn
-            - name: tmp
-              mountPath: /tmp
-            {{- if $.Values.temporal.tls.enabled }}
-            - name: temporal-tls
-              mountPath: /etc/keyturn/temporal-tls
-              readOnly: true
-            {{- end }}
+            {{- include "keyturn.baseMounts" $ | nindent 12 }}
             {{- end }}
       volumes:
         {{- if .full }}
         {{- include "keyturn.volumes" (dict "root" $ "store" false) | nindent 8 }}
         {{- else }}
-        - name: state
-          emptyDir: {}
-        - name: tmp
-          emptyDir: {}
-        {{- if $.Values.temporal.tls.enabled }}
-        - name: temporal-tls
-          secret:
-            secretName: {{ required "temporal.tls.secretName is required with temporal.tls.enabled" $.Values.temporal.tls.secretName }}
-            defaultMode: 0400
-        {{- end }}
+        {{- include "keyturn.baseVolumes" (dict "root" $ "store" false) | nindent 8 }}
         {{- end }}
 {{- end -}}
