@@ -224,6 +224,12 @@ func TestCodecServerDecodesOnlyForAuthenticatedCallersOverTLS(t *testing.T) {
 	if strings.Contains(f.out.String(), "static-token") || strings.Contains(f.out.String(), valid[:20]) {
 		t.Errorf("the log holds a credential:\n%s", f.out.String())
 	}
+	// Nor a key, nor what the server decrypted: the log is an output channel like any other.
+	for what, value := range map[string]string{"the new key": hex.EncodeToString(f.newKey), "the old key": hex.EncodeToString(f.oldKey), "a decrypted payload": "from-an-older-history"} {
+		if strings.Contains(f.out.String(), value) {
+			t.Errorf("the log holds %s", what)
+		}
+	}
 
 	// Host and Origin allow-lists; a preflight needs no credential.
 	for name, tc := range map[string]struct {
