@@ -54,7 +54,7 @@ func NewAuth(ctx context.Context, o AuthOptions) (*Auth, error) {
 	if o.TokenFile != "" {
 		a.token = &watchedFile[string]{path: o.TokenFile, load: loadToken, failClosed: true, warn: o.Warn}
 		if _, err := a.token.get(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--token-file: %w", err)
 		}
 	}
 	if o.JWKSURL != "" {
@@ -177,7 +177,6 @@ func (w *watchedFile[T]) get() (T, error) {
 		w.bad, w.badErr = info, err
 		w.report(err)
 	} else {
-		err = fmt.Errorf("read %s: %w", w.path, err)
 		if w.bad != nil || w.badErr == nil || w.badErr.Error() != err.Error() {
 			w.bad, w.badErr = nil, err
 			w.report(err)

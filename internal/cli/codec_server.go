@@ -86,7 +86,7 @@ func runCodecServer(cmd *cobra.Command, g *globals, f codecServerFlags) error {
 	}
 	payloads, err := codec.WatchKeyFile(keyFile, func(err error) { logger.Warn("codec key file changed but was not taken", "error", err) })
 	if err != nil {
-		return err
+		return fmt.Errorf("--codec-key-file: %w", err)
 	}
 	hosts := make([]string, len(f.hosts))
 	for i, h := range f.hosts {
