@@ -69,6 +69,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newWorkerCmd(g),
 		newSetupCmd(g),
 		newCodecServerCmd(g),
+		newCodecKeyCmd(),
 		newRotateCmd(g),
 		newSignalCmd(g, "abort"),
 		newSignalCmd(g, "skip-grace"),
