@@ -95,7 +95,7 @@ bench-consumers:
 
 # Re-record the workflow histories that the replay tests check determinism against.
 record-histories:
-	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession|TestAuditTrailOfRotations|TestScheduledPathsReplay|TestIncidentRotateModeReplays' ./tests/
+	KEYTURN_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRotateThroughCLI|TestFailedTestRollsBack|TestWorkerKilledMidCreate|TestCanaryNeverLeaks|TestSingleStrategy|TestAdoptLegacyLogin|TestCLINeverReportsASuccessItDidNotGet|TestWrongAdminPasswordRollbackTellsTheTruth|TestIncidentNotifiesAndMeasures|TestRevokeGateHoldsOnARealSession|TestAuditTrailOfRotations|TestScheduledPathsReplay|TestIncidentRotateModeReplays|TestGiveUpOnOutstandingRevokeTellsTheTruth|TestIncidentCancelledWhileRotating|TestIncidentAbortedWhenSchedulesCannotBePaused' ./tests/
 
 clean:
 	rm -rf bin
