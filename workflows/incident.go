@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -286,8 +287,30 @@ func (r *incidentRun) containedSoFar() string {
 	return fmt.Sprintf("%d of the %d secrets of the scope are contained, the others are not: run the incident again", r.report.Contained, r.report.Total)
 }
 
+// maxPauseNoteBytes is Temporal's default limit on a schedule's notes
+// (ScheduleNotesSizeLimit). The server refuses a longer note, and a pause that always
+// fails would abort the incident, in contain mode after its scope is already revoked.
+const maxPauseNoteBytes = 1000
+
+// pauseNote is the note the incident pauses schedules with, and later resumes only
+// those still carrying it. A reason too long for it is cut (the whole reason stays in
+// the incident's input and report).
 func (r *incidentRun) pauseNote() string {
-	return fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason)
+	return cutBytes(fmt.Sprintf("incident %s (%s): %s", r.in.IncidentID, r.in.Operator, r.in.Reason), maxPauseNoteBytes)
+}
+
+// cutBytes returns s if it fits in max bytes, else its longest prefix of whole
+// characters that fits with "…" after it.
+func cutBytes(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	cut := max - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
 
 func (r *incidentRun) pauseFailed() string {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
@@ -117,6 +118,21 @@ type RotateInput struct {
 	AlreadyContained bool `json:"alreadyContained,omitempty"`
 	// IncidentID names the incident that started the rotation, if any.
 	IncidentID string `json:"incidentId,omitempty"`
+}
+
+// MaxReasonRunes bounds the reason an operator gives a rotation or an incident: it is
+// copied into the workflow input of everything the command starts, into audit records
+// and, cut to fit, into the note of every schedule an incident pauses.
+const MaxReasonRunes = 500
+
+// CheckReason refuses a reason longer than MaxReasonRunes, without repeating it. The
+// CLI checks it before starting anything; the workflows do not, so that runs started
+// before the bound still replay.
+func CheckReason(reason string) error {
+	if n := utf8.RuneCountInString(reason); n > MaxReasonRunes {
+		return fmt.Errorf("--reason is %d characters long; keep it to %d (name the ticket or document that holds the details)", n, MaxReasonRunes)
+	}
+	return nil
 }
 
 // Validate rejects input no retry can fix.

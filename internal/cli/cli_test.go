@@ -37,6 +37,9 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 		"bad stage":                 {[]string{"get", "prod/x", "--stage", "old", "--store-dir", dir}, []string{"use current, previous or pending"}},
 		"no store there":            {[]string{"get", "prod/x", "--store-dir", filepath.Join(dir, "store")}, []string{"no file store at", "--store-dir"}},
 		"bad limit":                 {[]string{"status", "--limit", "-1"}, []string{"--limit -1"}},
+		"rotate reason too long":    {[]string{"rotate", "prod/x", "--reason", strings.Repeat("é", 501)}, []string{"--reason is 501 characters long; keep it to 500"}},
+		"incident reason too long": {[]string{"incident", "start", "--id", "i1", "--select", "prefix=prod/", "--mode", "contain", "--reason", strings.Repeat("x", 600), "--yes"},
+			[]string{"--reason is 600 characters long"}},
 		"put without value":         {[]string{"put", "admin/x", "--store-dir", filepath.Join(dir, "store")}, []string{"no value on stdin"}},
 		"worker without inventory":  {[]string{"worker"}, []string{"no inventory"}},
 		"overdue with an id":        {[]string{"status", "prod/x", "--overdue"}, []string{"leave out the secret ID"}},
@@ -139,6 +142,20 @@ secrets:
 		"raise grace to at least 1h15m or make reports refresh at least every 4m"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestLongReasonIsNotRepeated: a refused reason is counted, never printed back.
+func TestLongReasonIsNotRepeated(t *testing.T) {
+	t.Setenv("KEYTURN_INVENTORY", "")
+	reason := strings.Repeat("leaked-in-paste ", 40)
+	for _, args := range [][]string{
+		{"rotate", "prod/x", "--reason", reason},
+		{"incident", "start", "--id", "i1", "--select", "prefix=prod/", "--mode", "contain", "--reason", reason, "--yes"},
+	} {
+		if code, out := run(t, "", args...); code != 1 || strings.Contains(out, "leaked-in-paste") {
+			t.Fatalf("%s: exit %d, and the reason must not be repeated:\n%s", args[0], code, out)
 		}
 	}
 }

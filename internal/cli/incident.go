@@ -72,6 +72,9 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 			if err := in.Validate(); err != nil {
 				return err
 			}
+			if err := workflows.CheckReason(in.Reason); err != nil {
+				return err
+			}
 			inv, err := g.requireInventory("incident start")
 			if err != nil {
 				return err

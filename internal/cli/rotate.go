@@ -46,6 +46,9 @@ func newRotateCmd(g *globals) *cobra.Command {
 			if err := in.Validate(); err != nil {
 				return err
 			}
+			if err := workflows.CheckReason(reason); err != nil {
+				return err
+			}
 			inv, err := g.requireInventory("keyturn rotate")
 			if err != nil {
 				return err
