@@ -12,6 +12,10 @@ CREATE DATABASE orders OWNER app;
 CREATE ROLE keyturn_admin LOGIN CREATEROLE PASSWORD :'admin_password';
 GRANT pg_signal_backend TO keyturn_admin;   -- terminate_sessions: end the revoked login's sessions
 GRANT pg_read_all_stats TO keyturn_admin;   -- the revoke gate: see who still uses the old login
--- PostgreSQL 16 and later: CREATEROLE reaches only roles the admin holds WITH ADMIN OPTION.
+-- PostgreSQL 16 and later: CREATEROLE reaches only roles the admin holds WITH ADMIN
+-- OPTION (on 15 it reaches every non-superuser role, and this syntax does not exist).
+SELECT current_setting('server_version_num')::int >= 160000 AS pg16 \gset
+\if :pg16
 GRANT app TO keyturn_admin WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;
+\endif
 SQL
