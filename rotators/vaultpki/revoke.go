@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/vaulterr"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/rotators/certs"
 )
@@ -53,7 +54,7 @@ func (r *Rotator) revokeSerial(ctx context.Context, serial string) error {
 	path := r.cfg.Mount + "/revoke"
 	sec, err := r.client.Logical().WriteWithContext(ctx, path, map[string]any{"serial_number": serial})
 	if err != nil {
-		if re := responseError(err, 400); re != nil && strings.Contains(vaultMessage(re), "not found") {
+		if re := responseError(err, 400); re != nil && strings.Contains(vaulterr.Message(re), "not found") {
 			// Vault never issued it, or tidy removed it after it expired.
 			return nil
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/keyturn/keyturn/internal/vaulterr"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
 	"github.com/keyturn/keyturn/telemetry/httpspans"
@@ -163,15 +164,11 @@ func (s *Store) login(ctx context.Context) (*api.Secret, error) {
 func (s *Store) explainLogin(err error, path string) error {
 	var re *api.ResponseError
 	if errors.As(err, &re) && (re.StatusCode == 400 || re.StatusCode == 403) {
-		detail := ""
-		if !re.RawError {
-			detail = ": " + strings.Join(re.Errors, "; ")
-		}
-		return &vaultError{
-			msg: fmt.Sprintf("%s at %s refused the login (%d%s): check the role and its credentials, and that the auth method is mounted at %s (KEYTURN_VAULT_AUTH_MOUNT)",
-				path, s.addr, re.StatusCode, detail, s.auth.MountPath),
-			kinds: []error{ErrPermissionDenied},
-			cause: re,
+		return &vaulterr.Error{
+			Msg: fmt.Sprintf("%s at %s refused the login (%d%s): check the role and its credentials, and that the auth method is mounted at %s (KEYTURN_VAULT_AUTH_MOUNT)",
+				path, s.addr, re.StatusCode, vaulterr.Detail(re), s.auth.MountPath),
+			Kinds: []error{ErrPermissionDenied},
+			Cause: re,
 		}
 	}
 	return s.explain(err, path, capUpdate)
