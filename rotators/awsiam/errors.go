@@ -1,12 +1,10 @@
 package awsiam
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
@@ -75,31 +73,10 @@ func isNoSuchEntity(err error) bool {
 	return errors.As(err, &nse) || hasCode(err, "NoSuchEntity")
 }
 
-// scrub returns err, or, should its text hold the secret access key, an error with the
-// key replaced and only the context errors left in its chain (any other link could repeat
-// the secret). Neither the SDK nor AWS put a secret in an error; this makes sure of it for
-// the one call signed with the key under test.
-func scrub(err error, secretKey string) error {
-	if err == nil || secretKey == "" || !strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, err), secretKey) {
-		return err
-	}
-	r := &redactedError{msg: strings.ReplaceAll(err.Error(), secretKey, secret.Redacted)}
-	for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, ctxErr) {
-			r.causes = append(r.causes, ctxErr)
-		}
-	}
-	return r
-}
-
-// redactedError is an error whose message had a secret removed.
-type redactedError struct {
-	msg    string
-	causes []error
-}
-
-func (e *redactedError) Error() string   { return e.msg }
-func (e *redactedError) Unwrap() []error { return e.causes }
+// scrub returns err, or, should its text hold the secret access key, the same error
+// with the key replaced (secret.ScrubError). Neither the SDK nor AWS put a secret in an
+// error; this makes sure of it for the one call signed with the key under test.
+func scrub(err error, secretKey string) error { return secret.ScrubError(err, []string{secretKey}) }
 
 // invalidConfig is an error wrapping rotators.ErrInvalidConfig.
 func invalidConfig(format string, args ...any) error {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -171,41 +170,16 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// scrub returns err unchanged unless its message holds one of the secrets; then a copy
-// with them replaced by [REDACTED], which keeps only the rotators sentinels and context
-// errors of the chain, since any other link may repeat the secret.
+// scrub returns err unchanged unless its text holds one of the secrets; then the same
+// error with them redacted, keeping only the rotators sentinels and context errors of
+// its chain (secret.ScrubError).
 func scrub(err error, secrets ...secret.Sensitive) error {
-	if err == nil {
-		return nil
+	values := make([]string, len(secrets))
+	for i, s := range secrets {
+		values[i] = s.Reveal()
 	}
-	msg := err.Error()
-	leaked := false
-	for _, s := range secrets {
-		if v := s.Reveal(); v != "" && strings.Contains(msg, v) {
-			msg = strings.ReplaceAll(msg, v, secret.Redacted)
-			leaked = true
-		}
-	}
-	if !leaked {
-		return err
-	}
-	out := &scrubbedError{msg: msg}
-	for _, sentinel := range []error{rotators.ErrInvalidConfig, rotators.ErrPermissionDenied, rotators.ErrCredentialRejected,
-		rotators.ErrCheckFailed, context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, sentinel) {
-			out.causes = append(out.causes, sentinel)
-		}
-	}
-	return out
+	return secret.ScrubError(err, values, rotators.ErrInvalidConfig, rotators.ErrPermissionDenied, rotators.ErrCredentialRejected, rotators.ErrCheckFailed)
 }
-
-type scrubbedError struct {
-	msg    string
-	causes []error
-}
-
-func (e *scrubbedError) Error() string   { return e.msg }
-func (e *scrubbedError) Unwrap() []error { return e.causes }
 
 // untrustedCertificate reports whether err is a failed verification of the server's
 // certificate: an unknown authority, a name it does not cover, or an invalid chain.

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,26 +49,12 @@ func sanitize(err error, secrets ...string) error {
 			return clean
 		}
 	}
-	r := &redactedError{msg: redact(err.Error(), secrets)}
+	causes := secret.Kept(err)
 	if clean != nil {
-		r.causes = append(r.causes, clean)
+		causes = append([]error{clean}, causes...)
 	}
-	for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, ctxErr) {
-			r.causes = append(r.causes, ctxErr)
-		}
-	}
-	return r
+	return secret.Scrubbed(secret.RedactAll(err.Error(), secrets...), causes...)
 }
-
-// redactedError is an error whose message had secrets removed.
-type redactedError struct {
-	msg    string
-	causes []error
-}
-
-func (e *redactedError) Error() string   { return e.msg }
-func (e *redactedError) Unwrap() []error { return e.causes }
 
 func usable(secrets []string) []string {
 	out := make([]string, 0, len(secrets))
@@ -88,13 +73,6 @@ func containsAny(s string, secrets []string) bool {
 		}
 	}
 	return false
-}
-
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		s = strings.ReplaceAll(s, sec, secret.Redacted)
-	}
-	return s
 }
 
 // pgErrTextFields lists the free-text fields of a server error.
@@ -117,7 +95,7 @@ func pgErrContains(e *pgconn.PgError, secrets []string) bool {
 func cleanPgError(e *pgconn.PgError, secrets []string) *pgconn.PgError {
 	c := *e
 	for _, f := range pgErrTextFields(&c) {
-		*f = redact(*f, secrets)
+		*f = secret.RedactAll(*f, secrets...)
 	}
 	return &c
 }
