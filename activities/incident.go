@@ -337,13 +337,13 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 	defer alive(ctx).stop()
 	wanted := make(map[string]secret.ID, len(in.IDs))
 	for _, id := range in.IDs {
-		wanted["rotate/"+string(id)] = id
+		wanted[RotationWorkflowID(id)] = id
 	}
 	var stopped []secret.ID
 	var token []byte
 	for {
 		resp, err := a.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: "WorkflowType = 'Rotate' AND ExecutionStatus = 'Running'", NextPageToken: token, PageSize: 1000,
+			Query: "WorkflowType = '" + RotateWorkflowType + "' AND ExecutionStatus = 'Running'", NextPageToken: token, PageSize: 1000,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list running rotations: %w", err)

@@ -5,6 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
@@ -12,7 +13,7 @@ import (
 
 // RotateWorkflowName is the registered name of the rotation workflow; schedules, the CLI
 // and the incident playbook start it by this name.
-const RotateWorkflowName = "Rotate"
+const RotateWorkflowName = activities.RotateWorkflowType
 
 // Signal and query names of the Rotate workflow.
 const (
@@ -37,7 +38,7 @@ const (
 
 // RotateWorkflowID is the workflow ID of a secret's rotation. One ID per secret means two
 // rotations of one secret never overlap, whoever starts them.
-func RotateWorkflowID(id secret.ID) string { return "rotate/" + string(id) }
+func RotateWorkflowID(id secret.ID) string { return activities.RotationWorkflowID(id) }
 
 // Step names, as shown in the KeyturnStep search attribute and the status query.
 const (
