@@ -2,7 +2,6 @@ package awsiam
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -181,48 +180,25 @@ func (e enforced) target(t *testing.T, adminPolicy string) target {
 	return tg
 }
 
-// policyFromFile is iam-policy.json with every Resource set to "*": moto matches IAM calls
-// against the resource "*" only, so the file's user ARN would grant nothing there. What
-// moto checks is that these actions, and no others, are enough.
+// policyFromFile is iam-policy.json's actions on the resource "*" (see
+// mototest.AllowActions for why "*").
 func policyFromFile(t *testing.T) string {
 	t.Helper()
-	return policyWithActions(t, policyActions(t)...)
+	return mototest.AllowActions(policyActions(t)...)
 }
 
+// policyActions are the actions iam-policy.json allows.
 func policyActions(t *testing.T) []string {
 	t.Helper()
 	data, err := os.ReadFile("iam-policy.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Version   string
-		Statement []struct {
-			Effect   string
-			Action   []string
-			Resource string
-		}
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
+	actions, err := mototest.PolicyActions(data)
+	if err != nil {
 		t.Fatalf("iam-policy.json: %v", err)
 	}
-	var actions []string
-	for _, s := range doc.Statement {
-		actions = append(actions, s.Action...)
-	}
 	return actions
-}
-
-func policyWithActions(t *testing.T, actions ...string) string {
-	t.Helper()
-	doc, err := json.Marshal(map[string]any{
-		"Version":   "2012-10-17",
-		"Statement": []any{map[string]any{"Effect": "Allow", "Action": actions, "Resource": "*"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(doc)
 }
 
 // onSTS returns an API option that calls fn with every STS request before it is signed

@@ -2,6 +2,8 @@
 # StagingPrefix "keyturn-pending". Replace "secret" with your mount, and narrow the "*"
 # to the paths Keyturn manages, e.g. "secret/data/prod/*" and "secret/metadata/prod/*".
 # Keep Vault's default policy attached too: token lookup-self and renew-self are in it.
+# Without it the store still works (policy_test.go runs it so), but a token given to it
+# is used as is and never renewed.
 
 # Consumer paths: read the current version; write the next one with check-and-set.
 path "secret/data/*" {
@@ -14,7 +16,9 @@ path "secret/metadata/*" {
   capabilities = ["read", "patch"]
 }
 
-# Staging paths: pending versions, where consumers do not read.
+# Staging paths: pending versions, where consumers do not read. The store writes a
+# staging path's metadata before its first data write, so Vault calls every write here
+# an update; create is kept because it grants nothing the metadata create below does not.
 path "secret/data/keyturn-pending/*" {
   capabilities = ["create", "read", "update"]
 }
