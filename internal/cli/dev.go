@@ -122,7 +122,7 @@ func newDevCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--demo-store vault needs VAULT_ADDR (and VAULT_TOKEN) in the environment")
 			}
 			if inv == nil {
-				env, err := demo.Start(ctx, demo.Options{StateDir: stateDir, Store: store, Logger: logger, StoreType: demoStore, NoPostgres: noPG})
+				env, err := demo.Start(ctx, demo.Options{InventoryPath: g.homeDir.DemoInventory(), CRLFile: g.homeDir.DemoCRL(), Store: store, Logger: logger, StoreType: demoStore, NoPostgres: noPG})
 				if err != nil {
 					return fmt.Errorf("start the demo (pass -f INVENTORY to use your own targets instead): %w", err)
 				}

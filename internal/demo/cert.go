@@ -57,9 +57,9 @@ type CertSecret struct {
 	Store string
 }
 
-// DemoCert is the certificate `keyturn dev` rotates out of the box.
-func DemoCert(stateDir, storeType string) CertSecret {
-	crl := filepath.Join(stateDir, "localca", "dev-ca.crl")
+// DemoCert is the certificate `keyturn dev` rotates out of the box, its CA publishing
+// its revocation list to crl.
+func DemoCert(crl, storeType string) CertSecret {
 	if abs, err := filepath.Abs(crl); err == nil {
 		crl = abs // the worker may run from another directory than the one that wrote it
 	}

@@ -25,8 +25,9 @@ import (
 
 // Options configure the demo.
 type Options struct {
-	// StateDir is where the inventory is written.
-	StateDir string
+	// InventoryPath is where the generated inventory is written, and CRLFile where the
+	// demo CA publishes its revocation list (the state directory names both).
+	InventoryPath, CRLFile string
 	// Store receives the admin password.
 	Store  *file.Store
 	Logger *slog.Logger
@@ -57,14 +58,14 @@ func (e *Env) Stop() {
 // nothing but this process; when PostgreSQL's server programs are installed it also starts
 // a throwaway cluster and adds a prepared Postgres role.
 func Start(ctx context.Context, opts Options) (*Env, error) {
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(opts.InventoryPath), 0o700); err != nil {
 		return nil, err
 	}
 	if _, err := EnsureCA(ctx, opts.Store); err != nil {
 		return nil, err
 	}
-	env := &Env{InventoryPath: filepath.Join(opts.StateDir, "demo-inventory.yaml")}
-	yaml := Inventory(nil) + CertInventory([]CertSecret{DemoCert(opts.StateDir, opts.StoreType)})
+	env := &Env{InventoryPath: opts.InventoryPath}
+	yaml := Inventory(nil) + CertInventory([]CertSecret{DemoCert(opts.CRLFile, opts.StoreType)})
 	if opts.NoPostgres {
 		return env, os.WriteFile(env.InventoryPath, []byte(yaml), 0o600)
 	}

@@ -69,6 +69,12 @@ func (d Dir) Audit() string { return filepath.Join(string(d), "audit") }
 // is beside it as AuditKey() + ".pub".
 func (d Dir) AuditKey() string { return filepath.Join(string(d), "audit.key") }
 
+// DemoInventory is the inventory `keyturn dev` generates for its demo targets.
+func (d Dir) DemoInventory() string { return filepath.Join(string(d), "demo-inventory.yaml") }
+
+// DemoCRL is where the demo CA publishes its certificate revocation list.
+func (d Dir) DemoCRL() string { return filepath.Join(string(d), "localca", "dev-ca.crl") }
+
 // Temporal is the embedded Temporal server's directory (its SQLite database).
 func (d Dir) Temporal() string { return filepath.Join(string(d), "temporal") }
 
