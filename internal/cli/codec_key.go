@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +63,9 @@ func newCodecKeyRotateCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := codec.RotateKeyFile(args[0])
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s does not exist: nothing changed; make one with `keyturn codec-key new %s`", args[0], args[0])
+			}
 			if err != nil {
 				return err
 			}

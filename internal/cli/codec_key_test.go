@@ -36,7 +36,7 @@ func TestCodecKeyCommands(t *testing.T) {
 			t.Fatal("the command printed a key")
 		}
 	}
-	if code, out = run(t, "", "codec-key", "rotate", filepath.Join(t.TempDir(), "none.key")); code == 0 || !strings.Contains(out, "none.key") {
+	if code, out = run(t, "", "codec-key", "rotate", filepath.Join(t.TempDir(), "none.key")); code == 0 || !strings.Contains(out, "none.key does not exist") || !strings.Contains(out, "codec-key new") {
 		t.Fatalf("rotate of a missing file must name it; exit %d:\n%s", code, out)
 	}
 }
