@@ -5,6 +5,14 @@ export GOFLAGS     := -buildvcs=false
 
 .PHONY: dev build build-prod tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-incident-scale bench-consumers record-histories clean
 
+# TEMPORAL=postgres runs the benchmarks on the Temporal server's own binary persisted in
+# PostgreSQL (built by `make tools`), the layout production uses, instead of the embedded
+# server: `make bench-incident N=1000 TEMPORAL=postgres`. (CI runs the end-to-end check
+# TestOnTemporalPersistedInPostgres on it; the rest of the suite uses the embedded one.)
+ifdef TEMPORAL
+export KEYTURN_TEST_TEMPORAL := $(TEMPORAL)
+endif
+
 build: ## the keyturn binary in ./bin
 	$(GO) build -o bin/keyturn ./cmd/keyturn
 
@@ -14,11 +22,15 @@ build: ## the keyturn binary in ./bin
 build-prod:
 	$(GO) build -tags nodev -o bin/keyturn-prod ./cmd/keyturn
 
-# Test servers that are not part of the product: a real Vault built from its own nested
-# module (Vault is BUSL-licensed and never linked into bin/keyturn). The Go build cache
-# makes rebuilds take seconds; the first build takes about 5 minutes.
+# Test servers that are not part of the product, each from its own nested module: a real
+# Vault (BUSL-licensed, never linked into bin/keyturn), and the Temporal server's own
+# binaries, which tests and benchmarks run persisted in PostgreSQL as production does
+# (internal/harness/temporalpg). The Go build cache makes rebuilds take seconds; the
+# first build takes about 5 minutes.
 tools:
 	$(GO) build -C tools/vaultdev -o ../../bin/vaultdev .
+	$(GO) build -C tools/temporalserver -o ../../bin/temporal-server go.temporal.io/server/cmd/server
+	$(GO) build -C tools/temporalserver -o ../../bin/temporal-sql-tool go.temporal.io/server/cmd/tools/sql
 
 vet:
 	$(GO) vet ./...

@@ -24,6 +24,7 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/pgtest"
+	"github.com/keyturn/keyturn/internal/harness/temporalpg"
 	"github.com/keyturn/keyturn/internal/inventory"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
@@ -32,10 +33,37 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// Temporal starts an in-memory embedded Temporal server on a free port, with Keyturn's
-// search attributes in its namespace and in each of extraNamespaces, and stops it when the
-// test ends.
-func Temporal(t testing.TB, logger *slog.Logger, extraNamespaces ...string) *devserver.Server {
+// TemporalServer is the Temporal server of a test.
+type TemporalServer interface {
+	FrontendAddr() string
+	Namespace() string
+	// Stop stops the server before the test ends (to test what happens without it).
+	Stop() error
+}
+
+// TemporalEnv names the environment variable that picks the server: unset or "embedded"
+// for the embedded server (devserver, SQLite in memory, what `keyturn dev` runs);
+// "postgres" for the server's own binary as a separate process persisted in PostgreSQL
+// (temporalpg, the layout production uses), e.g. `make bench-incident TEMPORAL=postgres`.
+const TemporalEnv = "KEYTURN_TEST_TEMPORAL"
+
+// Temporal starts the server TemporalEnv names, with Keyturn's search attributes in its
+// namespace and in each of extraNamespaces, and stops it when the test ends.
+func Temporal(t testing.TB, logger *slog.Logger, extraNamespaces ...string) TemporalServer {
+	t.Helper()
+	switch v := os.Getenv(TemporalEnv); v {
+	case "", "embedded":
+		return embedded(t, logger, extraNamespaces...)
+	case "postgres":
+		return temporalpg.Start(t, logger, extraNamespaces...)
+	default:
+		t.Fatalf("%s=%q: use embedded (the default) or postgres", TemporalEnv, v)
+		return nil
+	}
+}
+
+// embedded starts an in-memory embedded Temporal server on a free port.
+func embedded(t testing.TB, logger *slog.Logger, extraNamespaces ...string) *devserver.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -54,7 +82,7 @@ func Temporal(t testing.TB, logger *slog.Logger, extraNamespaces ...string) *dev
 }
 
 // Client dials the server; with a codec, payloads are encrypted as in production.
-func Client(t testing.TB, srv *devserver.Server, logger *slog.Logger, payloadCodec *codec.Codec) client.Client {
+func Client(t testing.TB, srv TemporalServer, logger *slog.Logger, payloadCodec *codec.Codec) client.Client {
 	t.Helper()
 	return dial(t, client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(), Logger: log.NewStructuredLogger(logger)}, payloadCodec)
 }
@@ -77,7 +105,7 @@ func dial(t testing.TB, opts client.Options, payloadCodec *codec.Codec) client.C
 
 // Env is a complete Keyturn installation for a test.
 type Env struct {
-	Server    *devserver.Server
+	Server    TemporalServer
 	Client    client.Client
 	Cluster   *pgtest.Cluster
 	Store     *file.Store

@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,9 +32,6 @@ import (
 
 	"github.com/keyturn/keyturn/internal/harness/testdeps"
 )
-
-// rootModule is the module path that marks the repository root.
-const rootModule = "github.com/keyturn/keyturn"
 
 // missingHint is the message of a skip (or, under CI, a failure) when the binary is absent.
 const missingHint = "bin/vaultdev missing: run make tools"
@@ -212,13 +208,12 @@ func (s *Server) Restart(t testing.TB) {
 
 // newServer finds the binary and picks a root token; it starts nothing.
 func newServer(opts Options) (*Server, error) {
-	root, err := repoRoot()
+	bin, err := testdeps.Tool("vaultdev")
+	if errors.Is(err, testdeps.ErrToolMissing) {
+		return nil, fmt.Errorf("%w (%v)", errMissing, err)
+	}
 	if err != nil {
 		return nil, err
-	}
-	bin := filepath.Join(root, "bin", "vaultdev")
-	if info, err := os.Stat(bin); err != nil || info.IsDir() {
-		return nil, fmt.Errorf("%w (looked for %s)", errMissing, bin)
 	}
 	token := make([]byte, 12)
 	_, _ = rand.Read(token) // crypto/rand.Read never fails on supported platforms
@@ -311,41 +306,6 @@ func (p *process) stop() {
 		<-p.done
 	}
 	_ = p.stdin.Close()
-}
-
-// repoRoot walks up from the working directory to the directory whose go.mod declares
-// the Keyturn module. Tests run in their package's directory, so it is always above.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repository root: %w", err)
-	}
-	for {
-		if isRootModule(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find repository root: no go.mod declaring module %s above the working directory", rootModule)
-		}
-		dir = parent
-	}
-}
-
-// isRootModule reports whether the go.mod file at path declares the Keyturn module (and
-// not a nested one such as tools/vaultdev).
-func isRootModule(path string) bool {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) >= 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`) == rootModule
-		}
-	}
-	return false
 }
 
 func skipOrFail(t testing.TB, err error) {

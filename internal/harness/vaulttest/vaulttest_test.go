@@ -1,8 +1,6 @@
 package vaulttest
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -52,21 +50,6 @@ func TestRestartKeepsDataPortAndToken(t *testing.T) {
 	}
 	if got.Data["v"] != "1" {
 		t.Fatalf("data after restart is %v", got.Data)
-	}
-}
-
-func TestRepoRootIsTheKeyturnModule(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatalf("repoRoot: %v", err)
-	}
-	if !isRootModule(filepath.Join(root, "go.mod")) {
-		t.Fatalf("%s is not the Keyturn module root", root)
-	}
-	// The nested module must not be mistaken for the root.
-	if _, err := os.Stat(filepath.Join(root, "tools", "vaultdev", "go.mod")); err == nil &&
-		isRootModule(filepath.Join(root, "tools", "vaultdev", "go.mod")) {
-		t.Fatal("tools/vaultdev/go.mod taken for the root module")
 	}
 }
 
