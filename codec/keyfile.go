@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -97,92 +96,6 @@ func (c watchedCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload,
 		return nil, err
 	}
 	return cur.Decode(payloads)
-}
-
-// keyFileHeader opens every key file Keyturn writes.
-const keyFileHeader = "# Keyturn payload encryption keys (AES-256-GCM), current first. Keep old keys\n# until no workflow history needs them.\n"
-
-// CreateKeyFile makes a key file at path holding one fresh key, with mode 0600 (and its
-// directory 0700 when missing). It never replaces a file: when path exists it returns
-// false and changes nothing, so two processes racing to create it share one key.
-func CreateKeyFile(path string) (created bool, err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return false, fmt.Errorf("codec key file: %w", err)
-	}
-	k, err := newKey()
-	if err != nil {
-		return false, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("codec key file: %w", err)
-	}
-	if _, err := f.WriteString(keyFileHeader + k + "\n"); err != nil {
-		_ = f.Close()
-		return false, fmt.Errorf("codec key file: %w", err)
-	}
-	return true, f.Close()
-}
-
-// RotateKeyFile puts a fresh key first in the key file at path and keeps every line that
-// was there (older keys and comments) below it, so payloads encrypted before still
-// decrypt. The file must load as LoadKeyFile reads it; it is replaced in one rename with
-// mode 0600, so a reader sees the old file or the new one, never half of it. It returns
-// how many keys the file holds now.
-func RotateKeyFile(path string) (int, error) {
-	keys, err := LoadKeyFile(path, false)
-	if err != nil {
-		return 0, err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("codec key file: %w", err)
-	}
-	k, err := newKey()
-	if err != nil {
-		return 0, err
-	}
-	// The new key goes above the first key line, so a leading comment stays on top.
-	lines := strings.SplitAfter(string(data), "\n")
-	at := 0
-	for at < len(lines) {
-		if l := strings.TrimSpace(lines[at]); l != "" && !strings.HasPrefix(l, "#") {
-			break
-		}
-		at++
-	}
-	content := strings.Join(lines[:at], "") + k + "\n" + strings.Join(lines[at:], "")
-	if err := replaceFile(path, content); err != nil {
-		return 0, fmt.Errorf("codec key file: %w", err)
-	}
-	return len(keys) + 1, nil
-}
-
-// replaceFile writes content to a new owner-only file beside path and renames it over
-// path.
-func replaceFile(path, content string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".codec-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.WriteString(content)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // newKey returns a fresh random key, hex-encoded as a key file holds it.

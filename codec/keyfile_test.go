@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -24,14 +25,7 @@ func TestRotateKeyFile(t *testing.T) {
 	}
 	before, _ := os.ReadFile(path)
 	old := codecOf(t, path)
-	p, err := converter.GetDefaultDataConverter().ToPayload("ref:prod/app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	written, err := old.Encode([]*commonpb.Payload{p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	written := encode(t, old)
 
 	n, err := RotateKeyFile(path)
 	if err != nil || n != 2 {
@@ -48,11 +42,7 @@ func TestRotateKeyFile(t *testing.T) {
 	if _, err := rotated.Decode(written); err != nil {
 		t.Fatalf("the rotated file must decrypt what the old key wrote: %v", err)
 	}
-	fresh, err := rotated.Encode([]*commonpb.Payload{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := old.Decode(fresh); err == nil {
+	if _, err := old.Decode(encode(t, rotated)); err == nil {
 		t.Fatal("the rotated file must encrypt with its new key, which the old file lacks")
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".codec-key-*")); len(left) != 0 {
@@ -70,6 +60,105 @@ func TestRotateKeyFile(t *testing.T) {
 	}
 }
 
+// TestAddThenPromote: add makes a key every reader of the file can decrypt with while
+// the current one still encrypts; promote then makes it encrypt. A process that loaded
+// the file after add reads what a process loading it after promote writes.
+func TestAddThenPromote(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "codec.key")
+	if _, err := CreateKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	first := codecOf(t, path)
+	if n, err := AddKeyFile(path); err != nil || n != 2 {
+		t.Fatalf("add: %d keys, %v", n, err)
+	}
+	added := codecOf(t, path)
+	if _, err := first.Decode(encode(t, added)); err != nil {
+		t.Fatalf("after add the current key must still encrypt: %v", err)
+	}
+	if n, err := PromoteKeyFile(path); err != nil || n != 2 {
+		t.Fatalf("promote: %d keys, %v", n, err)
+	}
+	promoted := codecOf(t, path)
+	if _, err := added.Decode(encode(t, promoted)); err != nil {
+		t.Fatalf("a process that loaded the file after add must read what the promoted key writes: %v", err)
+	}
+	if _, err := first.Decode(encode(t, promoted)); err == nil {
+		t.Fatal("after promote the added key must encrypt")
+	}
+	if _, err := promoted.Decode(encode(t, first)); err != nil {
+		t.Fatalf("the previous key must still decrypt: %v", err)
+	}
+	single := filepath.Join(t.TempDir(), "one.key")
+	if _, err := CreateKeyFile(single); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PromoteKeyFile(single); err == nil || !strings.Contains(err.Error(), "nothing to promote") {
+		t.Fatalf("promote with one key: %v", err)
+	}
+}
+
+// TestRotateThroughALinkChangesTheFile: a link to the key file (a mounted path, an
+// alias) stays a link, and the file it names gets the new key.
+func TestRotateThroughALinkChangesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "real.key"), filepath.Join(dir, "link.key")
+	if _, err := CreateKeyFile(real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RotateKeyFile(link); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link must stay a link: %v, %v", fi, err)
+	}
+	if keys, err := LoadKeyFile(real, false); err != nil || len(keys) != 2 {
+		t.Fatalf("the linked file must hold the new key: %d, %v", len(keys), err)
+	}
+}
+
+// TestRacingCreatesShareOneCompleteKey: processes that find the file mid-creation read a
+// whole key, and all of them end with the same one.
+func TestRacingCreatesShareOneCompleteKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "codec.key")
+	var wg sync.WaitGroup
+	keys := make([][]byte, 32)
+	errs := make([]error, 32)
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := LoadKeyFile(path, true)
+			if err == nil {
+				keys[i] = k[0]
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i := range keys {
+		if errs[i] != nil || !bytes.Equal(keys[i], keys[0]) {
+			t.Fatalf("load %d: %v (same key: %v)", i, errs[i], bytes.Equal(keys[i], keys[0]))
+		}
+	}
+}
+
+func encode(t *testing.T, c *Codec) []*commonpb.Payload {
+	t.Helper()
+	p, err := converter.GetDefaultDataConverter().ToPayload("ref:prod/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Encode([]*commonpb.Payload{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func codecOf(t *testing.T, path string) *Codec {
 	t.Helper()
 	keys, err := LoadKeyFile(path, false)
@@ -81,4 +170,29 @@ func codecOf(t *testing.T, path string) *Codec {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestRotateKeepsTheOwner: rotating as root (sudo, a root shell in the container) leaves
+// the file with the owner the workers run as, or they could no longer read it.
+func TestRotateKeepsTheOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file another owner")
+	}
+	path := filepath.Join(t.TempDir(), "codec.key")
+	if _, err := CreateKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RotateKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid := ownerOf(info); uid != 65532 || gid != 65532 || info.Mode().Perm() != 0o600 {
+		t.Fatalf("after rotate: owner %d:%d mode %o, want 65532:65532 600", uid, gid, info.Mode().Perm())
+	}
 }

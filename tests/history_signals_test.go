@@ -167,15 +167,17 @@ func TestIncidentCancelledWhileRotating(t *testing.T) {
 	}
 	probe := superConn(t, env)
 	defer probe.Close(ctx)
-	// blocked counts the backends waiting for the test's lock (their statements are not
-	// read: they carry a password verifier).
-	blocked := func() int {
+	// blockedSince counts the backends waiting for the test's lock in a statement begun
+	// after since (their statements are not read: they carry a password verifier).
+	blockedSince := func(since time.Time) int {
 		var n int
-		if err := probe.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))", blocker.PgConn().PID()).Scan(&n); err != nil {
+		if err := probe.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid)) AND query_start > $2",
+			blocker.PgConn().PID(), since).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
+	blocked := func() int { return blockedSince(time.Time{}) }
 
 	// The operator starts the incident from the CLI, which follows it until it ends.
 	type result struct {
@@ -196,6 +198,10 @@ func TestIncidentCancelledWhileRotating(t *testing.T) {
 	}
 
 	// Request cancellation, as the Web UI does.
+	var cancelledAt time.Time
+	if err := probe.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&cancelledAt); err != nil {
+		t.Fatal(err)
+	}
 	if err := env.Client.CancelWorkflow(ctx, workflows.IncidentWorkflowID(inc), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +210,8 @@ func TestIncidentCancelledWhileRotating(t *testing.T) {
 		rot, err := queryRotation(ctx, env, id)
 		return err == nil && rot.Step == workflows.StepRollback
 	})
-	waitFor(t, 30*time.Second, "the rollback to wait for the lock", func() bool { return blocked() > 0 })
+	// A statement begun after the cancel: the rollback's, not the cancelled Create's.
+	waitFor(t, 30*time.Second, "the rollback to wait for the lock", func() bool { return blockedSince(cancelledAt) > 0 })
 	// Meanwhile the incident is still running: it waits for its rotation to end.
 	desc, err := env.Client.DescribeWorkflowExecution(ctx, workflows.IncidentWorkflowID(inc), "")
 	if err != nil || desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {

@@ -295,6 +295,15 @@ func TestComposeWiring(t *testing.T) {
 		env(worker, m[1])
 	}
 
+	// A PostgreSQL is healthy once it answers over TCP: during its init scripts the image's
+	// temporary server answers on the socket only.
+	for _, name := range []string{"temporal-db", "app-db"} {
+		s := service(t, p, name)
+		if s.HealthCheck == nil || !slices.Contains(s.HealthCheck.Test, "--host=127.0.0.1") {
+			t.Errorf("%s: its healthcheck must check TCP (pg_isready --host=127.0.0.1): %+v", name, s.HealthCheck)
+		}
+	}
+
 	// The order in which they start.
 	order := map[string]map[string]string{
 		"temporal-schema": {"temporal-db": types.ServiceConditionHealthy},

@@ -154,7 +154,7 @@ func TestLongReasonIsNotRepeated(t *testing.T) {
 		{"rotate", "prod/x", "--reason", reason},
 		{"incident", "start", "--id", "i1", "--select", "prefix=prod/", "--mode", "contain", "--reason", reason, "--yes"},
 	} {
-		if code, out := run(t, "", args...); code != 1 || strings.Contains(out, "leaked-in-paste") {
+		if code, out := run(t, "", args...); code != 1 || !strings.Contains(out, "--reason is 640 characters long") || strings.Contains(out, "leaked-in-paste") {
 			t.Fatalf("%s: exit %d, and the reason must not be repeated:\n%s", args[0], code, out)
 		}
 	}

@@ -16,8 +16,12 @@ func newCodecKeyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "codec-key",
 		Short: "Create or rotate a payload encryption key file",
+		Long: "A key file holds hex-encoded AES-256 keys, one per line: the first encrypts, every key decrypts.\n" +
+			"Workers and commands read it when they start, the codec server whenever it changes. To rotate\n" +
+			"with several processes: `add` (a new key second), restart every process that reads the file,\n" +
+			"then `promote` (the new key first). `rotate` does both at once, for a single process.",
 	}
-	cmd.AddCommand(newCodecKeyNewCmd(), newCodecKeyRotateCmd())
+	cmd.AddCommand(newCodecKeyNewCmd(), newCodecKeyEditCmd("rotate"), newCodecKeyEditCmd("add"), newCodecKeyEditCmd("promote"))
 	return cmd
 }
 
@@ -27,9 +31,9 @@ func newCodecKeyNewCmd() *cobra.Command {
 		Use:   "new FILE",
 		Short: "Write a new key file holding one fresh key (mode 0600)",
 		Long: "Writes FILE with one fresh AES-256 key, mode 0600, creating its directory (0700) when missing.\n" +
-			"An existing FILE is never replaced: it is an error (exit 1), or with --if-missing it is kept and the\n" +
-			"command succeeds, so a container can run it at every start. Give the workers, the CLI and the codec\n" +
-			"server the same file (--codec-key-file, KEYTURN_CODEC_KEY_FILE).",
+			"An existing FILE is never replaced: it is an error (exit 1), or with --if-missing it is kept, after\n" +
+			"checking that it loads, so a container can run it at every start. Give the workers, the CLI and the\n" +
+			"codec server the same file (--codec-key-file, KEYTURN_CODEC_KEY_FILE).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -40,36 +44,70 @@ func newCodecKeyNewCmd() *cobra.Command {
 			case created:
 				fmt.Fprintf(cmd.OutOrStdout(), "created %s with one key (mode 0600)\n", path)
 			case ifMissing:
-				fmt.Fprintf(cmd.OutOrStdout(), "%s exists: kept it unchanged\n", path)
+				keys, err := codec.LoadKeyFile(path, false)
+				if err != nil {
+					return fmt.Errorf("%s exists but does not load, so nothing can use it: %w", path, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s exists with %d key(s): kept it unchanged\n", path, len(keys))
 			default:
-				return fmt.Errorf("%s exists: nothing changed; to add a key run `keyturn codec-key rotate %s`", path, path)
+				return fmt.Errorf("%s exists: nothing changed; to add a key run `keyturn codec-key add %s`", path, path)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&ifMissing, "if-missing", false, "succeed without a change when FILE exists")
+	cmd.Flags().BoolVar(&ifMissing, "if-missing", false, "succeed without a change when FILE exists and loads")
 	return cmd
 }
 
-func newCodecKeyRotateCmd() *cobra.Command {
+// codecKeyEdits are the changes to an existing key file, with what each is for and what
+// to do next.
+var codecKeyEdits = map[string]struct {
+	short, long string
+	do          func(string) (int, error)
+	done        string // printf: path, keys; then the next step
+}{
+	"rotate": {
+		short: "Put a fresh key first and keep the older keys for decrypting (one process)",
+		long: "Adds a fresh key at the top of FILE: it encrypts from the next start of each process, and every older key\n" +
+			"still decrypts. A process still running with the old file cannot decrypt what a restarted one writes,\n" +
+			"so with several workers use `add`, restart them all, then `promote`.",
+		do:   codec.RotateKeyFile,
+		done: "%s: a new key is first (%d keys). Restart every worker and command that reads it; a process still running with the old file cannot decrypt what a restarted one writes.\n",
+	},
+	"add": {
+		short: "Add a fresh key second: it decrypts, nothing encrypts with it yet",
+		long: "Adds a fresh key right after the current one. Processes that read FILE learn to decrypt with it; nothing\n" +
+			"encrypts with it until `promote`. Restart every worker and command that reads FILE (the codec server\n" +
+			"reads it by itself), then run `keyturn codec-key promote FILE`.",
+		do:   codec.AddKeyFile,
+		done: "%s: a new key is second (%d keys): it decrypts, nothing encrypts with it yet. Restart every worker that reads the file, then run `keyturn codec-key promote` on it.\n",
+	},
+	"promote": {
+		short: "Make the second key (the one `add` put there) the one that encrypts",
+		long: "Swaps the first two keys of FILE: the key `add` put second encrypts from each process's next start, the\n" +
+			"previous one stays to decrypt. Run it once every process has loaded the file since `add`.",
+		do:   codec.PromoteKeyFile,
+		done: "%s: the second key is now first (%d keys) and encrypts from each worker's next start; the previous one still decrypts.\n",
+	},
+}
+
+func newCodecKeyEditCmd(name string) *cobra.Command {
+	e := codecKeyEdits[name]
 	return &cobra.Command{
-		Use:   "rotate FILE",
-		Short: "Put a fresh key first in a key file and keep the older keys for decrypting",
-		Long: "Adds a fresh key at the top of FILE, above every key already there, and keeps those: the new key\n" +
-			"encrypts from now on, the older ones still decrypt the payloads they wrote. FILE is replaced in one\n" +
-			"rename with mode 0600. The codec server reads the file again by itself; workers and commands read it\n" +
-			"when they start, so restart the workers to encrypt with the new key. Remove an old key only when no\n" +
-			"workflow history within the namespace's retention was written with it.",
+		Use:   name + " FILE",
+		Short: e.short,
+		Long: e.long + "\n\nFILE (or the file a link names) is changed under a lock, written with its owner and mode 0600, and\n" +
+			"replaced in one rename; a file others may read, or one that does not load, is refused unchanged.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := codec.RotateKeyFile(args[0])
+			n, err := e.do(args[0])
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s does not exist: nothing changed; make one with `keyturn codec-key new %s`", args[0], args[0])
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: a new key is first; %d older key(s) kept for decrypting. Restart the workers to encrypt with it.\n", args[0], n-1)
+			fmt.Fprintf(cmd.OutOrStdout(), e.done, args[0], n)
 			return nil
 		},
 	}

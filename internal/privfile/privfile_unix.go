@@ -23,3 +23,12 @@ func sharedByRootWithOwnGroup(info fs.FileInfo) bool {
 	groups, err := os.Getgroups()
 	return err == nil && slices.Contains(groups, gid)
 }
+
+// Owner returns the file's owner and group, for a file written to replace it, or
+// (-1, -1) when info does not say.
+func Owner(info fs.FileInfo) (uid, gid int) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
+}

@@ -1,0 +1,205 @@
+package codec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/filelock"
+	"github.com/keyturn/keyturn/internal/privfile"
+)
+
+// keyFileHeader opens every key file Keyturn writes.
+const keyFileHeader = "# Keyturn payload encryption keys (AES-256-GCM), current first. Keep old keys\n# until no workflow history needs them.\n"
+
+// CreateKeyFile makes a key file at path holding one fresh key, with mode 0600 (and its
+// directory 0700 when missing). It never replaces anything at path: when something is
+// there it returns false and changes nothing. The file appears whole: it is written and
+// synced under a temporary name, then linked to path, so a process that finds it reads
+// a complete key, and processes racing to create it end up sharing one.
+func CreateKeyFile(path string) (created bool, err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("codec key file: %w", err)
+	}
+	k, err := newKey()
+	if err != nil {
+		return false, err
+	}
+	tmp, err := writeTemp(dir, keyFileHeader+k+"\n", -1, -1)
+	if err != nil {
+		return false, fmt.Errorf("codec key file %s: %w", path, err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("codec key file: %w", err)
+	}
+	return true, syncDir(dir)
+}
+
+// RotateKeyFile puts a fresh key first in the key file at path: it encrypts from the
+// next start of each process that reads the file, and every key below it still
+// decrypts. It returns how many keys the file holds now. With several processes, use
+// AddKeyFile and PromoteKeyFile instead, so that no process meets a payload under a key
+// it has not loaded yet.
+func RotateKeyFile(path string) (int, error) {
+	return editKeyFile(path, func(f *keyLines) error { return f.insert(0) })
+}
+
+// AddKeyFile puts a fresh key second in the key file at path: processes that read the
+// file learn to decrypt with it, and nothing encrypts with it until PromoteKeyFile. It
+// returns how many keys the file holds now.
+func AddKeyFile(path string) (int, error) {
+	return editKeyFile(path, func(f *keyLines) error { return f.insert(1) })
+}
+
+// PromoteKeyFile swaps the first two keys of the key file at path: the second, added by
+// AddKeyFile and loaded by every process since, encrypts; the first stays to decrypt.
+func PromoteKeyFile(path string) (int, error) {
+	return editKeyFile(path, func(f *keyLines) error {
+		if len(f.keys) < 2 {
+			return errors.New("it holds one key: nothing to promote; add one with `keyturn codec-key add`")
+		}
+		f.lines[f.keys[0]], f.lines[f.keys[1]] = f.lines[f.keys[1]], f.lines[f.keys[0]]
+		return nil
+	})
+}
+
+// keyLines is a key file as lines (each ending in "\n"), with the indexes of its key
+// lines in order, so an edit keeps every comment where it was.
+type keyLines struct {
+	lines []string
+	keys  []int
+}
+
+// insert adds a fresh key as the file's n-th key (0 first).
+func (f *keyLines) insert(n int) error {
+	k, err := newKey()
+	if err != nil {
+		return err
+	}
+	at := len(f.lines)
+	if n < len(f.keys) {
+		at = f.keys[n]
+	} else if len(f.keys) > 0 {
+		at = f.keys[len(f.keys)-1] + 1
+	}
+	f.lines = append(f.lines[:at], append([]string{k + "\n"}, f.lines[at:]...)...)
+	return nil
+}
+
+// editKeyFile changes the key file at path (or, for a link, the file it points to) under
+// a lock beside it: one read, checked as LoadKeyFile checks it, edited, written to a
+// temporary file with the old file's owner and mode 0600, synced, renamed over the old
+// one and the directory synced. A reader sees the old file or the new one, never half of
+// one, and a crash leaves one of the two.
+func editKeyFile(path string, edit func(*keyLines) error) (int, error) {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return 0, fmt.Errorf("codec key file: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	unlock, err := filelock.Lock(ctx, target+".lock")
+	if err != nil {
+		return 0, fmt.Errorf("codec key file %s: another change holds %s.lock: %w", path, target, err)
+	}
+	defer unlock()
+	info, err := os.Stat(target)
+	if err != nil {
+		return 0, fmt.Errorf("codec key file: %w", err)
+	}
+	if err := privfile.Check(target, info); err != nil {
+		return 0, fmt.Errorf("codec key file %w", err)
+	}
+	data, err := os.ReadFile(target)
+	if err != nil {
+		return 0, fmt.Errorf("codec key file: %w", err)
+	}
+	if _, err := parseKeys(target, data); err != nil {
+		return 0, err
+	}
+	f := &keyLines{}
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if l == "" {
+			continue
+		}
+		if !strings.HasSuffix(l, "\n") {
+			l += "\n"
+		}
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			f.keys = append(f.keys, len(f.lines))
+		}
+		f.lines = append(f.lines, l)
+	}
+	if err := edit(f); err != nil {
+		return 0, fmt.Errorf("codec key file %s: %w", path, err)
+	}
+	n := 0
+	for _, l := range f.lines {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			n++
+		}
+	}
+	uid, gid := privfile.Owner(info)
+	dir := filepath.Dir(target)
+	tmp, err := writeTemp(dir, strings.Join(f.lines, ""), uid, gid)
+	if err != nil {
+		return 0, fmt.Errorf("codec key file %s: %w (changing it needs write access to %s)", path, err, dir)
+	}
+	defer os.Remove(tmp) // a no-op once renamed
+	if err := os.Rename(tmp, target); err != nil {
+		return 0, fmt.Errorf("codec key file: %w", err)
+	}
+	return n, syncDir(dir)
+}
+
+// writeTemp writes content to a new file in dir with mode 0600, owned by uid and gid
+// when they are not -1 (the file it will replace keeps its owner), synced, and returns
+// its name.
+func writeTemp(dir, content string, uid, gid int) (string, error) {
+	f, err := os.CreateTemp(dir, ".codec-key-*")
+	if err != nil {
+		return "", err
+	}
+	err = f.Chmod(0o600)
+	if err == nil && (uid != -1 && uid != os.Geteuid() || gid != -1 && gid != os.Getegid()) {
+		if err = f.Chown(uid, gid); err != nil {
+			err = fmt.Errorf("keep the owner %d:%d: %w; run it as that user", uid, gid, err)
+		}
+	}
+	if err == nil {
+		_, err = f.WriteString(content)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("codec key file: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("codec key file: sync %s: %w", dir, err)
+	}
+	return nil
+}
