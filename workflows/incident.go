@@ -212,7 +212,7 @@ func (r *incidentRun) resumeSchedules(ctx workflow.Context) error {
 // paused.
 func (r *incidentRun) abort(ctx workflow.Context, what string, err error) (IncidentReport, error) {
 	sch := &r.carry.Schedules
-	if len(sch.Paused) > 0 && len(sch.Resumed) == 0 {
+	if (len(sch.Paused) > 0 || sch.PauseFailed) && len(sch.Resumed) == 0 {
 		sch.ResumeCommand = ResumeCommand(r.in.IncidentID)
 	}
 	r.report.Schedules = sch.listed()
@@ -337,13 +337,17 @@ func (r *incidentRun) pauseSchedulesOf(ctx workflow.Context, ids []secret.ID) wo
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var paused activities.PausedSchedules
 		err := f.Get(ctx, &paused)
+		sch := &r.carry.Schedules
+		sch.Note = note
 		if err == nil {
-			sch := &r.carry.Schedules
-			sch.Note = note
 			sch.Paused = append(sch.Paused, paused.Paused...)
 			sch.KeptPaused = append(sch.KeptPaused, paused.KeptPaused...)
-			r.report.Schedules = sch.listed()
+		} else {
+			// Some schedules may be paused with the note before the failure; the report
+			// says so, for `keyturn schedules resume --incident` to look for them.
+			sch.PauseFailed = true
 		}
+		r.report.Schedules = sch.listed()
 		settle.Set(nil, err)
 	})
 	return done

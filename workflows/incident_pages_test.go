@@ -345,6 +345,36 @@ func TestIncidentPagesAbortRecordsWhatItPaused(t *testing.T) {
 	}
 }
 
+// TestIncidentPagesAbortOnAFailedPause: a pause that fails part way may have paused
+// some schedules it cannot list; the report keeps the note, says the pause failed and
+// gives the command that looks for them.
+func TestIncidentPagesAbortOnAFailedPause(t *testing.T) {
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	env.OnActivity(ia.ScopePage, mock.Anything, mock.Anything).Return(
+		activities.ScopePage{Secrets: []activities.ScopedSecret{{ID: "p/00", Kind: "postgres"}}, Total: 1}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(
+		activities.PausedSchedules{}, temporal.NewNonRetryableApplicationError("pause schedule keyturn/p/00: unavailable", "Test", nil))
+	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return([]activities.ContainedSecret{{ID: "p/00", At: time.Now()}}, nil)
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-p", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+	})
+	var appErr *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &appErr) {
+		t.Fatalf("error %v", err)
+	}
+	var rep workflows.IncidentReport
+	if err := appErr.Details(&rep); err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Schedules
+	if !s.PauseFailed || s.Note != "incident i-p (oncall): leak" || s.ResumeCommand != workflows.ResumeCommand("i-p") || len(s.Paused) != 0 {
+		t.Fatalf("report schedules: %+v", s)
+	}
+}
+
 // TestIncidentPagesEndAtAnEmptyPage: a page that comes back empty (the inventory shrank
 // while the scope was read) ends the scope; the incident rotates what it read.
 func TestIncidentPagesEndAtAnEmptyPage(t *testing.T) {

@@ -157,6 +157,10 @@ type PausedSchedules struct {
 	// LeftPaused were paused by the incident but carried another note by its end, so
 	// they were not resumed.
 	LeftPaused []string `json:"leftPaused,omitempty"`
+	// PauseFailed says a pause failed part way: schedules of the scope may be paused with
+	// Note without being listed in Paused. Resuming then asks every schedule of the
+	// scope and resumes those still carrying Note.
+	PauseFailed bool `json:"pauseFailed,omitempty"`
 	// ResumeCommand resumes the schedules the incident paused and has not resumed.
 	ResumeCommand string `json:"resumeCommand,omitempty"`
 	// A list longer than maxListedSchedules is cut there in a report (it travels as one

@@ -165,6 +165,9 @@ func printSchedules(w io.Writer, s workflows.PausedSchedules, prefix string) {
 	if len(s.LeftPaused) > 0 {
 		fmt.Fprintf(w, "schedules left paused (paused again with another note meanwhile): %s\n", scheduleList(s.LeftPaused, s.LeftPausedCount))
 	}
+	if s.PauseFailed {
+		fmt.Fprintf(w, "pausing the schedules failed part way: some may be paused with the incident's note without being listed here\n")
+	}
 	if s.ResumeCommand != "" {
 		fmt.Fprintf(w, "resume the schedules the incident paused (and only those) when it is safe:\n  %s\n", withPrefix(s.ResumeCommand, prefix))
 	}

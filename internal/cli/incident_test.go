@@ -95,3 +95,13 @@ func TestScheduleResumeArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintSchedulesSaysAPauseFailed: after a pause that failed part way the report says
+// some schedules may be paused unlisted, and gives the command that finds them.
+func TestPrintSchedulesSaysAPauseFailed(t *testing.T) {
+	var b strings.Builder
+	printSchedules(&b, workflows.PausedSchedules{PauseFailed: true, Note: "incident i (op): leak", ResumeCommand: workflows.ResumeCommand("i")}, "")
+	if out := b.String(); !strings.Contains(out, "failed part way") || !strings.Contains(out, "keyturn schedules resume --incident i") {
+		t.Fatalf("report:\n%s", out)
+	}
+}

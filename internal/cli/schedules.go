@@ -325,7 +325,7 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 		return fmt.Errorf("incident %s left no report to read its paused schedules from (%v); resume them by secret ID: `keyturn schedules resume <secret-id> --note ...`", id, rootMessage(runErr))
 	}
 	out := cmd.OutOrStdout()
-	if len(sch.Paused) == 0 {
+	if len(sch.Paused) == 0 && !sch.PauseFailed {
 		fmt.Fprintf(out, "incident %s paused no schedule; nothing to resume\n", id)
 		return nil
 	}
@@ -336,7 +336,17 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 		note += " (" + by + ")"
 	}
 	candidates := sch.Paused
-	if sch.PausedCount > len(sch.Paused) {
+	scanScope := sch.PausedCount > len(sch.Paused) || sch.PauseFailed
+	switch {
+	case sch.PauseFailed:
+		// A pause failed part way: what it paused before is not listed. Ask every
+		// schedule of the scope, and resume those still paused with its note.
+		if candidates, err = scopeSchedules(g, rep.Selector); err != nil {
+			return fmt.Errorf("incident %s failed while pausing schedules, so its report may not list all it paused: %w", id, err)
+		}
+		fmt.Fprintf(out, "incident %s failed while pausing schedules: resuming every schedule of its scope (%s, in %s) still paused with its note\n",
+			id, rep.Selector, g.inventory)
+	case sch.PausedCount > len(sch.Paused):
 		// The report lists only some of what the incident paused: ask every schedule of
 		// its scope, and resume those still paused with its note (nothing else is).
 		if candidates, err = scopeSchedules(g, rep.Selector); err != nil {
@@ -352,7 +362,7 @@ func resumeIncidentSchedules(cmd *cobra.Command, g *globals, id, note string) er
 	if rerr := recordSchedules(ctx, trail, audit.EventScheduleResumed, res.Resumed, note); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("the schedules above are resumed, but their audit records were not written: %w", rerr))
 	}
-	if sch.PausedCount > len(sch.Paused) {
+	if scanScope {
 		// The candidates included schedules the incident never paused.
 		fmt.Fprintf(out, "%d schedules of the scope are not paused with the incident's note (never paused by it, paused for another reason, or resumed since): left as they are\n", len(res.Left))
 		return err
