@@ -49,7 +49,8 @@ type kindCase struct {
 
 // TestRotateEachKind rotates each kind twice through the CLI and the Rotate workflow with
 // the file store: after the second rotation the new credential works, the first is
-// refused by its target, and the store holds the history.
+// refused by its target, the store holds the history, and the second rotation's
+// workflow history replays.
 func TestRotateEachKind(t *testing.T) {
 	for name, mk := range map[string]func(t *testing.T) kindCase{
 		"localca":  localCACase,
@@ -93,6 +94,9 @@ func TestRotateEachKind(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("get exited %d", code)
 			}
+			// The second rotation's history replays (recorded as a fixture with
+			// KEYTURN_RECORD_HISTORIES=1): each kind's path, the IAM key's purge included.
+			checkReplay(t, env, "rotate/"+id, "", "rotate_kind_"+name)
 			// No secret field of either version is in the rotation's history, decrypted
 			// as the Web UI shows it, nor in the logs.
 			hist, err := protojson.Marshal(decodedHistory(t, env, "rotate/"+id, ""))
