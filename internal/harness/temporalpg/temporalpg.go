@@ -92,15 +92,18 @@ func Start(t testing.TB, logger *slog.Logger, extraNamespaces ...string) *Server
 		}
 	}
 
-	ports := map[string]int{}
+	ports, taken := map[string]int{}, map[int]bool{}
 	for _, name := range []string{"FRONTEND_GRPC_PORT", "FRONTEND_HTTP_PORT", "FRONTEND_MEMBERSHIP_PORT",
 		"INTERNAL_FRONTEND_HTTP_PORT", "HISTORY_GRPC_PORT", "HISTORY_MEMBERSHIP_PORT",
 		"MATCHING_GRPC_PORT", "MATCHING_MEMBERSHIP_PORT", "WORKER_GRPC_PORT", "WORKER_MEMBERSHIP_PORT"} {
 		p, err := lowFreePort()
+		for err == nil && taken[p] { // free, but already given to another service
+			p, err = lowFreePort()
+		}
 		if err != nil {
 			t.Fatalf("temporalpg: %v", err)
 		}
-		ports[name] = p
+		ports[name], taken[p] = p, true
 	}
 	env := append(os.Environ(),
 		"DB=postgres12", "POSTGRES_SEEDS="+pg.Host, "DB_PORT="+strconv.Itoa(pg.Port),
