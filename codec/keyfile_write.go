@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/durable"
 	"github.com/keyturn/keyturn/internal/filelock"
 	"github.com/keyturn/keyturn/internal/privfile"
 )
@@ -19,9 +19,9 @@ const keyFileHeader = "# Keyturn payload encryption keys (AES-256-GCM), current 
 
 // CreateKeyFile makes a key file at path holding one fresh key, with mode 0600 (and its
 // directory 0700 when missing). It never replaces anything at path: when something is
-// there it returns false and changes nothing. The file appears whole: it is written and
-// synced under a temporary name, then linked to path, so a process that finds it reads
-// a complete key, and processes racing to create it end up sharing one.
+// there it returns false and changes nothing. The file appears whole (durable.CreateNew),
+// so a process that finds it reads a complete key, and processes racing to create it end
+// up sharing one.
 func CreateKeyFile(path string) (created bool, err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -31,17 +31,11 @@ func CreateKeyFile(path string) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	tmp, err := writeTemp(dir, keyFileHeader+k+"\n", -1, -1)
+	created, err = durable.CreateNew(path, ".codec-key-*", []byte(keyFileHeader+k+"\n"))
 	if err != nil {
 		return false, fmt.Errorf("codec key file %s: %w", path, err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("codec key file: %w", err)
-	}
-	return true, syncDir(dir)
+	return created, nil
 }
 
 // RotateKeyFile puts a fresh key first in the key file at path: it encrypts from the
@@ -97,8 +91,8 @@ func (f *keyLines) insert(n int) error {
 
 // editKeyFile changes the key file at path (or, for a link, the file it points to) under
 // a lock beside it: one read, checked as LoadKeyFile checks it, edited, written to a
-// temporary file with the old file's owner and mode 0600, synced, renamed over the old
-// one and the directory synced. A reader sees the old file or the new one, never half of
+// synced temporary file (durable.WriteTemp) given the old file's owner, renamed over the
+// old one and the directory synced. A reader sees the old file or the new one, never half of
 // one, and a crash leaves one of the two.
 func editKeyFile(path string, edit func(*keyLines) error) (int, error) {
 	target, err := filepath.EvalSymlinks(path)
@@ -150,56 +144,22 @@ func editKeyFile(path string, edit func(*keyLines) error) (int, error) {
 	}
 	uid, gid := privfile.Owner(info)
 	dir := filepath.Dir(target)
-	tmp, err := writeTemp(dir, strings.Join(f.lines, ""), uid, gid)
+	tmp, err := durable.WriteTemp(dir, ".codec-key-*", []byte(strings.Join(f.lines, "")))
 	if err != nil {
 		return 0, fmt.Errorf("codec key file %s: %w (changing it needs write access to %s)", path, err, dir)
 	}
 	defer os.Remove(tmp) // a no-op once renamed
+	// The file keeps its owner: rotated as root, it must stay readable by the workers.
+	if uid != -1 && uid != os.Geteuid() || gid != -1 && gid != os.Getegid() {
+		if err := os.Chown(tmp, uid, gid); err != nil {
+			return 0, fmt.Errorf("codec key file %s: keep the owner %d:%d: %w; run it as that user", path, uid, gid, err)
+		}
+	}
 	if err := os.Rename(tmp, target); err != nil {
 		return 0, fmt.Errorf("codec key file: %w", err)
 	}
-	return n, syncDir(dir)
-}
-
-// writeTemp writes content to a new file in dir with mode 0600, owned by uid and gid
-// when they are not -1 (the file it will replace keeps its owner), synced, and returns
-// its name.
-func writeTemp(dir, content string, uid, gid int) (string, error) {
-	f, err := os.CreateTemp(dir, ".codec-key-*")
-	if err != nil {
-		return "", err
+	if err := durable.SyncDir(dir); err != nil {
+		return 0, fmt.Errorf("codec key file: %w", err)
 	}
-	err = f.Chmod(0o600)
-	if err == nil && (uid != -1 && uid != os.Geteuid() || gid != -1 && gid != os.Getegid()) {
-		if err = f.Chown(uid, gid); err != nil {
-			err = fmt.Errorf("keep the owner %d:%d: %w; run it as that user", uid, gid, err)
-		}
-	}
-	if err == nil {
-		_, err = f.WriteString(content)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("codec key file: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("codec key file: sync %s: %w", dir, err)
-	}
-	return nil
+	return n, nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/keyturn/keyturn/internal/durable"
 )
 
 // tempPattern names the temporary files writeAtomic makes beside a destination, hidden
@@ -67,20 +69,7 @@ func writeAtomic(dest string, data []byte, mode os.FileMode, uid, gid int, markP
 	if err := os.Rename(tmp.Name(), dest); err != nil {
 		return fmt.Errorf("write %s: %w", dest, err)
 	}
-	return syncDir(dir)
-}
-
-// syncDir flushes a directory's entries so a rename survives a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return durable.SyncDir(dir)
 }
 
 // upToDate reports whether dest already holds data with the mode and owners asked, so an
@@ -133,7 +122,7 @@ func markReloadPending(dest string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("create the reload-pending marker: %w", err)
 	}
-	return syncDir(filepath.Dir(dest))
+	return durable.SyncDir(filepath.Dir(dest))
 }
 
 // reloadPending reports whether dest's marker is there.
@@ -155,7 +144,7 @@ func clearReloadPending(dests []string) error {
 		dirs[filepath.Dir(d)] = true
 	}
 	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
+		if err := durable.SyncDir(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/durable"
 	"github.com/keyturn/keyturn/secret"
 )
 
@@ -97,43 +98,8 @@ func saveDocument(dir string, d *document) error {
 // the file holds the old content or the new, and at worst a stray temporary is left,
 // which the next Open removes (stale.go). Callers hold the store lock.
 func writeFileAtomic(dir, name string, data []byte) error {
-	// os.CreateTemp makes the file with mode 0600.
-	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
+	if err := durable.Replace(filepath.Join(dir, name), "."+name+".*.tmp", data); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
-	}
-	keep := false
-	defer func() {
-		if !keep {
-			os.Remove(tmp.Name())
-		}
-	}()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	keep = true
-	return syncDir(dir)
-}
-
-// syncDir flushes a directory's entries (a rename or a link) to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

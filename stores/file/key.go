@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/keyturn/keyturn/internal/durable"
 )
 
 const (
@@ -58,8 +60,8 @@ func loadOrCreateKey(dir string) (key []byte, legacy bool, err error) {
 			path, ErrMissingKey, n, filepath.Join(dir, secretsDirName), filepath.Join(dir, secretsDirName))
 	}
 	// Another process opening a new store at the same moment may win the race: then
-	// createKey reports ErrExist and we read the key it wrote.
-	if err := createKey(dir, path); err != nil && !errors.Is(err, fs.ErrExist) {
+	// createKey leaves its key in place and we read that.
+	if err := createKey(dir, path); err != nil {
 		return nil, false, err
 	}
 	return readKey(path)
@@ -115,26 +117,10 @@ func createKey(dir, path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("create store key: %w", err)
 	}
-	// os.CreateTemp makes the file with mode 0600.
-	tmp, err := os.CreateTemp(dir, "."+keyFileName+".*.tmp")
-	if err != nil {
+	if _, err := durable.CreateNew(path, "."+keyFileName+".*.tmp", keyFileContent(key)); err != nil {
 		return fmt.Errorf("create store key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(keyFileContent(key))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("create store key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("create store key: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // keyID names a key without revealing it: the first 8 hex digits of its SHA-256. Each
