@@ -57,16 +57,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 	v1, m1 := current(t, env, id)
 
 	// Hold a row lock on the inactive twin so the next Create blocks inside ALTER ROLE.
-	superExec(t, env, "CREATE ROLE app_b NOLOGIN")
-	blocker := superConn(t, env)
-	defer blocker.Close(ctx)
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `ALTER ROLE app_b CONNECTION LIMIT 50`); err != nil {
-		t.Fatal(err)
-	}
+	_, release := lockInactiveTwin(t, env)
 
 	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
 	if err != nil {
@@ -84,7 +75,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = first.Process.Wait()
-	if err := tx.Rollback(ctx); err != nil {
+	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 

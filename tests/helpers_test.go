@@ -86,3 +86,41 @@ func current(t *testing.T, env *testenv.Env, id secret.ID) (secret.Version, secr
 	}
 	return v, m
 }
+
+// lockInactiveTwin holds a row lock on the twin app_b (creating it, NOLOGIN), so a
+// rotation's Create that re-keys it blocks inside ALTER ROLE until release. It returns
+// the connection holding the lock (its PID is what pg_blocking_pids names) and release,
+// which is also called when the test ends, so a failed test never leaves a rotation
+// blocked.
+func lockInactiveTwin(t *testing.T, env *testenv.Env) (blocker *pgx.Conn, release func() error) {
+	t.Helper()
+	ctx := context.Background()
+	superExec(t, env, "CREATE ROLE app_b NOLOGIN")
+	blocker = superConn(t, env)
+	t.Cleanup(func() { _ = blocker.Close(ctx) })
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `ALTER ROLE app_b CONNECTION LIMIT 50`); err != nil {
+		t.Fatal(err)
+	}
+	return blocker, func() error { return tx.Rollback(ctx) }
+}
+
+// requireKept fails the test unless version v (material m) is still current and logs in,
+// and no pending version is left: what a rollback must leave.
+func requireKept(t *testing.T, env *testenv.Env, id secret.ID, v secret.Version, m secret.Material) {
+	t.Helper()
+	ctx := context.Background()
+	if err := login(ctx, env, v.Metadata["role"], m.Get("password")); err != nil {
+		t.Fatalf("the credential in use must still work: %v", err)
+	}
+	if cur, _ := current(t, env, id); cur.Token != v.Token {
+		t.Fatalf("version %d must still be current", v.Number)
+	}
+	if p, _, err := env.Store.Read(ctx, id, secret.StagePending); err == nil {
+		t.Errorf("the store still holds pending version %d after the rollback", p.Number)
+	}
+}

@@ -102,15 +102,7 @@ func TestGiveUpOnOutstandingRevokeTellsTheTruth(t *testing.T) {
 
 	// What the rotation said is true: the credential in use works and is still current,
 	// and no other twin can log in (the rotation never got past the admin).
-	if err := login(ctx, env, v1.Metadata["role"], m1.Get("password")); err != nil {
-		t.Fatalf("the credential in use must still work: %v", err)
-	}
-	if cur, _ := current(t, env, id); cur.Token != v1.Token {
-		t.Fatalf("version %d must still be current", v1.Number)
-	}
-	if v, _, err := env.Store.Read(ctx, id, secret.StagePending); err == nil {
-		t.Errorf("the store still holds pending version %d after the rollback", v.Number)
-	}
+	requireKept(t, env, id, v1, m1)
 	conn := superConn(t, env)
 	defer conn.Close(ctx)
 	var loginTwins int
@@ -154,17 +146,7 @@ func TestIncidentCancelledWhileRotating(t *testing.T) {
 	v1, m1 := current(t, env, id)
 
 	// Hold a row lock on the inactive twin, so the incident's Create blocks in ALTER ROLE.
-	superExec(t, env, "CREATE ROLE app_b NOLOGIN")
-	blocker := superConn(t, env)
-	defer blocker.Close(ctx)
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }() // a failed test must not leave the rotation blocked
-	if _, err := tx.Exec(ctx, `ALTER ROLE app_b CONNECTION LIMIT 50`); err != nil {
-		t.Fatal(err)
-	}
+	blocker, release := lockInactiveTwin(t, env)
 	probe := superConn(t, env)
 	defer probe.Close(ctx)
 	// blockedSince counts the backends waiting for the test's lock in a statement begun
@@ -227,7 +209,7 @@ func TestIncidentCancelledWhileRotating(t *testing.T) {
 	}
 
 	// The lock goes: the rollback finishes, then the page and the incident end.
-	if err := tx.Rollback(ctx); err != nil {
+	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 	var res result
@@ -270,15 +252,7 @@ func TestIncidentCancelledWhileRotating(t *testing.T) {
 	if n := visible(t, env, fmt.Sprintf("KeyturnIncidentID = '%s' AND KeyturnOutcome = 'aborted' AND ExecutionStatus = 'Canceled'", inc), 1); n != 1 {
 		t.Errorf("visibility finds %d cancelled rotations of the incident, want 1", n)
 	}
-	if err := login(ctx, env, v1.Metadata["role"], m1.Get("password")); err != nil {
-		t.Fatalf("the credential in use must still work: %v", err)
-	}
-	if cur, _ := current(t, env, id); cur.Token != v1.Token {
-		t.Fatalf("version %d must still be current", v1.Number)
-	}
-	if v, _, err := env.Store.Read(ctx, id, secret.StagePending); err == nil {
-		t.Errorf("the store still holds pending version %d after the rollback", v.Number)
-	}
+	requireKept(t, env, id, v1, m1)
 	var loginTwins int
 	if err := probe.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ('app_a', 'app_b') AND rolcanlogin").Scan(&loginTwins); err != nil {
 		t.Fatal(err)
