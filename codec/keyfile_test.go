@@ -93,8 +93,25 @@ func TestAddThenPromote(t *testing.T) {
 	if _, err := CreateKeyFile(single); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := PromoteKeyFile(single); err == nil || !strings.Contains(err.Error(), "nothing to promote") {
+	if _, err := PromoteKeyFile(single); err == nil || !strings.Contains(err.Error(), "no added key waits to be promoted") {
 		t.Fatalf("promote with one key: %v", err)
+	}
+	// A second promote would make the older key encrypt again: it is refused, unchanged.
+	before, _ := os.ReadFile(path)
+	if _, err := PromoteKeyFile(path); err == nil || !strings.Contains(err.Error(), "no added key waits") {
+		t.Fatalf("a second promote: %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) || strings.Contains(string(after), "not promoted yet") {
+		t.Fatalf("a refused promote changed the file, or the mark stayed:\n%s", after)
+	}
+	// An added key waiting for promotion: neither another add nor a rotate may bury it.
+	if _, err := AddKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	for name, do := range map[string]func(string) (int, error){"add": AddKeyFile, "rotate": RotateKeyFile} {
+		if _, err := do(path); err == nil || !strings.Contains(err.Error(), "waits to be promoted") {
+			t.Fatalf("%s with an added key waiting: %v", name, err)
+		}
 	}
 }
 

@@ -44,24 +44,43 @@ func CreateKeyFile(path string) (created bool, err error) {
 // AddKeyFile and PromoteKeyFile instead, so that no process meets a payload under a key
 // it has not loaded yet.
 func RotateKeyFile(path string) (int, error) {
-	return editKeyFile(path, func(f *keyLines) error { return f.insert(0) })
+	return editKeyFile(path, func(f *keyLines) error {
+		if f.added() >= 0 {
+			return errors.New("a key added before waits to be promoted: run `keyturn codec-key promote` instead")
+		}
+		return f.insert(0, "")
+	})
 }
 
-// AddKeyFile puts a fresh key second in the key file at path: processes that read the
-// file learn to decrypt with it, and nothing encrypts with it until PromoteKeyFile. It
-// returns how many keys the file holds now.
+// addedMark is the comment AddKeyFile writes above the key it adds, and PromoteKeyFile
+// removes when it promotes that key: without it a second promote would swap the keys
+// back, and the older key would encrypt again.
+const addedMark = "# added, not promoted yet: `keyturn codec-key promote` once every process has loaded this file\n"
+
+// AddKeyFile puts a fresh key second in the key file at path, marked as added:
+// processes that read the file learn to decrypt with it, and nothing encrypts with it
+// until PromoteKeyFile. A key added before and not promoted yet is refused. It returns
+// how many keys the file holds now.
 func AddKeyFile(path string) (int, error) {
-	return editKeyFile(path, func(f *keyLines) error { return f.insert(1) })
+	return editKeyFile(path, func(f *keyLines) error {
+		if f.added() >= 0 {
+			return errors.New("a key added before waits to be promoted: run `keyturn codec-key promote` first")
+		}
+		return f.insert(1, addedMark)
+	})
 }
 
-// PromoteKeyFile swaps the first two keys of the key file at path: the second, added by
-// AddKeyFile and loaded by every process since, encrypts; the first stays to decrypt.
+// PromoteKeyFile makes the key AddKeyFile added (second, and loaded by every process
+// since) the first, which encrypts; the previous first stays to decrypt. With no added
+// key it changes nothing.
 func PromoteKeyFile(path string) (int, error) {
 	return editKeyFile(path, func(f *keyLines) error {
-		if len(f.keys) < 2 {
-			return errors.New("it holds one key: nothing to promote; add one with `keyturn codec-key add`")
+		mark := f.added()
+		if mark < 0 {
+			return errors.New("no added key waits to be promoted: run `keyturn codec-key add` first")
 		}
 		f.lines[f.keys[0]], f.lines[f.keys[1]] = f.lines[f.keys[1]], f.lines[f.keys[0]]
+		f.lines = append(f.lines[:mark], f.lines[mark+1:]...)
 		return nil
 	})
 }
@@ -73,8 +92,9 @@ type keyLines struct {
 	keys  []int
 }
 
-// insert adds a fresh key as the file's n-th key (0 first).
-func (f *keyLines) insert(n int) error {
+// insert adds a fresh key as the file's n-th key (0 first), with the comment line
+// above it when comment is not empty.
+func (f *keyLines) insert(n int, comment string) error {
 	k, err := newKey()
 	if err != nil {
 		return err
@@ -85,8 +105,21 @@ func (f *keyLines) insert(n int) error {
 	} else if len(f.keys) > 0 {
 		at = f.keys[len(f.keys)-1] + 1
 	}
-	f.lines = append(f.lines[:at], append([]string{k + "\n"}, f.lines[at:]...)...)
+	add := []string{k + "\n"}
+	if comment != "" {
+		add = []string{comment, k + "\n"}
+	}
+	f.lines = append(f.lines[:at], append(add, f.lines[at:]...)...)
 	return nil
+}
+
+// added returns the index of the line marking the second key as added and not yet
+// promoted, or -1.
+func (f *keyLines) added() int {
+	if len(f.keys) >= 2 && f.keys[1] > 0 && f.lines[f.keys[1]-1] == addedMark {
+		return f.keys[1] - 1
+	}
+	return -1
 }
 
 // editKeyFile changes the key file at path (or, for a link, the file it points to) under

@@ -76,16 +76,17 @@ var codecKeyEdits = map[string]struct {
 	},
 	"add": {
 		short: "Add a fresh key second: it decrypts, nothing encrypts with it yet",
-		long: "Adds a fresh key right after the current one. Processes that read FILE learn to decrypt with it; nothing\n" +
-			"encrypts with it until `promote`. Restart every worker and command that reads FILE (the codec server\n" +
+		long: "Adds a fresh key right after the current one, with a comment marking it as not promoted yet. Processes\n" +
+			"that read FILE learn to decrypt with it; nothing encrypts with it until `promote`. Restart every worker and command that reads FILE (the codec server\n" +
 			"reads it by itself), then run `keyturn codec-key promote FILE`.",
 		do:   codec.AddKeyFile,
 		done: "%s: a new key is second (%d keys): it decrypts, nothing encrypts with it yet. Restart every worker that reads the file, then run `keyturn codec-key promote` on it.\n",
 	},
 	"promote": {
 		short: "Make the second key (the one `add` put there) the one that encrypts",
-		long: "Swaps the first two keys of FILE: the key `add` put second encrypts from each process's next start, the\n" +
-			"previous one stays to decrypt. Run it once every process has loaded the file since `add`.",
+		long: "Makes the key `add` put second (and marked) the first: it encrypts from each process's next start, the\n" +
+			"previous one stays to decrypt. Run it once every process has loaded the file since `add`. Without a key\n" +
+			"added and not yet promoted it changes nothing, so a second promote never brings an older key back.",
 		do:   codec.PromoteKeyFile,
 		done: "%s: the second key is now first (%d keys) and encrypts from each worker's next start; the previous one still decrypts.\n",
 	},
