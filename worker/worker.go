@@ -4,6 +4,8 @@
 package worker
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -33,12 +35,23 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 		instruments = o.telemetry.Instruments()
 		opts.Interceptors = append(opts.Interceptors, &outcomes{instruments: instruments})
 	}
+	if opts.StickyScheduleToStartTimeout == 0 {
+		opts.StickyScheduleToStartTimeout = StickyScheduleToStartTimeout
+	}
 	w := sdkworker.New(c, TaskQueue, opts)
 	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments), activities.WithAudit(o.audit)))
 	catalog, _ := resolver.(activities.Catalog)
 	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, o.schedules, o.audit), activity.RegisterOptions{})
 	return w
 }
+
+// StickyScheduleToStartTimeout is how long a workflow task waits for the worker that has
+// its workflow cached before any worker may take it (replaying the history). A worker
+// that dies holds its workflows that long: with the SDK's default of 5 s, an incident
+// cached on a worker killed mid-containment started nothing for 5 s, its hedged batches
+// included. A task waits 2 s only on a worker whose workflow task slots stay busy that
+// long, where a replay elsewhere is the better choice anyway.
+const StickyScheduleToStartTimeout = 2 * time.Second
 
 // Option adds to what New builds.
 type Option func(*options)

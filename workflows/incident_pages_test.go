@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -459,5 +460,70 @@ func TestIncidentPagesCancelled(t *testing.T) {
 		if s.ID == "" {
 			t.Fatalf("a secret without an ID in the report: %+v", rep.Secrets)
 		}
+	}
+}
+
+// TestIncidentHedgesAStuckContainBatch: a containment batch that does not finish (its
+// worker died, say) gets a second copy within containHedgeMax; the copy's containment is
+// what the report says, and the stuck copy is cancelled before any secret is rotated.
+// (The test environment resolves a cancelled activity at once; that the incident also
+// waits for the stuck copy to end, so it can never revoke a version a rotation made, is
+// shown on the real server by make bench-incident-kill.) A batch that finishes is never
+// copied: the other incident tests count one ContainBatch per batch.
+func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	env.SetStartTime(start)
+	onScope(env, ia, pagedScope(3)...)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	calls, stuckCancelled := 0, false
+	release := make(chan struct{})
+	defer close(release)
+	env.SetOnActivityCanceledListener(func(info *activity.Info) {
+		if info.ActivityType.Name == "ContainBatch" {
+			stuckCancelled = true
+		}
+	})
+	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.ContainBatchInput) ([]activities.ContainedSecret, error) {
+			calls++
+			if calls == 1 {
+				<-release // stuck until the test ends
+				return nil, errors.New("released")
+			}
+			var out []activities.ContainedSecret
+			for _, id := range in.SecretIDs {
+				out = append(out, activities.ContainedSecret{ID: id, At: start.Add(time.Second)})
+			}
+			return out, nil
+		})
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			if !stuckCancelled {
+				t.Errorf("%s rotated before the stuck copy of its batch was cancelled", in.SecretID)
+			}
+			if !in.AlreadyContained {
+				t.Errorf("%s: the rotation was not told the hedge contained it", in.SecretID)
+			}
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: start.Add(3 * time.Second)}, nil
+		})
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-h", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || !stuckCancelled {
+		t.Fatalf("%d ContainBatch calls, stuck copy cancelled %v: want the stuck batch copied once and cancelled", calls, stuckCancelled)
+	}
+	if rep.Contained != 3 || rep.Rotated != 3 || rep.AllContainedMs != 1000 {
+		t.Fatalf("report: %d contained after %d ms, %d rotated", rep.Contained, rep.AllContainedMs, rep.Rotated)
 	}
 }

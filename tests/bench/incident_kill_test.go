@@ -125,6 +125,7 @@ func killBatchWorker(b *testing.B, c client.Client, wid string, procs []*workerP
 							b.Fatal(err)
 						}
 						<-p.done
+						fmt.Printf("killed the worker process %d, which ran ContainBatch %s\n", p.cmd.Process.Pid, pa.GetActivityId())
 						return time.Since(start)
 					}
 				}
@@ -144,6 +145,7 @@ func writeTimeline(b *testing.B, c client.Client, title, wid string, start time.
 	fmt.Printf("\n%s (seconds after its start):\n", title)
 	it := c.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	batches := map[int64]bool{}
+	workflowOn := ""
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -178,6 +180,21 @@ func writeTimeline(b *testing.B, c client.Client, title, wid string, start time.
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
 			if a := ev.GetActivityTaskTimedOutEventAttributes(); batches[a.GetScheduledEventId()] {
 				fmt.Printf("  %6.2f  ContainBatch %d timed out\n", at, a.GetScheduledEventId())
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+			if a := ev.GetActivityTaskCancelRequestedEventAttributes(); batches[a.GetScheduledEventId()] {
+				fmt.Printf("  %6.2f  ContainBatch %d cancelled: another copy of its batch finished first\n", at, a.GetScheduledEventId())
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+			if a := ev.GetActivityTaskCanceledEventAttributes(); batches[a.GetScheduledEventId()] {
+				fmt.Printf("  %6.2f  ContainBatch %d ended cancelled\n", at, a.GetScheduledEventId())
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			// Where the incident's own workflow runs: a task on the killed worker waits out
+			// the sticky timeout before another worker takes it.
+			if id := ev.GetWorkflowTaskStartedEventAttributes().GetIdentity(); id != workflowOn {
+				workflowOn = id
+				fmt.Printf("  %6.2f  the incident's workflow tasks run on %s\n", at, id)
 			}
 		}
 	}
