@@ -48,10 +48,11 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 // StickyScheduleToStartTimeout is how long a workflow task waits for the worker that has
 // its workflow cached before any worker may take it (replaying the history). A worker
 // that dies holds its workflows that long: with the SDK's default of 5 s, an incident
-// cached on a worker killed mid-containment started nothing for 5 s, its hedged batches
-// included. A task waits 2 s only on a worker whose workflow task slots stay busy that
-// long, where a replay elsewhere is the better choice anyway.
-const StickyScheduleToStartTimeout = 2 * time.Second
+// cached on a worker killed mid-containment could start nothing, its hedged batches
+// included, for 5 s (make bench-incident-kill: contained in 2.30 s with 2 s, 1.27 s with
+// 1 s). A task waits 1 s only on a worker whose workflow task pollers stay busy that
+// long, where a replay elsewhere costs less than the wait.
+const StickyScheduleToStartTimeout = time.Second
 
 // Option adds to what New builds.
 type Option func(*options)

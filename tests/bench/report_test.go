@@ -155,17 +155,28 @@ func writeRotations(b *testing.B, c client.Client, ids []secret.ID, incidentStar
 	}
 	_ = tw.Flush()
 
+	// A workflow task that timed out waited for its worker (a sticky task the worker did
+	// not take in time, or a worker that died): each one is a wait and a replay.
+	timedOut := 0
 	events := 0
 	byType := map[string]int{}
-	it := c.GetWorkflowHistory(ctx, workflows.RotateWorkflowID(ids[0]), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			b.Fatal(err)
+	for k, id := range ids {
+		it := c.GetWorkflowHistory(ctx, workflows.RotateWorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT {
+				timedOut++
+			}
+			if k == 0 {
+				events++
+				byType[strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_")]++
+			}
 		}
-		events++
-		byType[strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_")]++
 	}
+	fmt.Printf("workflow tasks timed out in the %d sampled rotations: %d\n", len(ids), timedOut)
 	types := make([]string, 0, len(byType))
 	for name, k := range byType {
 		types = append(types, fmt.Sprintf("%s %d", name, k))
