@@ -10,3 +10,6 @@ func SetPageSize(n int) (restore func()) {
 
 // Listed is listed, for tests.
 var Listed = listed
+
+// HedgeDelay is hedgeDelay, for tests.
+var HedgeDelay = hedgeDelay

@@ -11,7 +11,8 @@ import (
 
 // containBatch is how many secrets one ContainBatch activity contains, and
 // containBatches how many run at once: with activities.DefaultContainParallelism each,
-// that is at most 64 admin connections to the targets at a time.
+// that is at most 64 secrets worked on at a time, and 32 more while batches are hedged
+// (containHedgesAtOnce). Each worker's admin pool per target bounds its own connections.
 const (
 	containBatch   = 100
 	containBatches = 4
@@ -19,19 +20,24 @@ const (
 
 // changeHedgedContain: a containment batch that runs much longer than the batches that
 // finished before it gets a second copy (a hedge), and the first copy to finish counts.
-// Runs that began before this change wait for every batch's own retries, as they did.
+// An incident asks at its first batch; one that had contained before this change replays
+// as it ran, waiting for every batch's own retries.
 const changeHedgedContain = "hedged-contain"
 
 // A batch whose worker died is otherwise retried only once its heartbeat has timed out
 // (containHeartbeatTimeout, about three seconds with the server's timer): far longer than
 // a whole batch takes. So a batch is hedged once it has run containHedgeFactor times the
-// median batch of this incident, bounded by containHedgeMin and containHedgeMax; before
-// any batch has finished, after containHedgeMax. Containing twice is harmless (every step
-// is idempotent) and a worker's admin pools bound the connections either way.
+// median batch of this incident (at least containHedgeMin), or containHedgeFirst before
+// any batch has finished. A batch whose hedge would come later than
+// containHeartbeatTimeout is not hedged: the timeout retries a dead worker's copy as
+// soon, and on targets that slow a second copy would only double the work. At most
+// containHedgesAtOnce batches run a second copy at a time, so a slow first wave costs at
+// most that much extra work. Containing twice is harmless: every step is idempotent.
 const (
-	containHedgeFactor = 1.5
-	containHedgeMin    = 250 * time.Millisecond
-	containHedgeMax    = time.Second
+	containHedgeFactor  = 1.5
+	containHedgeMin     = 250 * time.Millisecond
+	containHedgeFirst   = time.Second
+	containHedgesAtOnce = 2
 )
 
 // containAll contains the whole scope in batch activities: the first thing an incident in
@@ -67,8 +73,11 @@ type batchPipeline struct {
 	// took are the durations of the batches finished so far, for the hedge's delay.
 	took []time.Duration
 	// losers are the copies cancelled because the other copy of their batch finished
-	// first: drain waits for them, so no copy still runs when the rotations begin.
-	losers []workflow.Future
+	// first: drain waits until the server has ended them before the rotations begin. (A
+	// copy on a worker that is alive but stalled learns it has ended at its next heartbeat,
+	// within half a second, and may finish the statement it is in: the exposure a retried
+	// batch always had.)
+	losers []loser
 	// timer wakes the pipeline at timerAt for the next hedge; nil when none is armed.
 	timer       workflow.Future
 	timerAt     time.Time
@@ -78,20 +87,26 @@ type batchPipeline struct {
 // pendingBatch is one batch: its secrets (from first in page) and its copies, one until
 // it is hedged.
 type pendingBatch struct {
-	page    *scopePage
-	first   int
-	in      activities.ContainBatchInput
-	started time.Time
-	copies  []*batchCopy
+	page   *scopePage
+	first  int
+	in     activities.ContainBatchInput
+	copies []*batchCopy
 }
 
 // batchCopy is one ContainBatch activity of a batch.
 type batchCopy struct {
-	f      workflow.Future
-	cancel workflow.CancelFunc
-	done   bool
-	err    error
-	res    []activities.ContainedSecret
+	f       workflow.Future
+	cancel  workflow.CancelFunc
+	started time.Time
+	done    bool
+	err     error
+	res     []activities.ContainedSecret
+}
+
+// loser is a copy cancelled because another copy of its batch finished first.
+type loser struct {
+	pb *pendingBatch
+	c  *batchCopy
 }
 
 func newBatchPipeline(ctx workflow.Context, r *incidentRun) *batchPipeline {
@@ -110,7 +125,7 @@ func (b *batchPipeline) add(p *scopePage) {
 		for len(b.running) == containBatches {
 			b.waitOne()
 		}
-		pb := &pendingBatch{page: p, first: i, started: workflow.Now(b.ctx),
+		pb := &pendingBatch{page: p, first: i,
 			in: activities.ContainBatchInput{SecretIDs: ids[i:min(i+containBatch, len(ids))], Cause: b.r.cause()}}
 		b.start(pb)
 		b.running = append(b.running, pb)
@@ -119,7 +134,7 @@ func (b *batchPipeline) add(p *scopePage) {
 
 // start runs one more copy of pb.
 func (b *batchPipeline) start(pb *pendingBatch) {
-	c := &batchCopy{}
+	c := &batchCopy{started: workflow.Now(b.ctx)}
 	actx := b.actx
 	if b.hedged {
 		actx, c.cancel = workflow.WithCancel(b.actx)
@@ -137,8 +152,11 @@ func (b *batchPipeline) drain() {
 		b.cancelTimer()
 		b.timer, b.cancelTimer = nil, nil
 	}
-	for _, f := range b.losers {
-		_ = f.Get(b.ctx, nil)
+	for _, l := range b.losers {
+		l.c.err = l.c.f.Get(b.ctx, &l.c.res)
+		if l.c.err == nil {
+			b.collect(l.pb, l.c) // what only the slower copy contained, or ended, counts too
+		}
 	}
 	b.losers = nil
 }
@@ -155,6 +173,9 @@ func (b *batchPipeline) waitOne() {
 		return
 	}
 	for {
+		// Hedges already due start now: a workflow task that came late (its worker died)
+		// finds them overdue, and a timer, however short, would cost another round trip.
+		b.hedgeDue()
 		sel := workflow.NewSelector(b.ctx)
 		for _, pb := range b.running {
 			for _, c := range pb.copies {
@@ -171,7 +192,6 @@ func (b *batchPipeline) waitOne() {
 		sel.Select(b.ctx)
 		if fired {
 			b.timer, b.cancelTimer = nil, nil
-			b.hedgeDue()
 		}
 		if b.reap() {
 			return
@@ -201,13 +221,13 @@ func (b *batchPipeline) reap() bool {
 		for _, c := range pb.copies {
 			if !c.done {
 				c.cancel()
-				b.losers = append(b.losers, c.f)
+				b.losers = append(b.losers, loser{pb, c})
 			}
 		}
 		if won == nil {
 			won = pb.copies[0]
 		} else {
-			b.took = append(b.took, workflow.Now(b.ctx).Sub(pb.started))
+			b.took = append(b.took, b.duration(won))
 		}
 		b.collect(pb, won)
 		return true
@@ -215,25 +235,64 @@ func (b *batchPipeline) reap() bool {
 	return len(b.running) < n
 }
 
-// hedgeDelay is how long a batch runs before it is hedged.
-func (b *batchPipeline) hedgeDelay() time.Duration {
-	if len(b.took) == 0 {
-		return containHedgeMax
+// duration is how long a copy that succeeded took: to the last containment it reports
+// (the worker's clock), or to now when it reports none. Not simply to now: a workflow task
+// that waited (on a dead worker's sticky queue, say) would make every batch it saw finish
+// look that much slower, and hold back the hedges the wait made urgent.
+func (b *batchPipeline) duration(c *batchCopy) time.Duration {
+	end := workflow.Now(b.ctx)
+	var last time.Time
+	for _, s := range c.res {
+		if s.At.After(last) {
+			last = s.At
+		}
 	}
-	took := slices.Clone(b.took)
-	slices.Sort(took)
-	d := time.Duration(float64(took[len(took)/2]) * containHedgeFactor)
-	return min(max(d, containHedgeMin), containHedgeMax)
+	if !last.IsZero() && last.Before(end) {
+		end = last
+	}
+	return max(end.Sub(c.started), 0)
 }
 
-// nextHedge is when the next running batch with one copy is due for its hedge.
-func (b *batchPipeline) nextHedge() (time.Time, bool) {
-	var next time.Time
+// hedgeDelay is how long a batch runs before it is hedged, given how long the batches
+// that finished took; false when it is not hedged at all.
+func hedgeDelay(took []time.Duration) (time.Duration, bool) {
+	if len(took) == 0 {
+		return containHedgeFirst, true
+	}
+	sorted := slices.Clone(took)
+	slices.Sort(sorted)
+	d := max(time.Duration(float64(sorted[len(sorted)/2])*containHedgeFactor), containHedgeMin)
+	return d, d <= containHeartbeatTimeout
+}
+
+// hedgeable are the running batches that may get a second copy now or later: one copy,
+// still running, and fewer than containHedgesAtOnce batches running two.
+func (b *batchPipeline) hedgeable() []*pendingBatch {
+	var out []*pendingBatch
+	hedged := 0
 	for _, pb := range b.running {
-		if len(pb.copies) > 1 || pb.copies[0].done {
-			continue
+		switch {
+		case len(pb.copies) > 1:
+			hedged++
+		case !pb.copies[0].done:
+			out = append(out, pb)
 		}
-		if at := pb.started.Add(b.hedgeDelay()); next.IsZero() || at.Before(next) {
+	}
+	if hedged >= containHedgesAtOnce {
+		return nil
+	}
+	return out
+}
+
+// nextHedge is when the next batch is due for its hedge.
+func (b *batchPipeline) nextHedge() (time.Time, bool) {
+	d, ok := hedgeDelay(b.took)
+	if !ok {
+		return time.Time{}, false
+	}
+	var next time.Time
+	for _, pb := range b.hedgeable() {
+		if at := pb.copies[0].started.Add(d); next.IsZero() || at.Before(next) {
 			next = at
 		}
 	}
@@ -258,33 +317,49 @@ func (b *batchPipeline) armHedge() {
 	b.timer, b.timerAt = workflow.NewTimer(tctx, max(at.Sub(workflow.Now(b.ctx)), time.Millisecond)), at
 }
 
-// hedgeDue starts a second copy of every batch due for one.
+// hedgeDue starts a second copy of the batches due for one, oldest first, as many as
+// containHedgesAtOnce allows.
 func (b *batchPipeline) hedgeDue() {
-	if b.ctx.Err() != nil {
+	d, ok := hedgeDelay(b.took)
+	if !ok || b.ctx.Err() != nil {
 		return
 	}
 	now := workflow.Now(b.ctx)
-	for _, pb := range b.running {
-		if len(pb.copies) == 1 && !pb.copies[0].done && !now.Before(pb.started.Add(b.hedgeDelay())) {
-			workflow.GetLogger(b.ctx).Info("containment batch hedged: a second copy runs",
-				"secrets", len(pb.in.SecretIDs), "first", pb.in.SecretIDs[0], "running", now.Sub(pb.started))
-			b.start(pb)
+	for _, pb := range b.hedgeable() {
+		if now.Before(pb.copies[0].started.Add(d)) || len(b.hedgeable()) == 0 {
+			continue // not due yet, or the budget is spent
 		}
+		workflow.GetLogger(b.ctx).Info("containment batch hedged: a second copy runs",
+			"secrets", len(pb.in.SecretIDs), "first", pb.in.SecretIDs[0], "running", now.Sub(pb.copies[0].started))
+		b.start(pb)
 	}
 }
 
-// collect records a batch's containment from the copy that finished; a batch that failed
-// contains nothing here, and each of its secrets' own rotation contains it instead.
+// collect records a batch's containment from a copy that finished; a batch that failed
+// contains nothing here, and each of its secrets' own rotation contains it instead. For
+// a batch with two copies it is called for each copy that completed: a secret counts once,
+// at the earliest time a copy contained it, with the sessions either copy ended.
 func (b *batchPipeline) collect(pb *pendingBatch, c *batchCopy) {
 	if c.err != nil {
 		return
 	}
 	for j, s := range c.res {
-		if s.Error == "" && !s.At.IsZero() {
-			ps := &pb.page.secrets[pb.first+j]
-			ps.ContainedMs = b.r.since(s.At)
-			ps.Ended = endedLines(s.Ended)
-			b.r.report.addContained(ps.ContainedMs)
+		if s.Error != "" || s.At.IsZero() || pb.first+j >= len(pb.page.secrets) {
+			continue
+		}
+		ps := &pb.page.secrets[pb.first+j]
+		ms := b.r.since(s.At)
+		for _, line := range endedLines(s.Ended) {
+			if !slices.Contains(ps.Ended, line) {
+				ps.Ended = append(ps.Ended, line)
+			}
+		}
+		switch {
+		case ps.ContainedMs == 0:
+			ps.ContainedMs = ms
+			b.r.report.addContained(ms)
+		case ms < ps.ContainedMs:
+			ps.ContainedMs = ms // counted already; the report's latest time stays an upper bound
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -464,12 +465,12 @@ func TestIncidentPagesCancelled(t *testing.T) {
 }
 
 // TestIncidentHedgesAStuckContainBatch: a containment batch that does not finish (its
-// worker died, say) gets a second copy within containHedgeMax; the copy's containment is
-// what the report says, and the stuck copy is cancelled before any secret is rotated.
-// (The test environment resolves a cancelled activity at once; that the incident also
-// waits for the stuck copy to end, so it can never revoke a version a rotation made, is
-// shown on the real server by make bench-incident-kill.) A batch that finishes is never
-// copied: the other incident tests count one ContainBatch per batch.
+// worker died, say) gets a second copy after a second; the copy's containment is what
+// the report says, and the stuck copy is cancelled before any secret is rotated. (The
+// test environment resolves a cancelled activity at once; that the incident also waits
+// for the server to end the stuck copy is shown on the real server by
+// tests.TestIncidentHedgesAStuckContainBatch.) A batch that finishes is never copied: the
+// other incident tests count one ContainBatch per batch.
 func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 	env, ia := incidentEnv(t)
 	a := activities.NewActivities(nil)
@@ -478,7 +479,8 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 	onScope(env, ia, pagedScope(3)...)
 	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
-	calls, stuckCancelled := 0, false
+	var calls atomic.Int32
+	stuckCancelled := false
 	release := make(chan struct{})
 	defer close(release)
 	env.SetOnActivityCanceledListener(func(info *activity.Info) {
@@ -488,8 +490,7 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 	})
 	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.ContainBatchInput) ([]activities.ContainedSecret, error) {
-			calls++
-			if calls == 1 {
+			if calls.Add(1) == 1 {
 				<-release // stuck until the test ends
 				return nil, errors.New("released")
 			}
@@ -520,10 +521,75 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 	if err := env.GetWorkflowResult(&rep); err != nil {
 		t.Fatal(err)
 	}
-	if calls != 2 || !stuckCancelled {
-		t.Fatalf("%d ContainBatch calls, stuck copy cancelled %v: want the stuck batch copied once and cancelled", calls, stuckCancelled)
+	if calls.Load() != 2 || !stuckCancelled {
+		t.Fatalf("%d ContainBatch calls, stuck copy cancelled %v: want the stuck batch copied once and cancelled", calls.Load(), stuckCancelled)
 	}
 	if rep.Contained != 3 || rep.Rotated != 3 || rep.AllContainedMs != 1000 {
 		t.Fatalf("report: %d contained after %d ms, %d rotated", rep.Contained, rep.AllContainedMs, rep.Rotated)
+	}
+}
+
+// TestIncidentHedgesWithinABudget: on targets where every batch is slow (2 s here), the
+// first wave of four batches is hedged after a second, but only two at a time: four
+// batches cost six ContainBatch calls, not eight.
+func TestIncidentHedgesWithinABudget(t *testing.T) {
+	env, ia := incidentEnv(t)
+	a := activities.NewActivities(nil)
+	onScope(env, ia, pagedScope(400)...)
+	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(activities.PausedSchedules{}, nil)
+	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(nil, nil)
+	var calls atomic.Int32
+	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ContainBatchInput) ([]activities.ContainedSecret, error) {
+			calls.Add(1)
+			time.Sleep(2 * time.Second)
+			out := make([]activities.ContainedSecret, len(in.SecretIDs))
+			for i, id := range in.SecretIDs {
+				out[i] = activities.ContainedSecret{ID: id, At: time.Now()}
+			}
+			return out, nil
+		})
+	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated}, nil
+		})
+	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+		IncidentID: "i-b", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got != 6 {
+		t.Fatalf("%d ContainBatch calls for 4 slow batches; want 6 (2 hedges at a time)", got)
+	}
+}
+
+// TestHedgeDelay: a batch is hedged after a second while no batch has finished, then at
+// 1.5 times the median batch (at least 250 ms), and not at all once that comes later
+// than the heartbeat timeout that retries a dead worker's copy anyway.
+func TestHedgeDelay(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		out := make([]time.Duration, len(n))
+		for i, v := range n {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	for _, c := range []struct {
+		took  []time.Duration
+		want  time.Duration
+		hedge bool
+	}{
+		{nil, time.Second, true},
+		{ms(100), 250 * time.Millisecond, true},
+		{ms(300, 310, 5000), 465 * time.Millisecond, true},
+		{ms(1200), 1800 * time.Millisecond, true},
+		{ms(1400), 2100 * time.Millisecond, false},
+	} {
+		got, hedge := workflows.HedgeDelay(c.took)
+		if hedge != c.hedge || (hedge && got != c.want) {
+			t.Errorf("took %v: hedge after %v (%v), want %v (%v)", c.took, got, hedge, c.want, c.hedge)
+		}
 	}
 }

@@ -183,7 +183,7 @@ func writeTimeline(b *testing.B, c client.Client, title, wid string, start time.
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
 			if a := ev.GetActivityTaskCancelRequestedEventAttributes(); batches[a.GetScheduledEventId()] {
-				fmt.Printf("  %6.2f  ContainBatch %d cancelled: another copy of its batch finished first\n", at, a.GetScheduledEventId())
+				fmt.Printf("  %6.2f  ContainBatch %d cancel requested\n", at, a.GetScheduledEventId())
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
 			if a := ev.GetActivityTaskCanceledEventAttributes(); batches[a.GetScheduledEventId()] {
