@@ -3,8 +3,6 @@ package tests
 import (
 	"context"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,8 +64,7 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 				continue
 			}
 			for _, w := range workers {
-				// A worker's identity ends with its pid (keyturn@host/pid).
-				if strings.HasSuffix(pa.GetLastWorkerIdentity(), "/"+strconv.Itoa(w.Process.Pid)) {
+				if testenv.RanOn(pa.GetLastWorkerIdentity(), w.Process.Pid) {
 					killed = w
 				}
 			}

@@ -119,8 +119,7 @@ func killBatchWorker(b *testing.B, c client.Client, wid string, procs []*workerP
 					continue
 				}
 				for _, p := range procs {
-					// A worker's identity ends with its pid (keyturn@host/pid).
-					if strings.HasSuffix(pa.GetLastWorkerIdentity(), "/"+strconv.Itoa(p.cmd.Process.Pid)) {
+					if testenv.RanOn(pa.GetLastWorkerIdentity(), p.cmd.Process.Pid) {
 						if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 							b.Fatal(err)
 						}
