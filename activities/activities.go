@@ -125,6 +125,10 @@ type RevokeInput struct {
 	Version  secret.Version  `json:"version"`
 	Keep     *secret.Version `json:"keep,omitempty"`
 	Cause    *Cause          `json:"cause,omitempty"`
+	// Finished, when the revoke is the rotation's last step, is the rotation's end as
+	// the workflow would report it (Audit): recorded once the revoke has succeeded, so
+	// the run needs no audit activity of its own to end.
+	Finished *AuditInput `json:"finished,omitempty"`
 }
 
 func (in RevokeInput) ref() stepRef {
@@ -242,12 +246,17 @@ func (a *Activities) Promote(ctx context.Context, in StepInput) (rotation.Promot
 	})
 }
 
-// Revoke disables the old version on the target.
+// Revoke disables the old version on the target, and then records in.Finished, if set.
 func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
 	_, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Revoke(ctx, in.Version, in.Keep)
 	})
-	return err
+	if err != nil || in.Finished == nil {
+		return err
+	}
+	// A failed write fails the step, whose retry revokes again (idempotent) and writes
+	// the record it could not: the rotation's end is not left unrecorded.
+	return a.recordEvent(ctx, *in.Finished)
 }
 
 // ContainInput names the secret to contain.

@@ -190,7 +190,14 @@ type AuditInput struct {
 // Audit records an event a workflow reports. It runs as a local activity: it only
 // appends, and a local activity costs the rotation's history one marker.
 func (a *Activities) Audit(ctx context.Context, in AuditInput) error {
-	if a.auditor == nil {
+	return a.recordEvent(ctx, in)
+}
+
+// recordEvent records an event a workflow reports, from whichever of its activities
+// carries it (Audit, or a Revoke that ends the rotation). The record's identity is the
+// run and the key, so it is the same whichever activity writes it.
+func (a *Activities) recordEvent(ctx context.Context, in AuditInput) error {
+	if a.auditor == nil || !activity.IsActivity(ctx) {
 		return nil
 	}
 	b, err := a.resolver.Resolve(ctx, in.SecretID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/keyturn/keyturn/internal/demo"
@@ -83,6 +84,7 @@ func TestRotateThroughCLI(t *testing.T) {
 	}
 
 	checkReplay(t, env, "rotate/"+string(id), "", "rotate_alternating_second_rotation")
+	checkLeanHistory(t, env, "rotate/"+string(id))
 
 	code, out = keyturn(t, env, "status")
 	if code != 0 || !strings.Contains(out, string(id)) || !strings.Contains(out, "rotated") {
@@ -249,4 +251,36 @@ func TestAdoptLegacyLogin(t *testing.T) {
 		t.Fatalf("second rotation exited %d:\n%s", code, o)
 	}
 	checkReplay(t, env, "rotate/"+string(id), "", "rotate_after_adopting_legacy_login")
+}
+
+// checkLeanHistory: a rotation the CLI started (no grace period, nothing to purge) costs
+// the server at most 31 history events, the bare four-activity workflow's 29 plus its plan
+// and one search attribute update at its end: no version marker, no update per step, no
+// audit activity of its own to end.
+func checkLeanHistory(t *testing.T, env *testenv.Env, wid string) {
+	t.Helper()
+	it := env.Client.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var types []string
+	upserts, markers := 0, 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", wid, err)
+		}
+		types = append(types, strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			upserts++
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			markers++
+			if name := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); name != "LocalActivity" {
+				t.Errorf("the rotation recorded a %s marker", name)
+			}
+		}
+	}
+	if len(types) > 31 || upserts != 1 || markers != 1 {
+		t.Errorf("the rotation's history has %d events (want at most 31), %d search attribute updates (want 1) and %d markers (want 1, the plan): %s",
+			len(types), upserts, markers, strings.Join(types, ", "))
+	}
+	t.Logf("%s: %d history events", wid, len(types))
 }

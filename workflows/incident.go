@@ -404,7 +404,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 	input := RotateInput{
 		SecretID: id, Grace: &zero, Reason: "incident " + r.in.IncidentID + ": " + r.in.Reason,
 		RequestedBy: r.in.Operator, Contain: r.in.Mode == ModeContain, IncidentID: r.in.IncidentID,
-		AlreadyContained: contained,
+		AlreadyContained: contained, Generation: RotateGeneration,
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            RotateWorkflowID(id),
@@ -414,7 +414,7 @@ func (r *incidentRun) one(ctx workflow.Context, id secret.ID, kind string, conta
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SearchAttrSecretID.ValueSet(string(id)), SearchAttrKind.ValueSet(kind),
-			SearchAttrStep.ValueSet(StepPlan), SearchAttrIncidentID.ValueSet(r.in.IncidentID),
+			SearchAttrStep.ValueSet(StepRunning), SearchAttrIncidentID.ValueSet(r.in.IncidentID),
 		),
 		StaticSummary: fmt.Sprintf("Incident %s: %s %s (%s)", r.in.IncidentID, r.in.Mode, id, kind),
 	})

@@ -42,8 +42,15 @@ func Rotate(ctx workflow.Context, in RotateInput) (RotateResult, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RotateStatus, error) { return r.status, nil }); err != nil {
 		return RotateResult{}, err
 	}
-	r.generation = rotateGeneration(ctx)
+	r.generation = rotateGeneration(ctx, in)
 	r.auditing = r.generation >= genAudited
+	if r.in.Generation == int(genQuiet) {
+		// A starter that names the generation shows running (RotateStartOptions). The
+		// input says so, not the search attributes: a history read back from the server
+		// carries their latest values in its started event, so reading them here would
+		// not replay.
+		r.shownStep = StepRunning
+	}
 	res, err := r.run(ctx)
 	r.finished(ctx)
 	return res, err
@@ -60,6 +67,10 @@ type rotateRun struct {
 	auditing bool
 	// heldAttrs are search attribute updates waiting for the next step's (upsert).
 	heldAttrs []temporal.SearchAttributeUpdate
+	// shownStep is what the KeyturnStep search attribute says (quiet runs, showStep).
+	shownStep string
+	// endRecorded: the Revoke activity recorded the rotation's end (quiet runs).
+	endRecorded bool
 	// signals counts the operator signals recorded, naming each one's audit event.
 	signals int
 }
@@ -165,7 +176,14 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// the version in use), which could re-enable a contained version after the containment.
 	if r.status.PreviousVersion != nil {
 		in := activities.RevokeInput{SecretID: r.in.SecretID, Version: *r.status.PreviousVersion, Keep: r.status.NewVersion, Cause: r.cause()}
-		revoke := func(ctx workflow.Context) error { return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil) }
+		if r.plan.PurgeAfter == nil {
+			in.Finished = r.endRecord(OutcomeRotated)
+		}
+		revoke := func(ctx workflow.Context) error {
+			err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil)
+			r.endRecorded = err == nil && in.Finished != nil
+			return err
+		}
 		if err := revoke(ctx); err != nil {
 			what := fmt.Sprintf("revoke previous version %d", r.status.PreviousVersion.Number)
 			if err := r.keepTrying(ctx, what, OutcomeRevokeOutstanding, err, revoke); err != nil {
@@ -240,7 +258,7 @@ func (r *rotateRun) setStep(ctx workflow.Context, name string) {
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s**: %s", r.in.SecretID, name))
 		return
 	}
-	r.upsert(ctx, SearchAttrStep.ValueSet(name))
+	r.showStep(ctx, name)
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s**: %s", r.in.SecretID, name))
 }
 
@@ -256,6 +274,7 @@ func (r *rotateRun) setOutcome(ctx workflow.Context, outcome string) {
 			r.status.Step = outcome
 		}
 		attrs = append(attrs, SearchAttrStep.ValueSet(r.status.Step))
+		r.shownStep = r.status.Step
 	}
 	r.upsert(ctx, attrs...)
 	workflow.SetCurrentDetails(ctx, r.details())

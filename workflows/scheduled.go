@@ -195,7 +195,7 @@ func startScheduledRotation(ctx workflow.Context, id secret.ID, reason string) (
 		TypedSearchAttributes: opts.TypedSearchAttributes,
 		StaticSummary:         summary,
 	})
-	f := workflow.ExecuteChildWorkflow(cctx, RotateWorkflowName, RotateInput{SecretID: id, Reason: reason, RequestedBy: requestedBy})
+	f := workflow.ExecuteChildWorkflow(cctx, RotateWorkflowName, RotateInput{SecretID: id, Reason: reason, RequestedBy: requestedBy, Generation: RotateGeneration})
 	var exec workflow.Execution
 	if err := f.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
 		return scheduledChild{}, err

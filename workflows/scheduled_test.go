@@ -76,7 +76,7 @@ func (s *scheduledSuite) TestCronRunRotatesThroughTheRotateWorkflow() {
 	s.NotEmpty(res.RotateRunID)
 	s.Require().NotNil(res.Rotation)
 	s.Equal(v2.Token, res.Rotation.NewVersion.Token)
-	s.Equal(workflows.RotateInput{SecretID: id, Reason: workflows.ReasonScheduled, RequestedBy: "schedule keyturn/" + string(id)}, got)
+	s.Equal(workflows.RotateInput{SecretID: id, Reason: workflows.ReasonScheduled, RequestedBy: "schedule keyturn/" + string(id), Generation: workflows.RotateGeneration}, got)
 }
 
 func (s *scheduledSuite) TestRenewalCheckNotDueStartsNothing() {

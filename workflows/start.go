@@ -18,7 +18,7 @@ const TaskQueue = "keyturn"
 func RotateStartOptions(id secret.ID, kind string) client.StartWorkflowOptions {
 	attrs := []temporal.SearchAttributeUpdate{
 		SearchAttrSecretID.ValueSet(string(id)),
-		SearchAttrStep.ValueSet(StepPlan),
+		SearchAttrStep.ValueSet(StepRunning),
 	}
 	summary := "Rotate " + string(id)
 	if kind != "" {

@@ -42,6 +42,10 @@ func RotateWorkflowID(id secret.ID) string { return activities.RotationWorkflowI
 
 // Step names, as shown in the KeyturnStep search attribute and the status query.
 const (
+	// StepRunning is what KeyturnStep shows while a rotation runs a step it does not
+	// wait in (plan, contain, create, test, promote, revoke, rollback): the status query
+	// and the Web UI name that step. Rotations that began before generation 3 showed each.
+	StepRunning = "running"
 	StepPlan    = "plan"
 	StepCreate  = "create"
 	StepTest    = "test"
@@ -119,6 +123,10 @@ type RotateInput struct {
 	AlreadyContained bool `json:"alreadyContained,omitempty"`
 	// IncidentID names the incident that started the rotation, if any.
 	IncidentID string `json:"incidentId,omitempty"`
+	// Generation is the behaviour the starter asks for: RotateGeneration, or zero to let
+	// the run record it as a version marker (two history events). Naming it here spares
+	// every rotation those events; an older worker ignores it and records the marker.
+	Generation int `json:"generation,omitempty"`
 }
 
 // MaxReasonRunes bounds the reason an operator gives a rotation or an incident: it is
@@ -143,6 +151,9 @@ func (in RotateInput) Validate() error {
 	}
 	if in.Grace != nil && (*in.Grace < 0 || *in.Grace > 7*24*time.Hour) {
 		return fmt.Errorf("grace %s is outside 0s..168h", *in.Grace)
+	}
+	if in.Generation < 0 {
+		return fmt.Errorf("generation %d is negative; leave it out or set it to %d", in.Generation, RotateGeneration)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"fmt"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -29,11 +31,43 @@ const (
 	// fails the run's workflow tasks (unknown version) until a newer worker takes them, so
 	// a rolling upgrade briefly retries workflow tasks and loses nothing.
 	genLean workflow.Version = 2
+	// genQuiet keeps the search attributes still while the rotation runs its steps
+	// (issue 14, at most 30 history events per rotation):
+	//   - KeyturnStep says running from the start (the starter sets it) and changes only
+	//     when the rotation waits (grace, revoke gate, purge window) and when it ends; the
+	//     status query, the Web UI's details and its pending activity name the exact step;
+	//   - a run whose starter names this generation in its input (RotateInput.Generation)
+	//     records no version marker;
+	//   - a rotation that ends with its revoke records its end in the Revoke activity
+	//     instead of a local activity of its own.
+	genQuiet workflow.Version = 3
 )
 
-// rotateGeneration asks, once per run, which generation it has.
-func rotateGeneration(ctx workflow.Context) workflow.Version {
-	return workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, genLean)
+// RotateGeneration is the generation a starter asks for in RotateInput.Generation: the
+// newest this code runs.
+const RotateGeneration = int(genQuiet)
+
+// rotateGeneration says, once per run, which generation it has. A run whose input names
+// its generation records no marker for it (two history events fewer): the SDK does not
+// check version markers against the code on replay, so a replay finds the marker only if
+// an older worker, which ignores the input field, began the run and recorded one.
+func rotateGeneration(ctx workflow.Context, in RotateInput) workflow.Version {
+	asked := workflow.Version(in.Generation)
+	if asked <= 0 { // none named (Validate refuses a negative one)
+		return workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, genQuiet)
+	}
+	if asked != genQuiet {
+		// A newer starter than this worker (or a hostile input): panicking fails the
+		// workflow task, which a newer worker then takes, as GetVersion does for a
+		// version it does not know.
+		panic(fmt.Sprintf("rotation generation %d is not one this worker runs (it runs %d); upgrade the worker", asked, genQuiet))
+	}
+	if workflow.IsReplaying(ctx) {
+		if v := workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, genQuiet); v != workflow.DefaultVersion {
+			return v
+		}
+	}
+	return asked
 }
 
 // changed reports whether the run has the behaviour of changeID, one of the changes that
@@ -46,7 +80,8 @@ func (r *rotateRun) changed(ctx workflow.Context, changeID string) bool {
 }
 
 // upsert updates search attributes. A lean run holds updates back while planning and
-// sends them with the next step's, so a rotation updates them once per step.
+// sends them with the next update, so a rotation updates them once per step (genLean) or
+// only when it waits and when it ends (genQuiet).
 func (r *rotateRun) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
 	updates = append(r.heldAttrs, updates...)
 	r.heldAttrs = nil
@@ -55,11 +90,36 @@ func (r *rotateRun) upsert(ctx workflow.Context, updates ...temporal.SearchAttri
 	}
 }
 
-// hold keeps a search attribute update for the next one (lean runs), or sends it now.
+// hold keeps a search attribute update for the next one (lean and quiet runs), or sends
+// it now.
 func (r *rotateRun) hold(ctx workflow.Context, update temporal.SearchAttributeUpdate) {
 	if r.generation >= genLean {
 		r.heldAttrs = append(r.heldAttrs, update)
 		return
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, update)
+}
+
+// showStep keeps the KeyturnStep search attribute true as the run moves to step name. A
+// quiet run shows running for the steps it does not wait in, so it updates the attribute
+// only on entering and leaving a wait; older runs show every step.
+func (r *rotateRun) showStep(ctx workflow.Context, name string) {
+	if r.generation < genQuiet {
+		r.upsert(ctx, SearchAttrStep.ValueSet(name))
+		return
+	}
+	shown := StepRunning
+	if waits(name) {
+		shown = name
+	}
+	if shown != r.shownStep {
+		r.shownStep = shown
+		r.upsert(ctx, SearchAttrStep.ValueSet(shown))
+	}
+}
+
+// waits reports whether a rotation can stay in step name for minutes or days: an operator
+// looks for these in the Web UI's list (KeyturnStep="grace").
+func waits(name string) bool {
+	return name == StepGrace || name == StepRevokeGate || name == StepPurge
 }

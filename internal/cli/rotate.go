@@ -39,7 +39,7 @@ func newRotateCmd(g *globals) *cobra.Command {
 			if err := id.Validate(); err != nil {
 				return err
 			}
-			in := workflows.RotateInput{SecretID: id, Reason: reason, RequestedBy: whoami()}
+			in := workflows.RotateInput{SecretID: id, Reason: reason, RequestedBy: whoami(), Generation: workflows.RotateGeneration}
 			if cmd.Flags().Changed("grace") {
 				in.Grace = &grace
 			}

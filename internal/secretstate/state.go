@@ -129,7 +129,8 @@ type Run struct {
 	// Outcome is the KeyturnOutcome search attribute: how it ended, or an outstanding
 	// state while it keeps trying.
 	Outcome string `json:"outcome,omitempty"`
-	// Step is the step it is on, or where it ended (KeyturnStep).
+	// Step is KeyturnStep: the step it waits in (grace, revoke_gate, purge), running
+	// while it runs a quick step (the status query names which), or where it ended.
 	Step    string     `json:"step"`
 	Started time.Time  `json:"started"`
 	Closed  *time.Time `json:"closed,omitempty"`

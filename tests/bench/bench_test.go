@@ -125,7 +125,7 @@ func rotateOnce(b *testing.B, c client.Client, id secret.ID) (time.Duration, cli
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	start := time.Now()
-	run, err := c.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	run, err := c.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
 	var res workflows.RotateResult
 	if err == nil {
 		err = run.Get(ctx, &res)

@@ -255,7 +255,7 @@ func rotate(c client.Client, id secret.ID, timeout time.Duration, log *rotationL
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	run, err := c.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	run, err := c.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
 	if err != nil {
 		log.add("not started", 0, fmt.Errorf("start rotation of %s: %w", id, err))
 		return nil
