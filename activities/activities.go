@@ -246,17 +246,31 @@ func (a *Activities) Promote(ctx context.Context, in StepInput) (rotation.Promot
 	})
 }
 
+// RevokeResult says what a Revoke did besides revoking.
+type RevokeResult struct {
+	// EndRecorded: the activity recorded RevokeInput.Finished. A worker older than the
+	// field returns no result, so the workflow records the end itself.
+	EndRecorded bool `json:"endRecorded,omitempty"`
+}
+
 // Revoke disables the old version on the target, and then records in.Finished, if set.
-func (a *Activities) Revoke(ctx context.Context, in RevokeInput) error {
+func (a *Activities) Revoke(ctx context.Context, in RevokeInput) (RevokeResult, error) {
 	_, err := run(ctx, a, in.ref(), func(ctx context.Context, s rotation.Steps, _ *beat) (struct{}, error) {
 		return struct{}{}, s.Revoke(ctx, in.Version, in.Keep)
 	})
-	if err != nil || in.Finished == nil {
-		return err
+	if err != nil || in.Finished == nil || a.auditor == nil {
+		return RevokeResult{}, err
 	}
-	// A failed write fails the step, whose retry revokes again (idempotent) and writes
-	// the record it could not: the rotation's end is not left unrecorded.
-	return a.recordEvent(ctx, *in.Finished)
+	// The revoke is done: a trail that cannot take the record now does not undo it or
+	// fail the step. The workflow is told, and records the end itself as it would
+	// have without this field (Audit, bounded and only logged on failure).
+	hb := a.heartbeat(ctx)
+	defer hb.stop()
+	if err := a.recordEvent(ctx, *in.Finished); err != nil {
+		activity.GetLogger(ctx).Warn("rotation end not recorded with the revoke; the workflow records it", "error", ErrorMessage(err))
+		return RevokeResult{}, nil
+	}
+	return RevokeResult{EndRecorded: activity.IsActivity(ctx)}, nil
 }
 
 // ContainInput names the secret to contain.

@@ -65,6 +65,14 @@ func TestGiveUpOnOutstandingRevokeTellsTheTruth(t *testing.T) {
 		t.Fatalf("status must show the outstanding revoke and how to give up; exit %d:\n%s", code, out)
 	}
 	runID := statusOf(t, env, id).RunID
+	// The search attribute says running while the rollback's revoke is retried; the
+	// status names the step from the rotation itself, and the CLI refuses an abort there.
+	if st := statusOf(t, env, id); st.Step != workflows.StepRollback {
+		t.Fatalf("status -o json during an outstanding rollback revoke says step %q, want %q", st.Step, workflows.StepRollback)
+	}
+	if code, out := keyturn(t, env, "abort", string(id)); code == 0 || !strings.Contains(out, "only applies before the previous version is revoked") {
+		t.Fatalf("abort during an outstanding revoke must be refused; exit %d:\n%s", code, out)
+	}
 
 	// The operator gives up: the rotation ends now instead of retrying for days.
 	code, out = keyturn(t, env, "give-up", string(id))

@@ -65,7 +65,7 @@ func (s *rotateSuite) notified() *[]activities.NotifyInput {
 }
 
 func (s *rotateSuite) revokeOK() {
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool { return in.Version.Token == v1.Token })).Return(nil).Once()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool { return in.Version.Token == v1.Token })).Return(activities.RevokeResult{}, nil).Once()
 }
 
 func stepsOf(res workflows.RotateResult) []string {
@@ -282,7 +282,7 @@ func (s *rotateSuite) TestContainSkipsTheGateAndRecordsEndedSessions() {
 	cur := v2
 	cur.Stages = []secret.Stage{secret.StageCurrent}
 	s.env.OnActivity(s.a.Promote, mock.Anything, mock.Anything).Return(rotation.PromoteResult{Current: cur}, nil).Once()
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Maybe() // already contained: idempotent
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Maybe() // already contained: idempotent
 	res, err := s.run(workflows.RotateInput{SecretID: id, Contain: true, IncidentID: "inc-1"})
 	s.Require().NoError(err)
 	s.Nil(res.RevokeGate)

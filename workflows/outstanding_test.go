@@ -97,8 +97,8 @@ func (s *rotateSuite) TestRevokeOutstandingKeepsTryingUntilItWorks() {
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
-		Return(temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Times(5)
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+		Return(activities.RevokeResult{}, temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Times(5)
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 	// No Rollback: the new version is current and works; undoing it would not help.
 	res, err := s.run(workflows.RotateInput{SecretID: id})
 	s.Require().NoError(err)
@@ -114,7 +114,7 @@ func (s *rotateSuite) TestRevokeOutstandingGivenUpEndsRevokeFailed() {
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
-		Return(temporal.NewNonRetryableApplicationError("no privilege", activities.ErrTypePermissionDenied, nil))
+		Return(activities.RevokeResult{}, temporal.NewNonRetryableApplicationError("no privilege", activities.ErrTypePermissionDenied, nil))
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalGiveUp, nil) }, 24*time.Hour)
 	_, err := s.run(workflows.RotateInput{SecretID: id})
 	var appErr *temporal.ApplicationError
@@ -134,7 +134,7 @@ func (s *rotateSuite) TestIncidentRotationReportsAFailedRevokeAtOnce() {
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
-		Return(temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Once()
+		Return(activities.RevokeResult{}, temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Once()
 	_, err := s.run(workflows.RotateInput{SecretID: id, IncidentID: "inc-1"})
 	var appErr *temporal.ApplicationError
 	s.Require().True(errors.As(err, &appErr))
@@ -168,8 +168,8 @@ func (s *rotateSuite) TestStaleGiveUpDoesNotEndALaterRevoke() {
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).
-		Return(temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Times(2)
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+		Return(activities.RevokeResult{}, temporal.NewNonRetryableApplicationError("connection refused", "KeyturnStepFailed", nil)).Times(2)
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalGiveUp, nil) }, 10*time.Second)
 	res, err := s.run(workflows.RotateInput{SecretID: id})
 	s.Require().NoError(err)

@@ -38,9 +38,9 @@ func (s *rotateSuite) quietRotation() (revoked *activities.RevokeInput, audited 
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
 	revoked = &activities.RevokeInput{}
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) error {
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (activities.RevokeResult, error) {
 		*revoked = in
-		return nil
+		return activities.RevokeResult{EndRecorded: in.Finished != nil}, nil
 	}).Once()
 	audited = &[]string{}
 	s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
@@ -102,7 +102,7 @@ func (s *rotateSuite) TestFailedRevokeLeavesTheEndToTheWorkflow() {
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(temporal.NewNonRetryableApplicationError("refused", "x", nil))
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, temporal.NewNonRetryableApplicationError("refused", "x", nil))
 	var ends []string
 	s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
 		if in.Key == "rotation|finished" {
@@ -127,4 +127,31 @@ func (s *rotateSuite) TestUnknownGenerationFailsTheTaskNotTheRun() {
 	var panicErr *temporal.PanicError
 	s.Require().ErrorAs(err, &panicErr)
 	s.Contains(panicErr.Error(), "upgrade the worker")
+}
+
+// TestEndNotRecordedByTheRevokeIsRecordedByTheWorkflow: a Revoke that did not record the
+// end it was given (a worker older than RevokeInput.Finished, or a trail that failed after
+// the revoke) says so, and the workflow records the end itself.
+func (s *rotateSuite) TestEndNotRecordedByTheRevokeIsRecordedByTheWorkflow() {
+	s.plan(0)
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	s.promoteOK()
+	var given *activities.AuditInput
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (activities.RevokeResult, error) {
+		given = in.Finished
+		return activities.RevokeResult{}, nil
+	}).Once()
+	var ends []string
+	s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
+		if in.Key == "rotation|finished" {
+			ends = append(ends, in.Outcome)
+		}
+		return nil
+	}).Maybe()
+	res, err := s.run(workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+	s.NotNil(given, "the revoke was given the end to record")
+	s.Equal([]string{workflows.OutcomeRotated}, ends)
 }

@@ -87,7 +87,7 @@ func (s *rotateSuite) TestHappyPath() {
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool {
 		return in.Version.Token == v1.Token && in.Keep != nil && in.Keep.Token == v2.Token
-	})).Return(nil).Once()
+	})).Return(activities.RevokeResult{}, nil).Once()
 
 	res, err := s.run(workflows.RotateInput{SecretID: id})
 	s.Require().NoError(err)
@@ -111,7 +111,7 @@ func (s *rotateSuite) TestVersionTokenIsWorkflowAndRunID() {
 	}).Once()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 	_, err := s.run(workflows.RotateInput{SecretID: id})
 	s.Require().NoError(err)
 	s.Regexp(`^rotate/prod/orders-db/app/.+`, string(token))
@@ -124,7 +124,7 @@ func (s *rotateSuite) TestCreateRetryableFailureIsRetriedThenSucceeds() {
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 	res, err := s.run(workflows.RotateInput{SecretID: id})
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)
@@ -212,7 +212,7 @@ func (s *rotateSuite) TestSkipGraceSignal() {
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalSkipGrace, nil) }, time.Minute)
 	res, err := s.run(workflows.RotateInput{SecretID: id})
 	s.Require().NoError(err)
@@ -230,7 +230,7 @@ func (s *rotateSuite) TestSkipGraceWhateverThePayload() {
 		s.createOK()
 		s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 		s.promoteOK()
-		s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+		s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 		var operator *activities.Cause
 		s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
 			if in.Event == audit.EventOperator {
@@ -292,7 +292,7 @@ func (s *rotateSuite) TestStatusQueryCarriesReferencesOnly() {
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
-	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, nil).Once()
 	s.env.RegisterDelayedCallback(func() {
 		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
 		s.Require().NoError(err)
@@ -372,7 +372,7 @@ func (s *rotateSuite) TestContainModeRevokesAgain() {
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool {
 		return in.Version.Token == v1.Token
-	})).Return(nil).Once()
+	})).Return(activities.RevokeResult{}, nil).Once()
 	res, err := s.run(workflows.RotateInput{SecretID: id, Contain: true, IncidentID: "inc-1"})
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)
@@ -392,7 +392,7 @@ func (s *rotateSuite) TestContainModeAfterBatchRevokesAgain() {
 	s.promoteOK()
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.MatchedBy(func(in activities.RevokeInput) bool {
 		return in.Version.Token == v1.Token
-	})).Return(nil).Once()
+	})).Return(activities.RevokeResult{}, nil).Once()
 	res, err := s.run(workflows.RotateInput{SecretID: id, Contain: true, AlreadyContained: true, IncidentID: "inc-1"})
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)

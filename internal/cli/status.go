@@ -70,6 +70,11 @@ type stepRow struct {
 // fill copies the workflow's status into the documented JSON fields.
 func (d *rotationDetail) fill(st *workflows.RotateStatus) {
 	d.Result = st
+	if st.Step != "" {
+		// A running rotation's own word: its search attribute says only running during
+		// the quick steps (revoke, rollback), which the signal checks tell apart.
+		d.Step = st.Step
+	}
 	d.NewVersion, d.PreviousVersion = st.NewVersion, st.PreviousVersion
 	d.GraceUntil, d.PromotedAt = timePtr(st.GraceUntil), timePtr(st.PromotedAt)
 	d.Error, d.LastError, d.Rollback, d.Outstanding = st.Error, st.LastError, st.Rollback, st.Outstanding
