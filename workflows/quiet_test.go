@@ -30,13 +30,31 @@ func (s *rotateSuite) upserts() *[]string {
 	return &got
 }
 
-// quietRotation mocks a rotation with a grace period that ends with its revoke, and
-// returns the Revoke activity's input and the events the Audit activity was asked for.
-func (s *rotateSuite) quietRotation() (revoked *activities.RevokeInput, audited *[]string) {
-	s.plan(time.Hour)
+// throughPromote mocks a rotation's plan (with the given grace), create, test and promote.
+func (s *rotateSuite) throughPromote(grace time.Duration) {
+	s.plan(grace)
 	s.createOK()
 	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
 	s.promoteOK()
+}
+
+// recordedEnds collects the outcomes of the rotation.finished records the workflow asks
+// the Audit activity for.
+func (s *rotateSuite) recordedEnds() *[]string {
+	ends := &[]string{}
+	s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
+		if in.Key == "rotation|finished" {
+			*ends = append(*ends, in.Outcome)
+		}
+		return nil
+	}).Maybe()
+	return ends
+}
+
+// quietRotation mocks a rotation with a grace period that ends with its revoke, and
+// returns the Revoke activity's input and the events the Audit activity was asked for.
+func (s *rotateSuite) quietRotation() (revoked *activities.RevokeInput, audited *[]string) {
+	s.throughPromote(time.Hour)
 	revoked = &activities.RevokeInput{}
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (activities.RevokeResult, error) {
 		*revoked = in
@@ -98,25 +116,16 @@ func (s *rotateSuite) TestRunFromAnOlderStarterShowsRunning() {
 // TestFailedRevokeLeavesTheEndToTheWorkflow: a revoke that fails recorded no end; the
 // workflow records the end it reaches.
 func (s *rotateSuite) TestFailedRevokeLeavesTheEndToTheWorkflow() {
-	s.plan(0)
-	s.createOK()
-	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
-	s.promoteOK()
+	s.throughPromote(0)
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(activities.RevokeResult{}, temporal.NewNonRetryableApplicationError("refused", "x", nil))
-	var ends []string
-	s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
-		if in.Key == "rotation|finished" {
-			ends = append(ends, in.Outcome)
-		}
-		return nil
-	}).Maybe()
+	ends := s.recordedEnds()
 	// Give up on the outstanding revoke at once.
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.SignalGiveUp, nil) }, time.Second)
 	_, err := s.run(workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
 	res, ok := activities.DetailsOf[workflows.RotateResult](err)
 	s.Require().True(ok, "%v", err)
 	s.Equal(workflows.OutcomeRevokeFailed, res.Outcome)
-	s.Equal([]string{workflows.OutcomeRevokeFailed}, ends)
+	s.Equal([]string{workflows.OutcomeRevokeFailed}, *ends)
 }
 
 // TestUnknownGenerationFailsTheTaskNotTheRun: a generation newer than this worker's is
@@ -133,25 +142,16 @@ func (s *rotateSuite) TestUnknownGenerationFailsTheTaskNotTheRun() {
 // end it was given (a worker older than RevokeInput.Finished, or a trail that failed after
 // the revoke) says so, and the workflow records the end itself.
 func (s *rotateSuite) TestEndNotRecordedByTheRevokeIsRecordedByTheWorkflow() {
-	s.plan(0)
-	s.createOK()
-	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
-	s.promoteOK()
+	s.throughPromote(0)
 	var given *activities.AuditInput
 	s.env.OnActivity(s.a.Revoke, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (activities.RevokeResult, error) {
 		given = in.Finished
 		return activities.RevokeResult{}, nil
 	}).Once()
-	var ends []string
-	s.env.OnActivity(s.a.Audit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditInput) error {
-		if in.Key == "rotation|finished" {
-			ends = append(ends, in.Outcome)
-		}
-		return nil
-	}).Maybe()
+	ends := s.recordedEnds()
 	res, err := s.run(workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
 	s.Require().NoError(err)
 	s.Equal(workflows.OutcomeRotated, res.Outcome)
 	s.NotNil(given, "the revoke was given the end to record")
-	s.Equal([]string{workflows.OutcomeRotated}, ends)
+	s.Equal([]string{workflows.OutcomeRotated}, *ends)
 }
