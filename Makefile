@@ -3,7 +3,7 @@ GO       ?= go
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 
-.PHONY: dev build build-prod tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-incident-scale bench-consumers record-histories clean
+.PHONY: dev build build-prod tools test test-short vet bench bench-incident bench-incident-cli bench-incident-kill bench-incident-scale bench-scheduled bench-consumers record-histories clean
 
 # TEMPORAL=postgres runs the benchmarks on the Temporal server's own binary persisted in
 # PostgreSQL (built by `make tools`), the layout production uses, instead of the embedded
@@ -88,6 +88,16 @@ SCALE_N ?= 10000
 bench-incident-scale:
 	KEYTURN_BENCH_SCALE_N=$(SCALE_N) \
 		$(GO) test -run '^$$' -bench '^BenchmarkIncidentScale$$' -benchtime 1x -count 1 -timeout 180m $(BENCH_FLAGS) ./tests/bench/
+
+# Sustained scheduled rotations: SCHEDULED_N ScheduledRotate runs (the workflow each
+# schedule starts), one per Postgres secret, SCHEDULED_INFLIGHT open at once, against the
+# same closed loop of bare parent-and-child workflows; prints rotations per second and the
+# ratio to the floor's rate (target at least 0.8). `make bench-scheduled SCHEDULED_N=1000`.
+SCHEDULED_N ?= 1000
+SCHEDULED_INFLIGHT ?= 100
+bench-scheduled:
+	KEYTURN_BENCH_SCHEDULED_N=$(SCHEDULED_N) KEYTURN_BENCH_SCHEDULED_INFLIGHT=$(SCHEDULED_INFLIGHT) \
+		$(GO) test -run '^$$' -bench '^BenchmarkScheduledSustained$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
 
 # Consumer safety across real rotations (tests/consumerbench, docs/pgbouncer.md): a service
 # using consumer/pgxconsumer queries at 200/s directly and through PgBouncer (transaction
