@@ -60,6 +60,19 @@ func fanOutChild(ctx workflow.Context, n int) error {
 	return nil
 }
 
+// wideWorkerOptions are the worker options of a benchmark with up to inFlight workflows
+// open at once: room for twice as many tasks of each kind (at least 1,000), so the
+// worker's slots never throttle what is measured, and the given number of pollers.
+func wideWorkerOptions(inFlight, pollers int) sdkworker.Options {
+	return sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:      max(1000, 2*inFlight),
+		MaxConcurrentLocalActivityExecutionSize: max(1000, 2*inFlight),
+		MaxConcurrentWorkflowTaskExecutionSize:  max(1000, 2*inFlight),
+		MaxConcurrentWorkflowTaskPollers:        pollers,
+		MaxConcurrentActivityTaskPollers:        pollers,
+	}
+}
+
 // measureFanOutFloor runs the fan-out floor once on c, with a worker of the given options
 // on its own queue, and returns its wall time.
 func measureFanOutFloor(b *testing.B, c client.Client, in fanOut, opts sdkworker.Options) time.Duration {

@@ -22,7 +22,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
-	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/keyturn/keyturn/activities"
@@ -119,13 +118,7 @@ func BenchmarkIncidentScale(b *testing.B) {
 	// worker.New takes the resolver as the incident's catalog when it is one, as it takes
 	// binding.Resolver in production; no audit trail (it is not what is measured here).
 	parallel := workflows.DefaultIncidentParallelism
-	workerOpts := sdkworker.Options{
-		MaxConcurrentActivityExecutionSize:      max(1000, 2*parallel),
-		MaxConcurrentLocalActivityExecutionSize: max(1000, 2*parallel),
-		MaxConcurrentWorkflowTaskExecutionSize:  max(1000, 2*parallel),
-		MaxConcurrentWorkflowTaskPollers:        2,
-		MaxConcurrentActivityTaskPollers:        2,
-	}
+	workerOpts := wideWorkerOptions(parallel, 2)
 	w := worker.New(c, inv, workerOpts)
 	if err := w.Start(); err != nil {
 		b.Fatalf("start worker: %v", err)

@@ -19,7 +19,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
@@ -85,13 +84,7 @@ func BenchmarkIncident(b *testing.B) {
 	})
 	resolver := env.Resolver(b)
 	pr := newProbe(resolver)
-	workerOpts := sdkworker.Options{
-		MaxConcurrentActivityExecutionSize:      max(1000, 2*parallel),
-		MaxConcurrentLocalActivityExecutionSize: max(1000, 2*parallel),
-		MaxConcurrentWorkflowTaskExecutionSize:  max(1000, 2*parallel),
-		MaxConcurrentWorkflowTaskPollers:        pollers,
-		MaxConcurrentActivityTaskPollers:        pollers,
-	}
+	workerOpts := wideWorkerOptions(parallel, pollers)
 	probed := workerOpts
 	probed.Interceptors = []interceptor.WorkerInterceptor{&activityProbe{p: pr}}
 	env.StartWorkerWith(b, pr, probed)

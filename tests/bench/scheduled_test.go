@@ -50,13 +50,7 @@ func BenchmarkScheduledSustained(b *testing.B) {
 		PostgresSettings: map[string]string{"max_connections": strconv.Itoa(max(300, inFlight+100)), "fsync": "on"},
 	})
 	resolver := env.Resolver(b)
-	opts := sdkworker.Options{
-		MaxConcurrentActivityExecutionSize:      max(1000, 2*inFlight),
-		MaxConcurrentLocalActivityExecutionSize: max(1000, 2*inFlight),
-		MaxConcurrentWorkflowTaskExecutionSize:  max(1000, 2*inFlight),
-		MaxConcurrentWorkflowTaskPollers:        2,
-		MaxConcurrentActivityTaskPollers:        2,
-	}
+	opts := wideWorkerOptions(inFlight, 2)
 	env.StartWorkerWith(b, resolver, opts)
 	if err := testenv.SeedVersions(ctx, resolver, ids, 16); err != nil {
 		b.Fatalf("seed current versions: %v", err)
