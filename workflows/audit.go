@@ -51,26 +51,34 @@ func (r *rotateRun) audit(ctx workflow.Context, key string, in activities.AuditI
 	}
 }
 
+// endKey names the rotation's end among the run's audit events, whichever activity
+// records it.
+const endKey = "rotation|finished"
+
+// endEvent is the rotation's end as the audit trail records it.
+func (r *rotateRun) endEvent(outcome, errText string) activities.AuditInput {
+	return activities.AuditInput{
+		Key: endKey, Event: audit.EventRotationFinished, SecretID: r.in.SecretID, Cause: r.cause(),
+		Outcome: outcome, Error: errText, Version: r.status.NewVersion,
+	}
+}
+
 // finished records the rotation's end with its outcome, unless its last step did.
 func (r *rotateRun) finished(ctx workflow.Context) {
 	if r.endRecorded {
 		return
 	}
-	r.audit(ctx, "rotation|finished", activities.AuditInput{
-		Event: audit.EventRotationFinished, Outcome: r.status.Outcome, Error: r.status.Error, Version: r.status.NewVersion,
-	})
+	r.audit(ctx, endKey, r.endEvent(r.status.Outcome, r.status.Error))
 }
 
 // endRecord is the rotation's end for its last activity to record (a quiet run's revoke),
-// as finished would record it with that outcome: nil when this run does not do that.
+// with that outcome: nil when this run does not do that.
 func (r *rotateRun) endRecord(outcome string) *activities.AuditInput {
 	if !r.auditing || r.generation < genQuiet {
 		return nil
 	}
-	return &activities.AuditInput{
-		Key: "rotation|finished", Event: audit.EventRotationFinished, SecretID: r.in.SecretID, Cause: r.cause(),
-		Outcome: outcome, Version: r.status.NewVersion,
-	}
+	e := r.endEvent(outcome, "")
+	return &e
 }
 
 // took receives one operator signal from c and records it as the operator's action.

@@ -37,3 +37,18 @@ func onScope(env *testsuite.TestWorkflowEnvironment, ia *activities.IncidentActi
 	real := activities.NewIncidentActivities(nil, catalog(scope), nil, nil)
 	env.OnActivity(ia.ScopePage, mock.Anything, mock.Anything).Return(real.ScopePage)
 }
+
+// runIncident runs the Incident workflow on env with in and returns its report, failing
+// the test if it did not complete without an error.
+func runIncident(t *testing.T, env *testsuite.TestWorkflowEnvironment, in workflows.IncidentInput) workflows.IncidentReport {
+	t.Helper()
+	env.ExecuteWorkflow(workflows.IncidentWorkflowName, in)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.IncidentReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}

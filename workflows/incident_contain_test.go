@@ -62,16 +62,9 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: start.Add(3 * time.Second)}, nil
 		})
 	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
-	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+	rep := runIncident(t, env, workflows.IncidentInput{
 		IncidentID: "i-h", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeContain, Reason: "leak", Operator: "oncall",
 	})
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	var rep workflows.IncidentReport
-	if err := env.GetWorkflowResult(&rep); err != nil {
-		t.Fatal(err)
-	}
 	if calls.Load() != 2 || !stuckCancelled {
 		t.Fatalf("%d ContainBatch calls, stuck copy cancelled %v: want the stuck batch copied once and cancelled", calls.Load(), stuckCancelled)
 	}

@@ -205,16 +205,9 @@ func TestIncidentPagesInRotateMode(t *testing.T) {
 			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: time.Now()}, nil
 		})
 	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
-	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+	rep := runIncident(t, env, workflows.IncidentInput{
 		IncidentID: "i-r", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "hygiene", Operator: "oncall",
 	})
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	var rep workflows.IncidentReport
-	if err := env.GetWorkflowResult(&rep); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{"pause 2", "pause 1", "stop 2", "stop 1", "rotate", "rotate", "supersede p/02", "rotate"}
 	if !slices.Equal(order, want) {
 		t.Fatalf("order %v, want %v", order, want)
@@ -290,16 +283,9 @@ func TestIncidentSchedulesListsAreCut(t *testing.T) {
 			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: time.Now()}, nil
 		})
 	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
-	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+	rep := runIncident(t, env, workflows.IncidentInput{
 		IncidentID: "i-s", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "hygiene", Operator: "oncall", ResumeSchedules: true,
 	})
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	var rep workflows.IncidentReport
-	if err := env.GetWorkflowResult(&rep); err != nil {
-		t.Fatal(err)
-	}
 	if !slices.Equal(chunks, []int{2000, 500}) {
 		t.Fatalf("resumed in chunks of %v, want 2000 and 500", chunks)
 	}
@@ -395,16 +381,9 @@ func TestIncidentPagesEndAtAnEmptyPage(t *testing.T) {
 			return workflows.RotateResult{SecretID: in.SecretID, Outcome: workflows.OutcomeRotated, PromotedAt: time.Now()}, nil
 		})
 	env.OnActivity(a.NotifyIncident, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
-	env.ExecuteWorkflow(workflows.IncidentWorkflowName, workflows.IncidentInput{
+	rep := runIncident(t, env, workflows.IncidentInput{
 		IncidentID: "i-e", Selector: activities.Selector{Prefix: "p/"}, Mode: workflows.ModeRotate, Reason: "drill", Operator: "oncall",
 	})
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	var rep workflows.IncidentReport
-	if err := env.GetWorkflowResult(&rep); err != nil {
-		t.Fatal(err)
-	}
 	if rep.Total != 1 || rep.Rotated != 1 {
 		t.Fatalf("report %+v", rep.IncidentProgress)
 	}

@@ -180,9 +180,6 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 			in.Finished = r.endRecord(OutcomeRotated)
 		}
 		revoke := func(ctx workflow.Context) error {
-			if in.Finished == nil {
-				return r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, nil)
-			}
 			var res activities.RevokeResult
 			err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
 			r.endRecorded = err == nil && res.EndRecorded

@@ -73,18 +73,25 @@ func wideWorkerOptions(inFlight, pollers int) sdkworker.Options {
 	}
 }
 
-// measureFanOutFloor runs the fan-out floor once on c, with a worker of the given options
-// on its own queue, and returns its wall time.
-func measureFanOutFloor(b *testing.B, c client.Client, in fanOut, opts sdkworker.Options) time.Duration {
+// startFloorWorker runs a worker of the given options on queue for a floor whose parent
+// workflow runs fanOutChild children, until the returned stop.
+func startFloorWorker(b *testing.B, c client.Client, queue string, opts sdkworker.Options, parent any) (stop func()) {
 	b.Helper()
-	w := sdkworker.New(c, fanOutQueue, opts)
-	w.RegisterWorkflow(fanOutParent)
+	w := sdkworker.New(c, queue, opts)
+	w.RegisterWorkflow(parent)
 	w.RegisterWorkflow(fanOutChild)
 	w.RegisterActivity(noopActivity)
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer w.Stop()
+	return w.Stop
+}
+
+// measureFanOutFloor runs the fan-out floor once on c, with a worker of the given options
+// on its own queue, and returns its wall time.
+func measureFanOutFloor(b *testing.B, c client.Client, in fanOut, opts sdkworker.Options) time.Duration {
+	b.Helper()
+	defer startFloorWorker(b, c, fanOutQueue, opts, fanOutParent)()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	start := time.Now()

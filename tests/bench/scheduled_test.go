@@ -155,14 +155,7 @@ func scheduledFloorParent(ctx workflow.Context, n int) error {
 // the same options on its own queue, and returns the wall time.
 func measureScheduledFloor(b *testing.B, c client.Client, n, inFlight int, opts sdkworker.Options) time.Duration {
 	b.Helper()
-	w := sdkworker.New(c, scheduledFloorQueue, opts)
-	w.RegisterWorkflow(scheduledFloorParent)
-	w.RegisterWorkflow(fanOutChild)
-	w.RegisterActivity(noopActivity)
-	if err := w.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
+	defer startFloorWorker(b, c, scheduledFloorQueue, opts, scheduledFloorParent)()
 	ctx := context.Background()
 	start := time.Now()
 	closedLoop(b, n, inFlight, func(i int) error {
