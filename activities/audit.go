@@ -60,7 +60,13 @@ func stepEventID(ctx context.Context, key ...string) string {
 		return "" // a step run outside Temporal (a unit test) records nothing
 	}
 	info := activity.GetInfo(ctx)
-	return audit.EventID(append([]string{info.WorkflowExecution.ID, info.WorkflowExecution.RunID, info.ActivityID}, key...)...)
+	id := info.ActivityID
+	if info.IsLocalActivity {
+		// Local activities count their IDs apart from the regular ones: a run's local
+		// Create and its regular Test may both be "2".
+		id = "local/" + id
+	}
+	return audit.EventID(append([]string{info.WorkflowExecution.ID, info.WorkflowExecution.RunID, id}, key...)...)
 }
 
 // record fills r (its ID set by the caller, from the event) with the running activity's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/rotators/postgres"
@@ -254,14 +256,15 @@ func TestAdoptLegacyLogin(t *testing.T) {
 }
 
 // checkLeanHistory: a rotation the CLI started (no grace period, nothing to purge) costs
-// the server at most 31 history events, the bare four-activity workflow's 29 plus its plan
-// and one search attribute update at its end: no version marker, no update per step, no
-// audit activity of its own to end.
+// the server 16 history events: its quick steps (plan, create, promote, revoke) are local
+// activities, one marker each, and Test is its one regular activity; one search
+// attribute update at its end; no version marker, no audit activity of its own to end.
+// The bare four-activity workflow has 29.
 func checkLeanHistory(t *testing.T, env *testenv.Env, wid string) {
 	t.Helper()
 	it := env.Client.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var types []string
-	upserts, markers := 0, 0
+	var types, local, regular []string
+	upserts := 0
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -271,16 +274,25 @@ func checkLeanHistory(t *testing.T, env *testenv.Env, wid string) {
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			upserts++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			regular = append(regular, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			markers++
-			if name := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); name != "LocalActivity" {
-				t.Errorf("the rotation recorded a %s marker", name)
+			attrs := ev.GetMarkerRecordedEventAttributes()
+			if attrs.GetMarkerName() != "LocalActivity" {
+				t.Errorf("the rotation recorded a %s marker", attrs.GetMarkerName())
+				continue
 			}
+			var la struct{ ActivityType string }
+			if err := codec.DataConverter(env.Codec).FromPayloads(attrs.GetDetails()["data"], &la); err != nil {
+				t.Fatalf("local activity marker of %s: %v", wid, err)
+			}
+			local = append(local, la.ActivityType)
 		}
 	}
-	if len(types) > 31 || upserts != 1 || markers != 1 {
-		t.Errorf("the rotation's history has %d events (want at most 31), %d search attribute updates (want 1) and %d markers (want 1, the plan): %s",
-			len(types), upserts, markers, strings.Join(types, ", "))
+	wantLocal, wantRegular := []string{"Plan", "Create", "Promote", "Revoke"}, []string{"Test"}
+	if len(types) > 16 || upserts != 1 || !slices.Equal(local, wantLocal) || !slices.Equal(regular, wantRegular) {
+		t.Errorf("the rotation's history has %d events (want at most 16), %d search attribute updates (want 1), local activities %v (want %v) and activities %v (want %v): %s",
+			len(types), upserts, local, wantLocal, regular, wantRegular, strings.Join(types, ", "))
 	}
 	t.Logf("%s: %d history events", wid, len(types))
 }

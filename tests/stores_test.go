@@ -260,7 +260,7 @@ func TestStoreOutageDuringPromote(t *testing.T) {
 			if err := login(ctx, env, "app_b", secret.NewSensitive(second)); err != nil {
 				t.Fatalf("new credential does not log in: %v", err)
 			}
-			if maxAttempt(history(t, env, run.GetID(), run.GetRunID())) < 2 {
+			if !retriedAStep(history(t, env, run.GetID(), run.GetRunID())) {
 				t.Fatal("the history shows no retried step: the outage did not hit the rotation")
 			}
 		})

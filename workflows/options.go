@@ -43,6 +43,13 @@ var (
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         retryPolicy(5, 10*time.Second),
 	}
+	// A quick step's first attempt, a local activity (genLocal): one try, bounded well
+	// inside the workflow task's timeout. A step still running after five seconds is not
+	// quick; its retry runs as the regular activity, which the Web UI lists as pending.
+	quickOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 5 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	}
 	// Create talks to the target. The heartbeat timeout notices a dead worker within
 	// seconds. WaitForCancellation: on cancel the workflow waits for the step to stop
 	// before it rolls back, so a rollback never races a step still changing the target.

@@ -7,6 +7,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -44,7 +45,7 @@ func Rotate(ctx workflow.Context, in RotateInput) (RotateResult, error) {
 	}
 	r.generation = rotateGeneration(ctx, in)
 	r.auditing = r.generation >= genAudited
-	if r.in.Generation == int(genQuiet) {
+	if r.in.Generation >= int(firstNamedGeneration) {
 		// A starter that names the generation shows running (RotateStartOptions). The
 		// input says so, not the search attributes: a history read back from the server
 		// carries their latest values in its started event, so reading them here would
@@ -71,6 +72,9 @@ type rotateRun struct {
 	shownStep string
 	// endRecorded: the Revoke activity recorded the rotation's end (quiet runs).
 	endRecorded bool
+	// quick: the run tries its quick steps as local activities first (genLocal,
+	// quickStep); the first step that needs its regular activity ends that for the run.
+	quick bool
 	// signals counts the operator signals recorded, naming each one's audit event.
 	signals int
 }
@@ -93,6 +97,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	}
 	r.status.Kind = r.plan.Kind
 	r.status.PreviousVersion = r.plan.Current
+	r.quick = r.generation >= genLocal
 	r.hold(ctx, SearchAttrKind.ValueSet(r.plan.Kind))
 	grace := r.plan.Grace
 	if r.in.Grace != nil {
@@ -118,12 +123,17 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	// Step 2. Create. From here on any failure rolls back, because Create may have staged
 	// a version or changed the target before it failed.
 	var created rotation.CreateResult
-	if err := r.step(ctx, StepCreate, createOptions, acts.Create, r.stepInput(), &created); err != nil {
+	create := r.step
+	if r.plan.QuickCreate {
+		create = r.quickStep
+	}
+	if err := create(ctx, StepCreate, createOptions, acts.Create, r.stepInput(), &created); err != nil {
 		return r.rollback(ctx, err, OutcomeRolledBack)
 	}
 	r.status.NewVersion = &created.Version
 
-	// Step 3. Test the new version against the real target.
+	// Step 3. Test the new version against the real target. Always a regular activity:
+	// the plan and the new version are in the history before anything is promoted.
 	if err := r.step(ctx, StepTest, testOptions, acts.Test, r.stepInput(), nil); err != nil {
 		return r.rollback(ctx, err, OutcomeRolledBack)
 	}
@@ -136,7 +146,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 4. Promote: consumers now read the new version.
 	var promoted rotation.PromoteResult
-	if err := r.step(ctx, StepPromote, promoteOptions, acts.Promote, r.stepInput(), &promoted); err != nil {
+	if err := r.quickStep(ctx, StepPromote, promoteOptions, acts.Promote, r.stepInput(), &promoted); err != nil {
 		return r.rollback(ctx, err, OutcomeRolledBack)
 	}
 	r.status.NewVersion = &promoted.Current
@@ -181,7 +191,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		}
 		revoke := func(ctx workflow.Context) error {
 			var res activities.RevokeResult
-			err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
+			err := r.quickStep(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
 			r.endRecorded = err == nil && res.EndRecorded
 			return err
 		}
@@ -236,6 +246,40 @@ func (r *rotateRun) step(ctx workflow.Context, name string, opts workflow.Activi
 	return r.timed(ctx, name, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activity, input)
 	}, result)
+}
+
+// quickStep runs a step that is usually over in milliseconds. In a genLocal run its
+// first attempt is a local activity: it runs on this worker within the current workflow
+// task, which spares the server a task and the worker a round trip. An attempt that fails
+// in a way a retry could fix, or runs out of time, is followed by the regular activity,
+// with its own retries, heartbeat and place among the Web UI's pending activities. After
+// a failed local attempt the rest of the run uses regular activities. Steps are idempotent, so an attempt that
+// timed out and is still stopping does the same work as its retry.
+func (r *rotateRun) quickStep(ctx workflow.Context, name string, opts workflow.ActivityOptions, activity, input, result any) error {
+	if !r.quick {
+		return r.step(ctx, name, opts, activity, input, result)
+	}
+	err := r.timed(ctx, name, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, quickOptions), activity, input)
+	}, result)
+	if err == nil {
+		return nil
+	}
+	r.quick = false
+	if ctx.Err() != nil || !retryable(err) {
+		return err
+	}
+	return r.step(ctx, name, opts, activity, input, result)
+}
+
+// retryable reports whether a step's failure is one its retries could fix (not invalid
+// configuration, a denied permission, an unknown secret or a failed check).
+func retryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return !appErr.NonRetryable() && !slices.Contains(activities.NonRetryable, appErr.Type())
+	}
+	return true
 }
 
 // timed runs one step and records it in the status.

@@ -152,7 +152,7 @@ func (in RotateInput) Validate() error {
 	if in.Grace != nil && (*in.Grace < 0 || *in.Grace > 7*24*time.Hour) {
 		return fmt.Errorf("grace %s is outside 0s..168h", *in.Grace)
 	}
-	if in.Generation < 0 || (in.Generation > 0 && in.Generation < RotateGeneration) {
+	if in.Generation < 0 || (in.Generation > 0 && in.Generation < int(firstNamedGeneration)) {
 		return fmt.Errorf("generation %d is not one a starter can ask for; leave it out or set it to %d", in.Generation, RotateGeneration)
 	}
 	return nil

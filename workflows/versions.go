@@ -41,11 +41,24 @@ const (
 	//   - a rotation that ends with its revoke records its end in the Revoke activity
 	//     instead of a local activity of its own.
 	genQuiet workflow.Version = 3
+	// genLocal runs the quick steps on the worker that runs the workflow (issue 14,
+	// item 8: 16 history events per rotation and about half the engine's latency). The
+	// first attempt of Promote, of Revoke and, for kinds whose material the worker
+	// generates, of Create is a local activity; a first attempt that fails or times
+	// out is retried as the regular activity (quickStep). Test stays a regular activity:
+	// its workflow task boundary makes the plan and the new version durable before
+	// anything is promoted, and delivers an abort sent during Create or Test before
+	// Promote, as before.
+	genLocal workflow.Version = 4
+	// newestGeneration is the newest generation this code runs.
+	newestGeneration = genLocal
+	// firstNamedGeneration is the first generation a starter could name in its input.
+	firstNamedGeneration = genQuiet
 )
 
 // RotateGeneration is the generation a starter asks for in RotateInput.Generation: the
 // newest this code runs.
-const RotateGeneration = int(genQuiet)
+const RotateGeneration = int(newestGeneration)
 
 // rotateGeneration says, once per run, which generation it has. A run whose input names
 // its generation records no marker for it (two history events fewer): the SDK does not
@@ -53,16 +66,16 @@ const RotateGeneration = int(genQuiet)
 // an older worker, which ignores the input field, began the run and recorded one.
 func rotateGeneration(ctx workflow.Context, in RotateInput) workflow.Version {
 	asked := workflow.Version(in.Generation)
-	if asked > genQuiet {
+	if asked > newestGeneration {
 		// A newer starter than this worker: panicking fails the workflow task, which a
 		// newer worker then takes, as GetVersion does for a version it does not know.
-		panic(fmt.Sprintf("rotation generation %d is newer than this worker's (%d); upgrade the worker", asked, genQuiet))
+		panic(fmt.Sprintf("rotation generation %d is newer than this worker's (%d); upgrade the worker", asked, newestGeneration))
 	}
-	if asked != genQuiet { // none named, or one Validate refuses: the run asks as before
-		return workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, genQuiet)
+	if asked < firstNamedGeneration { // none named, or one Validate refuses: the run asks as before
+		return workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, newestGeneration)
 	}
 	if workflow.IsReplaying(ctx) {
-		if v := workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, genQuiet); v != workflow.DefaultVersion {
+		if v := workflow.GetVersion(ctx, changeRotateGeneration, workflow.DefaultVersion, newestGeneration); v != workflow.DefaultVersion {
 			return v
 		}
 	}
