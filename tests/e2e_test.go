@@ -13,7 +13,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/rotators/postgres"
@@ -262,33 +261,21 @@ func TestAdoptLegacyLogin(t *testing.T) {
 // The bare four-activity workflow has 29.
 func checkLeanHistory(t *testing.T, env *testenv.Env, wid string) {
 	t.Helper()
-	it := env.Client.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var types, local, regular []string
+	h := decodedHistory(t, env, wid, "")
+	var types []string
 	upserts := 0
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatalf("history of %s: %v", wid, err)
-		}
+	for _, ev := range h.GetEvents() {
 		types = append(types, strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			upserts++
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			regular = append(regular, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			attrs := ev.GetMarkerRecordedEventAttributes()
-			if attrs.GetMarkerName() != "LocalActivity" {
-				t.Errorf("the rotation recorded a %s marker", attrs.GetMarkerName())
-				continue
+			if name := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); name != "LocalActivity" {
+				t.Errorf("the rotation recorded a %s marker", name)
 			}
-			var la struct{ ActivityType string }
-			if err := codec.DataConverter(env.Codec).FromPayloads(attrs.GetDetails()["data"], &la); err != nil {
-				t.Fatalf("local activity marker of %s: %v", wid, err)
-			}
-			local = append(local, la.ActivityType)
 		}
 	}
+	local, regular := stepRuns(t, h)
 	wantLocal, wantRegular := []string{"Plan", "Create", "Promote", "Revoke"}, []string{"Test"}
 	if len(types) > 16 || upserts != 1 || !slices.Equal(local, wantLocal) || !slices.Equal(regular, wantRegular) {
 		t.Errorf("the rotation's history has %d events (want at most 16), %d search attribute updates (want 1), local activities %v (want %v) and activities %v (want %v): %s",

@@ -11,6 +11,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/proxy"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,6 +35,25 @@ func decodedHistory(t *testing.T, env *testenv.Env, workflowID, runID string) *h
 		t.Fatalf("decode history of %s: %v", workflowID, err)
 	}
 	return h
+}
+
+// stepRuns lists, in order, the activities a decoded history ran: local ones (one
+// marker each) and regular ones (scheduled) apart.
+func stepRuns(t *testing.T, h *historypb.History) (local, regular []string) {
+	t.Helper()
+	for _, e := range h.GetEvents() {
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			regular = append(regular, a.GetActivityType().GetName())
+		}
+		if m := e.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == "LocalActivity" {
+			var la struct{ ActivityType string }
+			if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &la); err != nil {
+				t.Fatalf("local activity marker %d: %v", e.GetEventId(), err)
+			}
+			local = append(local, la.ActivityType)
+		}
+	}
+	return local, regular
 }
 
 // history fetches a workflow's whole history as stored: payloads encrypted.

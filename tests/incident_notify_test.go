@@ -165,10 +165,9 @@ func TestIncidentNotifiesAndMeasures(t *testing.T) {
 	// the batch and the rotation.
 	child := workflows.RotateWorkflowID("e2e/ok/app")
 	steps := map[string]int{}
-	for _, e := range decodedHistory(t, env, child, "").GetEvents() {
-		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
-			steps[a.GetActivityType().GetName()]++
-		}
+	local, regular := stepRuns(t, decodedHistory(t, env, child, ""))
+	for _, name := range append(local, regular...) {
+		steps[name]++
 	}
 	if steps["Contain"] != 0 || steps["Revoke"] != 1 {
 		t.Errorf("the rotation %s after the batch containment ran Contain %d and Revoke %d times, want 0 and 1", child, steps["Contain"], steps["Revoke"])
