@@ -78,7 +78,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 
 	order := []secret.ID{noAuditSecret, fileSecret, pgSecret}
 	for range 3 { // warm up connections, caches and the task queues
-		runNoop(b, env.Client)
+		runNoop(b, env.Client, noopWorkflow)
 		for _, id := range order {
 			clients[id].run()
 		}
@@ -88,7 +88,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	iteration := 0
 	b.ResetTimer()
 	for b.Loop() {
-		noops = append(noops, runNoop(b, env.Client))
+		noops = append(noops, runNoop(b, env.Client, noopWorkflow))
 		for i := range order {
 			id := order[(i+iteration)%len(order)]
 			took[id] = append(took[id], clients[id].run())

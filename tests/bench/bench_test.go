@@ -42,10 +42,32 @@ func noopWorkflow(ctx workflow.Context) error {
 	return nil
 }
 
+// quickShapeWorkflow has the shape of a generation-4 rotation without its work: a local
+// activity, one more, a regular activity, two more local ones (plan, create; test;
+// promote, revoke). It is the engine's floor for that shape.
+func quickShapeWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	for i := range 5 {
+		f := workflow.ExecuteLocalActivity(lctx, noopActivity)
+		if i == 2 {
+			f = workflow.ExecuteActivity(ctx, noopActivity)
+		}
+		if err := f.Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func BenchmarkRotationVsNoop(b *testing.B) {
 	env := testenv.New(b, testenv.Options{Secrets: []demo.Secret{{ID: "bench/app", Strategy: "alternating", Grace: "0s"}}})
 	startNoopWorker(b, env.Client)
-	noop := func() time.Duration { return runNoop(b, env.Client) }
+	noop := func() time.Duration { return runNoop(b, env.Client, noopWorkflow) }
+	quickShape := func() time.Duration { return runNoop(b, env.Client, quickShapeWorkflow) }
 	var lastRun client.WorkflowRun
 	rotate := func() time.Duration {
 		d, run := rotateOnce(b, env.Client, "bench/app")
@@ -54,13 +76,15 @@ func BenchmarkRotationVsNoop(b *testing.B) {
 	}
 	for range 3 { // warm up connections, caches and the task queues
 		noop()
+		quickShape()
 		rotate()
 	}
 
-	var noops, rotations []time.Duration
+	var noops, shapes, rotations []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		noops = append(noops, noop())
+		shapes = append(shapes, quickShape())
 		rotations = append(rotations, rotate())
 	}
 	b.StopTimer()
@@ -82,6 +106,11 @@ func BenchmarkRotationVsNoop(b *testing.B) {
 	b.ReportMetric(ms(rp95), "rotate-p95-ms")
 	b.ReportMetric(float64(rp50)/float64(np50), "ratio-p50")
 	b.ReportMetric(float64(rp95)/float64(np95), "ratio-p95")
+	// The same shape as the rotation (four local activities and one regular) with no
+	// work: what is left above it is Keyturn's own work and the targets'.
+	sp50 := percentile(shapes, 50)
+	b.ReportMetric(ms(sp50), "shape-p50-ms")
+	b.ReportMetric(float64(rp50)/float64(sp50), "ratio-shape-p50")
 	b.ReportMetric(float64(events), "events/rotation")
 	b.ReportMetric(0, "ns/op") // the per-op time mixes both workflows; the metrics above are the figures
 }
@@ -91,6 +120,7 @@ func startNoopWorker(b *testing.B, c client.Client) {
 	b.Helper()
 	w := sdkworker.New(c, noopQueue, sdkworker.Options{})
 	w.RegisterWorkflow(noopWorkflow)
+	w.RegisterWorkflow(quickShapeWorkflow)
 	w.RegisterActivity(noopActivity)
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
@@ -102,13 +132,13 @@ func startNoopWorker(b *testing.B, c client.Client) {
 // benchmark instead of hanging it.
 const runTimeout = 2 * time.Minute
 
-// runNoop runs the bare workflow once through c and returns how long it took.
-func runNoop(b *testing.B, c client.Client) time.Duration {
+// runNoop runs a bare workflow once through c and returns how long it took.
+func runNoop(b *testing.B, c client.Client, wf func(workflow.Context) error) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	start := time.Now()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: noopQueue}, noopWorkflow)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: noopQueue}, wf)
 	if err == nil {
 		err = run.Get(ctx, nil)
 	}

@@ -110,7 +110,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 		return d
 	}
 	for range 3 { // warm up connections, caches and the task queues
-		runNoop(b, env.Client)
+		runNoop(b, env.Client, noopWorkflow)
 		rotateOff()
 		rotateOn()
 	}
@@ -119,7 +119,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	iteration := 0
 	b.ResetTimer()
 	for b.Loop() {
-		noops = append(noops, runNoop(b, env.Client))
+		noops = append(noops, runNoop(b, env.Client, noopWorkflow))
 		if iteration%2 == 0 {
 			offs = append(offs, rotateOff())
 			ons = append(ons, rotateOn())
