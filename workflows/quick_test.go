@@ -47,11 +47,11 @@ func (s *rotateSuite) testAndRevokeOK() {
 }
 
 // TestQuickStepsRunLocally: in the current generation the plan, Create (for a kind whose
-// material the worker generates), Promote and Revoke run as local activities; Test is the
-// run's one regular activity.
+// material the worker generates), Promote and, after a grace period, Revoke run as local
+// activities; Test is the run's one regular activity.
 func (s *rotateSuite) TestQuickStepsRunLocally() {
 	st := s.watchStarts()
-	s.quickPlan(0)
+	s.quickPlan(time.Hour)
 	s.createOK()
 	s.promoteOK()
 	s.testAndRevokeOK()
@@ -63,11 +63,44 @@ func (s *rotateSuite) TestQuickStepsRunLocally() {
 	s.Equal([]string{"Test"}, st.regular)
 }
 
+// TestRevokeWithoutGraceIsARegularActivity: with no grace period nothing durable stands
+// between the promote's decision and the revoke, so the revoke is a regular activity: a
+// workflow task run again (a signal arrived, a worker died) must not find an abort and
+// roll back a rotation whose previous version a lost local revoke already revoked.
+func (s *rotateSuite) TestRevokeWithoutGraceIsARegularActivity() {
+	st := s.watchStarts()
+	s.quickPlan(0)
+	s.createOK()
+	s.promoteOK()
+	s.testAndRevokeOK()
+
+	_, err := s.run(workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
+	s.Require().NoError(err)
+	s.Equal([]string{"Plan", "Create", "Promote"}, st.local)
+	s.Equal([]string{"Test", "Revoke"}, st.regular)
+}
+
+// TestContainModeRevokesLocally: in contain mode a rollback restores nothing and keeps
+// the new version, so the revoke after the promote runs locally even without a grace
+// period (incidents rotate with none).
+func (s *rotateSuite) TestContainModeRevokesLocally() {
+	st := s.watchStarts()
+	s.quickPlan(0)
+	s.createOK()
+	s.promoteOK()
+	s.testAndRevokeOK()
+
+	_, err := s.run(workflows.RotateInput{SecretID: id, Contain: true, AlreadyContained: true, IncidentID: "inc-1", Generation: workflows.RotateGeneration})
+	s.Require().NoError(err)
+	s.Equal([]string{"Plan", "Create", "Promote", "Revoke"}, st.local)
+	s.Equal([]string{"Test"}, st.regular)
+}
+
 // TestMintedCreateIsARegularActivity: a kind whose target mints the credential keeps a
 // regular Create, whose heartbeat carries what was minted to its next attempt.
 func (s *rotateSuite) TestMintedCreateIsARegularActivity() {
 	st := s.watchStarts()
-	s.plan(0) // QuickCreate unset: a minting kind
+	s.plan(time.Hour) // QuickCreate unset: a minting kind
 	s.createOK()
 	s.promoteOK()
 	s.testAndRevokeOK()

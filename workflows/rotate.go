@@ -7,7 +7,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -169,7 +168,8 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 5b. Revoke gate: when the secret's policy says so, wait until the target shows
 	// the previous version unused (or hold its revoke) before revoking it.
-	if r.gated(ctx) {
+	gated := r.gated(ctx)
+	if gated {
 		r.audit(ctx, "revoke_gate|started", activities.AuditInput{Event: audit.EventStepStarted, Step: StepRevokeGate, Version: r.status.PreviousVersion})
 		err := r.revokeGate(ctx, *r.plan.RevokeGate)
 		// The gate's end and how: idle, revoked_anyway, revoked_by_operator, stopped.
@@ -189,9 +189,21 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		if r.plan.PurgeAfter == nil {
 			in.Finished = r.endRecord(OutcomeRotated)
 		}
+		// A local revoke must not share a workflow task with a decision that could still
+		// roll back: a task the server refuses (a signal arrived while it ran) or a worker
+		// lost with it runs again, and an abort seen then would roll back a rotation whose
+		// previous version is already revoked, leaving no credential that works. A grace
+		// period or the gate ends in a task of its own, whose first event (the timer, the
+		// check) decides the way again on a rerun; in contain mode a rollback restores
+		// nothing and keeps the new version. Otherwise (no grace) Revoke is a regular
+		// activity, so the promote's task ends with the revoke only scheduled.
+		revokeStep := r.step
+		if grace > 0 || gated || r.in.Contain {
+			revokeStep = r.quickStep
+		}
 		revoke := func(ctx workflow.Context) error {
 			var res activities.RevokeResult
-			err := r.quickStep(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
+			err := revokeStep(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
 			r.endRecorded = err == nil && res.EndRecorded
 			return err
 		}
@@ -253,13 +265,26 @@ func (r *rotateRun) step(ctx workflow.Context, name string, opts workflow.Activi
 // task, which spares the server a task and the worker a round trip. An attempt that fails
 // in a way a retry could fix, or runs out of time, is followed by the regular activity,
 // with its own retries, heartbeat and place among the Web UI's pending activities. After
-// a failed local attempt the rest of the run uses regular activities. Steps are idempotent, so an attempt that
-// timed out and is still stopping does the same work as its retry.
+// a failed local attempt the rest of the run uses regular activities. Steps are
+// idempotent, so an attempt that timed out and is still stopping does the same work as
+// its retry.
+//
+// A local attempt's result is kept only when its workflow task completes; a task lost
+// with its worker, or refused by the server, runs again from the last one kept. The
+// caller makes sure a rerun cannot decide differently after a step that cannot be undone
+// (see the revoke in run).
 func (r *rotateRun) quickStep(ctx workflow.Context, name string, opts workflow.ActivityOptions, activity, input, result any) error {
-	if !r.quick {
+	if !r.quick || ctx.Err() != nil {
+		// A cancelled run meets the step as a regular activity would: cancelled at once.
 		return r.step(ctx, name, opts, activity, input, result)
 	}
-	err := r.timed(ctx, name, func(ctx workflow.Context) workflow.Future {
+	// Disconnected: a cancel delivered while the attempt runs (a workflow task that
+	// outlived its timeout and heartbeat) must not report the step over while it still
+	// changes the target. The attempt ends within quickOptions' timeout; the next step
+	// sees the cancel.
+	lctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	err := r.timed(lctx, name, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, quickOptions), activity, input)
 	}, result)
 	if err == nil {
@@ -272,14 +297,13 @@ func (r *rotateRun) quickStep(ctx workflow.Context, name string, opts workflow.A
 	return r.step(ctx, name, opts, activity, input, result)
 }
 
-// retryable reports whether a step's failure is one its retries could fix (not invalid
-// configuration, a denied permission, an unknown secret or a failed check).
+// retryable reports whether a step's failure is one its retries could fix: not invalid
+// configuration, a denied permission, an unknown secret or a failed check, which the
+// activities mark non-retryable. The mark is part of the recorded failure, so a replay
+// decides the same way whatever list of types a later version keeps.
 func retryable(err error) bool {
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return !appErr.NonRetryable() && !slices.Contains(activities.NonRetryable, appErr.Type())
-	}
-	return true
+	return !errors.As(err, &appErr) || !appErr.NonRetryable()
 }
 
 // timed runs one step and records it in the status.
