@@ -106,11 +106,6 @@ type PlanResult struct {
 	// RevokeGate is the secret's revoke gate from the inventory; nil when it does not
 	// wait for the previous version to be unused.
 	RevokeGate *RevokeGate `json:"revokeGate,omitempty"`
-	// QuickCreate says the kind's Create may run as a local activity: the worker
-	// generates the material and stages it before the target sees it, so a retry finds
-	// it in the store. A kind whose target mints the credential needs the regular
-	// activity, whose heartbeat carries what was minted to the next attempt.
-	QuickCreate bool `json:"quickCreate,omitempty"`
 }
 
 // StepInput names a secret and one of its versions.
@@ -181,8 +176,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err := a.record(ctx, b, ref, audit.Record{ID: stepEventID(ctx, "rotation", "started"), Event: audit.EventRotationStarted}); err != nil {
 		return PlanResult{}, err
 	}
-	_, mints := b.Steps.Rotator.(rotators.Minter)
-	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current, RevokeGate: b.RevokeGate, QuickCreate: !mints}
+	res := PlanResult{Kind: b.Kind, Grace: b.Grace, Current: current, RevokeGate: b.RevokeGate}
 	if after, ok := b.Steps.PurgeAfter(); ok {
 		res.PurgeAfter = &after
 	}

@@ -60,13 +60,17 @@ func stepEventID(ctx context.Context, key ...string) string {
 		return "" // a step run outside Temporal (a unit test) records nothing
 	}
 	info := activity.GetInfo(ctx)
-	id := info.ActivityID
+	return audit.EventID(append([]string{info.WorkflowExecution.ID, info.WorkflowExecution.RunID, activityKey(info)}, key...)...)
+}
+
+// activityKey names the running activity within its run. The SDK numbers a run's local
+// activities apart from its regular ones (a local Promote and a regular Create may both
+// be "2"), so a local one's key says so.
+func activityKey(info activity.Info) string {
 	if info.IsLocalActivity {
-		// Local activities count their IDs apart from the regular ones: a run's local
-		// Create and its regular Test may both be "2".
-		id = "local/" + id
+		return "local/" + info.ActivityID
 	}
-	return audit.EventID(append([]string{info.WorkflowExecution.ID, info.WorkflowExecution.RunID, id}, key...)...)
+	return info.ActivityID
 }
 
 // record fills r (its ID set by the caller, from the event) with the running activity's

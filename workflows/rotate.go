@@ -121,12 +121,12 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 2. Create. From here on any failure rolls back, because Create may have staged
 	// a version or changed the target before it failed.
+	// A regular activity: the plan is not in the history until the workflow task that
+	// ran it completes, and a local Create in that task, lost with its worker, would be
+	// followed by a rerun that could fail its plan and end without the rollback that
+	// undoes what the lost Create changed.
 	var created rotation.CreateResult
-	create := r.step
-	if r.plan.QuickCreate {
-		create = r.quickStep
-	}
-	if err := create(ctx, StepCreate, createOptions, acts.Create, r.stepInput(), &created); err != nil {
+	if err := r.step(ctx, StepCreate, createOptions, acts.Create, r.stepInput(), &created); err != nil {
 		return r.rollback(ctx, err, OutcomeRolledBack)
 	}
 	r.status.NewVersion = &created.Version
@@ -168,8 +168,7 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 
 	// Step 5b. Revoke gate: when the secret's policy says so, wait until the target shows
 	// the previous version unused (or hold its revoke) before revoking it.
-	gated := r.gated(ctx)
-	if gated {
+	if r.gated(ctx) {
 		r.audit(ctx, "revoke_gate|started", activities.AuditInput{Event: audit.EventStepStarted, Step: StepRevokeGate, Version: r.status.PreviousVersion})
 		err := r.revokeGate(ctx, *r.plan.RevokeGate)
 		// The gate's end and how: idle, revoked_anyway, revoked_by_operator, stopped.
@@ -189,21 +188,14 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 		if r.plan.PurgeAfter == nil {
 			in.Finished = r.endRecord(OutcomeRotated)
 		}
-		// A local revoke must not share a workflow task with a decision that could still
-		// roll back: a task the server refuses (a signal arrived while it ran) or a worker
-		// lost with it runs again, and an abort seen then would roll back a rotation whose
-		// previous version is already revoked, leaving no credential that works. A grace
-		// period or the gate ends in a task of its own, whose first event (the timer, the
-		// check) decides the way again on a rerun; in contain mode a rollback restores
-		// nothing and keeps the new version. Otherwise (no grace) Revoke is a regular
-		// activity, so the promote's task ends with the revoke only scheduled.
-		revokeStep := r.step
-		if grace > 0 || gated || r.in.Contain {
-			revokeStep = r.quickStep
-		}
+		// Always a regular activity, never a local one: a revoke cannot be undone, and a
+		// local one would share its workflow task with whatever decided to revoke. A task
+		// the server refuses (a signal or a cancel arrived while it ran) or a worker lost
+		// with it runs again, and an abort or cancel seen then would roll back onto the
+		// previous version that the lost local revoke had already revoked.
 		revoke := func(ctx workflow.Context) error {
 			var res activities.RevokeResult
-			err := revokeStep(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
+			err := r.step(ctx, StepRevoke, revokeOptions, acts.Revoke, in, &res)
 			r.endRecorded = err == nil && res.EndRecorded
 			return err
 		}
@@ -270,9 +262,9 @@ func (r *rotateRun) step(ctx workflow.Context, name string, opts workflow.Activi
 // its retry.
 //
 // A local attempt's result is kept only when its workflow task completes; a task lost
-// with its worker, or refused by the server, runs again from the last one kept. The
-// caller makes sure a rerun cannot decide differently after a step that cannot be undone
-// (see the revoke in run).
+// with its worker, or refused by the server, runs again from the last one kept and may
+// decide differently (an abort it now sees rolls back). So a step is quick only if the
+// rollback undoes it and everything it depends on is already in the history: Promote.
 func (r *rotateRun) quickStep(ctx workflow.Context, name string, opts workflow.ActivityOptions, activity, input, result any) error {
 	if !r.quick || ctx.Err() != nil {
 		// A cancelled run meets the step as a regular activity would: cancelled at once.
