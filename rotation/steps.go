@@ -212,9 +212,12 @@ func (s Steps) Promote(ctx context.Context, token secret.VersionToken) (PromoteR
 	if err != nil {
 		return PromoteResult{}, fmt.Errorf("read version to promote: %w", err)
 	}
-	if target.Has(secret.StageCurrent) {
+	if target.Has(secret.StageCurrent) && !target.Has(secret.StagePending) {
 		return s.promoted(ctx, target)
 	}
+	// Current and still pending: an earlier attempt stopped between the store's calls
+	// (AWS moves AWSCURRENT, then takes AWSPENDING off); promoting again tidies up, so
+	// that no pending stage outlives the rotation.
 	if err := s.Store.Promote(ctx, s.SecretID, token); err != nil {
 		return PromoteResult{}, fmt.Errorf("promote: %w", err)
 	}

@@ -102,6 +102,47 @@ func TestPromoteTwiceReportsSameResult(t *testing.T) {
 	}
 }
 
+// halfPromoted shows the version tok-2 as current and still pending until it is promoted
+// again, as the AWS store leaves a version whose promote stopped between its two calls.
+type halfPromoted struct {
+	stores.Store
+	promotes int
+}
+
+func (h *halfPromoted) ReadVersion(ctx context.Context, sid secret.ID, token secret.VersionToken) (secret.Version, secret.Material, error) {
+	v, m, err := h.Store.ReadVersion(ctx, sid, token)
+	if err == nil && token == "tok-2" && h.promotes == 0 {
+		v.Stages = []secret.Stage{secret.StageCurrent, secret.StagePending}
+	}
+	return v, m, err
+}
+
+func (h *halfPromoted) Promote(ctx context.Context, sid secret.ID, token secret.VersionToken) error {
+	h.promotes++
+	return h.Store.Promote(ctx, sid, token)
+}
+
+// TestPromoteFinishesAHalfDonePromote: a version that is current but still pending was
+// promoted by an attempt that stopped halfway; promoting again asks the store, which
+// takes the pending stage off, instead of reporting it done.
+func TestPromoteFinishesAHalfDonePromote(t *testing.T) {
+	s, _, _ := newSteps(t, false)
+	ctx := context.Background()
+	rotateFully(t, s, "tok-1")
+	if _, err := s.Create(ctx, "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	store := &halfPromoted{Store: s.Store}
+	s.Store = store
+	p, err := s.Promote(ctx, "tok-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.promotes != 1 || p.Current.Token != "tok-2" || p.Current.Has(secret.StagePending) {
+		t.Fatalf("promote of a half-promoted version: %d store promotes (want 1), result %+v", store.promotes, p)
+	}
+}
+
 func TestRotationsAlternateTwinsAndRevokeOld(t *testing.T) {
 	s, target, store := newSteps(t, false)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/rotation"
+	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/workflows"
 )
 
@@ -68,6 +69,26 @@ func (s *rotateSuite) TestPromoteRunsLocally() {
 			s.env.AssertExpectations(s.T())
 		})
 	}
+}
+
+// TestFirstRotationPromotesWithTheActivity: a first rotation has nothing to revoke, so
+// its promote's workflow task also ends the run and records its end; a rerun of that
+// task (a signal arrived, a worker died) that saw an abort would end otherwise than
+// recorded, so its Promote is a regular activity.
+func (s *rotateSuite) TestFirstRotationPromotesWithTheActivity() {
+	st := s.watchStarts()
+	s.env.OnActivity(s.a.Plan, mock.Anything, mock.Anything).Return(activities.PlanResult{Kind: "postgres"}, nil).Once()
+	s.createOK()
+	s.env.OnActivity(s.a.Test, mock.Anything, mock.Anything).Return(nil).Once()
+	cur := v2
+	cur.Stages = []secret.Stage{secret.StageCurrent}
+	s.env.OnActivity(s.a.Promote, mock.Anything, mock.Anything).Return(rotation.PromoteResult{Current: cur}, nil).Once()
+
+	res, err := s.run(workflows.RotateInput{SecretID: id, Generation: workflows.RotateGeneration})
+	s.Require().NoError(err)
+	s.Equal(workflows.OutcomeRotated, res.Outcome)
+	s.Equal([]string{"Plan"}, st.local)
+	s.Equal([]string{"Create", "Test", "Promote"}, st.regular)
 }
 
 // TestFailedQuickAttemptIsRetriedAsTheActivity: a local attempt that fails in a way a

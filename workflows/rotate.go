@@ -96,7 +96,10 @@ func (r *rotateRun) run(ctx workflow.Context) (RotateResult, error) {
 	}
 	r.status.Kind = r.plan.Kind
 	r.status.PreviousVersion = r.plan.Current
-	r.quick = r.generation >= genLocal
+	// A first rotation's promote task also ends the run (nothing to revoke): a rerun of
+	// that task that saw an abort would end otherwise than the end it recorded, so its
+	// Promote stays regular.
+	r.quick = r.generation >= genLocal && r.status.PreviousVersion != nil
 	r.hold(ctx, SearchAttrKind.ValueSet(r.plan.Kind))
 	grace := r.plan.Grace
 	if r.in.Grace != nil {
