@@ -56,6 +56,21 @@ func stepRuns(t *testing.T, h *historypb.History) (local, regular []string) {
 	return local, regular
 }
 
+// retriedAStep reports whether the history shows a step that ran more than once: an
+// activity attempt after the first, or a local attempt that failed (Promote's first
+// attempt is local, and its regular activity follows).
+func retriedAStep(h *historypb.History) bool {
+	if maxAttempt(h) > 1 {
+		return true
+	}
+	for _, e := range h.GetEvents() {
+		if m := e.GetMarkerRecordedEventAttributes(); m != nil && m.GetFailure() != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // history fetches a workflow's whole history as stored: payloads encrypted.
 func history(t *testing.T, env *testenv.Env, workflowID, runID string) *historypb.History {
 	t.Helper()
