@@ -1,0 +1,276 @@
+package redisacl
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/harness/redistest"
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// hashesOn returns the user's password hashes on a node, read as the superuser.
+func hashesOn(t *testing.T, s *redistest.Server, user string) []string {
+	t.Helper()
+	c := s.Super()
+	defer c.Close()
+	h, _, err := passwords(t.Context(), c, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// A rotation leaves no window: the old password works until its revoke, beside the new.
+func TestBothPasswordsWorkUntilTheRevoke(t *testing.T) {
+	cfg := newUser(t)
+	r := mustNew(t, cfg)
+	old, om := generate(t, r, 1, true)
+	next, nm := generate(t, r, 2, true)
+	wantLogins(t, cfg.User, pw(om), true)
+	wantLogins(t, cfg.User, pw(nm), true)
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: old, Keep: &next}); err != nil {
+		t.Fatal(err)
+	}
+	wantLogins(t, cfg.User, pw(om), false)
+	wantLogins(t, cfg.User, pw(nm), true)
+	for _, s := range servers {
+		if got := hashesOn(t, s, cfg.User); len(got) != 1 || got[0] != hashOf(pw(nm)) {
+			t.Errorf("%s holds %d hashes after the revoke, want only the new password's", s.Addr, len(got))
+		}
+	}
+}
+
+// A node that is down fails Apply, and the nodes the call reached lose the password again:
+// the user is as it was, and the current password works everywhere. Once the node is
+// back, Apply succeeds, and the ACL file the node reloads on restart keeps the password.
+func TestApplyWithANodeDown(t *testing.T) {
+	ss := nodes(t)
+	down := startExtra(t)
+	cfg := newUser(t)
+	if err := down.SetUser(t.Context(), cfg.User, "on", "+ping"); err != nil {
+		t.Fatal(err)
+	}
+	if err := down.CreateAdmin(t.Context(), adminName, adminPass); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Nodes = append(cfg.Nodes, down.Addr)
+	r := mustNew(t, cfg)
+	cur, cm := generate(t, r, 1, true)
+	_ = cur
+
+	down.Kill()
+	next, nm := generate(t, r, 2, false)
+	err := r.Apply(t.Context(), rotators.ApplyRequest{Version: next, Material: nm})
+	if err == nil || !strings.Contains(err.Error(), down.Addr) {
+		t.Fatalf("Apply with %s down: %v, want an error naming it", down.Addr, err)
+	}
+	if errors.Is(err, rotators.ErrInvalidConfig) || errors.Is(err, rotators.ErrPermissionDenied) {
+		t.Errorf("Apply with a node down: %v is final; a retry may find the node back", err)
+	}
+	if strings.Contains(err.Error(), pw(nm)) || strings.Contains(err.Error(), hashOf(pw(nm))) {
+		t.Error("the error holds the password or its hash")
+	}
+	for _, s := range ss {
+		if got := hashesOn(t, s, cfg.User); slices.Contains(got, hashOf(pw(nm))) || !slices.Contains(got, hashOf(pw(cm))) {
+			t.Errorf("%s after the failed Apply: new password kept %v, current kept %v; want only the current", s.Addr,
+				slices.Contains(got, hashOf(pw(nm))), slices.Contains(got, hashOf(pw(cm))))
+		}
+	}
+	wantLogins(t, cfg.User, pw(cm), true)
+
+	if err := down.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Apply(t.Context(), rotators.ApplyRequest{Version: next, Material: nm}); err != nil {
+		t.Fatalf("Apply once the node is back: %v", err)
+	}
+	if err := r.Test(t.Context(), rotators.TestRequest{Version: next, Material: nm}); err != nil {
+		t.Fatalf("Test once the node is back: %v", err)
+	}
+	// The node reloads its ACL file on restart: ACL SAVE kept both passwords there.
+	down.Kill()
+	if err := down.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{pw(cm), pw(nm)} {
+		if err := login(t, down, cfg.User, p); err != nil {
+			t.Errorf("after a restart of %s: %v; ACL SAVE did not keep the password", down.Addr, err)
+		}
+	}
+}
+
+// connections lists the user's connections on every node, read as the superuser.
+func connections(t *testing.T, user string) []rotators.Use {
+	t.Helper()
+	var out []rotators.Use
+	for _, s := range servers {
+		c := s.Super()
+		list, err := c.ClientList(t.Context()).Result()
+		_ = c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, parseClients(list, user, s.Addr, time.Now())...)
+	}
+	return out
+}
+
+// startExtra starts a node of the test's own, with the admin, stopped at the end.
+func startExtra(t *testing.T) *redistest.Server {
+	t.Helper()
+	s, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
+}
+
+// Containment removes every password, the ones Keyturn never made too, and ends the
+// user's connections on every node.
+func TestContainEndsEverything(t *testing.T) {
+	cfg := newUser(t)
+	r := mustNew(t, cfg)
+	cur, cm := generate(t, r, 1, true)
+	for _, s := range servers {
+		if err := s.SetUser(t.Context(), cfg.User, ">set-by-hand"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range servers {
+		c := s.Login(cfg.User, pw(cm))
+		if err := c.Ping(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if n := len(connections(t, cfg.User)); n != len(servers) {
+		t.Fatalf("%d connections of the user before containment, want %d", n, len(servers))
+	}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: cur, EndSessions: true}); err != nil {
+		t.Fatalf("contain: %v", err)
+	}
+	wantLogins(t, cfg.User, pw(cm), false)
+	wantLogins(t, cfg.User, "set-by-hand", false)
+	for _, s := range servers {
+		if got := hashesOn(t, s, cfg.User); len(got) != 0 {
+			t.Errorf("%s keeps %d passwords after containment", s.Addr, len(got))
+		}
+	}
+	if got := connections(t, cfg.User); len(got) != 0 {
+		t.Errorf("containment left %d connections of the user: %+v", len(got), got)
+	}
+	// Again: nothing left to do is success.
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: cur, EndSessions: true}); err != nil {
+		t.Fatalf("contain again: %v", err)
+	}
+}
+
+// Test runs the declared check as the user; one it may not run is ErrCheckFailed, and one
+// that writes is refused before it runs.
+func TestCheck(t *testing.T) {
+	cfg := newUser(t)
+	for _, c := range []struct {
+		check []string
+		want  error
+	}{
+		{[]string{"GET", "app:health"}, nil},
+		{[]string{"GET", "other:health"}, rotators.ErrCheckFailed},
+		{[]string{"EXISTS", "app:health"}, rotators.ErrCheckFailed},
+		{[]string{"SET", "app:health", "x"}, rotators.ErrInvalidConfig},
+		{[]string{"NOSUCHCOMMAND"}, rotators.ErrInvalidConfig},
+	} {
+		cfg.Check = c.check
+		r := mustNew(t, cfg)
+		v, m := generate(t, r, 1, true)
+		err := r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m})
+		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("check %v: Test = %v, want %v", c.check, err, c.want)
+		}
+	}
+}
+
+// Apply refuses a user that does not exist, instead of creating one with no rules.
+func TestApplyNeedsTheUser(t *testing.T) {
+	cfg := newUser(t)
+	cfg.User = unique("missing")
+	r := mustNew(t, cfg)
+	v, m := generate(t, r, 1, false)
+	err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v, Material: m})
+	if !errors.Is(err, rotators.ErrInvalidConfig) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Apply for a missing user: %v", err)
+	}
+	c := servers[0].Super()
+	defer c.Close()
+	if _, exists, _ := passwords(t.Context(), c, cfg.User); exists {
+		t.Error("Apply created the user")
+	}
+}
+
+// A wrong admin password is final, and says which node refused it.
+func TestWrongAdminPassword(t *testing.T) {
+	cfg := newUser(t)
+	cfg.AdminPassword = secret.NewSensitive("not-the-admin-password")
+	r := mustNew(t, cfg)
+	v, m := generate(t, r, 1, false)
+	err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v, Material: m})
+	if !errors.Is(err, rotators.ErrPermissionDenied) || !strings.Contains(err.Error(), servers[0].Addr) {
+		t.Fatalf("Apply with a wrong admin password: %v", err)
+	}
+	if strings.Contains(err.Error(), "not-the-admin-password") {
+		t.Error("the error holds the admin password")
+	}
+}
+
+// Revoke refuses a version of another user, and one without a password_id.
+func TestRevokeRefusesWhatItCannotTell(t *testing.T) {
+	cfg := newUser(t)
+	r := mustNew(t, cfg)
+	v, _ := generate(t, r, 1, true)
+	other := v
+	other.Metadata = map[string]string{MetadataUser: "someone_else", MetadataPasswordID: v.Metadata[MetadataPasswordID]}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: other}); !errors.Is(err, rotators.ErrInvalidConfig) {
+		t.Errorf("Revoke of another user's version: %v", err)
+	}
+	bare := v
+	bare.Metadata = map[string]string{MetadataUser: cfg.User}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: bare}); !errors.Is(err, rotators.ErrInvalidConfig) {
+		t.Errorf("Revoke of a version without %s: %v", MetadataPasswordID, err)
+	}
+}
+
+// InUse reports the user's connections opened before the promotion, on every node.
+func TestInUse(t *testing.T) {
+	cfg := newUser(t)
+	r := mustNew(t, cfg)
+	old, om := generate(t, r, 1, true)
+	if err := servers[1].SetUser(t.Context(), cfg.User, "+client|setname"); err != nil {
+		t.Fatal(err)
+	}
+	c := servers[1].Login(cfg.User, pw(om))
+	defer c.Close()
+	if err := c.Do(t.Context(), "CLIENT", "SETNAME", "orders-api").Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // CLIENT LIST counts age in whole seconds
+	promoted := time.Now()
+	u, err := r.InUse(t.Context(), rotators.UsageRequest{Version: old, Since: promoted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Uses) != 1 || u.Uses[0].Application != "orders-api" || !strings.Contains(u.Uses[0].Detail, servers[1].Addr) {
+		t.Fatalf("InUse = %+v, want the one connection named orders-api on %s", u.Uses, servers[1].Addr)
+	}
+	if !strings.Contains(u.Checked, "CLIENT LIST") {
+		t.Errorf("Checked = %q", u.Checked)
+	}
+	_ = c.Close()
+	u, err = r.InUse(t.Context(), rotators.UsageRequest{Version: old, Since: promoted})
+	if err != nil || u.InUse() {
+		t.Fatalf("after the client closed: %+v, %v; want idle", u.Uses, err)
+	}
+}
