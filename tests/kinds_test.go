@@ -57,6 +57,7 @@ func TestRotateEachKind(t *testing.T) {
 		"vaultpki": vaultPKICase,
 		"awsiam":   awsIAMCase,
 		"httpapi":  httpAPICase,
+		"redis":    redisCase,
 	} {
 		t.Run(name, func(t *testing.T) {
 			kc := mk(t)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,6 +175,10 @@ func (r *Resolver) rotator(ctx context.Context, s inventory.Secret) (rotators.Ro
 		if s.LocalCA != nil {
 			return r.localca(ctx, s)
 		}
+	case inventory.KindRedis:
+		if s.Redis != nil {
+			return r.redis(ctx, s)
+		}
 	default:
 		return nil, fmt.Errorf("%w: kind %q is not supported by this worker", rotators.ErrInvalidConfig, s.Kind)
 	}
@@ -272,6 +277,8 @@ func describeTarget(s inventory.Secret) string {
 		return fmt.Sprintf("Vault PKI %s role %s, %s", s.VaultPKI.Mount, s.VaultPKI.Role, s.VaultPKI.CommonName)
 	case s.LocalCA != nil:
 		return "local CA, " + s.LocalCA.CommonName
+	case s.Redis != nil:
+		return fmt.Sprintf("redis ACL user %s on %s", s.Redis.User, strings.Join(s.Redis.Nodes, ", "))
 	}
 	return s.Kind
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/keyturn/keyturn/rotators/httpapi"
 	"github.com/keyturn/keyturn/rotators/localca"
 	"github.com/keyturn/keyturn/rotators/postgres"
+	"github.com/keyturn/keyturn/rotators/redisacl"
 	"github.com/keyturn/keyturn/rotators/vaultpki"
 	"github.com/keyturn/keyturn/telemetry/awsspans"
 )
@@ -142,6 +143,25 @@ func (r *Resolver) localca(ctx context.Context, s inventory.Secret) (rotators.Ro
 	return localca.New(localca.Config{CACertPEM: []byte(cert.Reveal()), CAKeyPEM: key, CRLFile: crl, Request: certRequest(k.Certificate)})
 }
 
+func (r *Resolver) redis(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
+	k := s.Redis
+	password, err := r.Reveal(ctx, k.Admin.Password)
+	if err != nil {
+		return nil, fmt.Errorf("admin password of %s: %w", s.ID, err)
+	}
+	var caPEM []byte
+	if k.CAFile != "" {
+		if caPEM, err = os.ReadFile(k.CAFile); err != nil {
+			return nil, fmt.Errorf("%w: %s: redis.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
+		}
+	}
+	return redisacl.New(redisacl.Config{
+		Nodes: k.Nodes, User: k.User, AdminUser: k.Admin.Username, AdminPassword: password,
+		Check: k.Check, TLS: k.TLS, CAPEM: caPEM, ServerName: k.ServerName,
+		AllowPlaintext: k.AllowPlaintext, Timeout: k.Timeout,
+	})
+}
+
 // HandleKey names the metadata that a version recorded by hand (`keyturn put --meta
 // KEY=...`) must carry for its kind, so that its rotator can find the credential on the
 // target later to revoke or restore it: a role, an access key ID, an API key ID or a
@@ -156,6 +176,8 @@ func HandleKey(kind string) (key, what string) {
 		return httpapi.FieldKeyID, "the API key's ID"
 	case inventory.KindVaultPKI, inventory.KindLocalCA:
 		return certs.MetadataSerial, "the certificate's serial number"
+	case inventory.KindRedis:
+		return redisacl.MetadataUser, "the ACL user this password belongs to"
 	}
 	return "", ""
 }

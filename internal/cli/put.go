@@ -14,6 +14,7 @@ import (
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/rotators/redisacl"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
 )
@@ -66,8 +67,11 @@ func newPutCmd(g *globals) *cobra.Command {
 				if key != "" && meta[key] == "" {
 					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, what)
 				}
-				if kind == inventory.KindPostgres && meta["username"] == "" {
+				if (kind == inventory.KindPostgres || kind == inventory.KindRedis) && meta["username"] == "" {
 					meta["username"] = meta[key]
+				}
+				if kind == inventory.KindRedis && field != redisacl.FieldPassword {
+					return fmt.Errorf("%s is a managed redis secret: its password is stored under --field %s", id, redisacl.FieldPassword)
 				}
 			}
 			// Read and check the whole value before the store is opened: a refused
@@ -86,6 +90,10 @@ func newPutCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("%s is empty: nothing to store", source)
 				}
 				return fmt.Errorf("no value on stdin: pipe it in, e.g. `keyturn put %s < file`, or pass --from-file", id)
+			}
+			if managed && kind == inventory.KindRedis {
+				// The rotator finds this password among the user's by its hash's prefix.
+				meta[redisacl.MetadataPasswordID] = redisacl.PasswordID(value)
 			}
 			// The audit trail is opened first: a trail that cannot be written changes nothing.
 			trail, err := g.auditLog(false)

@@ -87,6 +87,9 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if k := s.LocalCA; k != nil {
 		k.Certificate.applyDefaults()
 	}
+	if k := s.Redis; k != nil && s.unset("redis.timeout", k.Timeout == 0) {
+		k.Timeout = DefaultRedisTimeout
+	}
 }
 
 func (c *Certificate) applyDefaults() {

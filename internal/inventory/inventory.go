@@ -25,6 +25,9 @@ const (
 	KindVaultPKI = "vaultpki"
 	// KindLocalCA is a TLS certificate signed by Keyturn's local CA, the embedded default.
 	KindLocalCA = "localca"
+	// KindRedis is a Redis (or Valkey) ACL user's password, rotated by the redisacl
+	// rotator on every node listed.
+	KindRedis = "redis"
 )
 
 // CertificateKind reports whether a kind's versions are certificates, which expire and are
@@ -102,7 +105,7 @@ const (
 
 // knownKinds, knownStores and plannedStores are listed in error messages, in this order.
 var (
-	knownKinds  = []string{KindPostgres, KindAWSIAM, KindHTTPAPI, KindVaultPKI, KindLocalCA}
+	knownKinds  = []string{KindPostgres, KindAWSIAM, KindHTTPAPI, KindVaultPKI, KindLocalCA, KindRedis}
 	knownStores = []string{StoreFile, StoreVault, StoreAWSSM}
 	sslModes    = []string{SSLModeDisable, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
 	strategies  = []string{StrategyAlternating, StrategySingle}
@@ -199,6 +202,7 @@ type Secret struct {
 	HTTPAPI  *HTTPAPI
 	VaultPKI *VaultPKI
 	LocalCA  *LocalCA
+	Redis    *Redis
 	// Line is where the secret starts in the file, 0 when unknown.
 	Line int
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/rotators/httpapi"
+	"github.com/keyturn/keyturn/rotators/redisacl"
 )
 
 // AWSIAM describes an IAM user whose access key pair Keyturn rotates. The admin principal
@@ -111,6 +112,29 @@ type LocalCA struct {
 	CRLFile string
 }
 
+// Redis describes a Redis (or Valkey) ACL user whose password Keyturn rotates: a second
+// password is added beside the current one, then the old one is removed, on every node.
+type Redis struct {
+	// Nodes are the host:port of every node the user lives on (primary, replicas,
+	// sentinels, cluster nodes): ACLs are per node and not replicated.
+	Nodes []string
+	// User is the managed ACL user; it must exist on every node with its rules.
+	User string
+	// Admin is the ACL user Keyturn logs in as to change User.
+	Admin Admin
+	// Check is the read-only command Test runs as User, as words; empty means PING.
+	Check []string
+	// TLS connects over TLS; CAFile is a PEM file of the CA certificates to trust (the
+	// system's roots when empty) and ServerName the name the certificates must carry.
+	TLS        bool
+	CAFile     string
+	ServerName string
+	// AllowPlaintext permits nodes that are not the local machine without TLS.
+	AllowPlaintext bool
+	// Timeout bounds one connection attempt or command.
+	Timeout time.Duration
+}
+
 // Defaults of the kind blocks.
 const (
 	DefaultIAMDeleteAfter        = time.Hour
@@ -119,11 +143,13 @@ const (
 	// whose start-to-close timeout is a minute.
 	MaxIAMConsistencyTimeout = 50 * time.Second
 	DefaultHTTPTimeout       = 10 * time.Second
-	DefaultPKIMount          = "pki"
-	DefaultCertTTL           = 30 * 24 * time.Hour
-	DefaultKeyType           = "ec"
-	DefaultRSABits           = 2048
-	DefaultRenewAt           = 2.0 / 3
+	// The redis kind owns its default; the inventory repeats it by name.
+	DefaultRedisTimeout = redisacl.DefaultTimeout
+	DefaultPKIMount     = "pki"
+	DefaultCertTTL      = 30 * 24 * time.Hour
+	DefaultKeyType      = "ec"
+	DefaultRSABits      = 2048
+	DefaultRenewAt      = 2.0 / 3
 )
 
 var (
@@ -135,6 +161,7 @@ var (
 	certFields      = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
 	vaultpkiFields  = append([]string{"mount", "role", "ca_file"}, certFields...)
 	localcaFields   = append([]string{"ca_cert", "ca_key", "crl_file"}, certFields...)
+	redisFields     = []string{"nodes", "user", "admin", "check", "tls", "ca_file", "server_name", "allow_plaintext", "timeout"}
 	keyTypes        = []string{"ec", "rsa"}
 	httpMethods     = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 )

@@ -23,7 +23,7 @@ const maxFileSize = 4 << 20
 var (
 	topFields      = []string{"version", "defaults", "secrets", "notifications"}
 	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age", "sensitivity", "revoke_gate"}
-	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "revoke_gate", "postgres", "awsiam", "httpapi", "vaultpki", "localca"}
+	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "revoke_gate", "postgres", "awsiam", "httpapi", "vaultpki", "localca", "redis"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "allow_plaintext", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -224,6 +224,29 @@ func (d *decoder) secret(b block, s *Secret) {
 		kb.Str("crl_file", &s.LocalCA.CRLFile)
 		certificate(kb, &s.LocalCA.Certificate)
 	}
+	if kb, ok := b.Sub("redis", redisFields); ok {
+		s.Redis = redisBlock(kb)
+	}
+}
+
+// redisBlock decodes a redis block.
+func redisBlock(b block) *Redis {
+	k := &Redis{}
+	b.StrList("nodes", &k.Nodes)
+	b.Str("user", &k.User)
+	if ab, ok := b.Sub("admin", adminFields); ok {
+		ab.Str("username", &k.Admin.Username)
+		var ref string
+		ab.Str("password", &ref)
+		k.Admin.Password = Ref(ref)
+	}
+	b.StrList("check", &k.Check)
+	b.Boolean("tls", &k.TLS)
+	b.Str("ca_file", &k.CAFile)
+	b.Str("server_name", &k.ServerName)
+	b.Boolean("allow_plaintext", &k.AllowPlaintext)
+	b.Duration("timeout", &k.Timeout)
+	return k
 }
 
 // httpapi decodes an httpapi block.

@@ -83,11 +83,11 @@ func (g RevokeGate) String() string {
 // usageProblem says why a secret's kind cannot tell whether a version is still in use,
 // or "" when it can. The kinds that can implement rotators.UsageReporter: a Postgres role
 // has sessions, an IAM key a last-used time, an HTTP API key whose secret declares an
-// in_use call. A certificate is presented to whoever asks, and nothing records who still
+// in_use call, a Redis user connections (those opened before the promotion). A certificate is presented to whoever asks, and nothing records who still
 // holds the old one.
 func usageProblem(s *Secret) string {
 	switch s.Kind {
-	case KindPostgres, KindAWSIAM:
+	case KindPostgres, KindAWSIAM, KindRedis:
 		return ""
 	case KindHTTPAPI:
 		// Only a declared in_use call makes the httpapi rotator a UsageReporter.

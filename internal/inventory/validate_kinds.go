@@ -32,6 +32,7 @@ func (c *secretCheck) validateKindBlocks() {
 		{KindHTTPAPI, "httpapi", "admin, create, test, revoke, key_id and key_secret", s.HTTPAPI != nil, func() { c.validateHTTPAPI(s.HTTPAPI) }},
 		{KindVaultPKI, "vaultpki", "role and common_name", s.VaultPKI != nil, func() { c.validateVaultPKI(s.VaultPKI) }},
 		{KindLocalCA, "localca", "ca_cert, ca_key, crl_file and common_name", s.LocalCA != nil, func() { c.validateLocalCA(s.LocalCA) }},
+		{KindRedis, "redis", "nodes, user and admin", s.Redis != nil, func() { c.validateRedis(s.Redis) }},
 	}
 	for _, b := range blocks {
 		switch {
@@ -91,22 +92,22 @@ func (c *secretCheck) validateHTTPAPI(h *HTTPAPI) {
 		c.add("httpapi.timeout", "must be between 1s and %s; remove it to use %s", durtext.Short(MaxConnectTimeout), durtext.Short(DefaultHTTPTimeout))
 	}
 	if h.CAFile != "" || c.s.pos.has("httpapi.ca_file") {
-		c.validateCAFile(h.CAFile)
+		c.validateCAFile("httpapi.ca_file", "the API's", h.CAFile)
 	}
 }
 
-// validateCAFile checks that an httpapi CA bundle can be read and holds a certificate,
-// here rather than at the first rotation. It is read again where the rotator is built.
-func (c *secretCheck) validateCAFile(path string) {
-	const field = "httpapi.ca_file"
+// validateCAFile checks that a CA bundle (field, for the server named by whose) can be
+// read and holds a certificate, here rather than at the first rotation. It is read again
+// where the rotator is built.
+func (c *secretCheck) validateCAFile(field, whose, path string) {
 	if strings.TrimSpace(path) == "" {
-		c.add(field, "is empty; give the path of a PEM file with the CA certificates that sign the API's certificate, or remove it")
+		c.add(field, "is empty; give the path of a PEM file with the CA certificates that sign %s certificate, or remove it", whose)
 		return
 	}
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		c.add(field, "%s does not exist; give the path of a PEM file with the API's CA certificates", quoteValue(path))
+		c.add(field, "%s does not exist; give the path of a PEM file with %s CA certificates", quoteValue(path), whose)
 	case errors.Is(err, fs.ErrPermission):
 		c.add(field, "%s cannot be read (permission denied) by this process", quoteValue(path))
 	case err != nil:
