@@ -44,7 +44,7 @@
 // # Admin rules
 //
 // The admin needs: +acl|getuser +acl|setuser +acl|save +client|list +client|kill
-// +command +ping, and no keys. ACL SETUSER lets its holder give any user any right, so
+// +command|info, and no keys (TestEveryAdminRuleIsNeeded removes each in turn). ACL SETUSER lets its holder give any user any right, so
 // the admin credential is as powerful as Redis's default user; the rules keep a mistake
 // small, not a thief out. docs/kinds/redis.md has the details.
 package redisacl

@@ -14,7 +14,7 @@ import (
 	"github.com/keyturn/keyturn/rotators"
 )
 
-// errNoACLFile is how a server without an aclfile answers ACL SAVE.
+// noACLFile is how a server without an aclfile answers ACL SAVE.
 const noACLFile = "not configured to use an ACL file"
 
 // dial opens a client for one node as user, with one connection and no retries of its
@@ -116,12 +116,15 @@ func classify(node, what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	switch {
-	case strings.HasPrefix(msg, "NOPERM"):
-		return fmt.Errorf("%s on %s: %w: %s", what, node, rotators.ErrPermissionDenied, msg)
-	case strings.HasPrefix(msg, "WRONGPASS"):
-		return fmt.Errorf("%s on %s: %w: the node refused the admin login (%s)", what, node, rotators.ErrPermissionDenied, msg)
+	var answer redis.Error
+	if errors.As(err, &answer) {
+		msg := answer.Error()
+		switch {
+		case strings.HasPrefix(msg, "NOPERM"):
+			return fmt.Errorf("%s on %s: %w: %s", what, node, rotators.ErrPermissionDenied, msg)
+		case strings.HasPrefix(msg, "WRONGPASS"):
+			return fmt.Errorf("%s on %s: %w: the node refused the admin login (%s)", what, node, rotators.ErrPermissionDenied, msg)
+		}
 	}
 	return fmt.Errorf("%s on %s: %w", what, node, err)
 }

@@ -141,10 +141,11 @@ func (r *Rotator) addPassword(ctx context.Context, node, hash string) (bool, err
 	if slices.Contains(have, hash) {
 		return false, nil
 	}
-	if err := setUser(ctx, c, r.cfg.User, "#"+hash); err != nil {
+	if err := c.Do(ctx, "ACL", "SETUSER", r.cfg.User, "#"+hash).Err(); err != nil {
 		return false, classify(node, "add a password to user "+r.cfg.User, err)
 	}
-	return true, nil
+	// Added: a failed save must still be undone by the caller.
+	return true, classify(node, "ACL SAVE", save(ctx, c))
 }
 
 // undoAdd removes hash from the user on the nodes a failed Apply added it to. It has a
@@ -210,15 +211,20 @@ func (r *Rotator) readOnly(ctx context.Context, node string) error {
 	}
 	c := r.admin(node)
 	defer c.Close()
-	info, err := c.Command(ctx).Result()
+	res, err := c.Do(ctx, "COMMAND", "INFO", name).Slice()
 	if err != nil {
-		return classify(node, "COMMAND", err)
+		return classify(node, "COMMAND INFO", err)
 	}
-	cmd, ok := info[name]
-	switch {
-	case !ok:
+	// One entry per name asked: nil for an unknown command, else [name arity flags ...].
+	var info []any
+	if len(res) == 1 {
+		info, _ = res[0].([]any)
+	}
+	if len(info) < 3 {
 		return fmt.Errorf("redis: %w: check command %q is unknown to %s", rotators.ErrInvalidConfig, name, node)
-	case !cmd.ReadOnly:
+	}
+	flags, _ := info[2].([]any)
+	if !slices.Contains(flags, any("readonly")) {
 		return fmt.Errorf("redis: %w: check command %q is not read-only on %s; declare a read-only command such as GET or EXISTS", rotators.ErrInvalidConfig, name, node)
 	}
 	return nil

@@ -274,3 +274,66 @@ func TestInUse(t *testing.T) {
 		t.Fatalf("after the client closed: %+v, %v; want idle", u.Uses, err)
 	}
 }
+
+// TestEveryAdminRuleIsNeeded takes each of the admin's rules away in turn and runs what a
+// rotation, the revoke gate and a containment ask of the nodes: some call must be refused
+// for lack of it, as rotators.ErrPermissionDenied. With all of them (the conformance
+// suite's admin) nothing is refused.
+func TestEveryAdminRuleIsNeeded(t *testing.T) {
+	ss := nodes(t)
+	for _, rule := range redistest.AdminRules {
+		if rule == "-@all" {
+			continue
+		}
+		t.Run(rule, func(t *testing.T) {
+			cfg := newUser(t)
+			cfg.Check = []string{"GET", "app:health"}
+			admin := unique("admin")
+			var rules []string
+			for _, r := range redistest.AdminRules {
+				if r != rule {
+					rules = append(rules, r)
+				}
+			}
+			for _, s := range ss {
+				if err := s.SetUser(t.Context(), admin, append([]string{"reset", "on", ">" + adminPass}, rules...)...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg.AdminUser = admin
+			r := mustNew(t, cfg)
+			g1, _ := r.Generate(t.Context(), rotators.GenerateRequest{})
+			v1 := version(1, g1)
+			g2, _ := r.Generate(t.Context(), rotators.GenerateRequest{Current: &v1})
+			v2 := version(2, g2)
+			calls := []struct {
+				name string
+				call func() error
+			}{
+				{"Apply", func() error { return r.Apply(t.Context(), rotators.ApplyRequest{Version: v1, Material: g1.Material}) }},
+				{"Apply next", func() error { return r.Apply(t.Context(), rotators.ApplyRequest{Version: v2, Material: g2.Material}) }},
+				{"Test", func() error { return r.Test(t.Context(), rotators.TestRequest{Version: v2, Material: g2.Material}) }},
+				{"InUse", func() error {
+					_, err := r.InUse(t.Context(), rotators.UsageRequest{Version: v1, Since: time.Now()})
+					return err
+				}},
+				{"Revoke", func() error { return r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1, Keep: &v2}) }},
+				{"Contain", func() error { return r.Revoke(t.Context(), rotators.RevokeRequest{Version: v2, EndSessions: true}) }},
+			}
+			var refused []string
+			for _, c := range calls {
+				err := c.call()
+				if errors.Is(err, rotators.ErrPermissionDenied) {
+					refused = append(refused, c.name)
+				} else if err != nil && !errors.Is(err, rotators.ErrCredentialRejected) {
+					// Test after an Apply that was refused finds no password to log in with.
+					t.Errorf("%s without %s: %v, want success, ErrPermissionDenied or a rejected credential", c.name, rule, err)
+				}
+			}
+			if len(refused) == 0 {
+				t.Fatalf("without %s every call succeeded: the rule is not needed", rule)
+			}
+			t.Logf("without %s: %s refused", rule, strings.Join(refused, ", "))
+		})
+	}
+}

@@ -214,7 +214,7 @@ func Need(t testing.TB, servers []*Server) []*Server {
 // AdminRules are the ACL rules of the least-privilege admin the rotator needs: read and
 // change users, save the ACL file, list and end connections, and read command flags.
 // docs/kinds/redis.md lists the same rules; the tests prove they are enough.
-var AdminRules = []string{"-@all", "+acl|getuser", "+acl|setuser", "+acl|save", "+client|list", "+client|kill", "+command", "+ping"}
+var AdminRules = []string{"-@all", "+acl|getuser", "+acl|setuser", "+acl|save", "+client|list", "+client|kill", "+command|info"}
 
 // CreateAdmin creates user on s with password and AdminRules.
 func (s *Server) CreateAdmin(ctx context.Context, user, password string) error {
