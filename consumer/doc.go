@@ -28,6 +28,9 @@
 //   - consumer/pgxconsumer logs pgx and pgxpool connections in with the current password
 //     (and user: the alternating strategy's twin role) and, when PostgreSQL refuses it
 //     with 28P01, invalidates the secret and connects once more with a fresh read.
+//   - consumer/redisconsumer logs go-redis clients in with the current ACL user and
+//     password (kind redis) and, when Redis refuses the login (WRONGPASS), invalidates
+//     the secret and runs the command once more with a fresh read.
 //   - NewAWSCredentials is an aws.CredentialsProvider for a rotated IAM access key; its
 //     credentials expire when the Cache would read again, so aws.CredentialsCache follows
 //     the Cache.

@@ -82,9 +82,9 @@ func (s *Server) run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		c := s.Super()
-		err := c.Ping(ctx).Err()
-		_ = c.Close()
+		// Dial first: go-redis logs every refused dial, and the port opens only once
+		// the server is up.
+		err := s.ping(ctx)
 		if err == nil {
 			return nil
 		}
@@ -95,6 +95,18 @@ func (s *Server) run() error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// ping dials the server and, once it accepts, asks it for PONG.
+func (s *Server) ping(ctx context.Context) error {
+	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
+	c := s.Super()
+	defer c.Close()
+	return c.Ping(ctx).Err()
 }
 
 // Super returns a client of the default (all-powerful) user.
