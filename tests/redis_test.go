@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/keyturn/keyturn/internal/harness/redistest"
 	"github.com/keyturn/keyturn/internal/harness/testdeps"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // redisAdmin is the least-privilege admin created on the tests' Redis nodes.
@@ -212,5 +215,73 @@ func TestRedisIncidentContains(t *testing.T) {
 	}
 	if strings.Contains(out+env.Logs.String(), leaked.Get("password").Reveal()) || strings.Contains(out+env.Logs.String(), redisAdminPass) {
 		t.Error("the incident's output or the logs hold a password")
+	}
+}
+
+// TestRedisWorkerKilledMidCreate kills the worker (SIGKILL) while Create has added the new
+// password on the first node and hangs on the second (paused), then starts a new worker:
+// the rotation completes once, with the material the first attempt recorded, and each
+// node holds the new password and nothing else: no orphan of the killed attempt.
+func TestRedisWorkerKilledMidCreate(t *testing.T) {
+	nodes := redisNodes(t)
+	env := testenv.New(t, testenv.Options{NoWorker: true, Extra: redisEntry(nodes, "      timeout: 20s\n"), Seed: seedRedisAdmin})
+	ctx := context.Background()
+	const id = secret.ID("e2e/redis")
+	first := workerProcess(t, env)
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("first rotation exited %d:\n%s", code, out)
+	}
+	v1, m1 := current(t, env, id)
+
+	if err := nodes[1].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = nodes[1].Resume()
+		}
+	}()
+	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "redis"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the new password on the first node", func() bool {
+		return redisHashes(t, nodes[:1])[0] == 2
+	})
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = first.Process.Wait()
+	if err := nodes[1].Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+
+	workerProcess(t, env)
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var res workflows.RotateResult
+	if err := run.Get(waitCtx, &res); err != nil {
+		t.Fatalf("rotation did not complete after the worker restart: %v", err)
+	}
+	if res.Outcome != workflows.OutcomeRotated {
+		t.Fatalf("outcome %s, want rotated", res.Outcome)
+	}
+	v2, m2 := current(t, env, id)
+	if v2.Number != v1.Number+1 {
+		t.Fatalf("current is version %d, want %d: the killed attempt's version", v2.Number, v1.Number+1)
+	}
+	if err := redisLogin(t, nodes, m2.Get("password").Reveal()); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	if err := redisLogin(t, nodes, m1.Get("password").Reveal()); err == nil {
+		t.Fatal("the old password still logs in after the rotation")
+	}
+	if got := redisHashes(t, nodes); !slices.Equal(got, []int{1, 1}) {
+		t.Fatalf("after the rotation the user holds %v passwords on the nodes, want the new one only: an orphan", got)
+	}
+	if attempts := maxAttempt(history(t, env, run.GetID(), run.GetRunID())); attempts < 2 {
+		t.Fatalf("expected a retried activity after the kill, max attempt was %d", attempts)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +143,13 @@ func (s *Server) Kill() {
 		_ = s.cmd.Wait()
 	}
 }
+
+// Pause stops the server's process (SIGSTOP): connections open but nothing answers, as
+// on a node that hangs. Resume continues it.
+func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // ACLFile returns the text of the server's ACL file.
 func (s *Server) ACLFile() string {
