@@ -158,7 +158,7 @@ func (r *Resolver) redis(ctx context.Context, s inventory.Secret) (rotators.Rota
 	return redisacl.New(redisacl.Config{
 		Nodes: k.Nodes, User: k.User, AdminUser: k.Admin.Username, AdminPassword: password,
 		Check: k.Check, TLS: k.TLS, CAPEM: caPEM, ServerName: k.ServerName,
-		AllowPlaintext: k.AllowPlaintext, Timeout: k.Timeout,
+		AllowPlaintext: k.AllowPlaintext, Timeout: k.Timeout, TracerProvider: r.backends.TracerProvider,
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keyturn/keyturn/rotators"
 	"github.com/keyturn/keyturn/secret"
 )
@@ -54,6 +56,9 @@ type Config struct {
 	AllowPlaintext bool
 	// Timeout bounds each connection attempt and each command. Defaults to DefaultTimeout.
 	Timeout time.Duration
+	// TracerProvider, when set, gets a span for each connection and each command
+	// (telemetry/redisspans: command names, never arguments); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // ApplyDefaults fills in the fields left empty that have defaults, and the port of each

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/telemetry/redisspans"
 )
 
 // noACLFile is how a server without an aclfile answers ACL SAVE.
@@ -43,7 +44,11 @@ func (r *Rotator) dial(node, user, password string) *redis.Client {
 		}
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name, RootCAs: r.roots}
 	}
-	return redis.NewClient(opts)
+	c := redis.NewClient(opts)
+	if h := redisspans.New(r.cfg.TracerProvider, node); h != nil {
+		c.AddHook(h)
+	}
+	return c
 }
 
 // admin opens an admin client for one node.
