@@ -337,3 +337,53 @@ func TestEveryAdminRuleIsNeeded(t *testing.T) {
 		})
 	}
 }
+
+// TestTLS rotates a user on a node that speaks TLS only: with the node's CA it works,
+// with another CA or without TLS it fails without holding a password.
+func TestTLS(t *testing.T) {
+	nodes(t)
+	s, err := redistest.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	if err := s.CreateAdmin(t.Context(), adminName, adminPass); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUser(t.Context(), "tls_app", "on", "+ping"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Nodes: []string{s.Addr}, User: "tls_app", AdminUser: adminName, AdminPassword: secret.NewSensitive(adminPass),
+		TLS: true, CAPEM: s.CAPEM, Timeout: 2 * time.Second}
+	r := mustNew(t, cfg)
+	v, m := generate(t, r, 1, true)
+	if err := r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m}); err != nil {
+		t.Fatalf("Test over TLS: %v", err)
+	}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v}); err != nil {
+		t.Fatalf("Revoke over TLS: %v", err)
+	}
+
+	other, err := redistest.StartTLS() // its CA signed nothing s presents
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = other.Stop()
+	wrongCA := cfg
+	wrongCA.CAPEM = other.CAPEM
+	plain := cfg
+	plain.TLS, plain.CAPEM = false, nil
+	for name, c := range map[string]Config{"another CA": wrongCA, "no TLS": plain} {
+		r := mustNew(t, c)
+		v, m := generate(t, r, 2, false)
+		err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v, Material: m})
+		if err == nil {
+			t.Errorf("%s: Apply succeeded", name)
+			continue
+		}
+		if strings.Contains(err.Error(), pw(m)) || strings.Contains(err.Error(), adminPass) {
+			t.Errorf("%s: the error holds a password", name)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}

@@ -6,6 +6,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,17 +34,27 @@ type Server struct {
 	// Addr is the server's host:port on loopback.
 	Addr string
 	// Dir holds its ACL file and its log.
-	Dir  string
-	cmd  *exec.Cmd
-	bin  string
-	args []string
+	Dir string
+	// CAPEM is the CA certificate of a TLS server's certificate (StartTLS); nil for a
+	// plain one.
+	CAPEM []byte
+	tls   *tls.Config
+	cmd   *exec.Cmd
+	bin   string
+	args  []string
 	// mu guards stopped.
 	mu      sync.Mutex
 	stopped bool
 }
 
 // Start starts a server in a new temporary directory; the caller must call Stop.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(false) }
+
+// StartTLS starts a server that speaks TLS only, with a certificate for 127.0.0.1 and
+// localhost signed by a CA of its own (CAPEM); clients need no certificate.
+func StartTLS() (*Server, error) { return start(true) }
+
+func start(withTLS bool) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrUnavailable
@@ -64,6 +75,12 @@ func Start() (*Server, error) {
 		"--save", "", "--appendonly", "no", "--dir", dir, "--aclfile", filepath.Join(dir, "users.acl"),
 		"--logfile", filepath.Join(dir, "redis.log"),
 	}}
+	if withTLS {
+		if err := s.makeTLS(port); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	if err := s.run(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -101,6 +118,9 @@ func (s *Server) run() error {
 // ping dials the server and, once it accepts, asks it for PONG.
 func (s *Server) ping(ctx context.Context) error {
 	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err == nil && s.tls != nil {
+		err = tls.Client(conn, s.tls.Clone()).HandshakeContext(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -112,12 +132,12 @@ func (s *Server) ping(ctx context.Context) error {
 
 // Super returns a client of the default (all-powerful) user.
 func (s *Server) Super() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1})
+	return redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1, TLSConfig: s.tls})
 }
 
 // Login returns a client that logs in as user with password on first use.
 func (s *Server) Login(user, password string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.Addr, Username: user, Password: password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1})
+	return redis.NewClient(&redis.Options{Addr: s.Addr, Username: user, Password: password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1, TLSConfig: s.tls})
 }
 
 // Stop ends the server and removes its directory. Stopping twice is harmless.
