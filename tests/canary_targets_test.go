@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/harness/mototest"
+	"github.com/keyturn/keyturn/internal/harness/redistest"
 	"github.com/keyturn/keyturn/internal/harness/spantest"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/internal/harness/vaulttest"
@@ -24,17 +27,20 @@ import (
 	"github.com/keyturn/keyturn/stores/vaultkv"
 	"github.com/keyturn/keyturn/telemetry/awsspans"
 	"github.com/keyturn/keyturn/telemetry/pgxspans"
+	"github.com/keyturn/keyturn/telemetry/redisspans"
 )
 
 // canaryTargets are the servers besides PostgreSQL that the canary's rotations reach, so
 // that the worker makes a span of every kind: Vault (e2e/app's admin password), an HTTP
-// API (the API key e2e/api), Secrets Manager (e2e/broken's versions) and a webhook (told
-// that e2e/broken rolled back, and that e2e/app's revoke was held and released).
+// API (the API key e2e/api), two Redis nodes (the ACL user of e2e/redis), Secrets Manager
+// (e2e/broken's versions) and a webhook (told that e2e/broken rolled back, and that
+// e2e/app's revoke was held and released).
 type canaryTargets struct {
 	vault   *vaulttest.Server
 	seedKV  *api.KVv2
 	moto    *mototest.Server
 	api     *apitest.Server
+	redis   []*redistest.Server
 	webhook *receiver
 	// hookURL is the webhook's URL; its path is a secret, as a Slack webhook's is.
 	hookURL string
@@ -52,6 +58,7 @@ func startCanaryTargets(t *testing.T, tp trace.TracerProvider) *canaryTargets {
 	c := &canaryTargets{vault: vaulttest.Start(t, vaulttest.Options{}), moto: mototest.Start(t), api: apitest.Start(t), tp: tp,
 		webhook: &receiver{key: []byte("Canary-Webhook-Signing-Key-5b7d")}}
 	c.seedKV = c.vault.Client(t).KVv2("secret")
+	c.redis = redisNodes(t)
 	hook := httptest.NewServer(c.webhook)
 	t.Cleanup(hook.Close)
 	c.hookURL = hook.URL + webhookPath
@@ -70,7 +77,7 @@ func startCanaryTargets(t *testing.T, tp trace.TracerProvider) *canaryTargets {
 			return awssm.NewFromConfig(c.moto.AWSConfig(ctx), awssm.Config{TracerProvider: tp})
 		},
 	}
-	c.inventory = httpAPIEntry(c.api.URL()) +
+	c.inventory = httpAPIEntry(c.api.URL()) + redisEntry(c.redis, "") +
 		"notifications:\n  routes:\n    - name: security\n      url: env:KEYTURN_TEST_NOTIFY_URL\n      format: json\n" +
 		"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [rotation_rolled_back, revoke_held, revoke_released]\n"
 	return c
@@ -82,31 +89,46 @@ func (c *canaryTargets) seedAdmin(ctx context.Context, password secret.Sensitive
 	return err
 }
 
-// seed puts the API's admin token where e2e/api's reference points.
+// seed puts the API's admin token and the Redis admin's password where e2e/api's and
+// e2e/redis's references point.
 func (c *canaryTargets) seed(ctx context.Context, store *file.Store) error {
-	_, err := store.Put(ctx, "e2e/api-admin", secret.Material{"token": secret.NewSensitive(c.api.AdminToken())}, nil)
-	return err
+	if _, err := store.Put(ctx, "e2e/api-admin", secret.Material{"token": secret.NewSensitive(c.api.AdminToken())}, nil); err != nil {
+		return err
+	}
+	return seedRedisAdmin(ctx, store)
 }
 
 // secrets are what the targets hold that must appear nowhere: the API key Keyturn made
-// and the API's admin token, the webhook's URL and signing key, the Vault token and the
-// AWS secret key.
+// and the API's admin token, both Redis passwords of e2e/redis (current and revoked),
+// the current one's full SHA-256 (only its 16-digit prefix is a handle) and the Redis
+// admin's password, the webhook's URL and signing key, the Vault token and the AWS
+// secret key.
 func (c *canaryTargets) secrets(t *testing.T, env *testenv.Env) map[string]string {
 	t.Helper()
 	_, key := current(t, env, "e2e/api")
+	_, redisNow := current(t, env, "e2e/redis")
+	_, redisBefore, err := env.Store.Read(context.Background(), "e2e/redis", secret.StagePrevious)
+	if err != nil {
+		t.Fatalf("e2e/redis has no previous version: %v", err)
+	}
+	sum := sha256.Sum256([]byte(redisNow.Get("password").Reveal()))
 	return map[string]string{
-		"API key secret":      key.Get("key_secret").Reveal(),
-		"API admin token":     c.api.AdminToken(),
-		"webhook URL path":    webhookPath,
-		"webhook signing key": string(c.webhook.key),
-		"Vault token":         c.vault.Token,
-		"AWS secret key":      mototest.SecretAccessKey,
+		"Redis password":          redisNow.Get("password").Reveal(),
+		"revoked Redis password":  redisBefore.Get("password").Reveal(),
+		"Redis password's SHA256": hex.EncodeToString(sum[:]),
+		"Redis admin password":    redisAdminPass,
+		"API key secret":          key.Get("key_secret").Reveal(),
+		"API admin token":         c.api.AdminToken(),
+		"webhook URL path":        webhookPath,
+		"webhook signing key":     string(c.webhook.key),
+		"Vault token":             c.vault.Token,
+		"AWS secret key":          mototest.SecretAccessKey,
 	}
 }
 
 // wantSpans fails unless the worker's spans hold each kind of call to a target or store,
 // at least one of each made directly under an activity's span: SQL statements and
-// connections, Vault requests, AWS calls, HTTP API requests and the webhook's request,
+// connections, Vault requests, AWS calls, Redis commands, HTTP API requests and the webhook's request,
 // which names the webhook's host and no URL.
 func (c *canaryTargets) wantSpans(t *testing.T, spans tracetest.SpanStubs) {
 	t.Helper()
@@ -124,6 +146,9 @@ func (c *canaryTargets) wantSpans(t *testing.T, spans tracetest.SpanStubs) {
 	kinds := map[string]func(s tracetest.SpanStub) bool{
 		"SQL": func(s tracetest.SpanStub) bool { return s.InstrumentationScope.Name == pgxspans.ScopeName },
 		"AWS": func(s tracetest.SpanStub) bool { return s.InstrumentationScope.Name == awsspans.ScopeName },
+		"Redis": func(s tracetest.SpanStub) bool {
+			return s.InstrumentationScope.Name == redisspans.ScopeName
+		},
 	}
 	for name, raw := range map[string]string{"Vault": c.vault.Addr, "HTTP API": c.api.URL(), "webhook": c.hookURL} {
 		p := port(raw)
