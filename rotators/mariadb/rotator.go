@@ -235,9 +235,17 @@ func (r *Rotator) endSessions(ctx context.Context, s session, login string) ([]r
 	return uses, nil
 }
 
-// sessions lists login's connections in the processlist (which needs PROCESS to show
-// other accounts' connections).
+// sessions lists login's connections in the processlist. Without PROCESS the
+// processlist shows the admin's own connections only, and an empty answer would be a
+// lie, so the privilege is checked first.
 func (r *Rotator) sessions(ctx context.Context, s session, login string) ([]rotators.Use, []uint64, error) {
+	var n int
+	if err := s.QueryRowContext(ctx, processGranted).Scan(&n); err != nil {
+		return nil, nil, r.fail("read the admin's privileges", err)
+	}
+	if n == 0 {
+		return nil, nil, r.fail("list the connections of "+login, fmt.Errorf("%w: the admin lacks the PROCESS privilege, so the processlist shows only its own connections", rotators.ErrPermissionDenied))
+	}
 	rows, err := s.QueryContext(ctx, "SELECT ID, HOST, COALESCE(DB, '') FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()", login)
 	if err != nil {
 		return nil, nil, r.fail("list the connections of "+login, err)
@@ -290,6 +298,12 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 	}
 	return rotators.Usage{Uses: uses, Checked: fmt.Sprintf("connections of account %s in information_schema.PROCESSLIST", login)}, nil
 }
+
+// processGranted counts the admin's global PROCESS (or SUPER) privilege.
+// USER_PRIVILEGES names the grantee 'user'@'host'.
+const processGranted = `SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES
+	WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER')
+	AND GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')`
 
 // accountOf returns the account a version names, refusing one this configuration does
 // not manage: the store's metadata must not steer the rotator to another account.

@@ -24,11 +24,13 @@ const (
 	errDBAccessDenied      = 1044 // ER_DBACCESS_DENIED_ERROR
 	errAccessDenied        = 1045 // ER_ACCESS_DENIED_ERROR: a refused login
 	errNoSuchThread        = 1094 // ER_NO_SUCH_THREAD: the connection ended already
+	errKillDenied          = 1095 // ER_KILL_DENIED_ERROR: another account's connection, without CONNECTION ADMIN
 	errTableAccessDenied   = 1142 // ER_TABLEACCESS_DENIED_ERROR
 	errColumnAccessDenied  = 1143 // ER_COLUMNACCESS_DENIED_ERROR
 	errSpecificAccess      = 1227 // ER_SPECIFIC_ACCESS_DENIED_ERROR: a missing privilege
 	errCannotUser          = 1396 // ER_CANNOT_USER: e.g. ALTER USER of an account that does not exist
 	errReadOnlyTransaction = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+	errAccessDeniedNoPass  = 1698 // ER_ACCESS_DENIED_NO_PASSWORD_ERROR: e.g. GRANT of a role without its admin option
 	errInvalidRole         = 1959 // ER_INVALID_ROLE (MariaDB)
 	errAccountLockedMySQL  = 3118 // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL)
 	errAccountLocked       = 4151 // ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB)
@@ -136,7 +138,7 @@ func code(err error) uint16 {
 // with every secret (the admin password, and those given) removed from its text.
 func (r *Rotator) fail(what string, err error, secrets ...string) error {
 	switch code(err) {
-	case errDBAccessDenied, errSpecificAccess, errTableAccessDenied:
+	case errDBAccessDenied, errSpecificAccess, errTableAccessDenied, errKillDenied, errAccessDeniedNoPass:
 		err = fmt.Errorf("%w: %w", rotators.ErrPermissionDenied, err)
 	}
 	wrapped := fmt.Errorf("mariadb: %s: %w", what, err)

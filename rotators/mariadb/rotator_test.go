@@ -1,0 +1,209 @@
+package mariadb
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/harness/mariadbtest"
+	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/secret"
+)
+
+// version makes and (if apply) applies a version of r after current.
+func version(t *testing.T, r *Rotator, n int, current *secret.Version, apply bool) (secret.Version, secret.Material) {
+	t.Helper()
+	g, err := r.Generate(t.Context(), rotators.GenerateRequest{SecretID: "test/mariadb", Current: current})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := secret.Version{SecretID: "test/mariadb", Number: n, Metadata: g.Metadata}
+	if apply {
+		if err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v, Material: g.Material}); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+	return v, g.Material
+}
+
+func pw(m secret.Material) string { return m.Get(FieldPassword).Reveal() }
+
+// Both twins work during the grace; the revoke locks the old one.
+func TestTwinsOverlapUntilTheRevoke(t *testing.T) {
+	cfg := newConfig(t, StrategyAlternating)
+	r := mustNew(t, cfg)
+	v1, m1 := version(t, r, 1, nil, true)
+	v2, m2 := version(t, r, 2, &v1, true)
+	for _, c := range []struct {
+		v secret.Version
+		m secret.Material
+	}{{v1, m1}, {v2, m2}} {
+		if err := login(t, c.v.Metadata[MetadataUser], pw(c.m)); err != nil {
+			t.Fatalf("%s during the grace: %v", c.v.Metadata[MetadataUser], err)
+		}
+	}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1, Keep: &v2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(t, v1.Metadata[MetadataUser], pw(m1)); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("the revoked twin: %v, want its account locked", err)
+	}
+	if err := login(t, v2.Metadata[MetadataUser], pw(m2)); err != nil {
+		t.Fatalf("the kept twin after the revoke: %v", err)
+	}
+}
+
+// A containment (EndSessions, nothing kept) locks the account and ends its connections;
+// the revoke gate saw them before.
+func TestContainEndsSessions(t *testing.T) {
+	cfg := newConfig(t, StrategyAlternating)
+	r := mustNew(t, cfg)
+	v1, m1 := version(t, r, 1, nil, true)
+	db := server.Open(v1.Metadata[MetadataUser], pw(m1))
+	defer db.Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.PingContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := r.InUse(t.Context(), rotators.UsageRequest{Version: v1, Since: time.Now()})
+	if err != nil || len(u.Uses) != 1 || !strings.Contains(u.Checked, "PROCESSLIST") {
+		t.Fatalf("InUse with one connection open: %+v, %v", u, err)
+	}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1, EndSessions: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.PingContext(t.Context()); err == nil {
+		t.Error("the connection survived the containment")
+	}
+	u, err = r.InUse(t.Context(), rotators.UsageRequest{Version: v1, Since: time.Now()})
+	if err != nil || u.InUse() {
+		t.Fatalf("InUse after the containment: %+v, %v; want idle", u.Uses, err)
+	}
+	if err := login(t, v1.Metadata[MetadataUser], pw(m1)); err == nil {
+		t.Fatal("the contained account still logs in")
+	}
+}
+
+// The check runs read-only: a write is ErrCheckFailed, as is a table the role may not
+// read; an account that does not act as the role is refused too.
+func TestCheckQuery(t *testing.T) {
+	cfg := newConfig(t, StrategyAlternating)
+	if err := server.Exec(t.Context(), "CREATE DATABASE IF NOT EXISTS secret_db", "CREATE TABLE IF NOT EXISTS secret_db.t (x int)",
+		"GRANT INSERT ON app.* TO "+cfg.Role); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query string
+		want  error
+	}{
+		{"SELECT count(*) FROM app.items", nil},
+		{"INSERT INTO app.items VALUES (1)", rotators.ErrCheckFailed},
+		{"SELECT count(*) FROM secret_db.t", rotators.ErrCheckFailed},
+	} {
+		cfg.CheckQuery = c.query
+		r := mustNew(t, cfg)
+		v, m := version(t, r, 1, nil, true)
+		err := r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m})
+		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("check %q: Test = %v, want %v", c.query, err, c.want)
+		}
+	}
+	var n int
+	db := server.Open("", "")
+	defer db.Close()
+	if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM app.items").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("app.items holds %d rows after the checks (%v): a check wrote", n, err)
+	}
+}
+
+// A missing role, a missing single account and a wrong admin password are final and
+// say what to do; no error holds a password.
+func TestFinalErrors(t *testing.T) {
+	cfg := newConfig(t, StrategyAlternating)
+	noRole := cfg
+	noRole.Role = "no_such_role"
+	noRole.Twins = [2]string{}
+	noAccount := newConfig(t, StrategySingle)
+	noAccount.User = "no_such_user"
+	wrongAdmin := cfg
+	wrongAdmin.AdminPassword = secret.NewSensitive("Not-The-Admin-Password")
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want error
+		says string
+	}{
+		{"missing role", noRole, rotators.ErrInvalidConfig, "does not exist"},
+		{"missing account", noAccount, rotators.ErrInvalidConfig, "does not exist"},
+		{"wrong admin password", wrongAdmin, rotators.ErrPermissionDenied, "admin"},
+	} {
+		r := mustNew(t, c.cfg)
+		v, m := version(t, r, 1, nil, false)
+		err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v, Material: m})
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: Apply = %v, want %v saying %q", c.name, err, c.want, c.says)
+		}
+		if err != nil && (strings.Contains(err.Error(), pw(m)) || strings.Contains(err.Error(), "Not-The-Admin-Password") || strings.Contains(err.Error(), nativeHash(pw(m)))) {
+			t.Errorf("%s: the error holds a password or its hash", c.name)
+		}
+	}
+}
+
+// TestEveryAdminPrivilegeIsNeeded takes each of the admin's privileges (and the role's
+// admin option) away in turn: some step is refused for lack of it.
+func TestEveryAdminPrivilegeIsNeeded(t *testing.T) {
+	for _, priv := range append(append([]string(nil), mariadbtest.AdminPrivileges...), "ADMIN OPTION") {
+		t.Run(priv, func(t *testing.T) {
+			cfg := newConfig(t, StrategyAlternating)
+			admin := "'" + cfg.AdminUser + "'@'%'"
+			revoke := "REVOKE " + priv + " ON *.* FROM " + admin
+			if priv == "ADMIN OPTION" {
+				revoke = "REVOKE ADMIN OPTION FOR " + cfg.Role + " FROM " + admin
+			}
+			if err := server.Exec(t.Context(), revoke); err != nil {
+				t.Fatal(err)
+			}
+			r := mustNew(t, cfg)
+			// A connection of the first twin, so the revoke has one to see and end.
+			v1, m1 := version(t, r, 1, nil, false)
+			applyErr := r.Apply(t.Context(), rotators.ApplyRequest{Version: v1, Material: m1})
+			if applyErr != nil && errors.Is(applyErr, rotators.ErrPermissionDenied) {
+				t.Logf("without %s: Apply refused", priv)
+				return
+			}
+			if applyErr != nil {
+				t.Fatalf("Apply without %s: %v, want success or ErrPermissionDenied", priv, applyErr)
+			}
+			db := server.Open(v1.Metadata[MetadataUser], pw(m1))
+			defer db.Close()
+			conn, err := db.Conn(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			u, inUseErr := r.InUse(t.Context(), rotators.UsageRequest{Version: v1})
+			if inUseErr == nil && !u.InUse() {
+				t.Fatalf("without %s: InUse says idle with a connection open", priv)
+			}
+			if errors.Is(inUseErr, rotators.ErrPermissionDenied) {
+				t.Logf("without %s: InUse refused", priv)
+				return
+			}
+			revokeErr := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1, EndSessions: true})
+			if errors.Is(revokeErr, rotators.ErrPermissionDenied) {
+				t.Logf("without %s: Revoke refused", priv)
+				return
+			}
+			if err := conn.PingContext(context.Background()); err == nil {
+				t.Fatalf("without %s: the connection survived a containment that said %v", priv, revokeErr)
+			}
+			t.Fatalf("without %s every step worked: Apply %v, InUse %v, Revoke %v", priv, applyErr, inUseErr, revokeErr)
+		})
+	}
+}
