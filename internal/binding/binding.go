@@ -19,6 +19,7 @@ import (
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/rotators/mariadb"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores"
@@ -96,13 +97,19 @@ func (r *Resolver) Resolve(ctx context.Context, id secret.ID) (activities.Bindin
 // recordCurrentFirst says how to record a single-strategy role's password in use before
 // its first rotation (see activities.Binding.RecordCurrentFirst); "" for other secrets.
 func (r *Resolver) recordCurrentFirst(s inventory.Secret) string {
-	if s.Postgres == nil || s.Postgres.Strategy != inventory.StrategySingle {
+	var what, key, name string
+	switch {
+	case s.Postgres != nil && s.Postgres.Strategy == inventory.StrategySingle:
+		what, key, name = "role", postgres.MetadataRole, s.Postgres.Role
+	case s.MariaDB != nil && s.MariaDB.Strategy == inventory.StrategySingle:
+		what, key, name = "account", mariadb.MetadataUser, s.MariaDB.User
+	default:
 		return ""
 	}
 	if s.Store.Type == inventory.StoreFile {
-		return fmt.Sprintf("record the password the role uses now with `keyturn put %s -f %s --meta role=%s < current-password.txt`, then rotate", s.ID, r.inv.Path, s.Postgres.Role)
+		return fmt.Sprintf("record the password the %s uses now with `keyturn put %s -f %s --meta %s=%s < current-password.txt`, then rotate", what, s.ID, r.inv.Path, key, name)
 	}
-	return fmt.Sprintf("write the password the role %s uses now into the %s store at %s as its current version (field password, metadata role=%s), then rotate", s.Postgres.Role, s.Store.Type, s.Store.Path, s.Postgres.Role)
+	return fmt.Sprintf("write the password the %s %s uses now into the %s store at %s as its current version (field password, metadata %s=%s), then rotate", what, name, s.Store.Type, s.Store.Path, key, name)
 }
 
 // Store opens the store of one secret, addressed by the secret's ID (its store path is
@@ -178,6 +185,10 @@ func (r *Resolver) rotator(ctx context.Context, s inventory.Secret) (rotators.Ro
 	case inventory.KindRedis:
 		if s.Redis != nil {
 			return r.redis(ctx, s)
+		}
+	case inventory.KindMariaDB:
+		if s.MariaDB != nil {
+			return r.mariadb(ctx, s)
 		}
 	default:
 		return nil, fmt.Errorf("%w: kind %q is not supported by this worker", rotators.ErrInvalidConfig, s.Kind)
@@ -277,6 +288,10 @@ func describeTarget(s inventory.Secret) string {
 		return fmt.Sprintf("Vault PKI %s role %s, %s", s.VaultPKI.Mount, s.VaultPKI.Role, s.VaultPKI.CommonName)
 	case s.LocalCA != nil:
 		return "local CA, " + s.LocalCA.CommonName
+	case s.MariaDB != nil && s.MariaDB.Strategy == inventory.StrategySingle:
+		return fmt.Sprintf("mariadb %s:%d account '%s'@'%s' (single)", s.MariaDB.Host, s.MariaDB.Port, s.MariaDB.User, s.MariaDB.HostPattern)
+	case s.MariaDB != nil:
+		return fmt.Sprintf("mariadb %s:%d role %s (alternating)", s.MariaDB.Host, s.MariaDB.Port, s.MariaDB.Role)
 	case s.Redis != nil:
 		return fmt.Sprintf("redis ACL user %s on %s", s.Redis.User, strings.Join(s.Redis.Nodes, ", "))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyturn/keyturn/rotators/certs"
 	"github.com/keyturn/keyturn/rotators/httpapi"
 	"github.com/keyturn/keyturn/rotators/localca"
+	"github.com/keyturn/keyturn/rotators/mariadb"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/rotators/redisacl"
 	"github.com/keyturn/keyturn/rotators/vaultpki"
@@ -162,6 +163,30 @@ func (r *Resolver) redis(ctx context.Context, s inventory.Secret) (rotators.Rota
 	})
 }
 
+func (r *Resolver) mariadb(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
+	k := s.MariaDB
+	password, err := r.Reveal(ctx, k.Admin.Password)
+	if err != nil {
+		return nil, fmt.Errorf("admin password of %s: %w", s.ID, err)
+	}
+	var caPEM []byte
+	if k.CAFile != "" {
+		if caPEM, err = os.ReadFile(k.CAFile); err != nil {
+			return nil, fmt.Errorf("%w: %s: mariadb.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
+		}
+	}
+	cfg := mariadb.Config{
+		Host: k.Host, Port: k.Port, TLS: k.TLS, CAPEM: caPEM, ServerName: k.ServerName,
+		Strategy: k.Strategy, Role: k.Role, User: k.User, HostPattern: k.HostPattern,
+		AdminUser: k.Admin.Username, AdminPassword: password,
+		CheckQuery: k.CheckQuery, TerminateSessions: k.TerminateSessions, ConnectTimeout: k.ConnectTimeout,
+	}
+	if len(k.Twins) == 2 {
+		cfg.Twins = [2]string{k.Twins[0], k.Twins[1]}
+	}
+	return mariadb.New(cfg)
+}
+
 // HandleKey names the metadata that a version recorded by hand (`keyturn put --meta
 // KEY=...`) must carry for its kind, so that its rotator can find the credential on the
 // target later to revoke or restore it: a role, an access key ID, an API key ID or a
@@ -178,6 +203,8 @@ func HandleKey(kind string) (key, what string) {
 		return certs.MetadataSerial, "the certificate's serial number"
 	case inventory.KindRedis:
 		return redisacl.MetadataUser, "the ACL user this password belongs to"
+	case inventory.KindMariaDB:
+		return mariadb.MetadataUser, "the account (user name) that uses this password"
 	}
 	return "", ""
 }

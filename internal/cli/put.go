@@ -67,7 +67,7 @@ func newPutCmd(g *globals) *cobra.Command {
 				if key != "" && meta[key] == "" {
 					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, what)
 				}
-				if (kind == inventory.KindPostgres || kind == inventory.KindRedis) && meta["username"] == "" {
+				if (kind == inventory.KindPostgres || kind == inventory.KindRedis || kind == inventory.KindMariaDB) && meta["username"] == "" {
 					meta["username"] = meta[key]
 				}
 				if kind == inventory.KindRedis && field != redisacl.FieldPassword {

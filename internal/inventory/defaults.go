@@ -90,6 +90,31 @@ func (s *Secret) applyDefaults(d Defaults) {
 	if k := s.Redis; k != nil && s.unset("redis.timeout", k.Timeout == 0) {
 		k.Timeout = DefaultRedisTimeout
 	}
+	if k := s.MariaDB; k != nil {
+		k.applyDefaults(s)
+	}
+}
+
+// applyDefaults fills the empty fields of a mariadb block.
+func (k *MariaDB) applyDefaults(s *Secret) {
+	if s.unset("mariadb.port", k.Port == 0) {
+		k.Port = DefaultMariaDBPort
+	}
+	if k.TLS == "" {
+		k.TLS = DefaultMariaDBTLS
+	}
+	if k.Strategy == "" {
+		k.Strategy = DefaultStrategy
+	}
+	if k.Strategy == StrategyAlternating && len(k.Twins) == 0 && k.Role != "" {
+		k.Twins = []string{k.Role + "_a", k.Role + "_b"}
+	}
+	if k.HostPattern == "" && !s.pos.has("mariadb.host_pattern") {
+		k.HostPattern = DefaultMariaDBHostPattern
+	}
+	if s.unset("mariadb.connect_timeout", k.ConnectTimeout == 0) {
+		k.ConnectTimeout = DefaultConnectTimeout
+	}
 }
 
 func (c *Certificate) applyDefaults() {

@@ -28,6 +28,9 @@ const (
 	// KindRedis is a Redis (or Valkey) ACL user's password, rotated by the redisacl
 	// rotator on every node listed.
 	KindRedis = "redis"
+	// KindMariaDB is a MariaDB account's password (twins holding one role, or one
+	// account), rotated by the mariadb rotator.
+	KindMariaDB = "mariadb"
 )
 
 // CertificateKind reports whether a kind's versions are certificates, which expire and are
@@ -105,7 +108,7 @@ const (
 
 // knownKinds, knownStores and plannedStores are listed in error messages, in this order.
 var (
-	knownKinds  = []string{KindPostgres, KindAWSIAM, KindHTTPAPI, KindVaultPKI, KindLocalCA, KindRedis}
+	knownKinds  = []string{KindPostgres, KindAWSIAM, KindHTTPAPI, KindVaultPKI, KindLocalCA, KindRedis, KindMariaDB}
 	knownStores = []string{StoreFile, StoreVault, StoreAWSSM}
 	sslModes    = []string{SSLModeDisable, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
 	strategies  = []string{StrategyAlternating, StrategySingle}
@@ -203,6 +206,7 @@ type Secret struct {
 	VaultPKI *VaultPKI
 	LocalCA  *LocalCA
 	Redis    *Redis
+	MariaDB  *MariaDB
 	// Line is where the secret starts in the file, 0 when unknown.
 	Line int
 

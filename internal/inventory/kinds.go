@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/rotators/httpapi"
+	"github.com/keyturn/keyturn/rotators/mariadb"
 	"github.com/keyturn/keyturn/rotators/redisacl"
 )
 
@@ -135,6 +136,38 @@ type Redis struct {
 	Timeout time.Duration
 }
 
+// MariaDB describes MariaDB accounts whose password Keyturn rotates: two twins holding
+// one role (alternating), or one account (single).
+type MariaDB struct {
+	// Host and Port locate the server.
+	Host string
+	Port int
+	// TLS is disable, require or verify-full; CAFile and ServerName apply to verify-full.
+	TLS        string
+	CAFile     string
+	ServerName string
+	// AllowPlaintext permits tls: disable to a host that is not the local machine.
+	AllowPlaintext bool
+	// Strategy is alternating or single.
+	Strategy string
+	// Role holds the application's privileges; the twins have it as their default role.
+	Role string
+	// Twins are the alternating strategy's two accounts (default <role>_a, <role>_b).
+	Twins []string
+	// User is the single strategy's account.
+	User string
+	// HostPattern is the host part of the managed accounts ('%', '10.%').
+	HostPattern string
+	// Admin is the account Keyturn logs in as.
+	Admin Admin
+	// CheckQuery runs as the new account in a read-only transaction.
+	CheckQuery string
+	// TerminateSessions ends the revoked account's connections.
+	TerminateSessions bool
+	// ConnectTimeout bounds a connection attempt and each statement.
+	ConnectTimeout time.Duration
+}
+
 // Defaults of the kind blocks.
 const (
 	DefaultIAMDeleteAfter        = time.Hour
@@ -145,11 +178,15 @@ const (
 	DefaultHTTPTimeout       = 10 * time.Second
 	// The redis kind owns its default; the inventory repeats it by name.
 	DefaultRedisTimeout = redisacl.DefaultTimeout
-	DefaultPKIMount     = "pki"
-	DefaultCertTTL      = 30 * 24 * time.Hour
-	DefaultKeyType      = "ec"
-	DefaultRSABits      = 2048
-	DefaultRenewAt      = 2.0 / 3
+	// The mariadb kind owns its defaults too.
+	DefaultMariaDBPort        = mariadb.DefaultPort
+	DefaultMariaDBTLS         = mariadb.DefaultTLS
+	DefaultMariaDBHostPattern = mariadb.DefaultHostPattern
+	DefaultPKIMount           = "pki"
+	DefaultCertTTL            = 30 * 24 * time.Hour
+	DefaultKeyType            = "ec"
+	DefaultRSABits            = 2048
+	DefaultRenewAt            = 2.0 / 3
 )
 
 var (
@@ -161,6 +198,8 @@ var (
 	certFields      = []string{"common_name", "alt_names", "ip_sans", "ttl", "key_type", "key_bits", "renew_at"}
 	vaultpkiFields  = append([]string{"mount", "role", "ca_file"}, certFields...)
 	localcaFields   = append([]string{"ca_cert", "ca_key", "crl_file"}, certFields...)
+	mariadbFields   = []string{"host", "port", "tls", "ca_file", "server_name", "allow_plaintext", "strategy", "role", "twins", "user", "host_pattern", "admin", "check_query", "terminate_sessions", "connect_timeout"}
+	mariadbTLSModes = []string{mariadb.TLSDisable, mariadb.TLSRequire, mariadb.TLSVerifyFull}
 	redisFields     = []string{"nodes", "user", "admin", "check", "tls", "ca_file", "server_name", "allow_plaintext", "timeout"}
 	keyTypes        = []string{"ec", "rsa"}
 	httpMethods     = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}

@@ -23,7 +23,7 @@ const maxFileSize = 4 << 20
 var (
 	topFields      = []string{"version", "defaults", "secrets", "notifications"}
 	defaultsFields = []string{"grace", "store", "tags", "window", "catchup_window", "owner", "max_age", "sensitivity", "revoke_gate"}
-	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "revoke_gate", "postgres", "awsiam", "httpapi", "vaultpki", "localca", "redis"}
+	secretFields   = []string{"id", "kind", "description", "owner", "sensitivity", "consumers", "store", "grace", "tags", "schedule", "timezone", "window", "max_age", "revoke_gate", "postgres", "awsiam", "httpapi", "vaultpki", "localca", "redis", "mariadb"}
 	storeFields    = []string{"type", "path", "mount"}
 	postgresFields = []string{"host", "port", "database", "sslmode", "sslrootcert", "allow_plaintext", "role", "strategy", "twins", "admin", "check_query", "terminate_sessions", "connect_timeout"}
 	adminFields    = []string{"username", "password"}
@@ -227,6 +227,35 @@ func (d *decoder) secret(b block, s *Secret) {
 	if kb, ok := b.Sub("redis", redisFields); ok {
 		s.Redis = redisBlock(kb)
 	}
+	if kb, ok := b.Sub("mariadb", mariadbFields); ok {
+		s.MariaDB = mariadbBlock(kb)
+	}
+}
+
+// mariadbBlock decodes a mariadb block.
+func mariadbBlock(b block) *MariaDB {
+	k := &MariaDB{}
+	b.Str("host", &k.Host)
+	b.Integer("port", &k.Port)
+	b.Str("tls", &k.TLS)
+	b.Str("ca_file", &k.CAFile)
+	b.Str("server_name", &k.ServerName)
+	b.Boolean("allow_plaintext", &k.AllowPlaintext)
+	b.Str("strategy", &k.Strategy)
+	b.Str("role", &k.Role)
+	b.StrList("twins", &k.Twins)
+	b.Str("user", &k.User)
+	b.Str("host_pattern", &k.HostPattern)
+	if ab, ok := b.Sub("admin", adminFields); ok {
+		ab.Str("username", &k.Admin.Username)
+		var ref string
+		ab.Str("password", &ref)
+		k.Admin.Password = Ref(ref)
+	}
+	b.Str("check_query", &k.CheckQuery)
+	b.Boolean("terminate_sessions", &k.TerminateSessions)
+	b.Duration("connect_timeout", &k.ConnectTimeout)
+	return k
 }
 
 // redisBlock decodes a redis block.

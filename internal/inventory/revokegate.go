@@ -89,6 +89,11 @@ func usageProblem(s *Secret) string {
 	switch s.Kind {
 	case KindPostgres, KindAWSIAM, KindRedis:
 		return ""
+	case KindMariaDB:
+		if s.MariaDB != nil && s.MariaDB.Strategy == StrategySingle {
+			return "a single-strategy mariadb account keeps its name across versions, so its connections cannot tell the old password from the new (use the alternating strategy for a revoke gate)"
+		}
+		return ""
 	case KindHTTPAPI:
 		// Only a declared in_use call makes the httpapi rotator a UsageReporter.
 		if s.HTTPAPI != nil && s.HTTPAPI.InUse != nil {

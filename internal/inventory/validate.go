@@ -52,6 +52,7 @@ func (inv *Inventory) Validate() error {
 	inv.validateRoleOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	inv.validateIAMUserOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	inv.validateRedisUserOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
+	inv.validateMariaDBOverlap(r, func(i int) bool { return firstByID[inv.Secrets[i].ID] != &inv.Secrets[i] })
 	inv.validateNotifications(r)
 	return Errors(r.Problems).orNil()
 }

@@ -33,6 +33,7 @@ func (c *secretCheck) validateKindBlocks() {
 		{KindVaultPKI, "vaultpki", "role and common_name", s.VaultPKI != nil, func() { c.validateVaultPKI(s.VaultPKI) }},
 		{KindLocalCA, "localca", "ca_cert, ca_key, crl_file and common_name", s.LocalCA != nil, func() { c.validateLocalCA(s.LocalCA) }},
 		{KindRedis, "redis", "nodes, user and admin", s.Redis != nil, func() { c.validateRedis(s.Redis) }},
+		{KindMariaDB, "mariadb", "host, role (or strategy single and user) and admin", s.MariaDB != nil, func() { c.validateMariaDB(s.MariaDB) }},
 	}
 	for _, b := range blocks {
 		switch {

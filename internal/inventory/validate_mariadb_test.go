@@ -1,0 +1,96 @@
+package inventory
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadMariaDB(t *testing.T) {
+	inv, err := Load("testdata/kinds.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	m := inv.Secrets[5].MariaDB
+	if m == nil || m.Port != DefaultMariaDBPort || m.Strategy != StrategyAlternating || strings.Join(m.Twins, ",") != "orders_a,orders_b" ||
+		m.HostPattern != "%" || m.TLS != "disable" || m.Admin.Password != "env:MARIADB_ADMIN" || m.ConnectTimeout != DefaultConnectTimeout {
+		t.Errorf("mariadb block %+v", m)
+	}
+}
+
+func TestMariaDBProblems(t *testing.T) {
+	const text = `version: 1
+secrets:
+  - id: a/db
+    kind: mariadb
+    mariadb:
+      host: db.internal
+      tls: disable
+      role: "app role"
+      host_pattern: "10.%; DROP"
+      admin: {username: keyturn, password: hunter2}
+  - id: b/db
+    kind: mariadb
+    mariadb:
+      host: 127.0.0.1
+      strategy: single
+      admin: {username: keyturn, password: env:X}
+  - id: c/db
+    kind: mariadb
+    mariadb:
+      host: localhost
+      role: shop
+      admin: {username: shop_a, password: env:X}
+  - id: d/db
+    kind: mariadb
+    mariadb:
+      host: 127.0.0.1
+      role: orders
+      admin: {username: keyturn, password: env:X}
+  - id: e/db
+    kind: mariadb
+    mariadb:
+      host: 127.0.0.1
+      strategy: single
+      user: orders_b
+      tls: prefer
+      admin: {username: keyturn, password: env:X}
+`
+	path := filepath.Join(t.TempDir(), "inv.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	probs, ok := err.(Errors)
+	if !ok {
+		t.Fatalf("Load: %v, want problems", err)
+	}
+	want := map[string]string{
+		"secrets[0].mariadb.tls":            "unencrypted",
+		"secrets[0].mariadb.role":           "letters, digits",
+		"secrets[0].mariadb.host_pattern":   "holds a character",
+		"secrets[0].mariadb.admin.password": "",
+		"secrets[1].mariadb.user":           "is empty",
+		"secrets[2].mariadb.admin.username": "one of the accounts this secret rotates",
+		"secrets[4].mariadb.user":           "also the managed account or role of secrets[3]",
+		"secrets[4].mariadb.tls":            "unknown mode",
+	}
+	for field, text := range want {
+		found := false
+		for _, p := range probs {
+			if p.Field == field && strings.Contains(p.Message, text) && p.Line > 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no problem on %s containing %q", field, text)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "DROP") {
+		t.Error("the problems echo a literal password or the hostile value")
+	}
+	if t.Failed() {
+		t.Logf("problems:\n%v", err)
+	}
+}
