@@ -58,6 +58,7 @@ func TestRotateEachKind(t *testing.T) {
 		"awsiam":   awsIAMCase,
 		"httpapi":  httpAPICase,
 		"redis":    redisCase,
+		"mariadb":  mariadbCase,
 	} {
 		t.Run(name, func(t *testing.T) {
 			kc := mk(t)
