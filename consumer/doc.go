@@ -28,6 +28,10 @@
 //   - consumer/pgxconsumer logs pgx and pgxpool connections in with the current password
 //     (and user: the alternating strategy's twin role) and, when PostgreSQL refuses it
 //     with 28P01, invalidates the secret and connects once more with a fresh read.
+//   - consumer/mysqlconsumer is a database/sql connector (go-sql-driver/mysql) that logs
+//     connections in to MariaDB with the current account (kind mariadb: the twin
+//     changes with the version) and retries once with a fresh read when the login is
+//     refused or the account is locked.
 //   - consumer/redisconsumer logs go-redis clients in with the current ACL user and
 //     password (kind redis) and, when Redis refuses the login (WRONGPASS), invalidates
 //     the secret and runs the command once more with a fresh read.
