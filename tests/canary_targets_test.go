@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keyturn/keyturn/internal/binding"
+	"github.com/keyturn/keyturn/internal/harness/mariadbtest"
 	"github.com/keyturn/keyturn/internal/harness/mototest"
 	"github.com/keyturn/keyturn/internal/harness/redistest"
 	"github.com/keyturn/keyturn/internal/harness/spantest"
@@ -32,7 +34,8 @@ import (
 
 // canaryTargets are the servers besides PostgreSQL that the canary's rotations reach, so
 // that the worker makes a span of every kind: Vault (e2e/app's admin password), an HTTP
-// API (the API key e2e/api), two Redis nodes (the ACL user of e2e/redis), Secrets Manager
+// API (the API key e2e/api), two Redis nodes (the ACL user of e2e/redis), a MariaDB
+// server (the twins of e2e/mariadb), Secrets Manager
 // (e2e/broken's versions) and a webhook (told that e2e/broken rolled back, and that
 // e2e/app's revoke was held and released).
 type canaryTargets struct {
@@ -41,6 +44,7 @@ type canaryTargets struct {
 	moto    *mototest.Server
 	api     *apitest.Server
 	redis   []*redistest.Server
+	mariadb *mariadbtest.Server
 	webhook *receiver
 	// hookURL is the webhook's URL; its path is a secret, as a Slack webhook's is.
 	hookURL string
@@ -59,6 +63,7 @@ func startCanaryTargets(t *testing.T, tp trace.TracerProvider) *canaryTargets {
 		webhook: &receiver{key: []byte("Canary-Webhook-Signing-Key-5b7d")}}
 	c.seedKV = c.vault.Client(t).KVv2("secret")
 	c.redis = redisNodes(t)
+	c.mariadb = mariadbServer(t)
 	hook := httptest.NewServer(c.webhook)
 	t.Cleanup(hook.Close)
 	c.hookURL = hook.URL + webhookPath
@@ -77,7 +82,7 @@ func startCanaryTargets(t *testing.T, tp trace.TracerProvider) *canaryTargets {
 			return awssm.NewFromConfig(c.moto.AWSConfig(ctx), awssm.Config{TracerProvider: tp})
 		},
 	}
-	c.inventory = httpAPIEntry(c.api.URL()) + redisEntry(c.redis, "") +
+	c.inventory = httpAPIEntry(c.api.URL()) + redisEntry(c.redis, "") + mariadbEntry(c.mariadb, "") +
 		"notifications:\n  routes:\n    - name: security\n      url: env:KEYTURN_TEST_NOTIFY_URL\n      format: json\n" +
 		"      signing_key: env:KEYTURN_TEST_NOTIFY_KEY\n      events: [rotation_rolled_back, revoke_held, revoke_released]\n"
 	return c
@@ -95,11 +100,16 @@ func (c *canaryTargets) seed(ctx context.Context, store *file.Store) error {
 	if _, err := store.Put(ctx, "e2e/api-admin", secret.Material{"token": secret.NewSensitive(c.api.AdminToken())}, nil); err != nil {
 		return err
 	}
-	return seedRedisAdmin(ctx, store)
+	if err := seedRedisAdmin(ctx, store); err != nil {
+		return err
+	}
+	return seedMariaDBAdmin(ctx, store)
 }
 
 // secrets are what the targets hold that must appear nowhere: the API key Keyturn made
-// and the API's admin token, both Redis passwords of e2e/redis (current and revoked),
+// and the API's admin token, both MariaDB passwords of e2e/mariadb, the current one's
+// mysql_native_password hash (only the server's logs may hold it) and the MariaDB admin's
+// password, both Redis passwords of e2e/redis (current and revoked),
 // the current one's full SHA-256 (only its 16-digit prefix is a handle) and the Redis
 // admin's password, the webhook's URL and signing key, the Vault token and the AWS
 // secret key.
@@ -112,17 +122,28 @@ func (c *canaryTargets) secrets(t *testing.T, env *testenv.Env) map[string]strin
 		t.Fatalf("e2e/redis has no previous version: %v", err)
 	}
 	sum := sha256.Sum256([]byte(redisNow.Get("password").Reveal()))
+	_, dbNow := current(t, env, "e2e/mariadb")
+	_, dbBefore, err := env.Store.Read(context.Background(), "e2e/mariadb", secret.StagePrevious)
+	if err != nil {
+		t.Fatalf("e2e/mariadb has no previous version: %v", err)
+	}
+	first := sha1.Sum([]byte(dbNow.Get("password").Reveal()))
+	second := sha1.Sum(first[:])
 	return map[string]string{
-		"Redis password":          redisNow.Get("password").Reveal(),
-		"revoked Redis password":  redisBefore.Get("password").Reveal(),
-		"Redis password's SHA256": hex.EncodeToString(sum[:]),
-		"Redis admin password":    redisAdminPass,
-		"API key secret":          key.Get("key_secret").Reveal(),
-		"API admin token":         c.api.AdminToken(),
-		"webhook URL path":        webhookPath,
-		"webhook signing key":     string(c.webhook.key),
-		"Vault token":             c.vault.Token,
-		"AWS secret key":          mototest.SecretAccessKey,
+		"MariaDB password":         dbNow.Get("password").Reveal(),
+		"revoked MariaDB password": dbBefore.Get("password").Reveal(),
+		"MariaDB password's hash":  strings.ToUpper(hex.EncodeToString(second[:])),
+		"MariaDB admin password":   mariadbAdminPass,
+		"Redis password":           redisNow.Get("password").Reveal(),
+		"revoked Redis password":   redisBefore.Get("password").Reveal(),
+		"Redis password's SHA256":  hex.EncodeToString(sum[:]),
+		"Redis admin password":     redisAdminPass,
+		"API key secret":           key.Get("key_secret").Reveal(),
+		"API admin token":          c.api.AdminToken(),
+		"webhook URL path":         webhookPath,
+		"webhook signing key":      string(c.webhook.key),
+		"Vault token":              c.vault.Token,
+		"AWS secret key":           mototest.SecretAccessKey,
 	}
 }
 

@@ -157,10 +157,13 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if code, out := keyturn(t, env, "rotate", "e2e/api", "--wait"); code != 0 {
 		t.Fatalf("rotate e2e/api exited %d:\n%s", code, out)
 	}
-	// The Redis user, twice, so that one password is revoked.
-	for range 2 {
-		if code, out := keyturn(t, env, "rotate", "e2e/redis", "--wait"); code != 0 {
-			t.Fatalf("rotate e2e/redis exited %d:\n%s", code, out)
+	// The Redis user and the MariaDB twins, twice each, so that one password of each is
+	// revoked.
+	for _, id := range []string{"e2e/redis", "e2e/mariadb"} {
+		for range 2 {
+			if code, out := keyturn(t, env, "rotate", id, "--wait"); code != 0 {
+				t.Fatalf("rotate %s exited %d:\n%s", id, code, out)
+			}
 		}
 	}
 	superExec(t, env, "CREATE TABLE vault_only (x int)")
