@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/keyturn/keyturn/internal/harness/mariadbtest"
 	"github.com/keyturn/keyturn/internal/harness/testdeps"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/stores/file"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 const (
@@ -183,5 +186,82 @@ func TestMariaDBIncidentContains(t *testing.T) {
 		if strings.Contains(log, p) || strings.Contains(out+env.Logs.String(), p) {
 			t.Error("a password reached the general log, the output or the logs")
 		}
+	}
+}
+
+// TestMariaDBWorkerKilledMidCreate kills the worker (SIGKILL) while Create waits on the
+// server (a global read lock the test holds blocks account changes), releases the lock
+// and starts a new worker: the rotation completes once, with the password the first
+// attempt recorded, the old twin is locked, and the server holds the two twins and no
+// other account of the role: no orphan.
+func TestMariaDBWorkerKilledMidCreate(t *testing.T) {
+	s := mariadbServer(t)
+	env := testenv.New(t, testenv.Options{NoWorker: true, Extra: mariadbEntry(s, "      connect_timeout: 30s\n"), Seed: seedMariaDBAdmin})
+	ctx := context.Background()
+	const id = secret.ID("e2e/mariadb")
+	first := workerProcess(t, env)
+	if code, out := keyturn(t, env, "rotate", string(id), "--wait"); code != 0 {
+		t.Fatalf("first rotation exited %d:\n%s", code, out)
+	}
+	v1, m1 := current(t, env, id)
+
+	root := s.Open("", "")
+	defer root.Close()
+	lock, err := root.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
+		t.Fatal(err)
+	}
+	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "mariadb"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending secret.Version
+	waitFor(t, 30*time.Second, "the pending version to be staged", func() bool {
+		v, _, err := env.Store.Read(ctx, id, secret.StagePending)
+		pending = v
+		return err == nil
+	})
+	time.Sleep(300 * time.Millisecond) // let CREATE USER reach the lock
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = first.Process.Wait()
+	if _, err := lock.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+
+	workerProcess(t, env)
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var res workflows.RotateResult
+	if err := run.Get(waitCtx, &res); err != nil {
+		t.Fatalf("rotation did not complete after the worker restart: %v", err)
+	}
+	if res.Outcome != workflows.OutcomeRotated {
+		t.Fatalf("outcome %s, want rotated", res.Outcome)
+	}
+	v2, m2 := current(t, env, id)
+	if v2.Token != pending.Token || v2.Number != v1.Number+1 {
+		t.Fatalf("current is version %d (%s), want the pre-crash pending version %d (%s)", v2.Number, v2.Token, pending.Number, pending.Token)
+	}
+	if err := mariadbLogin(t, s, v2, m2); err != nil {
+		t.Fatalf("the new twin: %v", err)
+	}
+	if err := mariadbLogin(t, s, v1, m1); err == nil {
+		t.Fatal("the old twin still logs in after the rotation")
+	}
+	var accounts int
+	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.global_priv WHERE User LIKE ?", mariadbRole+"%").Scan(&accounts); err != nil {
+		t.Fatal(err)
+	}
+	if accounts != 3 { // the role and its two twins
+		t.Fatalf("the server holds %d accounts named %s*, want the role and its two twins", accounts, mariadbRole)
+	}
+	if attempts := maxAttempt(history(t, env, run.GetID(), run.GetRunID())); attempts < 2 {
+		t.Fatalf("expected a retried activity after the kill, max attempt was %d", attempts)
 	}
 }
