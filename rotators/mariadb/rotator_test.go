@@ -207,3 +207,29 @@ func TestEveryAdminPrivilegeIsNeeded(t *testing.T) {
 		})
 	}
 }
+
+// TestSingleRollbackRestoresTheKeptPassword walks the rollback's steps for the single
+// strategy (rotation.Steps.Rollback): the failed version's revoke keeps the shared
+// account open, the kept version's login is refused (its password was replaced), so the
+// rollback re-applies it, and then it works and the failed one does not.
+func TestSingleRollbackRestoresTheKeptPassword(t *testing.T) {
+	cfg := newConfig(t, StrategySingle)
+	r := mustNew(t, cfg)
+	kept, km := version(t, r, 1, nil, true)
+	failed, fm := version(t, r, 2, &kept, true)
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: failed, Keep: &kept}); err != nil {
+		t.Fatalf("revoke of the failed version: %v", err)
+	}
+	if err := r.Test(t.Context(), rotators.TestRequest{Version: kept, Material: km}); !errors.Is(err, rotators.ErrCredentialRejected) {
+		t.Fatalf("Test of the kept version before the re-apply: %v, want ErrCredentialRejected (which makes the rollback re-apply it)", err)
+	}
+	if err := r.Apply(t.Context(), rotators.ApplyRequest{Version: kept, Material: km}); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(t, cfg.User, pw(km)); err != nil {
+		t.Fatalf("the kept password after the re-apply: %v", err)
+	}
+	if err := login(t, cfg.User, pw(fm)); err == nil {
+		t.Fatal("the failed version's password still works")
+	}
+}
