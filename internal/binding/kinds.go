@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -185,6 +188,30 @@ func (r *Resolver) mariadb(ctx context.Context, s inventory.Secret) (rotators.Ro
 		cfg.Twins = [2]string{k.Twins[0], k.Twins[1]}
 	}
 	return mariadb.New(cfg)
+}
+
+// HandleProblem says why handle (the value of HandleKey's metadata) cannot name a
+// version of s, or returns "": its rotator would refuse every later revoke of a version
+// naming an account it does not manage. Checked for the kinds whose handle is an account
+// name the inventory fixes.
+func HandleProblem(s inventory.Secret, handle string) string {
+	switch {
+	case s.Redis != nil && handle != s.Redis.User:
+		return fmt.Sprintf("this secret manages ACL user %s, not %s", s.Redis.User, quoteHandle(handle))
+	case s.MariaDB != nil && s.MariaDB.Strategy == inventory.StrategySingle && handle != s.MariaDB.User:
+		return fmt.Sprintf("this secret manages account %s, not %s", s.MariaDB.User, quoteHandle(handle))
+	case s.MariaDB != nil && s.MariaDB.Strategy == inventory.StrategyAlternating && !slices.Contains(s.MariaDB.Twins, handle):
+		return fmt.Sprintf("the alternating strategy manages the twins %s, not %s; to adopt an account already in use, name it as one of the twins (mariadb.twins)", strings.Join(s.MariaDB.Twins, " and "), quoteHandle(handle))
+	}
+	return ""
+}
+
+// quoteHandle shows an operator's value quoted and cut short.
+func quoteHandle(v string) string {
+	if len(v) > 64 {
+		v = v[:64] + "..."
+	}
+	return strconv.Quote(v)
 }
 
 // HandleKey names the metadata that a version recorded by hand (`keyturn put --meta

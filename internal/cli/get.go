@@ -128,16 +128,22 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 // managedKind reports whether the inventory (-f, or the running dev's) names the secret,
 // and its kind.
 func (g *globals) managedKind(id secret.ID) (string, bool) {
+	s, ok := g.managedSecret(id)
+	return s.Kind, ok
+}
+
+// managedSecret returns the inventory's secret id, when there is an inventory that
+// lists it.
+func (g *globals) managedSecret(id secret.ID) (inventory.Secret, bool) {
 	path := g.inventoryPath()
 	if path == "" {
-		return "", false
+		return inventory.Secret{}, false
 	}
 	inv, err := inventory.Load(path)
 	if err != nil {
-		return "", false
+		return inventory.Secret{}, false
 	}
-	s, ok := inv.Lookup(id)
-	return s.Kind, ok
+	return inv.Lookup(id)
 }
 
 // openExistingStore opens the file store at --store-dir, refusing to create one: a

@@ -60,12 +60,16 @@ func newPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kind, managed := g.managedKind(id)
+			managedSecret, managed := g.managedSecret(id)
+			kind := managedSecret.Kind
 			if managed {
 				// A managed secret's versions carry the handle its rotator needs later.
 				key, what := binding.HandleKey(kind)
 				if key != "" && meta[key] == "" {
 					return fmt.Errorf("%s is a managed %s secret: pass --meta %s=<%s> so the credential can be revoked and restored later", id, kind, key, what)
+				}
+				if problem := binding.HandleProblem(managedSecret, meta[key]); problem != "" {
+					return fmt.Errorf("%s: --meta %s: %s; nothing was stored", id, key, problem)
 				}
 				if (kind == inventory.KindPostgres || kind == inventory.KindRedis || kind == inventory.KindMariaDB) && meta["username"] == "" {
 					meta["username"] = meta[key]

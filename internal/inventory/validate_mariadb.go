@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/keyturn/keyturn/internal/durtext"
@@ -12,8 +13,11 @@ import (
 // validateMariaDB checks a mariadb block. The rotator owns the rules for names and host
 // patterns; the messages here add where and how to fix them.
 func (c *secretCheck) validateMariaDB(k *MariaDB) {
-	if strings.TrimSpace(k.Host) == "" {
+	switch host := strings.Trim(k.Host, "[]"); {
+	case strings.TrimSpace(k.Host) == "":
 		c.add("mariadb.host", "required; give the host name or IP address of the server")
+	case net.ParseIP(host) == nil && strings.ContainsAny(host, ":/@ "):
+		c.add("mariadb.host", "%s is not a host name or IP address; write the port in mariadb.port", quoteValue(k.Host))
 	}
 	if k.Port < 1 || k.Port > 65535 {
 		c.add("mariadb.port", "must be between 1 and 65535; remove it to use %d", DefaultMariaDBPort)

@@ -33,7 +33,7 @@ secrets:
   - id: b/db
     kind: mariadb
     mariadb:
-      host: 127.0.0.1
+      host: "127.0.0.1:3306"
       strategy: single
       admin: {username: keyturn, password: env:X}
   - id: c/db
@@ -72,6 +72,7 @@ secrets:
 		"secrets[0].mariadb.host_pattern":   "holds a character",
 		"secrets[0].mariadb.admin.password": "",
 		"secrets[1].mariadb.user":           "is empty",
+		"secrets[1].mariadb.host":           "write the port in mariadb.port",
 		"secrets[2].mariadb.admin.username": "one of the accounts this secret rotates",
 		"secrets[4].mariadb.user":           "also the managed account or role of secrets[3]",
 		"secrets[4].mariadb.tls":            "unknown mode",

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/rotators/redisacl"
@@ -43,8 +45,11 @@ func (c *secretCheck) validateRedis(k *Redis) {
 	}
 	c.validateRef("redis.admin.password", k.Admin.Password, "the admin user's password")
 	for i, w := range k.Check {
-		if w == "" {
+		switch {
+		case w == "":
 			c.add(fmt.Sprintf("redis.check[%d]", i), "is empty; write the command and its arguments as a list, e.g. [GET, app:health]")
+		case strings.ContainsFunc(w, unicode.IsControl):
+			c.add(fmt.Sprintf("redis.check[%d]", i), "holds a control character; write plain words, e.g. [GET, app:health]")
 		}
 	}
 	if k.AllowPlaintext && k.TLS {

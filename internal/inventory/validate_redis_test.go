@@ -28,7 +28,7 @@ secrets:
       nodes: ["redis.internal:6379", "bad host:1", "localhost", "127.0.0.1:6379"]
       user: ""
       admin: {username: keyturn, password: hunter2}
-      check: [""]
+      check: ["", "GET\u0000x"]
       ca_file: /nonexistent.pem
   - id: b/redis
     kind: redis
@@ -68,6 +68,7 @@ secrets:
 		"secrets[0].redis.user":           "is empty",
 		"secrets[0].redis.admin.password": "",
 		"secrets[0].redis.check[0]":       "is empty",
+		"secrets[0].redis.check[1]":       "control character",
 		"secrets[0].redis.tls":            "set tls: true",
 		"secrets[1].redis.admin.username": "the managed user itself",
 		"secrets[1].redis.timeout":        "between 1s",

@@ -183,7 +183,7 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 		_ = rows.Close()
 	}
 	if err != nil {
-		if code(err) != 0 {
+		if checkRefused(code(err)) {
 			err = fmt.Errorf("%w: %w", rotators.ErrCheckFailed, err)
 		}
 		return r.fail("run the check query as "+login, err, password)
@@ -299,10 +299,12 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 	return rotators.Usage{Uses: uses, Checked: fmt.Sprintf("connections of account %s in information_schema.PROCESSLIST", login)}, nil
 }
 
-// processGranted counts the admin's global PROCESS (or SUPER) privilege.
+// processGranted counts the admin's global PROCESS privilege, granted to the account
+// itself (the server shows other accounts' connections only to PROCESS; SUPER does not
+// count, and one held through a role is not listed here, so grant it directly).
 // USER_PRIVILEGES names the grantee 'user'@'host'.
 const processGranted = `SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES
-	WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER')
+	WHERE PRIVILEGE_TYPE = 'PROCESS'
 	AND GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')`
 
 // accountOf returns the account a version names, refusing one this configuration does

@@ -3,6 +3,7 @@ package mariadb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -232,4 +233,37 @@ func TestSingleRollbackRestoresTheKeptPassword(t *testing.T) {
 	if err := login(t, cfg.User, pw(fm)); err == nil {
 		t.Fatal("the failed version's password still works")
 	}
+}
+
+// TestAdoptAnAccountInUse: an account the application used before Keyturn, named as a
+// twin and recorded by hand (metadata user only), is locked by the first rotation's
+// revoke and re-keyed, with the role, by the second.
+func TestAdoptAnAccountInUse(t *testing.T) {
+	cfg := newConfig(t, StrategyAlternating)
+	legacy := unique("legacy")
+	if err := server.Exec(t.Context(), fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'legacy-password'", legacy),
+		fmt.Sprintf("GRANT SELECT ON app.* TO '%s'@'%%'", legacy)); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Twins = [2]string{legacy, cfg.Role + "_b"}
+	r := mustNew(t, cfg)
+	v0 := secret.Version{Number: 1, Metadata: map[string]string{MetadataUser: legacy, MetadataUsername: legacy}}
+	v1, m1 := version(t, r, 2, &v0, true)
+	if v1.Metadata[MetadataUser] != cfg.Twins[1] {
+		t.Fatalf("the first rotation re-keyed %q, want the other twin %q", v1.Metadata[MetadataUser], cfg.Twins[1])
+	}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v0, Keep: &v1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(t, legacy, "legacy-password"); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("the adopted account after the first revoke: %v, want it locked", err)
+	}
+	v2, m2 := version(t, r, 3, &v1, true)
+	if v2.Metadata[MetadataUser] != legacy {
+		t.Fatalf("the second rotation re-keyed %q, want %q", v2.Metadata[MetadataUser], legacy)
+	}
+	if err := r.Test(t.Context(), rotators.TestRequest{Version: v2, Material: m2}); err != nil {
+		t.Fatalf("the adopted account, re-keyed with the role: %v", err)
+	}
+	_ = m1
 }

@@ -29,12 +29,34 @@ const (
 	errColumnAccessDenied  = 1143 // ER_COLUMNACCESS_DENIED_ERROR
 	errSpecificAccess      = 1227 // ER_SPECIFIC_ACCESS_DENIED_ERROR: a missing privilege
 	errCannotUser          = 1396 // ER_CANNOT_USER: e.g. ALTER USER of an account that does not exist
+	errProcAccessDenied    = 1370 // ER_PROCACCESS_DENIED_ERROR
+	errNoSuchTable         = 1146 // ER_NO_SUCH_TABLE
+	errBadField            = 1054 // ER_BAD_FIELD_ERROR
+	errParse               = 1064 // ER_PARSE_ERROR
+	errNoDatabase          = 1046 // ER_NO_DB_ERROR
+	errBadDB               = 1049 // ER_BAD_DB_ERROR
+	errSPDoesNotExist      = 1305 // ER_SP_DOES_NOT_EXIST
+	errFuncDoesNotExist    = 1630 // ER_FUNC_INEXISTENT_NAME_COLLISION
 	errReadOnlyTransaction = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 	errAccessDeniedNoPass  = 1698 // ER_ACCESS_DENIED_NO_PASSWORD_ERROR: e.g. GRANT of a role without its admin option
 	errInvalidRole         = 1959 // ER_INVALID_ROLE (MariaDB)
 	errAccountLockedMySQL  = 3118 // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL)
 	errAccountLocked       = 4151 // ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB)
 )
+
+// checkRefused reports whether a check query's error number means the query cannot pass
+// by retrying: a missing privilege, table or column, bad syntax, or a write in the
+// read-only transaction. Anything else (a lock wait, a deadlock, a timeout, a server
+// going away) is left for the step's retries.
+func checkRefused(n uint16) bool {
+	switch n {
+	case errDBAccessDenied, errTableAccessDenied, errColumnAccessDenied, errSpecificAccess,
+		errReadOnlyTransaction, errProcAccessDenied, errNoSuchTable, errBadField, errParse,
+		errNoDatabase, errBadDB, errSPDoesNotExist, errFuncDoesNotExist:
+		return true
+	}
+	return false
+}
 
 // nativeHash is a password's mysql_native_password hash, "*" and SHA1(SHA1(password)) in
 // upper-case hex: the form the server keeps and accepts in IDENTIFIED VIA

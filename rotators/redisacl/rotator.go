@@ -116,18 +116,21 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.ApplyRequest) error {
 	var added []string
 	for _, node := range r.cfg.Nodes {
 		did, err := r.addPassword(ctx, node, hash)
+		if did {
+			added = append(added, node)
+		}
 		if err != nil {
 			r.undoAdd(added, hash)
 			return scrub(err, password, hash)
-		}
-		if did {
-			added = append(added, node)
 		}
 	}
 	return nil
 }
 
-// addPassword adds hash to the user on one node, reporting whether it was not there.
+// addPassword adds hash to the user on one node and saves the ACL file, reporting
+// whether this call added it (then the caller undoes it if the step fails, a failed save
+// included). A hash already there is saved again: an earlier attempt may have added it
+// and failed to save, and a retry must not call that done.
 func (r *Rotator) addPassword(ctx context.Context, node, hash string) (bool, error) {
 	c := r.admin(node)
 	defer c.Close()
@@ -139,12 +142,11 @@ func (r *Rotator) addPassword(ctx context.Context, node, hash string) (bool, err
 		return false, fmt.Errorf("redis: %w: user %q does not exist on %s; create it there with the rules the application needs (ACL SETUSER %s on ~<keys> +<commands>) before the first rotation", rotators.ErrInvalidConfig, r.cfg.User, node, r.cfg.User)
 	}
 	if slices.Contains(have, hash) {
-		return false, nil
+		return false, classify(node, "ACL SAVE", save(ctx, c))
 	}
 	if err := c.Do(ctx, "ACL", "SETUSER", r.cfg.User, "#"+hash).Err(); err != nil {
 		return false, classify(node, "add a password to user "+r.cfg.User, err)
 	}
-	// Added: a failed save must still be undone by the caller.
 	return true, classify(node, "ACL SAVE", save(ctx, c))
 }
 
@@ -192,14 +194,20 @@ func (r *Rotator) testOn(ctx context.Context, node, user, password string) error
 	if err == nil || errors.Is(err, redis.Nil) {
 		return nil
 	}
-	msg := err.Error()
-	switch {
-	case strings.HasPrefix(msg, "WRONGPASS"):
-		return fmt.Errorf("test user %s on %s: %w: the node refused the password", user, node, rotators.ErrCredentialRejected)
-	case strings.HasPrefix(msg, "NOPERM"):
-		return fmt.Errorf("test user %s on %s: %w: %s", user, node, rotators.ErrCheckFailed, msg)
+	var answer redis.Error
+	if !errors.As(err, &answer) {
+		return fmt.Errorf("test user %s on %s: %w", user, node, err) // the network: retry
 	}
-	return fmt.Errorf("test user %s on %s: %w", user, node, err)
+	msg := answer.Error()
+	code, _, _ := strings.Cut(msg, " ")
+	switch code {
+	case "WRONGPASS":
+		return fmt.Errorf("test user %s on %s: %w: the node refused the password", user, node, rotators.ErrCredentialRejected)
+	case "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MISCONF":
+		return fmt.Errorf("test user %s on %s: %s", user, node, msg) // the node is not ready: retry
+	}
+	// NOPERM, WRONGTYPE, ERR (wrong arguments): the check cannot pass by retrying.
+	return fmt.Errorf("test user %s on %s: %w: %s", user, node, rotators.ErrCheckFailed, msg)
 }
 
 // readOnly asks the node, as the admin, whether the check command is flagged read-only,
@@ -281,7 +289,9 @@ func (r *Rotator) removeOn(ctx context.Context, node, id string) error {
 		}
 	}
 	if len(rules) == 0 {
-		return nil
+		// Saved again: an earlier attempt may have removed it and failed to save, and
+		// a restart would bring the password back.
+		return classify(node, "ACL SAVE", save(ctx, c))
 	}
 	return scrub(classify(node, "remove a password of user "+r.cfg.User, setUser(ctx, c, r.cfg.User, rules...)), rules...)
 }

@@ -2,6 +2,8 @@ package redisacl
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -385,5 +387,50 @@ func TestTLS(t *testing.T) {
 			t.Errorf("%s: the error holds a password", name)
 		}
 		t.Logf("%s: %v", name, err)
+	}
+}
+
+// TestRetrySavesTheACLFile: a step whose change reached a node's memory but not its ACL
+// file (the save failed) is done again by its retry, save included, so a restart cannot
+// lose a new password or bring back a revoked one. The test stands in for the failed
+// save by rewriting the file as it was before the change.
+func TestRetrySavesTheACLFile(t *testing.T) {
+	cfg := newUser(t)
+	r := mustNew(t, cfg)
+	s := servers[0]
+	path := filepath.Join(s.Dir, "users.acl")
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, m1 := generate(t, r, 1, true)
+	hash := hashOf(pw(m1))
+	if !strings.Contains(s.ACLFile(), hash) {
+		t.Fatal("Apply did not save the new password's hash")
+	}
+	if err := os.WriteFile(path, before, 0o600); err != nil { // the save "failed"
+		t.Fatal(err)
+	}
+	if err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v1, Material: m1}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.ACLFile(), hash) {
+		t.Fatal("a retried Apply found the password in memory and did not save it")
+	}
+	withHash := s.ACLFile()
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(s.ACLFile(), hash) {
+		t.Fatal("Revoke did not save the removal")
+	}
+	if err := os.WriteFile(path, []byte(withHash), 0o600); err != nil { // the save "failed"
+		t.Fatal(err)
+	}
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(s.ACLFile(), hash) {
+		t.Fatal("a retried Revoke found nothing to remove in memory and did not save")
 	}
 }

@@ -28,7 +28,9 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 			return rotators.Usage{}, err
 		}
 		for _, u := range uses {
-			if req.Since.IsZero() || u.Since.Before(req.Since) {
+			// CLIENT LIST counts age in whole seconds, so a connection's start is known
+			// to a second: one that may have opened before the promotion counts.
+			if req.Since.IsZero() || u.Since.Before(req.Since.Add(time.Second)) {
 				usage.Uses = append(usage.Uses, u)
 			}
 		}
