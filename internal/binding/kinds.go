@@ -23,6 +23,7 @@ import (
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/rotators/redisacl"
 	"github.com/keyturn/keyturn/rotators/vaultpki"
+	"github.com/keyturn/keyturn/secret"
 	"github.com/keyturn/keyturn/telemetry/awsspans"
 )
 
@@ -147,17 +148,28 @@ func (r *Resolver) localca(ctx context.Context, s inventory.Secret) (rotators.Ro
 	return localca.New(localca.Config{CACertPEM: []byte(cert.Reveal()), CAKeyPEM: key, CRLFile: crl, Request: certRequest(k.Certificate)})
 }
 
+// adminAndCA reads a database kind's admin password and, when the block names one, its
+// CA file (field, for the error).
+func (r *Resolver) adminAndCA(ctx context.Context, s inventory.Secret, admin inventory.Ref, field, caFile string) (secret.Sensitive, []byte, error) {
+	password, err := r.Reveal(ctx, admin)
+	if err != nil {
+		return secret.Sensitive{}, nil, fmt.Errorf("admin password of %s: %w", s.ID, err)
+	}
+	if caFile == "" {
+		return password, nil, nil
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return secret.Sensitive{}, nil, fmt.Errorf("%w: %s: %s: %w", rotators.ErrInvalidConfig, s.ID, field, err)
+	}
+	return password, caPEM, nil
+}
+
 func (r *Resolver) redis(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	k := s.Redis
-	password, err := r.Reveal(ctx, k.Admin.Password)
+	password, caPEM, err := r.adminAndCA(ctx, s, k.Admin.Password, "redis.ca_file", k.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("admin password of %s: %w", s.ID, err)
-	}
-	var caPEM []byte
-	if k.CAFile != "" {
-		if caPEM, err = os.ReadFile(k.CAFile); err != nil {
-			return nil, fmt.Errorf("%w: %s: redis.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
-		}
+		return nil, err
 	}
 	return redisacl.New(redisacl.Config{
 		Nodes: k.Nodes, User: k.User, AdminUser: k.Admin.Username, AdminPassword: password,
@@ -168,15 +180,9 @@ func (r *Resolver) redis(ctx context.Context, s inventory.Secret) (rotators.Rota
 
 func (r *Resolver) mariadb(ctx context.Context, s inventory.Secret) (rotators.Rotator, error) {
 	k := s.MariaDB
-	password, err := r.Reveal(ctx, k.Admin.Password)
+	password, caPEM, err := r.adminAndCA(ctx, s, k.Admin.Password, "mariadb.ca_file", k.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("admin password of %s: %w", s.ID, err)
-	}
-	var caPEM []byte
-	if k.CAFile != "" {
-		if caPEM, err = os.ReadFile(k.CAFile); err != nil {
-			return nil, fmt.Errorf("%w: %s: mariadb.ca_file: %w", rotators.ErrInvalidConfig, s.ID, err)
-		}
+		return nil, err
 	}
 	cfg := mariadb.Config{
 		Host: k.Host, Port: k.Port, TLS: k.TLS, CAPEM: caPEM, ServerName: k.ServerName,

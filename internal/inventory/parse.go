@@ -246,12 +246,7 @@ func mariadbBlock(b block) *MariaDB {
 	b.StrList("twins", &k.Twins)
 	b.Str("user", &k.User)
 	b.Str("host_pattern", &k.HostPattern)
-	if ab, ok := b.Sub("admin", adminFields); ok {
-		ab.Str("username", &k.Admin.Username)
-		var ref string
-		ab.Str("password", &ref)
-		k.Admin.Password = Ref(ref)
-	}
+	adminBlock(b, &k.Admin)
 	b.Str("check_query", &k.CheckQuery)
 	b.Boolean("terminate_sessions", &k.TerminateSessions)
 	b.Duration("connect_timeout", &k.ConnectTimeout)
@@ -263,12 +258,7 @@ func redisBlock(b block) *Redis {
 	k := &Redis{}
 	b.StrList("nodes", &k.Nodes)
 	b.Str("user", &k.User)
-	if ab, ok := b.Sub("admin", adminFields); ok {
-		ab.Str("username", &k.Admin.Username)
-		var ref string
-		ab.Str("password", &ref)
-		k.Admin.Password = Ref(ref)
-	}
+	adminBlock(b, &k.Admin)
 	b.StrList("check", &k.Check)
 	b.Boolean("tls", &k.TLS)
 	b.Str("ca_file", &k.CAFile)
@@ -328,6 +318,17 @@ func certificate(b block, c *Certificate) {
 	b.Number("renew_at", &c.RenewAt)
 }
 
+// adminBlock decodes the admin block of b, if it has one: a user name and a reference
+// to the password.
+func adminBlock(b block, a *Admin) {
+	if ab, ok := b.Sub("admin", adminFields); ok {
+		ab.Str("username", &a.Username)
+		var ref string
+		ab.Str("password", &ref)
+		a.Password = Ref(ref)
+	}
+}
+
 // postgres decodes a postgres block.
 func (d *decoder) postgres(b block) *Postgres {
 	p := &Postgres{}
@@ -340,12 +341,7 @@ func (d *decoder) postgres(b block) *Postgres {
 	b.Str("role", &p.Role)
 	b.Str("strategy", &p.Strategy)
 	b.StrList("twins", &p.Twins)
-	if ab, ok := b.Sub("admin", adminFields); ok {
-		ab.Str("username", &p.Admin.Username)
-		var ref string
-		ab.Str("password", &ref)
-		p.Admin.Password = Ref(ref)
-	}
+	adminBlock(b, &p.Admin)
 	b.Str("check_query", &p.CheckQuery)
 	b.Boolean("terminate_sessions", &p.TerminateSessions)
 	b.Duration("connect_timeout", &p.ConnectTimeout)
