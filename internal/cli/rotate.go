@@ -227,9 +227,10 @@ func hasWorker(ctx context.Context, c client.Client) bool {
 }
 
 // handleOf names a version's credential on its target by the first handle its kind
-// records: a role, an access key ID, an API key ID or a certificate serial.
+// records: a role, an access key ID, an API key ID, a certificate serial, a Redis
+// password's ID (the user is the same for every version) or a MariaDB account.
 func handleOf(md map[string]string) string {
-	for _, k := range []string{"role", "access_key_id", "key_id", "serial"} {
+	for _, k := range []string{"role", "access_key_id", "key_id", "serial", "password_id", "user"} {
 		if v := md[k]; v != "" {
 			return k + " " + v
 		}

@@ -13,11 +13,15 @@ import (
 // validateMariaDB checks a mariadb block. The rotator owns the rules for names and host
 // patterns; the messages here add where and how to fix them.
 func (c *secretCheck) validateMariaDB(k *MariaDB) {
-	switch host := strings.Trim(k.Host, "[]"); {
+	host := strings.Trim(k.Host, "[]")
+	hostOK := false
+	switch {
 	case strings.TrimSpace(k.Host) == "":
 		c.add("mariadb.host", "required; give the host name or IP address of the server")
 	case net.ParseIP(host) == nil && strings.ContainsAny(host, ":/@ "):
 		c.add("mariadb.host", "%s is not a host name or IP address; write the port in mariadb.port", quoteValue(k.Host))
+	default:
+		hostOK = true
 	}
 	if k.Port < 1 || k.Port > 65535 {
 		c.add("mariadb.port", "must be between 1 and 65535; remove it to use %d", DefaultMariaDBPort)
@@ -25,7 +29,7 @@ func (c *secretCheck) validateMariaDB(k *MariaDB) {
 	switch {
 	case !yamlfields.Contains(mariadbTLSModes, k.TLS):
 		c.add("mariadb.tls", "unknown mode %s; use one of %s (default %q)", quoteValue(k.TLS), yamlfields.QuoteList(mariadbTLSModes), DefaultMariaDBTLS)
-	case k.TLS == mariadb.TLSDisable && !k.AllowPlaintext && strings.TrimSpace(k.Host) != "" && !isLoopback(strings.Trim(k.Host, "[]")):
+	case k.TLS == mariadb.TLSDisable && !k.AllowPlaintext && hostOK && !isLoopback(host):
 		c.add("mariadb.tls", "%q to %s would send the admin password and every new password's login unencrypted across the network; use %q or %q, or set allow_plaintext: true if the network is trusted", mariadb.TLSDisable, quoteValue(k.Host), mariadb.TLSVerifyFull, mariadb.TLSRequire)
 	}
 	if k.AllowPlaintext && k.TLS != mariadb.TLSDisable {
