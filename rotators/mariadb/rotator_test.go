@@ -267,3 +267,62 @@ func TestAdoptAnAccountInUse(t *testing.T) {
 	}
 	_ = m1
 }
+
+// TestTLS rotates on a server that refuses plain connections: verify-full with the
+// server's CA works (Create, Test, Revoke), require works, and disable and verify-full
+// with another CA are refused, holding no password in their errors.
+func TestTLS(t *testing.T) {
+	mariadbtest.Need(t, server)
+	s, err := mariadbtest.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	if err := s.Exec(t.Context(), "CREATE DATABASE app", "CREATE TABLE app.items (x int)", "CREATE ROLE tr", "GRANT SELECT ON app.* TO tr"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAdmin(t.Context(), "tadmin", adminPass, "tr"); err != nil {
+		t.Fatal(err)
+	}
+	base := Config{Host: s.Host, Port: s.Port, Role: "tr", AdminUser: "tadmin", AdminPassword: secret.NewSensitive(adminPass),
+		CheckQuery: "SELECT count(*) FROM app.items", ConnectTimeout: 5 * time.Second}
+	verify := base
+	verify.TLS, verify.CAPEM = TLSVerifyFull, s.CAPEM
+	r := mustNew(t, verify)
+	v1, m1 := version(t, r, 1, nil, true)
+	if err := r.Test(t.Context(), rotators.TestRequest{Version: v1, Material: m1}); err != nil {
+		t.Fatalf("Test over verify-full: %v", err)
+	}
+	v2, m2 := version(t, r, 2, &v1, true)
+	if err := r.Revoke(t.Context(), rotators.RevokeRequest{Version: v1, Keep: &v2}); err != nil {
+		t.Fatalf("Revoke over verify-full: %v", err)
+	}
+	require := base
+	require.TLS = TLSRequire
+	if err := mustNew(t, require).Test(t.Context(), rotators.TestRequest{Version: v2, Material: m2}); err != nil {
+		t.Fatalf("Test over require: %v", err)
+	}
+	other, err := mariadbtest.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := other.CAPEM
+	_ = other.Stop()
+	wrongCA := base
+	wrongCA.TLS, wrongCA.CAPEM = TLSVerifyFull, otherCA
+	plain := base
+	plain.TLS = TLSDisable
+	for name, cfg := range map[string]Config{"another CA": wrongCA, "no TLS": plain} {
+		r := mustNew(t, cfg)
+		v, m := version(t, r, 3, &v2, false)
+		err := r.Apply(t.Context(), rotators.ApplyRequest{Version: v, Material: m})
+		if err == nil {
+			t.Errorf("%s: Apply succeeded", name)
+			continue
+		}
+		if strings.Contains(err.Error(), pw(m)) || strings.Contains(err.Error(), adminPass) {
+			t.Errorf("%s: the error holds a password", name)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}

@@ -8,6 +8,7 @@ package mariadbtest
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/keyturn/keyturn/internal/harness/testcerts"
 	"github.com/keyturn/keyturn/internal/harness/testdeps"
 )
 
@@ -40,7 +42,11 @@ type Server struct {
 	Port int
 	// Dir holds its data, socket and logs.
 	Dir string
-	cmd *exec.Cmd
+	// CAPEM is the CA certificate of a TLS server's certificate (StartTLS); nil for a
+	// plain one.
+	CAPEM []byte
+	tls   *tls.Config
+	cmd   *exec.Cmd
 	mu  sync.Mutex
 	// stopped says Stop ran.
 	stopped bool
@@ -48,7 +54,14 @@ type Server struct {
 
 // Start installs and starts a server in a new temporary directory; the caller must call
 // Stop. It takes about two seconds.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(false) }
+
+// StartTLS is Start for a server that refuses connections without TLS
+// (require_secure_transport), with a certificate for 127.0.0.1 and localhost signed by a
+// CA of its own (CAPEM).
+func StartTLS() (*Server, error) { return start(true) }
+
+func start(withTLS bool) (*Server, error) {
 	installDB, err1 := exec.LookPath("mariadb-install-db")
 	daemon, err2 := findDaemon()
 	owner, err3 := user.Lookup("mysql")
@@ -77,11 +90,27 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Host: "127.0.0.1", Port: port, Dir: dir}
-	s.cmd = exec.Command("runuser", "-u", "mysql", "--", daemon, "--no-defaults",
-		"--datadir="+filepath.Join(dir, "data"), "--socket="+filepath.Join(dir, "sock"),
-		"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--skip-name-resolve",
-		"--pid-file="+filepath.Join(dir, "pid"), "--log-error="+filepath.Join(dir, "error.log"),
-		"--general-log=1", "--general-log-file="+filepath.Join(dir, "general.log"))
+	args := []string{"-u", "mysql", "--", daemon, "--no-defaults",
+		"--datadir=" + filepath.Join(dir, "data"), "--socket=" + filepath.Join(dir, "sock"),
+		"--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1", "--skip-name-resolve",
+		"--pid-file=" + filepath.Join(dir, "pid"), "--log-error=" + filepath.Join(dir, "error.log"),
+		"--general-log=1", "--general-log-file=" + filepath.Join(dir, "general.log")}
+	if withTLS {
+		set, err := testcerts.New()
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		ca, cert, key, err := set.Write(dir, uid, gid)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		s.CAPEM = set.CAPEM
+		s.tls = &tls.Config{RootCAs: set.Roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		args = append(args, "--ssl-ca="+ca, "--ssl-cert="+cert, "--ssl-key="+key, "--require-secure-transport=ON")
+	}
+	s.cmd = exec.Command("runuser", args...)
 	if err := s.cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("start mariadbd: %w", err)
@@ -124,6 +153,7 @@ func (s *Server) Open(user, password string) *sql.DB {
 	}
 	cfg.Net, cfg.Addr = "tcp", s.Addr()
 	cfg.Timeout = 5 * time.Second
+	cfg.TLS = s.tls
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		panic(err) // the configuration is built here and always valid
