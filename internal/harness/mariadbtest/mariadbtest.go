@@ -47,7 +47,7 @@ type Server struct {
 	CAPEM []byte
 	tls   *tls.Config
 	cmd   *exec.Cmd
-	mu  sync.Mutex
+	mu    sync.Mutex
 	// stopped says Stop ran.
 	stopped bool
 }
