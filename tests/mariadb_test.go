@@ -118,6 +118,11 @@ func TestMariaDBRollbackLocksTheTwin(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "outcome:  rolled_back") {
 		t.Fatalf("rotation with a failing check exited %d, want a rollback:\n%s", code, out)
 	}
+	// The new twin logged in and failed the check: Create had unlocked it, so the lock
+	// found below is the rollback's.
+	if !strings.Contains(out, "check failed") {
+		t.Fatalf("the rotation must fail at the check, after the new twin logged in:\n%s", out)
+	}
 	if v, _ := current(t, env, "e2e/mariadb"); v.Token != v1.Token {
 		t.Fatalf("current is version %d after the rollback, want %d", v.Number, v1.Number)
 	}
@@ -225,7 +230,11 @@ func TestMariaDBWorkerKilledMidCreate(t *testing.T) {
 		pending = v
 		return err == nil
 	})
-	time.Sleep(300 * time.Millisecond) // let CREATE USER reach the lock
+	waitFor(t, 30*time.Second, "Create to wait on the read lock", func() bool {
+		var n int
+		err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND (STATE LIKE '%backup lock%' OR STATE LIKE '%global read lock%')", mariadbAdmin).Scan(&n)
+		return err == nil && n > 0
+	})
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

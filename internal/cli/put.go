@@ -74,8 +74,10 @@ func newPutCmd(g *globals) *cobra.Command {
 				if (kind == inventory.KindPostgres || kind == inventory.KindRedis || kind == inventory.KindMariaDB) && meta["username"] == "" {
 					meta["username"] = meta[key]
 				}
-				if kind == inventory.KindRedis && field != redisacl.FieldPassword {
-					return fmt.Errorf("%s is a managed redis secret: its password is stored under --field %s", id, redisacl.FieldPassword)
+				// The rotator reads the password from this field (both kinds name it
+				// "password"); another field would break a rollback's re-apply.
+				if (kind == inventory.KindRedis || kind == inventory.KindMariaDB) && field != redisacl.FieldPassword {
+					return fmt.Errorf("%s is a managed %s secret: its password is stored under --field %s", id, kind, redisacl.FieldPassword)
 				}
 			}
 			// Read and check the whole value before the store is opened: a refused

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/yamlfields"
@@ -79,10 +80,15 @@ func (c *secretCheck) validateMariaDB(k *MariaDB) {
 		c.add("mariadb.admin.username", "is one of the accounts this secret rotates; rotating the admin's own password would lock Keyturn out")
 	}
 	c.validateRef("mariadb.admin.password", k.Admin.Password, "the admin account's password")
-	if c.s.pos.has("mariadb.check_query") && strings.TrimSpace(k.CheckQuery) == "" {
-		c.add("mariadb.check_query", "is empty; give a read-only query the application's account must be able to run, or remove it")
+	if k.CheckQuery != "" || c.s.pos.has("mariadb.check_query") {
+		if msg := mariadb.CheckQueryProblem(k.CheckQuery); msg != "" {
+			c.add("mariadb.check_query", "%s", msg)
+		}
 	}
-	if k.ConnectTimeout <= 0 || k.ConnectTimeout > MaxConnectTimeout {
+	if k.TerminateSessions && k.Strategy == StrategySingle {
+		c.add("mariadb.terminate_sessions", "does not apply to the single strategy: its versions share one account, so ending its connections would end the new password's too; remove it, or use the alternating strategy")
+	}
+	if k.ConnectTimeout < time.Second || k.ConnectTimeout > MaxConnectTimeout {
 		c.add("mariadb.connect_timeout", "must be between 1s and %s; remove it to use %s", durtext.Short(MaxConnectTimeout), durtext.Short(DefaultConnectTimeout))
 	}
 }

@@ -46,6 +46,8 @@ secrets:
       host: 127.0.0.1
       role: orders
       admin: {username: keyturn, password: env:X}
+      check_query: TRUNCATE orders.items
+      connect_timeout: 500ms
   - id: e/db
     kind: mariadb
     mariadb:
@@ -56,14 +58,16 @@ secrets:
       admin: {username: keyturn, password: env:X}
 `
 	wantKindProblems(t, text, map[string]string{
-		"secrets[0].mariadb.tls":            "unencrypted",
-		"secrets[0].mariadb.role":           "letters, digits",
-		"secrets[0].mariadb.host_pattern":   "holds a character",
-		"secrets[0].mariadb.admin.password": "",
-		"secrets[1].mariadb.user":           "is empty",
-		"secrets[1].mariadb.host":           "write the port in mariadb.port",
-		"secrets[2].mariadb.admin.username": "one of the accounts this secret rotates",
-		"secrets[4].mariadb.user":           "also the managed account or role of secrets[3]",
-		"secrets[4].mariadb.tls":            "unknown mode",
+		"secrets[0].mariadb.tls":             "unencrypted",
+		"secrets[0].mariadb.role":            "letters, digits",
+		"secrets[0].mariadb.host_pattern":    "holds a character",
+		"secrets[0].mariadb.admin.password":  "",
+		"secrets[1].mariadb.user":            "is empty",
+		"secrets[1].mariadb.host":            "write the port in mariadb.port",
+		"secrets[2].mariadb.admin.username":  "one of the accounts this secret rotates",
+		"secrets[4].mariadb.user":            "also the managed account or role of secrets[3]",
+		"secrets[4].mariadb.tls":             "unknown mode",
+		"secrets[3].mariadb.check_query":     "must be a query that reads",
+		"secrets[3].mariadb.connect_timeout": "between 1s",
 	}, "hunter2", "DROP")
 }

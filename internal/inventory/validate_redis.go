@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/keyturn/keyturn/internal/durtext"
@@ -61,7 +62,7 @@ func (c *secretCheck) validateRedis(k *Redis) {
 	if k.CAFile != "" || c.s.pos.has("redis.ca_file") {
 		c.validateCAFile("redis.ca_file", "the nodes'", k.CAFile)
 	}
-	if k.Timeout <= 0 || k.Timeout > MaxConnectTimeout {
+	if k.Timeout < time.Second || k.Timeout > MaxConnectTimeout {
 		c.add("redis.timeout", "must be between 1s and %s; remove it to use %s", durtext.Short(MaxConnectTimeout), durtext.Short(DefaultRedisTimeout))
 	}
 }

@@ -2,6 +2,7 @@ package mariadb
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,7 @@ type Config struct {
 
 // ApplyDefaults fills in the fields left empty that have defaults.
 func (c *Config) ApplyDefaults() {
+	c.Host = strings.Trim(c.Host, "[]") // an IPv6 address as written in a URL
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
@@ -155,6 +157,14 @@ func (c Config) Validate() error {
 	if c.ConnectTimeout < 0 {
 		add("connect timeout is negative")
 	}
+	if c.CheckQuery != "" {
+		if msg := CheckQueryProblem(c.CheckQuery); msg != "" {
+			add("check query %s", msg)
+		}
+	}
+	if c.Strategy == StrategySingle && c.TerminateSessions {
+		add("terminate_sessions does not apply to the single strategy: its versions share one account, so ending its connections would end the new password's too")
+	}
 	if len(problems) == 0 {
 		return nil
 	}
@@ -182,6 +192,28 @@ func NameProblem(name string) string {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '$')
 	}):
 		return "holds a character other than letters, digits, '_', '-' and '$'"
+	}
+	return ""
+}
+
+// readStatements are the statements a check query may start with. START TRANSACTION READ
+// ONLY does not stop DDL (MariaDB commits before it and resets the transaction's access
+// mode), so the check is kept to statements that read.
+var readStatements = []string{"SELECT", "WITH", "SHOW", "VALUES", "TABLE", "DESCRIBE", "DESC", "EXPLAIN"}
+
+// CheckQueryProblem says what is wrong with a check query, or returns "": it must be one
+// statement that reads (the server is also told to refuse writes, as a second wall).
+func CheckQueryProblem(q string) string {
+	words := strings.Fields(strings.TrimSpace(q))
+	if len(words) == 0 {
+		return "is empty; write one read-only query such as SELECT 1 FROM shop.items LIMIT 1, or remove it"
+	}
+	first := strings.ToUpper(strings.TrimLeft(words[0], "("))
+	if !slices.Contains(readStatements, first) {
+		return "must be a query that reads: start it with SELECT, WITH, SHOW, VALUES, TABLE, DESCRIBE or EXPLAIN"
+	}
+	if body := strings.TrimRight(strings.TrimSpace(q), "; \t\n"); strings.Contains(body, ";") {
+		return "holds more than one statement (a ';' inside); a check query must be one read-only statement"
 	}
 	return ""
 }

@@ -127,6 +127,9 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.ApplyRequest) error {
 	if r.cfg.Strategy == StrategyAlternating {
 		self, err := r.connect(ctx, login, password)
 		if err != nil {
+			if c := code(err); c == errAccessDenied || c == errHostNotPrivileged {
+				return invalidConfig("the worker cannot log in as %s with the password just set (error %d): host_pattern %q must match the worker's address too", login, c, host)
+			}
 			return r.fail("log in as "+login+" to set its default role", err, password, hash)
 		}
 		defer self.close()
@@ -155,6 +158,8 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 		switch code(err) {
 		case errAccessDenied, errAccountLocked, errAccountLockedMySQL:
 			return r.fail("log in as "+login, fmt.Errorf("%w: %w", rotators.ErrCredentialRejected, err), password)
+		case errHostNotPrivileged:
+			return invalidConfig("the server does not let %s log in from the worker's address (error %d); host_pattern must match it", login, errHostNotPrivileged)
 		}
 		return r.fail("log in as "+login, err, password)
 	}
@@ -170,6 +175,11 @@ func (r *Rotator) Test(ctx context.Context, req rotators.TestRequest) error {
 	}
 	if r.cfg.CheckQuery == "" {
 		return nil
+	}
+	// The session default too: a statement that commits implicitly (DDL) would otherwise
+	// leave the read-only transaction behind.
+	if _, err := s.ExecContext(ctx, "SET SESSION TRANSACTION READ ONLY"); err != nil {
+		return r.fail("make the session read-only", err, password)
 	}
 	if _, err := s.ExecContext(ctx, "START TRANSACTION READ ONLY"); err != nil {
 		return r.fail("begin the check", err, password)

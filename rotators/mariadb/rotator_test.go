@@ -95,16 +95,24 @@ func TestContainEndsSessions(t *testing.T) {
 // read; an account that does not act as the role is refused too.
 func TestCheckQuery(t *testing.T) {
 	cfg := newConfig(t, StrategyAlternating)
+	// A function that writes, so a query that starts with SELECT can try to write: the
+	// read-only session is the second wall behind the inventory's first (reads only).
+	fn := unique("app.writes")
 	if err := server.Exec(t.Context(), "CREATE DATABASE IF NOT EXISTS secret_db", "CREATE TABLE IF NOT EXISTS secret_db.t (x int)",
-		"GRANT INSERT ON app.* TO "+cfg.Role); err != nil {
+		"GRANT INSERT, EXECUTE ON app.* TO "+cfg.Role,
+		"CREATE FUNCTION "+fn+"() RETURNS INT MODIFIES SQL DATA BEGIN INSERT INTO app.items VALUES (1); RETURN 1; END"); err != nil {
 		t.Fatal(err)
+	}
+	cfg.CheckQuery = "INSERT INTO app.items VALUES (1)"
+	if _, err := New(cfg); !errors.Is(err, rotators.ErrInvalidConfig) {
+		t.Errorf("New with an INSERT as the check: %v, want ErrInvalidConfig", err)
 	}
 	for _, c := range []struct {
 		query string
 		want  error
 	}{
 		{"SELECT count(*) FROM app.items", nil},
-		{"INSERT INTO app.items VALUES (1)", rotators.ErrCheckFailed},
+		{"SELECT " + fn + "()", rotators.ErrCheckFailed},
 		{"SELECT count(*) FROM secret_db.t", rotators.ErrCheckFailed},
 	} {
 		cfg.CheckQuery = c.query
@@ -113,6 +121,9 @@ func TestCheckQuery(t *testing.T) {
 		err := r.Test(t.Context(), rotators.TestRequest{Version: v, Material: m})
 		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
 			t.Errorf("check %q: Test = %v, want %v", c.query, err, c.want)
+		}
+		if errors.Is(err, rotators.ErrPermissionDenied) {
+			t.Errorf("check %q: %v reads as the admin's missing privilege; it is the check's failure", c.query, err)
 		}
 	}
 	var n int

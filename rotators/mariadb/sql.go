@@ -23,6 +23,7 @@ import (
 const (
 	errDBAccessDenied      = 1044 // ER_DBACCESS_DENIED_ERROR
 	errAccessDenied        = 1045 // ER_ACCESS_DENIED_ERROR: a refused login
+	errHostNotPrivileged   = 1130 // ER_HOST_NOT_PRIVILEGED: no account matches the client's host
 	errNoSuchThread        = 1094 // ER_NO_SUCH_THREAD: the connection ended already
 	errKillDenied          = 1095 // ER_KILL_DENIED_ERROR: another account's connection, without CONNECTION ADMIN
 	errTableAccessDenied   = 1142 // ER_TABLEACCESS_DENIED_ERROR
@@ -37,6 +38,14 @@ const (
 	errBadDB               = 1049 // ER_BAD_DB_ERROR
 	errSPDoesNotExist      = 1305 // ER_SP_DOES_NOT_EXIST
 	errFuncDoesNotExist    = 1630 // ER_FUNC_INEXISTENT_NAME_COLLISION
+	errNonUniq             = 1052 // ER_NON_UNIQ_ERROR: an ambiguous column
+	errUnknownTable        = 1109 // ER_UNKNOWN_TABLE
+	errOperandColumns      = 1241 // ER_OPERAND_COLUMNS
+	errSubqueryRows        = 1242 // ER_SUBQUERY_NO_1_ROW
+	errWrongParamcount     = 1582 // ER_WRONG_PARAMCOUNT_TO_NATIVE_FCT
+	errWrongParameters     = 1583 // ER_WRONG_PARAMETERS_TO_NATIVE_FCT
+	errViewInvalid         = 1356 // ER_VIEW_INVALID
+	errSignal              = 1644 // ER_SIGNAL_EXCEPTION: a SIGNAL the query raised
 	errReadOnlyTransaction = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 	errAccessDeniedNoPass  = 1698 // ER_ACCESS_DENIED_NO_PASSWORD_ERROR: e.g. GRANT of a role without its admin option
 	errInvalidRole         = 1959 // ER_INVALID_ROLE (MariaDB)
@@ -52,7 +61,8 @@ func checkRefused(n uint16) bool {
 	switch n {
 	case errDBAccessDenied, errTableAccessDenied, errColumnAccessDenied, errSpecificAccess,
 		errReadOnlyTransaction, errProcAccessDenied, errNoSuchTable, errBadField, errParse,
-		errNoDatabase, errBadDB, errSPDoesNotExist, errFuncDoesNotExist:
+		errNoDatabase, errBadDB, errSPDoesNotExist, errFuncDoesNotExist, errNonUniq, errUnknownTable,
+		errOperandColumns, errSubqueryRows, errWrongParamcount, errWrongParameters, errViewInvalid, errSignal:
 		return true
 	}
 	return false
@@ -159,9 +169,13 @@ func code(err error) uint16 {
 // fail wraps err for what was being done, with the server's meaning of its number, and
 // with every secret (the admin password, and those given) removed from its text.
 func (r *Rotator) fail(what string, err error, secrets ...string) error {
+	// A privilege the admin lacks; not one the account under test lacks, which is the
+	// check's own failure and must not read as "grant the admin something".
 	switch code(err) {
 	case errDBAccessDenied, errSpecificAccess, errTableAccessDenied, errKillDenied, errAccessDeniedNoPass:
-		err = fmt.Errorf("%w: %w", rotators.ErrPermissionDenied, err)
+		if !errors.Is(err, rotators.ErrCheckFailed) {
+			err = fmt.Errorf("%w: %w", rotators.ErrPermissionDenied, err)
+		}
 	}
 	wrapped := fmt.Errorf("mariadb: %s: %w", what, err)
 	return secret.ScrubError(wrapped, append(secrets, r.cfg.AdminPassword.Reveal()),

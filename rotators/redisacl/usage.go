@@ -42,11 +42,14 @@ func (r *Rotator) InUse(ctx context.Context, req rotators.UsageRequest) (rotator
 func (r *Rotator) connectionsOn(ctx context.Context, node string) ([]rotators.Use, error) {
 	c := r.admin(node)
 	defer c.Close()
+	// The time before the question: an age counted on the node, later, can only make a
+	// connection's start look later than it was, and the caller's margin covers that.
+	asked := time.Now()
 	list, err := c.ClientList(ctx).Result()
 	if err != nil {
 		return nil, classify(node, "CLIENT LIST", err)
 	}
-	return parseClients(list, r.cfg.User, node, time.Now()), nil
+	return parseClients(list, r.cfg.User, node, asked), nil
 }
 
 // parseClients reads CLIENT LIST's lines of key=value fields and returns those of user.

@@ -214,6 +214,8 @@ func (s *Server) Stop() error {
 		if pid > 0 {
 			_ = syscall.Kill(pid, syscall.SIGTERM)
 		} else {
+			// No pid file yet (a server stuck starting): end it by its data directory.
+			_ = exec.Command("pkill", "-KILL", "-f", "--", "--datadir="+filepath.Join(s.Dir, "data")).Run()
 			_ = s.cmd.Process.Kill()
 		}
 		done := make(chan struct{})

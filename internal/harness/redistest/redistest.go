@@ -118,13 +118,16 @@ func (s *Server) run() error {
 // ping dials the server and, once it accepts, asks it for PONG.
 func (s *Server) ping(ctx context.Context) error {
 	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
-	if err == nil && s.tls != nil {
-		err = tls.Client(conn, s.tls.Clone()).HandshakeContext(ctx)
-	}
 	if err != nil {
 		return err
 	}
+	if s.tls != nil {
+		err = tls.Client(conn, s.tls.Clone()).HandshakeContext(ctx)
+	}
 	_ = conn.Close()
+	if err != nil {
+		return err
+	}
 	c := s.Super()
 	defer c.Close()
 	return c.Ping(ctx).Err()
