@@ -10,6 +10,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/audit"
 	"github.com/keyturn/keyturn/audit/pgsink"
@@ -79,16 +80,7 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	workerProcess(t, env, sinkFlag...)
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	var res workflows.RotateResult
-	if err := run.Get(waitCtx, &res); err != nil {
-		t.Fatalf("rotation did not complete after the worker restart: %v", err)
-	}
-	if res.Outcome != workflows.OutcomeRotated {
-		t.Fatalf("outcome %s, want rotated", res.Outcome)
-	}
+	finishWithNewWorker(t, env, run, sinkFlag...)
 
 	// Exactly once: the version Create staged before the crash became current; no other
 	// version was made.
@@ -123,6 +115,22 @@ func TestWorkerKilledMidCreate(t *testing.T) {
 	wantOnce(t, counts, "rotation.started", "create step.started", "create step.succeeded", "test step.started", "test step.succeeded",
 		"promote step.started", "promote step.succeeded", "revoke step.started", "revoke step.succeeded", "rotation.finished")
 	t.Logf("audit records of the run with a worker killed mid-create: %v", counts)
+}
+
+// finishWithNewWorker starts a new worker process (with extra flags) and waits for run,
+// a rotation whose first worker was killed, to end rotated.
+func finishWithNewWorker(t *testing.T, env *testenv.Env, run client.WorkflowRun, extra ...string) {
+	t.Helper()
+	workerProcess(t, env, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var res workflows.RotateResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("rotation did not complete after the worker restart: %v", err)
+	}
+	if res.Outcome != workflows.OutcomeRotated {
+		t.Fatalf("outcome %s, want rotated", res.Outcome)
+	}
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {

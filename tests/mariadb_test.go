@@ -243,16 +243,7 @@ func TestMariaDBWorkerKilledMidCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	workerProcess(t, env)
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	var res workflows.RotateResult
-	if err := run.Get(waitCtx, &res); err != nil {
-		t.Fatalf("rotation did not complete after the worker restart: %v", err)
-	}
-	if res.Outcome != workflows.OutcomeRotated {
-		t.Fatalf("outcome %s, want rotated", res.Outcome)
-	}
+	finishWithNewWorker(t, env, run)
 	v2, m2 := current(t, env, id)
 	if v2.Token != pending.Token || v2.Number != v1.Number+1 {
 		t.Fatalf("current is version %d (%s), want the pre-crash pending version %d (%s)", v2.Number, v2.Token, pending.Number, pending.Token)

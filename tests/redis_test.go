@@ -258,16 +258,7 @@ func TestRedisWorkerKilledMidCreate(t *testing.T) {
 	}
 	resumed = true
 
-	workerProcess(t, env)
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	var res workflows.RotateResult
-	if err := run.Get(waitCtx, &res); err != nil {
-		t.Fatalf("rotation did not complete after the worker restart: %v", err)
-	}
-	if res.Outcome != workflows.OutcomeRotated {
-		t.Fatalf("outcome %s, want rotated", res.Outcome)
-	}
+	finishWithNewWorker(t, env, run)
 	v2, m2 := current(t, env, id)
 	if v2.Number != v1.Number+1 {
 		t.Fatalf("current is version %d, want %d: the killed attempt's version", v2.Number, v1.Number+1)

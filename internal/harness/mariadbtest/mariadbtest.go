@@ -28,6 +28,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/harness/testcerts"
 	"github.com/keyturn/keyturn/internal/harness/testdeps"
+	"github.com/keyturn/keyturn/internal/loopback"
 )
 
 // ErrUnavailable reports that the MariaDB server binaries, or the mysql OS user, are
@@ -84,7 +85,7 @@ func start(withTLS bool) (*Server, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("mariadb-install-db: %w\n%s", err, out)
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -241,15 +242,6 @@ func (s *Server) daemonPID() int {
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return pid
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 var unavailable testdeps.Missing

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyturn/keyturn/internal/harness/testdeps"
+	"github.com/keyturn/keyturn/internal/loopback"
 )
 
 // ErrUnavailable reports that redis-server is not installed on this machine.
@@ -66,7 +67,7 @@ func start(withTLS bool) (*Server, error) {
 	if err := os.WriteFile(filepath.Join(dir, "users.acl"), nil, 0o600); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -187,15 +188,6 @@ func (s *Server) LogTail() string {
 		b = b[len(b)-4000:]
 	}
 	return string(b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // unavailable remembers why Main could not start the servers, for Need to report.
