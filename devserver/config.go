@@ -127,6 +127,10 @@ func serverConfig(s settings, sql *config.SQL, ports servicePorts) *config.Confi
 	return &cfg
 }
 
+// queuePollRPS is how often per second the one history shard may read its transfer and
+// timer queues (see the package doc).
+const queuePollRPS = 1000
+
 // dynamicConfig returns the tuned settings described in the package doc. It
 // is a MemoryClient rather than a static map so that Start can switch a
 // setting on for a while after the server is up.
@@ -140,5 +144,7 @@ func dynamicConfig() *dynamicconfig.MemoryClient {
 	dc.OverrideSetting(dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance, 100)
 	dc.OverrideSetting(dynamicconfig.HistoryCacheHostLevelMaxSize, 8192)
 	dc.OverrideSetting(dynamicconfig.EnableServerVersionCheck, false)
+	dc.OverrideSetting(dynamicconfig.TransferProcessorMaxPollRPS, queuePollRPS)
+	dc.OverrideSetting(dynamicconfig.TimerProcessorMaxPollRPS, queuePollRPS)
 	return dc
 }
