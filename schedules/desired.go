@@ -35,7 +35,10 @@ const RenewalCheckEvery = time.Hour
 // recordFormat is part of every desired-state hash. Bump it when Keyturn changes what it
 // writes into a schedule (the action, its options, the policies), so the next apply
 // updates every schedule and says why.
-const recordFormat = 1
+//
+// Format 2: each run starts with its KeyturnStep set and is told so
+// (ScheduledInput.StartAttributes).
+const recordFormat = 2
 
 // CronScheduleID is the ID of a secret's cron schedule.
 func CronScheduleID(id secret.ID) string { return CronPrefix + string(id) }

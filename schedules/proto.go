@@ -27,7 +27,8 @@ var plain = converter.GetDefaultDataConverter()
 // schedule builds the schedule Temporal should hold for d, with the given state (a new
 // schedule's, or the paused state and note an update keeps).
 func (d Desired) schedule(state *schedulepb.ScheduleState) (*schedulepb.Schedule, error) {
-	input, err := plain.ToPayloads(workflows.ScheduledInput{SecretID: d.SecretID, RenewalCheck: d.RenewalCheck})
+	in := d.input()
+	input, err := plain.ToPayloads(in)
 	if err != nil {
 		return nil, fmt.Errorf("encode input: %w", err)
 	}
@@ -55,8 +56,11 @@ func (d Desired) schedule(state *schedulepb.ScheduleState) (*schedulepb.Schedule
 			TaskQueue:    &taskqueuepb.TaskQueue{Name: workflows.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
 			Input:        input,
 			Memo:         &commonpb.Memo{Fields: map[string]*commonpb.Payload{memoKey: rec}},
+			// The run's own attributes from its start (in.StartAttributes), so the run
+			// need not send them.
 			SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{
 				workflows.SearchAttrSecretID.GetName(): keyword(string(d.SecretID)),
+				workflows.SearchAttrStep.GetName():     keyword(in.FirstStep()),
 			}},
 			UserMetadata: &sdkpb.UserMetadata{Summary: summaryPayload},
 		}}},
@@ -68,6 +72,11 @@ func (d Desired) schedule(state *schedulepb.ScheduleState) (*schedulepb.Schedule
 		},
 		State: state,
 	}, nil
+}
+
+// input is what the schedule's action passes to each run.
+func (d Desired) input() workflows.ScheduledInput {
+	return workflows.ScheduledInput{SecretID: d.SecretID, RenewalCheck: d.RenewalCheck, StartAttributes: true}
 }
 
 // searchAttributes are the schedule's own, so the Web UI's schedule list can be
@@ -151,7 +160,7 @@ func (d Desired) drift(got *schedulepb.Schedule) []string {
 		changed("the task queue", q, workflows.TaskQueue)
 	}
 	var in workflows.ScheduledInput
-	if err := plain.FromPayloads(sw.GetInput(), &in); err != nil || in != (workflows.ScheduledInput{SecretID: d.SecretID, RenewalCheck: d.RenewalCheck}) {
+	if err := plain.FromPayloads(sw.GetInput(), &in); err != nil || in != d.input() {
 		out = append(out, "the action's input was changed outside keyturn apply")
 	}
 	return out

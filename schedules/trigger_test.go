@@ -11,10 +11,12 @@ import (
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -139,6 +141,40 @@ func TestScheduleTriggerRunsARealRotation(t *testing.T) {
 	if in.Reason != workflows.ReasonScheduled || !strings.HasPrefix(in.RequestedBy, "schedule keyturn/e2e/app") {
 		t.Errorf("the rotation's input records %+v", in)
 	}
+	// The schedule's action set the run's secret and first step, so the run sent one
+	// update of its own: the outcome.
+	requireScheduledAttributes(t, env, app, st.LastRun.WorkflowID, st.LastRun.RunID, workflows.OutcomeRotated, 1)
+}
+
+// requireScheduledAttributes checks a scheduled run's search attributes as the server
+// holds them (its secret and its last step) and how many updates the run sent.
+func requireScheduledAttributes(t *testing.T, env *testenv.Env, id secret.ID, workflowID, runID, step string, updates int) {
+	t.Helper()
+	ctx := context.Background()
+	desc, err := env.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
+	for name, want := range map[string]string{workflows.SearchAttrSecretID.GetName(): string(id), workflows.SearchAttrStep.GetName(): step} {
+		var got string
+		if p := fields[name]; p == nil || converter.GetDefaultDataConverter().FromPayload(p, &got) != nil || got != want {
+			t.Errorf("scheduled run %s: search attribute %s reads %q, want %q", workflowID, name, got, want)
+		}
+	}
+	n := 0
+	for it := env.Client.GetWorkflowHistory(ctx, workflowID, runID, false, 0); it.HasNext(); {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.GetEventType() == enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES {
+			n++
+		}
+	}
+	if n != updates {
+		t.Errorf("scheduled run %s sent %d search attribute updates, want %d", workflowID, n, updates)
+	}
 }
 
 // TestScheduleTriggerWhileRotatingIsSkipped: a scheduled run that finds a rotation of its
@@ -226,7 +262,7 @@ func TestScheduleRenewalCheck(t *testing.T) {
 		t.Fatalf("a certificate without a cron spec has only its renewal check: %v", err)
 	}
 
-	res, _, err := trigger(t, env, renew)
+	res, st, err := trigger(t, env, renew)
 	if err != nil || res.Outcome != workflows.OutcomeRotated || !strings.Contains(res.Reason, "ended rotated") {
 		t.Fatalf("first check (no certificate yet): %+v %v", res, err)
 	}
@@ -235,13 +271,18 @@ func TestScheduleRenewalCheck(t *testing.T) {
 		t.Errorf("the rotation's reason: %q", in.Reason)
 	}
 
-	res, st, err := trigger(t, env, renew)
+	// The check was the run's first step, set by the schedule; rotating and the outcome
+	// are its own.
+	requireScheduledAttributes(t, env, "e2e/cert", st.LastRun.WorkflowID, st.LastRun.RunID, workflows.OutcomeRotated, 2)
+
+	res, st, err = trigger(t, env, renew)
 	if err != nil || res.Outcome != workflows.ScheduledNotDue || !res.DueAt.After(time.Now()) || res.RotateRunID != "" {
 		t.Fatalf("second check (a fresh certificate): %+v %v", res, err)
 	}
 	if st.LastRun.Outcome != workflows.ScheduledNotDue {
 		t.Errorf("the schedule's last run reads %+v", st.LastRun)
 	}
+	requireScheduledAttributes(t, env, "e2e/cert", st.LastRun.WorkflowID, st.LastRun.RunID, workflows.ScheduledNotDue, 1)
 
 	// A kind that does not expire: a renewal check run directly, as a schedule would.
 	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "renewal-probe", TaskQueue: workflows.TaskQueue},

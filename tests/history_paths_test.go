@@ -25,7 +25,10 @@ func TestScheduledPathsReplay(t *testing.T) {
 	const id = secret.ID("e2e/app")
 	run := func(name string, in workflows.ScheduledInput, want string) {
 		t.Helper()
-		r, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "scheduled-history/" + name, TaskQueue: worker.TaskQueue}, workflows.ScheduledWorkflowName, in)
+		in.StartAttributes = true // as a schedule's action starts it
+		r, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: "scheduled-history/" + name, TaskQueue: worker.TaskQueue, TypedSearchAttributes: in.Attributes(),
+		}, workflows.ScheduledWorkflowName, in)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,6 +49,27 @@ type ScheduledInput struct {
 	// RenewalCheck makes the run rotate only when the current version is due for renewal
 	// (a certificate past its renewal point), instead of on every run.
 	RenewalCheck bool `json:"renewalCheck,omitempty"`
+	// StartAttributes says the starter set KeyturnSecretID and KeyturnStep (FirstStep)
+	// on the run, as a schedule's action does since schedule format 2, so the run does
+	// not send them again: each update is an event and a visibility write, and a
+	// scheduled rotation is the most frequent workflow Keyturn runs. Without it (schedules
+	// written before, other starters) the run sets both itself.
+	StartAttributes bool `json:"startAttributes,omitempty"`
+}
+
+// Attributes are the search attributes a starter sets on a run whose input says
+// StartAttributes (a schedule's action sets the same two in its own encoding).
+func (in ScheduledInput) Attributes() temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(SearchAttrSecretID.ValueSet(string(in.SecretID)), SearchAttrStep.ValueSet(in.FirstStep()))
+}
+
+// FirstStep is the KeyturnStep a run shows from its start: the renewal check, or the
+// start of the rotation.
+func (in ScheduledInput) FirstStep() string {
+	if in.RenewalCheck {
+		return ScheduledStepCheck
+	}
+	return ScheduledStepRotate
 }
 
 // ScheduledResult is what a scheduled run did.
@@ -93,12 +114,19 @@ func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error)
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		return res, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ErrTypeInvalidInput, nil, res)
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrSecretID.ValueSet(string(in.SecretID)))
+	if !in.StartAttributes {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrSecretID.ValueSet(string(in.SecretID)))
+	}
+	// The first step is already shown when the starter set it.
+	showFirst := setScheduledStep
+	if in.StartAttributes {
+		showFirst = setScheduledDetails
+	}
 
 	reason := ReasonScheduled
 	// Step 1. A renewal check asks the worker whether the current version is due.
 	if in.RenewalCheck {
-		setScheduledStep(ctx, in.SecretID, ScheduledStepCheck, "checking whether the current version is due for renewal")
+		showFirst(ctx, in.SecretID, ScheduledStepCheck, "checking whether the current version is due for renewal")
 		var due activities.DueResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dueOptions), acts.Due, activities.DueInput{SecretID: in.SecretID}).Get(ctx, &due)
 		if err != nil {
@@ -116,7 +144,11 @@ func Scheduled(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error)
 	}
 
 	// Step 2. Start the rotation as a child under the secret's one rotation ID.
-	setScheduledStep(ctx, in.SecretID, ScheduledStepRotate, "starting rotate/"+string(in.SecretID))
+	if in.RenewalCheck {
+		setScheduledStep(ctx, in.SecretID, ScheduledStepRotate, "starting rotate/"+string(in.SecretID))
+	} else {
+		showFirst(ctx, in.SecretID, ScheduledStepRotate, "starting rotate/"+string(in.SecretID))
+	}
 	child, err := startScheduledRotation(ctx, in.SecretID, reason)
 	if err != nil {
 		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
@@ -207,5 +239,11 @@ func startScheduledRotation(ctx workflow.Context, id secret.ID, reason string) (
 // the Web UI's current details.
 func setScheduledStep(ctx workflow.Context, id secret.ID, step, detail string) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrStep.ValueSet(step))
+	setScheduledDetails(ctx, id, step, detail)
+}
+
+// setScheduledDetails shows where the run stands in the Web UI's current details only,
+// for a step KeyturnStep already shows.
+func setScheduledDetails(ctx workflow.Context, id secret.ID, step, detail string) {
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** (scheduled): %s: %s", id, step, detail))
 }
