@@ -14,8 +14,10 @@ import (
 	jwtauth "github.com/hashicorp/vault-plugin-auth-jwt"
 	kv "github.com/hashicorp/vault-plugin-secrets-kv"
 	"github.com/hashicorp/vault/builtin/credential/approle"
+	"github.com/hashicorp/vault/builtin/logical/database"
 	"github.com/hashicorp/vault/builtin/logical/pki"
 	"github.com/hashicorp/vault/helper/namespace"
+	"github.com/hashicorp/vault/plugins/database/postgresql"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/physical"
 	physfile "github.com/hashicorp/vault/sdk/physical/file"
@@ -53,21 +55,28 @@ func newCore(dataDir string, logger hclog.Logger) (*vault.Core, error) {
 	}
 
 	// Only the engines Keyturn uses are linked in; Vault's full builtin registry would
-	// pull every database plugin and cloud SDK into the build.
+	// pull every database plugin and cloud SDK into the build. The database engine and
+	// its PostgreSQL plugin are here for the benchmark's anchor (a static role rotated by
+	// Vault itself, tests/bench), not for Keyturn: the plugin runs in-process, as Vault's
+	// builtin plugins do, so no plugin directory or binary is needed.
 	logicalBackends := map[string]logical.Factory{
-		"kv":  kv.Factory,
-		"pki": pki.Factory,
+		"kv":       kv.Factory,
+		"pki":      pki.Factory,
+		"database": database.Factory,
 	}
 	credentialBackends := map[string]logical.Factory{
 		"approle": approle.Factory,
 		"jwt":     jwtauth.Factory,
+	}
+	databasePlugins := map[string]databaseFactory{
+		"postgresql-database-plugin": postgresql.New,
 	}
 	core, err := vault.NewCore(&vault.CoreConfig{
 		Physical:           backend,
 		Logger:             logger,
 		LogicalBackends:    logicalBackends,
 		CredentialBackends: credentialBackends,
-		BuiltinRegistry:    newRegistry(logicalBackends, credentialBackends),
+		BuiltinRegistry:    newRegistry(logicalBackends, credentialBackends, databasePlugins),
 		// Containers and CI runners rarely allow mlock; there is nothing to protect here.
 		DisableMlock: true,
 	})

@@ -1,65 +1,68 @@
 package main
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/vault/plugincatalog"
 )
 
-// registry tells the core's plugin catalog which engines are built in. The core calls it
-// when it lists mounts and resolves plugin versions, and would dereference a nil registry,
-// so it reports exactly the factories given to the core and nothing else.
+// databaseFactory builds a database plugin in-process: a plugin package's New, which
+// returns the plugin itself (a dbplugin v5 Database). Vault's own builtin registry keeps
+// its database plugins in this form.
+type databaseFactory = func() (interface{}, error)
+
+// registry tells the core's plugin catalog which engines and database plugins are built
+// in. The core calls it when it lists mounts and resolves plugin versions, and would
+// dereference a nil registry, so it reports exactly the factories given to the core, plus
+// the database plugins the database engine looks up by name, and nothing else.
 type registry struct {
 	secrets     map[string]logical.Factory
 	credentials map[string]logical.Factory
+	databases   map[string]databaseFactory
 }
 
 var _ plugincatalog.BuiltinRegistry = registry{}
 
-func newRegistry(secrets, credentials map[string]logical.Factory) registry {
-	return registry{secrets: secrets, credentials: credentials}
-}
-
-func (r registry) factories(t consts.PluginType) map[string]logical.Factory {
-	switch t {
-	case consts.PluginTypeSecrets:
-		return r.secrets
-	case consts.PluginTypeCredential:
-		return r.credentials
-	default:
-		return nil
-	}
+func newRegistry(secrets, credentials map[string]logical.Factory, databases map[string]databaseFactory) registry {
+	return registry{secrets: secrets, credentials: credentials, databases: databases}
 }
 
 // Contains implements plugincatalog.BuiltinRegistry.
 func (r registry) Contains(name string, t consts.PluginType) bool {
-	_, ok := r.factories(t)[name]
+	_, ok := r.Get(name, t)
 	return ok
 }
 
-// Get implements plugincatalog.BuiltinRegistry. The catalog expects a constructor that
-// returns the factory itself.
+// Get implements plugincatalog.BuiltinRegistry. The catalog expects a constructor: for an
+// engine it returns the engine's factory, for a database plugin the plugin itself.
 func (r registry) Get(name string, t consts.PluginType) (func() (interface{}, error), bool) {
-	f, ok := r.factories(t)[name]
-	if !ok {
+	switch t {
+	case consts.PluginTypeSecrets, consts.PluginTypeCredential:
+		f, ok := r.engines(t)[name]
+		if !ok {
+			return nil, false
+		}
+		return func() (interface{}, error) { return f, nil }, true
+	case consts.PluginTypeDatabase:
+		f, ok := r.databases[name]
+		return f, ok
+	default:
 		return nil, false
 	}
-	return func() (interface{}, error) { return f, nil }, true
 }
 
 // Keys implements plugincatalog.BuiltinRegistry.
 func (r registry) Keys(t consts.PluginType) []string {
-	var keys []string
-	for k := range r.factories(t) {
-		keys = append(keys, k)
+	if t == consts.PluginTypeDatabase {
+		return slices.Sorted(maps.Keys(r.databases))
 	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(r.engines(t)))
 }
 
-// DeprecationStatus implements plugincatalog.BuiltinRegistry: the engines here are all
+// DeprecationStatus implements plugincatalog.BuiltinRegistry: everything here is
 // supported.
 func (r registry) DeprecationStatus(name string, t consts.PluginType) (consts.DeprecationStatus, bool) {
 	if !r.Contains(name, t) {
@@ -70,3 +73,15 @@ func (r registry) DeprecationStatus(name string, t consts.PluginType) (consts.De
 
 // IsBuiltinEntPlugin implements plugincatalog.BuiltinRegistry: no Enterprise plugins here.
 func (r registry) IsBuiltinEntPlugin(string, consts.PluginType) bool { return false }
+
+// engines returns the secrets or auth engine factories of type t.
+func (r registry) engines(t consts.PluginType) map[string]logical.Factory {
+	switch t {
+	case consts.PluginTypeSecrets:
+		return r.secrets
+	case consts.PluginTypeCredential:
+		return r.credentials
+	default:
+		return nil
+	}
+}
