@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/server/common/cluster"
@@ -131,6 +132,9 @@ func serverConfig(s settings, sql *config.SQL, ports servicePorts) *config.Confi
 // timer queues (see the package doc).
 const queuePollRPS = 1000
 
+// timerShift is the earliest a new timer may fire after now (see the package doc).
+const timerShift = 50 * time.Millisecond
+
 // dynamicConfig returns the tuned settings described in the package doc. It
 // is a MemoryClient rather than a static map so that Start can switch a
 // setting on for a while after the server is up.
@@ -146,5 +150,6 @@ func dynamicConfig() *dynamicconfig.MemoryClient {
 	dc.OverrideSetting(dynamicconfig.EnableServerVersionCheck, false)
 	dc.OverrideSetting(dynamicconfig.TransferProcessorMaxPollRPS, queuePollRPS)
 	dc.OverrideSetting(dynamicconfig.TimerProcessorMaxPollRPS, queuePollRPS)
+	dc.OverrideSetting(dynamicconfig.TimerProcessorMaxTimeShift, timerShift)
 	return dc
 }

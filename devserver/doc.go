@@ -46,6 +46,13 @@
 //     task was written (or once a minute), so the higher ceiling costs
 //     nothing while the server is idle, and under load each read still takes
 //     up to a batch of 100 tasks.
+//   - history.timerProcessorMaxTimeShift = 50 ms: a new timer (a workflow
+//     timer, an activity retry's backoff, a sticky workflow task's
+//     schedule-to-start timeout) never fires before now plus this shift, a
+//     margin for clock skew between the hosts of a cluster. At the default of
+//     1 s every timer shorter than a second fired after a second: an
+//     incident's hedged containment batch (due after 250 ms) waited 1 s, and a
+//     300 ms sticky timeout was 1 s. One process has no skew between hosts.
 //   - frontend.enableUpdateWorkflowExecution = true and
 //     frontend.enableUpdateWorkflowExecutionAsyncAccepted = true: workflow
 //     updates (used for interactive steps such as approvals) must work on the

@@ -47,13 +47,16 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 
 // StickyScheduleToStartTimeout is how long a workflow task waits for the worker that has
 // its workflow cached before any worker may take it (replaying the history). A worker
-// that dies holds its workflows that long: with the SDK's default of 5 s, an incident
-// cached on a worker killed mid-containment could start nothing, its hedged batches
-// included, for 5 s (make bench-incident-kill: contained in 2.30 s with 2 s, 1.27 s with
-// 1 s). A task waits 1 s only on a worker whose workflow task pollers stay busy that
-// long; then it is replayed elsewhere, which costs more for a long history. make
-// bench-incident counts such timeouts: none in 200 rotations of a 1,000-secret incident.
-const StickyScheduleToStartTimeout = time.Second
+// that dies holds its workflows that long: an incident cached on a worker killed
+// mid-containment can start nothing, its hedged batches included, until then. make
+// bench-incident-kill (300 roles, the killed worker holding the incident): contained in
+// 1.17-2.12 s with 1 s, 0.43-0.47 s with 300 ms, against 0.30-0.34 s with both workers
+// alive. A task waits this long only on a worker whose workflow task pollers stay busy
+// that long; then it is replayed elsewhere, which costs more for a long history. make
+// bench-incident counts such timeouts in a 1,000-secret incident. On a Temporal server
+// whose history.timerProcessorMaxTimeShift is at its default of 1 s (devserver sets
+// 50 ms) a timeout under a second fires after a second.
+const StickyScheduleToStartTimeout = 300 * time.Millisecond
 
 // Option adds to what New builds.
 type Option func(*options)

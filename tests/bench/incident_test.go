@@ -194,11 +194,19 @@ func BenchmarkIncident(b *testing.B) {
 	// The engine's floor, in the same run on the same server: the incident's fan-out with
 	// nothing to do, bare children with as many activities as a rotation after the batch
 	// containment runs (create, test, promote, revoke), as many at a time, from one parent.
+	floorBefore := sampleCPU(env.Cluster.Port)
 	floor := measureFanOutFloor(b, env.Client, fanOut{N: n, Parallel: parallel, Activities: 4}, workerOpts)
+	floorCPU := sampleCPU(env.Cluster.Port).sub(floorBefore)
 	rotated := time.Duration(rep.AllRotatedMs) * time.Millisecond
 	fmt.Printf("engine floor in this run: %d bare children of 4 activities, %d at a time, from one parent: %.2f s; "+
 		"the incident's rotations were done %.2f s after its start: %.2f times the floor (target 1.3)\n",
 		n, parallel, floor.Seconds(), rotated.Seconds(), rotated.Seconds()/floor.Seconds())
+	// Where the difference goes: the floor has no target to work on, so PostgreSQL's CPU
+	// (the rotations' ALTER ROLEs, each Test's fresh login, the attackers) is all extra.
+	fmt.Printf("CPU: the floor used %.1f core-s in this process (machine busy %.0f%%); the incident %.1f core-s in this process (%.2f times) and %.1f core-s in PostgreSQL\n",
+		floorCPU.self.Seconds(), 100*floorCPU.machineBusy.Seconds()/max(floorCPU.total.Seconds(), 1e-9),
+		cpu.self.Seconds(), cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), cpu.postgres.Seconds())
+	b.ReportMetric(cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), "process-cpu-vs-floor")
 	b.ReportMetric(floor.Seconds(), "floor-s")
 }
 
