@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -202,6 +203,10 @@ func TestScheduleDriftIsFoundAndUndone(t *testing.T) {
 			sched := in.Description.Schedule
 			sched.Spec.Jitter = 10 * time.Minute
 			sched.Policy.CatchupWindow = time.Hour
+			// The runs rely on the step the action sets; without it they would show none.
+			act := sched.Action.(*client.ScheduleWorkflowAction)
+			act.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.SearchAttrSecretID.ValueSet("prod/a"))
+			act.UntypedSearchAttributes = nil
 			return &client.ScheduleUpdate{Schedule: &sched}, nil
 		},
 	})
@@ -211,7 +216,8 @@ func TestScheduleDriftIsFoundAndUndone(t *testing.T) {
 	plan := s.plan(t, inv)
 	c, _ := byID(plan, "keyturn/prod/a")
 	reasons := strings.Join(c.Reasons, "; ")
-	if c.Action != schedules.Update || !strings.Contains(reasons, "the window (jitter) was changed outside keyturn apply (Temporal has 10m") || !strings.Contains(reasons, "the catch-up window was changed outside keyturn apply") {
+	if c.Action != schedules.Update || !strings.Contains(reasons, "the window (jitter) was changed outside keyturn apply (Temporal has 10m") || !strings.Contains(reasons, "the catch-up window was changed outside keyturn apply") ||
+		!strings.Contains(reasons, "the runs' search attribute KeyturnStep was changed outside keyturn apply") {
 		t.Fatalf("drift not found: %s", c)
 	}
 	s.apply(t, inv)

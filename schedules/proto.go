@@ -1,6 +1,7 @@
 package schedules
 
 import (
+	"bytes"
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -58,11 +59,8 @@ func (d Desired) schedule(state *schedulepb.ScheduleState) (*schedulepb.Schedule
 			Memo:         &commonpb.Memo{Fields: map[string]*commonpb.Payload{memoKey: rec}},
 			// The run's own attributes from its start (in.StartAttributes), so the run
 			// need not send them.
-			SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{
-				workflows.SearchAttrSecretID.GetName(): keyword(string(d.SecretID)),
-				workflows.SearchAttrStep.GetName():     keyword(in.FirstStep()),
-			}},
-			UserMetadata: &sdkpb.UserMetadata{Summary: summaryPayload},
+			SearchAttributes: &commonpb.SearchAttributes{IndexedFields: d.runAttributes()},
+			UserMetadata:     &sdkpb.UserMetadata{Summary: summaryPayload},
 		}}},
 		Policies: &schedulepb.SchedulePolicies{
 			// A run waits for its rotation, so SKIP means: while a rotation this schedule
@@ -72,6 +70,15 @@ func (d Desired) schedule(state *schedulepb.ScheduleState) (*schedulepb.Schedule
 		},
 		State: state,
 	}, nil
+}
+
+// runAttributes are the search attributes the action sets on each run, the run's secret
+// and first step: the run does not set them again (ScheduledInput.StartAttributes).
+func (d Desired) runAttributes() map[string]*commonpb.Payload {
+	return map[string]*commonpb.Payload{
+		workflows.SearchAttrSecretID.GetName(): keyword(string(d.SecretID)),
+		workflows.SearchAttrStep.GetName():     keyword(d.input().FirstStep()),
+	}
 }
 
 // input is what the schedule's action passes to each run.
@@ -162,6 +169,13 @@ func (d Desired) drift(got *schedulepb.Schedule) []string {
 	var in workflows.ScheduledInput
 	if err := plain.FromPayloads(sw.GetInput(), &in); err != nil || in != d.input() {
 		out = append(out, "the action's input was changed outside keyturn apply")
+	}
+	// The runs rely on these: they do not set them themselves.
+	attrs := sw.GetSearchAttributes().GetIndexedFields()
+	for name, want := range d.runAttributes() {
+		if p := attrs[name]; p == nil || !bytes.Equal(p.GetData(), want.GetData()) {
+			out = append(out, fmt.Sprintf("the runs' search attribute %s was changed outside keyturn apply", name))
+		}
 	}
 	return out
 }

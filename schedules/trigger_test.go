@@ -285,8 +285,10 @@ func TestScheduleRenewalCheck(t *testing.T) {
 	requireScheduledAttributes(t, env, "e2e/cert", st.LastRun.WorkflowID, st.LastRun.RunID, workflows.ScheduledNotDue, 1)
 
 	// A kind that does not expire: a renewal check run directly, as a schedule would.
-	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "renewal-probe", TaskQueue: workflows.TaskQueue},
-		workflows.ScheduledWorkflowName, workflows.ScheduledInput{SecretID: app, RenewalCheck: true})
+	probe := workflows.ScheduledInput{SecretID: app, RenewalCheck: true, StartAttributes: true}
+	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "renewal-probe", TaskQueue: workflows.TaskQueue, TypedSearchAttributes: probe.Attributes(),
+	}, workflows.ScheduledWorkflowName, probe)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,18 @@ import (
 	"github.com/keyturn/keyturn/secret"
 )
 
-// ScheduledWorkflowName is the registered name of the workflow a Keyturn schedule starts.
-const ScheduledWorkflowName = "ScheduledRotate"
+// ScheduledWorkflowName is the registered name of the workflow a Keyturn schedule starts
+// (schedule format 2). Its runs are told that their search attributes are set
+// (ScheduledInput.StartAttributes). It is a name of its own so that a worker from before
+// format 2, which would ignore that and send the updates a newer worker's replay does not
+// expect, cannot take such a run during a rolling upgrade: it does not know the name, and
+// the run waits for a newer worker.
+const ScheduledWorkflowName = "ScheduledRun"
+
+// ScheduledWorkflowNameFormat1 is the name schedules written before format 2 start: the
+// same workflow, whose runs set their search attributes themselves. Still registered
+// for those schedules until `keyturn apply` rewrites them, and for runs in flight.
+const ScheduledWorkflowNameFormat1 = "ScheduledRotate"
 
 // Outcomes of a scheduled run that did not rotate. A run that did start a rotation takes
 // that rotation's outcome (OutcomeRotated, OutcomeRolledBack, ...).
