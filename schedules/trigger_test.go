@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/keyturn/keyturn/codec"
 	"github.com/keyturn/keyturn/internal/demo"
@@ -162,17 +163,7 @@ func requireScheduledAttributes(t *testing.T, env *testenv.Env, id secret.ID, wo
 			t.Errorf("scheduled run %s: search attribute %s reads %q, want %q", workflowID, name, got, want)
 		}
 	}
-	n := 0
-	for it := env.Client.GetWorkflowHistory(ctx, workflowID, runID, false, 0); it.HasNext(); {
-		e, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.GetEventType() == enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES {
-			n++
-		}
-	}
-	if n != updates {
+	if n := countEvents(t, env, workflowID, runID, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES); n != updates {
 		t.Errorf("scheduled run %s sent %d search attribute updates, want %d", workflowID, n, updates)
 	}
 }
@@ -314,4 +305,60 @@ func rotateInput(t *testing.T, env *testenv.Env, workflowID, runID string) workf
 		t.Fatal(err)
 	}
 	return in
+}
+
+// TestScheduledRunWaitsForAWorkerThatKnowsIt: during a rolling upgrade, a worker from
+// before schedule format 2 knows the scheduled workflow only by its old name. It must not
+// take a format-2 run (it would send the search attribute updates the run is told to
+// leave out, and a newer worker could then never replay the run): the run waits, with no
+// update sent, until a worker that knows ScheduledRun takes it and finishes it.
+func TestScheduledRunWaitsForAWorkerThatKnowsIt(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoWorker: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	old := sdkworker.New(env.Client, workflows.TaskQueue, sdkworker.Options{})
+	old.RegisterWorkflowWithOptions(workflows.Scheduled, workflow.RegisterOptions{Name: workflows.ScheduledWorkflowNameFormat1})
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := workflows.ScheduledInput{SecretID: app, StartAttributes: true} // as a format-2 schedule starts it
+	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "upgrade-probe", TaskQueue: workflows.TaskQueue, TypedSearchAttributes: in.Attributes(),
+	}, workflows.ScheduledWorkflowName, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old worker has had the run's task and failed it.
+	eventually(t, func() bool {
+		return countEvents(t, env, run.GetID(), run.GetRunID(), enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED) > 0
+	}, "the old worker to fail the run's first task")
+	if n := countEvents(t, env, run.GetID(), run.GetRunID(), enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES); n != 0 {
+		t.Fatalf("the old worker ran the format-2 run: %d search attribute updates", n)
+	}
+	old.Stop()
+
+	env.StartWorker(t)
+	var res workflows.ScheduledResult
+	if err := run.Get(ctx, &res); err != nil || res.Outcome != workflows.OutcomeRotated {
+		t.Fatalf("the run on a current worker: %+v %v", res, err)
+	}
+	requireScheduledAttributes(t, env, app, run.GetID(), run.GetRunID(), workflows.OutcomeRotated, 1)
+	replay(t, env, run.GetID(), run.GetRunID())
+}
+
+// countEvents counts a run's history events of one type.
+func countEvents(t *testing.T, env *testenv.Env, workflowID, runID string, typ enumspb.EventType) int {
+	t.Helper()
+	n := 0
+	for it := env.Client.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0); it.HasNext(); {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.GetEventType() == typ {
+			n++
+		}
+	}
+	return n
 }
