@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/internal/demo"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
@@ -43,18 +44,7 @@ func TestRevokeGateHoldsOnARealSession(t *testing.T) {
 	// A consumer that read the password once and keeps its connection.
 	session := openSession(t, env, old, m1.Get("password"), "orders-api")
 
-	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, "postgres"), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held workflows.RotateStatus
-	waitFor(t, 60*time.Second, "the revoke to be held", func() bool {
-		v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
-		if err != nil || v.Get(&held) != nil {
-			return false
-		}
-		return held.Outcome == workflows.OutcomeRevokeHeld
-	})
+	run, held := rotateUntilHeld(t, env, id, "postgres")
 	g := held.RevokeGate
 	if held.Step != workflows.StepRevokeGate || g == nil || g.State != workflows.GateHeld || len(g.Uses) != 1 {
 		t.Fatalf("held status %+v", held)
@@ -81,7 +71,7 @@ func TestRevokeGateHoldsOnARealSession(t *testing.T) {
 	if res.Outcome != workflows.OutcomeRotated || res.RevokeGate == nil || res.RevokeGate.State != workflows.GateIdle || res.RevokeGate.HeldSince.IsZero() {
 		t.Fatalf("result %+v", res)
 	}
-	err = login(ctx, env, old, m1.Get("password"))
+	err := login(ctx, env, old, m1.Get("password"))
 	var pgErr *pgconn.PgError
 	if err == nil || !errors.As(err, &pgErr) {
 		t.Fatalf("the old password must be refused once the gate let the revoke go, got %v", err)
@@ -129,4 +119,24 @@ func openSession(t *testing.T, env *testenv.Env, user string, password secret.Se
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
+}
+
+// rotateUntilHeld starts a rotation of id (of the given kind) and waits until its revoke
+// gate holds, returning the run and the status that said so.
+func rotateUntilHeld(t *testing.T, env *testenv.Env, id secret.ID, kind string) (client.WorkflowRun, workflows.RotateStatus) {
+	t.Helper()
+	ctx := context.Background()
+	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, kind), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held workflows.RotateStatus
+	waitFor(t, 60*time.Second, "the revoke to be held", func() bool {
+		v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
+		if err != nil || v.Get(&held) != nil {
+			return false
+		}
+		return held.Outcome == workflows.OutcomeRevokeHeld
+	})
+	return run, held
 }

@@ -23,18 +23,7 @@ func gatedRun(t *testing.T, env *testenv.Env, id secret.ID, kind string, open fu
 	}
 	v1, m1 := current(t, env, id)
 	user, closeConn := open(v1, m1)
-	run, err := env.Client.ExecuteWorkflow(ctx, workflows.RotateStartOptions(id, kind), workflows.RotateWorkflowName, workflows.RotateInput{SecretID: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held workflows.RotateStatus
-	waitFor(t, 60*time.Second, "the revoke to be held", func() bool {
-		v, err := env.Client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus)
-		if err != nil || v.Get(&held) != nil {
-			return false
-		}
-		return held.Outcome == workflows.OutcomeRevokeHeld
-	})
+	run, held := rotateUntilHeld(t, env, id, kind)
 	g := held.RevokeGate
 	if g == nil || g.State != workflows.GateHeld || len(g.Uses) != 1 || g.Uses[0].User != user || !strings.HasPrefix(g.Uses[0].Client, "127.0.0.1:") {
 		t.Fatalf("the held gate must name the one connection of %s: %+v", user, g)
