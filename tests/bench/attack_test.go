@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // leaked is one password the attackers hold: a secret's current or previous version.
@@ -22,17 +24,34 @@ type leaked struct {
 	credential
 }
 
+// The check made when the incident reports containment: its progress is read every
+// checkPoll, and the passwords not refused yet are then tried checkParallel at a time.
+const (
+	checkPoll     = 100 * time.Millisecond
+	checkParallel = 16
+)
+
 // attack is attackers logging in with leaked passwords over and over while an incident
 // runs, the way a leaked credential is abused: each password is tried until the server
 // refuses it. A refused password stays refused (containment removes it; the incident's
 // rotation sets new ones), so it is then dropped from the round.
+//
+// The attackers' rounds are slow on a busy machine (every login is a backend start), so
+// their first refusal of a password can come long after the password stopped working. The
+// check narrows that: the moment the incident's progress says everything is contained,
+// every password not refused yet is tried once more, many at a time. If the server then
+// refuses them all, every leaked password was refused by the end of that check.
 type attack struct {
 	start time.Time
+	creds []leaked
+	mu    sync.Mutex
+	// refusedAt is, for each password of creds, when its first refused attempt ended
+	// (0 until then).
+	refusedAt []time.Duration
 	// lastAccepted is when the last login with a leaked password succeeded, and
 	// lastAcceptedBegan when that attempt began: the server took its decision in between,
 	// so every password was refused from some moment after lastAcceptedBegan. refusedBy is
 	// when every leaked password had been refused at least once: the other bound.
-	mu                sync.Mutex
 	lastAccepted      time.Duration
 	lastAcceptedBegan time.Duration
 	refusedBy         time.Duration
@@ -42,11 +61,25 @@ type attack struct {
 	// ready for queries.
 	endedLoggingIn int
 	// round is how long one attacker took for a round over the passwords left, at most:
-	// the resolution of refusedBy.
+	// the attackers' own resolution of refusedBy.
 	round time.Duration
+	check containedCheck
 	// err is a login that failed otherwise than by refusal (the server down, a timeout).
 	err  error
 	done chan struct{}
+}
+
+// containedCheck is what the check made when the incident reported containment found.
+type containedCheck struct {
+	// reportedAt is when the incident's progress first said every secret was contained;
+	// 0 if it never did while the attack ran.
+	reportedAt time.Duration
+	// tried passwords were not refused yet then; refused of them the check saw refused.
+	tried, refused int
+	// endedAt is when the check's last attempt ended.
+	endedAt time.Duration
+	// queryErr is the last error reading the incident's progress, if it never said so.
+	queryErr error
 }
 
 // checkLeaked fails unless every password in creds logs in: an attack on passwords that
@@ -61,14 +94,15 @@ func checkLeaked(ctx context.Context, b *testing.B, env *testenv.Env, creds []le
 }
 
 // startAttack starts attackers goroutines that share the passwords in creds and try them
-// until each has been refused or ctx ends; times are counted from start.
-func startAttack(ctx context.Context, env *testenv.Env, creds []leaked, attackers int, start time.Time) *attack {
-	a := &attack{start: start, done: make(chan struct{})}
+// until each has been refused or ctx ends, and the check, which follows the incident
+// workflowID through c; times are counted from start.
+func startAttack(ctx context.Context, env *testenv.Env, c client.Client, workflowID string, creds []leaked, attackers int, start time.Time) *attack {
+	a := &attack{start: start, creds: creds, refusedAt: make([]time.Duration, len(creds)), done: make(chan struct{})}
 	// Each attacker owns a share of the passwords, so every one is tried again as soon as
 	// its attacker has gone round the others.
-	shares := make([][]leaked, attackers)
-	for i, c := range creds {
-		shares[i%attackers] = append(shares[i%attackers], c)
+	shares := make([][]int, attackers)
+	for i := range creds {
+		shares[i%attackers] = append(shares[i%attackers], i)
 	}
 	var wg sync.WaitGroup
 	for _, share := range shares {
@@ -78,42 +112,23 @@ func startAttack(ctx context.Context, env *testenv.Env, creds []leaked, attacker
 			a.run(ctx, env, share)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.checkWhenContained(ctx, env, c, workflowID)
+	}()
 	go func() { wg.Wait(); close(a.done) }()
 	return a
 }
 
-func (a *attack) run(ctx context.Context, env *testenv.Env, left []leaked) {
+func (a *attack) run(ctx context.Context, env *testenv.Env, left []int) {
 	for len(left) > 0 && ctx.Err() == nil {
 		roundStart := time.Now()
 		kept := left[:0]
-		for _, c := range left {
-			began := time.Since(a.start)
-			in, err := tryLogin(ctx, env, c.role, c.password)
-			at := time.Since(a.start)
-			a.mu.Lock()
-			a.attempts++
-			switch {
-			case in || endedByServer(err):
-				// In, even if containment ended the session a moment later. A session
-				// ended while it was logging in was in as well: the sessions Keyturn
-				// ends are found by user name, which a backend shows only once its
-				// password was accepted.
-				if !in {
-					a.endedLoggingIn++
-				}
-				a.accepted++
-				a.lastAccepted = max(a.lastAccepted, at)
-				a.lastAcceptedBegan = max(a.lastAcceptedBegan, began)
-				kept = append(kept, c)
-			case refused(err):
-				a.refusedBy = max(a.refusedBy, at)
-			case ctx.Err() == nil && a.err == nil:
-				a.err = fmt.Errorf("%s %s (role %s): %w", c.id, c.stage, c.role, err)
-				kept = append(kept, c)
-			default:
-				kept = append(kept, c)
+		for _, i := range left {
+			if a.try(ctx, env, i) {
+				kept = append(kept, i)
 			}
-			a.mu.Unlock()
 		}
 		left = kept
 		a.mu.Lock()
@@ -122,12 +137,135 @@ func (a *attack) run(ctx context.Context, env *testenv.Env, left []leaked) {
 	}
 }
 
+// try logs in once with password i and records what the server said; it reports whether
+// the password is still to be tried (not refused yet).
+func (a *attack) try(ctx context.Context, env *testenv.Env, i int) (again bool) {
+	a.mu.Lock()
+	refusedBefore := a.refusedAt[i] > 0
+	a.mu.Unlock()
+	if refusedBefore {
+		return false // the check or another attempt saw it refused
+	}
+	c := a.creds[i]
+	began := time.Since(a.start)
+	in, err := tryLogin(ctx, env, c.role, c.password)
+	at := time.Since(a.start)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.attempts++
+	switch {
+	case in || endedByServer(err):
+		// In, even if containment ended the session a moment later. A session ended while
+		// it was logging in was in as well: the sessions Keyturn ends are found by user
+		// name, which a backend shows only once its password was accepted.
+		if !in {
+			a.endedLoggingIn++
+		}
+		a.accepted++
+		a.lastAccepted = max(a.lastAccepted, at)
+		a.lastAcceptedBegan = max(a.lastAcceptedBegan, began)
+		return true
+	case refused(err):
+		if a.refusedAt[i] == 0 {
+			a.refusedAt[i] = at
+			a.refusedBy = max(a.refusedBy, at)
+		}
+		return false
+	case ctx.Err() == nil && a.err == nil:
+		a.err = fmt.Errorf("%s %s (role %s): %w", c.id, c.stage, c.role, err)
+	}
+	return true
+}
+
+// allRefused reports whether every password has been refused once.
+func (a *attack) allRefused() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.refusedAt {
+		if at == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWhenContained reads the incident's progress every checkPoll until it says every
+// secret is contained (its containment phase is over), then tries every password not
+// refused yet once, checkParallel at a time. It gives up when ctx ends or the attackers
+// have seen every password refused.
+func (a *attack) checkWhenContained(ctx context.Context, env *testenv.Env, c client.Client, workflowID string) {
+	t := time.NewTicker(checkPoll)
+	defer t.Stop()
+	for contained := false; !contained; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if a.allRefused() {
+			return // nothing left to check
+		}
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		p, err := incidentProgress(qctx, c, workflowID)
+		cancel()
+		if err != nil {
+			a.mu.Lock()
+			a.check.queryErr = err // not started yet, or a query that timed out
+			a.mu.Unlock()
+			continue
+		}
+		contained = p.AllContainedMs > 0 && p.Phase != workflows.PhaseScope && p.Phase != workflows.PhasePause && p.Phase != workflows.PhaseContain
+	}
+	a.mu.Lock()
+	a.check.reportedAt = time.Since(a.start)
+	var left []int
+	for i, at := range a.refusedAt {
+		if at == 0 {
+			left = append(left, i)
+		}
+	}
+	a.check.tried = len(left)
+	a.mu.Unlock()
+
+	sem := make(chan struct{}, checkParallel)
+	var wg sync.WaitGroup
+	refusedByCheck := make([]bool, len(left))
+	for k, i := range left {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			refusedByCheck[k] = !a.try(ctx, env, i)
+		}()
+	}
+	wg.Wait()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.check.endedAt = time.Since(a.start)
+	for _, r := range refusedByCheck {
+		if r {
+			a.check.refused++
+		}
+	}
+}
+
+// incidentProgress reads the incident's progress query.
+func incidentProgress(ctx context.Context, c client.Client, workflowID string) (workflows.IncidentProgress, error) {
+	var p workflows.IncidentProgress
+	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress)
+	if err == nil {
+		err = v.Get(&p)
+	}
+	return p, err
+}
+
 // wait waits until every password has been refused, or until timeout, and reports
 // whether every one was.
 func (a *attack) wait(timeout time.Duration) bool {
 	select {
 	case <-a.done:
-		return a.err == nil
+		return a.err == nil && a.allRefused()
 	case <-time.After(timeout):
 		return false
 	}

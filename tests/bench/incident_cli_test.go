@@ -73,7 +73,7 @@ func BenchmarkIncidentCLI(b *testing.B) {
 	start := time.Now()
 	attackCtx, stopAttack := context.WithCancel(ctx)
 	defer stopAttack()
-	att := startAttack(attackCtx, env, creds, attackers, start)
+	att := startAttack(attackCtx, env, env.Client, workflows.IncidentWorkflowID(id), creds, attackers, start)
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	b.StopTimer()

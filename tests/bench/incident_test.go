@@ -120,7 +120,7 @@ func BenchmarkIncident(b *testing.B) {
 	start = time.Now()
 	attackCtx, stopAttack := context.WithCancel(ctx)
 	defer stopAttack()
-	att := startAttack(attackCtx, env, leakedCreds, attackers, start)
+	att := startAttack(attackCtx, env, env.Client, workflows.IncidentWorkflowID(in.IncidentID), leakedCreds, attackers, start)
 	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.IncidentWorkflowID(in.IncidentID), TaskQueue: workflows.TaskQueue,
 	}, workflows.IncidentWorkflowName, in)
