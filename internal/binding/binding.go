@@ -19,6 +19,7 @@ import (
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotation"
 	"github.com/keyturn/keyturn/rotators"
+	"github.com/keyturn/keyturn/rotators/awsiam"
 	"github.com/keyturn/keyturn/rotators/mariadb"
 	"github.com/keyturn/keyturn/rotators/postgres"
 	"github.com/keyturn/keyturn/secret"
@@ -40,6 +41,9 @@ type Resolver struct {
 	awsLoading  chan struct{}
 	awsCfg      aws.Config
 	awsLoadedAt time.Time
+	// iamThrottle paces the IAM calls of every awsiam rotator this worker builds: IAM
+	// limits an account's call rate, and an incident calls it for many keys at once.
+	iamThrottle *awsiam.Throttle
 
 	notifyOnce sync.Once
 	router     *notify.Router
@@ -62,7 +66,7 @@ var _ activities.Resolver = (*Resolver)(nil)
 
 // New builds a resolver over a validated inventory and the stores this worker can reach.
 func New(inv *inventory.Inventory, b Backends) *Resolver {
-	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores(), pgPools: postgres.NewPools(0), awsLoading: make(chan struct{}, 1)}
+	r := &Resolver{inv: inv, backends: b, env: os.LookupEnv, opened: newOpenedStores(), pgPools: postgres.NewPools(0), awsLoading: make(chan struct{}, 1), iamThrottle: awsiam.NewThrottle()}
 	if b.File != nil {
 		r.fileStore = b.File
 	}

@@ -42,7 +42,7 @@ func (r *Resolver) awsiam(ctx context.Context, s inventory.Secret) (rotators.Rot
 	return awsiam.New(awsiam.Config{
 		UserName: k.User, DeleteInactive: k.DeleteInactive,
 		DeleteAfter: k.DeleteAfter, ConsistencyTimeout: k.ConsistencyTimeout,
-	}, awsCfg)
+	}, awsCfg, awsiam.WithThrottle(r.iamThrottle))
 }
 
 // awsConfigTTL is how long a loaded AWS configuration is used: long enough that the

@@ -52,7 +52,7 @@ var (
 // the admin principal's configuration (credentials, region, and BaseEndpoint or
 // AWS_ENDPOINT_URL for a local imitation such as moto); it needs the permissions in
 // iam-policy.json. An invalid cfg gives an error wrapping rotators.ErrInvalidConfig.
-func New(cfg Config, awsCfg aws.Config) (*Rotator, error) {
+func New(cfg Config, awsCfg aws.Config, opts ...Option) (*Rotator, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -68,10 +68,18 @@ func New(cfg Config, awsCfg aws.Config) (*Rotator, error) {
 	if len(problems) > 0 {
 		return nil, invalidConfig("%s", strings.Join(problems, "; "))
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return &Rotator{
-		cfg:           cfg,
-		admin:         awsCfg,
-		iam:           iam.NewFromConfig(awsCfg),
+		cfg:   cfg,
+		admin: awsCfg,
+		iam: iam.NewFromConfig(awsCfg, func(io *iam.Options) {
+			if o.throttle != nil {
+				io.Retryer = o.throttle.retryer
+			}
+		}),
 		retryDelay:    250 * time.Millisecond,
 		maxRetryDelay: 2 * time.Second,
 	}, nil
