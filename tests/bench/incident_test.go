@@ -206,7 +206,15 @@ func BenchmarkIncident(b *testing.B) {
 	fmt.Printf("CPU: the floor used %.1f core-s in this process (machine busy %.0f%%); the incident %.1f core-s in this process (%.2f times) and %.1f core-s in PostgreSQL\n",
 		floorCPU.self.Seconds(), 100*floorCPU.machineBusy.Seconds()/max(floorCPU.total.Seconds(), 1e-9),
 		cpu.self.Seconds(), cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), cpu.postgres.Seconds())
+	// What the target's work alone costs the ratio on this machine: had the engine cost
+	// no more CPU than the floor, the rotations would still need the floor's CPU plus
+	// PostgreSQL's, on cores as busy as the floor kept them.
+	floorBusy := floorCPU.machineBusy.Seconds() / max(floorCPU.total.Seconds(), 1e-9)
+	bound := (floorCPU.self.Seconds() + cpu.postgres.Seconds()) / (float64(runtime.NumCPU()) * max(floorBusy, 1e-9))
+	fmt.Printf("so with the engine costing no more CPU than the floor, PostgreSQL's share alone would keep the rotations at about %.1f s: %.2f times the floor, about the least this machine allows for this work\n",
+		bound, bound/floor.Seconds())
 	b.ReportMetric(cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), "process-cpu-vs-floor")
+	b.ReportMetric(bound/floor.Seconds(), "ratio-bound-by-postgres")
 	b.ReportMetric(floor.Seconds(), "floor-s")
 }
 
