@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -103,4 +104,17 @@ func (s cpuSample) sub(before cpuSample) cpuSample {
 		self: s.self - before.self, postgres: s.postgres - before.postgres,
 		machineBusy: s.machineBusy - before.machineBusy, total: s.total - before.total,
 	}
+}
+
+// busy is the share of the machine's CPU time that was busy.
+func (s cpuSample) busy() float64 { return s.machineBusy.Seconds() / max(s.total.Seconds(), 1e-9) }
+
+// postgresBound is the wall time the work measured by run would take if the engine cost
+// no more CPU than the floor's run did: the floor's CPU in this process plus the CPU run
+// spent in PostgreSQL (which the floor, with no target, does not spend), on cores as busy
+// as the floor kept them. It is what the targets' own work costs a ratio to the floor on
+// this machine, whatever the engine does.
+func postgresBound(floor, run cpuSample) time.Duration {
+	cores := float64(runtime.NumCPU()) * max(floor.busy(), 1e-9)
+	return time.Duration(float64(floor.self+run.postgres) / cores)
 }

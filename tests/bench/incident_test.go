@@ -204,13 +204,12 @@ func BenchmarkIncident(b *testing.B) {
 	// Where the difference goes: the floor has no target to work on, so PostgreSQL's CPU
 	// (the rotations' ALTER ROLEs, each Test's fresh login, the attackers) is all extra.
 	fmt.Printf("CPU: the floor used %.1f core-s in this process (machine busy %.0f%%); the incident %.1f core-s in this process (%.2f times) and %.1f core-s in PostgreSQL\n",
-		floorCPU.self.Seconds(), 100*floorCPU.machineBusy.Seconds()/max(floorCPU.total.Seconds(), 1e-9),
+		floorCPU.self.Seconds(), 100*floorCPU.busy(),
 		cpu.self.Seconds(), cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), cpu.postgres.Seconds())
 	// What the target's work alone costs the ratio on this machine: had the engine cost
 	// no more CPU than the floor, the rotations would still need the floor's CPU plus
 	// PostgreSQL's, on cores as busy as the floor kept them.
-	floorBusy := floorCPU.machineBusy.Seconds() / max(floorCPU.total.Seconds(), 1e-9)
-	bound := (floorCPU.self.Seconds() + cpu.postgres.Seconds()) / (float64(runtime.NumCPU()) * max(floorBusy, 1e-9))
+	bound := postgresBound(floorCPU, cpu).Seconds()
 	fmt.Printf("so with the engine costing no more CPU than the floor, PostgreSQL's share alone would keep the rotations at about %.1f s: %.2f times the floor, about the least this machine allows for this work\n",
 		bound, bound/floor.Seconds())
 	b.ReportMetric(cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), "process-cpu-vs-floor")
