@@ -77,7 +77,7 @@ func New(cfg Config, awsCfg aws.Config, opts ...Option) (*Rotator, error) {
 		admin: awsCfg,
 		iam: iam.NewFromConfig(awsCfg, func(io *iam.Options) {
 			if o.throttle != nil {
-				io.Retryer = o.throttle.retryer
+				io.Retryer = o.throttle
 			}
 		}),
 		retryDelay:    250 * time.Millisecond,
