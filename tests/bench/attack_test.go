@@ -74,11 +74,14 @@ type containedCheck struct {
 	// reportedAt is when the incident's progress first said every secret was contained;
 	// 0 if it never did while the attack ran.
 	reportedAt time.Duration
-	// tried passwords were not refused yet then; refused of them the check saw refused.
-	tried, refused int
+	// tried passwords were not refused yet then; the check saw refused of them refused,
+	// and found refusedBefore of them refused by an attacker meanwhile; attempts is its
+	// logins.
+	tried, refused, refusedBefore, attempts int
 	// endedAt is when the check's last attempt ended.
 	endedAt time.Duration
-	// queryErr is the last error reading the incident's progress, if it never said so.
+	// queryErr is the last poll's error reading the incident's progress (nil if it was
+	// read).
 	queryErr error
 }
 
@@ -126,7 +129,7 @@ func (a *attack) run(ctx context.Context, env *testenv.Env, left []int) {
 		roundStart := time.Now()
 		kept := left[:0]
 		for _, i := range left {
-			if a.try(ctx, env, i) {
+			if o := a.try(ctx, env, i, false); o == outcomeAccepted || o == outcomeFailed {
 				kept = append(kept, i)
 			}
 		}
@@ -137,14 +140,24 @@ func (a *attack) run(ctx context.Context, env *testenv.Env, left []int) {
 	}
 }
 
-// try logs in once with password i and records what the server said; it reports whether
-// the password is still to be tried (not refused yet).
-func (a *attack) try(ctx context.Context, env *testenv.Env, i int) (again bool) {
+// outcome is what one try of a password found.
+type outcome int
+
+const (
+	outcomeAccepted outcome = iota // the login got in
+	outcomeRefused                 // the server refused the password
+	outcomeSkipped                 // not tried: seen refused before
+	outcomeFailed                  // failed otherwise (the server down, a timeout)
+)
+
+// try logs in once with password i, unless it was seen refused before, and records what
+// the server said; byCheck counts the attempt as the check's, not the attackers'.
+func (a *attack) try(ctx context.Context, env *testenv.Env, i int, byCheck bool) outcome {
 	a.mu.Lock()
 	refusedBefore := a.refusedAt[i] > 0
 	a.mu.Unlock()
 	if refusedBefore {
-		return false // the check or another attempt saw it refused
+		return outcomeSkipped // the check or another attempt saw it refused
 	}
 	c := a.creds[i]
 	began := time.Since(a.start)
@@ -152,7 +165,11 @@ func (a *attack) try(ctx context.Context, env *testenv.Env, i int) (again bool) 
 	at := time.Since(a.start)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.attempts++
+	if byCheck {
+		a.check.attempts++
+	} else {
+		a.attempts++
+	}
 	switch {
 	case in || endedByServer(err):
 		// In, even if containment ended the session a moment later. A session ended while
@@ -164,17 +181,17 @@ func (a *attack) try(ctx context.Context, env *testenv.Env, i int) (again bool) 
 		a.accepted++
 		a.lastAccepted = max(a.lastAccepted, at)
 		a.lastAcceptedBegan = max(a.lastAcceptedBegan, began)
-		return true
+		return outcomeAccepted
 	case refused(err):
 		if a.refusedAt[i] == 0 {
 			a.refusedAt[i] = at
 			a.refusedBy = max(a.refusedBy, at)
 		}
-		return false
+		return outcomeRefused
 	case ctx.Err() == nil && a.err == nil:
 		a.err = fmt.Errorf("%s %s (role %s): %w", c.id, c.stage, c.role, err)
 	}
-	return true
+	return outcomeFailed
 }
 
 // allRefused reports whether every password has been refused once.
@@ -208,13 +225,15 @@ func (a *attack) checkWhenContained(ctx context.Context, env *testenv.Env, c cli
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		p, err := incidentProgress(qctx, c, workflowID)
 		cancel()
+		a.mu.Lock()
+		a.check.queryErr = err // nil, or: not started yet, a query that timed out
+		a.mu.Unlock()
 		if err != nil {
-			a.mu.Lock()
-			a.check.queryErr = err // not started yet, or a query that timed out
-			a.mu.Unlock()
 			continue
 		}
-		contained = p.AllContainedMs > 0 && p.Phase != workflows.PhaseScope && p.Phase != workflows.PhasePause && p.Phase != workflows.PhaseContain
+		// Every secret counted contained, and the containment phase over.
+		contained = p.Total > 0 && p.Contained == p.Total &&
+			p.Phase != workflows.PhaseScope && p.Phase != workflows.PhasePause && p.Phase != workflows.PhaseContain
 	}
 	a.mu.Lock()
 	a.check.reportedAt = time.Since(a.start)
@@ -229,23 +248,26 @@ func (a *attack) checkWhenContained(ctx context.Context, env *testenv.Env, c cli
 
 	sem := make(chan struct{}, checkParallel)
 	var wg sync.WaitGroup
-	refusedByCheck := make([]bool, len(left))
+	outcomes := make([]outcome, len(left))
 	for k, i := range left {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			refusedByCheck[k] = !a.try(ctx, env, i)
+			outcomes[k] = a.try(ctx, env, i, true)
 		}()
 	}
 	wg.Wait()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.check.endedAt = time.Since(a.start)
-	for _, r := range refusedByCheck {
-		if r {
+	for _, o := range outcomes {
+		switch o {
+		case outcomeRefused:
 			a.check.refused++
+		case outcomeSkipped:
+			a.check.refusedBefore++
 		}
 	}
 }

@@ -109,12 +109,11 @@ func (s cpuSample) sub(before cpuSample) cpuSample {
 // busy is the share of the machine's CPU time that was busy.
 func (s cpuSample) busy() float64 { return s.machineBusy.Seconds() / max(s.total.Seconds(), 1e-9) }
 
-// postgresBound is the wall time the work measured by run would take if the engine cost
-// no more CPU than the floor's run did: the floor's CPU in this process plus the CPU run
-// spent in PostgreSQL (which the floor, with no target, does not spend), on cores as busy
-// as the floor kept them. It is what the targets' own work costs a ratio to the floor on
-// this machine, whatever the engine does.
+// postgresBound is the least wall time the work measured by run can take on this
+// machine if the engine costs at least the CPU the floor's run did: the floor's CPU in
+// this process plus the CPU run spent in PostgreSQL (which the floor, with no target,
+// does not spend), on every core this process may use, all busy. It is what the target's
+// own work costs a ratio to the floor here, whatever the engine does.
 func postgresBound(floor, run cpuSample) time.Duration {
-	cores := float64(runtime.NumCPU()) * max(floor.busy(), 1e-9)
-	return time.Duration(float64(floor.self+run.postgres) / cores)
+	return (floor.self + run.postgres) / time.Duration(runtime.NumCPU())
 }

@@ -61,10 +61,14 @@ func writeAttack(a *attack, passwords, secrets, attackers int, allRefused bool) 
 	fmt.Printf("Last leaked login accepted %.2f s after the incident's start (the attempt began at %.2f s); every leaked password refused by %.2f s (a round of one attacker took at most %.2f s).\n",
 		a.lastAccepted.Seconds(), a.lastAcceptedBegan.Seconds(), a.refusedBy.Seconds(), a.round.Seconds())
 	if c := a.check; c.reportedAt > 0 {
-		fmt.Printf("The incident's progress (read every %s) said everything was contained at %.2f s; %d leaked passwords were not refused yet then, and a check tried each once more, %d at a time: %d refused, the check ended at %.2f s.\n",
-			checkPoll, c.reportedAt.Seconds(), c.tried, checkParallel, c.refused, c.endedAt.Seconds())
+		fmt.Printf("The incident's progress (a query every %s, from this process) said every secret was contained at %.2f s; %d leaked passwords were not refused yet then, and a check tried each once more, %d at a time (%d logins): %d refused, %d seen refused by an attacker meanwhile; the check ended at %.2f s.\n",
+			checkPoll, c.reportedAt.Seconds(), c.tried, checkParallel, c.attempts, c.refused, c.refusedBefore, c.endedAt.Seconds())
 	} else {
-		fmt.Printf("No check after containment: the attackers saw every password refused before the incident's progress said everything was contained (last progress error: %v).\n", c.queryErr)
+		last := "it was read"
+		if c.queryErr != nil {
+			last = c.queryErr.Error()
+		}
+		fmt.Printf("No check after containment: the attackers saw every password refused before the incident's progress said every secret was contained (the last poll: %s).\n", last)
 	}
 	fmt.Printf("So the last leaked password stopped working between %.2f s and %.2f s.\n", a.lastAcceptedBegan.Seconds(), a.refusedBy.Seconds())
 }
