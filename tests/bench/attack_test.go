@@ -81,7 +81,8 @@ type containedCheck struct {
 	// endedAt is when the check's last attempt ended.
 	endedAt time.Duration
 	// queryErr is the last poll's error reading the incident's progress (nil if it was
-	// read).
+	// read), and lastRead the last progress read.
+	lastRead workflows.IncidentProgress
 	queryErr error
 }
 
@@ -227,6 +228,9 @@ func (a *attack) checkWhenContained(ctx context.Context, env *testenv.Env, c cli
 		cancel()
 		a.mu.Lock()
 		a.check.queryErr = err // nil, or: not started yet, a query that timed out
+		if err == nil {
+			a.check.lastRead = p
+		}
 		a.mu.Unlock()
 		if err != nil {
 			continue

@@ -64,7 +64,7 @@ func writeAttack(a *attack, passwords, secrets, attackers int, allRefused bool) 
 		fmt.Printf("The incident's progress (a query every %s, from this process) said every secret was contained at %.2f s; %d leaked passwords were not refused yet then, and a check tried each once more, %d at a time (%d logins): %d refused, %d seen refused by an attacker meanwhile; the check ended at %.2f s.\n",
 			checkPoll, c.reportedAt.Seconds(), c.tried, checkParallel, c.attempts, c.refused, c.refusedBefore, c.endedAt.Seconds())
 	} else {
-		last := "it was read"
+		last := fmt.Sprintf("phase %q, %d of %d secrets contained", c.lastRead.Phase, c.lastRead.Contained, c.lastRead.Total)
 		if c.queryErr != nil {
 			last = c.queryErr.Error()
 		}
