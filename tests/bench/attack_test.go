@@ -9,12 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
-	"github.com/keyturn/keyturn/workflows"
 )
 
 // leaked is one password the attackers hold: a secret's current or previous version.
@@ -24,23 +22,16 @@ type leaked struct {
 	credential
 }
 
-// The check made when the incident reports containment: its progress is read every
-// checkPoll, and the passwords not refused yet are then tried checkParallel at a time.
-const (
-	checkPoll     = 100 * time.Millisecond
-	checkParallel = 16
-)
-
 // attack is attackers logging in with leaked passwords over and over while an incident
 // runs, the way a leaked credential is abused: each password is tried until the server
 // refuses it. A refused password stays refused (containment removes it; the incident's
 // rotation sets new ones), so it is then dropped from the round.
 //
 // The attackers' rounds are slow on a busy machine (every login is a backend start), so
-// their first refusal of a password can come long after the password stopped working. The
-// check narrows that: the moment the incident's progress says everything is contained,
-// every password not refused yet is tried once more, many at a time. If the server then
-// refuses them all, every leaked password was refused by the end of that check.
+// their first refusal of a password can come long after the password stopped working. A
+// catalog watch beside them (catalogWatch) reads, every 50 ms, whether the server would
+// still accept any of the passwords; the attackers' logins then confirm it: none that
+// began after that moment may get in.
 type attack struct {
 	start time.Time
 	creds []leaked
@@ -63,27 +54,15 @@ type attack struct {
 	// round is how long one attacker took for a round over the passwords left, at most:
 	// the attackers' own resolution of refusedBy.
 	round time.Duration
-	check containedCheck
+	// acceptedBegan is when each accepted login began.
+	acceptedBegan []time.Duration
+	// catalogAt is when the catalog watch first read that no leaked password could log
+	// in (0 if it never did), catalogErr why it stopped otherwise.
+	catalogAt  time.Duration
+	catalogErr error
 	// err is a login that failed otherwise than by refusal (the server down, a timeout).
 	err  error
 	done chan struct{}
-}
-
-// containedCheck is what the check made when the incident reported containment found.
-type containedCheck struct {
-	// reportedAt is when the incident's progress first said every secret was contained;
-	// 0 if it never did while the attack ran.
-	reportedAt time.Duration
-	// tried passwords were not refused yet then; the check saw refused of them refused,
-	// and found refusedBefore of them refused by an attacker meanwhile; attempts is its
-	// logins.
-	tried, refused, refusedBefore, attempts int
-	// endedAt is when the check's last attempt ended.
-	endedAt time.Duration
-	// queryErr is the last poll's error reading the incident's progress (nil if it was
-	// read), and lastRead the last progress read.
-	lastRead workflows.IncidentProgress
-	queryErr error
 }
 
 // checkLeaked fails unless every password in creds logs in: an attack on passwords that
@@ -98,9 +77,9 @@ func checkLeaked(ctx context.Context, b *testing.B, env *testenv.Env, creds []le
 }
 
 // startAttack starts attackers goroutines that share the passwords in creds and try them
-// until each has been refused or ctx ends, and the check, which follows the incident
-// workflowID through c; times are counted from start.
-func startAttack(ctx context.Context, env *testenv.Env, c client.Client, workflowID string, creds []leaked, attackers int, start time.Time) *attack {
+// until each has been refused or ctx ends, and the catalog watch; times are counted from
+// start.
+func startAttack(ctx context.Context, env *testenv.Env, creds []leaked, attackers int, start time.Time) *attack {
 	a := &attack{start: start, creds: creds, refusedAt: make([]time.Duration, len(creds)), done: make(chan struct{})}
 	// Each attacker owns a share of the passwords, so every one is tried again as soon as
 	// its attacker has gone round the others.
@@ -119,7 +98,11 @@ func startAttack(ctx context.Context, env *testenv.Env, c client.Client, workflo
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.checkWhenContained(ctx, env, c, workflowID)
+		w := &catalogWatch{verdicts: map[verdictKey]bool{}}
+		at, err := w.refusedAt(ctx, env, creds, start)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.catalogAt, a.catalogErr = at, err
 	}()
 	go func() { wg.Wait(); close(a.done) }()
 	return a
@@ -130,7 +113,7 @@ func (a *attack) run(ctx context.Context, env *testenv.Env, left []int) {
 		roundStart := time.Now()
 		kept := left[:0]
 		for _, i := range left {
-			if o := a.try(ctx, env, i, false); o == outcomeAccepted || o == outcomeFailed {
+			if o := a.try(ctx, env, i); o == outcomeAccepted || o == outcomeFailed {
 				kept = append(kept, i)
 			}
 		}
@@ -147,30 +130,18 @@ type outcome int
 const (
 	outcomeAccepted outcome = iota // the login got in
 	outcomeRefused                 // the server refused the password
-	outcomeSkipped                 // not tried: seen refused before
 	outcomeFailed                  // failed otherwise (the server down, a timeout)
 )
 
-// try logs in once with password i, unless it was seen refused before, and records what
-// the server said; byCheck counts the attempt as the check's, not the attackers'.
-func (a *attack) try(ctx context.Context, env *testenv.Env, i int, byCheck bool) outcome {
-	a.mu.Lock()
-	refusedBefore := a.refusedAt[i] > 0
-	a.mu.Unlock()
-	if refusedBefore {
-		return outcomeSkipped // the check or another attempt saw it refused
-	}
+// try logs in once with password i and records what the server said.
+func (a *attack) try(ctx context.Context, env *testenv.Env, i int) outcome {
 	c := a.creds[i]
 	began := time.Since(a.start)
 	in, err := tryLogin(ctx, env, c.role, c.password)
 	at := time.Since(a.start)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if byCheck {
-		a.check.attempts++
-	} else {
-		a.attempts++
-	}
+	a.attempts++
 	switch {
 	case in || endedByServer(err):
 		// In, even if containment ended the session a moment later. A session ended while
@@ -182,6 +153,7 @@ func (a *attack) try(ctx context.Context, env *testenv.Env, i int, byCheck bool)
 		a.accepted++
 		a.lastAccepted = max(a.lastAccepted, at)
 		a.lastAcceptedBegan = max(a.lastAcceptedBegan, began)
+		a.acceptedBegan = append(a.acceptedBegan, began)
 		return outcomeAccepted
 	case refused(err):
 		if a.refusedAt[i] == 0 {
@@ -205,85 +177,6 @@ func (a *attack) allRefused() bool {
 		}
 	}
 	return true
-}
-
-// checkWhenContained reads the incident's progress every checkPoll until it says every
-// secret is contained (its containment phase is over), then tries every password not
-// refused yet once, checkParallel at a time. It gives up when ctx ends or the attackers
-// have seen every password refused.
-func (a *attack) checkWhenContained(ctx context.Context, env *testenv.Env, c client.Client, workflowID string) {
-	t := time.NewTicker(checkPoll)
-	defer t.Stop()
-	for contained := false; !contained; {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if a.allRefused() {
-			return // nothing left to check
-		}
-		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		p, err := incidentProgress(qctx, c, workflowID)
-		cancel()
-		a.mu.Lock()
-		a.check.queryErr = err // nil, or: not started yet, a query that timed out
-		if err == nil {
-			a.check.lastRead = p
-		}
-		a.mu.Unlock()
-		if err != nil {
-			continue
-		}
-		// Every secret counted contained, and the containment phase over.
-		contained = p.Total > 0 && p.Contained == p.Total &&
-			p.Phase != workflows.PhaseScope && p.Phase != workflows.PhasePause && p.Phase != workflows.PhaseContain
-	}
-	a.mu.Lock()
-	a.check.reportedAt = time.Since(a.start)
-	var left []int
-	for i, at := range a.refusedAt {
-		if at == 0 {
-			left = append(left, i)
-		}
-	}
-	a.check.tried = len(left)
-	a.mu.Unlock()
-
-	sem := make(chan struct{}, checkParallel)
-	var wg sync.WaitGroup
-	outcomes := make([]outcome, len(left))
-	for k, i := range left {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			outcomes[k] = a.try(ctx, env, i, true)
-		}()
-	}
-	wg.Wait()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.check.endedAt = time.Since(a.start)
-	for _, o := range outcomes {
-		switch o {
-		case outcomeRefused:
-			a.check.refused++
-		case outcomeSkipped:
-			a.check.refusedBefore++
-		}
-	}
-}
-
-// incidentProgress reads the incident's progress query.
-func incidentProgress(ctx context.Context, c client.Client, workflowID string) (workflows.IncidentProgress, error) {
-	var p workflows.IncidentProgress
-	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress)
-	if err == nil {
-		err = v.Get(&p)
-	}
-	return p, err
 }
 
 // wait waits until every password has been refused, or until timeout, and reports
@@ -367,4 +260,27 @@ func leakedOf(b *testing.B, env *testenv.Env, ids []secret.ID) []leaked {
 		}
 	}
 	return out
+}
+
+// acceptedAfterCatalog counts the logins that got in although they began after the
+// catalog watch read that none could: each would contradict it. Call it once the attack
+// is done.
+func (a *attack) acceptedAfterCatalog() int {
+	k := 0
+	for _, began := range a.acceptedBegan {
+		if a.catalogAt > 0 && began > a.catalogAt {
+			k++
+		}
+	}
+	return k
+}
+
+// refusedFrom is the moment from which every leaked password was refused, as well as the
+// benchmark can tell: the catalog watch's, when it read one and no later login
+// contradicted it, else the attackers' own bound. Call it once the attack is done.
+func (a *attack) refusedFrom() time.Duration {
+	if a.catalogAt > 0 && a.acceptedAfterCatalog() == 0 {
+		return a.catalogAt
+	}
+	return a.refusedBy
 }

@@ -58,19 +58,19 @@ func writeAttack(a *attack, passwords, secrets, attackers int, allRefused bool) 
 		fmt.Printf("NOT every leaked password was refused (first other error: %v)\n", a.err)
 		return
 	}
-	fmt.Printf("Last leaked login accepted %.2f s after the incident's start (the attempt began at %.2f s); every leaked password refused by %.2f s (a round of one attacker took at most %.2f s).\n",
+	fmt.Printf("Last leaked login accepted %.2f s after the incident's start (the attempt began at %.2f s); the attackers had seen every leaked password refused by %.2f s (a round of one attacker took at most %.2f s).\n",
 		a.lastAccepted.Seconds(), a.lastAcceptedBegan.Seconds(), a.refusedBy.Seconds(), a.round.Seconds())
-	if c := a.check; c.reportedAt > 0 {
-		fmt.Printf("The incident's progress (a query every %s, from this process) said every secret was contained at %.2f s; %d leaked passwords were not refused yet then, and a check tried each once more, %d at a time (%d logins): %d refused, %d seen refused by an attacker meanwhile; the check ended at %.2f s.\n",
-			checkPoll, c.reportedAt.Seconds(), c.tried, checkParallel, c.attempts, c.refused, c.refusedBefore, c.endedAt.Seconds())
-	} else {
-		last := fmt.Sprintf("phase %q, %d of %d secrets contained", c.lastRead.Phase, c.lastRead.Contained, c.lastRead.Total)
-		if c.queryErr != nil {
-			last = c.queryErr.Error()
-		}
-		fmt.Printf("No check after containment: the attackers saw every password refused before the incident's progress said every secret was contained (the last poll: %s).\n", last)
+	switch {
+	case a.catalogAt == 0:
+		fmt.Printf("The catalog watch never read every leaked password refused (%v): the bound is the attackers' own.\n", a.catalogErr)
+	case a.acceptedAfterCatalog() > 0:
+		fmt.Printf("CONTRADICTION: the catalog watch read every leaked password refused at %.2f s, yet %d logins that began later got in: the bound is the attackers' own.\n",
+			a.catalogAt.Seconds(), a.acceptedAfterCatalog())
+	default:
+		fmt.Printf("The catalog (pg_authid, read every %s as the superuser) first showed that none of them could log in at %.2f s (NOLOGIN, no password, or a SCRAM verifier the password does not match); no login that began later got in.\n",
+			catalogPoll, a.catalogAt.Seconds())
 	}
-	fmt.Printf("So the last leaked password stopped working between %.2f s and %.2f s.\n", a.lastAcceptedBegan.Seconds(), a.refusedBy.Seconds())
+	fmt.Printf("So the last leaked password stopped working between %.2f s and %.2f s.\n", a.lastAcceptedBegan.Seconds(), a.refusedFrom().Seconds())
 }
 
 // writeBatches shows, for each run of the incident (1,000 secrets each), when its first
