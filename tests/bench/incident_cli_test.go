@@ -107,7 +107,9 @@ func BenchmarkIncidentCLI(b *testing.B) {
 		b.Errorf("%d leaked logins got in after the catalog showed every leaked password refused", k)
 	}
 	reportTargets(n, rep, start, att.refusedFrom())
-	fmt.Printf("worker memory target: VmHWM at most 120 MiB during the incident: %s (%.0f MiB)\n", verdict(float64(hwm)/1024 <= 120), float64(hwm)/1024)
+	if n <= 1000 { // the target is for an incident of 1,000 secrets
+		fmt.Printf("worker memory target: VmHWM at most 120 MiB during a 1,000-secret incident: %s (%.0f MiB)\n", verdict(float64(hwm)/1024 <= 120), float64(hwm)/1024)
+	}
 	b.ReportMetric(att.refusedFrom().Seconds(), "refused-s")
 	b.ReportMetric(wall.Seconds(), "cli-wall-s")
 	b.ReportMetric(float64(hwm)/1024, "worker-hwm-MiB")
