@@ -43,12 +43,7 @@ type verdictKey struct {
 // that none of creds could log in, and returns when that read ended (counted from start),
 // or an error.
 func (w *catalogWatch) refusedAt(ctx context.Context, env *testenv.Env, creds []leaked, start time.Time) (time.Duration, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", env.Cluster.Host, env.Cluster.Port, env.Cluster.SuperUser))
-	if err != nil {
-		return 0, err
-	}
-	cfg.Password = env.Cluster.SuperPassword.Reveal()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.Connect(ctx, env.Cluster.SuperDSN())
 	if err != nil {
 		return 0, fmt.Errorf("catalog watch: connect as the superuser: %w", err)
 	}

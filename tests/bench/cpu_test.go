@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -116,4 +117,11 @@ func (s cpuSample) busy() float64 { return s.machineBusy.Seconds() / max(s.total
 // own work costs a ratio to the floor here, whatever the engine does.
 func postgresBound(floor, run cpuSample) time.Duration {
 	return (floor.self + run.postgres) / time.Duration(runtime.NumCPU())
+}
+
+// writeCPU prints the CPU the floor's run and the run named run spent in this process,
+// and the CPU run spent in PostgreSQL, which the floor does not use.
+func writeCPU(run string, floor, cpu cpuSample) {
+	fmt.Printf("CPU: the floor used %.1f core-s in this process (machine busy %.0f%%); %s %.1f core-s in this process (%.2f times) and %.1f core-s in PostgreSQL\n",
+		floor.self.Seconds(), 100*floor.busy(), run, cpu.self.Seconds(), cpu.self.Seconds()/max(floor.self.Seconds(), 1e-9), cpu.postgres.Seconds())
 }

@@ -206,9 +206,7 @@ func BenchmarkIncident(b *testing.B) {
 		n, parallel, floor.Seconds(), rotated.Seconds(), rotated.Seconds()/floor.Seconds())
 	// Where the difference goes: the floor has no target to work on, so PostgreSQL's CPU
 	// (the rotations' ALTER ROLEs, each Test's fresh login, the attackers) is all extra.
-	fmt.Printf("CPU: the floor used %.1f core-s in this process (machine busy %.0f%%); the incident %.1f core-s in this process (%.2f times) and %.1f core-s in PostgreSQL\n",
-		floorCPU.self.Seconds(), 100*floorCPU.busy(),
-		cpu.self.Seconds(), cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), cpu.postgres.Seconds())
+	writeCPU("the incident", floorCPU, cpu)
 	// What the target's work alone costs the ratio on this machine.
 	bound := postgresBound(floorCPU, cpu).Seconds()
 	fmt.Printf("so even if the engine cost no more CPU than the floor, the floor's CPU plus PostgreSQL's (the attackers' logins in the first seconds included) on %d cores, all busy, take at least %.1f s: %.2f times the floor\n",

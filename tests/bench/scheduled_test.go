@@ -95,8 +95,7 @@ func BenchmarkScheduledSustained(b *testing.B) {
 	// The floor has no target: PostgreSQL's CPU (each rotation's ALTER ROLEs and Test's
 	// fresh login) is work the floor never does.
 	bound := postgresBound(floorCPU, cpu)
-	fmt.Printf("CPU: the floor used %.1f core-s in this process (machine busy %.0f%%); Keyturn %.1f core-s in this process (%.2f times) and %.1f core-s in PostgreSQL\n",
-		floorCPU.self.Seconds(), 100*floorCPU.busy(), cpu.self.Seconds(), cpu.self.Seconds()/max(floorCPU.self.Seconds(), 1e-9), cpu.postgres.Seconds())
+	writeCPU("Keyturn", floorCPU, cpu)
 	fmt.Printf("so even if the engine cost no more CPU than the floor, the floor's CPU plus PostgreSQL's on %d cores, all busy, take at least %.1f s for the %d rotations: at most %.2f times the floor's rate on this machine\n",
 		runtime.NumCPU(), bound.Seconds(), n, floorWall.Seconds()/bound.Seconds())
 	b.ReportMetric(floorWall.Seconds()/bound.Seconds(), "ratio-bound-by-postgres")
