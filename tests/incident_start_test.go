@@ -118,7 +118,7 @@ func TestIncidentPlannedByCLI(t *testing.T) {
 		t.Fatalf("%d incident workflows after dry runs and refused scopes, want none", n)
 	}
 
-	idRE := regexp.MustCompile(`incident (inc-\d{8}-\d{6}-[a-z0-9]{4}), mode`)
+	idRE := regexp.MustCompile(`incident (inc-\d{8}-\d{6}-[a-z2-9]{6}), mode`)
 	seen := map[string]bool{}
 	for range 3 {
 		code, out := keyturn(t, env, "incident", "start", "--select", "tag=demo", "--reason", "drill", "--dry-run")

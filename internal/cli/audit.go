@@ -157,7 +157,7 @@ func parseWhen(flag, v string, now time.Time) (time.Time, error) {
 // incident IDs, so a typo is told apart from an incident that does not exist.
 func validateIncidentID(id string) error {
 	if !workflows.ValidIncidentID(id) || yamlfields.Displayable(id, 100) != id {
-		return fmt.Errorf("incident ID %s is not one: incident IDs are 1 to 100 printable characters without spaces or slashes, e.g. inc-20261203-142501-ab12", yamlfields.Quote(id))
+		return fmt.Errorf("incident ID %s is not one: incident IDs are 1 to 100 printable characters without spaces or slashes, e.g. inc-20261203-142501-ab7kq4", yamlfields.Quote(id))
 	}
 	return nil
 }

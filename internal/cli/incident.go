@@ -63,7 +63,10 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 				return err
 			}
 			in.Selector = sel
-			if in.IncidentID == "" {
+			// A generated ID that happens to be taken is someone else's incident: it is
+			// reported, never followed, whatever --attach says.
+			generatedID := in.IncidentID == ""
+			if generatedID {
 				in.IncidentID = newIncidentID(time.Now())
 			}
 			if in.Operator == "" {
@@ -106,7 +109,7 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 			}
 			defer c.Close()
 			// Before asking anything: an ID in use is reported (or followed), never reused.
-			if run, err := existingIncident(ctx, c, in.IncidentID, attach, out); run != nil || err != nil {
+			if run, err := existingIncident(ctx, c, in.IncidentID, attach && !generatedID, out); run != nil || err != nil {
 				if err != nil {
 					return err
 				}
@@ -124,7 +127,7 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if errors.As(err, &started) {
 				// Taken between the check and the start.
-				if run, err := existingIncident(ctx, c, in.IncidentID, attach, out); run != nil || err != nil {
+				if run, err := existingIncident(ctx, c, in.IncidentID, attach && !generatedID, out); run != nil || err != nil {
 					if err != nil {
 						return err
 					}
@@ -154,10 +157,12 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 }
 
 // newIncidentID is a default incident ID: the UTC time, readable in lists, and a random
-// suffix so two incidents started in the same second get different IDs.
+// suffix of 30 bits so that incidents started in the same second almost never share an
+// ID (two in a billion for a pair); the check before the start catches the rest.
 func newIncidentID(now time.Time) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 4)
+	// 32 letters and digits, so a byte modulo 32 picks each with the same chance.
+	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+	b := make([]byte, 6)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	for i := range b {
 		b[i] = alphabet[int(b[i])%len(alphabet)]

@@ -11,15 +11,17 @@ import (
 	"github.com/keyturn/keyturn/workflows"
 )
 
-// TestNewIncidentIDNeverRepeatsInOneSecond: default IDs made in the same second differ.
-func TestNewIncidentIDNeverRepeatsInOneSecond(t *testing.T) {
+// TestNewIncidentIDsDifferInOneSecond: default IDs made in the same second differ. The
+// suffix is 30 random bits, so 200 IDs share one with a chance of about 2 in 100,000
+// (a 4-character suffix made this test fail about once in 80 runs).
+func TestNewIncidentIDsDifferInOneSecond(t *testing.T) {
 	now := time.Date(2026, 12, 3, 14, 25, 1, 0, time.UTC)
-	re := regexp.MustCompile(`^inc-20261203-142501-[a-z0-9]{4}$`)
+	re := regexp.MustCompile(`^inc-20261203-142501-[a-km-np-z2-9]{6}$`)
 	seen := map[string]bool{}
 	for range 200 {
 		id := newIncidentID(now)
 		if !re.MatchString(id) {
-			t.Fatalf("default ID %q, want inc-20261203-142501-xxxx", id)
+			t.Fatalf("default ID %q, want inc-20261203-142501- and six of a-z, 2-9 without l and o", id)
 		}
 		if seen[id] {
 			t.Fatalf("default ID %q made twice in one second", id)
