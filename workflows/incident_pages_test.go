@@ -296,8 +296,9 @@ func TestIncidentSchedulesListsAreCut(t *testing.T) {
 }
 
 // TestIncidentPagesAbortRecordsWhatItPaused: an incident in contain mode whose second
-// page cannot be read still waits for the first page's pause, so its report names the
-// schedules paused (and the command to resume them) and what was contained.
+// page cannot be read still pauses the schedules of the first page, which it contained,
+// and waits for that pause, so its report names the schedules paused (and the command to
+// resume them) and what was contained.
 func TestIncidentPagesAbortRecordsWhatItPaused(t *testing.T) {
 	defer workflows.SetPageSize(2)()
 	env, ia := incidentEnv(t)
