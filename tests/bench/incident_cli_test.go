@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -74,8 +75,16 @@ func BenchmarkIncidentCLI(b *testing.B) {
 	attackCtx, stopAttack := context.WithCancel(ctx)
 	defer stopAttack()
 	att := startAttack(attackCtx, env, creds, attackers, start)
-	out, err := cmd.CombinedOutput()
+	cli := &cliLines{start: start}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	read := make(chan struct{})
+	go func() { cli.read(pr); close(read) }()
+	err := cmd.Run()
 	wall := time.Since(start)
+	_ = pw.Close()
+	<-read
+	out := cli.String()
 	b.StopTimer()
 	allRefused := att.wait(30 * time.Second)
 	stopAttack()
@@ -98,7 +107,9 @@ func BenchmarkIncidentCLI(b *testing.B) {
 	fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.1f\t\n", n, wall.Seconds(), float64(rep.AllContainedMs)/1000,
 		float64(rep.AllRotatedMs)/1000, float64(rss)/1024, float64(hwm)/1024, float64(anon)/1024, cpu.Seconds())
 	_ = w.Flush()
+	writeCLIStart(cli, id, rep.StartedAt.Sub(start))
 	writeTimeline(b, env.Client, "The incident's containment", workflows.IncidentWorkflowID(id), rep.StartedAt)
+	writeBatchPhases(worker.out.String())
 	writeAttack(att, len(creds), attacked, attackers, allRefused)
 	if !allRefused {
 		b.Errorf("not every leaked password was refused 30 s after the incident ended (%v)", att.err)
