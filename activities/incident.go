@@ -7,7 +7,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
@@ -326,10 +328,15 @@ func logUnrecorded(ctx context.Context, r audit.Record, err error) {
 type StopRotationsInput struct {
 	IDs    []secret.ID `json:"ids"`
 	Reason string      `json:"reason"`
+	// RanSince, when set, also finds the secrets whose rotation started at or after it
+	// and has ended: its rollback may have re-applied a credential the incident had
+	// revoked meanwhile. They are returned with the stopped ones.
+	RanSince time.Time `json:"ranSince,omitzero"`
 }
 
 // StopRotations terminates every running rotation of the secrets, found with one
-// visibility query, and returns the secrets whose rotation it stopped. It runs before an
+// visibility query, and returns the secrets whose rotation it stopped (and, with
+// RanSince, those whose rotation ran since then and has ended). It runs before an
 // incident's batch containment, so no rotation in flight can re-apply a credential the
 // containment just revoked (its rollback would). A rotation the query misses is stopped
 // when the incident's own rotation of that secret finds the workflow ID taken.
@@ -339,25 +346,33 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 	for _, id := range in.IDs {
 		wanted[RotationWorkflowID(id)] = id
 	}
+	query := "WorkflowType = '" + RotateWorkflowType + "' AND ExecutionStatus = 'Running'"
+	if !in.RanSince.IsZero() {
+		query = "WorkflowType = '" + RotateWorkflowType + "' AND (ExecutionStatus = 'Running' OR StartTime >= '" + in.RanSince.UTC().Format(time.RFC3339Nano) + "')"
+	}
 	var stopped []secret.ID
+	seen := map[secret.ID]bool{} // a secret's earlier runs are listed too
 	var token []byte
 	for {
-		resp, err := a.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: "WorkflowType = '" + RotateWorkflowType + "' AND ExecutionStatus = 'Running'", NextPageToken: token, PageSize: 1000,
-		})
+		resp, err := a.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 1000})
 		if err != nil {
 			return nil, fmt.Errorf("list running rotations: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
 			id, ok := wanted[e.GetExecution().GetWorkflowId()]
-			if !ok {
+			if !ok || seen[id] {
 				continue
 			}
-			ran, err := a.terminate(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason})
-			if err != nil {
-				return nil, err
+			ran := true // an ended one found through RanSince
+			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				if ran, err = a.terminate(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason}); err != nil {
+					return nil, err
+				}
+				// Ended between the list and the stop: it ran all the same.
+				ran = ran || (!in.RanSince.IsZero() && !e.GetStartTime().AsTime().Before(in.RanSince))
 			}
 			if ran {
+				seen[id] = true
 				stopped = append(stopped, id)
 			}
 		}

@@ -319,8 +319,14 @@ func (r *incidentRun) pauseFailed() string {
 
 // stopRotationsOf terminates the rotations in flight of ids and returns their secrets.
 func (r *incidentRun) stopRotationsOf(ctx, actx workflow.Context, ids []secret.ID) ([]secret.ID, error) {
+	return r.stopRotationsSince(ctx, actx, ids, time.Time{})
+}
+
+// stopRotationsSince is stopRotationsOf that, with a non-zero since, also returns the
+// secrets whose rotation started since then and has ended.
+func (r *incidentRun) stopRotationsSince(ctx, actx workflow.Context, ids []secret.ID, since time.Time) ([]secret.ID, error) {
 	var stopped []secret.ID
-	stop := activities.StopRotationsInput{IDs: ids, Reason: "superseded by incident " + r.in.IncidentID}
+	stop := activities.StopRotationsInput{IDs: ids, Reason: "superseded by incident " + r.in.IncidentID, RanSince: since}
 	err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped)
 	return stopped, err
 }

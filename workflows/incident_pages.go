@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -29,6 +30,11 @@ const changeScopePages = "scope-pages"
 // own rotations contain them. Incidents that began before this change pause beside the
 // containment, so their histories replay.
 const changePauseAfterContain = "pause-after-contain"
+
+// ranSinceMargin: after the pauses, rotations that started up to this long before the
+// incident are looked for too, since the first stop's visibility query may have missed
+// one that had just begun.
+const ranSinceMargin = time.Minute
 
 // pageSize is how many secrets one page holds: one ScopePage result, one IncidentPage
 // child's input and result, and that child's children (far below Temporal's 2,000
@@ -108,15 +114,17 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 		after   secret.ID
 		// pauseAfter: the schedules are paused once the scope is contained.
 		pauseAfter bool
+		// sent counts the pages whose secrets went to the batches.
+		sent int
 	)
 	batches := newBatchPipeline(ctx, r)
 	// fail ends phase one early: the batches started are waited for, and the schedules
-	// of the pages read are paused (or their pauses already started waited for), so the
-	// report says what was contained and paused.
+	// of the pages sent to them are paused (or their pauses already started waited for),
+	// so the report says what was contained and paused.
 	fail := func(what string, err error) ([]scopePage, string, error) {
 		batches.drain()
 		if pauseAfter {
-			pausing = r.pauseEach(ctx, pages)
+			pausing = r.pauseEach(ctx, pages[:sent])
 		}
 		for _, f := range pausing {
 			_ = f.Get(ctx, nil)
@@ -174,6 +182,7 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 				pausing = append(pausing, r.pauseSchedulesOf(ctx, pg.ids()))
 			}
 			batches.add(pg)
+			sent++
 		}
 		if !page.More {
 			break
@@ -227,21 +236,49 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 	if pauseErr != nil {
 		return nil, r.pauseFailed() + "; " + r.containedSoFar(), pauseErr
 	}
-	// A schedule may have started a rotation between a page's stop and its pause: it is
-	// stopped too, and its secret's own rotation contains it again.
+	// A schedule (or an operator) may have started a rotation between a page's stop and
+	// its pause. A running one is stopped. Since changePauseAfterContain one that has
+	// ended is found too (started since a minute before the incident: the first stop's
+	// query may have missed one that began just before), since its rollback may have
+	// re-applied a credential the containment revoked; those secrets are contained again
+	// at once. Before that change their own rotations contained them again.
+	var ranSince time.Time
+	if pauseAfter {
+		ranSince = r.report.StartedAt.Add(-ranSinceMargin)
+	}
+	var again scopePage
+	var from []*PageSecret // where each secret of again is in its page
 	for k := range pages {
-		again, err := r.stopRotationsOf(ctx, actx, pages[k].ids())
+		ran, err := r.stopRotationsSince(ctx, actx, pages[k].ids(), ranSince)
 		if err != nil {
 			return nil, "stop rotations started while the schedules were being paused; " + r.containedSoFar(), err
 		}
-		if len(again) == 0 {
+		if len(ran) == 0 {
 			continue
 		}
-		markStopped(&pages[k], again)
+		markStopped(&pages[k], ran)
 		for i := range pages[k].secrets {
-			if slices.Contains(again, pages[k].secrets[i].ID) && pages[k].secrets[i].ContainedMs > 0 {
-				pages[k].secrets[i].ContainedMs = 0
-				r.report.Contained--
+			ps := &pages[k].secrets[i]
+			if !slices.Contains(ran, ps.ID) || ps.ContainedMs == 0 {
+				continue
+			}
+			ps.ContainedMs = 0
+			r.report.Contained--
+			if pauseAfter {
+				again.secrets = append(again.secrets, PageSecret{ID: ps.ID, Kind: ps.Kind})
+				from = append(from, ps)
+			}
+		}
+	}
+	if len(again.secrets) > 0 {
+		batches.add(&again)
+		batches.drain()
+		for i, s := range again.secrets {
+			from[i].ContainedMs = s.ContainedMs // 0 when it failed: its own rotation contains it
+			for _, line := range s.Ended {
+				if !slices.Contains(from[i].Ended, line) {
+					from[i].Ended = append(from[i].Ended, line)
+				}
 			}
 		}
 	}

@@ -28,11 +28,12 @@ func pagedScope(n int) []activities.SecretInfo {
 }
 
 // TestIncidentPagesContainAllBeforeRotatingAny: a scope of 5 in pages of 2 is read in
-// three pages, every page is contained (stop, pause, batch) before the first rotation
-// starts, each page is rotated by its own IncidentPage child, and the report counts and
-// lists every secret once. One secret the batch could not contain is contained by its
-// rotation; a rotation a schedule started while pausing is stopped and not counted as
-// contained by the batch.
+// three pages, every page is contained (stop, batch) and then paused before the first
+// rotation starts, each page is rotated by its own IncidentPage child, and the report
+// counts and lists every secret once. One secret the batch could not contain is
+// contained by its rotation; a secret whose rotation a schedule started meanwhile (found
+// by the second stop, which also asks for rotations that ran since a minute before the
+// incident) is contained again by a batch of its own before any rotation.
 func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	defer workflows.SetPageSize(2)()
 	env, ia := incidentEnv(t)
@@ -50,6 +51,12 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.StopRotationsInput) ([]secret.ID, error) {
 			stops++
+			if stops <= 3 && !in.RanSince.IsZero() {
+				t.Errorf("the first stop asked for rotations that ran since %s", in.RanSince)
+			}
+			if stops > 3 && !in.RanSince.Equal(start.Add(-time.Minute)) {
+				t.Errorf("the second stop asked for rotations that ran since %s, want a minute before the start", in.RanSince)
+			}
 			if stops > 3 && slices.Contains(in.IDs, "p/03") { // the second round: a schedule started one
 				return []secret.ID{"p/03"}, nil
 			}
@@ -73,8 +80,8 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	var alreadyContained []secret.ID
 	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
 		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
-			if contained != 4 {
-				t.Errorf("%s rotated after %d of 4 batch containments", in.SecretID, contained)
+			if contained != 5 {
+				t.Errorf("%s rotated after %d of 5 batch containments (p/03 twice)", in.SecretID, contained)
 			}
 			rotated = append(rotated, in.SecretID)
 			if in.AlreadyContained {
@@ -108,8 +115,8 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 		t.Fatalf("rotated %v", rotated)
 	}
 	slices.Sort(alreadyContained)
-	if !slices.Equal(alreadyContained, []secret.ID{"p/00", "p/02", "p/04"}) {
-		t.Fatalf("rotations told the batch contained them: %v (p/01 failed in the batch, p/03's schedule started a rotation)", alreadyContained)
+	if !slices.Equal(alreadyContained, []secret.ID{"p/00", "p/02", "p/03", "p/04"}) {
+		t.Fatalf("rotations told the batch contained them: %v (p/01 failed in the batch, p/03 was contained again)", alreadyContained)
 	}
 	if rep.Total != 5 || rep.Done != 5 || rep.Contained != 5 || rep.Rotated != 5 || rep.Failed != 0 || rep.Unlisted != 0 || len(rep.Secrets) != 5 {
 		t.Fatalf("report %+v", rep.IncidentProgress)
@@ -122,7 +129,7 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 			t.Fatalf("secret %d of the report: %+v", i, s)
 		}
 	}
-	if !rep.Secrets[3].Superseded || rep.Secrets[3].Batch || !rep.Secrets[0].Batch {
+	if !rep.Secrets[3].Superseded || !rep.Secrets[3].Batch || !rep.Secrets[0].Batch { // p/03: stopped, then contained by its second batch
 		t.Fatalf("p/03 %+v, p/00 %+v", rep.Secrets[3], rep.Secrets[0])
 	}
 	if len(rep.Schedules.Paused) != 3 || len(rep.ScopeDiff.Unmatched) != 1 || rep.ScopeDiff.Unmatched[0] != "p/99" {

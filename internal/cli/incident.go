@@ -42,7 +42,7 @@ func newIncidentStartCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "start --select SELECTOR --mode contain|rotate --reason TEXT",
-		Short: "Start an incident: pause schedules, stop rotations in flight, contain or rotate each secret in scope",
+		Short: "Start an incident: contain or rotate every secret in scope, its rotations in flight stopped and its schedules paused",
 		Long: "SELECTOR is a comma-separated list of id=<secret-id>, tag=<tag>, kind=<kind> and prefix=<id-prefix>;\n" +
 			"a secret is in scope when it matches every criterion (any of the ids). --select may repeat.\n\n" +
 			"contain: revoke every existing credential at once (database sessions ended), then issue, test and\n" +
