@@ -328,15 +328,15 @@ func logUnrecorded(ctx context.Context, r audit.Record, err error) {
 type StopRotationsInput struct {
 	IDs    []secret.ID `json:"ids"`
 	Reason string      `json:"reason"`
-	// RanSince, when set, also finds the secrets whose rotation started at or after it
-	// and has ended: its rollback may have re-applied a credential the incident had
-	// revoked meanwhile. They are returned with the stopped ones.
-	RanSince time.Time `json:"ranSince,omitzero"`
+	// EndedSince, when set, also finds the secrets whose rotation ended at or after it:
+	// one that ran while the incident revoked may have re-applied a revoked credential
+	// (a failed rotation's rollback does). They are returned with the stopped ones.
+	EndedSince time.Time `json:"endedSince,omitzero"`
 }
 
 // StopRotations terminates every running rotation of the secrets, found with one
 // visibility query, and returns the secrets whose rotation it stopped (and, with
-// RanSince, those whose rotation ran since then and has ended). It runs before an
+// EndedSince, those whose rotation ended since then). It runs before an
 // incident's batch containment, so no rotation in flight can re-apply a credential the
 // containment just revoked (its rollback would). A rotation the query misses is stopped
 // when the incident's own rotation of that secret finds the workflow ID taken.
@@ -347,8 +347,8 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 		wanted[RotationWorkflowID(id)] = id
 	}
 	query := "WorkflowType = '" + RotateWorkflowType + "' AND ExecutionStatus = 'Running'"
-	if !in.RanSince.IsZero() {
-		query = "WorkflowType = '" + RotateWorkflowType + "' AND (ExecutionStatus = 'Running' OR StartTime >= '" + in.RanSince.UTC().Format(time.RFC3339Nano) + "')"
+	if !in.EndedSince.IsZero() {
+		query = "WorkflowType = '" + RotateWorkflowType + "' AND (ExecutionStatus = 'Running' OR CloseTime >= '" + in.EndedSince.UTC().Format(time.RFC3339Nano) + "')"
 	}
 	var stopped []secret.ID
 	seen := map[secret.ID]bool{} // a secret's earlier runs are listed too
@@ -363,13 +363,13 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 			if !ok || seen[id] {
 				continue
 			}
-			ran := true // an ended one found through RanSince
+			ran := true // an ended one found through EndedSince
 			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				if ran, err = a.terminate(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason}); err != nil {
 					return nil, err
 				}
-				// Ended between the list and the stop: it ran all the same.
-				ran = ran || (!in.RanSince.IsZero() && !e.GetStartTime().AsTime().Before(in.RanSince))
+				// Ended between the list and the stop: after EndedSince, so it counts.
+				ran = ran || !in.EndedSince.IsZero()
 			}
 			if ran {
 				seen[id] = true

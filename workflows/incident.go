@@ -323,10 +323,10 @@ func (r *incidentRun) stopRotationsOf(ctx, actx workflow.Context, ids []secret.I
 }
 
 // stopRotationsSince is stopRotationsOf that, with a non-zero since, also returns the
-// secrets whose rotation started since then and has ended.
+// secrets whose rotation ended since then.
 func (r *incidentRun) stopRotationsSince(ctx, actx workflow.Context, ids []secret.ID, since time.Time) ([]secret.ID, error) {
 	var stopped []secret.ID
-	stop := activities.StopRotationsInput{IDs: ids, Reason: "superseded by incident " + r.in.IncidentID, RanSince: since}
+	stop := activities.StopRotationsInput{IDs: ids, Reason: "superseded by incident " + r.in.IncidentID, EndedSince: since}
 	err := workflow.ExecuteActivity(actx, incidentActs.StopRotations, stop).Get(ctx, &stopped)
 	return stopped, err
 }

@@ -31,11 +31,6 @@ const changeScopePages = "scope-pages"
 // containment, so their histories replay.
 const changePauseAfterContain = "pause-after-contain"
 
-// ranSinceMargin: after the pauses, rotations that started up to this long before the
-// incident are looked for too, since the first stop's visibility query may have missed
-// one that had just begun.
-const ranSinceMargin = time.Minute
-
 // pageSize is how many secrets one page holds: one ScopePage result, one IncidentPage
 // child's input and result, and that child's children (far below Temporal's 2,000
 // pending children per workflow). A variable so tests can page small scopes.
@@ -237,19 +232,19 @@ func (r *incidentRun) readAndContain(ctx, actx workflow.Context) ([]scopePage, s
 		return nil, r.pauseFailed() + "; " + r.containedSoFar(), pauseErr
 	}
 	// A schedule (or an operator) may have started a rotation between a page's stop and
-	// its pause. A running one is stopped. Since changePauseAfterContain one that has
-	// ended is found too (started since a minute before the incident: the first stop's
-	// query may have missed one that began just before), since its rollback may have
-	// re-applied a credential the containment revoked; those secrets are contained again
-	// at once. Before that change their own rotations contained them again.
-	var ranSince time.Time
+	// its pause. A running one is stopped. Since changePauseAfterContain one that ended
+	// after the incident began is found too (the first stop's visibility query may also
+	// have missed one that had just begun), since its rollback may have re-applied a
+	// credential the containment revoked; those secrets are contained again at once.
+	// Before that change their own rotations contained them again.
+	var endedSince time.Time
 	if pauseAfter {
-		ranSince = r.report.StartedAt.Add(-ranSinceMargin)
+		endedSince = r.report.StartedAt
 	}
 	var again scopePage
 	var from []*PageSecret // where each secret of again is in its page
 	for k := range pages {
-		ran, err := r.stopRotationsSince(ctx, actx, pages[k].ids(), ranSince)
+		ran, err := r.stopRotationsSince(ctx, actx, pages[k].ids(), endedSince)
 		if err != nil {
 			return nil, "stop rotations started while the schedules were being paused; " + r.containedSoFar(), err
 		}

@@ -32,8 +32,8 @@ func pagedScope(n int) []activities.SecretInfo {
 // rotation starts, each page is rotated by its own IncidentPage child, and the report
 // counts and lists every secret once. One secret the batch could not contain is
 // contained by its rotation; a secret whose rotation a schedule started meanwhile (found
-// by the second stop, which also asks for rotations that ran since a minute before the
-// incident) is contained again by a batch of its own before any rotation.
+// by the second stop, which also asks for rotations that ended since the incident
+// began) is contained again by a batch of its own before any rotation.
 func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	defer workflows.SetPageSize(2)()
 	env, ia := incidentEnv(t)
@@ -51,11 +51,11 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.StopRotationsInput) ([]secret.ID, error) {
 			stops++
-			if stops <= 3 && !in.RanSince.IsZero() {
-				t.Errorf("the first stop asked for rotations that ran since %s", in.RanSince)
+			if stops <= 3 && !in.EndedSince.IsZero() {
+				t.Errorf("the first stop asked for rotations that ended since %s", in.EndedSince)
 			}
-			if stops > 3 && !in.RanSince.Equal(start.Add(-time.Minute)) {
-				t.Errorf("the second stop asked for rotations that ran since %s, want a minute before the start", in.RanSince)
+			if stops > 3 && !in.EndedSince.Equal(start) {
+				t.Errorf("the second stop asked for rotations that ended since %s, want the incident's start", in.EndedSince)
 			}
 			if stops > 3 && slices.Contains(in.IDs, "p/03") { // the second round: a schedule started one
 				return []secret.ID{"p/03"}, nil

@@ -11,13 +11,12 @@ import (
 	"github.com/keyturn/keyturn/secret"
 )
 
-// TestStopRotationsFindsOneThatRanSince: after an incident's schedules are paused, its
-// second stop also asks for rotations that started since (a minute before) the incident
-// and have ended, whose rollback may have re-applied a credential the containment had
-// revoked. On the real server's visibility store: a rotation that ran and ended after
-// RanSince is returned, one that ended before it is not, and without RanSince only
-// running rotations count.
-func TestStopRotationsFindsOneThatRanSince(t *testing.T) {
+// TestStopRotationsFindsOneThatEndedSince: after an incident's schedules are paused, its
+// second stop also asks for rotations that ended since the incident began, whose
+// rollback may have re-applied a credential the containment had revoked. On the real
+// server's visibility store: a rotation that ended after EndedSince is returned, one
+// that ended before it is not, and without EndedSince only running rotations count.
+func TestStopRotationsFindsOneThatEndedSince(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	ctx := context.Background()
 	const id = secret.ID("e2e/app")
@@ -33,7 +32,7 @@ func TestStopRotationsFindsOneThatRanSince(t *testing.T) {
 		since time.Time
 		want  []secret.ID
 	}{
-		{"since before it started", before, []secret.ID{id}},
+		{"since before it ended", before, []secret.ID{id}},
 		{"since after it ended", after, nil},
 		{"running ones only", time.Time{}, nil},
 	} {
@@ -42,7 +41,7 @@ func TestStopRotationsFindsOneThatRanSince(t *testing.T) {
 		// The visibility store is eventually consistent: the ended rotation may take a
 		// moment to be listed.
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			got, err = ia.StopRotations(ctx, activities.StopRotationsInput{IDs: ids, Reason: "test", RanSince: c.since})
+			got, err = ia.StopRotations(ctx, activities.StopRotationsInput{IDs: ids, Reason: "test", EndedSince: c.since})
 			if err != nil || slices.Equal(got, c.want) || time.Now().After(deadline) {
 				break
 			}
