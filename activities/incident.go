@@ -328,9 +328,10 @@ func logUnrecorded(ctx context.Context, r audit.Record, err error) {
 type StopRotationsInput struct {
 	IDs    []secret.ID `json:"ids"`
 	Reason string      `json:"reason"`
-	// EndedSince, when set, also finds the secrets whose rotation ended at or after it:
-	// one that ran while the incident revoked may have re-applied a revoked credential
-	// (a failed rotation's rollback does). They are returned with the stopped ones.
+	// EndedSince, when set, also finds the secrets whose rotation ended at or after it,
+	// other than by termination: one that ran while the incident revoked may have
+	// re-applied a revoked credential (a failed rotation's rollback does). They are
+	// returned with the stopped ones.
 	EndedSince time.Time `json:"endedSince,omitzero"`
 }
 
@@ -348,7 +349,10 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 	}
 	query := "WorkflowType = '" + RotateWorkflowType + "' AND ExecutionStatus = 'Running'"
 	if !in.EndedSince.IsZero() {
-		query = "WorkflowType = '" + RotateWorkflowType + "' AND (ExecutionStatus = 'Running' OR CloseTime >= '" + in.EndedSince.UTC().Format(time.RFC3339Nano) + "')"
+		// Not a terminated one: it ran no rollback (the first stop terminated those in
+		// flight before anything was revoked).
+		query = "WorkflowType = '" + RotateWorkflowType + "' AND (ExecutionStatus = 'Running' OR (CloseTime >= '" +
+			in.EndedSince.UTC().Format(time.RFC3339Nano) + "' AND ExecutionStatus != 'Terminated'))"
 	}
 	var stopped []secret.ID
 	seen := map[secret.ID]bool{} // a secret's earlier runs are listed too
@@ -360,18 +364,19 @@ func (a *IncidentActivities) StopRotations(ctx context.Context, in StopRotations
 		}
 		for _, e := range resp.GetExecutions() {
 			id, ok := wanted[e.GetExecution().GetWorkflowId()]
-			if !ok || seen[id] {
+			if !ok {
 				continue
 			}
 			ran := true // an ended one found through EndedSince
 			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				// Always stopped, whatever of the secret was listed before.
 				if ran, err = a.terminate(ctx, StopInput{WorkflowID: e.GetExecution().GetWorkflowId(), Reason: in.Reason}); err != nil {
 					return nil, err
 				}
 				// Ended between the list and the stop: after EndedSince, so it counts.
 				ran = ran || !in.EndedSince.IsZero()
 			}
-			if ran {
+			if ran && !seen[id] {
 				seen[id] = true
 				stopped = append(stopped, id)
 			}

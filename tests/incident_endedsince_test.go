@@ -6,16 +6,21 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/keyturn/keyturn/activities"
 	"github.com/keyturn/keyturn/internal/harness/testenv"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/workflows"
 )
 
 // TestStopRotationsFindsOneThatEndedSince: after an incident's schedules are paused, its
 // second stop also asks for rotations that ended since the incident began, whose
 // rollback may have re-applied a credential the containment had revoked. On the real
 // server's visibility store: a rotation that ended after EndedSince is returned, one
-// that ended before it is not, and without EndedSince only running rotations count.
+// that ended before it is not, and without EndedSince only running rotations count. A
+// running one is stopped and returned; once stopped (terminated, so it ran no rollback)
+// it is not returned again.
 func TestStopRotationsFindsOneThatEndedSince(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	ctx := context.Background()
@@ -50,4 +55,27 @@ func TestStopRotationsFindsOneThatEndedSince(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
 		}
 	}
+
+	// A rotation that no worker picks up stays running until it is stopped.
+	const stuck = secret.ID("e2e/stuck")
+	if _, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RotateWorkflowID(stuck), TaskQueue: "no-worker"},
+		workflows.RotateWorkflowName, workflows.RotateInput{SecretID: stuck}); err != nil {
+		t.Fatal(err)
+	}
+	stopOnce := func(want []secret.ID) {
+		t.Helper()
+		var got []secret.ID
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			got, err = ia.StopRotations(ctx, activities.StopRotationsInput{IDs: []secret.ID{stuck}, Reason: "test", EndedSince: before})
+			if err != nil || slices.Equal(got, want) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("stop %s: %v, %v; want %v", stuck, got, err, want)
+		}
+	}
+	stopOnce([]secret.ID{stuck})
+	stopOnce(nil)
 }

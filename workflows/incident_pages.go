@@ -26,9 +26,10 @@ const changeScopePages = "scope-pages"
 // schedules (two calls to the server per secret, whether they exist or not): at 10,000
 // secrets that is 20,000 calls, which took a third of the machine's CPU while the
 // credentials were being revoked. A schedule that starts a rotation before its pause is
-// caught as before: the rotations are stopped again after the pauses, and those secrets'
-// own rotations contain them. Incidents that began before this change pause beside the
-// containment, so their histories replay.
+// caught after the pauses: running rotations are stopped again, ended ones are found
+// too, and those secrets are contained again at once. Incidents that began before this
+// change pause beside the containment, and leave such secrets to their own rotations,
+// so their histories replay.
 const changePauseAfterContain = "pause-after-contain"
 
 // pageSize is how many secrets one page holds: one ScopePage result, one IncidentPage
