@@ -31,30 +31,26 @@ func TestStopRotationsFindsOneThatEndedSince(t *testing.T) {
 	}
 	after := time.Now().Add(time.Second)
 	ia := activities.NewIncidentActivities(env.Client, nil, nil, nil)
-	ids := []secret.ID{id, "e2e/other"}
-	for _, c := range []struct {
-		name  string
-		since time.Time
-		want  []secret.ID
-	}{
-		{"since before it ended", before, []secret.ID{id}},
-		{"since after it ended", after, nil},
-		{"running ones only", time.Time{}, nil},
-	} {
+	// stop asks until it gets want or 10 s have passed: the visibility store is
+	// eventually consistent, so an ended or stopped rotation may take a moment to show.
+	stop := func(what string, ids []secret.ID, since time.Time, want []secret.ID) {
+		t.Helper()
 		var got []secret.ID
 		var err error
-		// The visibility store is eventually consistent: the ended rotation may take a
-		// moment to be listed.
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			got, err = ia.StopRotations(ctx, activities.StopRotationsInput{IDs: ids, Reason: "test", EndedSince: c.since})
-			if err != nil || slices.Equal(got, c.want) || time.Now().After(deadline) {
+			got, err = ia.StopRotations(ctx, activities.StopRotationsInput{IDs: ids, Reason: "test", EndedSince: since})
+			if err != nil || slices.Equal(got, want) || time.Now().After(deadline) {
 				break
 			}
 		}
-		if err != nil || !slices.Equal(got, c.want) {
-			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: %v, %v; want %v", what, got, err, want)
 		}
 	}
+	ids := []secret.ID{id, "e2e/other"}
+	stop("ended since before it ended", ids, before, []secret.ID{id})
+	stop("ended since after it ended", ids, after, nil)
+	stop("running ones only", ids, time.Time{}, nil)
 
 	// A rotation that no worker picks up stays running until it is stopped.
 	const stuck = secret.ID("e2e/stuck")
@@ -62,20 +58,6 @@ func TestStopRotationsFindsOneThatEndedSince(t *testing.T) {
 		workflows.RotateWorkflowName, workflows.RotateInput{SecretID: stuck}); err != nil {
 		t.Fatal(err)
 	}
-	stopOnce := func(want []secret.ID) {
-		t.Helper()
-		var got []secret.ID
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			got, err = ia.StopRotations(ctx, activities.StopRotationsInput{IDs: []secret.ID{stuck}, Reason: "test", EndedSince: before})
-			if err != nil || slices.Equal(got, want) || time.Now().After(deadline) {
-				break
-			}
-		}
-		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("stop %s: %v, %v; want %v", stuck, got, err, want)
-		}
-	}
-	stopOnce([]secret.ID{stuck})
-	stopOnce(nil)
+	stop("a running one", []secret.ID{stuck}, before, []secret.ID{stuck})
+	stop("the same, terminated", []secret.ID{stuck}, before, nil)
 }
