@@ -48,9 +48,10 @@ var (
 // the secret's workflow ID (a manual `keyturn rotate` in a loop) before it reports failure.
 const maxStartAttempts = 3
 
-// Incident is the incident playbook: resolve the scope, pause its schedules, then for each
-// secret stop any rotation in flight and either contain (revoke everything, then issue a
-// new credential) or rotate with no grace. Each secret's work is a Rotate workflow with
+// Incident is the incident playbook: resolve the scope, stop the rotations in flight and
+// pause its schedules (in contain mode, after the whole scope is contained), then for
+// each secret either contain (revoke everything, then issue a new credential) or rotate
+// with no grace. Each secret's rotation is a Rotate workflow with
 // ID rotate/<secret-id>, so nothing else can rotate it meanwhile, carrying the search
 // attribute KeyturnIncidentID. The inventory's webhooks are told when it has started,
 // when its scope is contained and when it has finished (incident_notify.go).

@@ -355,9 +355,9 @@ func planOf(scope []activities.SecretInfo, mode string) []PlannedSecret {
 func plannedSteps(mode string) []string {
 	if mode == ModeContain {
 		return []string{
-			"pause its schedules (one paused for another reason stays as it is)",
 			"stop a rotation in flight (terminated, so its rollback cannot bring a credential back)",
 			"revoke every existing version on the target at once and end their sessions",
+			"pause its schedules (one paused for another reason stays as it is), then revoke again if a rotation ran meanwhile",
 			"create, test and promote a new version",
 		}
 	}
