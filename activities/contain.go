@@ -60,11 +60,7 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 	// Every start is recorded before anything changes, all at once: the trail commits the
 	// records waiting together with one sync, so a batch waits for a sync or two, not one
 	// per round of parallel secrets (on a busy disk that was most of a batch's time).
-	eachParallel(len(items), len(items), func(i int) {
-		if items[i].resolved {
-			a.containRecord(ctx, items[i].binding, stepRef{secretID: items[i].id, cause: in.Cause}, audit.EventStepStarted, nil)
-		}
-	})
+	eachParallel(len(items), len(items), func(i int) { a.recordStarted(ctx, &items[i], in.Cause) })
 	prepared := time.Now()
 
 	// Revoke: one call per group of secrets on one target, one per other secret.
@@ -184,6 +180,14 @@ func finishContain(ctx context.Context, it *containItem) ContainedSecret {
 	}
 	out.At, out.Ended = time.Now(), res.Ended
 	return out
+}
+
+// recordStarted records the start of the item's containment, for a secret that resolved
+// (one that did not has no chain to record in).
+func (a *Activities) recordStarted(ctx context.Context, it *containItem, cause *Cause) {
+	if it.resolved {
+		a.containRecord(ctx, it.binding, stepRef{secretID: it.id, cause: cause}, audit.EventStepStarted, nil)
+	}
 }
 
 // recordContained records how the item's containment ended: succeeded, or failed for a
