@@ -67,9 +67,11 @@ bench-incident:
 
 # The same incident as an operator runs it: `keyturn incident start` and one `keyturn
 # worker` process, with the attackers; the worker's memory and CPU. CLI_N roles.
+# CONTAIN_ONLY=1 stops once the scope is contained (the incident is terminated before its
+# rotations, most of a 10,000-role run): `make bench-incident-cli CLI_N=10000 CONTAIN_ONLY=1`.
 CLI_N ?= 1000
 bench-incident-cli:
-	KEYTURN_BENCH_CLI_N=$(CLI_N) \
+	KEYTURN_BENCH_CLI_N=$(CLI_N) KEYTURN_BENCH_CLI_CONTAIN_ONLY=$(CONTAIN_ONLY) \
 		$(GO) test -run '^$$' -bench '^BenchmarkIncidentCLI$$' -benchtime 1x -count 1 -timeout 60m $(BENCH_FLAGS) ./tests/bench/
 
 # Containment when a worker dies: two `keyturn worker` processes, a contain incident over
