@@ -263,8 +263,12 @@ func incidentStartOptions(id string) client.StartWorkflowOptions {
 	}
 }
 
-// printPlan shows what the incident will do, from the CLI's inventory.
-func printPlan(w io.Writer, in workflows.IncidentInput, plan []workflows.PlannedSecret) {
+// printPlan shows what the incident will do, from the CLI's inventory. It is written
+// through a buffer: the table writer writes each cell on its own, and a scope of 10,000
+// secrets made that 50,000 writes before the incident could start.
+func printPlan(out io.Writer, in workflows.IncidentInput, plan []workflows.PlannedSecret) {
+	w := bufio.NewWriter(out)
+	defer w.Flush()
 	fmt.Fprintf(w, "incident %s, mode %s, scope %s: %d secret(s)\n", in.IncidentID, in.Mode, in.Selector, len(plan))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tKIND\tSTORE\tTARGET")
