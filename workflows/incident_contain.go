@@ -21,8 +21,14 @@ const (
 // changeHedgedContain: a containment batch that runs much longer than the batches that
 // finished before it gets a second copy (a hedge), and the first copy to finish counts.
 // An incident asks at its first batch; one that had contained before this change replays
-// as it ran, waiting for every batch's own retries.
-const changeHedgedContain = "hedged-contain"
+// as it ran, waiting for every batch's own retries. Version hedgeAfterReady looks at
+// every batch the workflow task brought finished before it hedges any (version 1 handled
+// one finished batch at a time, so a task that came late hedged, and at once cancelled,
+// batches that had finished in it).
+const (
+	changeHedgedContain = "hedged-contain"
+	hedgeAfterReady     = 2
+)
 
 // A batch whose worker died is otherwise retried only once its heartbeat has timed out
 // (containHeartbeatTimeout, about three seconds with the server's timer): far longer than
@@ -68,8 +74,9 @@ type batchPipeline struct {
 	r       *incidentRun
 	running []*pendingBatch
 	// versioned: the run has asked whether it hedges (asked at its first batch, so an
-	// incident that contains nothing asks nothing).
-	versioned, hedged bool
+	// incident that contains nothing asks nothing), and whether it reaps the batches
+	// finished before it hedges.
+	versioned, hedged, reapFirst bool
 	// took are the durations of the batches finished so far, for the hedge's delay.
 	took []time.Duration
 	// losers are the copies cancelled because the other copy of their batch finished
@@ -118,7 +125,8 @@ func newBatchPipeline(ctx workflow.Context, r *incidentRun) *batchPipeline {
 func (b *batchPipeline) add(p *scopePage) {
 	if !b.versioned {
 		b.versioned = true
-		b.hedged = workflow.GetVersion(b.ctx, changeHedgedContain, workflow.DefaultVersion, 1) == 1
+		v := workflow.GetVersion(b.ctx, changeHedgedContain, workflow.DefaultVersion, hedgeAfterReady)
+		b.hedged, b.reapFirst = v >= 1, v >= hedgeAfterReady
 	}
 	ids := p.ids()
 	for i := 0; i < len(ids); i += containBatch {
@@ -173,6 +181,11 @@ func (b *batchPipeline) waitOne() {
 		return
 	}
 	for {
+		// What this workflow task brought finished counts before any hedge: a task that
+		// came late would otherwise find those batches overdue.
+		if b.reapFirst && b.takeReady() && b.reap() {
+			return
+		}
 		// Hedges already due start now: a workflow task that came late (its worker died)
 		// finds them overdue, and a timer, however short, would cost another round trip.
 		b.hedgeDue()
@@ -197,6 +210,20 @@ func (b *batchPipeline) waitOne() {
 			return
 		}
 	}
+}
+
+// takeReady notes every running copy whose activity has ended, as far as this workflow
+// task knows, and reports whether there was any.
+func (b *batchPipeline) takeReady() bool {
+	took := false
+	for _, pb := range b.running {
+		for _, c := range pb.copies {
+			if !c.done && c.f.IsReady() {
+				c.err, c.done, took = c.f.Get(b.ctx, &c.res), true, true
+			}
+		}
+	}
+	return took
 }
 
 // reap records the batches that finished (a copy succeeded, or every copy failed) and
