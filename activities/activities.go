@@ -60,6 +60,9 @@ type Activities struct {
 	notifier Notifier
 	// auditor records every step and reported event; nil records none.
 	auditor Auditor
+	// urgent is held while a containment batch runs, so the worker's background work
+	// stands aside; nil holds nothing.
+	urgent Urgency
 }
 
 // NewActivities builds the activities over a resolver. Without WithInstruments they
@@ -85,6 +88,18 @@ func WithInstruments(i *telemetry.Instruments) Option {
 			a.instruments = i
 		}
 	}
+}
+
+// Urgency is told when urgent work starts, and done is called when it ends; the worker's
+// background work (its secret sweep) stands aside meanwhile. The worker's is a
+// *priority.Gate.
+type Urgency interface {
+	Urgent() (done func())
+}
+
+// WithUrgency makes every containment batch hold u while it runs.
+func WithUrgency(u Urgency) Option {
+	return func(a *Activities) { a.urgent = u }
 }
 
 // PlanInput names the secret to rotate.

@@ -52,6 +52,9 @@ func (a *Activities) ContainBatch(ctx context.Context, in ContainBatchInput) ([]
 	if parallel <= 0 {
 		parallel = DefaultContainParallelism
 	}
+	if a.urgent != nil {
+		defer a.urgent.Urgent()()
+	}
 	hb := a.heartbeat(ctx)
 	defer hb.stop()
 	t0 := time.Now()

@@ -39,7 +39,7 @@ func New(c client.Client, resolver activities.Resolver, opts sdkworker.Options, 
 		opts.StickyScheduleToStartTimeout = StickyScheduleToStartTimeout
 	}
 	w := sdkworker.New(c, TaskQueue, opts)
-	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments), activities.WithAudit(o.audit)))
+	Register(w, activities.NewActivities(resolver, activities.WithInstruments(instruments), activities.WithAudit(o.audit), activities.WithUrgency(o.urgent)))
 	catalog, _ := resolver.(activities.Catalog)
 	w.RegisterActivityWithOptions(activities.NewIncidentActivities(c, catalog, o.schedules, o.audit), activity.RegisterOptions{})
 	return w
@@ -66,6 +66,14 @@ type options struct {
 	schedules activities.SchedulePauser
 	telemetry *telemetry.Telemetry
 	audit     activities.Auditor
+	urgent    activities.Urgency
+}
+
+// WithUrgency makes the worker hold u while it contains an incident's scope, so that the
+// process's background work waiting on it (the secret sweep, on a *priority.Gate) stands
+// aside meanwhile.
+func WithUrgency(u activities.Urgency) Option {
+	return func(o *options) { o.urgent = u }
 }
 
 // WithAudit makes every step, rotation, operator signal, incident and schedule change

@@ -15,6 +15,7 @@ import (
 	"github.com/keyturn/keyturn/internal/binding"
 	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/priority"
 	"github.com/keyturn/keyturn/internal/secretstate"
 	"github.com/keyturn/keyturn/internal/sweep"
 	"github.com/keyturn/keyturn/schedules"
@@ -136,11 +137,13 @@ func runWorker(cmd *cobra.Command, c client.Client, inv *inventory.Inventory, st
 	if err != nil {
 		return err
 	}
+	// The sweep stands aside while this worker contains an incident's scope.
+	urgent := &priority.Gate{}
 	sw := &sweep.Sweep{
-		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c},
+		Observer: &secretstate.Observer{Inventory: inv, Stores: resolver, Temporal: c, Gate: urgent},
 		Gauges:   gauges, Notifier: resolver, Interval: sweepEvery, Logger: logger, TracerProvider: tel.TracerProvider(),
 	}
-	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity(), WorkerStopTimeout: stopTimeout}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail))
+	w := worker.New(c, resolver, sdkworker.Options{Identity: workerIdentity(), WorkerStopTimeout: stopTimeout}, worker.WithSchedules(schedules.Pauser{Client: c}), worker.WithTelemetry(tel), worker.WithAudit(trail), worker.WithUrgency(urgent))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

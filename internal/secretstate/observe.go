@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/durtext"
 	"github.com/keyturn/keyturn/internal/inventory"
+	"github.com/keyturn/keyturn/internal/priority"
 	"github.com/keyturn/keyturn/rotators/certs"
 	"github.com/keyturn/keyturn/schedules"
 	"github.com/keyturn/keyturn/secret"
@@ -58,6 +59,9 @@ type Observer struct {
 	// Parallel and ReadTimeout default to DefaultParallel and DefaultReadTimeout.
 	Parallel    int
 	ReadTimeout time.Duration
+	// Gate, when set, holds each secret's read back while urgent work runs in this
+	// process (an incident's containment in the worker's).
+	Gate *priority.Gate
 }
 
 // Observe reads the state of the secrets with the given IDs, or of every secret of the
@@ -84,6 +88,8 @@ func (o *Observer) Observe(ctx context.Context, ids ...secret.ID) Observation {
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i := range chosen {
+		waited, _ := o.Gate.Wait(ctx) // a cancelled ctx fails the reads that follow, which say so
+		obs.Yielded += waited
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

@@ -20,6 +20,8 @@ type Observation struct {
 	// Temporal could not be asked.
 	Incidents      []Incident `json:"incidents"`
 	IncidentsError string     `json:"incidentsError,omitempty"`
+	// Yielded is how long the reads stood aside for urgent work (Observer.Gate).
+	Yielded time.Duration `json:"-"`
 }
 
 // Secret is what is true now of one secret. A fact that could not be read is nil (or

@@ -168,6 +168,10 @@ func (s *Sweep) Once(ctx context.Context) secretstate.Observation {
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("keyturn.sweep.secrets", len(obs.Secrets)),
 		attribute.Int("keyturn.sweep.overdue", countOverdue(obs)), attribute.Int("keyturn.sweep.failed_reads", failed))
 	s.logger().Debug("sweep done", "secrets", len(obs.Secrets), "overdue", countOverdue(obs), "failed_reads", failed)
+	if obs.Yielded > 0 {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Float64("keyturn.sweep.yielded_seconds", obs.Yielded.Seconds()))
+		s.logger().Info("sweep stood aside while an incident's containment ran", "waited", obs.Yielded.Round(time.Millisecond), "secrets", len(obs.Secrets))
+	}
 	if s.Gauges != nil {
 		for source, n := range errs {
 			s.Gauges.SweepErrors(ctx, source, n)

@@ -128,6 +128,9 @@ type Env struct {
 	Audit    *audit.Log
 	AuditDir string
 	AuditKey string
+	// Urgency, when set, is held by the env's workers while they contain (as `keyturn
+	// worker` holds its sweep's gate); set it before starting a worker.
+	Urgency activities.Urgency
 }
 
 // Options adjust New.
@@ -269,6 +272,9 @@ func (e *Env) StartWorkerOn(t testing.TB, c client.Client, tel *telemetry.Teleme
 	extras := []worker.Option{worker.WithSchedules(e.Schedules), worker.WithTelemetry(tel)}
 	if e.Audit != nil { // nil when a test (a benchmark's "off" side) wants no audit trail
 		extras = append(extras, worker.WithAudit(e.Audit))
+	}
+	if e.Urgency != nil {
+		extras = append(extras, worker.WithUrgency(e.Urgency))
 	}
 	resolver := binding.New(e.Inventory, backends)
 	t.Cleanup(func() { _ = resolver.Close() }) // after w.Stop: cleanups run last first
