@@ -110,7 +110,8 @@ func TestIncidentHedgesWithinABudget(t *testing.T) {
 }
 
 // TestHedgeDelay: a batch is hedged after a second while no batch has finished, then at
-// 1.5 times the median batch (at least 250 ms), and not at all once that comes later
+// 1.5 times the 90th percentile of the batches finished (the median for runs from
+// before hedgeTuned; at least 250 ms), and not at all once that comes later
 // than the heartbeat timeout that retries a dead worker's copy anyway.
 func TestHedgeDelay(t *testing.T) {
 	ms := func(n ...int) []time.Duration {
@@ -122,18 +123,25 @@ func TestHedgeDelay(t *testing.T) {
 	}
 	for _, c := range []struct {
 		took  []time.Duration
+		tuned bool
 		want  time.Duration
 		hedge bool
 	}{
-		{nil, time.Second, true},
-		{ms(100), 250 * time.Millisecond, true},
-		{ms(300, 310, 5000), 465 * time.Millisecond, true},
-		{ms(1200), 1800 * time.Millisecond, true},
-		{ms(1400), 2100 * time.Millisecond, false},
+		{nil, false, time.Second, true},
+		{nil, true, time.Second, true},
+		{ms(100), true, 250 * time.Millisecond, true},
+		{ms(300, 310, 5000), false, 465 * time.Millisecond, true},
+		{ms(300, 310, 5000), true, 465 * time.Millisecond, true},
+		{ms(1200), true, 1800 * time.Millisecond, true},
+		{ms(1400), true, 2100 * time.Millisecond, false},
+		// Ten batches on loaded cores: the median hedged a batch that ran 450 ms, the
+		// 90th percentile waits for 900 ms; the one slow batch does not count.
+		{ms(200, 250, 280, 300, 300, 320, 350, 500, 600, 5000), false, 480 * time.Millisecond, true},
+		{ms(200, 250, 280, 300, 300, 320, 350, 500, 600, 5000), true, 900 * time.Millisecond, true},
 	} {
-		got, hedge := workflows.HedgeDelay(c.took)
+		got, hedge := workflows.HedgeDelay(c.took, c.tuned)
 		if hedge != c.hedge || (hedge && got != c.want) {
-			t.Errorf("took %v: hedge after %v (%v), want %v (%v)", c.took, got, hedge, c.want, c.hedge)
+			t.Errorf("took %v (tuned %v): hedge after %v (%v), want %v (%v)", c.took, c.tuned, got, hedge, c.want, c.hedge)
 		}
 	}
 }

@@ -130,6 +130,9 @@ type Inventory struct {
 
 	// pos maps a top-level field path ("version", "defaults.grace") to its line.
 	pos positions
+	// index maps each secret's ID to its place in Secrets, built by Load: a worker looks a
+	// secret up for every step, 20,000 times in a 10,000-secret incident.
+	index map[secret.ID]int
 }
 
 // Defaults holds the values of the defaults block.
@@ -272,12 +275,27 @@ type Admin struct {
 // Lookup returns the secret with the given ID. The copy shares its Postgres block and
 // slices with the inventory, so treat it as read-only.
 func (inv *Inventory) Lookup(id secret.ID) (Secret, bool) {
-	for _, s := range inv.Secrets {
-		if s.ID == id {
-			return s, true
+	if i, ok := inv.index[id]; ok && i < len(inv.Secrets) && inv.Secrets[i].ID == id {
+		return inv.Secrets[i], true
+	}
+	// An inventory built in code, or changed since Load, has no index, or a stale one.
+	for i := range inv.Secrets {
+		if inv.Secrets[i].ID == id {
+			return inv.Secrets[i], true
 		}
 	}
 	return Secret{}, false
+}
+
+// buildIndex indexes Secrets by ID (the first of a repeated ID, as the scan finds it;
+// Validate refuses repeats).
+func (inv *Inventory) buildIndex() {
+	inv.index = make(map[secret.ID]int, len(inv.Secrets))
+	for i, s := range inv.Secrets {
+		if _, seen := inv.index[s.ID]; !seen {
+			inv.index[s.ID] = i
+		}
+	}
 }
 
 // positions maps a dotted field path to the line it was read from.

@@ -118,6 +118,23 @@ func TestLoadValid(t *testing.T) {
 	if _, ok := inv.Lookup("prod/nope"); ok {
 		t.Errorf("Lookup(prod/nope) found a secret")
 	}
+	// Parse builds no index, and a list changed after Load leaves a stale one: Lookup
+	// answers the same either way.
+	for _, in := range []*Inventory{inv, manual} {
+		for _, want := range in.Secrets {
+			if s, ok := in.Lookup(want.ID); !ok || s.ID != want.ID {
+				t.Errorf("Lookup(%s) = %s, %v", want.ID, s.ID, ok)
+			}
+		}
+	}
+	first := inv.Secrets[0].ID
+	inv.Secrets = inv.Secrets[1:]
+	if _, ok := inv.Lookup(first); ok {
+		t.Errorf("Lookup(%s) found a secret no longer in the list", first)
+	}
+	if s, ok := inv.Lookup("prod/orders-db/reporting"); !ok || s.Postgres.Role != "reporting" {
+		t.Errorf("after the list changed, Lookup(prod/orders-db/reporting) = %+v, %v", s, ok)
+	}
 }
 
 func TestLoadManyProblems(t *testing.T) {

@@ -52,6 +52,7 @@ func Load(path string) (*Inventory, error) {
 	if err := all.orNil(); err != nil {
 		return nil, err
 	}
+	inv.buildIndex()
 	return inv, nil
 }
 

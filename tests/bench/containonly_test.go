@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +97,7 @@ func benchContainOnly(b *testing.B, r cliRun) {
 		n, float64(prog.AllContainedMs)/1000, envCLIContainOnly)
 	fmt.Printf("CPU from the CLI's start until the incident reported its scope contained (%.2f s, %d cores, machine %.0f%% busy): the worker %.1f s, PostgreSQL %.1f s, this process (the Temporal server, the attackers' clients, the catalog watch) %.1f s\n",
 		wall.Seconds(), runtime.NumCPU(), 100*cpu.busy(), workerCPU.Seconds(), cpu.postgres.Seconds(), cpu.self.Seconds())
+	writeSweep(r.worker.out.String())
 	writeCLIStart(cli.lines, id, startedAt.Sub(start))
 	writeTimeline(b, c, "The incident's containment", wid, startedAt)
 	writeBatchPhases(r.worker.out.String())
@@ -150,4 +152,16 @@ func firstTaskStarted(c client.Client, wid string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("no workflow task has started")
+}
+
+// writeSweep says whether the worker's secret sweep (its first runs as the worker starts)
+// stood aside for the containment, from its log.
+func writeSweep(workerLog string) {
+	for _, line := range strings.Split(workerLog, "\n") {
+		if strings.Contains(line, "sweep stood aside") {
+			fmt.Println("The worker's log:", line)
+			return
+		}
+	}
+	fmt.Println("The worker's log says no sweep stood aside for the containment (yet: a sweep logs it when it ends).")
 }
