@@ -50,6 +50,10 @@ func TestContainmentHoldsTheWorkersUrgency(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "the containment batch to hold the gate", gate.Busy)
+	time.Sleep(priority.Linger + 500*time.Millisecond) // past any linger: the held-up batch holds it
+	if !gate.Busy() {
+		t.Fatal("the gate opened while the batch was held up on its target")
+	}
 	waitCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	if _, err := gate.Wait(waitCtx); err == nil {

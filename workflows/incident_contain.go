@@ -248,6 +248,14 @@ func (b *batchPipeline) reap() bool {
 		if won == nil && failed < len(pb.copies) {
 			return false
 		}
+		if b.tuned {
+			// Both copies may have finished in the same task: the faster one's time counts.
+			for _, c := range pb.copies {
+				if c.done && c.err == nil && b.duration(c) < b.duration(won) {
+					won = c
+				}
+			}
+		}
 		for _, c := range pb.copies {
 			if !c.done {
 				c.cancel()
@@ -260,6 +268,11 @@ func (b *batchPipeline) reap() bool {
 			b.took = append(b.took, b.duration(won))
 		}
 		b.collect(pb, won)
+		for _, c := range pb.copies {
+			if c != won && c.done && c.err == nil {
+				b.collect(pb, c) // what only the other copy contained, or ended, counts too
+			}
+		}
 		return true
 	})
 	return len(b.running) < n
@@ -293,10 +306,10 @@ func hedgeDelay(took []time.Duration, tuned bool) (time.Duration, bool) {
 	slices.Sort(sorted)
 	typical := sorted[len(sorted)/2]
 	if tuned {
-		// The nearest rank at or below the 90th percentile: the median of three, the
-		// fastest of two, and never the slowest of ten or more, which may be a batch
-		// that waited out a dead worker.
-		typical = sorted[(len(sorted)-1)*9/10]
+		// The nearest rank at or below the 90th percentile, and never below the median:
+		// the slower of two, the median of three, and never the slowest of ten or more,
+		// which may be a batch that waited out a dead worker.
+		typical = sorted[max((len(sorted)-1)*9/10, len(sorted)/2)]
 	}
 	d := max(time.Duration(float64(typical)*containHedgeFactor), containHedgeMin)
 	return d, d <= containHeartbeatTimeout

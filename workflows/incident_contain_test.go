@@ -132,6 +132,8 @@ func TestHedgeDelay(t *testing.T) {
 		{ms(100), true, 250 * time.Millisecond, true},
 		{ms(300, 310, 5000), false, 465 * time.Millisecond, true},
 		{ms(300, 310, 5000), true, 465 * time.Millisecond, true},
+		{ms(300, 600), false, 900 * time.Millisecond, true},
+		{ms(300, 600), true, 900 * time.Millisecond, true},
 		{ms(1200), true, 1800 * time.Millisecond, true},
 		{ms(1400), true, 2100 * time.Millisecond, false},
 		// Ten batches on loaded cores: the median hedged a batch that ran 450 ms, the

@@ -87,14 +87,18 @@ func (o *Observer) Observe(ctx context.Context, ids ...secret.ID) Observation {
 	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
+	at := obs.At
 	for i := range chosen {
 		waited, _ := o.Gate.Wait(ctx) // a cancelled ctx fails the reads that follow, which say so
-		obs.Yielded += waited
+		if waited > 0 {
+			obs.Yielded += waited
+			at = now().UTC() // ages of the secrets read from here count to when reading resumed
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			obs.Secrets[i] = o.observe(ctx, &chosen[i], obs.At)
+			obs.Secrets[i] = o.observe(ctx, &chosen[i], at)
 		}()
 	}
 	if len(ids) == 0 {

@@ -12,7 +12,8 @@ import (
 // Observation is the state of an inventory's secrets at one moment. Its JSON form is part
 // of `keyturn status -o json` (docs/status.md).
 type Observation struct {
-	// At is when the observation started; ages are counted to it.
+	// At is when the observation started; ages are counted to it, or, for the secrets
+	// read after the observation stood aside (Yielded), to when it resumed.
 	At time.Time `json:"at"`
 	// Secrets are in inventory order.
 	Secrets []Secret `json:"secrets"`

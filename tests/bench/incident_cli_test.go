@@ -88,7 +88,7 @@ func BenchmarkIncidentCLI(b *testing.B) {
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("keyturn incident start: %v", err)
 	}
-	if os.Getenv(envCLIContainOnly) != "" {
+	if containOnly, _ := strconv.ParseBool(os.Getenv(envCLIContainOnly)); containOnly {
 		benchContainOnly(b, cliRun{c: env.Client, id: id, n: n, start: start, worker: worker, att: att, stopAttack: stopAttack,
 			attackers: attackers, attacked: attacked, pgPort: env.Cluster.Port, cpu0: cpu0, workerCPU0: cpuBefore, cli: (&cliProcess{cmd: cmd, cancel: cancelCLI, pw: pw, read: read, lines: cli}).watch()})
 		return
