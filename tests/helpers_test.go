@@ -77,6 +77,29 @@ func superConn(t *testing.T, env *testenv.Env) *pgx.Conn {
 	return conn
 }
 
+// holdRole takes a row lock on role in an open transaction of the superuser's, so that
+// any ALTER ROLE on it (a containment's revoke) waits until release is called, or the
+// test ends.
+func holdRole(t *testing.T, env *testenv.Env, role string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	blocker := superConn(t, env)
+	t.Cleanup(func() { _ = blocker.Close(ctx) })
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" CONNECTION LIMIT 50"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // current reads the secret's current version and material from the store.
 func current(t *testing.T, env *testenv.Env, id secret.ID) (secret.Version, secret.Material) {
 	t.Helper()

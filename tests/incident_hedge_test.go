@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -35,16 +34,7 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 	old, oldMaterial := current(t, env, "e2e/app")
 	role := old.Metadata["role"]
 
-	blocker := superConn(t, env)
-	t.Cleanup(func() { _ = blocker.Close(ctx) })
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx) })
-	if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" CONNECTION LIMIT 50"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdRole(t, env, role)
 
 	in := workflows.IncidentInput{IncidentID: "hedge-1", Selector: activities.Selector{Prefix: "e2e/"}, Mode: workflows.ModeContain,
 		Reason: "hedge drill", Operator: "test"}
@@ -78,9 +68,7 @@ func TestIncidentHedgesAStuckContainBatch(t *testing.T) {
 	waitFor(t, 30*time.Second, "a second copy of the stuck containment batch", func() bool {
 		return len(containBatches(t, env, run.GetID(), run.GetRunID()).scheduled) == 2
 	})
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var rep workflows.IncidentReport

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
 
 	"github.com/keyturn/keyturn/activities"
@@ -32,16 +31,7 @@ func TestContainmentHoldsTheWorkersUrgency(t *testing.T) {
 		t.Fatal("a rotation held the gate; only containment is urgent")
 	}
 	old, _ := current(t, env, "e2e/app")
-	blocker := superConn(t, env)
-	t.Cleanup(func() { _ = blocker.Close(ctx) })
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx) })
-	if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{old.Metadata["role"]}.Sanitize()+" CONNECTION LIMIT 50"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdRole(t, env, old.Metadata["role"])
 	in := workflows.IncidentInput{IncidentID: "urgent-1", Selector: activities.Selector{Prefix: "e2e/"}, Mode: workflows.ModeContain,
 		Reason: "urgency drill", Operator: "test"}
 	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.IncidentWorkflowID(in.IncidentID), TaskQueue: workflows.TaskQueue},
@@ -59,9 +49,7 @@ func TestContainmentHoldsTheWorkersUrgency(t *testing.T) {
 	if _, err := gate.Wait(waitCtx); err == nil {
 		t.Fatal("background work passed the gate while the batch was held up on its target")
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	var rep workflows.IncidentReport
 	getCtx, cancelGet := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelGet()

@@ -292,13 +292,7 @@ func TestObserve(t *testing.T) {
 func TestObserveWithTemporalDown(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	inv := loadInventory(t, dir)
-	store, err := file.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	put(t, store, "files/fresh", secret.Material{"password": secret.NewSensitive(canary)})
+	inv, store := freshInventory(t)
 	srv := testenv.Temporal(t, logger)
 	c := testenv.Client(t, srv, logger, nil)
 	if err := srv.Stop(); err != nil {
@@ -464,13 +458,7 @@ func storesRequest(id secret.ID, m secret.Material) stores.StageRequest {
 // incident's scope), an observation reads nothing until the urgent work has ended and
 // lingered, and says how long it stood aside.
 func TestObserveStandsAsideForUrgentWork(t *testing.T) {
-	dir := t.TempDir()
-	inv := loadInventory(t, dir)
-	store, err := file.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	put(t, store, "files/fresh", secret.Material{"password": secret.NewSensitive(canary)})
+	inv, store := freshInventory(t)
 	reads := &countingStores{Stores: binding.New(inv, binding.Backends{File: store})}
 	gate := &priority.Gate{}
 	o := secretstate.Observer{Inventory: inv, Stores: reads, Gate: gate}
@@ -500,4 +488,18 @@ type countingStores struct {
 func (c *countingStores) Store(ctx context.Context, id secret.ID) (stores.Store, error) {
 	c.n.Add(1)
 	return c.Stores.Store(ctx, id)
+}
+
+// freshInventory loads inventoryText with a file store in a new directory, where
+// files/fresh has a current version.
+func freshInventory(t *testing.T) (*inventory.Inventory, *file.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	inv := loadInventory(t, dir)
+	store, err := file.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, store, "files/fresh", secret.Material{"password": secret.NewSensitive(canary)})
+	return inv, store
 }
