@@ -38,9 +38,9 @@ const (
 // (containHeartbeatTimeout): far longer than a whole batch takes. So a batch is hedged
 // once it has run containHedgeFactor times the 90th percentile of this incident's
 // finished batches (the median before hedgeTuned; at least containHedgeMin), or
-// containHedgeFirst before any batch has finished. A batch whose hedge would come later than
-// containHeartbeatTimeout is not hedged: the timeout retries a dead worker's copy as
-// soon, and on targets that slow a second copy would only double the work. At most
+// containHedgeFirst before any batch has finished. A batch whose hedge would come later
+// than containHeartbeatTimeout is not hedged: the timeout retries a dead worker's copy
+// as soon, and on targets that slow a second copy would only double the work. At most
 // containHedgesAtOnce batches run a second copy at a time, so a slow first wave costs at
 // most that much extra work. Containing twice is harmless: every step is idempotent.
 const (
