@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,15 +42,21 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	env.SetStartTime(start)
 	onScope(env, ia, pagedScope(5)...)
+	// The pages' pauses (and second stops, and batches) may run at once, in any order.
+	var mu sync.Mutex
 	var paused [][]secret.ID
 	env.OnActivity(ia.PauseSchedules, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SchedulesInput) (activities.PausedSchedules, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			paused = append(paused, in.IDs)
 			return activities.PausedSchedules{Paused: []string{"keyturn/" + string(in.IDs[0])}}, nil
 		})
 	stops := 0
 	env.OnActivity(ia.StopRotations, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.StopRotationsInput) ([]secret.ID, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			stops++
 			if stops <= 3 && !in.EndedSince.IsZero() {
 				t.Errorf("the first stop asked for rotations that ended since %s", in.EndedSince)
@@ -65,6 +72,8 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	contained := 0
 	env.OnActivity(a.ContainBatch, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ContainBatchInput) ([]activities.ContainedSecret, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			var out []activities.ContainedSecret
 			for _, id := range in.SecretIDs {
 				if id == "p/01" {
@@ -80,9 +89,11 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	var alreadyContained []secret.ID
 	env.OnWorkflow(workflows.RotateWorkflowName, mock.Anything, mock.Anything).Return(
 		func(_ workflow.Context, in workflows.RotateInput) (workflows.RotateResult, error) {
+			mu.Lock()
 			if contained != 5 {
 				t.Errorf("%s rotated after %d of 5 batch containments (p/03 twice)", in.SecretID, contained)
 			}
+			mu.Unlock()
 			rotated = append(rotated, in.SecretID)
 			if in.AlreadyContained {
 				alreadyContained = append(alreadyContained, in.SecretID)
@@ -108,6 +119,7 @@ func TestIncidentPagesContainAllBeforeRotatingAny(t *testing.T) {
 	if err := env.GetWorkflowResult(&rep); err != nil {
 		t.Fatal(err)
 	}
+	slices.SortFunc(paused, func(a, b []secret.ID) int { return strings.Compare(string(a[0]), string(b[0])) })
 	if len(paused) != 3 || len(paused[0]) != 2 || len(paused[2]) != 1 || stops != 6 {
 		t.Fatalf("paused %v, stop rounds %d: want 3 pages (2, 2, 1) stopped twice each", paused, stops)
 	}
