@@ -48,6 +48,18 @@ func reportTargets(n int, rep workflows.IncidentReport, start time.Time, refused
 	}
 }
 
+// checkAttack fails the benchmark when a leaked password was not refused 30 s after
+// when, or a leaked login got in after the catalog showed every one refused.
+func checkAttack(b *testing.B, att *attack, allRefused bool, when string) {
+	b.Helper()
+	if !allRefused {
+		b.Errorf("not every leaked password was refused 30 s after %s (%v)", when, att.err)
+	}
+	if k := att.acceptedAfterCatalog(); k > 0 {
+		b.Errorf("%d leaked logins got in after the catalog showed every leaked password refused", k)
+	}
+}
+
 // writeAttack reports what the attackers saw.
 func writeAttack(a *attack, passwords, secrets, attackers int, allRefused bool) {
 	a.mu.Lock()
