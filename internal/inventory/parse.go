@@ -63,10 +63,17 @@ func readFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
+	// Sized from the file, so a large inventory is read into one buffer, not grown
+	// through a dozen copies; the limit still holds when the size is wrong (a device, a
+	// file growing as it is read).
+	var buf bytes.Buffer
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() <= maxFileSize {
+		buf.Grow(int(st.Size()) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxFileSize+1)); err != nil {
 		return nil, err
 	}
+	data := buf.Bytes()
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("file is larger than %d bytes; an inventory is a short YAML file", maxFileSize)
 	}
@@ -137,8 +144,11 @@ func decode(name string, data []byte) (*Inventory, *decoder) {
 
 // secrets decodes the secrets list into inv.
 func (d *decoder) secrets(top block, inv *Inventory) {
+	if e, ok := top.Fields["secrets"]; ok && e.Val.Kind == yaml.SequenceNode && len(e.Val.Content) > 0 {
+		inv.Secrets = make([]Secret, 0, len(e.Val.Content)) // a Secret is large: copy none of them twice
+	}
 	d.mappings(top, "secrets", "a list of secrets, each starting with '- id: ...'", secretFields, func(line int, b *block) {
-		s := Secret{Line: line, pos: positions{}}
+		s := Secret{Line: line, pos: make(positions, 16)} // about as many fields as a postgres secret writes
 		if b != nil {
 			b.Pos = s.pos
 			d.secret(*b, &s)

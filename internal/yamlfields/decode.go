@@ -2,6 +2,7 @@ package yamlfields
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,7 +109,6 @@ func (d *Decoder) Fields(n *yaml.Node, path string, known []string) map[string]E
 			continue
 		}
 		name := k.Value
-		field := Join(path, FieldName(name))
 		if k.Tag == "!!merge" {
 			d.Fail(k.Line, path, "YAML merge keys (<<) are not supported; write the fields out in full")
 			continue
@@ -118,11 +118,11 @@ func (d *Decoder) Fields(n *yaml.Node, path string, known []string) map[string]E
 			if c := Closest(name, known); c != "" {
 				hint = fmt.Sprintf(" (did you mean %q?)", c)
 			}
-			d.Fail(k.Line, field, "unknown field %s%s; known fields here: %s", Quote(name), hint, strings.Join(known, ", "))
+			d.Fail(k.Line, Join(path, FieldName(name)), "unknown field %s%s; known fields here: %s", Quote(name), hint, strings.Join(known, ", "))
 			continue
 		}
 		if prev, dup := out[name]; dup {
-			d.Fail(k.Line, field, "set twice (first at line %d); keep only one", prev.Key.Line)
+			d.Fail(k.Line, Join(path, FieldName(name)), "set twice (first at line %d); keep only one", prev.Key.Line)
 			continue
 		}
 		out[name] = Entry{Key: k, Val: Resolve(v)}
@@ -212,19 +212,31 @@ func (b Block) Integer(name string, dst *int) bool {
 	if !ok {
 		return false
 	}
-	field := Join(b.Path, name)
 	if n.Tag != "!!int" {
-		b.D.Fail(n.Line, field, "must be a whole number without quotes, got %s; write e.g. %s: 5432 or remove the line", Describe(n), name)
+		b.D.Fail(n.Line, Join(b.Path, name), "must be a whole number without quotes, got %s; write e.g. %s: 5432 or remove the line", Describe(n), name)
 		return false
 	}
-	var v int
-	if err := n.Decode(&v); err != nil {
-		b.D.Fail(n.Line, field, "is not a whole number that fits in an int; write a smaller number")
-		return false
+	v, err := decimal(n.Value)
+	if err != nil {
+		// YAML's other forms (0x1F, 0o17, 1_000, and 0123, which YAML reads as octal).
+		if err := n.Decode(&v); err != nil {
+			b.D.Fail(n.Line, Join(b.Path, name), "is not a whole number that fits in an int; write a smaller number")
+			return false
+		}
 	}
 	*dst = v
 	b.Take(name)
 	return true
+}
+
+// decimal reads a plain decimal without leading zeros, the usual way to write a whole
+// number, without the YAML decoder's reflection; any other form is an error.
+func decimal(s string) (int, error) {
+	digits := strings.TrimPrefix(s, "-")
+	if len(digits) > 1 && digits[0] == '0' || strings.HasPrefix(digits, "+") {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.Atoi(s)
 }
 
 // Boolean decodes a true/false field.
@@ -254,18 +266,17 @@ func (b Block) Duration(name string, dst *time.Duration) bool {
 	if !ok {
 		return false
 	}
-	field := Join(b.Path, name)
 	switch n.Tag {
 	case "!!null":
-		b.D.Fail(n.Line, field, "has no value; give a duration such as 15m or 0s, or remove the line")
+		b.D.Fail(n.Line, Join(b.Path, name), "has no value; give a duration such as 15m or 0s, or remove the line")
 		return false
 	case "!!int", "!!float":
-		b.D.Fail(n.Line, field, "a bare number has no unit; add one, e.g. %[1]ss, %[1]sm or %[1]sh (0s for zero)", Displayable(n.Value, MaxValueRunes))
+		b.D.Fail(n.Line, Join(b.Path, name), "a bare number has no unit; add one, e.g. %[1]ss, %[1]sm or %[1]sh (0s for zero)", Displayable(n.Value, MaxValueRunes))
 		return false
 	}
 	v, err := ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
-		b.D.Fail(n.Line, field, "%s is not a duration; use a number with a unit: 0s, 90s, 15m, 1h30m, 30d", Quote(n.Value))
+		b.D.Fail(n.Line, Join(b.Path, name), "%s is not a duration; use a number with a unit: 0s, 90s, 15m, 1h30m, 30d", Quote(n.Value))
 		return false
 	}
 	*dst = v
@@ -280,13 +291,12 @@ func (b Block) StrList(name string, dst *[]string) bool {
 	if !ok {
 		return false
 	}
-	field := Join(b.Path, name)
 	if IsNull(e.Val) {
 		b.Take(name)
 		return true
 	}
 	if e.Val.Kind != yaml.SequenceNode {
-		b.D.Fail(e.Val.Line, field, "must be a list, e.g. %s: [a, b], got %s", name, Describe(e.Val))
+		b.D.Fail(e.Val.Line, Join(b.Path, name), "must be a list, e.g. %s: [a, b], got %s", name, Describe(e.Val))
 		return false
 	}
 	b.Take(name)

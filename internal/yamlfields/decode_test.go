@@ -75,3 +75,27 @@ func TestBlockValuesAndLines(t *testing.T) {
 		t.Errorf("Suppress kept %v, want only s.grace", kept)
 	}
 }
+
+// TestIntegerMatchesYAML: the direct reading of plain decimals gives what the YAML
+// decoder gives, for every form YAML accepts as a whole number.
+func TestIntegerMatchesYAML(t *testing.T) {
+	for _, in := range []string{"5432", "0", "-7", "+5", "0123", "-0123", "007", "1_000", "0x1F", "0o17", "9223372036854775807"} {
+		var want map[string]int
+		if err := yaml.Unmarshal([]byte("port: "+in), &want); err != nil {
+			t.Fatalf("%s: yaml: %v", in, err)
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte("port: "+in), &doc); err != nil {
+			t.Fatal(err)
+		}
+		d := &Decoder{}
+		b := Block{D: d, Fields: d.Fields(doc.Content[0], "", []string{"port"})}
+		var got int
+		if !b.Integer("port", &got) || len(d.Problems) != 0 {
+			t.Fatalf("%s: Integer failed: %v", in, d.Problems)
+		}
+		if got != want["port"] {
+			t.Errorf("%s: Integer read %d, the YAML decoder %d", in, got, want["port"])
+		}
+	}
+}
