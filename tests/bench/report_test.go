@@ -142,6 +142,8 @@ func writeRotations(b *testing.B, c client.Client, ids []secret.ID, incidentStar
 	}
 	steps := map[string][]time.Duration{}
 	var total, began []time.Duration
+	var slowest secret.ID // the sampled rotation slowest from plan to promoted
+	var slowestTook time.Duration
 	for _, id := range ids {
 		var res workflows.RotateResult
 		if err := c.GetWorkflow(ctx, workflows.RotateWorkflowID(id), "").Get(ctx, &res); err != nil {
@@ -152,6 +154,9 @@ func writeRotations(b *testing.B, c client.Client, ids []secret.ID, incidentStar
 		}
 		if len(res.Steps) > 0 && !res.PromotedAt.IsZero() {
 			total = append(total, res.PromotedAt.Sub(res.Steps[0].Started))
+			if took := total[len(total)-1]; took > slowestTook {
+				slowest, slowestTook = id, took
+			}
 			began = append(began, res.Steps[0].Started.Sub(incidentStart))
 		}
 	}
@@ -179,26 +184,47 @@ func writeRotations(b *testing.B, c client.Client, ids []secret.ID, incidentStar
 
 	// A workflow task that timed out waited for its worker (a sticky task the worker did
 	// not take in time, or a worker that died): each one is a wait and a replay.
-	timedOut := 0
+	var timedOut []string // how each timed out, and how long after the task was scheduled
 	events := 0
 	byType := map[string]int{}
 	for k, id := range ids {
 		it := c.GetWorkflowHistory(ctx, workflows.RotateWorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		scheduledAt := map[int64]time.Time{}
+		var timeline strings.Builder
+		var first time.Time
 		for it.HasNext() {
 			ev, err := it.Next()
 			if err != nil {
 				b.Fatal(err)
 			}
-			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT {
-				timedOut++
+			if first.IsZero() {
+				first = ev.GetEventTime().AsTime()
+			}
+			fmt.Fprintf(&timeline, "  %7.3f  %s\n", ev.GetEventTime().AsTime().Sub(first).Seconds(), strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+				scheduledAt[ev.GetEventId()] = ev.GetEventTime().AsTime()
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+				a := ev.GetWorkflowTaskTimedOutEventAttributes()
+				after := ev.GetEventTime().AsTime().Sub(scheduledAt[a.GetScheduledEventId()])
+				timedOut = append(timedOut, fmt.Sprintf("%s after %.2f s",
+					strings.ToLower(strings.TrimPrefix(a.GetTimeoutType().String(), "TIMEOUT_TYPE_")), after.Seconds()))
 			}
 			if k == 0 {
 				events++
 				byType[strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_")]++
 			}
 		}
+		// A rotation far slower than the rest waited somewhere: its history says where.
+		if id == slowest && slowestTook > 2*time.Second {
+			fmt.Printf("the slowest sampled rotation (%s, %.2f s from plan to promoted), its events in seconds:\n%s", id, slowestTook.Seconds(), timeline.String())
+		}
 	}
-	fmt.Printf("workflow tasks timed out in the %d sampled rotations: %d\n", len(ids), timedOut)
+	fmt.Printf("workflow tasks timed out in the %d sampled rotations: %d", len(ids), len(timedOut))
+	if len(timedOut) > 0 {
+		fmt.Printf(" (%s)", strings.Join(timedOut, ", "))
+	}
+	fmt.Println()
 	types := make([]string, 0, len(byType))
 	for name, k := range byType {
 		types = append(types, fmt.Sprintf("%s %d", name, k))
