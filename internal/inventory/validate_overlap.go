@@ -24,7 +24,7 @@ type roleUse struct {
 // to leave out (duplicate IDs, reported already).
 func (inv *Inventory) validateRoleOverlap(r *report, skip func(i int) bool) {
 	type key struct{ server, role string }
-	managed := make(map[key]roleUse, 3*len(inv.Secrets)) // a group role and two twins each, at most
+	managed := make(map[key]roleUse, 3*len(inv.Secrets)) // a size hint: a group role and two twins each
 	admins := map[key]roleUse{}
 	place := func(u roleUse) string {
 		s := &inv.Secrets[u.secret]

@@ -197,10 +197,12 @@ func writeRotations(b *testing.B, c client.Client, ids []secret.ID, incidentStar
 			if err != nil {
 				b.Fatal(err)
 			}
-			if first.IsZero() {
-				first = ev.GetEventTime().AsTime()
+			if id == slowest {
+				if first.IsZero() {
+					first = ev.GetEventTime().AsTime()
+				}
+				fmt.Fprintf(&timeline, "  %7.3f  %s\n", ev.GetEventTime().AsTime().Sub(first).Seconds(), strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
 			}
-			fmt.Fprintf(&timeline, "  %7.3f  %s\n", ev.GetEventTime().AsTime().Sub(first).Seconds(), strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
 			switch ev.GetEventType() {
 			case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
 				scheduledAt[ev.GetEventId()] = ev.GetEventTime().AsTime()
