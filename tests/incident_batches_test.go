@@ -209,47 +209,30 @@ func oneTask(t *testing.T, env *testenv.Env, run client.WorkflowRun, scheduled [
 }
 
 // heldInventory is fake secrets, by prefix, whose revokes wait while their prefix is held,
-// and which counts the revokes waiting.
+// and which counts the revokes waiting. The embedded Catalog is the worker's resolver and
+// the incident's catalog.
 type heldInventory struct {
-	ids      []secret.ID
-	bindings map[secret.ID]activities.Binding
-	infos    []activities.SecretInfo
+	*testenv.Catalog
+	ids []secret.ID
 
 	mu      sync.Mutex
 	held    map[string]chan struct{}   // prefix -> closed on release
 	waiters map[string]map[string]bool // prefix -> IDs of the activities waiting
 }
 
-var (
-	_ activities.Resolver = (*heldInventory)(nil)
-	_ activities.Catalog  = (*heldInventory)(nil)
-)
-
 func newHeldInventory(store *file.Store, counts map[string]int) *heldInventory {
-	inv := &heldInventory{bindings: map[secret.ID]activities.Binding{}, held: map[string]chan struct{}{}, waiters: map[string]map[string]bool{}}
+	inv := &heldInventory{Catalog: testenv.NewCatalog(0), held: map[string]chan struct{}{}, waiters: map[string]map[string]bool{}}
 	for prefix, n := range counts {
 		for i := range n {
 			id := secret.ID(fmt.Sprintf("%s%04d", prefix, i))
 			inv.ids = append(inv.ids, id)
 			target := &heldTarget{Rotator: fake.New(fake.Twins), inv: inv, prefix: prefix}
-			inv.bindings[id] = activities.Binding{Kind: "fake", Steps: rotation.Steps{SecretID: id, Rotator: target, Store: store}}
-			inv.infos = append(inv.infos, activities.SecretInfo{ID: id, Kind: "fake", Store: "file", Target: "fake " + string(id)})
+			inv.Add(activities.Binding{Kind: "fake", Steps: rotation.Steps{SecretID: id, Rotator: target, Store: store}},
+				activities.SecretInfo{ID: id, Kind: "fake", Store: "file", Target: "fake " + string(id)})
 		}
 	}
 	return inv
 }
-
-// Resolve implements activities.Resolver.
-func (h *heldInventory) Resolve(_ context.Context, id secret.ID) (activities.Binding, error) {
-	b, ok := h.bindings[id]
-	if !ok {
-		return activities.Binding{}, fmt.Errorf("%w: %s", activities.ErrUnknownSecret, id)
-	}
-	return b, nil
-}
-
-// Secrets implements activities.Catalog.
-func (h *heldInventory) Secrets() []activities.SecretInfo { return h.infos }
 
 func (h *heldInventory) hold(prefix string) {
 	h.mu.Lock()

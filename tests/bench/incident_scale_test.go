@@ -234,51 +234,27 @@ func BenchmarkIncidentScale(b *testing.B) {
 	}
 }
 
-// scaleInventory is the worker's inventory for the scale benchmark: N fake secrets, each
-// with its own fake target (a fake holds one pair of twin roles) and the one file store.
-// It is the worker's Resolver and, like binding.Resolver, its Catalog.
-type scaleInventory struct {
-	bindings map[secret.ID]activities.Binding
-	infos    []activities.SecretInfo
-}
-
-var (
-	_ activities.Resolver = (*scaleInventory)(nil)
-	_ activities.Catalog  = (*scaleInventory)(nil)
-)
-
-// newScaleInventory makes secrets scale/00000 and up. Their SecretInfo looks like what
+// newScaleInventory makes the worker's inventory for the scale benchmark: N fake secrets
+// scale/00000 and up, each with its own fake target (a fake holds one pair of twin
+// roles), kept in the one file store. Their SecretInfo looks like what
 // binding.SecretInfos makes of a real inventory (store "file:<path>", a target with host,
 // port and role), since the incident carries it in its payloads and its size matters.
-func newScaleInventory(n int, store *file.Store) (*scaleInventory, []secret.ID) {
-	inv := &scaleInventory{bindings: make(map[secret.ID]activities.Binding, n), infos: make([]activities.SecretInfo, 0, n)}
+func newScaleInventory(n int, store *file.Store) (*testenv.Catalog, []secret.ID) {
+	inv := testenv.NewCatalog(n)
 	ids := make([]secret.ID, n)
 	for i := range n {
 		id := secret.ID(fmt.Sprintf("%s%05d", scalePrefix, i))
 		ids[i] = id
-		inv.bindings[id] = activities.Binding{
+		inv.Add(activities.Binding{
 			Kind:  "fake",
 			Steps: rotation.Steps{SecretID: id, Rotator: fake.New(fake.Twins), Store: store},
-		}
-		inv.infos = append(inv.infos, activities.SecretInfo{
+		}, activities.SecretInfo{
 			ID: id, Kind: "fake", Store: "file:/var/lib/keyturn/store",
 			Target: fmt.Sprintf("fake 10.0.%d.%d:5432 role app_%05d (alternating)", i/250, i%250+1, i),
 		})
 	}
 	return inv, ids
 }
-
-// Resolve implements activities.Resolver.
-func (s *scaleInventory) Resolve(_ context.Context, id secret.ID) (activities.Binding, error) {
-	b, ok := s.bindings[id]
-	if !ok {
-		return activities.Binding{}, fmt.Errorf("%w: %s", activities.ErrUnknownSecret, id)
-	}
-	return b, nil
-}
-
-// Secrets implements activities.Catalog: the incident's Scope selects from it.
-func (s *scaleInventory) Secrets() []activities.SecretInfo { return s.infos }
 
 // waitIncident waits for the incident's result through its continue-as-new chain. If a
 // payload above the error limit was sent and the incident has not ended within
